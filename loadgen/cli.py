@@ -1,0 +1,191 @@
+"""The ``loadgen`` command line: thin over the library; each subcommand is a small ``cmd_*``.
+
+Anything the user can fix ends as one line on stderr and exit code 2; broken
+invariants end with exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadgen import __version__
+from loadgen.errors import ConfigError, LoadgenError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INVARIANT, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse prints usage; one clear line is friendlier in scripts and logs.
+        self.exit(EXIT_USAGE, f"loadgen: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="loadgen", description="Measure optimistic-concurrency contention on PostgreSQL-compatible databases.")
+    p.add_argument("--version", action="version", version=f"loadgen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run transfers headless and write a results directory")
+    r.add_argument("--accounts", type=_positive_int, help="number of accounts (default 10)")
+    r.add_argument("--users", type=_positive_int, help="concurrent users, one transaction in flight each (default 50)")
+    r.add_argument("--spawn-rate", type=_number, help="users started per second (default: all at once)")
+    r.add_argument("--duration", help="how long to run: seconds, or like 30s, 2m (default 20s)")
+    r.add_argument("--initial-balance", type=_positive_int, help="each account's starting balance (default 100)")
+    r.add_argument("--amount", type=_positive_int, help="amount of each transfer (default 1)")
+    r.add_argument("--seed", type=_positive_int, help="random seed for reproducible key choices")
+    r.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    r.add_argument("--dsn", help="connection string or URL for --target postgres")
+    r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
+    g = r.add_argument_group("retry policy")
+    g.add_argument("--max-attempts", type=_positive_int, help="tries per transaction (default 100)")
+    g.add_argument("--deadline", help="give up on a transaction after this long (default 10s)")
+    g.add_argument("--backoff", help="none (default, the talk's immediate retry), exponential or full-jitter")
+    g.add_argument("--backoff-base-ms", type=_number, help="first backoff pause (default 5 ms)")
+    g.add_argument("--backoff-cap-ms", type=_number, help="longest backoff pause (default 1000 ms)")
+    g.add_argument(
+        "--lock-timeout-ms",
+        type=_number,
+        help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
+    )
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+    d = sub.add_parser("db", help="manage the embedded PostgreSQL")
+    d.add_argument("action", choices=["start", "stop", "status", "url"])
+    d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
+    return p
+
+
+def _scenario_from_args(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from loadgen.retry import RetryPolicy
+    from loadgen.scenario import Scenario, parse_duration
+
+    base = Scenario()
+    changes: dict[str, Any] = {}
+    for name in ("accounts", "users", "initial_balance", "amount", "seed", "lock_timeout_ms"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    if args.duration is not None:
+        changes["duration_s"] = parse_duration(args.duration)
+    users = changes.get("users", base.users)
+    changes["spawn_rate"] = args.spawn_rate if args.spawn_rate is not None else float(users)
+    retry: dict[str, Any] = {}
+    if args.max_attempts is not None:
+        retry["max_attempts"] = args.max_attempts
+    if args.deadline is not None:
+        retry["deadline_s"] = parse_duration(args.deadline)
+    if args.backoff is not None:
+        retry["backoff"] = args.backoff
+    if args.backoff_base_ms is not None:
+        retry["base_ms"] = args.backoff_base_ms
+    if args.backoff_cap_ms is not None:
+        retry["cap_ms"] = args.backoff_cap_ms
+    if retry:
+        changes["retry"] = replace(RetryPolicy(), **retry)
+    if changes.get("seed") is None and "seed" in changes:
+        del changes["seed"]
+    return replace(base, **changes)
+
+
+def _safe_argv(argv: list[str]) -> list[str]:
+    """The command line as recorded: connection strings redacted."""
+    from loadgen.target import redact_conninfo
+
+    out: list[str] = []
+    redact_next = False
+    for arg in argv:
+        if redact_next:
+            out.append(redact_conninfo(arg))
+            redact_next = False
+        elif arg == "--dsn":
+            out.append(arg)
+            redact_next = True
+        elif arg.startswith("--dsn="):
+            out.append("--dsn=" + redact_conninfo(arg[6:]))
+        else:
+            out.append(arg)
+    return out
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    scenario = _scenario_from_args(args)  # validate before any database work
+    # Import Locust (and so gevent's monkey-patching) before anything imports psycopg.
+    from loadgen import runner
+    from loadgen.summary import format_summary, progress_line
+    from loadgen.target import make_target
+
+    target = make_target(args.target, args.dsn)
+    print(
+        f"loadgen run: {scenario.accounts} accounts, {scenario.users} users, {scenario.duration_s:g} s, "
+        f"{scenario.distribution} keys, target {target.kind}",
+        flush=True,
+    )
+    progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
+    result = runner.run(scenario, target, args.out, on_progress=progress, command_line=["loadgen", *_safe_argv(argv)])
+    print(format_summary(result))
+    return EXIT_OK if result.invariants_hold else EXIT_INVARIANT
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from loadgen.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    if args.action == "start":
+        status = server.ensure_running(min_connections=args.max_connections)
+        print(f"running (pid {status.pid}, max_connections {status.max_connections}): {server.url}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif args.action == "status":
+        status = server.status()
+        if status.running:
+            print(f"running (pid {status.pid}, max_connections {status.max_connections}): {server.url}")
+        else:
+            print(f"not running (data in {server.home})")
+            return 3
+    elif args.action == "url":
+        print(server.url)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args, argv)
+        if args.command == "db":
+            return cmd_db(args)
+        parser.print_help()
+        return EXIT_USAGE
+    except LoadgenError as e:
+        print(f"loadgen: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("loadgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

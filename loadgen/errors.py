@@ -1,0 +1,21 @@
+"""Errors loadgen reports to its user as one line and exit code 2."""
+
+from __future__ import annotations
+
+__all__ = ["LoadgenError", "ConfigError", "TargetError", "OutputError"]
+
+
+class LoadgenError(Exception):
+    """Something the user can fix; the CLI prints it as one line and exits 2."""
+
+
+class ConfigError(LoadgenError):
+    """A setting is missing, of the wrong type or out of range."""
+
+
+class TargetError(LoadgenError):
+    """The database cannot be reached, started or used as asked."""
+
+
+class OutputError(LoadgenError):
+    """Results cannot be written where the user asked."""

@@ -1,0 +1,230 @@
+"""A headless run: reset the bank, run Locust users for a while, check, write the run directory.
+
+Locust is used as a library (an Environment and a local runner), so a run needs no
+Locust command line and every count stays in this process.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+import json
+import os
+import platform
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import gevent
+import pandas as pd
+import psycopg
+from locust.env import Environment
+
+from loadgen import __version__
+from loadgen.errors import OutputError, TargetError
+from loadgen.metrics import summarize
+from loadgen.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
+from loadgen.schema import Invariant, check_invariants, ledger_ids, reset
+from loadgen.scenario import Scenario
+from loadgen.target import Target, redact_conninfo
+from loadgen.users import ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
+
+__all__ = ["RunResult", "run", "prepare_out_dir"]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    invariants: list[Invariant]
+    completed: bool
+    locust_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def invariants_hold(self) -> bool:
+        return all(i.ok for i in self.invariants)
+
+
+def prepare_out_dir(out: Path, run_id: str) -> Path:
+    """Create the run's directory under ``out``, or say plainly why not."""
+    run_dir = out / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write results under {out}: {e.strerror or e}") from None
+    return run_dir
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("run-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def _connect(target: Target) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(target.conninfo(), autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TargetError(f"cannot connect to {redact_conninfo(target.conninfo())}: {msg}") from None
+
+
+def run(
+    scenario: Scenario,
+    target: Target,
+    out: Path,
+    *,
+    user_class: type[TransferUser] = TransferUser,
+    on_progress: Callable[[float, Environment], None] | None = None,
+    command_line: list[str] | None = None,
+) -> RunResult:
+    """Run one scenario against one target; write ``out/<run id>/``."""
+    run_id = new_run_id()
+    run_dir = prepare_out_dir(out, run_id)
+    target.prepare(scenario.users)
+    with _connect(target) as conn:
+        server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
+
+    recorder = AttemptRecorder(run_id)
+    bench = Bench(scenario, target, recorder)
+    # Users finish the transaction in hand when stopped; the retry deadline bounds that.
+    env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
+    env.loadgen = bench  # type: ignore[attr-defined]
+    runner = env.create_local_runner()
+
+    interrupted = {"count": 0}
+
+    def stop_on_signal(*_: Any) -> None:
+        interrupted["count"] += 1
+        if interrupted["count"] > 1:
+            os._exit(130)  # a second Ctrl-C: leave at once
+        print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
+        runner.quit()
+
+    handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+    started = datetime.now(timezone.utc)
+    t0 = time.monotonic()
+    try:
+        runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
+        stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
+        if on_progress is not None:
+            ticker = gevent.spawn(_tick, on_progress, env, t0)
+        runner.greenlet.join()
+        stopper.kill(block=False)
+        if on_progress is not None:
+            ticker.kill(block=False)
+    finally:
+        for h in handlers:
+            h.cancel()
+        bench.close()
+    ended = datetime.now(timezone.utc)
+    completed = interrupted["count"] == 0
+
+    table = recorder.to_table()
+    attempts = table.to_pandas()
+    with _connect(target) as conn:
+        _resolve_unknown_commits(conn, attempts)
+        committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+        invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
+    if "outcome" in attempts:
+        table = table.set_column(table.schema.get_field_index("outcome"), "outcome", [attempts["outcome"].tolist()])
+    write_attempts(table, run_dir / "attempts.parquet")
+
+    summary = summarize(attempts)
+    counts = _locust_counts(env)
+    result = RunResult(run_dir, summary, invariants, completed, counts)
+    _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
+    return result
+
+
+def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
+    while True:
+        gevent.sleep(1.0)
+        on_progress(time.monotonic() - t0, env)
+
+
+def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFrame) -> None:
+    """Settle attempts whose COMMIT outcome is unknown by looking their ids up in the ledger.
+
+    A transfer that lost its connection inside COMMIT (or was interrupted) and was
+    never tried again may or may not be in the ledger; the ledger decides.
+    """
+    if attempts.empty:
+        return
+    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"])
+    last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == "interrupted"))
+    open_ &= ~attempts["txn_id"].isin(committed)
+    if not open_.any():
+        return
+    found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
+    conn.rollback()
+    hit = open_ & attempts["txn_id"].isin(found)
+    attempts.loc[hit, "outcome"] = "ambiguous_committed"
+
+
+def _locust_counts(env: Environment) -> dict[str, int]:
+    stats = env.stats
+    a = stats.get(NAME, ATTEMPT)
+    t = stats.get(NAME, TRANSACTION)
+    return {
+        "attempts": a.num_requests,
+        "attempt_failures": a.num_failures,
+        "transactions": t.num_requests,
+        "transaction_failures": t.num_failures,
+    }
+
+
+def _versions(server_version: str) -> dict[str, str]:
+    import locust as _locust
+    import pyarrow
+
+    return {
+        "loadgen": __version__,
+        "locust": _locust.__version__,
+        "psycopg": psycopg.__version__,
+        "libpq": str(psycopg.pq.version()),
+        "pandas": pd.__version__,
+        "pyarrow": pyarrow.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "server": server_version,
+    }
+
+
+def _write_run_json(
+    result: RunResult,
+    scenario: Scenario,
+    target: Target,
+    server_version: str,
+    started: datetime,
+    ended: datetime,
+    run_id: str,
+    command_line: list[str] | None,
+) -> None:
+    doc = {
+        "format": 1,
+        "run_id": run_id,
+        "scenario": scenario.to_dict(),
+        "target": target.describe(),
+        "versions": _versions(server_version),
+        "machine": {"cpus": os.cpu_count(), "hostname": platform.node()},
+        "command_line": command_line,
+        "started_at": started.isoformat(),
+        "ended_at": ended.isoformat(),
+        "completed": result.completed,
+        "summary": result.summary,
+        "locust": result.locust_counts,
+        "invariants": [i.to_dict() for i in result.invariants],
+        "invariants_hold": result.invariants_hold,
+    }
+    tmp = result.run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    tmp.replace(result.run_dir / "run.json")

@@ -1,0 +1,58 @@
+"""Text the terminal shows: live progress lines and the end-of-run summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["format_summary", "progress_line"]
+
+
+def progress_line(elapsed_s: float, env: Any) -> str:
+    from loadgen.users import ATTEMPT, NAME, TRANSACTION
+
+    a = env.stats.get(NAME, ATTEMPT)
+    t = env.stats.get(NAME, TRANSACTION)
+    commits = t.num_requests - t.num_failures
+    failed = a.num_failures
+    rate = failed / a.num_requests if a.num_requests else 0.0
+    users = env.runner.user_count if env.runner else 0
+    return (
+        f"  {elapsed_s:5.0f}s  users {users:5d}  attempts {a.num_requests:8d}  commits {commits:8d}"
+        f"  failed attempts {failed:7d} ({rate:6.2%})"
+    )
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2%}"
+
+
+def format_summary(result: Any) -> str:
+    s: dict[str, Any] = result.summary
+    a, t = s["attempt_latency_ms"], s["transaction_latency_ms"]
+    other = {k: v for k, v in s["outcomes"].items() if k not in ("committed", "conflict")}
+    lines = [
+        "",
+        f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
+        f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
+        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts",
+        f"  retried           {_pct(s['retried_share'])} of transactions, "
+        f"{'-' if s['retries_per_commit'] is None else format(s["retries_per_commit"], ".4f")} retries per commit, "
+        f"at most {s['max_attempts']} attempts",
+    ]
+    if other:
+        lines.append("  other outcomes    " + ", ".join(f"{k} {v:,}" for k, v in other.items()))
+    lines += [
+        f"  latency ms        attempt p50 {_ms(a['p50'])}  p95 {_ms(a['p95'])}  p99 {_ms(a['p99'])}",
+        f"                    transaction p50 {_ms(t['p50'])}  p95 {_ms(t['p95'])}  p99 {_ms(t['p99'])}",
+        "  invariants        "
+        + ", ".join(f"{i.name} {'ok' if i.ok else 'VIOLATED'}" for i in result.invariants),
+    ]
+    for i in result.invariants:
+        if not i.ok:
+            lines.append(f"    {i.name}: {i.detail}")
+    lines.append(f"  results           {result.run_dir}")
+    return "\n".join(lines)

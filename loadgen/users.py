@@ -1,0 +1,126 @@
+"""The Locust side: a thin User that runs transfers in a closed loop.
+
+Import this module only after Locust has patched the standard library (importing
+``locust`` does that): psycopg then waits on sockets through gevent, so a thousand
+users are a thousand concurrent transactions, not one at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+from locust import User, constant, task
+from locust.env import Environment
+
+import psycopg
+from psycopg import IsolationLevel
+from psycopg_pool import ConnectionPool
+
+from loadgen.keys import KeyDistribution, make_distribution
+from loadgen.recorder import AttemptRecorder
+from loadgen.scenario import Scenario
+from loadgen.target import Target
+from loadgen.transfer import AttemptRow, TransferRequest, run_transfer
+
+__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
+
+#: Locust request types: every attempt, and every whole transaction (retries included).
+ATTEMPT = "attempt"
+TRANSACTION = "transaction"
+NAME = "transfer"
+
+
+class AttemptFailed(Exception):
+    """How a failed attempt or transaction shows in Locust's failure tables."""
+
+
+class Bench:
+    """What every user of one process shares: settings, connection pool, keys, recorder."""
+
+    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.recorder = recorder
+        self.keys: KeyDistribution = make_distribution(scenario.distribution, scenario.accounts)
+        self._user_ids = itertools.count(1)
+        self.pool = ConnectionPool(
+            target.conninfo(),
+            min_size=0,
+            max_size=scenario.users,
+            open=True,
+            configure=self._configure,
+            timeout=30.0,
+            name="loadgen",
+        )
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        if self.target.sets_isolation:
+            # What DSQL provides (snapshot isolation); DSQL itself gets a bare BEGIN.
+            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        if self.scenario.lock_timeout_ms is not None:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self.scenario.lock_timeout_ms}ms",))
+            conn.commit()
+
+    def next_user_id(self) -> int:
+        return next(self._user_ids)
+
+    def close(self) -> None:
+        self.pool.close(timeout=10)
+
+
+class TransferUser(User):
+    """Runs transfers back to back; reports attempts and transactions to Locust."""
+
+    wait_time = constant(0)
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        bench: Bench = environment.loadgen  # type: ignore[attr-defined]
+        self.bench = bench
+        self.user_id = bench.next_user_id()
+        seed = bench.scenario.seed
+        self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
+        self._fire = environment.events.request.fire
+
+    def _on_attempt(self, row: AttemptRow) -> None:
+        self.bench.recorder.add(row, self.user_id)
+        outcome = row[4]
+        ok = outcome in ("committed", "ambiguous_committed")
+        self._fire(
+            request_type=ATTEMPT,
+            name=NAME,
+            response_time=row[3],
+            response_length=0,
+            exception=None if ok else AttemptFailed(_label(outcome, row[5])),
+            context={},
+        )
+
+    @task
+    def transfer(self) -> None:
+        bench = self.bench
+        payer, payee = bench.keys.pair(self.rng)
+        req = TransferRequest.new(payer, payee, bench.scenario.amount)
+        result = run_transfer(
+            req,
+            bench.pool.getconn,
+            bench.pool.putconn,
+            bench.scenario.retry,
+            self.rng,
+            self._on_attempt,
+        )
+        ok = result.outcome in ("committed", "ambiguous_committed")
+        self._fire(
+            request_type=TRANSACTION,
+            name=NAME,
+            response_time=result.latency_ms,
+            response_length=0,
+            exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
+            context={"attempts": result.attempts},
+        )
+
+
+def _label(outcome: str, sqlstate: str | None) -> str:
+    return f"{outcome} ({sqlstate})" if sqlstate else outcome
