@@ -40,7 +40,7 @@ def format_summary(result: Any) -> str:
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
         f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
-        f"{'-' if s['retries_per_commit'] is None else format(s["retries_per_commit"], ".4f")} retries per commit, "
+        f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",
     ]
     if other:
