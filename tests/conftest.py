@@ -1,0 +1,76 @@
+"""Shared fixtures: one real embedded PostgreSQL per test session, in its own state directory.
+
+Locust is imported first, as in loadgen itself: gevent must patch the standard
+library before psycopg is imported anywhere in the test process.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - must precede psycopg
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from loadgen.embedded import EmbeddedPostgres
+from loadgen.target import EmbeddedTarget
+
+#: Room for the biggest test run plus loadgen's own sessions.
+TEST_MAX_CONNECTIONS = 400
+
+
+@pytest.fixture(scope="session")
+def loadgen_home() -> Iterator[Path]:
+    # A short path: unix socket paths are limited to about 100 bytes.
+    home = Path(tempfile.mkdtemp(prefix="lg-", dir="/tmp"))
+    old = os.environ.get("LOADGEN_HOME")
+    os.environ["LOADGEN_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        EmbeddedPostgres(home).stop()
+        if old is None:
+            os.environ.pop("LOADGEN_HOME", None)
+        else:
+            os.environ["LOADGEN_HOME"] = old
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def embedded(loadgen_home: Path) -> EmbeddedPostgres:
+    server = EmbeddedPostgres(loadgen_home)
+    server.ensure_running(min_connections=TEST_MAX_CONNECTIONS)
+    return server
+
+
+@pytest.fixture
+def target(embedded: EmbeddedPostgres) -> EmbeddedTarget:
+    return EmbeddedTarget(embedded)
+
+
+@pytest.fixture
+def conn(embedded: EmbeddedPostgres) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        yield c
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``loadgen`` command line in a subprocess."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
