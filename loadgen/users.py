@@ -23,7 +23,7 @@ from loadgen.keys import KeyDistribution, make_distribution
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
 from loadgen.target import Target
-from loadgen.transfer import AttemptRow, TransferRequest, run_transfer
+from loadgen.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 
@@ -31,6 +31,7 @@ __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 ATTEMPT = "attempt"
 TRANSACTION = "transaction"
 NAME = "transfer"
+APPLICATION_NAME = "loadgen"
 
 
 class AttemptFailed(Exception):
@@ -39,6 +40,9 @@ class AttemptFailed(Exception):
 
 class Bench:
     """What every user of one process shares: settings, connection pool, keys, recorder."""
+
+    #: The transaction each attempt runs (a function of connection, request, commit phase).
+    transaction = staticmethod(transfer_once)
 
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
         self.scenario = scenario
@@ -54,6 +58,8 @@ class Bench:
             configure=self._configure,
             timeout=30.0,
             name="loadgen",
+            # Named so that loadgen's sessions can be told apart in pg_stat_activity.
+            kwargs={"application_name": APPLICATION_NAME},
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -110,6 +116,7 @@ class TransferUser(User):
             bench.scenario.retry,
             self.rng,
             self._on_attempt,
+            bench.transaction,
         )
         ok = result.outcome in ("committed", "ambiguous_committed")
         self._fire(
