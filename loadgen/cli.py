@@ -16,7 +16,7 @@ from loadgen.errors import ConfigError, LoadgenError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INVARIANT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +144,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
     result = runner.run(scenario, target, args.out, on_progress=progress, command_line=["loadgen", *_safe_argv(argv)])
     print(format_summary(result))
-    return EXIT_OK if result.invariants_hold else EXIT_INVARIANT
+    if not result.invariants_hold:
+        return EXIT_INVARIANT
+    return EXIT_OK if result.completed else EXIT_INTERRUPTED
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -184,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("loadgen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,7 +45,7 @@ SERVER_SETTINGS = {
     "max_wal_size": "2GB",
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
-    "deadlock_timeout": "100ms",
+    "deadlock_timeout": "10ms",
 }
 
 

@@ -44,6 +44,7 @@ class RunResult:
     invariants: list[Invariant]
     completed: bool
     locust_counts: dict[str, int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
 
     @property
     def invariants_hold(self) -> bool:
@@ -109,39 +110,67 @@ def run(
         runner.quit()
 
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-    started = datetime.now(timezone.utc)
-    t0 = time.monotonic()
     try:
-        runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
-        stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
-        if on_progress is not None:
-            ticker = gevent.spawn(_tick, on_progress, env, t0)
-        runner.greenlet.join()
-        stopper.kill(block=False)
-        if on_progress is not None:
-            ticker.kill(block=False)
+        started = datetime.now(timezone.utc)
+        try:
+            _drive(runner, env, scenario, on_progress)
+        finally:
+            # Whatever happened, close the pool and write what was recorded.
+            connections = bench.close()
+            ended = datetime.now(timezone.utc)
+            result = _finish(
+                recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0
+            )
+            _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
+        # Kept until the results are written, so a second Ctrl-C still means "now".
         for h in handlers:
             h.cancel()
-        bench.close()
-    ended = datetime.now(timezone.utc)
-    completed = interrupted["count"] == 0
-
-    table = recorder.to_table()
-    attempts = table.to_pandas()
-    with _connect(target) as conn:
-        _resolve_unknown_commits(conn, attempts)
-        committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
-        invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
-    if "outcome" in attempts:
-        table = table.set_column(table.schema.get_field_index("outcome"), "outcome", [attempts["outcome"].tolist()])
-    write_attempts(table, run_dir / "attempts.parquet")
-
-    summary = summarize(attempts)
-    counts = _locust_counts(env)
-    result = RunResult(run_dir, summary, invariants, completed, counts)
-    _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     return result
+
+
+def _drive(
+    runner: Any, env: Environment, scenario: Scenario, on_progress: Callable[[float, Environment], None] | None
+) -> None:
+    t0 = time.monotonic()
+    runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
+    stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
+    ticker = gevent.spawn(_tick, on_progress, env, t0) if on_progress is not None else None
+    try:
+        runner.greenlet.join()
+    finally:
+        stopper.kill(block=False)
+        if ticker is not None:
+            ticker.kill(block=False)
+
+
+def _finish(
+    recorder: AttemptRecorder,
+    env: Environment,
+    target: Target,
+    scenario: Scenario,
+    run_dir: Path,
+    connections: dict[str, int],
+    completed: bool,
+) -> RunResult:
+    """Settle unknown commits, check invariants, write attempts.parquet."""
+    table = recorder.to_table()
+    # Written first, as recorded: if the database is gone, the attempts are not.
+    write_attempts(table, run_dir / "attempts.parquet")
+    attempts = table.to_pandas()
+    try:
+        with _connect(target) as conn:
+            _resolve_unknown_commits(conn, attempts)
+            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+            invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
+            connections["left_open"] = _sessions_left(conn)
+    except (TargetError, psycopg.Error) as e:
+        invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
+    else:
+        outcome = table.schema.get_field_index("outcome")
+        table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
+        write_attempts(table, run_dir / "attempts.parquet")
+    return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -168,6 +197,18 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
     attempts.loc[hit, "outcome"] = "ambiguous_committed"
+
+
+def _sessions_left(conn: psycopg.Connection[Any]) -> int:
+    """loadgen's sessions still open on the server after the pool closed (should be 0)."""
+    from loadgen.users import APPLICATION_NAME
+
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (APPLICATION_NAME,),
+    ).fetchone()
+    conn.rollback()
+    return int(row[0]) if row else 0
 
 
 def _locust_counts(env: Environment) -> dict[str, int]:
@@ -222,6 +263,7 @@ def _write_run_json(
         "completed": result.completed,
         "summary": result.summary,
         "locust": result.locust_counts,
+        "connections": result.connections,
         "invariants": [i.to_dict() for i in result.invariants],
         "invariants_hold": result.invariants_hold,
     }

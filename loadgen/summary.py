@@ -54,5 +54,11 @@ def format_summary(result: Any) -> str:
     for i in result.invariants:
         if not i.ok:
             lines.append(f"    {i.name}: {i.detail}")
+    c = result.connections
+    if c:
+        lines.append(
+            f"  connections       {c['opened']:,} opened, {c['lost'] + c['returned_broken']:,} broken, "
+            f"{c.get('left_open', 0)} left open after the run"
+        )
     lines.append(f"  results           {result.run_dir}")
     return "\n".join(lines)

@@ -73,8 +73,16 @@ class Bench:
     def next_user_id(self) -> int:
         return next(self._user_ids)
 
-    def close(self) -> None:
+    def close(self) -> dict[str, int]:
+        """Close every connection; return the pool's connection counters."""
+        stats = self.pool.get_stats()
         self.pool.close(timeout=10)
+        return {
+            "opened": stats.get("connections_num", 0),
+            "connect_errors": stats.get("connections_errors", 0),
+            "lost": stats.get("connections_lost", 0),
+            "returned_broken": stats.get("returns_bad", 0),
+        }
 
 
 class TransferUser(User):
