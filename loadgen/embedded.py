@@ -134,6 +134,10 @@ class EmbeddedPostgres:
         self._pg("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
         return True
 
+    def restart(self) -> None:
+        """Restart with the same settings (fault injection: every session is cut)."""
+        self._pg("pg_ctl", "restart", "-D", str(self.pgdata), "-l", str(self.logfile), "-m", "fast", "-w", "-t", "60")
+
     # -- internals ------------------------------------------------------
 
     def _bin_dir(self) -> Path:

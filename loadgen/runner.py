@@ -26,13 +26,14 @@ import psycopg
 from locust.env import Environment
 
 from loadgen import __version__
+from loadgen.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.errors import OutputError, TargetError
 from loadgen.metrics import summarize
 from loadgen.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
 from loadgen.schema import Invariant, check_invariants, ledger_ids, reset
 from loadgen.scenario import Scenario
 from loadgen.target import Target, redact_conninfo
-from loadgen.users import ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
+from loadgen.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 
 __all__ = ["RunResult", "run", "prepare_out_dir"]
 
@@ -45,6 +46,9 @@ class RunResult:
     completed: bool
     locust_counts: dict[str, int] = field(default_factory=dict)
     connections: dict[str, int] = field(default_factory=dict)
+    #: Why the run ended early on its own (the database unreachable), if it did.
+    aborted: str | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def invariants_hold(self) -> bool:
@@ -84,6 +88,8 @@ def run(
     user_class: type[TransferUser] = TransferUser,
     on_progress: Callable[[float, Environment], None] | None = None,
     command_line: list[str] | None = None,
+    chaos: Chaos | None = None,
+    unreachable_limit_s: float = 60.0,
 ) -> RunResult:
     """Run one scenario against one target; write ``out/<run id>/``."""
     run_id = new_run_id()
@@ -101,6 +107,12 @@ def run(
     runner = env.create_local_runner()
 
     interrupted = {"count": 0}
+    aborted: list[str] = []
+    faults = FaultLog()
+
+    def give_up(reason: str) -> None:
+        aborted.append(reason)
+        runner.quit()
 
     def stop_on_signal(*_: Any) -> None:
         interrupted["count"] += 1
@@ -113,14 +125,23 @@ def run(
     try:
         started = datetime.now(timezone.utc)
         try:
-            _drive(runner, env, scenario, on_progress)
+            helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up)]
+            if chaos is not None and chaos.active:
+                restart = getattr(getattr(target, "server", None), "restart", None)
+                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
+            try:
+                _drive(runner, env, scenario, on_progress)
+            finally:
+                gevent.killall(helpers, block=False)
         finally:
             # Whatever happened, close the pool and write what was recorded.
             connections = bench.close()
             ended = datetime.now(timezone.utc)
             result = _finish(
-                recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0
+                recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted
             )
+            result.aborted = aborted[0] if aborted else None
+            result.faults = faults.faults
             _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
         # Kept until the results are written, so a second Ctrl-C still means "now".
@@ -201,8 +222,6 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
 
 def _sessions_left(conn: psycopg.Connection[Any]) -> int:
     """loadgen's sessions still open on the server after the pool closed (should be 0)."""
-    from loadgen.users import APPLICATION_NAME
-
     row = conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
         (APPLICATION_NAME,),
@@ -261,6 +280,8 @@ def _write_run_json(
         "started_at": started.isoformat(),
         "ended_at": ended.isoformat(),
         "completed": result.completed,
+        "aborted": result.aborted,
+        "faults": result.faults,
         "summary": result.summary,
         "locust": result.locust_counts,
         "connections": result.connections,

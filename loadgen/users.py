@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from typing import Any
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
@@ -50,6 +51,8 @@ class Bench:
         self.recorder = recorder
         self.keys: KeyDistribution = make_distribution(scenario.distribution, scenario.accounts)
         self._user_ids = itertools.count(1)
+        #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
+        self.last_reached = time.monotonic()
         self.pool = ConnectionPool(
             target.conninfo(),
             min_size=0,
@@ -102,6 +105,8 @@ class TransferUser(User):
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
         outcome = row[4]
+        if outcome != "connection_error":
+            self.bench.last_reached = time.monotonic()
         ok = outcome in ("committed", "ambiguous_committed")
         self._fire(
             request_type=ATTEMPT,
