@@ -49,6 +49,8 @@ class RunResult:
     #: Why the run ended early on its own (the database unreachable), if it did.
     aborted: str | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: The load generator's CPU use during the run.
+    client: dict[str, float] = field(default_factory=dict)
 
     @property
     def invariants_hold(self) -> bool:
@@ -108,6 +110,7 @@ def run(
 
     interrupted = {"count": 0}
     aborted: list[str] = []
+    client: dict[str, float] = {}
     faults = FaultLog()
 
     def give_up(reason: str) -> None:
@@ -130,7 +133,7 @@ def run(
                 restart = getattr(getattr(target, "server", None), "restart", None)
                 helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
             try:
-                _drive(runner, env, scenario, on_progress)
+                _drive(runner, env, scenario, on_progress, client)
             finally:
                 gevent.killall(helpers, block=False)
         finally:
@@ -142,6 +145,7 @@ def run(
             )
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
+            result.client = _client_load(client, result.summary["attempts"])
             _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
         # Kept until the results are written, so a second Ctrl-C still means "now".
@@ -151,9 +155,14 @@ def run(
 
 
 def _drive(
-    runner: Any, env: Environment, scenario: Scenario, on_progress: Callable[[float, Environment], None] | None
+    runner: Any,
+    env: Environment,
+    scenario: Scenario,
+    on_progress: Callable[[float, Environment], None] | None,
+    client: dict[str, float],
 ) -> None:
     t0 = time.monotonic()
+    cpu0 = time.process_time()
     runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
     stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
     ticker = gevent.spawn(_tick, on_progress, env, t0) if on_progress is not None else None
@@ -163,6 +172,9 @@ def _drive(
         stopper.kill(block=False)
         if ticker is not None:
             ticker.kill(block=False)
+        # The load generator's own CPU: a saturated client measures itself, not the database.
+        client["wall_s"] = time.monotonic() - t0
+        client["cpu_s"] = time.process_time() - cpu0
 
 
 def _finish(
@@ -192,6 +204,17 @@ def _finish(
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
     return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+
+
+def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
+    wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        # One process runs on one core: near 1.0 the load generator is the bottleneck.
+        "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
+        "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
+    }
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -282,6 +305,7 @@ def _write_run_json(
         "completed": result.completed,
         "aborted": result.aborted,
         "faults": result.faults,
+        "client": result.client,
         "summary": result.summary,
         "locust": result.locust_counts,
         "connections": result.connections,

@@ -54,6 +54,12 @@ def format_summary(result: Any) -> str:
     for i in result.invariants:
         if not i.ok:
             lines.append(f"    {i.name}: {i.detail}")
+    if result.client:
+        cl = result.client
+        warn = "   (saturated: latency and rates measure the client too)" if cl["cpu_utilization"] > 0.9 else ""
+        lines.append(
+            f"  client CPU        {cl['cpu_utilization']:.0%} of one core, {cl['cpu_per_attempt_us']:.0f} us per attempt{warn}"
+        )
     c = result.connections
     if c:
         lines.append(
