@@ -148,12 +148,14 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    # Locust first: gevent must patch the standard library before anything imports psycopg.
+    import locust  # noqa: F401
+
     from loadgen.scenario import parse_duration
 
     scenario = _scenario_from_args(args)  # validate before any database work
     _chaos_from_args(args)
     parse_duration(args.unreachable_limit)
-    # Import Locust (and so gevent's monkey-patching) before anything imports psycopg.
     from loadgen import runner
     from loadgen.summary import format_summary, progress_line
     from loadgen.target import make_target

@@ -46,6 +46,7 @@ class Bench:
     transaction = staticmethod(transfer_once)
 
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
+        _check_gevent_cooperation()
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
@@ -139,6 +140,20 @@ class TransferUser(User):
             response_length=0,
             exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
             context={"attempts": result.attempts},
+        )
+
+
+def _check_gevent_cooperation() -> None:
+    """Fail loudly if psycopg would block the whole process on every query.
+
+    psycopg picks its wait function when first imported; imported before gevent
+    patched ``select``, it blocks, and a thousand users silently run one at a time.
+    """
+    import psycopg.waiting
+
+    if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
+        raise RuntimeError(
+            "psycopg was imported before gevent patched the standard library: import locust first"
         )
 
 
