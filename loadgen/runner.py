@@ -26,6 +26,7 @@ import psycopg
 from locust.env import Environment
 
 from loadgen import __version__
+from loadgen.connection import open_connection
 from loadgen.errors import OutputError, TargetError
 from loadgen.metrics import summarize
 from loadgen.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
@@ -69,7 +70,7 @@ def new_run_id() -> str:
 
 def _connect(target: Target) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(target.conninfo(), autocommit=True, connect_timeout=10)
+        return open_connection(target, autocommit=True, connect_timeout=10)
     except psycopg.Error as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TargetError(f"cannot connect to {redact_conninfo(target.conninfo())}: {msg}") from None
@@ -90,7 +91,7 @@ def run(
     target.prepare(scenario.users)
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
 
     recorder = AttemptRecorder(run_id)
     bench = Bench(scenario, target, recorder)

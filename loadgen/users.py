@@ -19,6 +19,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from loadgen.connection import pool_options
 from loadgen.keys import KeyDistribution, make_distribution
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
@@ -54,6 +55,7 @@ class Bench:
             configure=self._configure,
             timeout=30.0,
             name="loadgen",
+            **pool_options(target),  # e.g. DSQL: a fresh IAM token per connection
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
