@@ -7,6 +7,7 @@ invariants end with exit code 1.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from loadgen.errors import ConfigError, LoadgenError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INVARIANT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lock-timeout-ms",
         type=_number,
         help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
+    )
+    c = r.add_argument_group("fault injection (PostgreSQL targets)")
+    c.add_argument("--chaos-kill-every", help="terminate some of loadgen's backends at this interval (e.g. 2s)")
+    c.add_argument("--chaos-kill-fraction", type=_number, help="share of loadgen's backends terminated each time (default 0.2)")
+    c.add_argument("--chaos-restart-at", help="restart the embedded server once, this long into the run")
+    r.add_argument(
+        "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     dsql_cli.add_run_options(r)
@@ -130,8 +138,23 @@ def _safe_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def _chaos_from_args(args: argparse.Namespace) -> Any:
+    from loadgen.chaos import Chaos
+    from loadgen.scenario import parse_duration
+
+    return Chaos(
+        kill_every_s=parse_duration(args.chaos_kill_every) if args.chaos_kill_every else None,
+        kill_fraction=args.chaos_kill_fraction if args.chaos_kill_fraction is not None else 0.2,
+        restart_at_s=parse_duration(args.chaos_restart_at) if args.chaos_restart_at else None,
+    )
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from loadgen.scenario import parse_duration
+
     scenario = _scenario_from_args(args)  # validate before any database work
+    _chaos_from_args(args)
+    parse_duration(args.unreachable_limit)
     # Import Locust (and so gevent's monkey-patching) before anything imports psycopg.
     from loadgen import runner
     from loadgen.summary import format_summary, progress_line
@@ -145,11 +168,24 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         flush=True,
     )
     progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
-    result = runner.run(scenario, target, args.out, on_progress=progress, command_line=["loadgen", *_safe_argv(argv)])
+    result = runner.run(
+        scenario,
+        target,
+        args.out,
+        on_progress=progress,
+        command_line=["loadgen", *_safe_argv(argv)],
+        chaos=_chaos_from_args(args),
+        unreachable_limit_s=parse_duration(args.unreachable_limit),
+    )
     print(format_summary(result))
     if not dsql_cli.report_dialect_check(target, result.run_dir):
         return EXIT_INVARIANT
-    return EXIT_OK if result.invariants_hold else EXIT_INVARIANT
+    if result.aborted:
+        print(f"loadgen: run ended early: {result.aborted}; results so far are in {result.run_dir}", file=sys.stderr)
+        return EXIT_INVARIANT
+    if not result.invariants_hold:
+        return EXIT_INVARIANT
+    return EXIT_OK if result.completed else EXIT_INTERRUPTED
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -175,6 +211,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # The pool logs every broken connection; loadgen counts them instead (run.json, summary).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -194,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("loadgen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,11 +30,14 @@ def open_connection(target: Any, **kwargs: Any) -> psycopg.Connection[Any]:
     return cls.connect(target.conninfo(), **kwargs, **extra)  # type: ignore[no-any-return]
 
 
-def pool_options(target: Any) -> dict[str, Any]:
-    """Extra ``ConnectionPool`` arguments for ``target``; empty for plain targets."""
-    options: dict[str, Any] = {}
-    if hasattr(target, "connect_kwargs"):
-        options["kwargs"] = target.connect_kwargs  # called by the pool for each new connection
+def pool_options(target: Any, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``ConnectionPool`` arguments for ``target``: ``kwargs`` for every connection, plus the target's hooks."""
+    base = dict(kwargs or {})
+    options: dict[str, Any] = {"kwargs": base}
+    hook = getattr(target, "connect_kwargs", None)
+    if hook is not None:
+        # Called by the pool for each new connection.
+        options["kwargs"] = lambda: {**base, **hook()}
     cls = getattr(target, "connection_class", None)
     if cls is not None:
         options["connection_class"] = cls

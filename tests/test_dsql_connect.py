@@ -71,7 +71,8 @@ STANDIN = textwrap.dedent(
             (length,) = struct.unpack("!i", recv_exact(s, 4))
             password = recv_exact(s, length - 4).rstrip(b"\0").decode()
             report(event="password", kind=kind.decode(), password=password,
-                   user=params.get(b"user", b"").decode(), database=params.get(b"database", b"").decode())
+                   user=params.get(b"user", b"").decode(), database=params.get(b"database", b"").decode(),
+                   application_name=params.get(b"application_name", b"").decode())
             out = msg(b"R", struct.pack("!i", 0))
             for k, v in (("server_version", "17.0"), ("client_encoding", "UTF8"),
                          ("standard_conforming_strings", "on"), ("DateStyle", "ISO, MDY"),
@@ -172,13 +173,15 @@ def test_the_pool_opens_every_connection_with_a_fresh_token(
     caplog.set_level(logging.DEBUG)
     target = _target(standin)
     made = _spy_tokens(target)
-    with ConnectionPool(target.conninfo(), min_size=0, max_size=3, open=True, timeout=10, **pool_options(target)) as pool:
+    options = pool_options(target, {"application_name": "loadgen-test"})
+    with ConnectionPool(target.conninfo(), min_size=0, max_size=3, open=True, timeout=10, **options) as pool:
         conns = [pool.getconn() for _ in range(3)]
         for c in conns:
             pool.putconn(c)
     seen = [standin.next_event() for _ in range(3)]
     assert sorted(e["password"] for e in seen) == sorted(made)
     assert len(made) == 3 and all("Action=DbConnectAdmin&" in p for p in made)
+    assert all(e["application_name"] == "loadgen-test" for e in seen), "the pool's own kwargs still apply"
     assert not any(t in caplog.text for t in made)
 
 
