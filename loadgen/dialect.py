@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,8 @@ class StatementAudit:
 
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="lg-trace-"))  # mode 0700
+        # Removed on cleanup(), or when the audit is dropped (a run that raised).
+        self._remove = weakref.finalize(self, shutil.rmtree, self.directory, True)
         self._numbers = itertools.count(1)
         self.connections = 0
         audit = self
@@ -236,7 +239,7 @@ class StatementAudit:
         return report
 
     def cleanup(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self._remove()
 
 
 #: PostgreSQL's equivalent of DSQL's one isolation level, set at connection start.
