@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadgen import __version__
+from loadgen import __version__, dsql_cli
 from loadgen.errors import ConfigError, LoadgenError
 
 __all__ = ["main"]
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--initial-balance", type=_positive_int, help="each account's starting balance (default 100)")
     r.add_argument("--amount", type=_positive_int, help="amount of each transfer (default 1)")
     r.add_argument("--seed", type=_positive_int, help="random seed for reproducible key choices")
-    r.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
     g = r.add_argument_group("retry policy")
@@ -75,10 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    dsql_cli.add_run_options(r)
 
     d = sub.add_parser("db", help="manage the embedded PostgreSQL")
     d.add_argument("action", choices=["start", "stop", "status", "url"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
+    dsql_cli.add_command(sub, _Parser)
     return p
 
 
@@ -160,7 +162,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from loadgen.summary import format_summary, progress_line
     from loadgen.target import make_target
 
-    target = make_target(args.target, args.dsn)
+    target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
+    scenario = dsql_cli.pace_spawn(args, scenario)
     print(
         f"loadgen run: {scenario.accounts} accounts, {scenario.users} users, {scenario.duration_s:g} s, "
         f"{scenario.distribution} keys, target {target.kind}",
@@ -177,6 +180,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         unreachable_limit_s=parse_duration(args.unreachable_limit),
     )
     print(format_summary(result))
+    if not dsql_cli.report_dialect_check(target, result.run_dir):
+        return EXIT_INVARIANT
     if result.aborted:
         print(f"loadgen: run ended early: {result.aborted}; results so far are in {result.run_dir}", file=sys.stderr)
         return EXIT_INVARIANT
@@ -213,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "run" and args.ephemeral:
+            _scenario_from_args(args)  # validate before creating a cluster
+            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "dsql":
+            return dsql_cli.cmd_dsql(args)
         if args.command == "db":
             return cmd_db(args)
         parser.print_help()

@@ -27,6 +27,7 @@ from locust.env import Environment
 
 from loadgen import __version__
 from loadgen.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.connection import open_connection
 from loadgen.errors import OutputError, TargetError
 from loadgen.metrics import summarize
 from loadgen.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
@@ -76,7 +77,7 @@ def new_run_id() -> str:
 
 def _connect(target: Target) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(target.conninfo(), autocommit=True, connect_timeout=10)
+        return open_connection(target, autocommit=True, connect_timeout=10)
     except psycopg.Error as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TargetError(f"cannot connect to {redact_conninfo(target.conninfo())}: {msg}") from None
@@ -99,7 +100,7 @@ def run(
     target.prepare(scenario.users)
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
 
     recorder = AttemptRecorder(run_id)
     bench = Bench(scenario, target, recorder)

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from loadgen.connection import pool_options
 from loadgen.keys import KeyDistribution, make_distribution
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
@@ -62,8 +63,9 @@ class Bench:
             configure=self._configure,
             timeout=30.0,
             name="loadgen",
-            # Named so that loadgen's sessions can be told apart in pg_stat_activity.
-            kwargs={"application_name": APPLICATION_NAME},
+            # Named so that loadgen's sessions can be told apart in pg_stat_activity;
+            # a target may add per-connection arguments (DSQL: a fresh IAM token).
+            **pool_options(target, {"application_name": APPLICATION_NAME}),
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
