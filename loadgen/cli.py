@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
+    rep = sub.add_parser("report", help="write the HTML contention report for run or sweep directories")
+    rep.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run or sweep directories")
+    rep.add_argument("-o", "--output", type=Path, help="HTML file to write (default: report.html in the first PATH)")
+    rep.add_argument("--compare", action="store_true", help="two runs or sweeps side by side, differences stated")
+
     d = sub.add_parser("db", help="manage the embedded PostgreSQL")
     d.add_argument("action", choices=["start", "stop", "status", "url"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
@@ -144,7 +149,17 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
     result = runner.run(scenario, target, args.out, on_progress=progress, command_line=["loadgen", *_safe_argv(argv)])
     print(format_summary(result))
+    if result.report is not None:
+        print(f"  report            {result.report}")
     return EXIT_OK if result.invariants_hold else EXIT_INVARIANT
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.report import write_report
+
+    out = write_report(args.paths, args.output, compare=args.compare)
+    print(f"report: {out}")
+    return EXIT_OK
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -177,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, argv)
         if args.command == "db":
             return cmd_db(args)
+        if args.command == "report":
+            return cmd_report(args)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as e:

@@ -44,6 +44,8 @@ class RunResult:
     invariants: list[Invariant]
     completed: bool
     locust_counts: dict[str, int] = field(default_factory=dict)
+    load_generator: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -111,6 +113,7 @@ def run(
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
+    cpu0 = time.process_time()
     try:
         runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
         stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
@@ -125,6 +128,7 @@ def run(
             h.cancel()
         bench.close()
     ended = datetime.now(timezone.utc)
+    wall_s, cpu_s = time.monotonic() - t0, time.process_time() - cpu0
     completed = interrupted["count"] == 0
 
     table = recorder.to_table()
@@ -140,8 +144,23 @@ def run(
     summary = summarize(attempts)
     counts = _locust_counts(env)
     result = RunResult(run_dir, summary, invariants, completed, counts)
+    # One process runs every Locust user: near 100% of a core, it, not the database, sets the pace.
+    result.load_generator = {"cpu_s": cpu_s, "wall_s": wall_s, "cpu_share": cpu_s / wall_s if wall_s > 0 else 0.0}
     _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
+    result.report = _write_report(run_dir)
     return result
+
+
+def _write_report(run_dir: Path) -> Path | None:
+    """report.html in the run directory; a failure here must never cost the run's data."""
+    try:
+        from loadgen.report import write_run_report
+
+        return write_run_report(run_dir)
+    except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        print(f"loadgen: could not write the report ({type(e).__name__}: {e}); "
+              f"the data is safe, try `loadgen report {run_dir}`", file=sys.stderr)
+        return None
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -222,6 +241,7 @@ def _write_run_json(
         "completed": result.completed,
         "summary": result.summary,
         "locust": result.locust_counts,
+        "load_generator": result.load_generator,
         "invariants": [i.to_dict() for i in result.invariants],
         "invariants_hold": result.invariants_hold,
     }
