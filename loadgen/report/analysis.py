@@ -134,8 +134,10 @@ def timeline(c: pd.DataFrame, txns: pd.DataFrame, bin_s: float | None = None) ->
     t0 = float(c["start_ms"].min())
     elapsed_s = (float(c["end_ms"].max()) - t0) / 1000.0
     width = bin_s or choose_bin_s(elapsed_s)
-    nbins = max(1, int(math.ceil(elapsed_s / width + 1e-9)))
-    idx = np.minimum(((c["end_ms"].to_numpy() - t0) / 1000.0 / width).astype("int64"), nbins - 1)
+    # Rounded: 0.020 s / 0.010 s is 2.0000000000000004 in floating point, and that is 2 bins.
+    nbins = max(1, int(math.ceil(round(elapsed_s / width, 9))))
+    pos = np.round((c["end_ms"].to_numpy() - t0) / 1000.0 / width, 9)
+    idx = np.minimum(np.floor(pos).astype("int64"), nbins - 1)
     committed = c["outcome"].isin(COMMITTED).to_numpy()
     conflict = (c["outcome"] == CONFLICT).to_numpy()
     other = ~(committed | conflict)
