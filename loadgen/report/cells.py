@@ -20,10 +20,10 @@ __all__ = ["Cell", "analyse_run", "analyse_study", "varying_settings", "find_bas
 
 #: Settings that differ between cells without making them different experiments.
 _IGNORED_SETTINGS = {"name", "seed", "spawn_rate"}
-#: Fewer attempts than this and a conflict rate is too noisy to compare.
+#: With no conflict at all, fewer attempts than this cannot tell a rate of 0 from one of a few tenths of a percent.
 MIN_ATTEMPTS = 1000
-#: Fewer conflicts than this and the rate's relative error exceeds about a third.
-MIN_CONFLICTS = 30
+#: Below this, no rate is worth comparing; above it, the 95% interval decides (wider than +-20% of the rate: warn).
+MIN_ATTEMPTS_ANY = 200
 #: A single Python process running Locust users saturates one core near this share.
 CPU_SATURATED = 0.9
 
@@ -221,7 +221,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
         elif c.run.completed is None:
             out.append(f"{name}: no run.json or no completion flag: the run may be incomplete.")
         ci = h["conflict_rate_95"]
-        if h["attempts"] < MIN_ATTEMPTS or (0 < h["conflicts"] < MIN_CONFLICTS):
+        rate = h["conflict_rate"] or 0.0
+        wide = ci is not None and rate > 0 and (ci[1] - ci[0]) / 2 > 0.2 * rate
+        if h["attempts"] < MIN_ATTEMPTS_ANY or wide or (rate == 0 and h["attempts"] < MIN_ATTEMPTS):
             span = f" (95% interval {ci[0]:.2%} to {ci[1]:.2%})" if ci else ""
             out.append(
                 f"{name}: only {h['attempts']:,} attempts and {h['conflicts']:,} conflicts: "
