@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -235,3 +236,37 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, chromium: Chro
     assert img.shape[0] >= 2000 and img.shape[1] >= 1000
     assert img.std() > 10  # not blank: text, tables and charts
     assert (img < 128).mean() > 0.01  # some dark ink on the page
+
+
+_EXECUTE = """
+import sys, nbformat, nbclient
+src, dst = sys.argv[1], sys.argv[2]
+nb = nbformat.read(src, as_version=4)
+client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}})
+try:
+    client.execute()
+finally:
+    nbformat.write(nb, dst)
+"""
+
+
+def test_notebook_runs_on_a_recorded_run(sweep: Path, tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    root = Path(__file__).resolve().parent.parent
+    path = root / "notebooks" / "contention.ipynb"
+    done = tmp_path / "executed.ipynb"
+    # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
+    env = dict(os.environ, LOADGEN_RUN=str(sweep),
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))  # this checkout's loadgen
+    r = subprocess.run([sys.executable, "-c", _EXECUTE, str(path), str(done), str(path.parent)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    nb = nbformat.read(done, as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = json.dumps(outputs)
+    assert "sweep " in text and "image/svg+xml" in text
+    assert "talk: model 7.0" in text
+    assert "conflicts" in text  # the by-key slice
