@@ -426,7 +426,7 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
         ["commits", num(pa_["commits"]), num(pb_["commits"])],
         ["conflict rate", pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
         ["retries per commit", num(pa_["retries_per_commit"], 4), num(pb_["retries_per_commit"], 4)],
-        ["goodput (commits/s, mean over cells)", num(pa_["goodput"], 1), num(pb_["goodput"], 1)],
+        ["goodput (commits per measured second, cells pooled)", num(pa_["goodput"], 1), num(pb_["goodput"], 1)],
     ]
     head = table(["", f"A: {sa.label}", f"B: {sb.label}"], rows)
     sentences = [
