@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     dsql_cli.add_run_options(r)
 
+    rep = sub.add_parser("report", help="write the HTML contention report for run or sweep directories")
+    rep.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run or sweep directories")
+    rep.add_argument("-o", "--output", type=Path, help="HTML file to write (default: report.html in the first PATH)")
+    rep.add_argument("--compare", action="store_true", help="two runs or sweeps side by side, differences stated")
+
     d = sub.add_parser("db", help="manage the embedded PostgreSQL")
     d.add_argument("action", choices=["start", "stop", "status", "url"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
@@ -156,13 +161,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from loadgen.scenario import parse_duration
 
     scenario = _scenario_from_args(args)  # validate before any database work
-    _chaos_from_args(args)
-    parse_duration(args.unreachable_limit)
+    chaos = _chaos_from_args(args)
+    unreachable_limit_s = parse_duration(args.unreachable_limit)
     from loadgen import runner
     from loadgen.summary import format_summary, progress_line
-    from loadgen.target import make_target
 
     target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
+    if chaos.active and target.kind == "dsql":
+        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
     scenario = dsql_cli.pace_spawn(args, scenario)
     print(
         f"loadgen run: {scenario.accounts} accounts, {scenario.users} users, {scenario.duration_s:g} s, "
@@ -176,10 +182,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         args.out,
         on_progress=progress,
         command_line=["loadgen", *_safe_argv(argv)],
-        chaos=_chaos_from_args(args),
-        unreachable_limit_s=parse_duration(args.unreachable_limit),
+        chaos=chaos,
+        unreachable_limit_s=unreachable_limit_s,
     )
     print(format_summary(result))
+    if result.report is not None:
+        print(f"  report            {result.report}")
     if not dsql_cli.report_dialect_check(target, result.run_dir):
         return EXIT_INVARIANT
     if result.aborted:
@@ -188,6 +196,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not result.invariants_hold:
         return EXIT_INVARIANT
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.report import write_report
+
+    out = write_report(args.paths, args.output, compare=args.compare)
+    print(f"report: {out}")
+    return EXIT_OK
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -227,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             return dsql_cli.cmd_dsql(args)
         if args.command == "db":
             return cmd_db(args)
+        if args.command == "report":
+            return cmd_report(args)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as e:

@@ -52,6 +52,7 @@ class RunResult:
     faults: list[dict[str, Any]] = field(default_factory=list)
     #: The load generator's CPU use during the run.
     client: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -152,7 +153,20 @@ def run(
         # Kept until the results are written, so a second Ctrl-C still means "now".
         for h in handlers:
             h.cancel()
+    result.report = _write_report(run_dir)
     return result
+
+
+def _write_report(run_dir: Path) -> Path | None:
+    """report.html in the run directory; a failure here must never cost the run's data."""
+    try:
+        from loadgen.report import write_run_report
+
+        return write_run_report(run_dir)
+    except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        print(f"loadgen: could not write the report ({type(e).__name__}: {e}); "
+              f"the data is safe, try `loadgen report {run_dir}`", file=sys.stderr)
+        return None
 
 
 def _drive(
