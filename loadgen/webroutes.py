@@ -138,6 +138,9 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
             mimetype = "text/html"
         else:
             return Response(f"no such download: {name}\n", status=404, mimetype="text/plain")
+        if found is None and plugin.role == "master":
+            msg = "distributed mode: attempts stay on the workers; the master has no attempts to download\n"
+            return Response(msg, status=404, mimetype="text/plain")
         if found is None:
             return Response("no test has run yet\n", status=404, mimetype="text/plain")
         if isinstance(found, Path):

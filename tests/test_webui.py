@@ -238,6 +238,7 @@ def _chromium_run(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess
     cmd = [
         _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        "--disable-breakpad", "--disable-crash-reporter",
         f"--user-data-dir={profile}", *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -277,3 +278,43 @@ def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
         shutil.copy(shot, Path(keep) / shot.name)
         shutil.copy(tab_shot, Path(keep) / tab_shot.name)
     assert ui.post("/stop")["success"]
+
+
+@pytest.mark.slow
+def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    master_port = _free_port()
+    ui = _start_ui(tmp_path, "--", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port))
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    workers = []
+    try:
+        for i in range(2):
+            with (tmp_path / f"worker{i}.log").open("wb") as out:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "locust", "-f", str(locustfile), "--worker",
+                         "--master-host", "127.0.0.1", "--master-port", str(master_port)],
+                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    )
+                )
+        ui.wait_for(lambda d: d["role"] == "master" and d["workers"] == 2)
+        assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10})["success"]
+        # Workers report every 3 s: wait for both reports to carry attempts.
+        d = ui.wait_for(lambda d: d["totals"]["commits"] >= 100 and len(d["timeline"]) >= 2, timeout=40)
+        later = ui.wait_for(lambda x: x["totals"]["attempts"] > d["totals"]["attempts"], timeout=20)
+        t = later["totals"]
+        assert 0.0 < t["conflict_rate"] < 1.0
+        assert sum(o["count"] for o in t["outcomes"]) == t["attempts"]
+        assert sum(h["transactions"] for h in t["attempts_histogram"]) == t["transactions"]
+        assert t["hot_accounts"] and all(1 <= a["account"] <= 10 for a in t["hot_accounts"])
+        assert ui.post("/stop")["success"]
+        ui.wait_for(lambda d: d["state"] == "stopped")
+        assert _stop_ui(ui) == 0
+        for w in workers:
+            assert w.wait(timeout=30) is not None  # the master's quit reaches its workers
+    finally:
+        _stop_ui(ui)
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert _client_backends(embedded) == 0
