@@ -318,3 +318,54 @@ def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres,
                 w.kill()
                 w.wait()
     assert _client_backends(embedded) == 0
+
+
+@pytest.mark.slow
+def test_secrets_stay_out_of_pages_logs_and_files(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    secret = "s3cret-pw-4711"
+    dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
+    assert secret in dsn
+    ui = _start_ui(tmp_path, "--target", "postgres", "--dsn", dsn)
+    try:
+        page = ui.get("/").decode()
+        assert '"dsn": {' in page and secret not in page  # the field is there, masked and empty
+        assert ui.post("/swarm", {"user_count": 4, "spawn_rate": 4, "accounts": 50, "target": "postgres"})["success"]
+        running = ui.wait_for(lambda d: d["totals"]["commits"] > 20)
+        assert running["settings"]["target"] == "postgres" and running["error"] is None
+        assert "***" in running["settings"]["dsn"]
+        live_json = ui.get("/contention/download/run.json").decode()
+        assert ui.post("/stop")["success"]
+        stopped = ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None)
+        seen = [page, json.dumps(running), live_json, ui.get("/stats/requests").decode(), ui.get("/").decode()]
+        seen += [p.read_text() for p in Path(stopped["run_dir"]).glob("*.json")]
+    finally:
+        _stop_ui(ui)
+    seen.append(ui.log.read_text())
+    assert all(secret not in text for text in seen)
+
+
+def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    secret = "s3cret-pw-0815"
+    dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
+    port = _free_port()
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    with (tmp_path / "locust.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(locustfile), "--web-port", str(port), "--target", "postgres", "--dsn", dsn],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    ui = UI(proc, port, tmp_path / "locust.log")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = ui.get("/").decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, ui.log.read_text()
+                time.sleep(0.3)
+        assert _listening_addresses(port) == {"127.0.0.1"}
+        assert '"dsn": {' in page and secret not in page
+        assert secret not in json.dumps(ui.json("/contention/data"))
+    finally:
+        _stop_ui(ui)
