@@ -203,17 +203,11 @@ def _refuse(plugin: LoadgenPlugin, message: str) -> Response:
 
 
 def _report(plugin: LoadgenPlugin) -> Path | None:
-    """The last test's report, made on first request (``loadgen.report`` is optional)."""
+    """The last test's ``report.html`` (written at test stop; made now if it is missing)."""
     run_dir = plugin.run_dir
     if run_dir is None:
         return None
     path = run_dir / "report.html"
     if not path.exists():
-        import loadgen.report as report_module  # type: ignore[import-not-found]
-
-        build = getattr(report_module, "write_report", None) or getattr(report_module, "build_report", None)
-        if build is None:
-            return None
-        build(run_dir)
+        plugin.write_report(run_dir)
     return path if path.exists() else None
-

@@ -337,7 +337,19 @@ class LoadgenPlugin:
         _write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
         if not result.invariants_hold:
             log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in invariants if not i.ok))
+        self.write_report(run_dir)
         return run_dir
+
+    def write_report(self, run_dir: Path) -> None:
+        """``report.html`` beside the data, when the report module is installed; never fatal."""
+        try:
+            from loadgen.report import write_run_report  # type: ignore[import-not-found, attr-defined]
+        except ImportError:
+            return
+        try:
+            write_run_report(run_dir)
+        except Exception as e:  # noqa: BLE001 - the data is on disk; `loadgen report` can retry
+            log.error("loadgen: could not write the report: %s", _first_line(e))
 
     def attempts_parquet(self) -> bytes | Path | None:
         """The last test's file, or the current test's attempts so far."""

@@ -369,3 +369,17 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
         assert secret not in json.dumps(ui.json("/contention/data"))
     finally:
         _stop_ui(ui)
+
+
+def test_ui_bad_input_is_one_line_and_exit_2(embedded: EmbeddedPostgres) -> None:
+    from conftest import run_cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli("ui", "--web-port", str(port), timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("ui", "--target", "postgres", timeout=60)
+    assert r.returncode == 2 and "needs --dsn" in r.stderr and "Traceback" not in r.stderr
