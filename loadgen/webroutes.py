@@ -191,6 +191,12 @@ def _check_form(plugin: LoadgenPlugin) -> Response | None:
         scenario_from_options(SimpleNamespace(**values), users)
         if values["target"] == "postgres" and not (request.form.get("dsn") or plugin.dsn()):
             raise LoadgenError("target postgres needs a dsn")
+        if getattr(plugin.env.runner, "state", None) not in ("running", "spawning"):
+            # A new test: make sure the database is there (and big enough) before users spawn.
+            from loadgen.target import make_target
+
+            dsn = request.form.get("dsn") or plugin.dsn()
+            make_target(values["target"], dsn if values["target"] != "embedded" else None).prepare(users)
     except LoadgenError as e:
         return _refuse(plugin, str(e))
     # Users added to a running test need connections before they spawn.

@@ -163,6 +163,9 @@ def test_bad_form_values_are_refused_in_one_line(ui: UI) -> None:
     assert r["success"] is False and "accounts must be at least 2" in r["message"]
     r = ui.post("/swarm", {"user_count": 5, "spawn_rate": 5, "max_attempts": "many"})
     assert r["success"] is False and "not a whole number" in r["message"]
+    # An unreachable database is refused in the form too, password masked.
+    r = ui.post("/swarm", {"user_count": 5, "spawn_rate": 5, "target": "postgres", "dsn": "postgresql://u:pw0@127.0.0.1:1/x"})
+    assert r["success"] is False and "cannot connect" in r["message"] and "pw0" not in r["message"]
     assert ui.json("/contention/data")["state"] == "ready"
 
 
