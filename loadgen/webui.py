@@ -46,6 +46,8 @@ DEFAULT_WEB_HOST = "127.0.0.1"
 #: Pool size on a worker until it knows how many users it runs.
 _WORKER_POOL_START = 50
 _SAMPLE_S = 1.0
+#: Seconds users get to finish their transaction when a test stops.
+STOP_TIMEOUT_S = 3
 _STATIC = Path(__file__).with_name("static")
 #: Options the start form sends that are loadgen's, with how to read them back.
 _FORM_TYPES: dict[str, type] = {
@@ -91,8 +93,11 @@ def add_arguments(parser: Any) -> None:
     )
     g.add_argument("--seed", type=int, default=0, help="Random seed for reproducible key choices (0: random)")
     g.add_argument("--out", default="reports", include_in_web_ui=False, help="Each test's results go in a new directory under this one")
-    # Safe by default: Locust's own default is every interface.
-    parser.set_defaults(web_host=DEFAULT_WEB_HOST)
+    # Safe by default: Locust's own default is every interface. And on Stop, give users
+    # a moment to finish the transaction in hand rather than kill them mid-statement
+    # (which leaves attempts "interrupted" and connections dirty). Kept short: in
+    # distributed mode a worker rejoins the master only this long after a stop.
+    parser.set_defaults(web_host=DEFAULT_WEB_HOST, stop_timeout=str(STOP_TIMEOUT_S))
 
 
 def scenario_from_options(opts: Any, users: int) -> Scenario:

@@ -311,6 +311,8 @@ def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres,
         assert t["hot_accounts"] and all(1 <= a["account"] <= 10 for a in t["hot_accounts"])
         assert ui.post("/stop")["success"]
         ui.wait_for(lambda d: d["state"] == "stopped")
+        # Workers rejoin after the stop timeout; only workers the master knows get its quit.
+        ui.wait_for(lambda d: d["workers"] == 2, timeout=20)
         assert _stop_ui(ui) == 0
         for w in workers:
             assert w.wait(timeout=30) is not None  # the master's quit reaches its workers
