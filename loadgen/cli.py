@@ -86,6 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["start", "stop", "status", "url"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
     dsql_cli.add_command(sub, _Parser)
+
+    u = sub.add_parser("ui", help="start the target and Locust's web UI with a live Contention tab")
+    # TODO(scenarios): accept an optional SCENARIO file once scenario files land; its
+    # settings would become the start form's defaults (add them to locust_argv below).
+    u.add_argument("--web-host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
+    u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
+    u.add_argument("--accounts", type=_positive_int, help="the start form's default accounts (default 10)")
+    u.add_argument("--users", type=_positive_int, default=50, help="the start form's default users (default 50)")
+    u.add_argument("--spawn-rate", type=_number, help="the start form's default spawn rate (default: all at once)")
+    u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
+    u.add_argument("--out", type=Path, default=Path("reports"), help="each test's results go in a new directory under this one (default reports/)")
+    u.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: more Locust options (e.g. -- --master)")
     return p
 
 
@@ -227,6 +240,48 @@ def cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    import locust  # noqa: F401  - gevent's monkey-patching before psycopg
+
+    from loadgen.target import make_target
+
+    dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
+    target = make_target(args.target, dsn)
+    try:  # say so plainly now rather than in a Locust traceback later
+        with socket.socket(socket.AF_INET6 if ":" in args.web_host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.web_host, args.web_port))
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {args.web_host}:{args.web_port}: {e.strerror or e}") from None
+    target.prepare(args.users)
+    if dsn:
+        # Through the environment, not Locust's argv: argv values end up in the page.
+        os.environ["LOADGEN_DSN"] = dsn
+    locust_argv = [
+        "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
+        "--web-host", args.web_host, "--web-port", str(args.web_port),
+        "--users", str(args.users), "--spawn-rate", str(args.spawn_rate or args.users),
+        "--target", args.target, "--out", str(args.out),
+        # Conflicts are failed attempts to Locust; they are what we measure, not an error.
+        "--exit-code-on-error", "0",
+    ]
+    if args.accounts is not None:
+        locust_argv += ["--accounts", str(args.accounts)]
+    extra = [a for a in args.locust_args if a != "--"]
+    shown = f"[{args.web_host}]" if ":" in args.web_host else args.web_host
+    where = target.describe().get("url") or target.describe().get("dsn")
+    print(f"loadgen ui: target {target.kind} at {where}", flush=True)
+    print(f"loadgen ui: web UI at http://{shown}:{args.web_port}/ (contention charts at /contention); Ctrl-C stops", flush=True)
+    from locust.main import main as locust_main
+
+    sys.argv = locust_argv + extra
+    locust_main()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The pool logs every broken connection; loadgen counts them instead (run.json, summary).
@@ -245,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_db(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "ui":
+            return cmd_ui(args)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as e:
