@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    s = r.add_argument_group("scale out (Locust distributed mode)")
+    s.add_argument("--processes", type=_positive_int, help="run the users in this many worker processes on this machine")
+    s.add_argument("--master", action="store_true", help="be the master: wait for --expect-workers workers started elsewhere")
+    s.add_argument("--expect-workers", type=_positive_int, help="with --master: workers to wait for (default 1)")
+    s.add_argument("--master-bind-host", default=None, help="with --master: interface to listen on (default 127.0.0.1)")
+    s.add_argument("--master-port", type=_positive_int, help="the master's port (default 5557; --processes alone: any free port)")
+    s.add_argument("--worker", action="store_true", help="be a worker: run users for the master at --master-host")
+    s.add_argument("--master-host", help="with --worker: the master's address")
     dsql_cli.add_run_options(r)
 
     rep = sub.add_parser("report", help="write the HTML contention report for run or sweep directories")
@@ -189,7 +197,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         flush=True,
     )
     progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
-    result = runner.run(
+    fleet = _fleet_from_args(args)
+    run = runner.run if fleet is None else _distributed_run(fleet)
+    result = run(
         scenario,
         target,
         args.out,
@@ -209,6 +219,42 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not result.invariants_hold:
         return EXIT_INVARIANT
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def _fleet_from_args(args: argparse.Namespace) -> Any:
+    """The scale-out settings, or None for a single-process run."""
+    if not (args.processes or args.master):
+        if args.expect_workers or args.master_bind_host:
+            raise ConfigError("--expect-workers and --master-bind-host are for --master")
+        return None
+    from loadgen.distributed import DEFAULT_MASTER_PORT, Fleet
+
+    port = args.master_port or (0 if not args.master else DEFAULT_MASTER_PORT)
+    expect = args.expect_workers or (1 if args.master and not args.processes else 0)
+    return Fleet(
+        processes=args.processes or 0,
+        expect_workers=expect,
+        bind_host=args.master_bind_host or "127.0.0.1",
+        bind_port=port,
+    )
+
+
+def _distributed_run(fleet: Any) -> Any:
+
+    from loadgen.distributed import run_distributed
+
+    return lambda scenario, target, out, **kw: run_distributed(scenario, target, out, fleet, **kw)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if not args.master_host:
+        raise ConfigError("--worker needs --master-host (the address of the loadgen --master)")
+    import locust  # noqa: F401  - gevent's monkey-patching before psycopg
+
+    from loadgen.distributed import DEFAULT_MASTER_PORT, run_worker
+
+    print(f"loadgen worker: joining the master at {args.master_host}:{args.master_port or DEFAULT_MASTER_PORT}", flush=True)
+    return run_worker(args.master_host, args.master_port or DEFAULT_MASTER_PORT)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -292,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run" and args.ephemeral:
             _scenario_from_args(args)  # validate before creating a cluster
             return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
+        if args.command == "run" and args.worker:
+            return cmd_worker(args)
         if args.command == "run":
             return cmd_run(args, argv)
         if args.command == "dsql":

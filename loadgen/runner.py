@@ -53,6 +53,8 @@ class RunResult:
     #: The load generator's CPU use during the run.
     client: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
+    #: Distributed runs: each worker process, what it sent and what it cost.
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def invariants_hold(self) -> bool:
@@ -327,6 +329,8 @@ def _write_run_json(
         "invariants": [i.to_dict() for i in result.invariants],
         "invariants_hold": result.invariants_hold,
     }
+    if result.workers:
+        doc["workers"] = result.workers
     tmp = result.run_dir / "run.json.tmp"
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     tmp.replace(result.run_dir / "run.json")

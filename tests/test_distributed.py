@@ -1,0 +1,112 @@
+"""Scale-out: a master in this process, Locust workers in other processes; no attempt lost or counted twice."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from loadgen.distributed import Fleet, _password, _without_password, run_distributed, scenario_from_dict
+from loadgen.errors import ConfigError
+from loadgen.recorder import ATTEMPT_SCHEMA, COMMITTED_OUTCOMES
+from loadgen.retry import RetryPolicy
+from loadgen.scenario import Scenario
+from loadgen.target import EmbeddedTarget
+
+from conftest import run_cli
+
+
+def _check_lossless(run_dir: Path, workers: int) -> dict:
+    doc = json.loads((run_dir / "run.json").read_text())
+    df = pq.read_table(run_dir / "attempts.parquet").to_pandas()
+    assert pq.read_schema(run_dir / "attempts.parquet").equals(ATTEMPT_SCHEMA, check_metadata=False)
+
+    # Every attempt Locust counted across the workers is one row, no more, no less.
+    assert len(df) == doc["locust"]["attempts"] > 0
+    assert df["txn_id"].nunique() == doc["locust"]["transactions"]
+    assert doc["summary"]["attempts"] == len(df)
+    # No attempt twice: (txn_id, attempt) is a key, and numbering has no gaps.
+    assert not df.duplicated(["txn_id", "attempt"]).any()
+    sizes = df.groupby("txn_id")["attempt"].agg(["max", "count"])
+    assert (sizes["max"] == sizes["count"]).all()
+    committed = df[df["outcome"].isin(COMMITTED_OUTCOMES)]
+    assert committed["txn_id"].is_unique
+
+    # run.json names each worker; each worker's rows arrived as it counted them.
+    named = doc["workers"]
+    assert len(named) == workers
+    assert sorted(df["worker"].unique()) == sorted(w["id"] for w in named)
+    for w in named:
+        assert w["finished"] and w["attempts_sent"] == w["attempts_received"] == (df["worker"] == w["id"]).sum() > 0
+    # Users are numbered apart on each worker.
+    assert df.groupby("user")["worker"].nunique().max() == 1
+    assert doc["invariants_hold"] is True, doc["invariants"]
+    assert doc["completed"] is True
+    assert doc["client"]["processes"] == workers
+    return doc
+
+
+@pytest.mark.slow
+def test_two_local_worker_processes_lose_and_duplicate_nothing(target: EmbeddedTarget, tmp_path: Path) -> None:
+    scenario = Scenario(accounts=10, users=20, spawn_rate=20, duration_s=3, seed=7)
+    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2))
+    doc = _check_lossless(result.run_dir, workers=2)
+    # Contention across processes: the two workers' users conflict with each other.
+    assert doc["summary"]["outcomes"].get("conflict", 0) > 0
+    assert result.connections["opened"] >= 2
+    assert result.connections["left_open"] == 0
+    assert (result.run_dir / "workers" / "worker-1.log").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_master_and_worker_command_lines(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        master = run_cli(
+            "run", "--master", "--expect-workers", "1", "--master-port", str(port),
+            "--accounts", "50", "--users", "10", "--duration", "2", "-q", "--out", str(tmp_path),
+            timeout=120,
+        )
+        assert master.returncode == 0, master.stdout + master.stderr
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, out
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    _check_lossless(run_dir, workers=1)
+
+
+def test_bad_scale_out_options_are_one_line(tmp_path: Path) -> None:
+    r = run_cli("run", "--worker")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--master-host" in r.stderr
+    r = run_cli("run", "--expect-workers", "2", "--out", str(tmp_path))
+    assert r.returncode == 2 and "--master" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_settings_cross_the_wire_without_the_password() -> None:
+    s = Scenario(accounts=123, users=4, retry=RetryPolicy(max_attempts=7, backoff="exponential"), seed=3)
+    assert scenario_from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    dsn = "host=db.example port=5432 user=app password=s3cret dbname=bank"
+    assert "s3cret" not in _without_password(dsn) and "host=db.example" in _without_password(dsn)
+    assert _password(dsn) == "s3cret" and _password("host=x") is None
+    with pytest.raises(ConfigError):
+        Fleet()
