@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -117,13 +118,20 @@ def run_pgbench(server: EmbeddedPostgres, script: Path, clients: int, accounts: 
         "-T", str(int(duration)), "-M", "prepared", f"--max-tries={MAX_TRIES}", "--failures-detailed",
         "-h", str(server.socket_dir), "-p", "5432", "-U", "postgres", "postgres",
     ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode not in (0,):
         raise SystemExit(f"pgbench failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     out: dict[str, Any] = {"tool": "pgbench"}
     for key, pattern in _PGB.items():
         m = re.search(pattern, proc.stdout, re.M)
         out[key] = float(m.group(1)) if m and key == "tps" else int(m.group(1)) if m else 0
+    attempts = out["commits"] + out["failed"] + out["retries"]
+    # pgbench's own CPU (it is this script's child), per attempt as loadgen counts them.
+    out["cpu_per_attempt_us"] = round(cpu_s / attempts * 1e6, 1) if attempts else None
+    out["client_cpu_utilization"] = round(cpu_s / duration, 3)
     return out
 
 
