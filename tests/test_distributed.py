@@ -110,3 +110,27 @@ def test_the_settings_cross_the_wire_without_the_password() -> None:
     assert _password(dsn) == "s3cret" and _password("host=x") is None
     with pytest.raises(ConfigError):
         Fleet()
+
+
+@pytest.mark.slow
+def test_the_password_reaches_workers_through_their_environment_only(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    from loadgen.target import PostgresTarget
+
+    secret = "s3cret-Pa55"
+    # The embedded server trusts its unix socket, so any password connects: what matters is where it travels.
+    target = PostgresTarget(f"{embedded.conninfo} password={secret}")
+    seen: list[tuple[str, bool]] = []
+
+    def inspect_workers(elapsed: float, env) -> None:  # type: ignore[no-untyped-def]
+        for child in psutil.Process().children():
+            seen.append((" ".join(child.cmdline()), child.environ().get("PGPASSWORD") == secret))
+
+    scenario = Scenario(accounts=20, users=4, spawn_rate=4, duration_s=2.5)
+    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), on_progress=inspect_workers)
+    assert seen and all("loadgen.worker" in cmd and secret not in cmd and has_pw for cmd, has_pw in seen)
+    assert result.invariants_hold
+    for path in result.run_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
