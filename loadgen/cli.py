@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     r = sub.add_parser("run", help="run transfers headless and write a results directory")
+    r.add_argument(
+        "scenario",
+        nargs="?",
+        help="a scenario file (scenarios/NAME.toml) or a built-in's name; options below override it "
+        "(default: quickstart, or a single run when workload options are given)",
+    )
     r.add_argument("--accounts", type=_positive_int, help="number of accounts (default 10)")
     r.add_argument("--users", type=_positive_int, help="concurrent users, one transaction in flight each (default 50)")
     r.add_argument("--spawn-rate", type=_number, help="users started per second (default: all at once)")
@@ -67,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    w = r.add_argument_group("workload")
+    w.add_argument("--keys", dest="distribution", help="key distribution: uniform, zipf, hotspot or hotset")
+    w.add_argument("--shape", dest="transaction", help="transaction shape, e.g. update-returning, multi-leg")
+    w.add_argument("--read-mix", type=_number, help="share of read-only transactions (0 to 1)")
+    w.add_argument("--load", help="load model: closed, batches or open")
+    w.add_argument("--batches", type=_positive_int, help="batches load model: how many batches of --users transfers")
+    w.add_argument("--arrival-rate", type=_number, help="open load model: transactions started per second")
 
     d = sub.add_parser("db", help="manage the embedded PostgreSQL")
     d.add_argument("action", choices=["start", "stop", "status", "url"])
@@ -128,22 +141,73 @@ def _safe_argv(argv: list[str]) -> list[str]:
     return out
 
 
+#: ``loadgen run`` options that set a scenario knob, and the scenario file key each overrides.
+_OVERRIDES = {
+    "accounts": "accounts",
+    "users": "users",
+    "spawn_rate": "spawn_rate",
+    "duration": "duration",
+    "initial_balance": "initial_balance",
+    "amount": "amount",
+    "seed": "seed",
+    "max_attempts": "retry.max_attempts",
+    "deadline": "retry.deadline",
+    "backoff": "retry.backoff",
+    "backoff_base_ms": "retry.base_ms",
+    "backoff_cap_ms": "retry.cap_ms",
+    "lock_timeout_ms": "postgres.lock_timeout_ms",
+    "distribution": "keys.distribution",
+    "transaction": "transaction.shape",
+    "read_mix": "transaction.read_mix",
+    "load": "load.model",
+    "batches": "load.batches",
+    "arrival_rate": "load.arrival_rate",
+}
+#: Workload options the original ad-hoc run did not have; applied to its Scenario as they are.
+_NEW_KNOBS = ("distribution", "transaction", "read_mix", "load", "batches", "arrival_rate")
+
+
+def _scenario_file_from_args(args: argparse.Namespace) -> Any:
+    """The scenario file (or an ad-hoc single run) this command line asks for, validated."""
+    from dataclasses import replace
+
+    from loadgen.scenariofile import Cell, ScenarioFile, load
+
+    overrides = {key: getattr(args, opt) for opt, key in _OVERRIDES.items() if getattr(args, opt) is not None}
+    if args.scenario is None and overrides:
+        # No file, some options: one run from the built-in defaults, as before scenario files.
+        scenario = _scenario_from_args(args)
+        new = {k: getattr(args, k) for k in _NEW_KNOBS if getattr(args, k) is not None}
+        if new:
+            scenario = replace(scenario, **new)
+        return ScenarioFile("ad-hoc", "", "command line", (Cell(0, {}, scenario),))
+    return load(args.scenario or "quickstart", overrides)
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    scenario = _scenario_from_args(args)  # validate before any database work
+    sf = _scenario_file_from_args(args)  # validate before any database work
     # Import Locust (and so gevent's monkey-patching) before anything imports psycopg.
-    from loadgen import runner
-    from loadgen.summary import format_summary, progress_line
+    from loadgen import sweep
+    from loadgen.summary import format_summary
     from loadgen.target import make_target
 
-    target = make_target(args.target, args.dsn)
-    print(
-        f"loadgen run: {scenario.accounts} accounts, {scenario.users} users, {scenario.duration_s:g} s, "
-        f"{scenario.distribution} keys, target {target.kind}",
-        flush=True,
+    kind = args.target if args.target != "embedded" or args.dsn else (sf.target_kind or "embedded")
+    target = make_target(kind, args.dsn or (sf.dsn if kind == sf.target_kind else None))
+    s0 = sf.cells[0].scenario
+    what = f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}" if sf.is_sweep else (
+        f"{s0.accounts} accounts, {s0.users} users, {s0.duration_s:g} s, {s0.distribution} keys"
     )
-    progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
-    result = runner.run(scenario, target, args.out, on_progress=progress, command_line=["loadgen", *_safe_argv(argv)])
-    print(format_summary(result))
+    name = "" if sf.name == "ad-hoc" else f" {sf.name}"
+    print(f"loadgen run{name}: {what}, target {target.kind}", flush=True)
+    say = None if args.quiet else (lambda line: print(line, flush=True))
+    every = 5.0 if sf.is_sweep else 1.0
+    result = sweep.run_file(sf, target, args.out, say=say, progress_every_s=every, command_line=["loadgen", *_safe_argv(argv)])
+    if result.is_sweep:
+        print(sweep.format_sweep(result))
+    else:
+        print(format_summary(result.results[0]))
+    if result.is_sweep and not result.completed:
+        return 130
     return EXIT_OK if result.invariants_hold else EXIT_INVARIANT
 
 

@@ -83,9 +83,10 @@ def run(
     user_class: type[TransferUser] = TransferUser,
     on_progress: Callable[[float, Environment], None] | None = None,
     command_line: list[str] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Run one scenario against one target; write ``out/<run id>/``."""
-    run_id = new_run_id()
+    """Run one scenario against one target; write ``out/<run id>/`` (a sweep names its cells' ids)."""
+    run_id = run_id or new_run_id()
     run_dir = prepare_out_dir(out, run_id)
     target.prepare(scenario.users)
     with _connect(target) as conn:
@@ -199,6 +200,14 @@ def _versions(server_version: str) -> dict[str, str]:
     }
 
 
+def _keys_info(scenario: Scenario) -> dict[str, Any]:
+    """The key distribution and its collision probability sum(p_i^2), which the conflict model needs."""
+    from loadgen.keys import distribution_for
+
+    keys = distribution_for(scenario)
+    return {**keys.describe(), "accounts": keys.accounts, "collision_probability": keys.collision_probability()}
+
+
 def _write_run_json(
     result: RunResult,
     scenario: Scenario,
@@ -213,6 +222,7 @@ def _write_run_json(
         "format": 1,
         "run_id": run_id,
         "scenario": scenario.to_dict(),
+        "keys": _keys_info(scenario),
         "target": target.describe(),
         "versions": _versions(server_version),
         "machine": {"cpus": os.cpu_count(), "hostname": platform.node()},

@@ -19,7 +19,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from loadgen.keys import KeyDistribution, make_distribution
+from loadgen.keys import KeyDistribution, distribution_for
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
 from loadgen.target import Target
@@ -44,7 +44,7 @@ class Bench:
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
-        self.keys: KeyDistribution = make_distribution(scenario.distribution, scenario.accounts)
+        self.keys: KeyDistribution = distribution_for(scenario)
         self._user_ids = itertools.count(1)
         self.pool = ConnectionPool(
             target.conninfo(),
