@@ -70,8 +70,29 @@ def run_cell(
         command_line=command_line,
         run_id=run_id,
     )
-    annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **extra()})
+    workload = extra()
+    annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload})
+    result.notes = workload_notes(workload)  # type: ignore[attr-defined]
     return result
+
+
+def workload_notes(workload: dict[str, Any]) -> list[str]:
+    """Warnings a user must see: an open loop that could not keep up, audits that found money missing."""
+    notes = []
+    load = workload.get("load", {})
+    if load.get("model") == "open" and not load.get("kept_up", True):
+        lag = load["start_lag_ms"]
+        notes.append(
+            f"open loop could not keep up: {load['achieved_rate']:.0f} of {load['arrival_rate']:g} transactions/s started, "
+            f"{load['late']:,} of {load['started']:,} late by more than {load['late_threshold_ms']:g} ms "
+            f"(start lag p99 {lag['p99'] or 0:.0f} ms); raise users or lower arrival_rate"
+        )
+    if load.get("model") == "batches" and load.get("batches_completed", 0) < load.get("batches_planned", 0):
+        notes.append(f"only {load['batches_completed']} of {load['batches_planned']} batches completed before the duration ran out")
+    reads = workload.get("reads")
+    if reads and reads.get("audit_mismatches"):
+        notes.append(f"{reads['audit_mismatches']} of {reads['audits']} audits saw a wrong total: {reads['audit_mismatch_examples'][0]}")
+    return notes
 
 
 def annotate_run(run_dir: Path, cell: str | None, fields: dict[str, Any]) -> None:
@@ -133,6 +154,8 @@ def run_file(
     if not sf.is_sweep:
         (cell,) = sf.cells
         result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line)
+        for note in result.notes:  # type: ignore[attr-defined]
+            print(f"  warning: {note}", flush=True)
         return SweepResult(result.run_dir, False, [result], completed=result.completed)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -181,8 +204,11 @@ def run_file(
                 scenario=cell.scenario.to_dict(),
             )
             _write_json(sweep_dir / "sweep.json", index)
+            entry["notes"] = run.notes  # type: ignore[attr-defined]
             if say:
                 say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
+            for note in run.notes:  # type: ignore[attr-defined]
+                print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
             if not run.completed:
                 break
         else:
