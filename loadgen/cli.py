@@ -7,6 +7,7 @@ invariants end with exit code 1.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from loadgen.errors import ConfigError, LoadgenError
 
 __all__ = ["main"]
 
-EXIT_OK, EXIT_INVARIANT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lock-timeout-ms",
         type=_number,
         help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
+    )
+    c = r.add_argument_group("fault injection (PostgreSQL targets)")
+    c.add_argument("--chaos-kill-every", help="terminate some of loadgen's backends at this interval (e.g. 2s)")
+    c.add_argument("--chaos-kill-fraction", type=_number, help="share of loadgen's backends terminated each time (default 0.2)")
+    c.add_argument("--chaos-restart-at", help="restart the embedded server once, this long into the run")
+    r.add_argument(
+        "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     w = r.add_argument_group("workload")
@@ -184,8 +192,25 @@ def _scenario_file_from_args(args: argparse.Namespace) -> Any:
     return load(args.scenario or "quickstart", overrides)
 
 
+def _chaos_from_args(args: argparse.Namespace) -> Any:
+    from loadgen.chaos import Chaos
+    from loadgen.scenario import parse_duration
+
+    return Chaos(
+        kill_every_s=parse_duration(args.chaos_kill_every) if args.chaos_kill_every else None,
+        kill_fraction=args.chaos_kill_fraction if args.chaos_kill_fraction is not None else 0.2,
+        restart_at_s=parse_duration(args.chaos_restart_at) if args.chaos_restart_at else None,
+    )
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    import locust  # noqa: F401  - first: gevent must patch sockets before loadgen.chaos imports psycopg
+
+    from loadgen.scenario import parse_duration
+
     sf = _scenario_file_from_args(args)  # validate before any database work
+    chaos = _chaos_from_args(args)
+    unreachable_limit_s = parse_duration(args.unreachable_limit)
     # Import Locust (and so gevent's monkey-patching) before anything imports psycopg.
     from loadgen import sweep
     from loadgen.summary import format_summary
@@ -201,14 +226,26 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"loadgen run{name}: {what}, target {target.kind}", flush=True)
     say = None if args.quiet else (lambda line: print(line, flush=True))
     every = 5.0 if sf.is_sweep else 1.0
-    result = sweep.run_file(sf, target, args.out, say=say, progress_every_s=every, command_line=["loadgen", *_safe_argv(argv)])
+    result = sweep.run_file(
+        sf,
+        target,
+        args.out,
+        say=say,
+        progress_every_s=every,
+        command_line=["loadgen", *_safe_argv(argv)],
+        run_options={"chaos": chaos, "unreachable_limit_s": unreachable_limit_s},
+    )
     if result.is_sweep:
         print(sweep.format_sweep(result))
     else:
         print(format_summary(result.results[0]))
-    if result.is_sweep and not result.completed:
-        return 130
-    return EXIT_OK if result.invariants_hold else EXIT_INVARIANT
+    aborted = [r for r in result.results if r.aborted]
+    if aborted:
+        print(f"loadgen: run ended early: {aborted[0].aborted}; results so far are in {result.out_dir}", file=sys.stderr)
+        return EXIT_INVARIANT
+    if not result.invariants_hold:
+        return EXIT_INVARIANT
+    return EXIT_OK if result.completed else EXIT_INTERRUPTED
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -234,6 +271,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # The pool logs every broken connection; loadgen counts them instead (run.json, summary).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -248,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("loadgen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

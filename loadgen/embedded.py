@@ -45,7 +45,7 @@ SERVER_SETTINGS = {
     "max_wal_size": "2GB",
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
-    "deadlock_timeout": "100ms",
+    "deadlock_timeout": "10ms",
 }
 
 
@@ -133,6 +133,10 @@ class EmbeddedPostgres:
             return False
         self._pg("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
         return True
+
+    def restart(self) -> None:
+        """Restart with the same settings (fault injection: every session is cut)."""
+        self._pg("pg_ctl", "restart", "-D", str(self.pgdata), "-l", str(self.logfile), "-m", "fast", "-w", "-t", "60")
 
     # -- internals ------------------------------------------------------
 

@@ -26,7 +26,7 @@ from locust.exception import StopUser
 
 from loadgen.classify import classify
 from loadgen.scenario import Scenario
-from loadgen.shapes import MultiLegRequest, audit, read_balance, shape
+from loadgen.shapes import MultiLegRequest, audit, read_balance
 from loadgen.transfer import TransferRequest, run_transfer
 from loadgen.users import NAME, TRANSACTION, AttemptFailed, TransferUser
 
@@ -151,7 +151,7 @@ class ScenarioUser(TransferUser):
         super().__init__(environment)
         s = self.bench.scenario
         self.scenario = s
-        self.shape = shape(s.transaction)
+        self.shape = self.bench.transaction  # the scenario's shape (loadgen.shapes)
         self.think_s = s.think_ms / 1000.0 if s.load == "closed" else 0.0
 
     def wait_time(self) -> float:  # type: ignore[override]

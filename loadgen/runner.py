@@ -26,13 +26,14 @@ import psycopg
 from locust.env import Environment
 
 from loadgen import __version__
+from loadgen.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.errors import OutputError, TargetError
 from loadgen.metrics import summarize
 from loadgen.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
 from loadgen.schema import Invariant, check_invariants, ledger_ids, reset
 from loadgen.scenario import Scenario
 from loadgen.target import Target, redact_conninfo
-from loadgen.users import ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
+from loadgen.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 
 __all__ = ["RunResult", "run", "prepare_out_dir"]
 
@@ -44,6 +45,12 @@ class RunResult:
     invariants: list[Invariant]
     completed: bool
     locust_counts: dict[str, int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
+    #: Why the run ended early on its own (the database unreachable), if it did.
+    aborted: str | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    #: The load generator's CPU use during the run.
+    client: dict[str, float] = field(default_factory=dict)
 
     @property
     def invariants_hold(self) -> bool:
@@ -83,6 +90,8 @@ def run(
     user_class: type[TransferUser] = TransferUser,
     on_progress: Callable[[float, Environment], None] | None = None,
     command_line: list[str] | None = None,
+    chaos: Chaos | None = None,
+    unreachable_limit_s: float = 60.0,
     run_id: str | None = None,
 ) -> RunResult:
     """Run one scenario against one target; write ``out/<run id>/`` (a sweep names its cells' ids)."""
@@ -101,6 +110,13 @@ def run(
     runner = env.create_local_runner()
 
     interrupted = {"count": 0}
+    aborted: list[str] = []
+    client: dict[str, float] = {}
+    faults = FaultLog()
+
+    def give_up(reason: str) -> None:
+        aborted.append(reason)
+        runner.quit()
 
     def stop_on_signal(*_: Any) -> None:
         interrupted["count"] += 1
@@ -110,39 +126,96 @@ def run(
         runner.quit()
 
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-    started = datetime.now(timezone.utc)
-    t0 = time.monotonic()
     try:
-        runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
-        stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
-        if on_progress is not None:
-            ticker = gevent.spawn(_tick, on_progress, env, t0)
-        runner.greenlet.join()
-        stopper.kill(block=False)
-        if on_progress is not None:
-            ticker.kill(block=False)
+        started = datetime.now(timezone.utc)
+        try:
+            helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up)]
+            if chaos is not None and chaos.active:
+                restart = getattr(getattr(target, "server", None), "restart", None)
+                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
+            try:
+                _drive(runner, env, scenario, on_progress, client)
+            finally:
+                gevent.killall(helpers, block=False)
+        finally:
+            # Whatever happened, close the pool and write what was recorded.
+            connections = bench.close()
+            ended = datetime.now(timezone.utc)
+            result = _finish(
+                recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted
+            )
+            result.aborted = aborted[0] if aborted else None
+            result.faults = faults.faults
+            result.client = _client_load(client, result.summary["attempts"])
+            _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
+        # Kept until the results are written, so a second Ctrl-C still means "now".
         for h in handlers:
             h.cancel()
-        bench.close()
-    ended = datetime.now(timezone.utc)
-    completed = interrupted["count"] == 0
-
-    table = recorder.to_table()
-    attempts = table.to_pandas()
-    with _connect(target) as conn:
-        _resolve_unknown_commits(conn, attempts)
-        committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
-        invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
-    if "outcome" in attempts:
-        table = table.set_column(table.schema.get_field_index("outcome"), "outcome", [attempts["outcome"].tolist()])
-    write_attempts(table, run_dir / "attempts.parquet")
-
-    summary = summarize(attempts)
-    counts = _locust_counts(env)
-    result = RunResult(run_dir, summary, invariants, completed, counts)
-    _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     return result
+
+
+def _drive(
+    runner: Any,
+    env: Environment,
+    scenario: Scenario,
+    on_progress: Callable[[float, Environment], None] | None,
+    client: dict[str, float],
+) -> None:
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    runner.start(scenario.users, spawn_rate=scenario.spawn_rate)
+    stopper = gevent.spawn_later(scenario.duration_s, runner.quit)
+    ticker = gevent.spawn(_tick, on_progress, env, t0) if on_progress is not None else None
+    try:
+        runner.greenlet.join()
+    finally:
+        stopper.kill(block=False)
+        if ticker is not None:
+            ticker.kill(block=False)
+        # The load generator's own CPU: a saturated client measures itself, not the database.
+        client["wall_s"] = time.monotonic() - t0
+        client["cpu_s"] = time.process_time() - cpu0
+
+
+def _finish(
+    recorder: AttemptRecorder,
+    env: Environment,
+    target: Target,
+    scenario: Scenario,
+    run_dir: Path,
+    connections: dict[str, int],
+    completed: bool,
+) -> RunResult:
+    """Settle unknown commits, check invariants, write attempts.parquet."""
+    table = recorder.to_table()
+    # Written first, as recorded: if the database is gone, the attempts are not.
+    write_attempts(table, run_dir / "attempts.parquet")
+    attempts = table.to_pandas()
+    try:
+        with _connect(target) as conn:
+            _resolve_unknown_commits(conn, attempts)
+            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+            invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
+            connections["left_open"] = _sessions_left(conn)
+    except (TargetError, psycopg.Error) as e:
+        invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
+    else:
+        outcome = table.schema.get_field_index("outcome")
+        table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
+        write_attempts(table, run_dir / "attempts.parquet")
+    return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+
+
+def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
+    wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
+    return {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        # One process runs on one core: near 1.0 the load generator is the bottleneck.
+        "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
+        "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
+    }
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -169,6 +242,16 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
     attempts.loc[hit, "outcome"] = "ambiguous_committed"
+
+
+def _sessions_left(conn: psycopg.Connection[Any]) -> int:
+    """loadgen's sessions still open on the server after the pool closed (should be 0)."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (APPLICATION_NAME,),
+    ).fetchone()
+    conn.rollback()
+    return int(row[0]) if row else 0
 
 
 def _locust_counts(env: Environment) -> dict[str, int]:
@@ -230,8 +313,12 @@ def _write_run_json(
         "started_at": started.isoformat(),
         "ended_at": ended.isoformat(),
         "completed": result.completed,
+        "aborted": result.aborted,
+        "faults": result.faults,
+        "client": result.client,
         "summary": result.summary,
         "locust": result.locust_counts,
+        "connections": result.connections,
         "invariants": [i.to_dict() for i in result.invariants],
         "invariants_hold": result.invariants_hold,
     }

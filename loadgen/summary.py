@@ -54,5 +54,25 @@ def format_summary(result: Any) -> str:
     for i in result.invariants:
         if not i.ok:
             lines.append(f"    {i.name}: {i.detail}")
+    if result.client:
+        cl = result.client
+        warn = "   (saturated: latency and rates measure the client too)" if cl["cpu_utilization"] > 0.9 else ""
+        lines.append(
+            f"  client CPU        {cl['cpu_utilization']:.0%} of one core, {cl['cpu_per_attempt_us']:.0f} us per attempt{warn}"
+        )
+    c = result.connections
+    if c:
+        lines.append(
+            f"  connections       {c['opened']:,} opened, {c['lost'] + c['returned_broken']:,} broken, "
+            f"{c.get('left_open', 0)} left open after the run"
+        )
+    if result.faults:
+        kinds: dict[str, int] = {}
+        for f in result.faults:
+            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+        hit = s["outcomes"].get("connection_error", 0)
+        lines.append(
+            "  faults injected   " + ", ".join(f"{k} x{v}" for k, v in kinds.items()) + f"; {hit:,} attempts hit"
+        )
     lines.append(f"  results           {result.run_dir}")
     return "\n".join(lines)

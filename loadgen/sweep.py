@@ -29,7 +29,7 @@ __all__ = ["SweepResult", "run_file", "run_cell", "annotate_run"]
 Say = Callable[[str], None]
 
 #: Cell status in sweep.json.
-DONE, INTERRUPTED, FAILED, NOT_RUN = "done", "interrupted", "failed", "not run"
+DONE, INTERRUPTED, ABORTED, FAILED, NOT_RUN = "done", "interrupted", "aborted", "failed", "not run"
 
 
 @dataclass
@@ -56,6 +56,7 @@ def run_cell(
     on_progress: Callable[[float, Any], None] | None = None,
     command_line: list[str] | None = None,
     sweep: dict[str, Any] | None = None,
+    run_options: dict[str, Any] | None = None,
 ) -> RunResult:
     """One cell as a run: reset, run its load model, check, write, then tag the results with the cell."""
     from loadgen.load import workload_for
@@ -69,6 +70,7 @@ def run_cell(
         on_progress=on_progress,
         command_line=command_line,
         run_id=run_id,
+        **(run_options or {}),
     )
     workload = extra()
     annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload})
@@ -135,8 +137,12 @@ def run_file(
     say: Say | None = print,
     progress_every_s: float = 5.0,
     command_line: list[str] | None = None,
+    run_options: dict[str, Any] | None = None,
 ) -> SweepResult:
-    """Run a scenario file: a single cell writes one run directory; a sweep writes a sweep directory."""
+    """Run a scenario file: a single cell writes one run directory; a sweep writes a sweep directory.
+
+    ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
+    """
     from loadgen.summary import progress_line
 
     def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
@@ -153,7 +159,7 @@ def run_file(
 
     if not sf.is_sweep:
         (cell,) = sf.cells
-        result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line)
+        result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
         for note in result.notes:  # type: ignore[attr-defined]
             print(f"  warning: {note}", flush=True)
         return SweepResult(result.run_dir, False, [result], completed=result.completed)
@@ -194,13 +200,15 @@ def run_file(
                 on_progress=progress_for(f"  [{cell.index + 1}/{n}] "),
                 command_line=command_line,
                 sweep=sweep_ref,
+                run_options=run_options,
             )
             result.results.append(run)
             entry.update(
-                status=DONE if run.completed else INTERRUPTED,
+                status=ABORTED if run.aborted else DONE if run.completed else INTERRUPTED,
                 run_dir=run.run_dir.name,
                 summary=run.summary,
                 invariants_hold=run.invariants_hold,
+                aborted=run.aborted,
                 scenario=cell.scenario.to_dict(),
             )
             _write_json(sweep_dir / "sweep.json", index)
@@ -209,7 +217,7 @@ def run_file(
                 say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
             for note in run.notes:  # type: ignore[attr-defined]
                 print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
-            if not run.completed:
+            if run.aborted or not run.completed:
                 break
         else:
             result.completed = True

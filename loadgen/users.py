@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from typing import Any
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
@@ -23,7 +24,7 @@ from loadgen.keys import KeyDistribution, distribution_for
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
 from loadgen.target import Target
-from loadgen.transfer import AttemptRow, TransferRequest, run_transfer
+from loadgen.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 
@@ -31,6 +32,7 @@ __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 ATTEMPT = "attempt"
 TRANSACTION = "transaction"
 NAME = "transfer"
+APPLICATION_NAME = "loadgen"
 
 
 class AttemptFailed(Exception):
@@ -40,12 +42,21 @@ class AttemptFailed(Exception):
 class Bench:
     """What every user of one process shares: settings, connection pool, keys, recorder."""
 
+    #: The transaction each attempt runs (a function of connection, request, commit phase).
+    transaction = staticmethod(transfer_once)
+
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
         self.keys: KeyDistribution = distribution_for(scenario)
+        if scenario.transaction != "update-returning":  # the class default is the talk's shape
+            from loadgen.shapes import shape
+
+            self.transaction = shape(scenario.transaction)
         self._user_ids = itertools.count(1)
+        #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
+        self.last_reached = time.monotonic()
         self.pool = ConnectionPool(
             target.conninfo(),
             min_size=0,
@@ -54,6 +65,8 @@ class Bench:
             configure=self._configure,
             timeout=30.0,
             name="loadgen",
+            # Named so that loadgen's sessions can be told apart in pg_stat_activity.
+            kwargs={"application_name": APPLICATION_NAME},
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -67,8 +80,16 @@ class Bench:
     def next_user_id(self) -> int:
         return next(self._user_ids)
 
-    def close(self) -> None:
+    def close(self) -> dict[str, int]:
+        """Close every connection; return the pool's connection counters."""
+        stats = self.pool.get_stats()
         self.pool.close(timeout=10)
+        return {
+            "opened": stats.get("connections_num", 0),
+            "connect_errors": stats.get("connections_errors", 0),
+            "lost": stats.get("connections_lost", 0),
+            "returned_broken": stats.get("returns_bad", 0),
+        }
 
 
 class TransferUser(User):
@@ -88,6 +109,8 @@ class TransferUser(User):
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
         outcome = row[4]
+        if outcome != "connection_error":
+            self.bench.last_reached = time.monotonic()
         ok = outcome in ("committed", "ambiguous_committed")
         self._fire(
             request_type=ATTEMPT,
@@ -110,6 +133,7 @@ class TransferUser(User):
             bench.scenario.retry,
             self.rng,
             self._on_attempt,
+            bench.transaction,
         )
         ok = result.outcome in ("committed", "ambiguous_committed")
         self._fire(

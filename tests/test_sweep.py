@@ -25,29 +25,41 @@ def test_small_sweep_hotter_bank_conflicts_more(embedded: EmbeddedPostgres, tmp_
     from conftest import run_cli
 
     scenario = tmp_path / "small.toml"
-    scenario.write_text('name = "small"\naccounts = [10, 1000]\nusers = [20]\nduration = "3s"\nseed = 5\n'
-                        '[postgres]\nlock_timeout_ms = 1\n')
+    scenario.write_text(
+        'name = "small"\nusers = [20]\nduration = "3s"\nseed = 5\n[postgres]\nlock_timeout_ms = 1\n'
+        '[[cells]]\naccounts = [10, 1000]\n'
+        '[[cells]]\naccounts = 1000\nkeys.distribution = "zipf"\nkeys.zipf_s = 1.2\n'
+    )
     out = tmp_path / "out"
     proc = run_cli("run", str(scenario), "--out", str(out), timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "cell 1/2  accounts=10" in proc.stdout and "cell 2/2  accounts=1000" in proc.stdout
+    assert "cell 1/3  accounts=10 keys=uniform zipf_s=1" in proc.stdout
+    assert "cell 3/3  accounts=1000 keys=zipf zipf_s=1.2" in proc.stdout
     (sweep_dir,) = out.iterdir()
     index = json.loads((sweep_dir / "sweep.json").read_text())
-    assert index["completed"] and index["sweep_keys"] == ["accounts"]  # a one-value list is no sweep
+    # users = [20] is one value, so no sweep key; zipf_s differs between groups, so it labels every cell.
+    assert index["completed"] and index["sweep_keys"] == ["accounts", "keys.distribution", "keys.zipf_s"]
     cells = index["cells"]
-    assert [c["status"] for c in cells] == ["done", "done"]
+    assert [c["status"] for c in cells] == ["done", "done", "done"]
     rates = {}
     for c in cells:
         run_dir = sweep_dir / c["run_dir"]
         doc = json.loads((run_dir / "run.json").read_text())
         assert doc["cell"]["slug"] == c["slug"] == run_dir.name
         assert doc["invariants_hold"] and doc["scenario"]["accounts"] == c["settings"]["accounts"]
-        assert doc["keys"]["collision_probability"] == pytest.approx(1 / c["settings"]["accounts"])
+        uniform = c["settings"]["keys.distribution"] == "uniform"
+        q = doc["keys"]["collision_probability"]
+        assert q == pytest.approx(1 / c["settings"]["accounts"]) if uniform else q > 10 / c["settings"]["accounts"]
         table = pq.read_table(run_dir / "attempts.parquet")
         assert set(table.column("cell").to_pylist()) == {c["slug"]}
         assert c["summary"]["commits"] > 0
-        rates[c["settings"]["accounts"]] = c["summary"]["conflict_rate"] + c["summary"]["outcomes"].get("lock_timeout", 0) / c["summary"]["attempts"]
-    assert rates[10] > rates[1000] * 2, rates
+        # With lock_timeout = 1 ms a write-write clash ends as 40001 or 55P03: count both.
+        s = c["summary"]
+        rates[(c["settings"]["accounts"], c["settings"]["keys.distribution"])] = (
+            s["conflicts"] + s["outcomes"].get("lock_timeout", 0)
+        ) / s["attempts"]
+    assert rates[(10, "uniform")] > 2 * rates[(1000, "uniform")], rates
+    assert rates[(1000, "zipf")] > 2 * rates[(1000, "uniform")], rates
 
 
 @pytest.mark.slow
