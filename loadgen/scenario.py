@@ -9,11 +9,19 @@ from typing import Any
 from loadgen.errors import ConfigError
 from loadgen.retry import RetryPolicy
 
-__all__ = ["Scenario", "parse_duration", "DISTRIBUTIONS", "SHAPES", "READ_KINDS", "LOAD_MODELS", "load_scenario"]
+__all__ = ["Scenario", "parse_duration", "DISTRIBUTIONS", "SHAPES", "READ_KINDS", "LOAD_MODELS", "ISOLATION_LEVELS", "load_scenario"]
 
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "zipf", "hotspot", "hotset")
 #: Transaction shapes (loadgen.shapes): how one transfer talks to the database.
-SHAPES: tuple[str, ...] = ("update-returning", "select-then-update", "single-statement", "multi-leg")
+SHAPES: tuple[str, ...] = (
+    "update-returning",
+    "select-then-update",
+    "single-statement",
+    "multi-leg",
+    "read-modify-write",
+)
+#: PostgreSQL isolation levels a run may ask for (DSQL has one: snapshot isolation).
+ISOLATION_LEVELS: tuple[str, ...] = ("repeatable-read", "read-committed", "serializable")
 #: What a read-only transaction of the read mix does.
 READ_KINDS: tuple[str, ...] = ("balance", "audit")
 #: How transactions arrive (loadgen.load).
@@ -76,6 +84,8 @@ class Scenario:
     batches: int = 10
     #: open loop: transactions started per second, whatever their latency.
     arrival_rate: float = 100.0
+    #: PostgreSQL targets: the transactions' isolation level (repeatable-read is what DSQL gives).
+    isolation: str = "repeatable-read"
 
     def __post_init__(self) -> None:
         if self.accounts < 2:
@@ -103,6 +113,7 @@ class Scenario:
             ("transaction shape", self.transaction, SHAPES),
             ("read kind", self.read_kind, READ_KINDS),
             ("load model", self.load, LOAD_MODELS),
+            ("isolation level", self.isolation, ISOLATION_LEVELS),
         ):
             if value not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

@@ -16,7 +16,7 @@ Layout (every key optional; the tables group knobs, see ``KNOBS``)::
     [transaction] shape, legs, read_mix, read_kind
     [retry]       max_attempts, deadline, backoff, base_ms, cap_ms
     [load]        model, think_time, batches, arrival_rate
-    [postgres]    lock_timeout_ms  (0: wait on row locks, PostgreSQL's own default)
+    [postgres]    lock_timeout_ms  (0: wait on row locks, PostgreSQL's own default), isolation
     [target]      kind, dsn
 
 Built-in scenarios ship inside the package (``loadgen/scenarios/*.toml``), so a
@@ -36,7 +36,7 @@ from typing import Any
 
 from loadgen.errors import ConfigError
 from loadgen.retry import BACKOFFS, RetryPolicy
-from loadgen.scenario import DISTRIBUTIONS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
+from loadgen.scenario import DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
 
 __all__ = ["Knob", "KNOBS", "Cell", "ScenarioFile", "load", "load_text", "builtin_names", "builtin_path"]
 
@@ -101,6 +101,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("load.batches", "int", _at_least(1)),
     Knob("load.arrival_rate", "number", _positive),
     Knob("postgres.lock_timeout_ms", "number", _at_least(0)),
+    Knob("postgres.isolation", "choice", choices=ISOLATION_LEVELS),
     Knob("target.kind", "text", sweep=False),
     Knob("target.dsn", "text", sweep=False),
 )
@@ -132,6 +133,7 @@ _FIELD = {
     "load.batches": "batches",
     "load.arrival_rate": "arrival_rate",
     "postgres.lock_timeout_ms": "lock_timeout_ms",
+    "postgres.isolation": "isolation",
     "retry.max_attempts": "retry.max_attempts",
     "retry.deadline": "retry.deadline_s",
     "retry.backoff": "retry.backoff",

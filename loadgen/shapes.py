@@ -11,6 +11,10 @@ negative rolls back and raises InsufficientFunds.
 - ``single-statement``: both balances in one ``UPDATE ... CASE`` (CockroachDB's bank).
 - ``multi-leg``: one payer pays each of k payees ``amount``; one ledger row for the
   whole transfer (its payee column holds the first payee, its amount the total).
+- ``read-modify-write``: read both balances, then write the new balances as absolute
+  values. Safe under snapshot isolation (the second writer gets 40001); under READ
+  COMMITTED concurrent transfers overwrite each other and money appears or vanishes
+  (the ``lost-update`` demonstration).
 
 Read-only transactions for the read mix are here too: one balance, or an audit
 that sums every balance in one snapshot and checks the bank's total (Jepsen's bank).
@@ -36,6 +40,7 @@ __all__ = [
     "select_then_update",
     "single_statement",
     "multi_leg",
+    "read_modify_write",
     "read_balance",
     "audit",
 ]
@@ -49,6 +54,7 @@ BOTH = (
     "UPDATE accounts SET balance = balance + CASE WHEN id = %(payer)s THEN -%(amount)s::bigint"
     " ELSE %(amount)s::bigint END WHERE id IN (%(payer)s, %(payee)s) RETURNING id, balance"
 )
+SET_BALANCE = "UPDATE accounts SET balance = %s WHERE id = %s"
 AUDIT = "SELECT coalesce(sum(balance), 0), count(*) FROM accounts"
 
 
@@ -116,11 +122,26 @@ def multi_leg(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = 
     _commit(conn, phase)
 
 
+def read_modify_write(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    payer = conn.execute(SELECT_BALANCE, (req.payer,)).fetchone()
+    payee = conn.execute(SELECT_BALANCE, (req.payee,)).fetchone()
+    if payer is None or payee is None:
+        _fail(conn, NoSuchAccount(f"accounts {req.payer} and {req.payee} are not both there"))
+    assert payer is not None and payee is not None
+    if payer[0] < req.amount:
+        _fail(conn, InsufficientFunds(f"account {req.payer} has {payer[0]}, needs {req.amount}"))
+    conn.execute(SET_BALANCE, (payer[0] - req.amount, req.payer))
+    conn.execute(SET_BALANCE, (payee[0] + req.amount, req.payee))
+    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    _commit(conn, phase)
+
+
 SHAPE_FUNCTIONS: dict[str, Shape] = {
     "update-returning": update_returning,
     "select-then-update": select_then_update,
     "single-statement": single_statement,
     "multi-leg": multi_leg,
+    "read-modify-write": read_modify_write,
 }
 
 

@@ -213,8 +213,12 @@ def run_file(
             )
             _write_json(sweep_dir / "sweep.json", index)
             entry["notes"] = run.notes  # type: ignore[attr-defined]
+            broken = [i.name for i in run.invariants if not i.ok]
+            entry["violated"] = broken
             if say:
                 say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
+            if broken:
+                print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
             for note in run.notes:  # type: ignore[attr-defined]
                 print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
             if run.aborted or not run.completed:
@@ -240,7 +244,8 @@ def format_sweep(result: SweepResult) -> str:
     lines = ["", f"  {'cell':<40} {'status':<12} result"]
     for e in result.cells:
         s = e.get("summary")
-        lines.append(f"  {e['label'][:40]:<40} {e['status']:<12} {_cell_line(s) if s else ''}")
+        violated = "  VIOLATED " + ", ".join(e["violated"]) if e.get("violated") else ""
+        lines.append(f"  {e['label'][:40]:<40} {e['status']:<12} {_cell_line(s) if s else ''}{violated}")
     if not result.completed:
         lines.append("  sweep interrupted: finished cells kept, the rest marked not run")
     lines.append(f"  results           {result.out_dir}")

@@ -73,6 +73,8 @@ class Bench:
         if self.target.sets_isolation:
             # What DSQL provides (snapshot isolation); DSQL itself gets a bare BEGIN.
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
+            if self.scenario.isolation != "repeatable-read":  # anomaly demonstrations ask for others
+                conn.isolation_level = IsolationLevel[self.scenario.isolation.upper().replace("-", "_")]
         if self.scenario.lock_timeout_ms is not None:
             conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self.scenario.lock_timeout_ms}ms",))
             conn.commit()

@@ -133,3 +133,16 @@ def test_shape_and_skewed_keys_in_a_real_run(embedded: EmbeddedPostgres, tmp_pat
     doc, attempts = _run(s, embedded, tmp_path)
     assert doc["keys"]["name"] == "zipf" and doc["keys"]["collision_probability"] > 1 / 50
     assert doc["summary"]["commits"] > 0
+
+
+@pytest.mark.parametrize(("isolation", "conserved"), [("read-committed", False), ("repeatable-read", True)])
+def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres, tmp_path: Path, isolation: str, conserved: bool) -> None:
+    from loadgen.sweep import run_cell
+    from loadgen.target import EmbeddedTarget
+
+    s = Scenario(accounts=5, users=10, duration_s=2.5, initial_balance=1000, transaction="read-modify-write", isolation=isolation, seed=2)
+    result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)
+    money = {i.name: i for i in result.invariants}["money_conserved"]
+    assert money.ok is conserved, money.detail
+    if conserved:
+        assert result.summary["conflicts"] > 0  # snapshot isolation caught the overwrites instead
