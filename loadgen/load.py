@@ -26,7 +26,7 @@ from locust.exception import StopUser
 
 from loadgen.classify import classify
 from loadgen.scenario import Scenario
-from loadgen.shapes import MultiLegRequest, audit, read_balance
+from loadgen.shapes import JointRequest, MultiLegRequest, audit, joint_customers_accounts, read_balance
 from loadgen.transfer import TransferRequest, run_transfer
 from loadgen.users import NAME, TRANSACTION, AttemptFailed, TransferUser
 
@@ -174,6 +174,13 @@ class ScenarioUser(TransferUser):
         if s.transaction == "multi-leg":
             ids = bench.keys.distinct(rng, s.legs + 1)
             req = MultiLegRequest(str(uuid.uuid4()), ids[0], ids[1], amount, tuple(ids[1:]))
+        elif s.transaction.startswith("joint-withdrawal"):
+            # Customers own the first half of the accounts (two each) and pay merchants, the second half.
+            half = joint_customers_accounts(s.accounts)
+            payer, payee = bench.keys.pair(rng)
+            payer = (payer - 1) % half + 1
+            payee = half + (payee - 1) % (s.accounts - half) + 1
+            req = JointRequest(str(uuid.uuid4()), payer, payee, amount, minimum=s.initial_balance)
         else:
             payer, payee = bench.keys.pair(rng)
             req = TransferRequest.new(payer, payee, amount)

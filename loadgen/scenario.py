@@ -19,6 +19,8 @@ SHAPES: tuple[str, ...] = (
     "single-statement",
     "multi-leg",
     "read-modify-write",
+    "joint-withdrawal",
+    "joint-withdrawal-for-update",
 )
 #: PostgreSQL isolation levels a run may ask for (DSQL has one: snapshot isolation).
 ISOLATION_LEVELS: tuple[str, ...] = ("repeatable-read", "read-committed", "serializable")
@@ -130,6 +132,8 @@ class Scenario:
             raise ConfigError(f"amount max ({self.amount_max}) is below amount ({self.amount})")
         if self.legs < 1 or (self.transaction == "multi-leg" and self.legs > self.accounts - 1):
             raise ConfigError(f"legs must be from 1 to accounts - 1 ({self.accounts - 1}), got {self.legs}")
+        if self.transaction.startswith("joint-withdrawal") and self.accounts < 4:
+            raise ConfigError(f"joint withdrawals need at least 4 accounts (customers and merchants), got {self.accounts}")
         if not 0 <= self.read_mix <= 1:
             raise ConfigError(f"read mix must be a share in [0, 1], got {self.read_mix}")
         if self.think_ms < 0:

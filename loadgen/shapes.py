@@ -15,6 +15,13 @@ negative rolls back and raises InsufficientFunds.
   values. Safe under snapshot isolation (the second writer gets 40001); under READ
   COMMITTED concurrent transfers overwrite each other and money appears or vanishes
   (the ``lost-update`` demonstration).
+- ``joint-withdrawal`` / ``joint-withdrawal-for-update``: the first half of the
+  accounts belongs to customers, two each (2c-1 and 2c), who pay merchants (the
+  second half) and must keep a joint minimum (the initial balance) across their
+  two accounts. The transfer reads both of the payer's accounts, checks the rule,
+  and debits only one. Under snapshot isolation two such transfers from the two accounts of
+  one customer both pass the check and both commit: write skew (the ``write-skew``
+  demonstration). ``SELECT ... FOR UPDATE`` on both accounts makes them collide.
 
 Read-only transactions for the read mix are here too: one balance, or an audit
 that sums every balance in one snapshot and checks the bank's total (Jepsen's bank).
@@ -33,6 +40,10 @@ from loadgen.transfer import CREDIT, LEDGER, TransferRequest, transfer_once
 
 __all__ = [
     "MultiLegRequest",
+    "JointRequest",
+    "sibling",
+    "customers_below_minimum",
+    "joint_customers_accounts",
     "Shape",
     "SHAPE_FUNCTIONS",
     "shape",
@@ -63,6 +74,13 @@ class MultiLegRequest(TransferRequest):
     """A payer paying ``amount`` to each of several payees (``payee`` is the first)."""
 
     payees: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JointRequest(TransferRequest):
+    """A transfer from one of a customer's two accounts, who must keep ``minimum`` across both."""
+
+    minimum: int = 0
 
 
 def _commit(conn: psycopg.Connection[Any], phase: Any) -> None:
@@ -136,12 +154,64 @@ def read_modify_write(conn: psycopg.Connection[Any], req: TransferRequest, phase
     _commit(conn, phase)
 
 
+def sibling(account: int) -> int:
+    """The customer's other account: accounts 2c-1 and 2c belong to customer c."""
+    return account + 1 if account % 2 else account - 1
+
+
+def _joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any, lock: bool) -> None:
+    pair = (req.payer, sibling(req.payer))
+    # FOR UPDATE takes both rows in id order, so two payments of one customer queue rather than deadlock.
+    rows = conn.execute(
+        "SELECT id, balance FROM accounts WHERE id = ANY(%s) ORDER BY id" + (" FOR UPDATE" if lock else ""), (list(pair),)
+    ).fetchall()
+    balances = dict(rows)
+    if len(balances) != 2:
+        _fail(conn, NoSuchAccount(f"customer of account {req.payer} lacks an account"))
+    own, joint = balances[req.payer], sum(balances.values())
+    minimum = getattr(req, "minimum", 0)
+    if own < req.amount or joint - req.amount < minimum:
+        _fail(conn, InsufficientFunds(f"customer of account {req.payer} would drop below the joint minimum {minimum}"))
+    conn.execute(DEBIT_PLAIN, (req.amount, req.payer))
+    if conn.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
+        _fail(conn, NoSuchAccount(f"account {req.payee} does not exist"))
+    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    _commit(conn, phase)
+
+
+def joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    _joint_withdrawal(conn, req, phase, lock=False)
+
+
+def joint_withdrawal_for_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    _joint_withdrawal(conn, req, phase, lock=True)
+
+
+def joint_customers_accounts(accounts: int) -> int:
+    """How many of the accounts belong to customers (an even number, about half)."""
+    return max(2, (accounts // 2) // 2 * 2)
+
+
+def customers_below_minimum(conn: psycopg.Connection[Any], accounts: int, minimum: int) -> tuple[int, int]:
+    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
+        " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id <= %s GROUP BY 1) t",
+        (minimum, joint_customers_accounts(accounts)),
+    ).fetchone()
+    conn.rollback()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 SHAPE_FUNCTIONS: dict[str, Shape] = {
     "update-returning": update_returning,
     "select-then-update": select_then_update,
     "single-statement": single_statement,
     "multi-leg": multi_leg,
     "read-modify-write": read_modify_write,
+    "joint-withdrawal": joint_withdrawal,
+    "joint-withdrawal-for-update": joint_withdrawal_for_update,
 }
 
 

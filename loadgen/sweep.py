@@ -73,6 +73,8 @@ def run_cell(
         **(run_options or {}),
     )
     workload = extra()
+    if cell.scenario.transaction.startswith("joint-withdrawal"):
+        _check_joint_minimum(result, target, cell.scenario.accounts, cell.scenario.initial_balance)
     annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload})
     result.notes = workload_notes(workload)  # type: ignore[attr-defined]
     return result
@@ -95,6 +97,28 @@ def workload_notes(workload: dict[str, Any]) -> list[str]:
     if reads and reads.get("audit_mismatches"):
         notes.append(f"{reads['audit_mismatches']} of {reads['audits']} audits saw a wrong total: {reads['audit_mismatch_examples'][0]}")
     return notes
+
+
+def _check_joint_minimum(result: RunResult, target: Target, accounts: int, minimum: int) -> None:
+    """The write-skew check: every customer's two accounts still sum to at least ``minimum``."""
+    import psycopg
+
+    from loadgen.schema import Invariant
+    from loadgen.shapes import customers_below_minimum
+
+    with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
+        below, customers = customers_below_minimum(conn, accounts, minimum)
+    check = Invariant(
+        "joint_minimum_kept",
+        below == 0,
+        f"{below} of {customers} customers below the joint minimum {minimum}" + (" (write skew)" if below else ""),
+    )
+    result.invariants.append(check)
+    doc_path = result.run_dir / "run.json"
+    doc = json.loads(doc_path.read_text())
+    doc["invariants"].append(check.to_dict())
+    doc["invariants_hold"] = result.invariants_hold
+    _write_json(doc_path, doc)
 
 
 def annotate_run(run_dir: Path, cell: str | None, fields: dict[str, Any]) -> None:

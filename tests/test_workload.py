@@ -146,3 +146,18 @@ def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres,
     assert money.ok is conserved, money.detail
     if conserved:
         assert result.summary["conflicts"] > 0  # snapshot isolation caught the overwrites instead
+
+
+@pytest.mark.parametrize(("shape", "skew"), [("joint-withdrawal", True), ("joint-withdrawal-for-update", False)])
+def test_write_skew_under_snapshot_isolation_and_not_with_for_update(
+    embedded: EmbeddedPostgres, tmp_path: Path, shape: str, skew: bool
+) -> None:
+    from loadgen.sweep import run_cell
+    from loadgen.target import EmbeddedTarget
+
+    s = Scenario(accounts=40, users=20, duration_s=3, initial_balance=1000, amount=10, transaction=shape, seed=1)
+    result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)
+    checks = {i.name: i for i in result.invariants}
+    assert checks["money_conserved"].ok and checks["ledger_matches_commits"].ok
+    assert checks["joint_minimum_kept"].ok is not skew, checks["joint_minimum_kept"].detail
+    assert result.summary["commits"] > 100
