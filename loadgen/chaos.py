@@ -15,9 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import gevent
-import psycopg
-
 from loadgen.errors import ConfigError
 
 __all__ = ["Chaos", "FaultLog", "inject_faults", "watch_reachability"]
@@ -57,6 +54,8 @@ class FaultLog:
 
 
 def _terminate_some(conninfo: str, application_name: str, fraction: float, rng: random.Random) -> int:
+    import psycopg
+
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
         pids = [
             r[0]
@@ -80,8 +79,11 @@ def inject_faults(
     log: FaultLog,
     restart: Callable[[], None] | None,
     rng: random.Random | None = None,
-) -> list[gevent.Greenlet]:
+) -> list[Any]:
     """Start the fault greenlets; kill them when the run ends."""
+    import gevent
+    import psycopg
+
     rng = rng or random.Random()
     greenlets: list[gevent.Greenlet] = []
 
@@ -112,8 +114,10 @@ def inject_faults(
     return greenlets
 
 
-def watch_reachability(last_ok: Callable[[], float], limit_s: float, give_up: Callable[[str], None]) -> gevent.Greenlet:
+def watch_reachability(last_ok: Callable[[], float], limit_s: float, give_up: Callable[[str], None]) -> Any:
     """Call ``give_up`` once no attempt has reached the database for ``limit_s`` seconds."""
+    import gevent
+
 
     def watch() -> None:
         while True:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadgen import __version__
+from loadgen import __version__, dsql_cli
 from loadgen.errors import ConfigError, LoadgenError
 
 __all__ = ["main"]
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--initial-balance", type=_positive_int, help="each account's starting balance (default 100)")
     r.add_argument("--amount", type=_positive_int, help="amount of each transfer (default 1)")
     r.add_argument("--seed", type=_positive_int, help="random seed for reproducible key choices")
-    r.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
     g = r.add_argument_group("retry policy")
@@ -88,10 +88,30 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--load", help="load model: closed, batches or open")
     w.add_argument("--batches", type=_positive_int, help="batches load model: how many batches of --users transfers")
     w.add_argument("--arrival-rate", type=_number, help="open load model: transactions started per second")
+    dsql_cli.add_run_options(r)
+
+    rep = sub.add_parser("report", help="write the HTML contention report for run or sweep directories")
+    rep.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run or sweep directories")
+    rep.add_argument("-o", "--output", type=Path, help="HTML file to write (default: report.html in the first PATH)")
+    rep.add_argument("--compare", action="store_true", help="two runs or sweeps side by side, differences stated")
 
     d = sub.add_parser("db", help="manage the embedded PostgreSQL")
     d.add_argument("action", choices=["start", "stop", "status", "url"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
+    dsql_cli.add_command(sub, _Parser)
+
+    u = sub.add_parser("ui", help="start the target and Locust's web UI with a live Contention tab")
+    # TODO(scenarios): accept an optional SCENARIO file once scenario files land; its
+    # settings would become the start form's defaults (add them to locust_argv below).
+    u.add_argument("--web-host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
+    u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
+    u.add_argument("--accounts", type=_positive_int, help="the start form's default accounts (default 10)")
+    u.add_argument("--users", type=_positive_int, default=50, help="the start form's default users (default 50)")
+    u.add_argument("--spawn-rate", type=_number, help="the start form's default spawn rate (default: all at once)")
+    u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
+    u.add_argument("--out", type=Path, default=Path("reports"), help="each test's results go in a new directory under this one (default reports/)")
+    u.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: more Locust options (e.g. -- --master)")
     return p
 
 
@@ -204,20 +224,26 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    import locust  # noqa: F401  - first: gevent must patch sockets before loadgen.chaos imports psycopg
+    # Locust first: gevent must patch the standard library before anything imports psycopg.
+    import locust  # noqa: F401
+
+    from dataclasses import replace
 
     from loadgen.scenario import parse_duration
 
     sf = _scenario_file_from_args(args)  # validate before any database work
     chaos = _chaos_from_args(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
-    # Import Locust (and so gevent's monkey-patching) before anything imports psycopg.
     from loadgen import sweep
     from loadgen.summary import format_summary
-    from loadgen.target import make_target
 
-    kind = args.target if args.target != "embedded" or args.dsn else (sf.target_kind or "embedded")
-    target = make_target(kind, args.dsn or (sf.dsn if kind == sf.target_kind else None))
+    if args.target == "embedded" and not args.dsn and sf.target_kind:
+        # The scenario file names the target; the command line's --target/--dsn would win.
+        args.target, args.dsn = sf.target_kind, sf.dsn
+    target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
+    if chaos.active and target.kind == "dsql":
+        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
+    sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
     s0 = sf.cells[0].scenario
     what = f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}" if sf.is_sweep else (
         f"{s0.accounts} accounts, {s0.users} users, {s0.duration_s:g} s, {s0.distribution} keys"
@@ -239,6 +265,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(sweep.format_sweep(result))
     else:
         print(format_summary(result.results[0]))
+    if result.report is not None:
+        print(f"  report            {result.report}")
+    if not dsql_cli.report_dialect_check(target, result.out_dir):
+        return EXIT_INVARIANT
     aborted = [r for r in result.results if r.aborted]
     if aborted:
         print(f"loadgen: run ended early: {aborted[0].aborted}; results so far are in {result.out_dir}", file=sys.stderr)
@@ -246,6 +276,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not result.invariants_hold:
         return EXIT_INVARIANT
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.report import write_report
+
+    out = write_report(args.paths, args.output, compare=args.compare)
+    print(f"report: {out}")
+    return EXIT_OK
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -269,6 +307,48 @@ def cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    import locust  # noqa: F401  - gevent's monkey-patching before psycopg
+
+    from loadgen.target import make_target
+
+    dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
+    target = make_target(args.target, dsn)
+    try:  # say so plainly now rather than in a Locust traceback later
+        with socket.socket(socket.AF_INET6 if ":" in args.web_host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.web_host, args.web_port))
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {args.web_host}:{args.web_port}: {e.strerror or e}") from None
+    target.prepare(args.users)
+    if dsn:
+        # Through the environment, not Locust's argv: argv values end up in the page.
+        os.environ["LOADGEN_DSN"] = dsn
+    locust_argv = [
+        "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
+        "--web-host", args.web_host, "--web-port", str(args.web_port),
+        "--users", str(args.users), "--spawn-rate", str(args.spawn_rate or args.users),
+        "--target", args.target, "--out", str(args.out),
+        # Conflicts are failed attempts to Locust; they are what we measure, not an error.
+        "--exit-code-on-error", "0",
+    ]
+    if args.accounts is not None:
+        locust_argv += ["--accounts", str(args.accounts)]
+    extra = [a for a in args.locust_args if a != "--"]
+    shown = f"[{args.web_host}]" if ":" in args.web_host else args.web_host
+    where = target.describe().get("url") or target.describe().get("dsn")
+    print(f"loadgen ui: target {target.kind} at {where}", flush=True)
+    print(f"loadgen ui: web UI at http://{shown}:{args.web_port}/ (contention charts at /contention); Ctrl-C stops", flush=True)
+    from locust.main import main as locust_main
+
+    sys.argv = locust_argv + extra
+    locust_main()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The pool logs every broken connection; loadgen counts them instead (run.json, summary).
@@ -276,10 +356,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "run" and args.ephemeral:
+            _scenario_from_args(args)  # validate before creating a cluster
+            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
         if args.command == "run":
             return cmd_run(args, argv)
+        if args.command == "dsql":
+            return dsql_cli.cmd_dsql(args)
         if args.command == "db":
             return cmd_db(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "ui":
+            return cmd_ui(args)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as e:

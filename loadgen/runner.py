@@ -27,6 +27,7 @@ from locust.env import Environment
 
 from loadgen import __version__
 from loadgen.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.connection import open_connection
 from loadgen.errors import OutputError, TargetError
 from loadgen.metrics import summarize
 from loadgen.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
@@ -51,6 +52,7 @@ class RunResult:
     faults: list[dict[str, Any]] = field(default_factory=list)
     #: The load generator's CPU use during the run.
     client: dict[str, float] = field(default_factory=dict)
+    report: Path | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -76,7 +78,7 @@ def new_run_id() -> str:
 
 def _connect(target: Target) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(target.conninfo(), autocommit=True, connect_timeout=10)
+        return open_connection(target, autocommit=True, connect_timeout=10)
     except psycopg.Error as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TargetError(f"cannot connect to {redact_conninfo(target.conninfo())}: {msg}") from None
@@ -100,7 +102,7 @@ def run(
     target.prepare(scenario.users)
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
 
     recorder = AttemptRecorder(run_id)
     bench = Bench(scenario, target, recorder)
@@ -152,7 +154,20 @@ def run(
         # Kept until the results are written, so a second Ctrl-C still means "now".
         for h in handlers:
             h.cancel()
+    result.report = _write_report(run_dir)
     return result
+
+
+def _write_report(run_dir: Path) -> Path | None:
+    """report.html in the run directory; a failure here must never cost the run's data."""
+    try:
+        from loadgen.report import write_run_report
+
+        return write_run_report(run_dir)
+    except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        print(f"loadgen: could not write the report ({type(e).__name__}: {e}); "
+              f"the data is safe, try `loadgen report {run_dir}`", file=sys.stderr)
+        return None
 
 
 def _drive(

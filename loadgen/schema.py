@@ -7,6 +7,7 @@ transaction when seeding or resetting.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,8 +30,25 @@ DDL = (
 def create_tables(conn: psycopg.Connection[Any]) -> None:
     """Each DDL statement in a transaction of its own (DSQL's rule)."""
     for statement in DDL:
-        with conn.transaction():
-            conn.execute(statement)
+        _one_statement(conn, statement)
+
+
+#: Tries of one set-up statement that conflicts (DSQL OC000/OC001: a concurrent
+#: change to the data or to the schema; PostgreSQL 40001).
+SETUP_ATTEMPTS = 10
+
+
+def _one_statement(conn: psycopg.Connection[Any], query: str, params: tuple = ()) -> int:
+    """Run one statement in a transaction of its own, retried on 40001; its row count."""
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                return conn.execute(query, params).rowcount
+        except psycopg.errors.SerializationFailure:
+            if attempt == SETUP_ATTEMPTS:
+                raise
+            time.sleep(min(1.0, 0.01 * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 def _delete_in_batches(conn: psycopg.Connection[Any], table: str, where: str = "true", params: tuple = ()) -> int:
@@ -38,8 +56,7 @@ def _delete_in_batches(conn: psycopg.Connection[Any], table: str, where: str = "
     deleted = 0
     query = f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT {BATCH_ROWS})"
     while True:
-        with conn.transaction():
-            n = conn.execute(query, params).rowcount
+        n = _one_statement(conn, query, params)
         deleted += n
         if n < BATCH_ROWS:
             return deleted
@@ -53,19 +70,18 @@ def reset(conn: psycopg.Connection[Any], accounts: int, initial_balance: int, *,
     """
     create_tables(conn)
     if truncate:
-        with conn.transaction():
-            conn.execute("TRUNCATE transfers")
+        _one_statement(conn, "TRUNCATE transfers")
     else:
         _delete_in_batches(conn, "transfers")
     _delete_in_batches(conn, "accounts", "id > %s OR id < 1", (accounts,))
     for first in range(1, accounts + 1, BATCH_ROWS):
         last = min(accounts, first + BATCH_ROWS - 1)
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO accounts (id, balance) SELECT g, %s FROM generate_series(%s::bigint, %s::bigint) g"
-                " ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance",
-                (initial_balance, first, last),
-            )
+        _one_statement(
+            conn,
+            "INSERT INTO accounts (id, balance) SELECT g, %s FROM generate_series(%s::bigint, %s::bigint) g"
+            " ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance",
+            (initial_balance, first, last),
+        )
 
 
 @dataclass(frozen=True)

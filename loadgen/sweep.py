@@ -41,6 +41,7 @@ class SweepResult:
     results: list[RunResult] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
     completed: bool = True
+    report: Path | None = None  # report.html of the run or the sweep
 
     @property
     def invariants_hold(self) -> bool:
@@ -186,7 +187,7 @@ def run_file(
         result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
         for note in result.notes:  # type: ignore[attr-defined]
             print(f"  warning: {note}", flush=True)
-        return SweepResult(result.run_dir, False, [result], completed=result.completed)
+        return SweepResult(result.run_dir, False, [result], completed=result.completed, report=result.report)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
@@ -260,7 +261,23 @@ def run_file(
         index["ended_at"] = datetime.now(timezone.utc).isoformat()
         index["completed"] = result.completed
         _write_json(sweep_dir / "sweep.json", index)
+    if result.results:
+        result.report = _write_sweep_report(sweep_dir)
     return result
+
+
+def _write_sweep_report(sweep_dir: Path) -> Path | None:
+    """The sweep's report.html (every cell in one report); a failure must never cost the data."""
+    import sys
+
+    try:
+        from loadgen.report import write_report
+
+        return write_report([sweep_dir])
+    except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        print(f"loadgen: could not write the sweep report ({type(e).__name__}: {e}); "
+              f"the data is safe, try `loadgen report {sweep_dir}`", file=sys.stderr)
+        return None
 
 
 def format_sweep(result: SweepResult) -> str:

@@ -14,7 +14,7 @@ from loadgen.errors import ConfigError, TargetError
 
 __all__ = ["Target", "EmbeddedTarget", "PostgresTarget", "make_target", "redact_conninfo", "TARGETS"]
 
-TARGETS: tuple[str, ...] = ("embedded", "postgres")
+TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 
 
 class Target(Protocol):

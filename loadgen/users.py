@@ -20,6 +20,7 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from loadgen.connection import pool_options
 from loadgen.keys import KeyDistribution, distribution_for
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
@@ -46,6 +47,7 @@ class Bench:
     transaction = staticmethod(transfer_once)
 
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
+        _check_gevent_cooperation()
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
@@ -65,8 +67,9 @@ class Bench:
             configure=self._configure,
             timeout=30.0,
             name="loadgen",
-            # Named so that loadgen's sessions can be told apart in pg_stat_activity.
-            kwargs={"application_name": APPLICATION_NAME},
+            # Named so that loadgen's sessions can be told apart in pg_stat_activity;
+            # a target may add per-connection arguments (DSQL: a fresh IAM token).
+            **pool_options(target, {"application_name": APPLICATION_NAME}),
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -145,6 +148,20 @@ class TransferUser(User):
             response_length=0,
             exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
             context={"attempts": result.attempts},
+        )
+
+
+def _check_gevent_cooperation() -> None:
+    """Fail loudly if psycopg would block the whole process on every query.
+
+    psycopg picks its wait function when first imported; imported before gevent
+    patched ``select``, it blocks, and a thousand users silently run one at a time.
+    """
+    import psycopg.waiting
+
+    if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
+        raise RuntimeError(
+            "psycopg was imported before gevent patched the standard library: import locust first"
         )
 
 

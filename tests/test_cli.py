@@ -96,6 +96,8 @@ def test_run_from_the_command_line(embedded: EmbeddedPostgres, tmp_path: Path) -
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["command_line"][:2] == ["loadgen", "run"]
     assert doc["scenario"]["seed"] == 3
+    # 20 users on 10 accounts really run concurrently, so they really conflict.
+    assert doc["summary"]["conflicts"] > 0
 
 
 def test_max_connections_grows_for_big_runs(embedded: EmbeddedPostgres) -> None:

@@ -1,0 +1,31 @@
+"""The contention report: attempt tables -> metrics -> charts -> one self-contained HTML file.
+
+Library API (the CLI and the notebook use the same):
+
+- :func:`load_study` / :func:`load_run` read run and sweep directories;
+- :func:`analyse_runs` reduces runs to :class:`Cell` metrics (pure functions in ``analysis``);
+- :func:`build_report` / :func:`write_report` render the HTML page.
+"""
+
+from loadgen.report.build import REPORT_FILE, build_report, write_report, write_run_report
+from loadgen.report.cells import Cell, analyse_run, analyse_runs, cells_frame, find_baseline, warnings_for
+from loadgen.report.data import ReportInputError, Run, Study, compact, load_run, load_study
+
+__all__ = [
+    "REPORT_FILE",
+    "build_report",
+    "write_report",
+    "write_run_report",
+    "Cell",
+    "analyse_run",
+    "analyse_runs",
+    "cells_frame",
+    "find_baseline",
+    "warnings_for",
+    "ReportInputError",
+    "Run",
+    "Study",
+    "compact",
+    "load_run",
+    "load_study",
+]

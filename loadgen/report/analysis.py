@@ -1,0 +1,252 @@
+"""Pure contention metrics over the compact attempts frame (see ``data.compact``).
+
+The definitions are those of ``loadgen.metrics`` (conflict rate = attempts ending in
+40001 / all attempts; retries = attempts numbered 2 and up; transaction latency =
+first start to last end), computed with integer group keys and numpy so that ten
+million attempts take seconds, not minutes. Nothing here draws or formats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "COMMITTED",
+    "PERCENTILES",
+    "transactions",
+    "percentiles",
+    "headline",
+    "timeline",
+    "attempts_distribution",
+    "hot_keys",
+    "latency_by_attempt",
+    "pair_collision",
+    "model_conflict_rate",
+    "wilson_interval",
+    "ratio_to_baseline",
+    "choose_bin_s",
+]
+
+COMMITTED = ("committed", "ambiguous_committed")
+CONFLICT = "conflict"
+PERCENTILES = (50, 95, 99, 99.9)
+
+
+def transactions(c: pd.DataFrame) -> pd.DataFrame:
+    """One row per logical transfer: ``attempts``, ``start_ms``, ``end_ms``, ``latency_ms``, ``committed``."""
+    if c.empty:
+        return pd.DataFrame(
+            {"attempts": pd.Series(dtype="int64"), "start_ms": pd.Series(dtype="float64"),
+             "end_ms": pd.Series(dtype="float64"), "latency_ms": pd.Series(dtype="float64"),
+             "committed": pd.Series(dtype="bool")}
+        )
+    committed = c["outcome"].isin(COMMITTED).to_numpy()
+    frame = pd.DataFrame(
+        {"txn": c["txn"].to_numpy(), "attempt": c["attempt"].to_numpy(), "start_ms": c["start_ms"].to_numpy(),
+         "end_ms": c["end_ms"].to_numpy(), "committed": committed}
+    )
+    g = frame.groupby("txn", sort=False)
+    out = pd.DataFrame(
+        {
+            "attempts": g["attempt"].max().astype("int64"),
+            "start_ms": g["start_ms"].min(),
+            "end_ms": g["end_ms"].max(),
+            "committed": g["committed"].any(),
+        }
+    )
+    out["latency_ms"] = out["end_ms"] - out["start_ms"]
+    return out.reset_index(drop=True)
+
+
+def percentiles(values: Any) -> dict[str, float | None]:
+    """p50, p95, p99, p99.9 (linear interpolation, as numpy and loadgen.metrics do)."""
+    arr = np.asarray(values, dtype="float64")
+    if arr.size == 0:
+        return {f"p{p:g}": None for p in PERCENTILES}
+    return {f"p{p:g}": float(q) for p, q in zip(PERCENTILES, np.percentile(arr, PERCENTILES))}
+
+
+def headline(c: pd.DataFrame, txns: pd.DataFrame) -> dict[str, Any]:
+    """The numbers a reader looks at first."""
+    n = len(c)
+    counts = c["outcome"].value_counts()
+    outcomes = {str(k): int(v) for k, v in counts.items() if v}
+    commits = sum(outcomes.get(o, 0) for o in COMMITTED)
+    conflicts = outcomes.get(CONFLICT, 0)
+    retries = int((c["attempt"].to_numpy() >= 2).sum())
+    elapsed_s = float(c["end_ms"].max() - c["start_ms"].min()) / 1000.0 if n else 0.0
+    failed_mask = ~c["outcome"].isin(COMMITTED).to_numpy()
+    latency = c["latency_ms"].to_numpy()
+    wasted_ms = float(latency[failed_mask].sum())
+    total_ms = float(latency.sum())
+    t = len(txns)
+    retried = int((txns["attempts"].to_numpy() >= 2).sum()) if t else 0
+    return {
+        "attempts": n,
+        "transactions": t,
+        "commits": commits,
+        "conflicts": conflicts,
+        "outcomes": dict(sorted(outcomes.items())),
+        "failed_attempts": int(failed_mask.sum()),
+        "conflict_rate": conflicts / n if n else None,
+        "conflict_rate_95": wilson_interval(conflicts, n),
+        "retries": retries,
+        "retried_share": retried / t if t else None,
+        "retries_per_commit": retries / commits if commits else None,
+        "attempts_per_commit": n / commits if commits else None,
+        "failed_transactions": int((~txns["committed"]).sum()) if t else 0,
+        "max_attempts": int(txns["attempts"].max()) if t else 0,
+        "elapsed_s": elapsed_s,
+        "goodput_commits_per_s": commits / elapsed_s if elapsed_s > 0 else None,
+        "attempts_per_s": n / elapsed_s if elapsed_s > 0 else None,
+        "mean_attempt_ms": total_ms / n if n else None,
+        "wasted_ms": wasted_ms,
+        "wasted_share": wasted_ms / total_ms if total_ms > 0 else None,
+        "attempt_latency_ms": percentiles(latency),
+        "transaction_latency_ms": percentiles(txns["latency_ms"].to_numpy() if t else []),
+        "committed_transaction_latency_ms": percentiles(
+            txns.loc[txns["committed"], "latency_ms"].to_numpy() if t else []
+        ),
+    }
+
+
+def choose_bin_s(elapsed_s: float, max_bins: int = 240) -> float:
+    """A round bin width giving at most ``max_bins`` bins (at least 0.1 s)."""
+    for width in (0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if elapsed_s / width <= max_bins:
+            return float(width)
+    return 3600.0 * math.ceil(elapsed_s / 3600.0 / max_bins)
+
+
+def timeline(c: pd.DataFrame, txns: pd.DataFrame, bin_s: float | None = None) -> pd.DataFrame:
+    """Per time bin (by attempt end): commits, conflicts and other failures per second; in-flight transactions.
+
+    ``t_s`` is the bin's start in seconds from the first attempt's start; in-flight is the
+    number of transactions started and not yet finished at that instant.
+    """
+    cols = ["t_s", "commits_per_s", "conflicts_per_s", "errors_per_s", "in_flight"]
+    if c.empty:
+        return pd.DataFrame({k: pd.Series(dtype="float64") for k in cols})
+    t0 = float(c["start_ms"].min())
+    elapsed_s = (float(c["end_ms"].max()) - t0) / 1000.0
+    width = bin_s or choose_bin_s(elapsed_s)
+    # Rounded: 0.020 s / 0.010 s is 2.0000000000000004 in floating point, and that is 2 bins.
+    nbins = max(1, int(math.ceil(round(elapsed_s / width, 9))))
+    pos = np.round((c["end_ms"].to_numpy() - t0) / 1000.0 / width, 9)
+    idx = np.minimum(np.floor(pos).astype("int64"), nbins - 1)
+    committed = c["outcome"].isin(COMMITTED).to_numpy()
+    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    other = ~(committed | conflict)
+    edges_ms = t0 + np.arange(nbins) * width * 1000.0
+    starts = np.sort(txns["start_ms"].to_numpy())
+    ends = np.sort(txns["end_ms"].to_numpy())
+    # In flight at time t: started at or before t, ending after t.
+    in_flight = np.searchsorted(starts, edges_ms, side="right") - np.searchsorted(ends, edges_ms, side="right")
+    return pd.DataFrame(
+        {
+            "t_s": np.arange(nbins) * width,
+            "commits_per_s": np.bincount(idx[committed], minlength=nbins) / width,
+            "conflicts_per_s": np.bincount(idx[conflict], minlength=nbins) / width,
+            "errors_per_s": np.bincount(idx[other], minlength=nbins) / width,
+            "in_flight": in_flight,
+        }
+    )
+
+
+def attempts_distribution(txns: pd.DataFrame) -> pd.DataFrame:
+    """How many transactions needed k attempts: columns ``attempts``, ``transactions``, ``share``, ``committed``."""
+    if txns.empty:
+        return pd.DataFrame({"attempts": [], "transactions": [], "share": [], "committed": []})
+    a = txns["attempts"].to_numpy()
+    counts = np.bincount(a)
+    ok = np.bincount(a[txns["committed"].to_numpy()], minlength=len(counts))
+    ks = np.nonzero(counts)[0]
+    return pd.DataFrame(
+        {"attempts": ks, "transactions": counts[ks], "share": counts[ks] / len(a), "committed": ok[ks]}
+    )
+
+
+def hot_keys(c: pd.DataFrame, top: int = 10) -> pd.DataFrame:
+    """Accounts most involved in conflicts (as payer or payee), with their share of all conflicts.
+
+    ``conflicts``: conflicted attempts touching the account; ``attempts``: all attempts
+    touching it; ``conflict_rate``: their ratio; ``share``: conflicts / all conflicted attempts.
+    """
+    cols = ["account", "conflicts", "attempts", "conflict_rate", "share"]
+    if c.empty:
+        return pd.DataFrame({k: [] for k in cols})
+    payer, payee = c["payer"].to_numpy(), c["payee"].to_numpy()
+    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    size = int(max(payer.max(), payee.max())) + 1
+    touched = np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
+    hit = np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
+    total = int(conflict.sum())
+    if total == 0:
+        return pd.DataFrame({k: [] for k in cols})
+    order = np.lexsort((np.arange(size), -hit))[:top]
+    order = order[hit[order] > 0]
+    return pd.DataFrame(
+        {
+            "account": order,
+            "conflicts": hit[order],
+            "attempts": touched[order],
+            "conflict_rate": hit[order] / np.maximum(touched[order], 1),
+            "share": hit[order] / total,
+        }
+    )
+
+
+def latency_by_attempt(c: pd.DataFrame, max_attempt: int = 5) -> pd.DataFrame:
+    """Attempt latency percentiles by attempt number (1, 2, ..., ``max_attempt``+ pooled) and conflict rate."""
+    rows = []
+    a = c["attempt"].to_numpy()
+    lat = c["latency_ms"].to_numpy()
+    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    for k in range(1, max_attempt + 1):
+        mask = a >= k if k == max_attempt else a == k
+        if not mask.any():
+            continue
+        p = percentiles(lat[mask])
+        rows.append({"attempt": f"{k}+" if k == max_attempt else str(k), "attempts": int(mask.sum()),
+                     "conflict_rate": float(conflict[mask].mean()), **p})
+    return pd.DataFrame(rows)
+
+
+def pair_collision(accounts: float) -> float:
+    """c = 1 - C(N-2,2)/C(N,2): the chance two transfers over N uniform keys share an account.
+
+    For a skewed distribution pass N = 1/q (q = sum p_i^2); clipped to [0, 1].
+    """
+    n = float(accounts)
+    if n <= 3:
+        return 1.0
+    return min(1.0, max(0.0, 1.0 - (n - 2.0) * (n - 3.0) / (n * (n - 1.0))))
+
+
+def model_conflict_rate(commit_rate_per_s: float, mean_attempt_s: float, collision: float) -> float:
+    """DESIGN.md's first-order model: 1 - (1 - c)^(lambda * D)."""
+    if collision >= 1.0:
+        return 1.0 if commit_rate_per_s * mean_attempt_s > 0 else 0.0
+    return 1.0 - math.exp(commit_rate_per_s * mean_attempt_s * math.log1p(-collision))
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval for a proportion k/n (None when n is 0)."""
+    if n <= 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def ratio_to_baseline(value: float | None, baseline: float | None) -> float | None:
+    """value / baseline, or None when either is missing or the baseline is zero."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return value / baseline

@@ -1,0 +1,196 @@
+"""Charts as inline SVG strings (matplotlib, Agg backend): they only draw what the metrics computed."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentFormatter  # noqa: E402
+
+from loadgen.report.reference import TALK_NO_RETRY  # noqa: E402
+
+__all__ = ["hotspot", "heatmap", "model", "latency", "cell_detail", "to_svg"]
+
+plt.rcParams.update(
+    {
+        "svg.fonttype": "none",  # text stays text: smaller, selectable, drawn with the browser's fonts
+        "font.family": "sans-serif",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "figure.dpi": 96,
+    }
+)
+
+_PCT = PercentFormatter(xmax=1.0, decimals=None)
+
+
+def to_svg(fig: Figure) -> str:
+    """The figure as an inline <svg> element (no XML prolog, no DOCTYPE, no external reference)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+
+
+def _int_fmt(x: float, _pos: int) -> str:
+    return f"{x:,.0f}" if x >= 1 else f"{x:g}"
+
+
+def _log_ok(values: pd.Series) -> bool:
+    v = values.dropna()
+    return bool(len(v)) and bool((v > 0).all()) and v.max() / v.min() > 5
+
+
+def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, str] | None = None) -> str:
+    """Conflict rate and attempts per commit against accounts, one line per series (users level)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    styles = styles or {}
+    for i, (series, g) in enumerate(frame.dropna(subset=["accounts"]).groupby("series", sort=False)):
+        g = g.sort_values("accounts")
+        color = f"C{i % 10}"
+        ls = styles.get(series, "-")
+        ax1.plot(g["accounts"], g["conflict_rate"], marker="o", ls=ls, color=color, label=series)
+        ax2.plot(g["accounts"], g["attempts_per_commit"], marker="o", ls=ls, color=color, label=series)
+        base = g[g["baseline"]]
+        if len(base):
+            for ax, col in ((ax1, "conflict_rate"), (ax2, "attempts_per_commit")):
+                ax.scatter(base["accounts"], base[col], s=220, marker="*", color="gold", edgecolor="black", zorder=5,
+                           label="1000 x 1000 baseline" if ax is ax1 else None)
+    if show_reference:
+        ax1.scatter([TALK_NO_RETRY.accounts], [TALK_NO_RETRY.conflict_rate], s=90, marker="D", facecolor="none",
+                    edgecolor="crimson", linewidth=1.5, zorder=6, label="DSQL talk, 1000 x 1000 (6.56%)")
+    for ax in (ax1, ax2):
+        if frame["accounts"].dropna().nunique() > 1 and (frame["accounts"].dropna() > 0).all():
+            ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(_int_fmt))
+        ax.set_xlabel("accounts (fewer = hotter)")
+    if _log_ok(frame["conflict_rate"]):
+        ax1.set_yscale("log")
+        ax1.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax1.yaxis.set_minor_formatter(NullFormatter())
+    ax1.yaxis.set_major_formatter(_PCT)
+    ax1.set_ylabel("conflict rate (conflicts / attempts)")
+    ax1.set_title("Conflict rate")
+    if _log_ok(frame["attempts_per_commit"] - 1 + 1e-12) and frame["attempts_per_commit"].max() > 3:
+        ax2.set_yscale("log")
+        ax2.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax2.yaxis.set_minor_formatter(NullFormatter())
+        ax2.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:g}"))
+    ax2.set_ylabel("attempts per commit")
+    ax2.set_title("Attempts per commit")
+    ax1.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def heatmap(frame: pd.DataFrame) -> str:
+    """Conflict rate over accounts x users (mean over cells that share both)."""
+    grid = frame.dropna(subset=["accounts", "users"]).pivot_table(
+        index="users", columns="accounts", values="conflict_rate", aggfunc="mean"
+    ).sort_index(ascending=False)
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * grid.shape[1], 0.9 + 0.55 * grid.shape[0]))
+    im = ax.imshow(grid.to_numpy(dtype=float), cmap="OrRd", vmin=0, vmax=max(0.01, float(np.nanmax(grid.to_numpy()))),
+                   aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), [f"{int(a):,}" for a in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [f"{int(u):,}" for u in grid.index])
+    ax.set_xlabel("accounts")
+    ax.set_ylabel("users")
+    ax.grid(False)
+    vmax = float(np.nanmax(grid.to_numpy()))
+    for (i, j), v in np.ndenumerate(grid.to_numpy()):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.1%}", ha="center", va="center", fontsize=8,
+                    color="white" if v > 0.6 * vmax else "black")
+    fig.colorbar(im, ax=ax, format=_PCT, label="conflict rate")
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def model(frame: pd.DataFrame) -> str:
+    """Measured conflict rate against the first-order model's estimate, one point per cell."""
+    f = frame.dropna(subset=["model_rate", "conflict_rate"])
+    fig, ax = plt.subplots(figsize=(4.8, 4.0))
+    if len(f):
+        top = max(f["model_rate"].max(), f["conflict_rate"].max(), 0.01) * 1.1
+        ax.plot([0, top], [0, top], color="grey", ls="--", lw=1, label="measured = model")
+        for i, (series, g) in enumerate(f.groupby("series", sort=False)):
+            ax.scatter(g["model_rate"], g["conflict_rate"], color=f"C{i % 10}", label=series, zorder=3)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+    ax.xaxis.set_major_formatter(_PCT)
+    ax.yaxis.set_major_formatter(_PCT)
+    ax.set_xlabel("model: 1 - (1 - c)^(lambda D)")
+    ax.set_ylabel("measured conflict rate")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def latency(frame: pd.DataFrame) -> str:
+    """Attempt p50/p99 and transaction p99 latency against accounts, one line per series."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for i, (series, g) in enumerate(frame.dropna(subset=["accounts"]).groupby("series", sort=False)):
+        g = g.sort_values("accounts")
+        color = f"C{i % 10}"
+        ax.plot(g["accounts"], g["txn_p99_ms"], marker="o", color=color, label=f"{series}: transaction p99")
+        ax.plot(g["accounts"], g["attempt_p99_ms"], marker="s", ls="--", color=color, label=f"{series}: attempt p99")
+        ax.plot(g["accounts"], g["attempt_p50_ms"], marker=".", ls=":", color=color, label=f"{series}: attempt p50")
+    if frame["accounts"].dropna().nunique() > 1:
+        ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_int_fmt))
+    if _log_ok(pd.concat([frame["txn_p99_ms"], frame["attempt_p50_ms"]])):
+        ax.set_yscale("log")
+    ax.set_xlabel("accounts (fewer = hotter)")
+    ax.set_ylabel("latency (ms)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return to_svg(fig)
+
+
+def cell_detail(timeline: pd.DataFrame, distribution: pd.DataFrame, hot_keys: pd.DataFrame, by_attempt: pd.DataFrame) -> str:
+    """One run's four views: rates over time, in-flight transactions, attempts per transaction, hot keys."""
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    (ax_t, ax_f), (ax_d, ax_k) = axes
+    t = timeline
+    ax_t.plot(t["t_s"], t["commits_per_s"], color="C2", label="commits/s", drawstyle="steps-post")
+    ax_t.plot(t["t_s"], t["conflicts_per_s"], color="C3", label="conflicts/s", drawstyle="steps-post")
+    if len(t) and t["errors_per_s"].max() > 0:
+        ax_t.plot(t["t_s"], t["errors_per_s"], color="C1", label="other failures/s", drawstyle="steps-post")
+    ax_t.set_xlabel("seconds since start")
+    ax_t.set_ylabel("per second")
+    ax_t.set_title("Commits, conflicts and errors over time")
+    ax_t.legend(fontsize=7)
+    ax_f.plot(t["t_s"], t["in_flight"], color="C0", drawstyle="steps-post")
+    ax_f.set_xlabel("seconds since start")
+    ax_f.set_ylabel("transactions in flight")
+    ax_f.set_title("In-flight transactions")
+    d = distribution
+    if len(d):
+        ax_d.bar(d["attempts"].astype(int), d["transactions"], color="C0", width=0.8)
+        ax_d.set_yscale("log")
+    ax_d.set_xlabel("attempts per transaction")
+    ax_d.set_ylabel("transactions (log)")
+    ax_d.set_title("Attempts per transaction")
+    k = hot_keys
+    if len(k):
+        ax_k.barh([f"#{int(a)}" for a in k["account"]][::-1], list(k["share"])[::-1], color="C3")
+        ax_k.xaxis.set_major_formatter(_PCT)
+    else:
+        ax_k.text(0.5, 0.5, "no conflicts", ha="center", va="center", transform=ax_k.transAxes)
+    ax_k.set_xlabel("share of conflicted attempts touching the account")
+    ax_k.set_title("Hot keys: accounts most involved in conflicts")
+    fig.tight_layout()
+    return to_svg(fig)

@@ -1,0 +1,265 @@
+"""Finding and loading run directories: what a report or a notebook reads.
+
+A run directory holds ``attempts.parquet`` and ``run.json`` (DESIGN.md's data
+contract). A sweep is any directory whose sub-directories are run directories,
+with or without a ``sweep.json`` index. Attempts are loaded column by column
+through pyarrow into a compact frame (integer transaction codes, epoch
+milliseconds as floats, outcomes as categories) so ten million rows stay a few
+hundred megabytes and every later step is vectorized.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loadgen.errors import LoadgenError
+
+__all__ = [
+    "ReportInputError",
+    "Run",
+    "Study",
+    "load_run",
+    "load_study",
+    "find_run_dirs",
+    "compact",
+    "compact_from_arrow",
+    "redact",
+]
+
+ATTEMPTS_FILE = "attempts.parquet"
+RUN_FILE = "run.json"
+SWEEP_FILE = "sweep.json"
+#: Columns the report needs; everything else stays on disk.
+_REPORT_COLUMNS = ("txn_id", "attempt", "started_at", "latency_ms", "outcome", "payer", "payee")
+
+
+class ReportInputError(LoadgenError):
+    """A path given to the report is not a run or sweep directory, or cannot be read."""
+
+
+@dataclass
+class Run:
+    """One run directory: its metadata (run.json) and its attempts, loaded on demand."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.meta.get("run_id") or self.path.name)
+
+    @property
+    def scenario(self) -> dict[str, Any]:
+        s = self.meta.get("scenario")
+        return s if isinstance(s, dict) else {}
+
+    @property
+    def accounts(self) -> int | None:
+        return _as_int(self.scenario.get("accounts"))
+
+    @property
+    def users(self) -> int | None:
+        return _as_int(self.scenario.get("users"))
+
+    @property
+    def completed(self) -> bool | None:
+        c = self.meta.get("completed")
+        return c if isinstance(c, bool) else None
+
+    @property
+    def collision_probability(self) -> float | None:
+        """q = sum(p_i^2) of the key distribution, if the run recorded it."""
+        q = _find_key(self.meta, ("collision_probability", "key_collision_probability"))
+        return float(q) if isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q <= 1 else None
+
+    def attempts(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The attempts table as pandas, columns as written (for notebooks and slicing)."""
+        return _read_table(self.path / ATTEMPTS_FILE, columns).to_pandas()
+
+    @cached_property
+    def compact(self) -> pd.DataFrame:
+        """The report's compact frame (see :func:`compact`)."""
+        table = _read_table(self.path / ATTEMPTS_FILE, list(_REPORT_COLUMNS))
+        return compact_from_arrow(table)
+
+
+@dataclass
+class Study:
+    """What one PATH argument names: a single run, or a sweep of runs (cells)."""
+
+    path: Path
+    runs: list[Run]
+    is_sweep: bool
+    index: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        name = self.index.get("name") if isinstance(self.index.get("name"), str) else None
+        return name or self.path.name
+
+
+def find_run_dirs(path: Path) -> tuple[list[Path], bool]:
+    """The run directories ``path`` names, and whether it is a sweep."""
+    path = Path(path)
+    if path.is_file() and path.name in (ATTEMPTS_FILE, RUN_FILE):
+        path = path.parent
+    if not path.exists():
+        raise ReportInputError(f"no such run or sweep directory: {path}")
+    if not path.is_dir():
+        raise ReportInputError(f"not a run or sweep directory: {path}")
+    if (path / ATTEMPTS_FILE).is_file():
+        return [path], False
+    cells = sorted(p for p in path.iterdir() if p.is_dir() and (p / ATTEMPTS_FILE).is_file())
+    if not cells:
+        raise ReportInputError(f"not a run or sweep directory (no {ATTEMPTS_FILE} in it or its sub-directories): {path}")
+    return cells, True
+
+
+def load_run(path: Path | str) -> Run:
+    """One run directory (or its attempts.parquet)."""
+    dirs, is_sweep = find_run_dirs(Path(path))
+    if is_sweep:
+        raise ReportInputError(f"{path} is a sweep of {len(dirs)} runs; use load_study")
+    return _load_meta(dirs[0])
+
+
+def load_study(path: Path | str) -> Study:
+    """A run or sweep directory, with every run's metadata (attempts load lazily)."""
+    path = Path(path)
+    dirs, is_sweep = find_run_dirs(path)
+    index: dict[str, Any] = {}
+    if is_sweep and (path / SWEEP_FILE).is_file():
+        try:
+            loaded = json.loads((path / SWEEP_FILE).read_text())
+            index = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            index = {}
+    runs = [_load_meta(d) for d in dirs]
+    return Study(path=path if is_sweep else dirs[0], runs=runs, is_sweep=is_sweep, index=index)
+
+
+def _load_meta(run_dir: Path) -> Run:
+    meta: dict[str, Any] = {}
+    f = run_dir / RUN_FILE
+    if f.is_file():
+        try:
+            loaded = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise ReportInputError(f"cannot read {f}: {e}") from None
+        if isinstance(loaded, dict):
+            meta = loaded
+    return Run(path=run_dir, meta=meta)
+
+
+def _read_table(path: Path, columns: list[str] | None) -> pa.Table:
+    try:
+        if columns is not None:
+            present = set(pq.read_schema(path).names)
+            missing = [c for c in columns if c not in present and c in ("txn_id", "attempt", "started_at", "latency_ms", "outcome")]
+            if missing:
+                raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}")
+            columns = [c for c in columns if c in present]
+        return pq.read_table(path, columns=columns)
+    except (OSError, pa.ArrowException) as e:
+        raise ReportInputError(f"cannot read {path}: {e}") from None
+
+
+def compact_from_arrow(table: pa.Table) -> pd.DataFrame:
+    """The compact frame from an Arrow attempts table, without a Python object per row."""
+    n = table.num_rows
+    txn = table.column("txn_id").combine_chunks().dictionary_encode()
+    start_us = pc.cast(table.column("started_at"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    outcome = table.column("outcome").combine_chunks().dictionary_encode()
+    start_ms = start_us.to_numpy().astype("float64") / 1000.0
+    latency = table.column("latency_ms").to_numpy().astype("float64", copy=False)
+    data: dict[str, Any] = {
+        "txn": txn.indices.to_numpy(zero_copy_only=False).astype("int64", copy=False),
+        "attempt": table.column("attempt").to_numpy().astype("int32", copy=False),
+        "start_ms": start_ms,
+        "end_ms": start_ms + latency,
+        "latency_ms": latency,
+        "outcome": pd.Categorical.from_codes(
+            outcome.indices.to_numpy(zero_copy_only=False), categories=outcome.dictionary.to_pylist()
+        ),
+    }
+    for key in ("payer", "payee"):
+        if key in table.column_names:
+            data[key] = table.column(key).to_numpy().astype("int64", copy=False)
+        else:
+            data[key] = np.zeros(n, dtype="int64")
+    return pd.DataFrame(data)
+
+
+def compact(attempts: pd.DataFrame) -> pd.DataFrame:
+    """The compact frame from an attempts DataFrame in the data-contract's columns.
+
+    Columns: ``txn`` (integer code of ``txn_id``), ``attempt``, ``start_ms`` and
+    ``end_ms`` (epoch milliseconds), ``latency_ms``, ``outcome`` (categorical),
+    ``payer``, ``payee``.
+    """
+    codes, _ = pd.factorize(attempts["txn_id"], sort=False)
+    started = pd.to_datetime(attempts["started_at"], utc=True)
+    start_ms = started.to_numpy(dtype="datetime64[us]").astype("int64") / 1000.0
+    latency = attempts["latency_ms"].to_numpy(dtype="float64")
+    n = len(attempts)
+    return pd.DataFrame(
+        {
+            "txn": codes.astype("int64"),
+            "attempt": attempts["attempt"].to_numpy(dtype="int32"),
+            "start_ms": start_ms,
+            "end_ms": start_ms + latency,
+            "latency_ms": latency,
+            "outcome": pd.Categorical(attempts["outcome"].astype(str).to_numpy()),
+            "payer": attempts["payer"].to_numpy(dtype="int64") if "payer" in attempts else np.zeros(n, "int64"),
+            "payee": attempts["payee"].to_numpy(dtype="int64") if "payee" in attempts else np.zeros(n, "int64"),
+        }
+    )
+
+
+_SECRET_KEYS = re.compile(r"pass|secret|token|credential|auth", re.I)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@\s]*@")
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.I)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with anything that looks like a secret replaced by ``***``."""
+    if isinstance(value, dict):
+        return {k: ("***" if _SECRET_KEYS.search(str(k)) and v not in (None, "", False) else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", value))
+    return value
+
+
+def _find_key(doc: Any, names: tuple[str, ...]) -> Any:
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            if k in names:
+                return v
+        for v in doc.values():
+            found = _find_key(v, names)
+            if found is not None:
+                return found
+    return None
+
+
+def _as_int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return None

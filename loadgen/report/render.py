@@ -1,0 +1,487 @@
+"""The self-contained HTML page: inline CSS, inline SVG charts, no script, no request to anything."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import pandas as pd
+
+from loadgen import __version__
+from loadgen.report import charts
+from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
+from loadgen.report.data import Study, redact
+from loadgen.report.reference import HOT_KEY_SOURCE, SOURCE, TALK_LARGE, TALK_NO_RETRY, TALK_RETRY, Reference
+from loadgen.report import analysis as A
+
+__all__ = ["render_page", "study_sections", "compare_sections"]
+
+CSS = """
+:root { --fg:#1d2430; --muted:#5c6675; --line:#d8dde5; --bg:#fff; --accent:#0b6bcb; --warn:#fff4d6; --bad:#b3261e; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 1120px; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 19px; margin: 32px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 20px 0 6px; } .muted { color: var(--muted); }
+nav a { margin-right: 12px; color: var(--accent); text-decoration: none; } nav { margin: 10px 0 4px; font-size: 13px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(165px, 1fr)); gap: 10px; margin: 12px 0; }
+.card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px; }
+.card .v { font-size: 22px; font-weight: 600; } .card .k { color: var(--muted); font-size: 12px; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: right; vertical-align: top; }
+th { background: #f4f6f9; font-weight: 600; } td:first-child, th:first-child { text-align: left; }
+tr.baseline td { background: #fff8d8; font-weight: 600; }
+.warnings { background: var(--warn); border: 1px solid #e8c860; border-radius: 8px; padding: 8px 16px; }
+.ok { color: #1b7f3b; font-weight: 600; } .bad { color: var(--bad); font-weight: 600; }
+.chart svg { max-width: 100%; height: auto; } .note { background: #f4f6f9; border-radius: 8px; padding: 8px 14px; }
+details { border: 1px solid var(--line); border-radius: 8px; padding: 6px 12px; margin: 8px 0; }
+summary { cursor: pointer; font-weight: 600; } pre { white-space: pre-wrap; font-size: 12px; background: #f4f6f9; padding: 8px; border-radius: 6px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+
+def esc(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def pct(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v:.{digits}%}"
+
+
+def num(v: float | None, digits: int = 0) -> str:
+    if v is None or pd.isna(v):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def ratio(v: float | None) -> str:
+    return "-" if v is None or pd.isna(v) else f"{v:.2f}x"
+
+
+def ms(v: float | None) -> str:
+    if v is None or pd.isna(v):
+        return "-"
+    return f"{v:,.1f}" if v < 1000 else f"{v:,.0f}"
+
+
+def table(headers: Iterable[str], rows: Iterable[Iterable[Any]], row_classes: Iterable[str] | None = None) -> str:
+    classes = list(row_classes) if row_classes is not None else None
+    out = ["<table><thead><tr>", *(f"<th>{esc(h)}</th>" for h in headers), "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
+        out.append(f"<tr{cls}>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def card(key: str, value: str, title: str = "") -> str:
+    t = f' title="{esc(title)}"' if title else ""
+    return f'<div class="card"{t}><div class="v">{value}</div><div class="k">{esc(key)}</div></div>'
+
+
+def section(sid: str, title: str, body: str) -> str:
+    return f'<section id="{esc(sid)}"><h2>{esc(title)}</h2>{body}</section>'
+
+
+def chart(svg: str) -> str:
+    return f'<div class="chart">{svg}</div>'
+
+
+# --- sections of one study (a run, a sweep, or several of them) ---------------------------------
+
+
+def _invariants_html(cell: Cell) -> str:
+    inv = cell.run.meta.get("invariants")
+    if not isinstance(inv, list) or not inv:
+        return '<span class="muted">not recorded</span>'
+    bad = [i for i in inv if isinstance(i, dict) and not i.get("ok")]
+    if bad:
+        return '<span class="bad">VIOLATED: ' + esc(", ".join(str(i.get("name")) for i in bad)) + "</span>"
+    return f'<span class="ok">all {len(inv)} hold</span>'
+
+
+def headline_section(cells: list[Cell], p: str) -> str:
+    if len(cells) == 1:
+        h = cells[0].headline
+        rpc = "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}"
+        body = '<div class="cards">' + "".join(
+            [
+                card("attempts", num(h["attempts"])),
+                card("commits", num(h["commits"])),
+                card("conflict rate (conflicts / attempts)", pct(h["conflict_rate"]),
+                     f"{h['conflicts']:,} attempts ended in 40001"),
+                card("transactions retried", pct(h["retried_share"])),
+                card("retries per commit", rpc),
+                card("goodput (commits/s)", num(h["goodput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
+                card("wasted work (failed attempts' time)", f"{h['wasted_ms'] / 1000:,.1f} s",
+                     f"{pct(h['wasted_share'])} of all attempt time"),
+                card("invariants", _invariants_html(cells[0])),
+            ]
+        ) + "</div>"
+        other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED + (A.CONFLICT,)}
+        extra = [f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
+                 f"{h['failed_transactions']:,} transactions gave up",
+                 f"wasted work {pct(h['wasted_share'])} of all attempt time"]
+        if other:
+            extra.append("other outcomes: " + ", ".join(f"{k} {v:,}" for k, v in other.items()))
+        body += f'<p class="muted">{esc("; ".join(extra))}.</p>'
+        return section(f"{p}headline", "Headline", body)
+    rows, classes = [], []
+    for c in cells:
+        h = c.headline
+        rows.append(
+            [
+                esc(c.label), num(h["attempts"]), num(h["commits"]), pct(h["conflict_rate"]), pct(h["retried_share"]),
+                "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}",
+                num(h["goodput_commits_per_s"], 1), f"{h['wasted_ms'] / 1000:,.1f} s ({pct(h['wasted_share'], 1)})",
+                _invariants_html(c),
+            ]
+        )
+        classes.append("baseline" if c.is_baseline else "")
+    body = table(
+        ["cell", "attempts", "commits", "conflict rate", "retried", "retries/commit", "goodput/s", "wasted work",
+         "invariants"], rows, classes)
+    return section(f"{p}headline", "Headline", body)
+
+
+def hotspot_section(cells: list[Cell], p: str) -> str:
+    base = find_baseline(cells)
+    frame = cells_frame(cells, base)
+    if base is not None:
+        note = (f"<p>The 1,000 accounts x 1,000 users baseline cell is marked with a star; every cell is shown as a "
+                f"ratio to it (conflict rate {pct(base.headline['conflict_rate'])}).</p>")
+        ref = "baseline"
+    else:
+        note = (f'<p class="note">These runs hold no 1,000 accounts x 1,000 users baseline cell, so ratios are to the '
+                f"<b>published</b> DSQL baseline: conflict rate {pct(TALK_NO_RETRY.conflict_rate)} "
+                f"({esc(SOURCE)}), drawn as a red diamond. Run the baseline cell on your target to compare like with like.</p>")
+        ref = "published baseline"
+    rows = [
+        [esc(r.cell), num(r.attempts), pct(r.conflict_rate), ratio(r.conflict_ratio), num(r.attempts_per_commit, 4),
+         ratio(r.apc_ratio), num(r.goodput, 1), ratio(r.goodput_ratio)]
+        for r in frame.itertuples()
+    ]
+    t = table(["cell", "attempts", "conflict rate", f"vs {ref}", "attempts/commit", f"vs {ref}", "goodput/s",
+               f"vs {ref}"], rows, ["baseline" if b else "" for b in frame["baseline"]])
+    return section(f"{p}hotspot", "Hot spots: conflict rate against the number of accounts",
+                   note + chart(charts.hotspot(frame)) + t)
+
+
+def heatmap_section(cells: list[Cell], p: str) -> str:
+    frame = cells_frame(cells)
+    if frame["accounts"].nunique() < 2 and frame["users"].nunique() < 2:
+        return ""
+    return section(f"{p}heatmap", "Heatmap: conflict rate over accounts x users",
+                   chart(charts.heatmap(frame)))
+
+
+def model_sentence(cells: list[Cell]) -> str:
+    ratios = [c.headline["conflict_rate"] / c.model_rate for c in cells
+              if c.model_rate and c.headline["conflict_rate"] is not None]
+    if not ratios:
+        return "The model needs the number of accounts and at least one commit; it could not be computed here."
+    med = float(pd.Series(ratios).median())
+    if 0.75 <= med <= 1.33:
+        verdict = (f"Measured rates are close to the model (median measured/model {med:.2f}): contention here is "
+                   "explained by commit rate x attempt duration x key overlap alone, so a faster database (smaller D) "
+                   "or more accounts (smaller c) lowers it in proportion.")
+    elif med > 1.33:
+        verdict = (f"Measured rates are above the model (median measured/model {med:.2f}): conflicts cluster beyond "
+                   "random overlap, e.g. retries meeting the same hot keys again, or lock waits (PostgreSQL waits on "
+                   "row locks where DSQL does not) stretching attempts while others commit.")
+    else:
+        verdict = (f"Measured rates are below the model (median measured/model {med:.2f}): fewer transactions overlap "
+                   "than the average suggests, e.g. part of each attempt's time is spent before its snapshot or in "
+                   "the client, or conflicts are resolved by waiting rather than aborting.")
+    return ("The model: an attempt of duration D sees about lambda x D other commits, each touching one of its two "
+            "accounts with probability c, so it conflicts with probability 1 - (1 - c)^(lambda D). " + verdict)
+
+
+def model_section(cells: list[Cell], p: str) -> str:
+    rows = []
+    for c in cells:
+        h = c.headline
+        lam = h["goodput_commits_per_s"]
+        d = h["mean_attempt_ms"]
+        rows.append(
+            [esc(c.label), num(lam, 1), ms(d), "-" if c.collision is None else f"{c.collision:.5f}",
+             "-" if lam is None or d is None else f"{lam * d / 1000:.2f}", pct(c.model_rate), pct(h["conflict_rate"]),
+             ratio(A.ratio_to_baseline(h["conflict_rate"], c.model_rate)), esc(c.collision_source)]
+        )
+    talk = A.model_conflict_rate(TALK_NO_RETRY.calls_per_s, TALK_NO_RETRY.mean_ms / 1000, A.pair_collision(1000))
+    rows.append(
+        ["DSQL talk (published)", num(TALK_NO_RETRY.calls_per_s, 1), ms(TALK_NO_RETRY.mean_ms),
+         f"{A.pair_collision(1000):.5f}", f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.2f}", pct(talk),
+         pct(TALK_NO_RETRY.conflict_rate), ratio(TALK_NO_RETRY.conflict_rate / talk), "1,000 uniform accounts"]
+    )
+    t = table(["cell", "lambda: commits/s", "D: mean attempt ms", "c", "lambda x D", "model", "measured",
+               "measured / model", "c from"], rows, ["" for _ in cells] + ["muted"])
+    return section(f"{p}model", "The first-order model beside the measurement",
+                   f"<p>{esc(model_sentence(cells))}</p>" + chart(charts.model(cells_frame(cells))) + t)
+
+
+def _ref_row(r: Reference) -> list[str]:
+    return [esc(r.label), num(r.accounts), num(r.concurrency), num(r.calls), pct(r.conflict_rate),
+            pct(r.retried_share), num(r.attempts_per_commit, 4) if r.attempts_per_commit else "-",
+            num(r.calls_per_s, 0), ms(r.mean_ms), esc(r.note)]
+
+
+def _differences(base: Cell | None) -> list[str]:
+    out = ["The talk ran 10 batches of 1,000 parallel AWS Lambda calls against a multi-AZ DSQL cluster; loadgen runs "
+           "closed-loop Locust users, each with one transaction in flight, from one machine."]
+    if base is None:
+        return out + ["Your runs have no 1,000 x 1,000 cell, so the comparison below is only indirect (the model)."]
+    meta = base.run.meta
+    target = meta.get("target", {}) if isinstance(meta.get("target"), dict) else {}
+    server = str(meta.get("versions", {}).get("server", "")) if isinstance(meta.get("versions"), dict) else ""
+    kind = target.get("kind", "unknown")
+    if kind != "dsql":
+        out.append(f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}), not DSQL: "
+                   "PostgreSQL waits on row locks (and may deadlock) before it reports 40001, where DSQL never waits.")
+    h = base.headline
+    if h["mean_attempt_ms"]:
+        out.append(f"Your mean attempt takes {ms(h['mean_attempt_ms'])} ms against the talk's {TALK_NO_RETRY.mean_ms} ms, "
+                   f"at {num(h['goodput_commits_per_s'], 0)} commits/s against {TALK_NO_RETRY.calls_per_s:.0f}/s: "
+                   f"lambda x D = {h['goodput_commits_per_s'] * h['mean_attempt_ms'] / 1000:.1f} against "
+                   f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.1f}, which by the model moves the "
+                   "conflict rate in the same direction.")
+    scen = base.run.scenario
+    retry = scen.get("retry") if isinstance(scen.get("retry"), dict) else {}
+    if retry:
+        out.append(f"Retry policy: backoff {esc(retry.get('backoff', '?'))}, at most {esc(retry.get('max_attempts', '?'))} "
+                   "attempts; the talk retried immediately and without bound.")
+    if scen.get("duration_s"):
+        out.append(f"Your cell ran for {h['elapsed_s']:.0f} s; the talk's 10,000 calls took about 11 s.")
+    return out
+
+
+def reference_section(cells: list[Cell], p: str) -> str:
+    base = find_baseline(cells)
+    rows = [_ref_row(TALK_NO_RETRY), _ref_row(TALK_RETRY), _ref_row(TALK_LARGE)]
+    classes = ["", "", ""]
+    if base is not None:
+        h = base.headline
+        rows.insert(0, ["your baseline cell", num(base.accounts), num(base.users), num(h["transactions"]),
+                        pct(h["conflict_rate"]), pct(h["retried_share"]), num(h["attempts_per_commit"], 4),
+                        num(h["goodput_commits_per_s"], 0), ms(h["mean_attempt_ms"]), "measured here"])
+        classes.insert(0, "baseline")
+    t = table(["", "accounts", "concurrency", "calls", "conflict rate", "retried", "attempts/commit", "calls/s",
+               "mean ms", "note"], rows, classes)
+    diffs = "<ul>" + "".join(f"<li>{d}</li>" for d in _differences(base)) + "</ul>"
+    src = f'<p class="muted">Source: {esc(SOURCE)}. Also: {esc(HOT_KEY_SOURCE)}.</p>'
+    return section(f"{p}reference", "Published Aurora DSQL reference", t + src + "<h3>What differs</h3>" + diffs)
+
+
+def latency_section(cells: list[Cell], p: str) -> str:
+    rows = []
+    for c in cells:
+        a, t = c.headline["attempt_latency_ms"], c.headline["transaction_latency_ms"]
+        rows.append([esc(c.label), pct(c.headline["conflict_rate"])] + [ms(a[k]) for k in ("p50", "p95", "p99", "p99.9")]
+                    + [ms(t[k]) for k in ("p50", "p95", "p99", "p99.9")])
+    body = ('<p class="muted">Per attempt: one try, from BEGIN to COMMIT or error. Per transaction: from its first '
+            "attempt's start to its last attempt's end, retries and backoff included. Milliseconds.</p>")
+    body += table(["cell", "conflict rate", "attempt p50", "p95", "p99", "p99.9", "transaction p50", "p95", "p99",
+                   "p99.9"], rows, ["baseline" if c.is_baseline else "" for c in cells])
+    frame = cells_frame(cells)
+    if frame["accounts"].nunique() > 1:
+        body += chart(charts.latency(frame))
+    return section(f"{p}latency", "Latency against contention", body)
+
+
+def detail_section(cells: list[Cell], p: str) -> str:
+    parts = []
+    for i, c in enumerate(cells):
+        svg = charts.cell_detail(c.timeline, c.distribution, c.hot_keys, c.by_attempt)
+        keys = table(["account", "conflicts", "attempts touching it", "their conflict rate", "share of conflicts"],
+                     [[f"#{int(r.account)}", num(r.conflicts), num(r.attempts), pct(r.conflict_rate), pct(r.share)]
+                      for r in c.hot_keys.itertuples()]) if len(c.hot_keys) else "<p>No conflicts.</p>"
+        dist = table(["attempts", "transactions", "share", "of them committed"],
+                     [[int(r.attempts), num(r.transactions), pct(r.share, 3), num(r.committed)]
+                      for r in c.distribution.itertuples()])
+        by_attempt = table(["attempt number", "attempts", "conflict rate", "p50 ms", "p95", "p99", "p99.9"],
+                           [[esc(r["attempt"]), num(r["attempts"]), pct(r["conflict_rate"]), ms(r["p50"]), ms(r["p95"]),
+                             ms(r["p99"]), ms(r["p99.9"])] for r in c.by_attempt.to_dict("records")])
+        inner = (chart(svg) + '<div style="display:flex;gap:28px;flex-wrap:wrap">'
+                 f"<div><h3>Hot keys</h3>{keys}</div><div><h3>Attempts per transaction</h3>{dist}</div>"
+                 f"<div><h3>By attempt number</h3>{by_attempt}</div></div>")
+        opened = " open" if len(cells) == 1 or c.is_baseline else ""
+        parts.append(f'<details id="{p}cell-{i}"{opened}><summary>{esc(c.label)} '
+                     f'<span class="muted">({esc(c.run.run_id)})</span></summary>{inner}</details>')
+    return section(f"{p}detail", "Over time, attempts per transaction and hot keys", "".join(parts))
+
+
+def warnings_section(cells: list[Cell], p: str) -> str:
+    w = warnings_for(cells)
+    if not w:
+        return section(f"{p}warnings", "Warnings", '<p class="ok">None: enough attempts, complete runs, '
+                       "comparable durations, no sign of a saturated load generator.</p>")
+    items = "".join(f"<li>{esc(x)}</li>" for x in w)
+    return section(f"{p}warnings", "Warnings", f'<div class="warnings"><ul>{items}</ul></div>')
+
+
+def metadata_section(cells: list[Cell], p: str) -> str:
+    parts = []
+    for c in cells:
+        m = c.run.meta
+        rows = [
+            ["run", esc(c.run.run_id)],
+            ["directory", esc(c.run.path)],
+            ["started", esc(m.get("started_at", "-"))],
+            ["ended", esc(m.get("ended_at", "-"))],
+            ["completed", esc(m.get("completed", "unknown"))],
+            ["command line", esc(" ".join(map(str, redact(m.get("command_line") or []))) or "-")],
+            ["target", esc(json.dumps(redact(m.get("target", {})), default=str))],
+            ["machine", esc(json.dumps(m.get("machine", {}), default=str))],
+        ]
+        versions = m.get("versions", {}) if isinstance(m.get("versions"), dict) else {}
+        rows += [[esc(f"version: {k}"), esc(v)] for k, v in versions.items()]
+        if isinstance(m.get("client"), dict):
+            rows.append(["load generator", esc(json.dumps(m["client"]))])
+        inv = m.get("invariants") if isinstance(m.get("invariants"), list) else []
+        rows += [[esc(f"invariant: {i.get('name')}"),
+                  ('<span class="ok">ok</span> ' if i.get("ok") else '<span class="bad">VIOLATED</span> ')
+                  + esc(i.get("detail", ""))] for i in inv if isinstance(i, dict)]
+        scen = f"<pre>{esc(json.dumps(redact(c.run.scenario), indent=2, default=str))}</pre>"
+        parts.append(f"<details><summary>{esc(c.label)}</summary>{table(['', ''], rows)}<h3>Scenario</h3>{scen}</details>")
+    return section(f"{p}metadata", "Metadata", "".join(parts))
+
+
+SECTIONS = [
+    ("headline", "Headline"), ("warnings", "Warnings"), ("hotspot", "Hot spots"), ("heatmap", "Heatmap"),
+    ("model", "Model"), ("reference", "DSQL reference"), ("latency", "Latency"), ("detail", "Over time & hot keys"),
+    ("metadata", "Metadata"),
+]
+
+
+def study_sections(cells: list[Cell], p: str = "") -> str:
+    """Every section for one set of cells; ``p`` prefixes element ids (for side-by-side pages)."""
+    return "".join(
+        [
+            headline_section(cells, p),
+            warnings_section(cells, p),
+            hotspot_section(cells, p),
+            heatmap_section(cells, p),
+            model_section(cells, p),
+            reference_section(cells, p),
+            latency_section(cells, p),
+            detail_section(cells, p),
+            metadata_section(cells, p),
+        ]
+    )
+
+
+def nav(p: str = "", present: str = "") -> str:
+    links = [f'<a href="#{p}{sid}">{esc(t)}</a>' for sid, t in SECTIONS if f'id="{p}{sid}"' in present]
+    return "<nav>" + "".join(links) + "</nav>"
+
+
+def render_page(title: str, subtitle: str, body: str, nav_html: str = "") -> str:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
+        f"<header><h1>{esc(title)}</h1><div class=\"muted\">{subtitle}</div>{nav_html}</header>"
+        f"<main>{body}</main>"
+        f"<footer>Generated by loadgen {esc(__version__)} on {esc(now)}. Self-contained: every chart is inline SVG; "
+        "the page loads nothing from anywhere.</footer></body></html>\n"
+    )
+
+
+# --- comparison ----------------------------------------------------------------------------------
+
+
+def _describe_change(name: str, a: float | None, b: float | None, fmt: Any) -> str | None:
+    if a is None or b is None:
+        return None
+    if a == b:
+        return f"{name} is the same ({fmt(a)})."
+    if a == 0:
+        return f"{name}: {fmt(a)} in A, {fmt(b)} in B."
+    r = b / a
+    word = "higher" if r > 1 else "lower"
+    return f"{name} is {r:.2f}x in B ({fmt(b)} against {fmt(a)}): {abs(r - 1):.0%} {word}."
+
+
+def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -> str:
+    """Side by side: headline numbers, differences in words, the hot-spot chart overlaid, matched cells."""
+    (sa, ca), (sb, cb) = a, b
+    fa, fb = cells_frame(ca, find_baseline(ca)), cells_frame(cb, find_baseline(cb))
+    pooled = []
+    for cells in (ca, cb):
+        att = sum(c.headline["attempts"] for c in cells)
+        com = sum(c.headline["commits"] for c in cells)
+        con = sum(c.headline["conflicts"] for c in cells)
+        el = sum(c.headline["elapsed_s"] for c in cells)
+        ret = sum(c.headline["retries"] for c in cells)
+        pooled.append({"attempts": att, "commits": com, "conflict_rate": con / att if att else None,
+                       "retries_per_commit": ret / com if com else None, "goodput": com / el if el else None,
+                       "cells": len(cells)})
+    pa_, pb_ = pooled
+    rows = [
+        ["cells", num(pa_["cells"]), num(pb_["cells"])],
+        ["attempts", num(pa_["attempts"]), num(pb_["attempts"])],
+        ["commits", num(pa_["commits"]), num(pb_["commits"])],
+        ["conflict rate", pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
+        ["retries per commit", num(pa_["retries_per_commit"], 4), num(pb_["retries_per_commit"], 4)],
+        ["goodput (commits per measured second, cells pooled)", num(pa_["goodput"], 1), num(pb_["goodput"], 1)],
+    ]
+    head = table(["", f"A: {sa.label}", f"B: {sb.label}"], rows)
+    sentences = [
+        _describe_change("The conflict rate", pa_["conflict_rate"], pb_["conflict_rate"], pct),
+        _describe_change("Retries per commit", pa_["retries_per_commit"], pb_["retries_per_commit"], lambda v: f"{v:.4f}"),
+        _describe_change("Goodput", pa_["goodput"], pb_["goodput"], lambda v: f"{v:,.1f}/s"),
+    ]
+    # Cells matched on accounts x users.
+    ka = {(r.accounts, r.users): r for r in fa.itertuples()}
+    kb = {(r.accounts, r.users): r for r in fb.itertuples()}
+    matched = [k for k in ka if k in kb]
+    mrows = []
+    for k in matched:
+        ra, rb = ka[k], kb[k]
+        mrows.append([f"{num(k[0])} accounts x {num(k[1])} users", pct(ra.conflict_rate), pct(rb.conflict_rate),
+                      ratio(A.ratio_to_baseline(rb.conflict_rate, ra.conflict_rate)), num(ra.attempts_per_commit, 4),
+                      num(rb.attempts_per_commit, 4), num(ra.goodput, 1), num(rb.goodput, 1),
+                      ms(ra.txn_p99_ms), ms(rb.txn_p99_ms)])
+    matched_html = (table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "goodput A", "B",
+                           "txn p99 ms A", "B"], mrows)
+                    if mrows else "<p>No cell has the same accounts x users on both sides.</p>")
+    # Settings that differ.
+    diffs = _settings_diff(sa, sb)
+    overlay = pd.concat([fa.assign(series="A: " + fa["series"]), fb.assign(series="B: " + fb["series"])],
+                        ignore_index=True)
+    styles = {s: ("-" if s.startswith("A: ") else "--") for s in overlay["series"]}
+    body = (head + "<h3>Differences</h3><ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences if s)
+            + "".join(f"<li>{d}</li>" for d in diffs) + "</ul>"
+            + "<h3>Hot spots, A solid and B dashed</h3>" + chart(charts.hotspot(overlay, styles=styles))
+            + "<h3>Matched cells</h3>" + matched_html)
+    return section("compare", f"Comparison: A = {sa.label}, B = {sb.label}", body)
+
+
+def _settings_diff(sa: Study, sb: Study) -> list[str]:
+    from loadgen.report.cells import _flatten
+
+    def common(study: Study, part: str) -> dict[str, Any]:
+        flats = [_flatten(r.meta.get(part) if isinstance(r.meta.get(part), dict) else {}) for r in study.runs]
+        if not flats:
+            return {}
+        return {k: v for k, v in flats[0].items() if all(f.get(k) == v for f in flats[1:])}
+
+    out = []
+    for part in ("scenario", "target"):
+        da, db = redact(common(sa, part)), redact(common(sb, part))
+        for k in sorted(set(da) | set(db)):
+            if k in ("name", "seed", "home", "url", "spawn_rate", "accounts", "users"):
+                continue
+            if da.get(k) != db.get(k):
+                out.append(f"{esc(part)} <b>{esc(k)}</b>: A {esc(da.get(k, '-'))}, B {esc(db.get(k, '-'))}")
+    va = (sa.runs[0].meta.get("versions") or {}).get("server") if sa.runs else None
+    vb = (sb.runs[0].meta.get("versions") or {}).get("server") if sb.runs else None
+    if va != vb:
+        out.append(f"server: A {esc(va or '-')}, B {esc(vb or '-')}")
+    if not out:
+        out.append("No setting differs between A and B (other than accounts and users): differences are run-to-run noise "
+                   "or the environment.")
+    return out

@@ -1,0 +1,149 @@
+"""Cluster lifecycle against botocore's Stubber: which calls, with what, in what order; deletion on failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from loadgen.dsql_cluster import cluster_id_of, create_cluster, delete_cluster, ephemeral_cluster, parse_tags
+from loadgen.errors import ConfigError, TargetError
+
+ID = "abcdefghijklmnopqrstuvwxyz"
+REGION = "us-east-1"
+ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/{ID}"
+NOW = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def client() -> Any:
+    c = boto3.session.Session(
+        aws_access_key_id="AKIDLOADGENTEST00001", aws_secret_access_key="fake", region_name=REGION
+    ).client("dsql")
+    return c
+
+
+def _cluster(status: str, **extra: Any) -> dict[str, Any]:
+    return {"identifier": ID, "arn": ARN, "status": status, "creationTime": NOW, "deletionProtectionEnabled": False, **extra}
+
+
+def _expect_create(stub: Stubber, protection: bool, tags: dict[str, str]) -> None:
+    stub.add_response(
+        "create_cluster",
+        _cluster("CREATING", endpoint=f"{ID}.dsql.{REGION}.on.aws"),
+        {"deletionProtectionEnabled": protection, "tags": tags, "clientToken": ANY},
+    )
+    stub.add_response("get_cluster", _cluster("CREATING"), {"identifier": ID})
+    stub.add_response("get_cluster", _cluster("ACTIVE"), {"identifier": ID})
+
+
+def _expect_delete(stub: Stubber) -> None:
+    stub.add_response(
+        "update_cluster",
+        {"identifier": ID, "arn": ARN, "status": "UPDATING", "creationTime": NOW},
+        {"identifier": ID, "deletionProtectionEnabled": False},
+    )
+    stub.add_response("get_cluster", _cluster("ACTIVE"), {"identifier": ID})
+    stub.add_response(
+        "delete_cluster",
+        {"identifier": ID, "arn": ARN, "status": "DELETING", "creationTime": NOW},
+        {"identifier": ID, "clientToken": ANY},
+    )
+
+
+def test_create_waits_until_active_and_gives_the_endpoint(client: Any) -> None:
+    with Stubber(client) as stub:
+        _expect_create(stub, True, {"created-by": "loadgen", "team": "db"})
+        cluster = create_cluster(client, {"team": "db"}, delay_s=0)
+        stub.assert_no_pending_responses()
+    assert cluster.identifier == ID and cluster.status == "ACTIVE"
+    assert cluster.endpoint == f"{ID}.dsql.{REGION}.on.aws"
+
+
+def test_delete_turns_protection_off_first(client: Any) -> None:
+    with Stubber(client) as stub:
+        _expect_delete(stub)
+        assert delete_cluster(client, ID, delay_s=0) == "DELETING"
+        stub.assert_no_pending_responses()
+
+
+def test_ephemeral_cluster_is_deleted_when_the_run_fails(client: Any) -> None:
+    lines: list[str] = []
+    with Stubber(client) as stub:
+        _expect_create(stub, False, {"created-by": "loadgen", "loadgen-ephemeral": "true"})
+        _expect_delete(stub)
+        with pytest.raises(RuntimeError, match="the run broke"):
+            with ephemeral_cluster(client, delay_s=0, log=lines.append) as cluster:
+                assert cluster.status == "ACTIVE"
+                raise RuntimeError("the run broke")
+        stub.assert_no_pending_responses()
+    assert any("deleting" in line for line in lines)
+
+
+def test_ephemeral_cluster_is_deleted_when_it_never_becomes_active(client: Any) -> None:
+    lines: list[str] = []
+    with Stubber(client) as stub:
+        stub.add_response(
+            "create_cluster", _cluster("CREATING"), {"deletionProtectionEnabled": False, "tags": ANY, "clientToken": ANY}
+        )
+        stub.add_response("get_cluster", _cluster("FAILED"), {"identifier": ID})  # the waiter gives up (max 1 try)
+        _expect_delete(stub)
+        with pytest.raises(TargetError, match="did not become ACTIVE"):
+            with ephemeral_cluster(client, delay_s=0, max_wait_s=0.5, log=lines.append):
+                pytest.fail("the body must not run")
+        stub.assert_no_pending_responses()
+
+
+def test_aws_errors_become_one_line(client: Any) -> None:
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "update_cluster", "ResourceNotFoundException", "Cluster not found", 404,
+            expected_params={"identifier": ID, "deletionProtectionEnabled": False},
+        )  # fmt: skip
+        with pytest.raises(TargetError, match=f"cannot delete DSQL cluster {ID}: ResourceNotFoundException: Cluster not found"):
+            delete_cluster(client, ID, delay_s=0)
+
+
+def test_tags_and_ids() -> None:
+    assert parse_tags(["team=db", "env = test"]) == {"team": "db", "env": "test"}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_tags(["oops"])
+    assert cluster_id_of(f"{ID}.dsql.{REGION}.on.aws") == ID
+    assert cluster_id_of(ID.upper()) == ID
+    with pytest.raises(ConfigError):
+        cluster_id_of("not/an-id")
+
+
+NO_AWS = {
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--target", "dsql", "--ephemeral"], "no AWS Region"),
+        (["run", "--ephemeral"], "use it with --target dsql"),
+        (["run", "--target", "dsql", "--ephemeral", "--endpoint", f"{ID}.dsql.{REGION}.on.aws"], "leave out --endpoint"),
+        (["run", "--target", "dsql", "--endpoint", f"{ID}.dsql.{REGION}.on.aws", "--lock-timeout-ms", "1"], "DSQL takes no row locks"),
+        (["run", "--target", "dsql", "--endpoint", f"{ID}.dsql.{REGION}.on.aws", "--dialect", "postgresql"], "always uses the dsql dialect"),
+        (["run", "--db-user", "app", "--profile", "x"], "--db-user, --profile are only for --target dsql"),
+        (["dsql", "create"], "no AWS Region"),
+        (["dsql", "create", "--region", REGION, "--tag", "novalue"], "KEY=VALUE"),
+        (["dsql", "delete", "not/an-id", "--region", REGION], "not a DSQL cluster identifier"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import run_cli
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_cli(*args, env=NO_AWS, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -1,0 +1,218 @@
+"""What a DSQL connection really sends, checked against a local stand-in server.
+
+The stand-in (a separate process on 127.0.0.1, so gevent in this process cannot
+stall it) speaks just enough of the PostgreSQL protocol: it refuses SSL with 'N',
+asks for a cleartext password (AuthenticationCleartextPassword), records it, and
+lets the client in. Whatever libpq put on the wire is what DSQL would receive.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - must precede psycopg
+
+import json
+import logging
+import random
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import psycopg.errors as pg_errors
+import pytest
+from psycopg_pool import ConnectionPool
+
+from loadgen.connection import open_connection, pool_options
+from loadgen.dsql import DsqlTarget, direct_tls_supported
+from loadgen.retry import RetryPolicy
+from loadgen.transfer import TransferRequest, run_transfer
+
+from test_dsql_target import ENDPOINT, fake_aws  # noqa: F401  - fixture
+
+STANDIN = textwrap.dedent(
+    r'''
+    import json, socket, struct, sys, threading
+
+    def recv_exact(s, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def msg(kind, payload=b""):
+        return kind + struct.pack("!i", len(payload) + 4) + payload
+
+    def report(**event):
+        print(json.dumps(event), flush=True)
+
+    def serve(s):
+        try:
+            while True:
+                head = recv_exact(s, 8)
+                if head[0] == 0x16:  # a TLS ClientHello straight away: direct TLS negotiation
+                    report(event="direct-tls")
+                    return
+                length, code = struct.unpack("!ii", head)
+                body = recv_exact(s, length - 8)
+                if code in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                    report(event="sslrequest" if code == 80877103 else "gssencrequest")
+                    s.sendall(b"N")
+                    continue
+                break
+            fields = body.split(b"\0")
+            params = dict(zip(fields[0::2], fields[1::2]))
+            s.sendall(msg(b"R", struct.pack("!i", 3)))  # AuthenticationCleartextPassword
+            kind = recv_exact(s, 1)
+            (length,) = struct.unpack("!i", recv_exact(s, 4))
+            password = recv_exact(s, length - 4).rstrip(b"\0").decode()
+            report(event="password", kind=kind.decode(), password=password,
+                   user=params.get(b"user", b"").decode(), database=params.get(b"database", b"").decode(),
+                   application_name=params.get(b"application_name", b"").decode())
+            out = msg(b"R", struct.pack("!i", 0))
+            for k, v in (("server_version", "17.0"), ("client_encoding", "UTF8"),
+                         ("standard_conforming_strings", "on"), ("DateStyle", "ISO, MDY"),
+                         ("integer_datetimes", "on")):
+                out += msg(b"S", k.encode() + b"\0" + v.encode() + b"\0")
+            out += msg(b"K", struct.pack("!ii", 4242, 1234)) + msg(b"Z", b"I")
+            s.sendall(out)
+            while True:
+                kind = recv_exact(s, 1)
+                (length,) = struct.unpack("!i", recv_exact(s, 4))
+                recv_exact(s, length - 4)
+                if kind == b"X":
+                    return
+                s.sendall(msg(b"I") + msg(b"Z", b"I"))  # any query: an empty result
+        except (EOFError, OSError):
+            pass
+        finally:
+            s.close()
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    report(event="listening", port=listener.getsockname()[1])
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    '''
+)
+
+
+class StandIn:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", STANDIN], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = json.loads(self.proc.stdout.readline())
+        self.port: int = first["port"]
+
+    def next_event(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def standin() -> Iterator[StandIn]:
+    server = StandIn()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _target(standin: StandIn, **kw: Any) -> DsqlTarget:
+    settings: dict[str, Any] = {"sslmode": "disable", "connect_rate": 10_000.0, "connect_burst": 1000}
+    settings.update(kw)
+    return DsqlTarget(ENDPOINT, "us-east-1", hostaddr="127.0.0.1", port=standin.port, **settings)
+
+
+def _spy_tokens(target: DsqlTarget) -> list[str]:
+    made: list[str] = []
+    sign = target.tokens.token
+
+    def token() -> str:
+        made.append(sign())
+        return made[-1]
+
+    target.tokens.token = token  # type: ignore[method-assign]
+    return made
+
+
+def test_each_connection_sends_the_token_signed_for_it(
+    standin: StandIn, fake_aws: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    target = _target(standin, db_user="app_rw")
+    made = _spy_tokens(target)
+    seen = []
+    for _ in range(3):
+        with open_connection(target, autocommit=True, connect_timeout=5):
+            pass
+        seen.append(standin.next_event())
+    assert [e["event"] for e in seen] == ["password"] * 3
+    assert [e["password"] for e in seen] == made, "each connection sends the token signed for it"
+    assert len(made) == 3 and fake_aws["clients"] == 1
+    assert all(e["kind"] == "p" and e["user"] == "app_rw" and e["database"] == "postgres" for e in seen)
+    assert all("Action=DbConnect&" in p for p in made)
+    assert not any(t in caplog.text for t in made), "no token in the logs"
+
+
+def test_the_pool_opens_every_connection_with_a_fresh_token(
+    standin: StandIn, fake_aws: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    target = _target(standin)
+    made = _spy_tokens(target)
+    options = pool_options(target, {"application_name": "loadgen-test"})
+    with ConnectionPool(target.conninfo(), min_size=0, max_size=3, open=True, timeout=10, **options) as pool:
+        conns = [pool.getconn() for _ in range(3)]
+        for c in conns:
+            pool.putconn(c)
+    seen = [standin.next_event() for _ in range(3)]
+    assert sorted(e["password"] for e in seen) == sorted(made)
+    assert len(made) == 3 and all("Action=DbConnectAdmin&" in p for p in made)
+    assert all(e["application_name"] == "loadgen-test" for e in seen), "the pool's own kwargs still apply"
+    assert not any(t in caplog.text for t in made)
+
+
+@pytest.mark.skipif(not direct_tls_supported(), reason="libpq < 17 has no direct TLS negotiation")
+def test_require_opens_tls_directly_and_never_sends_the_password_in_clear(
+    standin: StandIn, fake_aws: dict[str, int]
+) -> None:
+    target = _target(standin, sslmode="require")
+    with pytest.raises(psycopg.OperationalError):
+        open_connection(target, connect_timeout=5)
+    assert standin.next_event() == {"event": "direct-tls"}
+
+
+def test_connection_limit_errors_are_retried_after_a_pause(conn: psycopg.Connection[Any], embedded: Any) -> None:
+    """53300/53400 on connect: a connection_error attempt, a backoff, then a normal commit."""
+    from loadgen.schema import reset
+
+    reset(conn, 10, 100)
+    refusals = [pg_errors.lookup("53400")("connection rate exceeded"), pg_errors.lookup("53300")("too many connections")]
+    opened: list[psycopg.Connection[Any]] = []
+
+    def getconn() -> psycopg.Connection[Any]:
+        if refusals:
+            raise refusals.pop(0)
+        opened.append(psycopg.connect(embedded.conninfo))
+        return opened[-1]
+
+    rows: list[tuple] = []
+    result = run_transfer(
+        TransferRequest.new(1, 2, 1), getconn, lambda c: c.close(), RetryPolicy(), random.Random(1), rows.append
+    )
+    assert result.outcome == "committed" and result.attempts == 3
+    assert [(r[4], r[5]) for r in rows] == [("connection_error", "53400"), ("connection_error", "53300"), ("committed", None)]
+    assert rows[1][10] > 0 and rows[2][10] > rows[1][10], "backoff grows between connection errors"

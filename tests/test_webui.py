@@ -1,0 +1,390 @@
+"""`loadgen ui` for real: a subprocess serving Locust's web UI, driven through Locust's HTTP API.
+
+The embedded PostgreSQL of the test session is the target; headless Chromium
+(Debian's ``chromium``) looks at the pages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+
+from loadgen.embedded import EmbeddedPostgres
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class UI:
+    """A running ``loadgen ui`` and a tiny client for its HTTP API."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.base = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.base + path, timeout=30) as r:
+            return r.read()
+
+    def json(self, path: str) -> Any:
+        return json.loads(self.get(path))
+
+    def post(self, path: str, form: dict[str, Any] | None = None) -> Any:
+        body = urllib.parse.urlencode(form or {}).encode()
+        with urllib.request.urlopen(self.base + path, data=body, timeout=60) as r:
+            return json.loads(r.read())
+
+    def wait_for(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            data = self.json("/contention/data")
+            if predicate(data):
+                return data
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; last data: {json.dumps(data)[:2000]}")
+            time.sleep(0.3)
+
+
+def _start_ui(tmp_path: Path, *extra: str) -> UI:
+    port = _free_port()
+    log = tmp_path / "ui.log"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.cli", "ui", "--web-port", str(port), "--out", str(tmp_path / "runs"), *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ),
+        )
+    ui = UI(proc, port, log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ui.get("/contention/data")
+            return ui
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError(f"loadgen ui did not come up:\n{log.read_text()}") from None
+            time.sleep(0.3)
+
+
+def _stop_ui(ui: UI) -> int:
+    if ui.proc.poll() is None:
+        ui.proc.send_signal(signal.SIGINT)
+        try:
+            return ui.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            ui.proc.kill()
+            ui.proc.wait()
+            raise AssertionError("loadgen ui did not stop on Ctrl-C") from None
+    return ui.proc.returncode
+
+
+@pytest.fixture
+def ui(embedded: EmbeddedPostgres, tmp_path: Path) -> Iterator[UI]:
+    server = _start_ui(tmp_path)
+    try:
+        yield server
+    finally:
+        _stop_ui(server)
+
+
+def _client_backends(embedded: EmbeddedPostgres) -> int:
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        row = c.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on ``port`` (from /proc/net/tcp{,6})."""
+    found: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        path = Path("/proc/net") / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            fields = line.split()
+            addr, state = fields[1], fields[3]
+            host_hex, port_hex = addr.split(":")
+            if state == "0A" and int(port_hex, 16) == port:
+                if len(host_hex) == 8:
+                    found.add(socket.inet_ntoa(bytes.fromhex(host_hex)[::-1]))
+                else:
+                    found.add(host_hex)
+    return found
+
+
+def test_listens_on_loopback_by_default(ui: UI) -> None:
+    assert _listening_addresses(ui.port) == {"127.0.0.1"}
+    assert f"web UI at http://127.0.0.1:{ui.port}/" in ui.log.read_text()
+
+
+def test_locust_options_default_to_loopback() -> None:
+    # Plain `locust -f loadgen/locustfile.py` gets the same safe default.
+    import locust.argument_parser as ap
+    from locust import events
+
+    from loadgen.webui import DEFAULT_WEB_HOST, install
+
+    install(events)
+    parser = ap.get_parser()
+    opts = parser.parse_args(["-f", "loadgen/locustfile.py"])
+    assert opts.web_host == DEFAULT_WEB_HOST == "127.0.0.1"
+    assert parser.secret_args_included_in_web_ui.keys() == {"dsn"}
+    assert {"accounts", "distribution", "max_attempts", "backoff", "lock_timeout_ms", "target"} <= set(
+        parser.args_included_in_web_ui
+    )
+
+
+def test_bad_form_values_are_refused_in_one_line(ui: UI) -> None:
+    r = ui.post("/swarm", {"user_count": 5, "spawn_rate": 5, "accounts": 1})
+    assert r["success"] is False and "accounts must be at least 2" in r["message"]
+    r = ui.post("/swarm", {"user_count": 5, "spawn_rate": 5, "max_attempts": "many"})
+    assert r["success"] is False and "not a whole number" in r["message"]
+    # An unreachable database is refused in the form too, password masked.
+    r = ui.post("/swarm", {"user_count": 5, "spawn_rate": 5, "target": "postgres", "dsn": "postgresql://u:pw0@127.0.0.1:1/x"})
+    assert r["success"] is False and "cannot connect" in r["message"] and "pw0" not in r["message"]
+    assert ui.json("/contention/data")["state"] == "ready"
+
+
+@pytest.mark.slow
+def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    page = ui.get("/").decode()
+    assert '"extended_tabs": [{"key": "contention", "title": "Contention"}]' in page
+
+    r = ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10, "max_attempts": 50})
+    assert r["success"], r
+    first = ui.wait_for(lambda d: d["totals"]["commits"] >= 50 and len(d["timeline"]) >= 2)
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM accounts").fetchone() == (10,)
+    later = ui.wait_for(lambda d: d["totals"]["attempts"] > first["totals"]["attempts"] + 200 and len(d["timeline"]) >= 3)
+    t = later["totals"]
+    assert later["state"] in ("spawning", "running") and later["users"] == 10
+    # 10 users over 10 accounts at REPEATABLE READ: conflicts are certain, and not everything conflicts.
+    assert 0.0 < t["conflict_rate"] < 1.0
+    assert 0.0 < t["retried_share"] <= 1.0 and t["retries_per_commit"] > 0
+    assert t["conflicts"] > 0 and t["commits"] > 0
+    assert sum(o["count"] for o in t["outcomes"]) == t["attempts"]
+    assert ("conflict", "40001") in {(o["outcome"], o["sqlstate"]) for o in t["outcomes"]}
+    assert sum(h["transactions"] for h in t["attempts_histogram"]) == t["transactions"]
+    assert t["max_attempts"] >= 2
+    assert t["hot_accounts"] and all(1 <= a["account"] <= 10 for a in t["hot_accounts"])
+    assert any(p["users"] == 10 and p["commits_per_s"] > 0 for p in later["timeline"])
+    # Locust's own Contention tab gets its rows through /stats/requests.
+    stats = ui.json("/stats/requests")
+    rows = stats["extended_stats"][0]["data"]
+    assert stats["extended_stats"][0]["key"] == "contention"
+    assert any(r["metric"].startswith("conflict rate") and r["value"].endswith("%") for r in rows)
+
+    # More users while running: the pool grows with them, the view follows.
+    assert ui.post("/swarm", {"user_count": 20, "spawn_rate": 20})["success"]
+    ui.wait_for(lambda d: d["users"] == 20 and d["timeline"][-1]["users"] == 20)
+
+    assert ui.post("/stop")["success"]
+    stopped = ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None)
+    run_dir = Path(stopped["run_dir"])
+    assert run_dir.parent == tmp_path / "runs"
+    doc = json.loads(ui.get("/contention/download/run.json"))
+    assert doc["invariants_hold"], doc["invariants"]
+    assert doc["scenario"]["accounts"] == 10 and doc["scenario"]["retry"]["max_attempts"] == 50
+    assert doc["summary"]["attempts"] == stopped["totals"]["attempts"]
+    parquet = tmp_path / "dl.parquet"
+    parquet.write_bytes(ui.get("/contention/download/attempts.parquet"))
+    assert pq.read_table(parquet).num_rows == stopped["totals"]["attempts"]
+    assert _client_backends(embedded) == 0, "the bench's pool must be closed when the test stops"
+
+    # A colder bank at the next start: re-seeded, and far fewer conflicts.
+    assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 2000})["success"]
+    cold = ui.wait_for(lambda d: d["state"] == "running" and d["totals"]["attempts"] >= 500)
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM accounts").fetchone() == (2000,)
+    assert cold["settings"]["accounts"] == 2000
+    assert cold["totals"]["conflict_rate"] < t["conflict_rate"] / 3
+    assert ui.post("/stop")["success"]
+    ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None)
+
+    assert _stop_ui(ui) == 0
+    assert _client_backends(embedded) == 0
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Debian's chromium is needed for the browser test (apt-get install chromium)")
+    return path
+
+
+def _chromium_run(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
+    cmd = [
+        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+        "--disable-breakpad", "--disable-crash-reporter",
+        f"--user-data-dir={profile}", *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
+    assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10})["success"]
+    ui.wait_for(lambda d: d["totals"]["conflicts"] > 0 and len(d["timeline"]) >= 3)
+
+    # The charts page: its cards are filled by the page's own polling script.
+    dom = _chromium_run(tmp_path, "--virtual-time-budget=5000", "--dump-dom", ui.base + "/contention").stdout
+    assert 'data-updated="' in dom, dom[:3000]
+    import re
+
+    rate = re.search(r'id="conflict-rate">([0-9.]+)%<', dom)
+    assert rate is not None, dom[:3000]
+    assert 0.0 < float(rate.group(1)) < 100.0
+    assert re.search(r'id="retries-per-commit">[0-9]+\.[0-9]{4}<', dom)
+    assert "<path d=\"M" in dom  # the timeline was drawn
+    assert re.search(r"<td>40001</td><td class=\"n\">[1-9][0-9]*</td>", dom)
+
+    # Locust's own UI, opened on its Contention tab.
+    tab = _chromium_run(tmp_path, "--virtual-time-budget=8000", "--dump-dom", ui.base + "/?tab=contention").stdout
+    assert "conflict rate (40001 / attempts)" in tab, tab[-3000:]
+    assert re.search(r">[0-9.]+%<", tab)
+
+    shot = tmp_path / "contention.png"
+    _chromium_run(tmp_path, "--virtual-time-budget=5000", "--window-size=1400,1100", f"--screenshot={shot}", ui.base + "/contention")
+    assert shot.exists() and shot.stat().st_size > 10_000
+    tab_shot = tmp_path / "locust-contention-tab.png"
+    _chromium_run(tmp_path, "--virtual-time-budget=8000", "--window-size=1400,1000", f"--screenshot={tab_shot}", ui.base + "/?tab=contention")
+    assert tab_shot.exists()
+    keep = os.environ.get("LOADGEN_KEEP_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+        shutil.copy(tab_shot, Path(keep) / tab_shot.name)
+    assert ui.post("/stop")["success"]
+
+
+@pytest.mark.slow
+def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    master_port = _free_port()
+    ui = _start_ui(tmp_path, "--", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port))
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    workers = []
+    try:
+        for i in range(2):
+            with (tmp_path / f"worker{i}.log").open("wb") as out:
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "locust", "-f", str(locustfile), "--worker",
+                         "--master-host", "127.0.0.1", "--master-port", str(master_port)],
+                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    )
+                )
+        ui.wait_for(lambda d: d["role"] == "master" and d["workers"] == 2)
+        assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10})["success"]
+        # Workers report every 3 s: wait for both reports to carry attempts.
+        d = ui.wait_for(lambda d: d["totals"]["commits"] >= 100 and len(d["timeline"]) >= 2, timeout=40)
+        later = ui.wait_for(lambda x: x["totals"]["attempts"] > d["totals"]["attempts"], timeout=20)
+        t = later["totals"]
+        assert 0.0 < t["conflict_rate"] < 1.0
+        assert sum(o["count"] for o in t["outcomes"]) == t["attempts"]
+        assert sum(h["transactions"] for h in t["attempts_histogram"]) == t["transactions"]
+        assert t["hot_accounts"] and all(1 <= a["account"] <= 10 for a in t["hot_accounts"])
+        assert ui.post("/stop")["success"]
+        ui.wait_for(lambda d: d["state"] == "stopped")
+        # Workers rejoin after the stop timeout; only workers the master knows get its quit.
+        ui.wait_for(lambda d: d["workers"] == 2, timeout=20)
+        assert _stop_ui(ui) == 0
+        for w in workers:
+            assert w.wait(timeout=30) is not None  # the master's quit reaches its workers
+    finally:
+        _stop_ui(ui)
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    assert _client_backends(embedded) == 0
+
+
+@pytest.mark.slow
+def test_secrets_stay_out_of_pages_logs_and_files(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    secret = "s3cret-pw-4711"
+    dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
+    assert secret in dsn
+    ui = _start_ui(tmp_path, "--target", "postgres", "--dsn", dsn)
+    try:
+        page = ui.get("/").decode()
+        assert '"dsn": {' in page and secret not in page  # the field is there, masked and empty
+        assert ui.post("/swarm", {"user_count": 4, "spawn_rate": 4, "accounts": 50, "target": "postgres"})["success"]
+        running = ui.wait_for(lambda d: d["totals"]["commits"] > 20)
+        assert running["settings"]["target"] == "postgres" and running["error"] is None
+        assert "***" in running["settings"]["dsn"]
+        live_json = ui.get("/contention/download/run.json").decode()
+        assert ui.post("/stop")["success"]
+        stopped = ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None)
+        seen = [page, json.dumps(running), live_json, ui.get("/stats/requests").decode(), ui.get("/").decode()]
+        seen += [p.read_text() for p in Path(stopped["run_dir"]).glob("*.json")]
+    finally:
+        _stop_ui(ui)
+    seen.append(ui.log.read_text())
+    assert all(secret not in text for text in seen)
+
+
+def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    secret = "s3cret-pw-0815"
+    dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
+    port = _free_port()
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    with (tmp_path / "locust.log").open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "locust", "-f", str(locustfile), "--web-port", str(port), "--target", "postgres", "--dsn", dsn],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    ui = UI(proc, port, tmp_path / "locust.log")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = ui.get("/").decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, ui.log.read_text()
+                time.sleep(0.3)
+        assert _listening_addresses(port) == {"127.0.0.1"}
+        assert '"dsn": {' in page and secret not in page
+        assert secret not in json.dumps(ui.json("/contention/data"))
+    finally:
+        _stop_ui(ui)
+
+
+def test_ui_bad_input_is_one_line_and_exit_2(embedded: EmbeddedPostgres) -> None:
+    from conftest import run_cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run_cli("ui", "--web-port", str(port), timeout=60)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("ui", "--target", "postgres", timeout=60)
+    assert r.returncode == 2 and "needs --dsn" in r.stderr and "Traceback" not in r.stderr
