@@ -26,6 +26,7 @@ bare name such as ``quickstart`` works from an installed wheel too.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -41,6 +42,9 @@ from loadgen.scenario import DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_
 __all__ = ["Knob", "KNOBS", "Cell", "ScenarioFile", "load", "load_text", "builtin_names", "builtin_path"]
 
 Check = Callable[[Any], str | None]
+
+#: A sweep larger than this is a typo, not a plan (each cell is a whole run).
+MAX_CELLS = 10_000
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,9 @@ def load_text(text: str, source: str, overrides: Mapping[str, Any] | None = None
                 swept.append(p)
         order = list(_BY_PATH)
         swept.sort(key=order.index)
+    total = sum(math.prod(len(g[p]) for p in swept if isinstance(g.get(p), list)) for g in group_values)
+    if total > MAX_CELLS:
+        raise ConfigError(f"{source}: the lists make {total:,} cells; a sweep may have at most {MAX_CELLS:,}")
     fixed = {p: v for p, v in resolved.items() if not isinstance(v, list)}
     name = str(fixed.get("name") or Path(source.split(" ")[0]).stem)
     cells: list[Cell] = []
@@ -295,13 +302,18 @@ def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
             for sub, v in value.items():
                 path = f"{key}.{sub}"
                 if path not in _BY_PATH:
-                    raise ConfigError(f"{source}: {path}: unknown key{_suggest(path)}")
+                    raise ConfigError(f"{source}: {_shown(path)}: unknown key{_suggest(path)}")
                 out[path] = v
         elif key in _BY_PATH:
             out[key] = value
         else:
-            raise ConfigError(f"{source}: {key}: unknown key{_suggest(key)}")
+            raise ConfigError(f"{source}: {_shown(key)}: unknown key{_suggest(key)}")
     return out
+
+
+def _shown(key: str) -> str:
+    """A key as an error message shows it: quoted when it holds anything unprintable."""
+    return key if key.isprintable() and key.strip() == key and key else repr(key)
 
 
 def _suggest(path: str) -> str:
@@ -320,7 +332,7 @@ def _type(value: Any) -> str:
 def _validate(source: str, path: str, value: Any) -> Any:
     knob = _BY_PATH.get(path)
     if knob is None:
-        raise ConfigError(f"{source}: {path}: unknown key")
+        raise ConfigError(f"{source}: {_shown(path)}: unknown key")
     if isinstance(value, list):
         if not knob.sweep:
             raise ConfigError(f"{source}: {path}: must be a single value, not a list")
