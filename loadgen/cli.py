@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     r = sub.add_parser("run", help="run transfers headless and write a results directory")
+    r.add_argument(
+        "scenario",
+        nargs="?",
+        help="a scenario file (scenarios/NAME.toml) or a built-in's name; options below override it "
+        "(default: quickstart, or a single run when workload options are given)",
+    )
     r.add_argument("--accounts", type=_positive_int, help="number of accounts (default 10)")
     r.add_argument("--users", type=_positive_int, help="concurrent users, one transaction in flight each (default 50)")
     r.add_argument("--spawn-rate", type=_number, help="users started per second (default: all at once)")
@@ -75,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    w = r.add_argument_group("workload")
+    w.add_argument("--keys", dest="distribution", help="key distribution: uniform, zipf, hotspot or hotset")
+    w.add_argument("--shape", dest="transaction", help="transaction shape, e.g. update-returning, multi-leg")
+    w.add_argument("--read-mix", type=_number, help="share of read-only transactions (0 to 1)")
+    w.add_argument("--load", help="load model: closed, batches or open")
+    w.add_argument("--batches", type=_positive_int, help="batches load model: how many batches of --users transfers")
+    w.add_argument("--arrival-rate", type=_number, help="open load model: transactions started per second")
     s = r.add_argument_group("scale out (Locust distributed mode)")
     s.add_argument("--processes", type=_positive_int, help="run the users in this many worker processes on this machine")
     s.add_argument("--master", action="store_true", help="be the master: wait for --expect-workers workers started elsewhere")
@@ -164,6 +177,49 @@ def _safe_argv(argv: list[str]) -> list[str]:
     return out
 
 
+#: ``loadgen run`` options that set a scenario knob, and the scenario file key each overrides.
+_OVERRIDES = {
+    "accounts": "accounts",
+    "users": "users",
+    "spawn_rate": "spawn_rate",
+    "duration": "duration",
+    "initial_balance": "initial_balance",
+    "amount": "amount",
+    "seed": "seed",
+    "max_attempts": "retry.max_attempts",
+    "deadline": "retry.deadline",
+    "backoff": "retry.backoff",
+    "backoff_base_ms": "retry.base_ms",
+    "backoff_cap_ms": "retry.cap_ms",
+    "lock_timeout_ms": "postgres.lock_timeout_ms",
+    "distribution": "keys.distribution",
+    "transaction": "transaction.shape",
+    "read_mix": "transaction.read_mix",
+    "load": "load.model",
+    "batches": "load.batches",
+    "arrival_rate": "load.arrival_rate",
+}
+#: Workload options the original ad-hoc run did not have; applied to its Scenario as they are.
+_NEW_KNOBS = ("distribution", "transaction", "read_mix", "load", "batches", "arrival_rate")
+
+
+def _scenario_file_from_args(args: argparse.Namespace) -> Any:
+    """The scenario file (or an ad-hoc single run) this command line asks for, validated."""
+    from dataclasses import replace
+
+    from loadgen.scenariofile import Cell, ScenarioFile, load
+
+    overrides = {key: getattr(args, opt) for opt, key in _OVERRIDES.items() if getattr(args, opt) is not None}
+    if args.scenario is None and overrides:
+        # No file, some options: one run from the built-in defaults, as before scenario files.
+        scenario = _scenario_from_args(args)
+        new = {k: getattr(args, k) for k in _NEW_KNOBS if getattr(args, k) is not None}
+        if new:
+            scenario = replace(scenario, **new)
+        return ScenarioFile("ad-hoc", "", "command line", (Cell(0, {}, scenario),))
+    return load(args.scenario or "quickstart", overrides)
+
+
 def _chaos_from_args(args: argparse.Namespace) -> Any:
     from loadgen.chaos import Chaos
     from loadgen.scenario import parse_duration
@@ -179,42 +235,55 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # Locust first: gevent must patch the standard library before anything imports psycopg.
     import locust  # noqa: F401
 
+    from dataclasses import replace
+
     from loadgen.scenario import parse_duration
 
-    scenario = _scenario_from_args(args)  # validate before any database work
+    sf = _scenario_file_from_args(args)  # validate before any database work
     chaos = _chaos_from_args(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
-    from loadgen import runner
-    from loadgen.summary import format_summary, progress_line
+    fleet = _fleet_from_args(args)
+    from loadgen import sweep
+    from loadgen.summary import format_summary
 
+    if args.target == "embedded" and not args.dsn and sf.target_kind:
+        # The scenario file names the target; the command line's --target/--dsn would win.
+        args.target, args.dsn = sf.target_kind, sf.dsn
     target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
-    scenario = dsql_cli.pace_spawn(args, scenario)
-    print(
-        f"loadgen run: {scenario.accounts} accounts, {scenario.users} users, {scenario.duration_s:g} s, "
-        f"{scenario.distribution} keys, target {target.kind}",
-        flush=True,
+    sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
+    if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
+        # Remote workers leave after a run; a sweep would need them back for every cell.
+        raise ConfigError("a sweep cannot use --master with remote workers yet: use --processes, or run the cells one by one")
+    s0 = sf.cells[0].scenario
+    what = f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}" if sf.is_sweep else (
+        f"{s0.accounts} accounts, {s0.users} users, {s0.duration_s:g} s, {s0.distribution} keys"
     )
-    progress = None if args.quiet else (lambda t, env: print(progress_line(t, env), flush=True))
-    fleet = _fleet_from_args(args)
-    run = runner.run if fleet is None else _distributed_run(fleet)
-    result = run(
-        scenario,
+    name = "" if sf.name == "ad-hoc" else f" {sf.name}"
+    print(f"loadgen run{name}: {what}, target {target.kind}", flush=True)
+    say = None if args.quiet else (lambda line: print(line, flush=True))
+    every = 5.0 if sf.is_sweep else 1.0
+    result = sweep.run_file(
+        sf,
         target,
         args.out,
-        on_progress=progress,
+        say=say,
+        progress_every_s=every,
         command_line=["loadgen", *_safe_argv(argv)],
-        chaos=chaos,
-        unreachable_limit_s=unreachable_limit_s,
+        run_options={"chaos": chaos, "unreachable_limit_s": unreachable_limit_s, **({"fleet": fleet} if fleet else {})},
     )
-    print(format_summary(result))
+    if result.is_sweep:
+        print(sweep.format_sweep(result))
+    else:
+        print(format_summary(result.results[0]))
     if result.report is not None:
         print(f"  report            {result.report}")
-    if not dsql_cli.report_dialect_check(target, result.run_dir):
+    if not dsql_cli.report_dialect_check(target, result.out_dir):
         return EXIT_INVARIANT
-    if result.aborted:
-        print(f"loadgen: run ended early: {result.aborted}; results so far are in {result.run_dir}", file=sys.stderr)
+    aborted = [r for r in result.results if r.aborted]
+    if aborted:
+        print(f"loadgen: run ended early: {aborted[0].aborted}; results so far are in {result.out_dir}", file=sys.stderr)
         return EXIT_INVARIANT
     if not result.invariants_hold:
         return EXIT_INVARIANT
@@ -237,13 +306,6 @@ def _fleet_from_args(args: argparse.Namespace) -> Any:
         bind_host=args.master_bind_host or "127.0.0.1",
         bind_port=port,
     )
-
-
-def _distributed_run(fleet: Any) -> Any:
-
-    from loadgen.distributed import run_distributed
-
-    return lambda scenario, target, out, **kw: run_distributed(scenario, target, out, fleet, **kw)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -129,6 +129,15 @@ def _password(conninfo: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _check_scenario(scenario: Scenario) -> None:
+    """What a worker can do alone: the closed loop. Batches and the open loop pace all users together."""
+    if getattr(scenario, "load", "closed") != "closed" or getattr(scenario, "read_mix", 0.0) > 0:
+        raise ConfigError(
+            "--processes/--master run the closed load model without a read mix; "
+            "batches, the open loop and read mixes are single-process for now"
+        )
+
+
 def _check_target(target: Target) -> None:
     """Workers rebuild the target from a connection string: only plain PostgreSQL ones can be."""
     if target.kind == "dsql" or any(
@@ -195,6 +204,11 @@ class WorkerAgent:
             log.error("loadgen worker: the test started before the master sent its settings")
             return
         scenario = scenario_from_dict(self.setup["scenario"])
+        from loadgen.load import workload_for
+
+        # The master spawns users by class name; the load model's class has the same name here.
+        user_class, _ = workload_for(scenario)
+        self.env.user_classes = [user_class]
         t = self.setup["target"]
         target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
         recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
@@ -399,24 +413,27 @@ def run_distributed(
     out: Path,
     fleet: Fleet,
     *,
+    user_class: type[TransferUser] = TransferUser,
     on_progress: Callable[[float, Environment], None] | None = None,
     command_line: list[str] | None = None,
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
+    run_id: str | None = None,
 ) -> Any:
     """Like :func:`loadgen.runner.run`, with the users on worker processes; the same run directory."""
     from loadgen import runner as core
     from loadgen.schema import reset
 
     _check_target(target)
-    run_id = core.new_run_id()
+    _check_scenario(scenario)
+    run_id = run_id or core.new_run_id()
     run_dir = core.prepare_out_dir(out, run_id)
     target.prepare(scenario.users)
     with core._connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
         reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
 
-    env = Environment(user_classes=[TransferUser], stop_timeout=scenario.retry.deadline_s + 5)
+    env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
     collector = Collector(run_id)

@@ -96,9 +96,21 @@ def run(
     command_line: list[str] | None = None,
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
+    run_id: str | None = None,
+    fleet: Any = None,
 ) -> RunResult:
-    """Run one scenario against one target; write ``out/<run id>/``."""
-    run_id = new_run_id()
+    """Run one scenario against one target; write ``out/<run id>/`` (a sweep names its cells' ids).
+
+    With a ``fleet`` (loadgen.distributed.Fleet) the users run in worker processes.
+    """
+    if fleet is not None:
+        from loadgen.distributed import run_distributed
+
+        return run_distributed(  # type: ignore[no-any-return]
+            scenario, target, out, fleet, user_class=user_class, on_progress=on_progress,
+            command_line=command_line, chaos=chaos, unreachable_limit_s=unreachable_limit_s, run_id=run_id,
+        )
+    run_id = run_id or new_run_id()
     run_dir = prepare_out_dir(out, run_id)
     target.prepare(scenario.users)
     with _connect(target) as conn:
@@ -299,6 +311,14 @@ def _versions(server_version: str) -> dict[str, str]:
     }
 
 
+def _keys_info(scenario: Scenario) -> dict[str, Any]:
+    """The key distribution and its collision probability sum(p_i^2), which the conflict model needs."""
+    from loadgen.keys import distribution_for
+
+    keys = distribution_for(scenario)
+    return {**keys.describe(), "accounts": keys.accounts, "collision_probability": keys.collision_probability()}
+
+
 def _write_run_json(
     result: RunResult,
     scenario: Scenario,
@@ -313,6 +333,7 @@ def _write_run_json(
         "format": 1,
         "run_id": run_id,
         "scenario": scenario.to_dict(),
+        "keys": _keys_info(scenario),
         "target": target.describe(),
         "versions": _versions(server_version),
         "machine": {"cpus": os.cpu_count(), "hostname": platform.node()},

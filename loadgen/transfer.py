@@ -112,13 +112,18 @@ def run_transfer(
     policy: RetryPolicy,
     rng: random.Random,
     on_attempt: Callable[[AttemptRow], None],
-    transaction: Callable[[psycopg.Connection[Any], TransferRequest, _CommitPhase], None] = transfer_once,
+    transaction: Callable[[psycopg.Connection[Any], TransferRequest, _CommitPhase], None] | str = transfer_once,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TxnResult:
     """Try ``req`` until it commits, fails for good, or the policy gives up.
 
+    ``transaction`` is the attempt's function, or a shape's name (loadgen.shapes).
     Every attempt, whatever its end, goes to ``on_attempt`` exactly once.
     """
+    if isinstance(transaction, str):
+        from loadgen.shapes import shape
+
+        transaction = shape(transaction)
     perf = time.perf_counter
     txn_start = perf()
     deadline = txn_start + policy.deadline_s

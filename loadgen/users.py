@@ -21,7 +21,7 @@ from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
 from loadgen.connection import pool_options
-from loadgen.keys import KeyDistribution, make_distribution
+from loadgen.keys import KeyDistribution, distribution_for
 from loadgen.recorder import AttemptRecorder
 from loadgen.scenario import Scenario
 from loadgen.target import Target
@@ -51,7 +51,11 @@ class Bench:
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
-        self.keys: KeyDistribution = make_distribution(scenario.distribution, scenario.accounts)
+        self.keys: KeyDistribution = distribution_for(scenario)
+        if scenario.transaction != "update-returning":  # the class default is the talk's shape
+            from loadgen.shapes import shape
+
+            self.transaction = shape(scenario.transaction)
         self._user_ids = itertools.count(1)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
@@ -72,6 +76,8 @@ class Bench:
         if self.target.sets_isolation:
             # What DSQL provides (snapshot isolation); DSQL itself gets a bare BEGIN.
             conn.isolation_level = IsolationLevel.REPEATABLE_READ
+            if self.scenario.isolation != "repeatable-read":  # anomaly demonstrations ask for others
+                conn.isolation_level = IsolationLevel[self.scenario.isolation.upper().replace("-", "_")]
         if self.scenario.lock_timeout_ms is not None:
             conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self.scenario.lock_timeout_ms}ms",))
             conn.commit()

@@ -78,3 +78,13 @@ def test_unreachable_database_ends_run_with_results_written(tmp_path: Path) -> N
     doc = json.loads((run_dir / "run.json").read_text())
     assert doc["completed"] is False and doc["aborted"]
     assert pq.read_metadata(run_dir / "attempts.parquet").num_rows == doc["summary"]["attempts"] > 0
+
+
+@pytest.mark.slow
+def test_report_shows_the_faults(target: EmbeddedTarget, tmp_path: Path) -> None:
+    scenario = Scenario(accounts=50, users=10, spawn_rate=10, duration_s=3)
+    result = runner.run(scenario, target, tmp_path, chaos=Chaos(kill_every_s=1.0, kill_fraction=0.5))
+    assert result.report is not None
+    html = result.report.read_text()
+    assert "Faults injected" in html and "terminate_backends" in html
+    assert "fault injected" in html  # the legend of the vertical markers on the time chart

@@ -42,6 +42,8 @@ class Cell:
     collision_source: str
     model_rate: float | None
     settings: dict[str, Any] = field(default_factory=dict)
+    #: Injected faults (run.json ``faults``), with ``t_s`` on the timeline's clock.
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def accounts(self) -> int | None:
@@ -96,9 +98,21 @@ def analyse_run(run: Run) -> Cell:
         collision=collision,
         collision_source=source,
         model_rate=model,
+        faults=faults_on_timeline(run.meta.get("faults"), float(c["start_ms"].min()) if len(c) else None),
     )
     run.__dict__.pop("compact", None)  # drop the cached attempts: one run in memory at a time
     return cell
+
+
+def faults_on_timeline(faults: Any, t0_ms: float | None) -> list[dict[str, Any]]:
+    """Each fault with its time in seconds from the first attempt (the timeline's zero)."""
+    if not isinstance(faults, list) or t0_ms is None:
+        return []
+    out = []
+    for f in faults:
+        if isinstance(f, dict) and isinstance(f.get("at"), (int, float)):
+            out.append({**f, "t_s": (float(f["at"]) * 1000.0 - t0_ms) / 1000.0})
+    return out
 
 
 def collision_for(run: Run) -> tuple[float | None, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import matplotlib
 
@@ -160,11 +161,24 @@ def latency(frame: pd.DataFrame) -> str:
     return to_svg(fig)
 
 
-def cell_detail(timeline: pd.DataFrame, distribution: pd.DataFrame, hot_keys: pd.DataFrame, by_attempt: pd.DataFrame) -> str:
-    """One run's four views: rates over time, in-flight transactions, attempts per transaction, hot keys."""
+def cell_detail(
+    timeline: pd.DataFrame,
+    distribution: pd.DataFrame,
+    hot_keys: pd.DataFrame,
+    by_attempt: pd.DataFrame,
+    faults: list[dict[str, Any]] | None = None,
+) -> str:
+    """One run's four views: rates over time, in-flight transactions, attempts per transaction, hot keys.
+
+    Injected faults are drawn as vertical lines on both time charts.
+    """
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
     (ax_t, ax_f), (ax_d, ax_k) = axes
     t = timeline
+    for i, f in enumerate(faults or []):
+        for ax in (ax_t, ax_f):
+            ax.axvline(f["t_s"], color="0.45", linestyle=":", linewidth=1,
+                       label="fault injected" if i == 0 and ax is ax_t else None)
     ax_t.plot(t["t_s"], t["commits_per_s"], color="C2", label="commits/s", drawstyle="steps-post")
     ax_t.plot(t["t_s"], t["conflicts_per_s"], color="C3", label="conflicts/s", drawstyle="steps-post")
     if len(t) and t["errors_per_s"].max() > 0:
