@@ -253,6 +253,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
     sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
+    if fleet is not None:
+        from loadgen.distributed import check_scale_out
+
+        check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
     if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
         # Remote workers leave after a run; a sweep would need them back for every cell.
         raise ConfigError("a sweep cannot use --master with remote workers yet: use --processes, or run the cells one by one")

@@ -51,7 +51,7 @@ from loadgen.scenario import Scenario
 from loadgen.target import Target
 from loadgen.users import APPLICATION_NAME, Bench, TransferUser
 
-__all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict"]
+__all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
 log = logging.getLogger("loadgen")
 
@@ -127,6 +127,13 @@ def _password(conninfo: str) -> str | None:
 
     value = conninfo_to_dict(conninfo).get("password")
     return None if value is None else str(value)
+
+
+def check_scale_out(target: Target, scenarios: list[Scenario]) -> None:
+    """Refuse, with one clear line, what worker processes cannot run yet."""
+    _check_target(target)
+    for scenario in scenarios:
+        _check_scenario(scenario)
 
 
 def _check_scenario(scenario: Scenario) -> None:
@@ -206,8 +213,10 @@ class WorkerAgent:
         scenario = scenario_from_dict(self.setup["scenario"])
         from loadgen.load import workload_for
 
-        # The master spawns users by class name; the load model's class has the same name here.
+        # The master spawns users by class name: the load model's class (same name here), or the plain one.
         user_class, _ = workload_for(scenario)
+        if self.setup.get("user_class") != user_class.__name__:
+            user_class = TransferUser
         self.env.user_classes = [user_class]
         t = self.setup["target"]
         target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
@@ -440,6 +449,7 @@ def run_distributed(
     collector.register(master)
     collector.setup = {
         "run_id": run_id,
+        "user_class": user_class.__name__,
         "scenario": scenario.to_dict(),
         "target": {
             "kind": target.kind,
