@@ -473,11 +473,20 @@ def run_distributed(
         expected = set(master.clients.keys()) | set(collector.recorders)
         master.stop()
         deadline = time.monotonic() + scenario.retry.deadline_s + 30
-        while not expected <= set(collector.done) and time.monotonic() < deadline:
+
+        def outstanding() -> set[str]:
+            # A worker Locust has marked missing (no heartbeat) will not report again.
+            gone = {c.id for c in master.clients.missing}
+            return expected - set(collector.done) - gone
+
+        while outstanding() and time.monotonic() < deadline:
             gevent.sleep(0.05)
         missing = expected - set(collector.done)
         if missing:
-            log.error("loadgen: no final report from worker(s) %s: their last attempts may be missing", ", ".join(sorted(missing)))
+            aborted.append(
+                f"worker(s) {', '.join(sorted(missing))} stopped before their final report: "
+                f"up to {SHIP_INTERVAL_S:g} s of their attempts are missing from attempts.parquet"
+            )
         # Workers leave the master's list at a stop and rejoin; only listed workers hear its quit.
         rejoin = time.monotonic() + 10
         while not collector.greeted <= set(master.clients.keys()) and time.monotonic() < rejoin:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import socket
 import subprocess
 import sys
@@ -140,3 +141,29 @@ def test_the_password_reaches_workers_through_their_environment_only(embedded, t
     for path in result.run_dir.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_reported_not_hidden(target: EmbeddedTarget, tmp_path: Path) -> None:
+    import psutil
+
+    killed: list[int] = []
+
+    def kill_one(elapsed: float, env) -> None:  # type: ignore[no-untyped-def]
+        if elapsed >= 2 and not killed:
+            child = psutil.Process().children()[0]
+            killed.append(child.pid)
+            child.kill()
+
+    scenario = Scenario(accounts=100, users=6, spawn_rate=6, duration_s=5)
+    t0 = time.monotonic()
+    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), on_progress=kill_one)
+    assert killed and time.monotonic() - t0 < 40  # no waiting out long timeouts for the dead
+    assert result.aborted and "stopped before their final report" in result.aborted
+    doc = json.loads((result.run_dir / "run.json").read_text())
+    assert doc["completed"] is False
+    finished = [w for w in doc["workers"] if w["finished"]]
+    lost = [w for w in doc["workers"] if not w["finished"]]
+    assert len(finished) == 1 and len(lost) == 1 and lost[0]["pid"] is None
+    # The survivor's rows are all there.
+    assert finished[0]["attempts_sent"] == finished[0]["attempts_received"] > 0
