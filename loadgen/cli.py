@@ -398,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # The pool logs every broken connection; loadgen counts them instead (run.json, summary).
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    # Starting all users at once is what loadgen means to do; Locust's advice against it is noise here.
+    logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

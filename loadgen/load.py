@@ -255,9 +255,7 @@ class OpenLoopUser(ScenarioUser):
         self.one_transaction()
 
 
-# Locust collects the base class's @task too; each model runs only its own step.
-for _cls in (ScenarioUser, BatchUser, OpenLoopUser):
-    _cls.tasks = [_cls.step]
+# Every model runs the base class's loop (loadgen.users.TransferUser.closed_loop) over its own step.
 
 
 _MODELS: dict[str, type[ScenarioUser]] = {"closed": ScenarioUser, "batches": BatchUser, "open": OpenLoopUser}

@@ -13,7 +13,10 @@ import time
 from typing import Any
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+import gevent
 from locust import User, constant, task
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_STOPPING
 from locust.env import Environment
 
 import psycopg
@@ -61,7 +64,9 @@ class Bench:
         self.last_reached = time.monotonic()
         self.pool = ConnectionPool(
             target.conninfo(),
-            min_size=0,
+            # One connection per user, opened up front (in the background): with fewer,
+            # users queue for a connection and fewer transactions are really in flight.
+            min_size=scenario.users,
             max_size=scenario.users,
             open=True,
             configure=self._configure,
@@ -127,6 +132,24 @@ class TransferUser(User):
         )
 
     @task
+    def closed_loop(self) -> None:
+        """Transactions back to back until Locust asks this user to stop.
+
+        The loop is here, not in Locust's scheduler, so the user is never in Locust's
+        "waiting" state between transactions: Locust kills a waiting user at once, and
+        with no wait time that kill can land inside the next transaction, cutting it
+        off mid-COMMIT. A user asked to stop here finishes its transaction first.
+        """
+        while self._state != LOCUST_STATE_STOPPING:
+            self.step()
+            # The think time, if any; and a turn for the other users either way.
+            gevent.sleep(self.wait_time())
+        raise StopUser()
+
+    def step(self) -> None:
+        """One unit of work of the load model: here, one transfer."""
+        self.transfer()
+
     def transfer(self) -> None:
         bench = self.bench
         payer, payee = bench.keys.pair(self.rng)

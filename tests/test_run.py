@@ -155,3 +155,19 @@ def test_lock_timeout_stops_waiting(target: EmbeddedTarget, tmp_path: Path) -> N
     assert len(timeouts) > 0 and set(timeouts["sqlstate"]) == {"55P03"}
     assert (df["outcome"] == "deadlock").sum() == 0  # nobody waits, so nobody deadlocks
     assert result.invariants_hold
+
+
+@pytest.mark.slow
+def test_timed_stop_lets_every_transaction_finish(target: EmbeddedTarget, tmp_path: Path) -> None:
+    """Many users, a CPU-bound client: the end of the run still cuts no transaction off.
+
+    Regression: Locust kills a user it finds "waiting" between tasks at once, and with
+    no wait time the kill landed inside the next transaction (outcome "interrupted").
+    """
+    users = 300
+    scenario = Scenario(accounts=1000, users=users, spawn_rate=users, duration_s=3)
+    result = runner.run(scenario, target, tmp_path)
+    assert "interrupted" not in result.summary["outcomes"], result.summary["outcomes"]
+    assert result.connections["opened"] == users  # one connection per user: all really in flight
+    assert result.connections["returned_broken"] == 0
+    assert result.invariants_hold
