@@ -109,17 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     dsql_cli.add_command(sub, _Parser)
 
     u = sub.add_parser("ui", help="start the target and Locust's web UI with a live Contention tab")
-    # TODO(scenarios): accept an optional SCENARIO file once scenario files land; its
-    # settings would become the start form's defaults (add them to locust_argv below).
+    u.add_argument(
+        "scenario", nargs="?", metavar="SCENARIO",
+        help="a scenario file or built-in name: its settings become the start form's defaults (a sweep: its first cell)",
+    )
     u.add_argument("--web-host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
     u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
     u.add_argument("--accounts", type=_positive_int, help="the start form's default accounts (default 10)")
-    u.add_argument("--users", type=_positive_int, default=50, help="the start form's default users (default 50)")
+    u.add_argument("--users", type=_positive_int, help="the start form's default users (default 50)")
     u.add_argument("--spawn-rate", type=_number, help="the start form's default spawn rate (default: all at once)")
     u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
     u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
     u.add_argument("--out", type=Path, default=Path("reports"), help="each test's results go in a new directory under this one (default reports/)")
-    u.add_argument("locust_args", nargs=argparse.REMAINDER, help="after --: more Locust options (e.g. -- --master)")
+    u.epilog = "Options after -- go to Locust as they are (e.g. loadgen ui -- --web-login)."
     return p
 
 
@@ -352,6 +354,41 @@ def cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ui_form_defaults(name_or_path: str) -> dict[str, str]:
+    """A scenario's settings as the web UI's start-form options (its first cell, for a sweep)."""
+    from loadgen.scenariofile import load
+
+    loaded = load(name_or_path)
+    sc = loaded.cells[0].scenario
+    if len(loaded.cells) > 1:
+        print(f"loadgen ui: {loaded.name} is a sweep of {len(loaded.cells)} cells; the form starts with the first: "
+              f"{loaded.cells[0].label}", flush=True)
+    unused = [k for k, v, default in (("transaction shape", sc.transaction, "update-returning"),
+                                      ("load model", sc.load, "closed"), ("read mix", sc.read_mix, 0.0))
+              if v != default]
+    if unused:
+        print(f"loadgen ui: the web UI runs the closed-loop talk transfer; not used from {loaded.name}: "
+              + ", ".join(unused), flush=True)
+    form = {
+        "--users": str(sc.users),
+        "--spawn-rate": f"{sc.spawn_rate:g}",
+        "--accounts": str(sc.accounts),
+        "--distribution": sc.distribution,
+        "--initial-balance": str(sc.initial_balance),
+        "--amount": str(sc.amount),
+        "--max-attempts": str(sc.retry.max_attempts),
+        "--retry-deadline": f"{sc.retry.deadline_s:g}",
+        "--backoff": sc.retry.backoff,
+        "--backoff-base-ms": f"{sc.retry.base_ms:g}",
+        "--backoff-cap-ms": f"{sc.retry.cap_ms:g}",
+    }
+    if sc.lock_timeout_ms:
+        form["--lock-timeout-ms"] = f"{sc.lock_timeout_ms:g}"
+    if sc.seed:
+        form["--seed"] = str(sc.seed)
+    return form
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     import os
     import socket
@@ -360,6 +397,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     from loadgen.target import make_target
 
+    form = _ui_form_defaults(args.scenario) if args.scenario else {}
+    if args.accounts is not None:
+        form["--accounts"] = str(args.accounts)
+    users = args.users or int(form.pop("--users", 50))
+    spawn_rate = args.spawn_rate or float(form.pop("--spawn-rate", users))
     dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
     target = make_target(args.target, dsn)
     try:  # say so plainly now rather than in a Locust traceback later
@@ -368,20 +410,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
             probe.bind((args.web_host, args.web_port))
     except OSError as e:
         raise ConfigError(f"cannot listen on {args.web_host}:{args.web_port}: {e.strerror or e}") from None
-    target.prepare(args.users)
+    target.prepare(users)
     if dsn:
         # Through the environment, not Locust's argv: argv values end up in the page.
         os.environ["LOADGEN_DSN"] = dsn
     locust_argv = [
         "locust", "-f", str(Path(__file__).with_name("locustfile.py")),
         "--web-host", args.web_host, "--web-port", str(args.web_port),
-        "--users", str(args.users), "--spawn-rate", str(args.spawn_rate or args.users),
+        "--users", str(users), "--spawn-rate", str(spawn_rate),
         "--target", args.target, "--out", str(args.out),
         # Conflicts are failed attempts to Locust; they are what we measure, not an error.
         "--exit-code-on-error", "0",
     ]
-    if args.accounts is not None:
-        locust_argv += ["--accounts", str(args.accounts)]
+    for option, value in form.items():
+        locust_argv += [option, value]
     extra = [a for a in args.locust_args if a != "--"]
     shown = f"[{args.web_host}]" if ":" in args.web_host else args.web_host
     where = target.describe().get("url") or target.describe().get("dsn")
@@ -401,7 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     # Starting all users at once is what loadgen means to do; Locust's advice against it is noise here.
     logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
     parser = build_parser()
+    locust_args: list[str] = []
+    if argv[:1] == ["ui"] and "--" in argv:
+        # loadgen ui [options] -- [Locust's options]
+        cut = argv.index("--")
+        argv, locust_args = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
+    args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
             _scenario_from_args(args)  # validate before creating a cluster

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -388,3 +389,23 @@ def test_ui_bad_input_is_one_line_and_exit_2(embedded: EmbeddedPostgres) -> None
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("ui", "--target", "postgres", timeout=60)
     assert r.returncode == 2 and "needs --dsn" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_scenario_sets_the_start_form_defaults(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    scenario = tmp_path / "hot.toml"
+    scenario.write_text('accounts = 37\nusers = 12\n[retry]\nmax_attempts = 7\nbackoff = "full-jitter"\n')
+    ui = _start_ui(tmp_path, str(scenario))
+    try:
+        page = ui.get("/").decode()
+        # Locust renders the start form's defaults into the page as JSON.
+        assert re.search(r'"accounts": \{[^}]*"default_value": 37', page), "accounts default not 37"
+        assert re.search(r'"max_attempts": \{[^}]*"default_value": 7', page), "max attempts default not 7"
+        assert "full-jitter" in page
+        started = ui.post("/swarm", {"user_count": 12, "spawn_rate": 12, "accounts": 37, "max_attempts": 7,
+                                     "backoff": "full-jitter"})
+        assert started.get("success") is True, started
+        data = ui.wait_for(lambda d: d.get("state") == "running" and len(d.get("timeline") or []) > 0)
+        assert data["settings"]["accounts"] == 37 and data["settings"]["max_attempts"] == 7
+        assert data["settings"]["backoff"] == "full-jitter"
+    finally:
+        _stop_ui(ui)
