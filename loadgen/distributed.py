@@ -540,7 +540,7 @@ def run_distributed(
             workers = collector.workers()
             connections = _sum_connections(workers)
             complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
-            result = core._finish(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
+            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
@@ -548,11 +548,11 @@ def run_distributed(
             result.client["processes"] = len(workers)
             result.client["master_cpu_s"] = round(client.get("master_cpu_s", 0.0), 3)
             result.workers = workers
-            core._write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
+            core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
         for h in handlers:
             h.cancel()
-    result.report = core._write_report(run_dir)
+    result.report = core.write_report(run_dir)
     return result
 
 

@@ -15,13 +15,13 @@ from collections import deque
 from typing import Any
 
 from loadgen.recorder import AttemptRecorder
+from loadgen.retry import COMMITTED_OUTCOMES as _COMMITTED
 from loadgen.transfer import AttemptRow
 
 __all__ = ["ContentionCounters", "LiveRecorder", "Timeline", "merge", "view", "HOT_ACCOUNTS"]
 
 #: Outcomes that mean another transaction got in the way (OCC conflict, deadlock, lock wait given up).
 CONTENTION = frozenset({"conflict", "deadlock", "lock_timeout"})
-_COMMITTED = frozenset({"committed", "ambiguous_committed"})
 #: How many of the hottest accounts a snapshot carries (a worker sends only these).
 HOT_ACCOUNTS = 20
 

@@ -27,8 +27,8 @@ from locust.exception import StopUser
 from loadgen.classify import classify
 from loadgen.scenario import Scenario
 from loadgen.shapes import JointRequest, MultiLegRequest, audit, joint_customers_accounts, read_balance
-from loadgen.transfer import TransferRequest, run_transfer
-from loadgen.users import NAME, TRANSACTION, AttemptFailed, TransferUser
+from loadgen.transfer import TransferRequest
+from loadgen.users import AttemptFailed, TransferUser
 
 __all__ = ["workload_for", "ScenarioUser", "BatchUser", "OpenLoopUser", "WorkloadStats", "READ"]
 
@@ -184,16 +184,7 @@ class ScenarioUser(TransferUser):
         else:
             payer, payee = bench.keys.pair(rng)
             req = TransferRequest.new(payer, payee, amount)
-        result = run_transfer(req, bench.pool.getconn, bench.pool.putconn, s.retry, rng, self._on_attempt, self.shape)
-        ok = result.outcome in ("committed", "ambiguous_committed")
-        self._fire(
-            request_type=TRANSACTION,
-            name=NAME,
-            response_time=result.latency_ms,
-            response_length=0,
-            exception=None if ok else AttemptFailed(f"{result.outcome} ({result.sqlstate})" if result.sqlstate else result.outcome),
-            context={"attempts": result.attempts},
-        )
+        self.run_request(req, self.shape)
 
     def read(self) -> None:
         """One read-only transaction of the read mix (never retried: snapshot reads do not conflict)."""

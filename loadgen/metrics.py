@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadgen.retry import COMMITTED_OUTCOMES as _COMMITTED
+
 __all__ = ["summarize", "transactions", "PERCENTILES"]
 
 PERCENTILES = (50, 95, 99, 99.9)
-_COMMITTED = ("committed", "ambiguous_committed")
 
 
 def transactions(attempts: pd.DataFrame) -> pd.DataFrame:

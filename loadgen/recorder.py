@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from loadgen.retry import COMMITTED_OUTCOMES
 from loadgen.transfer import ATTEMPT_FIELDS, AttemptRow
 
 __all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "OUTCOMES", "COMMITTED_OUTCOMES", "read_attempts"]
@@ -29,8 +30,6 @@ OUTCOMES = (
     "error",
     "interrupted",
 )
-#: Outcomes that mean the transfer is in the ledger.
-COMMITTED_OUTCOMES = frozenset({"committed", "ambiguous_committed"})
 
 ATTEMPT_SCHEMA = pa.schema(
     [

@@ -36,7 +36,7 @@ from loadgen.scenario import Scenario
 from loadgen.target import Target, redact_conninfo
 from loadgen.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 
-__all__ = ["RunResult", "run", "prepare_out_dir"]
+__all__ = ["RunResult", "run", "prepare_out_dir", "finish_run", "write_run_json", "write_report"]
 
 
 @dataclass
@@ -156,22 +156,22 @@ def run(
             # Whatever happened, close the pool and write what was recorded.
             connections = bench.close()
             ended = datetime.now(timezone.utc)
-            result = _finish(
+            result = finish_run(
                 recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted
             )
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             result.client = _client_load(client, result.summary["attempts"])
-            _write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
+            write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
         # Kept until the results are written, so a second Ctrl-C still means "now".
         for h in handlers:
             h.cancel()
-    result.report = _write_report(run_dir)
+    result.report = write_report(run_dir)
     return result
 
 
-def _write_report(run_dir: Path) -> Path | None:
+def write_report(run_dir: Path) -> Path | None:
     """report.html in the run directory; a failure here must never cost the run's data."""
     try:
         from loadgen.report import write_run_report
@@ -206,7 +206,7 @@ def _drive(
         client["cpu_s"] = time.process_time() - cpu0
 
 
-def _finish(
+def finish_run(
     recorder: AttemptRecorder,
     env: Environment,
     target: Target,
@@ -217,8 +217,6 @@ def _finish(
 ) -> RunResult:
     """Settle unknown commits, check invariants, write attempts.parquet."""
     table = recorder.to_table()
-    # Written first, as recorded: if the database is gone, the attempts are not.
-    write_attempts(table, run_dir / "attempts.parquet")
     attempts = table.to_pandas()
     try:
         with _connect(target) as conn:
@@ -228,7 +226,9 @@ def _finish(
             connections["left_open"] = _sessions_left(conn)
     except (TargetError, psycopg.Error) as e:
         invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
-    else:
+    finally:
+        # Whatever the database said, or if it is gone: the attempts are written, once,
+        # with unknown commits settled where the ledger could be asked.
         outcome = table.schema.get_field_index("outcome")
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
@@ -319,7 +319,7 @@ def _keys_info(scenario: Scenario) -> dict[str, Any]:
     return {**keys.describe(), "accounts": keys.accounts, "collision_probability": keys.collision_probability()}
 
 
-def _write_run_json(
+def write_run_json(
     result: RunResult,
     scenario: Scenario,
     target: Target,

@@ -99,6 +99,15 @@ def update_returning(conn: psycopg.Connection[Any], req: TransferRequest, phase:
     transfer_once(conn, req, phase)
 
 
+def _debit_credit_record(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any) -> None:
+    """The tail of the shapes that check the balance first: debit, credit, ledger row, COMMIT."""
+    conn.execute(DEBIT_PLAIN, (req.amount, req.payer))
+    if conn.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
+        _fail(conn, NoSuchAccount(f"account {req.payee} does not exist"))
+    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    _commit(conn, phase)
+
+
 def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
     row = conn.execute(SELECT_BALANCE, (req.payer,)).fetchone()
     if row is None:
@@ -106,11 +115,7 @@ def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phas
     assert row is not None
     if row[0] < req.amount:
         _fail(conn, InsufficientFunds(f"account {req.payer} has {row[0]}, needs {req.amount}"))
-    conn.execute(DEBIT_PLAIN, (req.amount, req.payer))
-    if conn.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
-        _fail(conn, NoSuchAccount(f"account {req.payee} does not exist"))
-    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
-    _commit(conn, phase)
+    _debit_credit_record(conn, req, phase)
 
 
 def single_statement(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
@@ -172,11 +177,7 @@ def _joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase
     minimum = getattr(req, "minimum", 0)
     if own < req.amount or joint - req.amount < minimum:
         _fail(conn, InsufficientFunds(f"customer of account {req.payer} would drop below the joint minimum {minimum}"))
-    conn.execute(DEBIT_PLAIN, (req.amount, req.payer))
-    if conn.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
-        _fail(conn, NoSuchAccount(f"account {req.payee} does not exist"))
-    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
-    _commit(conn, phase)
+    _debit_credit_record(conn, req, phase)
 
 
 def joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:

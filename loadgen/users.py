@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from loadgen.connection import pool_options
 from loadgen.keys import KeyDistribution, distribution_for
 from loadgen.recorder import AttemptRecorder
+from loadgen.retry import COMMITTED_OUTCOMES
 from loadgen.scenario import Scenario
 from loadgen.target import Target
 from loadgen.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
@@ -121,7 +122,7 @@ class TransferUser(User):
         outcome = row[4]
         if outcome != "connection_error":
             self.bench.last_reached = time.monotonic()
-        ok = outcome in ("committed", "ambiguous_committed")
+        ok = outcome in COMMITTED_OUTCOMES
         self._fire(
             request_type=ATTEMPT,
             name=NAME,
@@ -151,19 +152,18 @@ class TransferUser(User):
         self.transfer()
 
     def transfer(self) -> None:
+        """One of the talk's transfers between two accounts the key distribution picks."""
         bench = self.bench
         payer, payee = bench.keys.pair(self.rng)
-        req = TransferRequest.new(payer, payee, bench.scenario.amount)
+        self.run_request(TransferRequest.new(payer, payee, bench.scenario.amount), bench.transaction)
+
+    def run_request(self, req: TransferRequest, transaction: Any) -> None:
+        """Run ``req`` in the retry loop; report the whole transaction to Locust."""
+        bench = self.bench
         result = run_transfer(
-            req,
-            bench.pool.getconn,
-            bench.pool.putconn,
-            bench.scenario.retry,
-            self.rng,
-            self._on_attempt,
-            bench.transaction,
+            req, bench.pool.getconn, bench.pool.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction
         )
-        ok = result.outcome in ("committed", "ambiguous_committed")
+        ok = result.outcome in COMMITTED_OUTCOMES
         self._fire(
             request_type=TRANSACTION,
             name=NAME,

@@ -298,10 +298,10 @@ class LoadgenPlugin:
         bench = self.bench
         if bench is None:
             return
-        bench.close()
+        connections = bench.close()
         if self.role == "local":
             try:
-                self.run_dir = self._write_run_dir(bench)
+                self.run_dir = self._write_run_dir(bench, connections)
                 log.info("loadgen: results in %s", self.run_dir)
             except Exception as e:  # noqa: BLE001 - the UI goes on; say why in one line
                 self.error = f"cannot write the run directory: {_first_line(e)}"
@@ -316,45 +316,29 @@ class LoadgenPlugin:
 
     # -- results --------------------------------------------------------
 
-    def _write_run_dir(self, bench: Bench) -> Path:
-        from loadgen.metrics import summarize
-        from loadgen.recorder import COMMITTED_OUTCOMES, write_attempts
-        from loadgen.runner import RunResult, _connect, _locust_counts, _resolve_unknown_commits, _write_run_json, prepare_out_dir
-        from loadgen.schema import check_invariants
+    def _write_run_dir(self, bench: Bench, connections: dict[str, int]) -> Path:
+        """The test's run directory, written as a headless run writes it (loadgen.runner)."""
+        from loadgen.runner import _connect, finish_run, prepare_out_dir, write_run_json
 
         assert self.run_id is not None and self.started is not None and self._target is not None
-        scenario = bench.scenario
         out = Path(getattr(self.env.parsed_options, "out", "reports") or "reports").resolve()
         run_dir = prepare_out_dir(out, self.run_id)
         ended = datetime.now(timezone.utc)
-        scenario = replace(scenario, duration_s=max((ended - self.started).total_seconds(), 0.001))
-        table = bench.recorder.to_table()
-        attempts = table.to_pandas()
+        scenario = replace(bench.scenario, duration_s=max((ended - self.started).total_seconds(), 0.001))
         with _connect(self._target) as conn:
             server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-            _resolve_unknown_commits(conn, attempts)
-            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
-            invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
-        if len(attempts):
-            table = table.set_column(table.schema.get_field_index("outcome"), "outcome", [attempts["outcome"].tolist()])
-        write_attempts(table, run_dir / "attempts.parquet")
-        result = RunResult(run_dir, summarize(attempts), invariants, True, _locust_counts(self.env))
-        _write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
+        result = finish_run(bench.recorder, self.env, self._target, scenario, run_dir, connections, True)
+        write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
         if not result.invariants_hold:
-            log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in invariants if not i.ok))
+            log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in result.invariants if not i.ok))
         self.write_report(run_dir)
         return run_dir
 
     def write_report(self, run_dir: Path) -> None:
-        """``report.html`` beside the data, when the report module is installed; never fatal."""
-        try:
-            from loadgen.report import write_run_report  # type: ignore[import-not-found, attr-defined]
-        except ImportError:
-            return
-        try:
-            write_run_report(run_dir)
-        except Exception as e:  # noqa: BLE001 - the data is on disk; `loadgen report` can retry
-            log.error("loadgen: could not write the report: %s", _first_line(e))
+        """``report.html`` beside the data; never fatal (see loadgen.runner.write_report)."""
+        from loadgen.runner import write_report
+
+        write_report(run_dir)
 
     def attempts_parquet(self) -> bytes | Path | None:
         """The last test's file, or the current test's attempts so far."""

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loadgen.retry import COMMITTED_OUTCOMES
+
 __all__ = [
     "COMMITTED",
     "PERCENTILES",
@@ -31,7 +33,7 @@ __all__ = [
     "choose_bin_s",
 ]
 
-COMMITTED = ("committed", "ambiguous_committed")
+COMMITTED = COMMITTED_OUTCOMES
 CONFLICT = "conflict"
 PERCENTILES = (50, 95, 99, 99.9)
 

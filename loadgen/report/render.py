@@ -120,7 +120,7 @@ def headline_section(cells: list[Cell], p: str) -> str:
                 card("invariants", _invariants_html(cells[0])),
             ]
         ) + "</div>"
-        other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED + (A.CONFLICT,)}
+        other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED and k != A.CONFLICT}
         extra = [f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
                  f"{h['failed_transactions']:,} transactions gave up",
                  f"wasted work {pct(h['wasted_share'])} of all attempt time"]
