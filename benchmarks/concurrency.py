@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
 
+# isort: split
+
 import argparse
 import json
 import os
@@ -36,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from loadgen import runner  # noqa: E402
-from loadgen.embedded import EmbeddedPostgres  # noqa: E402
-from loadgen.scenario import Scenario  # noqa: E402
-from loadgen.target import EmbeddedTarget  # noqa: E402
-from loadgen.users import Bench  # noqa: E402
+from loadgen.engine import runner  # noqa: E402
+from loadgen.engine.users import Bench  # noqa: E402
+from loadgen.model.scenario import Scenario  # noqa: E402
+from loadgen.targets.base import EmbeddedTarget  # noqa: E402
+from loadgen.targets.embedded import EmbeddedPostgres  # noqa: E402
 
 
 def sleep_one_second(conn: psycopg.Connection[Any], req: Any, phase: Any = None) -> None:
@@ -75,15 +77,20 @@ def main() -> int:
 
     def on_progress(elapsed: float, env: Any) -> None:
         active = probe.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'loadgen'"
-            " AND state = 'active' AND query LIKE '%pg_sleep%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'loadgen' AND state = 'active' AND query LIKE '%pg_sleep%'"
         ).fetchone()[0]  # type: ignore[index]
-        samples.append({"t": elapsed, "wall": time.time(), "server_in_flight": active,
-                        "users": env.runner.user_count, "rss_mb": _status_kb("VmRSS") / 1024})
+        samples.append(
+            {
+                "t": elapsed,
+                "wall": time.time(),
+                "server_in_flight": active,
+                "users": env.runner.user_count,
+                "rss_mb": _status_kb("VmRSS") / 1024,
+            }
+        )
 
     Bench.transaction = staticmethod(sleep_one_second)  # type: ignore[assignment]
-    scenario = Scenario(name="fidelity", accounts=1000, users=args.users, spawn_rate=float(args.users),
-                        duration_s=args.duration)
+    scenario = Scenario(name="fidelity", accounts=1000, users=args.users, spawn_rate=float(args.users), duration_s=args.duration)
     out = Path(tempfile.mkdtemp(prefix="lg-fidelity-"))
     load0 = os.getloadavg()
     result = runner.run(scenario, target, out, on_progress=on_progress)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-from loadgen.embedded import EmbeddedPostgres  # noqa: E402
-from loadgen.schema import reset  # noqa: E402
+from loadgen.db.schema import reset  # noqa: E402
+from loadgen.targets.embedded import EmbeddedPostgres  # noqa: E402
 
 INITIAL_BALANCE = 100
 MAX_TRIES = 100
@@ -75,9 +75,24 @@ def machine() -> dict[str, Any]:
 def run_loadgen(home: Path, out: Path, clients: int, accounts: int, duration: float, extra: list[str]) -> dict[str, Any]:
     env = dict(os.environ, LOADGEN_HOME=str(home), PYTHONPATH=str(ROOT))
     cmd = [
-        sys.executable, "-m", "loadgen.cli", "run", "--accounts", str(accounts), "--users", str(clients),
-        "--duration", f"{duration:g}", "--max-attempts", str(MAX_TRIES), "--deadline", "60s", "-q",
-        "--out", str(out), *extra,
+        sys.executable,
+        "-m",
+        "loadgen.cli",
+        "run",
+        "--accounts",
+        str(accounts),
+        "--users",
+        str(clients),
+        "--duration",
+        f"{duration:g}",
+        "--max-attempts",
+        str(MAX_TRIES),
+        "--deadline",
+        "60s",
+        "-q",
+        "--out",
+        str(out),
+        *extra,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 300)
     if proc.returncode != 0:
@@ -113,9 +128,29 @@ def run_pgbench(server: EmbeddedPostgres, script: Path, clients: int, accounts: 
         conn.execute("VACUUM ANALYZE accounts")
     pgbench = server._bin_dir() / "pgbench"
     cmd = [
-        str(pgbench), "-n", "-f", str(script), "-D", f"accounts={accounts}", "-c", str(clients), "-j", "1",
-        "-T", str(int(duration)), "-M", "prepared", f"--max-tries={MAX_TRIES}", "--failures-detailed",
-        "-h", str(server.socket_dir), "-p", "5432", "-U", "postgres", "postgres",
+        str(pgbench),
+        "-n",
+        "-f",
+        str(script),
+        "-D",
+        f"accounts={accounts}",
+        "-c",
+        str(clients),
+        "-j",
+        "1",
+        "-T",
+        str(int(duration)),
+        "-M",
+        "prepared",
+        f"--max-tries={MAX_TRIES}",
+        "--failures-detailed",
+        "-h",
+        str(server.socket_dir),
+        "-p",
+        "5432",
+        "-U",
+        "postgres",
+        "postgres",
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)

@@ -3,10 +3,10 @@
     PYTHONPATH=. LOADGEN_HOME=/tmp/lg-bench python benchmarks/psycopg_floor.py [--clients 16] [--duration 5] [--rounds 2]
 
 No Locust, no pool, no retry loop, no recording: ``--clients`` greenlets, each on
-its own connection, run ``loadgen.transfer.transfer_once`` back to back for
+its own connection, run ``loadgen.db.transfer.transfer_once`` back to back for
 ``--duration`` seconds, once with psycopg's default connection (under gevent it
 waits with ``waiting.wait_poll`` over gevent's patched ``select.poll``) and once
-with ``loadgen.gwait.GeventConnection``, alternating. Prints transfers/s and the
+with ``loadgen.db.gwait.GeventConnection``, alternating. Prints transfers/s and the
 process's CPU time per transfer. Whatever loadgen adds on top is its own cost;
 what is here is what psycopg and gevent cost for five round trips.
 """
@@ -14,6 +14,8 @@ what is here is what psycopg and gevent cost for five round trips.
 from __future__ import annotations
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
 
 import argparse
 import json
@@ -33,10 +35,10 @@ import gevent  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import IsolationLevel  # noqa: E402
 
-from loadgen.embedded import EmbeddedPostgres  # noqa: E402
-from loadgen.gwait import GeventConnection  # noqa: E402
-from loadgen.schema import reset  # noqa: E402
-from loadgen.transfer import TransferRequest, transfer_once  # noqa: E402
+from loadgen.db.gwait import GeventConnection  # noqa: E402
+from loadgen.db.schema import reset  # noqa: E402
+from loadgen.db.transfer import TransferRequest, transfer_once  # noqa: E402
+from loadgen.targets.embedded import EmbeddedPostgres  # noqa: E402
 
 
 def measure(cls: type[psycopg.Connection[Any]], conninfo: str, clients: int, accounts: int, duration: float) -> dict[str, Any]:

@@ -108,8 +108,11 @@ def main() -> int:
     r = subprocess.run([sys.executable, "-m", "loadgen.cli", "report", str(run_dir), "-o", str(out)])
     wall = time.perf_counter() - t
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"loadgen report: exit {r.returncode}, {wall:.1f} s wall, peak RSS {peak_mib:,.0f} MiB, "
-          f"{out.stat().st_size / 1024:.0f} KiB of HTML" if out.exists() else f"loadgen report failed: exit {r.returncode}")
+    print(
+        f"loadgen report: exit {r.returncode}, {wall:.1f} s wall, peak RSS {peak_mib:,.0f} MiB, {out.stat().st_size / 1024:.0f} KiB of HTML"
+        if out.exists()
+        else f"loadgen report failed: exit {r.returncode}"
+    )
     if not args.keep:
         shutil.rmtree(args.dir, ignore_errors=True)
     return r.returncode

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import locust  # noqa: F401  - must precede psycopg
 
+# isort: split
+
 import os
 import shutil
 import subprocess
@@ -19,8 +21,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from loadgen.embedded import EmbeddedPostgres
-from loadgen.target import EmbeddedTarget
+from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.embedded import EmbeddedPostgres
 
 #: Room for the biggest test run plus loadgen's own sessions.
 TEST_MAX_CONNECTIONS = 400
@@ -61,7 +63,9 @@ def conn(embedded: EmbeddedPostgres) -> Iterator[psycopg.Connection]:
         yield c
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real ``loadgen`` command line in a subprocess."""
     full_env = dict(os.environ)
     if env:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen import runner
-from loadgen.chaos import Chaos
-from loadgen.embedded import EmbeddedPostgres
-from loadgen.scenario import Scenario
-from loadgen.target import EmbeddedTarget
+from loadgen.engine import runner
+from loadgen.engine.chaos import Chaos
+from loadgen.model.scenario import Scenario
+from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 @pytest.mark.slow
@@ -56,9 +56,26 @@ def test_unreachable_database_ends_run_with_results_written(tmp_path: Path) -> N
     try:
         server.ensure_running()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "loadgen.cli", "run", "--accounts", "100", "--users", "5", "--duration", "2m",
-             "--unreachable-limit", "3s", "--out", str(tmp_path), "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "loadgen.cli",
+                "run",
+                "--accounts",
+                "100",
+                "--users",
+                "5",
+                "--duration",
+                "2m",
+                "--unreachable-limit",
+                "3s",
+                "--out",
+                str(tmp_path),
+                "-q",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**__import__("os").environ, "LOADGEN_HOME": str(home)},
         )
         deadline = time.monotonic() + 60

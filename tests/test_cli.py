@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from loadgen.embedded import EmbeddedPostgres
+
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _one_line_error(proc) -> str:

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import locust  # noqa: F401  - must precede psycopg
 
+# isort: split
+
 import json
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-
 from conftest import run_cli
-from loadgen.connection import open_connection
-from loadgen.dialect import DsqlDialectTarget, check_statement, check_trace
-from loadgen.schema import reset
-from loadgen.target import EmbeddedTarget
+
+from loadgen.db.schema import reset
+from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.connection import open_connection
+from loadgen.targets.dialect import DsqlDialectTarget, check_statement, check_trace
 
 # A hand-written trace in libpq's format (tabs between fields), one transaction per block.
 BAD_TRACE = "\n".join(

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from loadgen.distributed import Fleet, _password, _without_password, run_distributed, scenario_from_dict
-from loadgen.errors import ConfigError
-from loadgen.recorder import ATTEMPT_SCHEMA, COMMITTED_OUTCOMES
-from loadgen.retry import RetryPolicy
-from loadgen.scenario import Scenario
-from loadgen.target import EmbeddedTarget
-
 from conftest import run_cli
+
+from loadgen.engine.distributed import Fleet, _password, _without_password, run_distributed, scenario_from_dict
+from loadgen.errors import ConfigError
+from loadgen.model.retry import RetryPolicy
+from loadgen.model.scenario import Scenario
+from loadgen.results.recorder import ATTEMPT_SCHEMA, COMMITTED_OUTCOMES
+from loadgen.targets.base import EmbeddedTarget
 
 
 def _check_lossless(run_dir: Path, workers: int) -> dict:
@@ -82,8 +81,21 @@ def test_master_and_worker_command_lines(embedded, tmp_path: Path) -> None:  # t
     )
     try:
         master = run_cli(
-            "run", "--master", "--expect-workers", "1", "--master-port", str(port),
-            "--accounts", "50", "--users", "10", "--duration", "2", "-q", "--out", str(tmp_path),
+            "run",
+            "--master",
+            "--expect-workers",
+            "1",
+            "--master-port",
+            str(port),
+            "--accounts",
+            "50",
+            "--users",
+            "10",
+            "--duration",
+            "2",
+            "-q",
+            "--out",
+            str(tmp_path),
             timeout=120,
         )
         assert master.returncode == 0, master.stdout + master.stderr
@@ -123,7 +135,7 @@ def test_the_settings_cross_the_wire_without_the_password() -> None:
 def test_the_password_reaches_workers_through_their_environment_only(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import psutil
 
-    from loadgen.target import PostgresTarget
+    from loadgen.targets.base import PostgresTarget
 
     secret = "s3cret-Pa55"
     # The embedded server trusts its unix socket, so any password connects: what matters is where it travels.
@@ -136,7 +148,7 @@ def test_the_password_reaches_workers_through_their_environment_only(embedded, t
 
     scenario = Scenario(accounts=20, users=4, spawn_rate=4, duration_s=2.5)
     result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), on_progress=inspect_workers)
-    assert seen and all("loadgen.worker" in cmd and secret not in cmd and has_pw for cmd, has_pw in seen)
+    assert seen and all("loadgen.cli.worker" in cmd and secret not in cmd and has_pw for cmd, has_pw in seen)
     assert result.invariants_hold
     for path in result.run_dir.rglob("*"):
         if path.is_file():

@@ -9,20 +9,18 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from loadgen.dsql_cluster import cluster_id_of, create_cluster, delete_cluster, ephemeral_cluster, parse_tags
 from loadgen.errors import ConfigError, TargetError
+from loadgen.targets.dsql_cluster import cluster_id_of, create_cluster, delete_cluster, ephemeral_cluster, parse_tags
 
 ID = "abcdefghijklmnopqrstuvwxyz"
 REGION = "us-east-1"
 ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/{ID}"
-NOW = dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def client() -> Any:
-    c = boto3.session.Session(
-        aws_access_key_id="AKIDLOADGENTEST00001", aws_secret_access_key="fake", region_name=REGION
-    ).client("dsql")
+    c = boto3.session.Session(aws_access_key_id="AKIDLOADGENTEST00001", aws_secret_access_key="fake", region_name=REGION).client("dsql")
     return c
 
 
@@ -86,9 +84,7 @@ def test_ephemeral_cluster_is_deleted_when_the_run_fails(client: Any) -> None:
 def test_ephemeral_cluster_is_deleted_when_it_never_becomes_active(client: Any) -> None:
     lines: list[str] = []
     with Stubber(client) as stub:
-        stub.add_response(
-            "create_cluster", _cluster("CREATING"), {"deletionProtectionEnabled": False, "tags": ANY, "clientToken": ANY}
-        )
+        stub.add_response("create_cluster", _cluster("CREATING"), {"deletionProtectionEnabled": False, "tags": ANY, "clientToken": ANY})
         stub.add_response("get_cluster", _cluster("FAILED"), {"identifier": ID})  # the waiter gives up (max 1 try)
         _expect_delete(stub)
         with pytest.raises(TargetError, match="did not become ACTIVE"):
@@ -131,7 +127,10 @@ NO_AWS = {
         (["run", "--ephemeral"], "use it with --target dsql"),
         (["run", "--target", "dsql", "--ephemeral", "--endpoint", f"{ID}.dsql.{REGION}.on.aws"], "leave out --endpoint"),
         (["run", "--target", "dsql", "--endpoint", f"{ID}.dsql.{REGION}.on.aws", "--lock-timeout-ms", "1"], "DSQL takes no row locks"),
-        (["run", "--target", "dsql", "--endpoint", f"{ID}.dsql.{REGION}.on.aws", "--dialect", "postgresql"], "always uses the dsql dialect"),
+        (
+            ["run", "--target", "dsql", "--endpoint", f"{ID}.dsql.{REGION}.on.aws", "--dialect", "postgresql"],
+            "always uses the dsql dialect",
+        ),
         (["run", "--db-user", "app", "--profile", "x"], "--db-user, --profile are only for --target dsql"),
         (["dsql", "create"], "no AWS Region"),
         (["dsql", "create", "--region", REGION, "--tag", "novalue"], "KEY=VALUE"),

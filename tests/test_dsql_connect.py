@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import locust  # noqa: F401  - must precede psycopg
 
+# isort: split
+
 import json
 import logging
 import random
@@ -23,16 +25,15 @@ import psycopg
 import psycopg.errors as pg_errors
 import pytest
 from psycopg_pool import ConnectionPool
-
-from loadgen.connection import open_connection, pool_options
-from loadgen.dsql import DsqlTarget, direct_tls_supported
-from loadgen.retry import RetryPolicy
-from loadgen.transfer import TransferRequest, run_transfer
-
 from test_dsql_target import ENDPOINT, fake_aws  # noqa: F401  - fixture
 
+from loadgen.db.transfer import TransferRequest, run_transfer
+from loadgen.model.retry import RetryPolicy
+from loadgen.targets.connection import open_connection, pool_options
+from loadgen.targets.dsql import DsqlTarget, direct_tls_supported
+
 STANDIN = textwrap.dedent(
-    r'''
+    r"""
     import json, socket, struct, sys, threading
 
     def recv_exact(s, n):
@@ -99,7 +100,7 @@ STANDIN = textwrap.dedent(
     while True:
         conn, _ = listener.accept()
         threading.Thread(target=serve, args=(conn,), daemon=True).start()
-    '''
+    """
 )
 
 
@@ -186,9 +187,7 @@ def test_the_pool_opens_every_connection_with_a_fresh_token(
 
 
 @pytest.mark.skipif(not direct_tls_supported(), reason="libpq < 17 has no direct TLS negotiation")
-def test_require_opens_tls_directly_and_never_sends_the_password_in_clear(
-    standin: StandIn, fake_aws: dict[str, int]
-) -> None:
+def test_require_opens_tls_directly_and_never_sends_the_password_in_clear(standin: StandIn, fake_aws: dict[str, int]) -> None:
     target = _target(standin, sslmode="require")
     with pytest.raises(psycopg.OperationalError):
         open_connection(target, connect_timeout=5)
@@ -197,7 +196,7 @@ def test_require_opens_tls_directly_and_never_sends_the_password_in_clear(
 
 def test_connection_limit_errors_are_retried_after_a_pause(conn: psycopg.Connection[Any], embedded: Any) -> None:
     """53300/53400 on connect: a connection_error attempt, a backoff, then a normal commit."""
-    from loadgen.schema import reset
+    from loadgen.db.schema import reset
 
     reset(conn, 10, 100)
     refusals = [pg_errors.lookup("53400")("connection rate exceeded"), pg_errors.lookup("53300")("too many connections")]
@@ -210,9 +209,7 @@ def test_connection_limit_errors_are_retried_after_a_pause(conn: psycopg.Connect
         return opened[-1]
 
     rows: list[tuple] = []
-    result = run_transfer(
-        TransferRequest.new(1, 2, 1), getconn, lambda c: c.close(), RetryPolicy(), random.Random(1), rows.append
-    )
+    result = run_transfer(TransferRequest.new(1, 2, 1), getconn, lambda c: c.close(), RetryPolicy(), random.Random(1), rows.append)
     assert result.outcome == "committed" and result.attempts == 3
     assert [(r[4], r[5]) for r in rows] == [("connection_error", "53400"), ("connection_error", "53300"), ("committed", None)]
     assert rows[1][10] > 0 and rows[2][10] > rows[1][10], "backoff grows between connection errors"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import locust  # noqa: F401  - must precede psycopg
 
+# isort: split
+
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,10 +14,10 @@ import psycopg
 import psycopg.errors as pg_errors
 import pytest
 
-from loadgen.classify import classify
-from loadgen.connection import pool_options
-from loadgen.dsql import ConnectPacer, DsqlTarget, direct_tls_supported, make_dsql_target, parse_endpoint
+from loadgen.db.classify import classify
 from loadgen.errors import ConfigError
+from loadgen.targets.connection import pool_options
+from loadgen.targets.dsql import ConnectPacer, DsqlTarget, direct_tls_supported, make_dsql_target, parse_endpoint
 
 ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 FAKE_KEY = "AKIDLOADGENTEST00001"
@@ -217,7 +219,7 @@ def test_dsql_conflict_texts_are_conflicts_with_their_oc_code(text: str, oc: str
 
 @pytest.mark.parametrize("sqlstate", ["53300", "53400"])
 def test_dsql_connection_limits_are_connection_errors(sqlstate: str) -> None:
-    from loadgen.retry import RETRYABLE
+    from loadgen.model.retry import RETRYABLE
 
     exc = pg_errors.lookup(sqlstate)("too many connections" if sqlstate == "53300" else "connection rate exceeded")
     c = classify(exc)

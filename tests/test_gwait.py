@@ -1,4 +1,4 @@
-"""loadgen.gwait: psycopg waiting through gevent's loop stays cooperative, correct and honest about failures."""
+"""loadgen.db.gwait: psycopg waiting through gevent's loop stays cooperative, correct and honest about failures."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import gevent
 import psycopg
 import pytest
 
-from loadgen.embedded import EmbeddedPostgres
-from loadgen.gwait import GeventConnection, wait_gevent
-from loadgen.recorder import AttemptRecorder
-from loadgen.scenario import Scenario
-from loadgen.target import EmbeddedTarget
-from loadgen.users import Bench
+from loadgen.db.gwait import GeventConnection, wait_gevent
+from loadgen.engine.users import Bench
+from loadgen.model.scenario import Scenario
+from loadgen.results.recorder import AttemptRecorder
+from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def test_queries_wait_cooperatively(embedded: EmbeddedPostgres) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.embedded import EmbeddedPostgres
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _start(out: Path) -> subprocess.Popen[str]:

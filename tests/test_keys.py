@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from loadgen.keys import Hotset, Hotspot, Uniform, Zipf, distribution_for
-from loadgen.scenario import Scenario
+from loadgen.model.keys import Hotset, Hotspot, Uniform, Zipf, distribution_for
+from loadgen.model.scenario import Scenario
 
 DRAWS = 200_000
 

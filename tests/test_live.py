@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from loadgen.live import ContentionCounters, LiveRecorder, Timeline, merge, view
+from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
 
 
 def _feed(counters: ContentionCounters, rng: random.Random, transactions: int) -> tuple[int, int, int]:

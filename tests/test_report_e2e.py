@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -109,11 +108,25 @@ class Chromium:
             os.dup2(b, 4)
 
         self.proc = subprocess.Popen(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-             "--disable-extensions", f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
-            close_fds=False, preexec_fn=fds,  # close_fds would close 3 and 4 after preexec_fn
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--disable-extensions",
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            close_fds=False,
+            preexec_fn=fds,  # close_fds would close 3 and 4 after preexec_fn
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -121,8 +134,7 @@ class Chromium:
         self._buf = b""
         self.events: list[dict[str, Any]] = []
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 30) -> dict[str, Any]:
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30) -> dict[str, Any]:
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -206,14 +218,15 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, chromium: Chro
     session = chromium.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Network", "Runtime", "Log", "Page"):
         chromium.send(f"{domain}.enable", session=session)
-    chromium.send("Emulation.setDeviceMetricsOverride",
-                  {"width": 1200, "height": 2400, "deviceScaleFactor": 1, "mobile": False}, session=session)
+    chromium.send(
+        "Emulation.setDeviceMetricsOverride", {"width": 1200, "height": 2400, "deviceScaleFactor": 1, "mobile": False}, session=session
+    )
     chromium.send("Page.navigate", {"url": url}, session=session)
     chromium.wait_event("Page.loadEventFired")
-    title = chromium.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
-                          session=session)["result"]["value"]
-    svgs = chromium.send("Runtime.evaluate", {"expression": "document.querySelectorAll('svg').length",
-                                              "returnByValue": True}, session=session)["result"]["value"]
+    title = chromium.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True}, session=session)["result"]["value"]
+    svgs = chromium.send(
+        "Runtime.evaluate", {"expression": "document.querySelectorAll('svg').length", "returnByValue": True}, session=session
+    )["result"]["value"]
     shot = chromium.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
     time.sleep(0.3)
     try:  # drain late events
@@ -224,8 +237,7 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, chromium: Chro
     requested = [e["params"]["request"]["url"] for e in chromium.events if e.get("method") == "Network.requestWillBeSent"]
     assert requested and all(u == url or u.startswith("data:") for u in requested), requested
     console = [e for e in chromium.events if e.get("method") in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown")]
-    errors = [e for e in chromium.events
-              if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
+    errors = [e for e in chromium.events if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
     assert not console and not errors, (console, errors)
     assert title.startswith("loadgen contention report")
     assert svgs >= 5
@@ -258,10 +270,12 @@ def test_notebook_runs_on_a_recorded_run(sweep: Path, tmp_path: Path) -> None:
     path = root / "notebooks" / "contention.ipynb"
     done = tmp_path / "executed.ipynb"
     # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
-    env = dict(os.environ, LOADGEN_RUN=str(sweep),
-               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))  # this checkout's loadgen
-    r = subprocess.run([sys.executable, "-c", _EXECUTE, str(path), str(done), str(path.parent)],
-                       capture_output=True, text=True, timeout=300, env=env)
+    env = dict(
+        os.environ, LOADGEN_RUN=str(sweep), PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    )  # this checkout's loadgen
+    r = subprocess.run(
+        [sys.executable, "-c", _EXECUTE, str(path), str(done), str(path.parent)], capture_output=True, text=True, timeout=300, env=env
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     nb = nbformat.read(done, as_version=4)
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]

@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.metrics import summarize
-from loadgen.report import analysis as A
 from loadgen.report import analyse_runs, cells_frame, find_baseline, load_study, warnings_for
+from loadgen.report import analysis as A
 from loadgen.report.data import ReportInputError, compact, redact
 from loadgen.report.reference import TALK_NO_RETRY
+from loadgen.results.metrics import summarize
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 
@@ -101,8 +101,18 @@ def test_agrees_with_core_summary() -> None:
     s = summarize(df)
     c = compact(df)
     h = A.headline(c, A.transactions(c))
-    for key in ("attempts", "transactions", "commits", "conflicts", "retries", "conflict_rate", "retries_per_commit",
-                "retried_share", "max_attempts", "failed_transactions"):
+    for key in (
+        "attempts",
+        "transactions",
+        "commits",
+        "conflicts",
+        "retries",
+        "conflict_rate",
+        "retries_per_commit",
+        "retried_share",
+        "max_attempts",
+        "failed_transactions",
+    ):
         assert h[key] == pytest.approx(s[key]), key
     assert h["attempt_latency_ms"] == pytest.approx(s["attempt_latency_ms"])
     assert h["transaction_latency_ms"] == pytest.approx(s["transaction_latency_ms"])
@@ -122,8 +132,7 @@ def test_timeline_by_hand(c: pd.DataFrame) -> None:
 
 def test_attempts_distribution_and_hot_keys(c: pd.DataFrame) -> None:
     d = A.attempts_distribution(A.transactions(c))
-    assert d.to_dict("list") == {"attempts": [1, 2, 3], "transactions": [2, 1, 1], "share": [0.5, 0.25, 0.25],
-                                 "committed": [1, 1, 1]}
+    assert d.to_dict("list") == {"attempts": [1, 2, 3], "transactions": [2, 1, 1], "share": [0.5, 0.25, 0.25], "committed": [1, 1, 1]}
     k = A.hot_keys(c)
     # Conflicted attempts: A#1 (1,2), C#1 (1,5), C#2 (1,5).
     assert list(k["account"]) == [1, 5, 2]
@@ -157,8 +166,13 @@ def write_run(directory: Path, rows: list[tuple], accounts: int, users: int, com
     directory.mkdir(parents=True)
     df = attempts_frame(rows)
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), directory / "attempts.parquet")
-    doc = {"run_id": directory.name, "completed": completed, "invariants_hold": True,
-           "scenario": {"accounts": accounts, "users": users, "distribution": "uniform", "seed": 1}, **meta}
+    doc = {
+        "run_id": directory.name,
+        "completed": completed,
+        "invariants_hold": True,
+        "scenario": {"accounts": accounts, "users": users, "distribution": "uniform", "seed": 1},
+        **meta,
+    }
     (directory / "run.json").write_text(json.dumps(doc))
     return directory
 
@@ -208,8 +222,7 @@ def test_model_prefers_recorded_collision_probability(tmp_path: Path) -> None:
 
 
 def test_warnings(tmp_path: Path) -> None:
-    write_run(tmp_path / "s" / "a", _rows(50, 5), 10, 10, completed=False,
-              client={"cpu_utilization": 0.97})
+    write_run(tmp_path / "s" / "a", _rows(50, 5), 10, 10, completed=False, client={"cpu_utilization": 0.97})
     write_run(tmp_path / "s" / "b", [(f"t{i}", 1, i * 10, 1.0, "committed", 1, 2) for i in range(50)], 100, 10)
     w = " ".join(warnings_for(analyse_runs(load_study(tmp_path / "s").runs)))
     assert "interrupted" in w
@@ -226,8 +239,7 @@ def test_bad_paths_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_redact_hides_passwords() -> None:
-    doc = {"url": "postgresql://admin:s3cret@host/db", "dsn": "host=x password=hunter2", "password": "p",
-           "token": None}
+    doc = {"url": "postgresql://admin:s3cret@host/db", "dsn": "host=x password=hunter2", "password": "p", "token": None}
     out = json.dumps(redact(doc))
     assert "s3cret" not in out and "hunter2" not in out and '"p"' not in out
     assert "host=x" in out

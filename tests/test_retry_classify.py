@@ -8,9 +8,9 @@ import psycopg
 import psycopg.errors as e
 import pytest
 
-from loadgen.classify import InsufficientFunds, NoSuchAccount, classify
+from loadgen.db.classify import InsufficientFunds, NoSuchAccount, classify
 from loadgen.errors import ConfigError
-from loadgen.retry import RETRYABLE, RetryPolicy
+from loadgen.model.retry import RETRYABLE, RetryPolicy
 
 
 @pytest.mark.parametrize(

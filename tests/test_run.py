@@ -13,13 +13,14 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen import cli, runner
-from loadgen.embedded import EmbeddedPostgres
-from loadgen.recorder import ATTEMPT_SCHEMA
-from loadgen.scenario import Scenario
-from loadgen.target import EmbeddedTarget
-from loadgen.transfer import CREDIT, transfer_once
-from loadgen.users import Bench
+import loadgen.cli.main as cli
+from loadgen.db.transfer import CREDIT, transfer_once
+from loadgen.engine import runner
+from loadgen.engine.users import Bench
+from loadgen.model.scenario import Scenario
+from loadgen.results.recorder import ATTEMPT_SCHEMA
+from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _attempts(result: runner.RunResult) -> pd.DataFrame:
@@ -85,7 +86,9 @@ def _rigged_transfer(conn: psycopg.Connection[Any], req: Any, phase: Any) -> Non
     transfer_once(conn, req, phase)
 
 
-def test_broken_invariant_exits_1(embedded: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_invariant_exits_1(
+    embedded: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(Bench, "transaction", staticmethod(_rigged_transfer))
     code = cli.main(["run", "--accounts", "100", "--users", "4", "--duration", "1.5", "--out", str(tmp_path), "-q"])
     out = capsys.readouterr().out

@@ -14,16 +14,35 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loadgen.errors import ConfigError
-from loadgen.scenario import Scenario
-from loadgen.scenariofile import KNOBS, load_text
+from loadgen.model.scenario import Scenario
+from loadgen.model.scenariofile import KNOBS, load_text
 
 scalars = st.one_of(
     st.integers(min_value=-(10**12), max_value=10**12),
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.text(max_size=12),
-    st.sampled_from(["uniform", "zipf", "hotspot", "hotset", "exponential", "full-jitter", "none", "30s", "2m",
-                     "closed", "batches", "open", "update-returning", "multi-leg", "-1s", "0", "1e309"]),
+    st.sampled_from(
+        [
+            "uniform",
+            "zipf",
+            "hotspot",
+            "hotset",
+            "exponential",
+            "full-jitter",
+            "none",
+            "30s",
+            "2m",
+            "closed",
+            "batches",
+            "open",
+            "update-returning",
+            "multi-leg",
+            "-1s",
+            "0",
+            "1e309",
+        ]
+    ),
 )
 values = st.one_of(scalars, st.lists(scalars, min_size=0, max_size=3), st.dictionaries(st.text(max_size=5), scalars, max_size=2))
 known = st.sampled_from([k.path for k in KNOBS])

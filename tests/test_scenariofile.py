@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+
 from loadgen.errors import ConfigError
-from loadgen.scenariofile import builtin_names, load, load_text
+from loadgen.model.scenariofile import builtin_names, load, load_text
 
 GOOD = """
 name = "demo"
@@ -48,12 +48,12 @@ def test_a_good_file_becomes_the_cartesian_product_of_its_lists() -> None:
 
 
 def test_a_file_without_lists_is_one_cell() -> None:
-    sf = load_text('accounts = 50\nusers = 3\n', "one.toml")
+    sf = load_text("accounts = 50\nusers = 3\n", "one.toml")
     assert not sf.is_sweep and len(sf.cells) == 1 and sf.cells[0].scenario.accounts == 50
 
 
 def test_cells_groups_add_cells_beside_the_product() -> None:
-    text = 'users = 10\n[[cells]]\naccounts = [10, 100]\n[[cells]]\naccounts = 1000\nusers = 1000\n'
+    text = "users = 10\n[[cells]]\naccounts = [10, 100]\n[[cells]]\naccounts = 1000\nusers = 1000\n"
     sf = load_text(text, "g.toml")
     assert [(c.scenario.accounts, c.scenario.users) for c in sf.cells] == [(10, 10), (100, 10), (1000, 1000)]
     assert sf.cells[2].label == "accounts=1000 users=1000"
@@ -89,7 +89,7 @@ def test_command_line_overrides_win_and_end_a_sweep() -> None:
         ("keys = 3", "bad.toml: keys: must be a table"),
         ("accounts = ", "bad.toml: not valid TOML"),
         ('accounts = 10\n[keys]\ndistribution = "hotset"\nhotset_k = 20', "bad.toml: hot set size must be from 2 to accounts - 1"),
-        ("accounts = [5, 50]\n[keys]\ndistribution = \"hotset\"\nhotset_k = 8", "bad.toml: accounts=5: hot set size"),
+        ('accounts = [5, 50]\n[keys]\ndistribution = "hotset"\nhotset_k = 8', "bad.toml: accounts=5: hot set size"),
         ("amount = 5\namount_max = 2", "bad.toml: amount max (2) is below amount (5)"),
         ("[retry]\nbase_ms = 50\ncap_ms = 10", "bad.toml: retry backoff cap"),
     ],
@@ -119,8 +119,15 @@ def test_every_builtin_scenario_loads_and_validates(name: str) -> None:
 
 
 def test_the_builtins_are_there() -> None:
-    expected = {"quickstart", "baseline-1000x1000", "baseline-batches", "hotspot-sweep", "zipf-sweep",
-                "backoff-compare", "lock-mode-compare"}
+    expected = {
+        "quickstart",
+        "baseline-1000x1000",
+        "baseline-batches",
+        "hotspot-sweep",
+        "zipf-sweep",
+        "backoff-compare",
+        "lock-mode-compare",
+    }
     assert expected <= set(builtin_names())
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import run_cli
-from loadgen.embedded import EmbeddedPostgres
+
+from loadgen.targets.embedded import EmbeddedPostgres
 
 SENTINEL = "Sentinel-pw-7f3a9c"
 
@@ -15,8 +16,7 @@ def test_password_never_reaches_outputs(embedded: EmbeddedPostgres, tmp_path: Pa
     # what matters here is where loadgen itself might copy it.
     dsn = f"postgresql://postgres:{SENTINEL}@/postgres?host={embedded.socket_dir}&port=5432"
     out = tmp_path / "out"
-    proc = run_cli("run", "--target", "postgres", "--dsn", dsn, "--accounts", "10", "--users", "5",
-                   "--duration", "2", "--out", str(out))
+    proc = run_cli("run", "--target", "postgres", "--dsn", dsn, "--accounts", "10", "--users", "5", "--duration", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert SENTINEL not in proc.stdout + proc.stderr
     files = [p for p in out.rglob("*") if p.is_file()]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.embedded import EmbeddedPostgres
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _env() -> dict[str, str]:
@@ -27,7 +27,7 @@ def test_small_sweep_hotter_bank_conflicts_more(embedded: EmbeddedPostgres, tmp_
     scenario = tmp_path / "small.toml"
     scenario.write_text(
         'name = "small"\nusers = [20]\nduration = "3s"\nseed = 5\n[postgres]\nlock_timeout_ms = 1\n'
-        '[[cells]]\naccounts = [10, 1000]\n'
+        "[[cells]]\naccounts = [10, 1000]\n"
         '[[cells]]\naccounts = 1000\nkeys.distribution = "zipf"\nkeys.zipf_s = 1.2\n'
     )
     out = tmp_path / "out"
@@ -66,13 +66,15 @@ def test_small_sweep_hotter_bank_conflicts_more(embedded: EmbeddedPostgres, tmp_
 def test_interrupted_sweep_keeps_finished_cells(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     scenario = tmp_path / "long.toml"
     scenario.write_text(
-        'name = "long"\nusers = 5\n[[cells]]\naccounts = 10\nduration = "2s"\n'
-        '[[cells]]\naccounts = [20, 30]\nduration = "30s"\n'
+        'name = "long"\nusers = 5\n[[cells]]\naccounts = 10\nduration = "2s"\n[[cells]]\naccounts = [20, 30]\nduration = "30s"\n'
     )
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
     )
     try:
         deadline = time.monotonic() + 60

@@ -25,7 +25,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.embedded import EmbeddedPostgres
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _free_port() -> int:
@@ -143,20 +143,18 @@ def test_listens_on_loopback_by_default(ui: UI) -> None:
 
 
 def test_locust_options_default_to_loopback() -> None:
-    # Plain `locust -f loadgen/locustfile.py` gets the same safe default.
+    # Plain `locust -f loadgen/ui/locustfile.py` gets the same safe default.
     import locust.argument_parser as ap
     from locust import events
 
-    from loadgen.webui import DEFAULT_WEB_HOST, install
+    from loadgen.ui.webui import DEFAULT_WEB_HOST, install
 
     install(events)
     parser = ap.get_parser()
-    opts = parser.parse_args(["-f", "loadgen/locustfile.py"])
+    opts = parser.parse_args(["-f", "loadgen/ui/locustfile.py"])
     assert opts.web_host == DEFAULT_WEB_HOST == "127.0.0.1"
     assert parser.secret_args_included_in_web_ui.keys() == {"dsn"}
-    assert {"accounts", "distribution", "max_attempts", "backoff", "lock_timeout_ms", "target"} <= set(
-        parser.args_included_in_web_ui
-    )
+    assert {"accounts", "distribution", "max_attempts", "backoff", "lock_timeout_ms", "target"} <= set(parser.args_included_in_web_ui)
 
 
 def test_bad_form_values_are_refused_in_one_line(ui: UI) -> None:
@@ -240,10 +238,19 @@ def _chromium() -> str:
 def _chromium_run(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
     cmd = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        "--disable-breakpad", "--disable-crash-reporter",
-        f"--user-data-dir={profile}", *args,
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--disable-breakpad",
+        "--disable-crash-reporter",
+        f"--user-data-dir={profile}",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
@@ -262,7 +269,7 @@ def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
     assert rate is not None, dom[:3000]
     assert 0.0 < float(rate.group(1)) < 100.0
     assert re.search(r'id="retries-per-commit">[0-9]+\.[0-9]{4}<', dom)
-    assert "<path d=\"M" in dom  # the timeline was drawn
+    assert '<path d="M' in dom  # the timeline was drawn
     assert re.search(r"<td>40001</td><td class=\"n\">[1-9][0-9]*</td>", dom)
 
     # Locust's own UI, opened on its Contention tab.
@@ -274,7 +281,9 @@ def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
     _chromium_run(tmp_path, "--virtual-time-budget=5000", "--window-size=1400,1100", f"--screenshot={shot}", ui.base + "/contention")
     assert shot.exists() and shot.stat().st_size > 10_000
     tab_shot = tmp_path / "locust-contention-tab.png"
-    _chromium_run(tmp_path, "--virtual-time-budget=8000", "--window-size=1400,1000", f"--screenshot={tab_shot}", ui.base + "/?tab=contention")
+    _chromium_run(
+        tmp_path, "--virtual-time-budget=8000", "--window-size=1400,1000", f"--screenshot={tab_shot}", ui.base + "/?tab=contention"
+    )
     assert tab_shot.exists()
     keep = os.environ.get("LOADGEN_KEEP_SCREENSHOTS")
     if keep:
@@ -295,9 +304,21 @@ def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres,
             with (tmp_path / f"worker{i}.log").open("wb") as out:
                 workers.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "locust", "-f", str(locustfile), "--worker",
-                         "--master-host", "127.0.0.1", "--master-port", str(master_port)],
-                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        [
+                            sys.executable,
+                            "-m",
+                            "locust",
+                            "-f",
+                            str(locustfile),
+                            "--worker",
+                            "--master-host",
+                            "127.0.0.1",
+                            "--master-port",
+                            str(master_port),
+                        ],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
                     )
                 )
         ui.wait_for(lambda d: d["role"] == "master" and d["workers"] == 2)
@@ -358,7 +379,9 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
     with (tmp_path / "locust.log").open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(locustfile), "--web-port", str(port), "--target", "postgres", "--dsn", dsn],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     ui = UI(proc, port, tmp_path / "locust.log")
     try:
@@ -401,8 +424,7 @@ def test_scenario_sets_the_start_form_defaults(embedded: EmbeddedPostgres, tmp_p
         assert re.search(r'"accounts": \{[^}]*"default_value": 37', page), "accounts default not 37"
         assert re.search(r'"max_attempts": \{[^}]*"default_value": 7', page), "max attempts default not 7"
         assert "full-jitter" in page
-        started = ui.post("/swarm", {"user_count": 12, "spawn_rate": 12, "accounts": 37, "max_attempts": 7,
-                                     "backoff": "full-jitter"})
+        started = ui.post("/swarm", {"user_count": 12, "spawn_rate": 12, "accounts": 37, "max_attempts": 7, "backoff": "full-jitter"})
         assert started.get("success") is True, started
         data = ui.wait_for(lambda d: d.get("state") == "running" and len(d.get("timeline") or []) > 0)
         assert data["settings"]["accounts"] == 37 and data["settings"]["max_attempts"] == 7

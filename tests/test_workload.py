@@ -10,14 +10,14 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from loadgen.classify import InsufficientFunds
-from loadgen.embedded import EmbeddedPostgres
-from loadgen.retry import RetryPolicy
-from loadgen.scenario import Scenario
-from loadgen.scenariofile import Cell
-from loadgen.schema import reset
-from loadgen.shapes import SHAPE_FUNCTIONS, MultiLegRequest, audit, read_balance
-from loadgen.transfer import TransferRequest, run_transfer
+from loadgen.db.classify import InsufficientFunds
+from loadgen.db.schema import reset
+from loadgen.db.shapes import SHAPE_FUNCTIONS, MultiLegRequest, audit, read_balance, shape
+from loadgen.db.transfer import TransferRequest, run_transfer
+from loadgen.model.retry import RetryPolicy
+from loadgen.model.scenario import Scenario
+from loadgen.model.scenariofile import Cell
+from loadgen.targets.embedded import EmbeddedPostgres
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _balances(conn: psycopg.Connection[Any]) -> dict[int, int]:
 def test_each_shape_moves_money_once(bank: psycopg.Connection[Any], name: str) -> None:
     rows: list[tuple] = []
     req = TransferRequest.new(3, 7, 25)
-    result = run_transfer(req, lambda: bank, lambda c: None, RetryPolicy(), random.Random(0), rows.append, name)
+    result = run_transfer(req, lambda: bank, lambda c: None, RetryPolicy(), random.Random(0), rows.append, shape(name))
     assert result.outcome == "committed" and len(rows) == 1
     b = _balances(bank)
     assert (b[3], b[7], sum(b.values())) == (75, 125, 1000)
@@ -57,7 +57,7 @@ def test_each_shape_refuses_to_overdraw(bank: psycopg.Connection[Any], name: str
 
 def test_multi_leg_pays_every_payee(bank: psycopg.Connection[Any]) -> None:
     req = MultiLegRequest("00000000-0000-0000-0000-000000000002", 1, 2, 10, (2, 5, 9))
-    result = run_transfer(req, lambda: bank, lambda c: None, RetryPolicy(), random.Random(0), lambda r: None, "multi-leg")
+    result = run_transfer(req, lambda: bank, lambda c: None, RetryPolicy(), random.Random(0), lambda r: None, shape("multi-leg"))
     assert result.outcome == "committed"
     b = _balances(bank)
     assert (b[1], b[2], b[5], b[9], sum(b.values())) == (70, 110, 110, 110, 1000)
@@ -81,8 +81,8 @@ def test_reads(bank: psycopg.Connection[Any]) -> None:
 def _run(scenario: Scenario, embedded: EmbeddedPostgres, out: Path) -> tuple[dict[str, Any], Any]:
     import json
 
-    from loadgen.sweep import run_cell
-    from loadgen.target import EmbeddedTarget
+    from loadgen.engine.sweep import run_cell
+    from loadgen.targets.base import EmbeddedTarget
 
     result = run_cell(Cell(0, {}, scenario), EmbeddedTarget(embedded), out)
     assert result.invariants_hold, result.invariants
@@ -137,8 +137,8 @@ def test_shape_and_skewed_keys_in_a_real_run(embedded: EmbeddedPostgres, tmp_pat
 
 @pytest.mark.parametrize(("isolation", "conserved"), [("read-committed", False), ("repeatable-read", True)])
 def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres, tmp_path: Path, isolation: str, conserved: bool) -> None:
-    from loadgen.sweep import run_cell
-    from loadgen.target import EmbeddedTarget
+    from loadgen.engine.sweep import run_cell
+    from loadgen.targets.base import EmbeddedTarget
 
     s = Scenario(accounts=5, users=10, duration_s=2.5, initial_balance=1000, transaction="read-modify-write", isolation=isolation, seed=2)
     result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)
@@ -152,8 +152,8 @@ def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres,
 def test_write_skew_under_snapshot_isolation_and_not_with_for_update(
     embedded: EmbeddedPostgres, tmp_path: Path, shape: str, skew: bool
 ) -> None:
-    from loadgen.sweep import run_cell
-    from loadgen.target import EmbeddedTarget
+    from loadgen.engine.sweep import run_cell
+    from loadgen.targets.base import EmbeddedTarget
 
     s = Scenario(accounts=40, users=20, duration_s=3, initial_balance=1000, amount=10, transaction=shape, seed=1)
     result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)

@@ -1,6 +1,6 @@
 """Pure contention metrics over the compact attempts frame (see ``data.compact``).
 
-The definitions are those of ``loadgen.metrics`` (conflict rate = attempts ending in
+The definitions are those of ``loadgen.results.metrics`` (conflict rate = attempts ending in
 40001 / all attempts; retries = attempts numbered 2 and up; transaction latency =
 first start to last end), computed with integer group keys and numpy so that ten
 million attempts take seconds, not minutes. Nothing here draws or formats.
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadgen.retry import COMMITTED_OUTCOMES
+from loadgen.model.retry import COMMITTED_OUTCOMES
 
 __all__ = [
     "COMMITTED",
@@ -42,14 +42,23 @@ def transactions(c: pd.DataFrame) -> pd.DataFrame:
     """One row per logical transfer: ``attempts``, ``start_ms``, ``end_ms``, ``latency_ms``, ``committed``."""
     if c.empty:
         return pd.DataFrame(
-            {"attempts": pd.Series(dtype="int64"), "start_ms": pd.Series(dtype="float64"),
-             "end_ms": pd.Series(dtype="float64"), "latency_ms": pd.Series(dtype="float64"),
-             "committed": pd.Series(dtype="bool")}
+            {
+                "attempts": pd.Series(dtype="int64"),
+                "start_ms": pd.Series(dtype="float64"),
+                "end_ms": pd.Series(dtype="float64"),
+                "latency_ms": pd.Series(dtype="float64"),
+                "committed": pd.Series(dtype="bool"),
+            }
         )
     committed = c["outcome"].isin(COMMITTED).to_numpy()
     frame = pd.DataFrame(
-        {"txn": c["txn"].to_numpy(), "attempt": c["attempt"].to_numpy(), "start_ms": c["start_ms"].to_numpy(),
-         "end_ms": c["end_ms"].to_numpy(), "committed": committed}
+        {
+            "txn": c["txn"].to_numpy(),
+            "attempt": c["attempt"].to_numpy(),
+            "start_ms": c["start_ms"].to_numpy(),
+            "end_ms": c["end_ms"].to_numpy(),
+            "committed": committed,
+        }
     )
     g = frame.groupby("txn", sort=False)
     out = pd.DataFrame(
@@ -65,7 +74,7 @@ def transactions(c: pd.DataFrame) -> pd.DataFrame:
 
 
 def percentiles(values: Any) -> dict[str, float | None]:
-    """p50, p95, p99, p99.9 (linear interpolation, as numpy and loadgen.metrics do)."""
+    """p50, p95, p99, p99.9 (linear interpolation, as numpy and loadgen.results.metrics do)."""
     arr = np.asarray(values, dtype="float64")
     if arr.size == 0:
         return {f"p{p:g}": None for p in PERCENTILES}
@@ -110,9 +119,7 @@ def headline(c: pd.DataFrame, txns: pd.DataFrame) -> dict[str, Any]:
         "wasted_share": wasted_ms / total_ms if total_ms > 0 else None,
         "attempt_latency_ms": percentiles(latency),
         "transaction_latency_ms": percentiles(txns["latency_ms"].to_numpy() if t else []),
-        "committed_transaction_latency_ms": percentiles(
-            txns.loc[txns["committed"], "latency_ms"].to_numpy() if t else []
-        ),
+        "committed_transaction_latency_ms": percentiles(txns.loc[txns["committed"], "latency_ms"].to_numpy() if t else []),
     }
 
 
@@ -167,9 +174,7 @@ def attempts_distribution(txns: pd.DataFrame) -> pd.DataFrame:
     counts = np.bincount(a)
     ok = np.bincount(a[txns["committed"].to_numpy()], minlength=len(counts))
     ks = np.nonzero(counts)[0]
-    return pd.DataFrame(
-        {"attempts": ks, "transactions": counts[ks], "share": counts[ks] / len(a), "committed": ok[ks]}
-    )
+    return pd.DataFrame({"attempts": ks, "transactions": counts[ks], "share": counts[ks] / len(a), "committed": ok[ks]})
 
 
 def hot_keys(c: pd.DataFrame, top: int = 10) -> pd.DataFrame:
@@ -213,8 +218,14 @@ def latency_by_attempt(c: pd.DataFrame, max_attempt: int = 5) -> pd.DataFrame:
         if not mask.any():
             continue
         p = percentiles(lat[mask])
-        rows.append({"attempt": f"{k}+" if k == max_attempt else str(k), "attempts": int(mask.sum()),
-                     "conflict_rate": float(conflict[mask].mean()), **p})
+        rows.append(
+            {
+                "attempt": f"{k}+" if k == max_attempt else str(k),
+                "attempts": int(mask.sum()),
+                "conflict_rate": float(conflict[mask].mean()),
+                **p,
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -28,8 +28,8 @@ def build_report(paths: list[Path | str], compare: bool = False) -> str:
             raise ReportInputError(f"--compare takes exactly two runs or sweeps, got {len(studies)}")
         ca, cb = analyse_runs(studies[0].runs), analyse_runs(studies[1].runs)
         body = compare_sections((studies[0], ca), (studies[1], cb))
-        body += f"<h2 style=\"margin-top:48px\">A: {esc(studies[0].label)}</h2>" + study_sections(ca, "a-")
-        body += f"<h2 style=\"margin-top:48px\">B: {esc(studies[1].label)}</h2>" + study_sections(cb, "b-")
+        body += f'<h2 style="margin-top:48px">A: {esc(studies[0].label)}</h2>' + study_sections(ca, "a-")
+        body += f'<h2 style="margin-top:48px">B: {esc(studies[1].label)}</h2>' + study_sections(cb, "b-")
         title = f"loadgen comparison: {studies[0].label} vs {studies[1].label}"
         sub = f"A = {esc(studies[0].path)}; B = {esc(studies[1].path)}"
         links = '<nav><a href="#compare">Comparison</a><a href="#a-headline">A</a><a href="#b-headline">B</a></nav>'

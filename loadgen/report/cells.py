@@ -147,10 +147,7 @@ def varying_settings(runs: list[Run]) -> list[str]:
     keys: list[str] = []
     for f in flats:
         keys += [k for k in f if k not in keys]
-    varying = [
-        k for k in keys
-        if k not in _IGNORED_SETTINGS and len({repr(f.get(k)) for f in flats}) > 1
-    ]
+    varying = [k for k in keys if k not in _IGNORED_SETTINGS and len({repr(f.get(k)) for f in flats}) > 1]
     head = [k for k in ("accounts", "users") if k in varying]
     return head + [k for k in varying if k not in head]
 

@@ -42,7 +42,7 @@ def to_svg(fig: Figure) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
 
 
@@ -68,11 +68,28 @@ def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, 
         base = g[g["baseline"]]
         if len(base):
             for ax, col in ((ax1, "conflict_rate"), (ax2, "attempts_per_commit")):
-                ax.scatter(base["accounts"], base[col], s=220, marker="*", color="gold", edgecolor="black", zorder=5,
-                           label="1000 x 1000 baseline" if ax is ax1 else None)
+                ax.scatter(
+                    base["accounts"],
+                    base[col],
+                    s=220,
+                    marker="*",
+                    color="gold",
+                    edgecolor="black",
+                    zorder=5,
+                    label="1000 x 1000 baseline" if ax is ax1 else None,
+                )
     if show_reference:
-        ax1.scatter([TALK_NO_RETRY.accounts], [TALK_NO_RETRY.conflict_rate], s=90, marker="D", facecolor="none",
-                    edgecolor="crimson", linewidth=1.5, zorder=6, label="DSQL talk, 1000 x 1000 (6.56%)")
+        ax1.scatter(
+            [TALK_NO_RETRY.accounts],
+            [TALK_NO_RETRY.conflict_rate],
+            s=90,
+            marker="D",
+            facecolor="none",
+            edgecolor="crimson",
+            linewidth=1.5,
+            zorder=6,
+            label="DSQL talk, 1000 x 1000 (6.56%)",
+        )
     for ax in (ax1, ax2):
         if frame["accounts"].dropna().nunique() > 1 and (frame["accounts"].dropna() > 0).all():
             ax.set_xscale("log")
@@ -99,12 +116,13 @@ def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, 
 
 def heatmap(frame: pd.DataFrame) -> str:
     """Conflict rate over accounts x users (mean over cells that share both)."""
-    grid = frame.dropna(subset=["accounts", "users"]).pivot_table(
-        index="users", columns="accounts", values="conflict_rate", aggfunc="mean"
-    ).sort_index(ascending=False)
+    grid = (
+        frame.dropna(subset=["accounts", "users"])
+        .pivot_table(index="users", columns="accounts", values="conflict_rate", aggfunc="mean")
+        .sort_index(ascending=False)
+    )
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * grid.shape[1], 0.9 + 0.55 * grid.shape[0]))
-    im = ax.imshow(grid.to_numpy(dtype=float), cmap="OrRd", vmin=0, vmax=max(0.01, float(np.nanmax(grid.to_numpy()))),
-                   aspect="auto")
+    im = ax.imshow(grid.to_numpy(dtype=float), cmap="OrRd", vmin=0, vmax=max(0.01, float(np.nanmax(grid.to_numpy()))), aspect="auto")
     ax.set_xticks(range(grid.shape[1]), [f"{int(a):,}" for a in grid.columns])
     ax.set_yticks(range(grid.shape[0]), [f"{int(u):,}" for u in grid.index])
     ax.set_xlabel("accounts")
@@ -113,8 +131,7 @@ def heatmap(frame: pd.DataFrame) -> str:
     vmax = float(np.nanmax(grid.to_numpy()))
     for (i, j), v in np.ndenumerate(grid.to_numpy()):
         if not np.isnan(v):
-            ax.text(j, i, f"{v:.1%}", ha="center", va="center", fontsize=8,
-                    color="white" if v > 0.6 * vmax else "black")
+            ax.text(j, i, f"{v:.1%}", ha="center", va="center", fontsize=8, color="white" if v > 0.6 * vmax else "black")
     fig.colorbar(im, ax=ax, format=_PCT, label="conflict rate")
     fig.tight_layout()
     return to_svg(fig)
@@ -177,8 +194,7 @@ def cell_detail(
     t = timeline
     for i, f in enumerate(faults or []):
         for ax in (ax_t, ax_f):
-            ax.axvline(f["t_s"], color="0.45", linestyle=":", linewidth=1,
-                       label="fault injected" if i == 0 and ax is ax_t else None)
+            ax.axvline(f["t_s"], color="0.45", linestyle=":", linewidth=1, label="fault injected" if i == 0 and ax is ax_t else None)
     ax_t.plot(t["t_s"], t["commits_per_s"], color="C2", label="commits/s", drawstyle="steps-post")
     ax_t.plot(t["t_s"], t["conflicts_per_s"], color="C3", label="conflicts/s", drawstyle="steps-post")
     if len(t) and t["errors_per_s"].max() > 0:

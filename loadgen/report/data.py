@@ -189,9 +189,7 @@ def compact_from_arrow(table: pa.Table) -> pd.DataFrame:
         "start_ms": start_ms,
         "end_ms": start_ms + latency,
         "latency_ms": latency,
-        "outcome": pd.Categorical.from_codes(
-            outcome.indices.to_numpy(zero_copy_only=False), categories=outcome.dictionary.to_pylist()
-        ),
+        "outcome": pd.Categorical.from_codes(outcome.indices.to_numpy(zero_copy_only=False), categories=outcome.dictionary.to_pylist()),
     }
     for key in ("payer", "payee"):
         if key in table.column_names:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
 from loadgen import __version__
+from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
 from loadgen.report.data import Study, redact
 from loadgen.report.reference import HOT_KEY_SOURCE, SOURCE, TALK_LARGE, TALK_NO_RETRY, TALK_RETRY, Reference
-from loadgen.report import analysis as A
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
 
@@ -106,24 +107,32 @@ def headline_section(cells: list[Cell], p: str) -> str:
     if len(cells) == 1:
         h = cells[0].headline
         rpc = "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}"
-        body = '<div class="cards">' + "".join(
-            [
-                card("attempts", num(h["attempts"])),
-                card("commits", num(h["commits"])),
-                card("conflict rate (conflicts / attempts)", pct(h["conflict_rate"]),
-                     f"{h['conflicts']:,} attempts ended in 40001"),
-                card("transactions retried", pct(h["retried_share"])),
-                card("retries per commit", rpc),
-                card("goodput (commits/s)", num(h["goodput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
-                card("wasted work (failed attempts' time)", f"{h['wasted_ms'] / 1000:,.1f} s",
-                     f"{pct(h['wasted_share'])} of all attempt time"),
-                card("invariants", _invariants_html(cells[0])),
-            ]
-        ) + "</div>"
+        body = (
+            '<div class="cards">'
+            + "".join(
+                [
+                    card("attempts", num(h["attempts"])),
+                    card("commits", num(h["commits"])),
+                    card("conflict rate (conflicts / attempts)", pct(h["conflict_rate"]), f"{h['conflicts']:,} attempts ended in 40001"),
+                    card("transactions retried", pct(h["retried_share"])),
+                    card("retries per commit", rpc),
+                    card("goodput (commits/s)", num(h["goodput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
+                    card(
+                        "wasted work (failed attempts' time)",
+                        f"{h['wasted_ms'] / 1000:,.1f} s",
+                        f"{pct(h['wasted_share'])} of all attempt time",
+                    ),
+                    card("invariants", _invariants_html(cells[0])),
+                ]
+            )
+            + "</div>"
+        )
         other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED and k != A.CONFLICT}
-        extra = [f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
-                 f"{h['failed_transactions']:,} transactions gave up",
-                 f"wasted work {pct(h['wasted_share'])} of all attempt time"]
+        extra = [
+            f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
+            f"{h['failed_transactions']:,} transactions gave up",
+            f"wasted work {pct(h['wasted_share'])} of all attempt time",
+        ]
         if other:
             extra.append("other outcomes: " + ", ".join(f"{k} {v:,}" for k, v in other.items()))
         body += f'<p class="muted">{esc("; ".join(extra))}.</p>'
@@ -133,16 +142,23 @@ def headline_section(cells: list[Cell], p: str) -> str:
         h = c.headline
         rows.append(
             [
-                esc(c.label), num(h["attempts"]), num(h["commits"]), pct(h["conflict_rate"]), pct(h["retried_share"]),
+                esc(c.label),
+                num(h["attempts"]),
+                num(h["commits"]),
+                pct(h["conflict_rate"]),
+                pct(h["retried_share"]),
                 "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}",
-                num(h["goodput_commits_per_s"], 1), f"{h['wasted_ms'] / 1000:,.1f} s ({pct(h['wasted_share'], 1)})",
+                num(h["goodput_commits_per_s"], 1),
+                f"{h['wasted_ms'] / 1000:,.1f} s ({pct(h['wasted_share'], 1)})",
                 _invariants_html(c),
             ]
         )
         classes.append("baseline" if c.is_baseline else "")
     body = table(
-        ["cell", "attempts", "commits", "conflict rate", "retried", "retries/commit", "goodput/s", "wasted work",
-         "invariants"], rows, classes)
+        ["cell", "attempts", "commits", "conflict rate", "retried", "retries/commit", "goodput/s", "wasted work", "invariants"],
+        rows,
+        classes,
+    )
     return section(f"{p}headline", "Headline", body)
 
 
@@ -150,53 +166,73 @@ def hotspot_section(cells: list[Cell], p: str) -> str:
     base = find_baseline(cells)
     frame = cells_frame(cells, base)
     if base is not None:
-        note = (f"<p>The 1,000 accounts x 1,000 users baseline cell is marked with a star; every cell is shown as a "
-                f"ratio to it (conflict rate {pct(base.headline['conflict_rate'])}).</p>")
+        note = (
+            f"<p>The 1,000 accounts x 1,000 users baseline cell is marked with a star; every cell is shown as a "
+            f"ratio to it (conflict rate {pct(base.headline['conflict_rate'])}).</p>"
+        )
         ref = "baseline"
     else:
-        note = (f'<p class="note">These runs hold no 1,000 accounts x 1,000 users baseline cell, so ratios are to the '
-                f"<b>published</b> DSQL baseline: conflict rate {pct(TALK_NO_RETRY.conflict_rate)} "
-                f"({esc(SOURCE)}), drawn as a red diamond. Run the baseline cell on your target to compare like with like.</p>")
+        note = (
+            f'<p class="note">These runs hold no 1,000 accounts x 1,000 users baseline cell, so ratios are to the '
+            f"<b>published</b> DSQL baseline: conflict rate {pct(TALK_NO_RETRY.conflict_rate)} "
+            f"({esc(SOURCE)}), drawn as a red diamond. Run the baseline cell on your target to compare like with like.</p>"
+        )
         ref = "published baseline"
     rows = [
-        [esc(r.cell), num(r.attempts), pct(r.conflict_rate), ratio(r.conflict_ratio), num(r.attempts_per_commit, 4),
-         ratio(r.apc_ratio), num(r.goodput, 1), ratio(r.goodput_ratio)]
+        [
+            esc(r.cell),
+            num(r.attempts),
+            pct(r.conflict_rate),
+            ratio(r.conflict_ratio),
+            num(r.attempts_per_commit, 4),
+            ratio(r.apc_ratio),
+            num(r.goodput, 1),
+            ratio(r.goodput_ratio),
+        ]
         for r in frame.itertuples()
     ]
-    t = table(["cell", "attempts", "conflict rate", f"vs {ref}", "attempts/commit", f"vs {ref}", "goodput/s",
-               f"vs {ref}"], rows, ["baseline" if b else "" for b in frame["baseline"]])
-    return section(f"{p}hotspot", "Hot spots: conflict rate against the number of accounts",
-                   note + chart(charts.hotspot(frame)) + t)
+    t = table(
+        ["cell", "attempts", "conflict rate", f"vs {ref}", "attempts/commit", f"vs {ref}", "goodput/s", f"vs {ref}"],
+        rows,
+        ["baseline" if b else "" for b in frame["baseline"]],
+    )
+    return section(f"{p}hotspot", "Hot spots: conflict rate against the number of accounts", note + chart(charts.hotspot(frame)) + t)
 
 
 def heatmap_section(cells: list[Cell], p: str) -> str:
     frame = cells_frame(cells)
     if frame["accounts"].nunique() < 2 and frame["users"].nunique() < 2:
         return ""
-    return section(f"{p}heatmap", "Heatmap: conflict rate over accounts x users",
-                   chart(charts.heatmap(frame)))
+    return section(f"{p}heatmap", "Heatmap: conflict rate over accounts x users", chart(charts.heatmap(frame)))
 
 
 def model_sentence(cells: list[Cell]) -> str:
-    ratios = [c.headline["conflict_rate"] / c.model_rate for c in cells
-              if c.model_rate and c.headline["conflict_rate"] is not None]
+    ratios = [c.headline["conflict_rate"] / c.model_rate for c in cells if c.model_rate and c.headline["conflict_rate"] is not None]
     if not ratios:
         return "The model needs the number of accounts and at least one commit; it could not be computed here."
     med = float(pd.Series(ratios).median())
     if 0.75 <= med <= 1.33:
-        verdict = (f"Measured rates are close to the model (median measured/model {med:.2f}): contention here is "
-                   "explained by commit rate x attempt duration x key overlap alone, so a faster database (smaller D) "
-                   "or more accounts (smaller c) lowers it in proportion.")
+        verdict = (
+            f"Measured rates are close to the model (median measured/model {med:.2f}): contention here is "
+            "explained by commit rate x attempt duration x key overlap alone, so a faster database (smaller D) "
+            "or more accounts (smaller c) lowers it in proportion."
+        )
     elif med > 1.33:
-        verdict = (f"Measured rates are above the model (median measured/model {med:.2f}): conflicts cluster beyond "
-                   "random overlap, e.g. retries meeting the same hot keys again, or lock waits (PostgreSQL waits on "
-                   "row locks where DSQL does not) stretching attempts while others commit.")
+        verdict = (
+            f"Measured rates are above the model (median measured/model {med:.2f}): conflicts cluster beyond "
+            "random overlap, e.g. retries meeting the same hot keys again, or lock waits (PostgreSQL waits on "
+            "row locks where DSQL does not) stretching attempts while others commit."
+        )
     else:
-        verdict = (f"Measured rates are below the model (median measured/model {med:.2f}): fewer transactions overlap "
-                   "than the average suggests, e.g. part of each attempt's time is spent before its snapshot or in "
-                   "the client, or conflicts are resolved by waiting rather than aborting.")
-    return ("The model: an attempt of duration D sees about lambda x D other commits, each touching one of its two "
-            "accounts with probability c, so it conflicts with probability 1 - (1 - c)^(lambda D). " + verdict)
+        verdict = (
+            f"Measured rates are below the model (median measured/model {med:.2f}): fewer transactions overlap "
+            "than the average suggests, e.g. part of each attempt's time is spent before its snapshot or in "
+            "the client, or conflicts are resolved by waiting rather than aborting."
+        )
+    return (
+        "The model: an attempt of duration D sees about lambda x D other commits, each touching one of its two "
+        "accounts with probability c, so it conflicts with probability 1 - (1 - c)^(lambda D). " + verdict
+    )
 
 
 def model_section(cells: list[Cell], p: str) -> str:
@@ -206,31 +242,64 @@ def model_section(cells: list[Cell], p: str) -> str:
         lam = h["goodput_commits_per_s"]
         d = h["mean_attempt_ms"]
         rows.append(
-            [esc(c.label), num(lam, 1), ms(d), "-" if c.collision is None else f"{c.collision:.5f}",
-             "-" if lam is None or d is None else f"{lam * d / 1000:.2f}", pct(c.model_rate), pct(h["conflict_rate"]),
-             ratio(A.ratio_to_baseline(h["conflict_rate"], c.model_rate)), esc(c.collision_source)]
+            [
+                esc(c.label),
+                num(lam, 1),
+                ms(d),
+                "-" if c.collision is None else f"{c.collision:.5f}",
+                "-" if lam is None or d is None else f"{lam * d / 1000:.2f}",
+                pct(c.model_rate),
+                pct(h["conflict_rate"]),
+                ratio(A.ratio_to_baseline(h["conflict_rate"], c.model_rate)),
+                esc(c.collision_source),
+            ]
         )
     talk = A.model_conflict_rate(TALK_NO_RETRY.calls_per_s, TALK_NO_RETRY.mean_ms / 1000, A.pair_collision(1000))
     rows.append(
-        ["DSQL talk (published)", num(TALK_NO_RETRY.calls_per_s, 1), ms(TALK_NO_RETRY.mean_ms),
-         f"{A.pair_collision(1000):.5f}", f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.2f}", pct(talk),
-         pct(TALK_NO_RETRY.conflict_rate), ratio(TALK_NO_RETRY.conflict_rate / talk), "1,000 uniform accounts"]
+        [
+            "DSQL talk (published)",
+            num(TALK_NO_RETRY.calls_per_s, 1),
+            ms(TALK_NO_RETRY.mean_ms),
+            f"{A.pair_collision(1000):.5f}",
+            f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.2f}",
+            pct(talk),
+            pct(TALK_NO_RETRY.conflict_rate),
+            ratio(TALK_NO_RETRY.conflict_rate / talk),
+            "1,000 uniform accounts",
+        ]
     )
-    t = table(["cell", "lambda: commits/s", "D: mean attempt ms", "c", "lambda x D", "model", "measured",
-               "measured / model", "c from"], rows, ["" for _ in cells] + ["muted"])
-    return section(f"{p}model", "The first-order model beside the measurement",
-                   f"<p>{esc(model_sentence(cells))}</p>" + chart(charts.model(cells_frame(cells))) + t)
+    t = table(
+        ["cell", "lambda: commits/s", "D: mean attempt ms", "c", "lambda x D", "model", "measured", "measured / model", "c from"],
+        rows,
+        ["" for _ in cells] + ["muted"],
+    )
+    return section(
+        f"{p}model",
+        "The first-order model beside the measurement",
+        f"<p>{esc(model_sentence(cells))}</p>" + chart(charts.model(cells_frame(cells))) + t,
+    )
 
 
 def _ref_row(r: Reference) -> list[str]:
-    return [esc(r.label), num(r.accounts), num(r.concurrency), num(r.calls), pct(r.conflict_rate),
-            pct(r.retried_share), num(r.attempts_per_commit, 4) if r.attempts_per_commit else "-",
-            num(r.calls_per_s, 0), ms(r.mean_ms), esc(r.note)]
+    return [
+        esc(r.label),
+        num(r.accounts),
+        num(r.concurrency),
+        num(r.calls),
+        pct(r.conflict_rate),
+        pct(r.retried_share),
+        num(r.attempts_per_commit, 4) if r.attempts_per_commit else "-",
+        num(r.calls_per_s, 0),
+        ms(r.mean_ms),
+        esc(r.note),
+    ]
 
 
 def _differences(base: Cell | None) -> list[str]:
-    out = ["The talk ran 10 batches of 1,000 parallel AWS Lambda calls against a multi-AZ DSQL cluster; loadgen runs "
-           "closed-loop Locust users, each with one transaction in flight, from one machine."]
+    out = [
+        "The talk ran 10 batches of 1,000 parallel AWS Lambda calls against a multi-AZ DSQL cluster; loadgen runs "
+        "closed-loop Locust users, each with one transaction in flight, from one machine."
+    ]
     if base is None:
         return out + ["Your runs have no 1,000 x 1,000 cell, so the comparison below is only indirect (the model)."]
     meta = base.run.meta
@@ -238,20 +307,26 @@ def _differences(base: Cell | None) -> list[str]:
     server = str(meta.get("versions", {}).get("server", "")) if isinstance(meta.get("versions"), dict) else ""
     kind = target.get("kind", "unknown")
     if kind != "dsql":
-        out.append(f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}), not DSQL: "
-                   "PostgreSQL waits on row locks (and may deadlock) before it reports 40001, where DSQL never waits.")
+        out.append(
+            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}), not DSQL: "
+            "PostgreSQL waits on row locks (and may deadlock) before it reports 40001, where DSQL never waits."
+        )
     h = base.headline
     if h["mean_attempt_ms"]:
-        out.append(f"Your mean attempt takes {ms(h['mean_attempt_ms'])} ms against the talk's {TALK_NO_RETRY.mean_ms} ms, "
-                   f"at {num(h['goodput_commits_per_s'], 0)} commits/s against {TALK_NO_RETRY.calls_per_s:.0f}/s: "
-                   f"lambda x D = {h['goodput_commits_per_s'] * h['mean_attempt_ms'] / 1000:.1f} against "
-                   f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.1f}, which by the model moves the "
-                   "conflict rate in the same direction.")
+        out.append(
+            f"Your mean attempt takes {ms(h['mean_attempt_ms'])} ms against the talk's {TALK_NO_RETRY.mean_ms} ms, "
+            f"at {num(h['goodput_commits_per_s'], 0)} commits/s against {TALK_NO_RETRY.calls_per_s:.0f}/s: "
+            f"lambda x D = {h['goodput_commits_per_s'] * h['mean_attempt_ms'] / 1000:.1f} against "
+            f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.1f}, which by the model moves the "
+            "conflict rate in the same direction."
+        )
     scen = base.run.scenario
     retry = scen.get("retry") if isinstance(scen.get("retry"), dict) else {}
     if retry:
-        out.append(f"Retry policy: backoff {esc(retry.get('backoff', '?'))}, at most {esc(retry.get('max_attempts', '?'))} "
-                   "attempts; the talk retried immediately and without bound.")
+        out.append(
+            f"Retry policy: backoff {esc(retry.get('backoff', '?'))}, at most {esc(retry.get('max_attempts', '?'))} "
+            "attempts; the talk retried immediately and without bound."
+        )
     if scen.get("duration_s"):
         out.append(f"Your cell ran for {h['elapsed_s']:.0f} s; the talk's 10,000 calls took about 11 s.")
     return out
@@ -263,12 +338,25 @@ def reference_section(cells: list[Cell], p: str) -> str:
     classes = ["", "", ""]
     if base is not None:
         h = base.headline
-        rows.insert(0, ["your baseline cell", num(base.accounts), num(base.users), num(h["transactions"]),
-                        pct(h["conflict_rate"]), pct(h["retried_share"]), num(h["attempts_per_commit"], 4),
-                        num(h["goodput_commits_per_s"], 0), ms(h["mean_attempt_ms"]), "measured here"])
+        rows.insert(
+            0,
+            [
+                "your baseline cell",
+                num(base.accounts),
+                num(base.users),
+                num(h["transactions"]),
+                pct(h["conflict_rate"]),
+                pct(h["retried_share"]),
+                num(h["attempts_per_commit"], 4),
+                num(h["goodput_commits_per_s"], 0),
+                ms(h["mean_attempt_ms"]),
+                "measured here",
+            ],
+        )
         classes.insert(0, "baseline")
-    t = table(["", "accounts", "concurrency", "calls", "conflict rate", "retried", "attempts/commit", "calls/s",
-               "mean ms", "note"], rows, classes)
+    t = table(
+        ["", "accounts", "concurrency", "calls", "conflict rate", "retried", "attempts/commit", "calls/s", "mean ms", "note"], rows, classes
+    )
     diffs = "<ul>" + "".join(f"<li>{d}</li>" for d in _differences(base)) + "</ul>"
     src = f'<p class="muted">Source: {esc(SOURCE)}. Also: {esc(HOT_KEY_SOURCE)}.</p>'
     return section(f"{p}reference", "Published Aurora DSQL reference", t + src + "<h3>What differs</h3>" + diffs)
@@ -278,12 +366,20 @@ def latency_section(cells: list[Cell], p: str) -> str:
     rows = []
     for c in cells:
         a, t = c.headline["attempt_latency_ms"], c.headline["transaction_latency_ms"]
-        rows.append([esc(c.label), pct(c.headline["conflict_rate"])] + [ms(a[k]) for k in ("p50", "p95", "p99", "p99.9")]
-                    + [ms(t[k]) for k in ("p50", "p95", "p99", "p99.9")])
-    body = ('<p class="muted">Per attempt: one try, from BEGIN to COMMIT or error. Per transaction: from its first '
-            "attempt's start to its last attempt's end, retries and backoff included. Milliseconds.</p>")
-    body += table(["cell", "conflict rate", "attempt p50", "p95", "p99", "p99.9", "transaction p50", "p95", "p99",
-                   "p99.9"], rows, ["baseline" if c.is_baseline else "" for c in cells])
+        rows.append(
+            [esc(c.label), pct(c.headline["conflict_rate"])]
+            + [ms(a[k]) for k in ("p50", "p95", "p99", "p99.9")]
+            + [ms(t[k]) for k in ("p50", "p95", "p99", "p99.9")]
+        )
+    body = (
+        '<p class="muted">Per attempt: one try, from BEGIN to COMMIT or error. Per transaction: from its first '
+        "attempt's start to its last attempt's end, retries and backoff included. Milliseconds.</p>"
+    )
+    body += table(
+        ["cell", "conflict rate", "attempt p50", "p95", "p99", "p99.9", "transaction p50", "p95", "p99", "p99.9"],
+        rows,
+        ["baseline" if c.is_baseline else "" for c in cells],
+    )
     frame = cells_frame(cells)
     if frame["accounts"].nunique() > 1:
         body += chart(charts.latency(frame))
@@ -294,38 +390,68 @@ def detail_section(cells: list[Cell], p: str) -> str:
     parts = []
     for i, c in enumerate(cells):
         svg = charts.cell_detail(c.timeline, c.distribution, c.hot_keys, c.by_attempt, c.faults)
-        keys = table(["account", "conflicts", "attempts touching it", "their conflict rate", "share of conflicts"],
-                     [[f"#{int(r.account)}", num(r.conflicts), num(r.attempts), pct(r.conflict_rate), pct(r.share)]
-                      for r in c.hot_keys.itertuples()]) if len(c.hot_keys) else "<p>No conflicts.</p>"
-        dist = table(["attempts", "transactions", "share", "of them committed"],
-                     [[int(r.attempts), num(r.transactions), pct(r.share, 3), num(r.committed)]
-                      for r in c.distribution.itertuples()])
-        by_attempt = table(["attempt number", "attempts", "conflict rate", "p50 ms", "p95", "p99", "p99.9"],
-                           [[esc(r["attempt"]), num(r["attempts"]), pct(r["conflict_rate"]), ms(r["p50"]), ms(r["p95"]),
-                             ms(r["p99"]), ms(r["p99.9"])] for r in c.by_attempt.to_dict("records")])
+        keys = (
+            table(
+                ["account", "conflicts", "attempts touching it", "their conflict rate", "share of conflicts"],
+                [
+                    [f"#{int(r.account)}", num(r.conflicts), num(r.attempts), pct(r.conflict_rate), pct(r.share)]
+                    for r in c.hot_keys.itertuples()
+                ],
+            )
+            if len(c.hot_keys)
+            else "<p>No conflicts.</p>"
+        )
+        dist = table(
+            ["attempts", "transactions", "share", "of them committed"],
+            [[int(r.attempts), num(r.transactions), pct(r.share, 3), num(r.committed)] for r in c.distribution.itertuples()],
+        )
+        by_attempt = table(
+            ["attempt number", "attempts", "conflict rate", "p50 ms", "p95", "p99", "p99.9"],
+            [
+                [esc(r["attempt"]), num(r["attempts"]), pct(r["conflict_rate"]), ms(r["p50"]), ms(r["p95"]), ms(r["p99"]), ms(r["p99.9"])]
+                for r in c.by_attempt.to_dict("records")
+            ],
+        )
         faults = ""
         if c.faults:
             hit = c.headline.get("outcomes", {}).get("connection_error") if isinstance(c.headline.get("outcomes"), dict) else None
-            faults = ("<div><h3>Faults injected</h3>"
-                      + table(["at (s)", "fault", "detail"],
-                              [[num(f["t_s"], 1), esc(f.get("kind")),
-                                esc(", ".join(f"{k} {v}" for k, v in f.items() if k not in ("kind", "at", "at_s", "t_s")))]
-                               for f in c.faults])
-                      + (f"<p>{num(hit)} attempts ended in connection errors.</p>" if hit else "") + "</div>")
-        inner = (chart(svg) + '<div style="display:flex;gap:28px;flex-wrap:wrap">'
-                 f"<div><h3>Hot keys</h3>{keys}</div><div><h3>Attempts per transaction</h3>{dist}</div>"
-                 f"<div><h3>By attempt number</h3>{by_attempt}</div>{faults}</div>")
+            faults = (
+                "<div><h3>Faults injected</h3>"
+                + table(
+                    ["at (s)", "fault", "detail"],
+                    [
+                        [
+                            num(f["t_s"], 1),
+                            esc(f.get("kind")),
+                            esc(", ".join(f"{k} {v}" for k, v in f.items() if k not in ("kind", "at", "at_s", "t_s"))),
+                        ]
+                        for f in c.faults
+                    ],
+                )
+                + (f"<p>{num(hit)} attempts ended in connection errors.</p>" if hit else "")
+                + "</div>"
+            )
+        inner = (
+            chart(svg) + '<div style="display:flex;gap:28px;flex-wrap:wrap">'
+            f"<div><h3>Hot keys</h3>{keys}</div><div><h3>Attempts per transaction</h3>{dist}</div>"
+            f"<div><h3>By attempt number</h3>{by_attempt}</div>{faults}</div>"
+        )
         opened = " open" if len(cells) == 1 or c.is_baseline else ""
-        parts.append(f'<details id="{p}cell-{i}"{opened}><summary>{esc(c.label)} '
-                     f'<span class="muted">({esc(c.run.run_id)})</span></summary>{inner}</details>')
+        parts.append(
+            f'<details id="{p}cell-{i}"{opened}><summary>{esc(c.label)} '
+            f'<span class="muted">({esc(c.run.run_id)})</span></summary>{inner}</details>'
+        )
     return section(f"{p}detail", "Over time, attempts per transaction and hot keys", "".join(parts))
 
 
 def warnings_section(cells: list[Cell], p: str) -> str:
     w = warnings_for(cells)
     if not w:
-        return section(f"{p}warnings", "Warnings", '<p class="ok">None: enough attempts, complete runs, '
-                       "comparable durations, no sign of a saturated load generator.</p>")
+        return section(
+            f"{p}warnings",
+            "Warnings",
+            '<p class="ok">None: enough attempts, complete runs, comparable durations, no sign of a saturated load generator.</p>',
+        )
     items = "".join(f"<li>{esc(x)}</li>" for x in w)
     return section(f"{p}warnings", "Warnings", f'<div class="warnings"><ul>{items}</ul></div>')
 
@@ -349,17 +475,28 @@ def metadata_section(cells: list[Cell], p: str) -> str:
         if isinstance(m.get("client"), dict):
             rows.append(["load generator", esc(json.dumps(m["client"]))])
         inv = m.get("invariants") if isinstance(m.get("invariants"), list) else []
-        rows += [[esc(f"invariant: {i.get('name')}"),
-                  ('<span class="ok">ok</span> ' if i.get("ok") else '<span class="bad">VIOLATED</span> ')
-                  + esc(i.get("detail", ""))] for i in inv if isinstance(i, dict)]
+        rows += [
+            [
+                esc(f"invariant: {i.get('name')}"),
+                ('<span class="ok">ok</span> ' if i.get("ok") else '<span class="bad">VIOLATED</span> ') + esc(i.get("detail", "")),
+            ]
+            for i in inv
+            if isinstance(i, dict)
+        ]
         scen = f"<pre>{esc(json.dumps(redact(c.run.scenario), indent=2, default=str))}</pre>"
         parts.append(f"<details><summary>{esc(c.label)}</summary>{table(['', ''], rows)}<h3>Scenario</h3>{scen}</details>")
     return section(f"{p}metadata", "Metadata", "".join(parts))
 
 
 SECTIONS = [
-    ("headline", "Headline"), ("warnings", "Warnings"), ("hotspot", "Hot spots"), ("heatmap", "Heatmap"),
-    ("model", "Model"), ("reference", "DSQL reference"), ("latency", "Latency"), ("detail", "Over time & hot keys"),
+    ("headline", "Headline"),
+    ("warnings", "Warnings"),
+    ("hotspot", "Hot spots"),
+    ("heatmap", "Heatmap"),
+    ("model", "Model"),
+    ("reference", "DSQL reference"),
+    ("latency", "Latency"),
+    ("detail", "Over time & hot keys"),
     ("metadata", "Metadata"),
 ]
 
@@ -387,12 +524,12 @@ def nav(p: str = "", present: str = "") -> str:
 
 
 def render_page(title: str, subtitle: str, body: str, nav_html: str = "") -> str:
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><div class=\"muted\">{subtitle}</div>{nav_html}</header>"
+        f'<header><h1>{esc(title)}</h1><div class="muted">{subtitle}</div>{nav_html}</header>'
         f"<main>{body}</main>"
         f"<footer>Generated by loadgen {esc(__version__)} on {esc(now)}. Self-contained: every chart is inline SVG; "
         "the page loads nothing from anywhere.</footer></body></html>\n"
@@ -425,9 +562,16 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
         con = sum(c.headline["conflicts"] for c in cells)
         el = sum(c.headline["elapsed_s"] for c in cells)
         ret = sum(c.headline["retries"] for c in cells)
-        pooled.append({"attempts": att, "commits": com, "conflict_rate": con / att if att else None,
-                       "retries_per_commit": ret / com if com else None, "goodput": com / el if el else None,
-                       "cells": len(cells)})
+        pooled.append(
+            {
+                "attempts": att,
+                "commits": com,
+                "conflict_rate": con / att if att else None,
+                "retries_per_commit": ret / com if com else None,
+                "goodput": com / el if el else None,
+                "cells": len(cells),
+            }
+        )
     pa_, pb_ = pooled
     rows = [
         ["cells", num(pa_["cells"]), num(pb_["cells"])],
@@ -450,22 +594,40 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
     mrows = []
     for k in matched:
         ra, rb = ka[k], kb[k]
-        mrows.append([f"{num(k[0])} accounts x {num(k[1])} users", pct(ra.conflict_rate), pct(rb.conflict_rate),
-                      ratio(A.ratio_to_baseline(rb.conflict_rate, ra.conflict_rate)), num(ra.attempts_per_commit, 4),
-                      num(rb.attempts_per_commit, 4), num(ra.goodput, 1), num(rb.goodput, 1),
-                      ms(ra.txn_p99_ms), ms(rb.txn_p99_ms)])
-    matched_html = (table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "goodput A", "B",
-                           "txn p99 ms A", "B"], mrows)
-                    if mrows else "<p>No cell has the same accounts x users on both sides.</p>")
+        mrows.append(
+            [
+                f"{num(k[0])} accounts x {num(k[1])} users",
+                pct(ra.conflict_rate),
+                pct(rb.conflict_rate),
+                ratio(A.ratio_to_baseline(rb.conflict_rate, ra.conflict_rate)),
+                num(ra.attempts_per_commit, 4),
+                num(rb.attempts_per_commit, 4),
+                num(ra.goodput, 1),
+                num(rb.goodput, 1),
+                ms(ra.txn_p99_ms),
+                ms(rb.txn_p99_ms),
+            ]
+        )
+    matched_html = (
+        table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "goodput A", "B", "txn p99 ms A", "B"], mrows)
+        if mrows
+        else "<p>No cell has the same accounts x users on both sides.</p>"
+    )
     # Settings that differ.
     diffs = _settings_diff(sa, sb)
-    overlay = pd.concat([fa.assign(series="A: " + fa["series"]), fb.assign(series="B: " + fb["series"])],
-                        ignore_index=True)
+    overlay = pd.concat([fa.assign(series="A: " + fa["series"]), fb.assign(series="B: " + fb["series"])], ignore_index=True)
     styles = {s: ("-" if s.startswith("A: ") else "--") for s in overlay["series"]}
-    body = (head + "<h3>Differences</h3><ul>" + "".join(f"<li>{esc(s)}</li>" for s in sentences if s)
-            + "".join(f"<li>{d}</li>" for d in diffs) + "</ul>"
-            + "<h3>Hot spots, A solid and B dashed</h3>" + chart(charts.hotspot(overlay, styles=styles))
-            + "<h3>Matched cells</h3>" + matched_html)
+    body = (
+        head
+        + "<h3>Differences</h3><ul>"
+        + "".join(f"<li>{esc(s)}</li>" for s in sentences if s)
+        + "".join(f"<li>{d}</li>" for d in diffs)
+        + "</ul>"
+        + "<h3>Hot spots, A solid and B dashed</h3>"
+        + chart(charts.hotspot(overlay, styles=styles))
+        + "<h3>Matched cells</h3>"
+        + matched_html
+    )
     return section("compare", f"Comparison: A = {sa.label}, B = {sb.label}", body)
 
 
@@ -491,6 +653,7 @@ def _settings_diff(sa: Study, sb: Study) -> list[str]:
     if va != vb:
         out.append(f"server: A {esc(va or '-')}, B {esc(vb or '-')}")
     if not out:
-        out.append("No setting differs between A and B (other than accounts and users): differences are run-to-run noise "
-                   "or the environment.")
+        out.append(
+            "No setting differs between A and B (other than accounts and users): differences are run-to-run noise or the environment."
+        )
     return out

@@ -1,0 +1,7 @@
+"""``python -m loadgen.cli``: the same as the ``loadgen`` command."""
+
+import sys
+
+from loadgen.cli.main import main
+
+sys.exit(main())

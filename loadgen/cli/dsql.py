@@ -1,0 +1,174 @@
+"""The command line's DSQL parts: ``run`` options, ``loadgen dsql create|delete``, ``--ephemeral``.
+
+Kept apart from ``cli.py`` so the core CLI stays small; ``cli.py`` only calls in here.
+Nothing here imports psycopg at module level (Locust must patch first).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from loadgen.errors import ConfigError
+
+__all__ = [
+    "add_run_options",
+    "add_command",
+    "cmd_dsql",
+    "make_run_target",
+    "pace_spawn",
+    "run_ephemeral",
+    "report_dialect_check",
+]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def add_run_options(run: argparse.ArgumentParser) -> None:
+    g = run.add_argument_group("Aurora DSQL (--target dsql)")
+    g.add_argument("--endpoint", help="cluster endpoint ID.dsql.REGION.on.aws (or a cluster id with --region)")
+    g.add_argument("--region", help="AWS Region (default: from the endpoint)")
+    g.add_argument("--db-user", help="database role: admin (default) or a role mapped to IAM with AWS IAM GRANT")
+    g.add_argument("--profile", help="AWS profile for credentials (default: the usual boto3 chain)")
+    g.add_argument("--token-expiry", type=_int, help="IAM token lifetime in seconds (default 900)")
+    g.add_argument("--sslmode", help="require (default) or verify-full")
+    g.add_argument("--sslrootcert", help="CA bundle for verify-full (a file, or 'system'); implies verify-full")
+    g.add_argument("--connect-rate", type=_float, help="new connections per second (default 80; DSQL allows 100)")
+    g.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="create a cluster for this run and delete it afterwards, even on failure (needs --region or a default Region)",
+    )
+    run.add_argument(
+        "--dialect",
+        choices=["postgresql", "dsql"],
+        help="dsql: follow DSQL's rules on any target and check every statement sent (default: the target's own)",
+    )
+
+
+def add_command(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    d = sub.add_parser("dsql", help="create or delete an Aurora DSQL cluster")
+    actions = d.add_subparsers(dest="dsql_action", metavar="ACTION", parser_class=parser_class)
+    actions.required = True
+    c = actions.add_parser("create", help="create a cluster, wait until ACTIVE, print its endpoint")
+    c.add_argument("--region", help="AWS Region (default: your profile's)")
+    c.add_argument("--profile", help="AWS profile")
+    c.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a tag for the cluster (repeatable)")
+    c.add_argument("--no-deletion-protection", action="store_true", help="create it without deletion protection")
+    x = actions.add_parser("delete", help="turn deletion protection off and delete a cluster")
+    x.add_argument("cluster", metavar="ID", help="cluster identifier or endpoint")
+    x.add_argument("--region", help="AWS Region (default: from the endpoint, or your profile's)")
+    x.add_argument("--profile", help="AWS profile")
+
+
+def cmd_dsql(args: argparse.Namespace) -> int:
+    from loadgen.targets import dsql_cluster as lifecycle
+
+    if args.dsql_action == "create":
+        client = lifecycle.dsql_client(args.region, args.profile)
+        tags = lifecycle.parse_tags(args.tag)
+        print(f"creating a DSQL cluster in {client.meta.region_name} (waiting until ACTIVE)...", flush=True)
+        cluster = lifecycle.create_cluster(client, tags, deletion_protection=not args.no_deletion_protection)
+        print(f"ACTIVE: {cluster.identifier}")
+        print(cluster.endpoint)
+        return 0
+    identifier = lifecycle.cluster_id_of(args.cluster)
+    region = args.region
+    if region is None and "." in args.cluster:
+        from loadgen.targets.dsql import parse_endpoint
+
+        _, region = parse_endpoint(args.cluster)
+    client = lifecycle.dsql_client(region, args.profile)
+    status = lifecycle.delete_cluster(client, identifier)
+    print(f"{identifier}: {status.lower()}")
+    return 0
+
+
+def make_run_target(args: argparse.Namespace) -> Any:
+    """The run's target from the command line: dsql, or the core targets; wrapped for ``--dialect dsql``."""
+    from loadgen.targets.base import make_target
+
+    if args.target == "dsql":
+        from loadgen.targets.dsql import make_dsql_target
+
+        if args.dsn:
+            raise ConfigError("--dsn is for --target postgres; DSQL is reached by --endpoint")
+        if args.lock_timeout_ms is not None:
+            raise ConfigError("--lock-timeout-ms is a PostgreSQL setting; DSQL takes no row locks")
+        if args.dialect == "postgresql":
+            raise ConfigError("--target dsql always uses the dsql dialect")
+        target: Any = make_dsql_target(
+            args.endpoint,
+            region=args.region,
+            db_user=args.db_user,
+            profile=args.profile,
+            token_expiry_s=args.token_expiry,
+            sslrootcert=args.sslrootcert,
+            sslmode=args.sslmode,
+            connect_rate=args.connect_rate,
+        )
+    else:
+        dsql_only = [
+            f"--{name.replace('_', '-')}"
+            for name in ("endpoint", "db_user", "profile", "token_expiry", "sslmode", "sslrootcert", "connect_rate")
+            if getattr(args, name) is not None
+        ] + (["--ephemeral"] if args.ephemeral else [])
+        if dsql_only:
+            verb = "is" if len(dsql_only) == 1 else "are"
+            raise ConfigError(f"{', '.join(dsql_only)} {verb} only for --target dsql")
+        target = make_target(args.target, args.dsn)
+    if args.dialect == "dsql":
+        from loadgen.targets.dialect import DsqlDialectTarget
+
+        target = DsqlDialectTarget(target)
+    return target
+
+
+def pace_spawn(args: argparse.Namespace, scenario: Any) -> Any:
+    """On DSQL, start users no faster than connections may open, unless the user chose a spawn rate."""
+    from dataclasses import replace
+
+    if args.target != "dsql" or args.spawn_rate is not None:
+        return scenario
+    from loadgen.targets.dsql import DEFAULT_CONNECT_RATE
+
+    rate = args.connect_rate or DEFAULT_CONNECT_RATE
+    return replace(scenario, spawn_rate=min(float(scenario.users), rate))
+
+
+def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
+    """``loadgen run --ephemeral``: a cluster for this run only, deleted afterwards whatever happens."""
+    from loadgen.targets import dsql_cluster as lifecycle
+
+    if args.target != "dsql":
+        raise ConfigError("--ephemeral creates a DSQL cluster: use it with --target dsql")
+    if args.endpoint:
+        raise ConfigError("--ephemeral creates its own cluster: leave out --endpoint")
+    client = lifecycle.dsql_client(args.region, args.profile)
+    print(f"loadgen dsql: creating an ephemeral cluster in {client.meta.region_name}...", flush=True)
+    with lifecycle.ephemeral_cluster(client, log=lambda line: print(line, flush=True)) as cluster:
+        args.endpoint = cluster.endpoint
+        args.region = cluster.region
+        return run()
+
+
+def report_dialect_check(target: Any, run_dir: Any) -> bool:
+    """After a ``--dialect dsql`` run: the statement audit's verdict (True when clean, or no audit)."""
+    if getattr(target, "audit", None) is None:
+        return True
+    from loadgen.targets.dialect import report_dialect_check as report
+
+    return report(target, run_dir)

@@ -1,0 +1,506 @@
+"""The ``loadgen`` command line: thin over the library; each subcommand is a small ``cmd_*``.
+
+Anything the user can fix ends as one line on stderr and exit code 2; broken
+invariants end with exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from loadgen import __version__
+from loadgen.cli import dsql as dsql_cli
+from loadgen.errors import ConfigError, LoadgenError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse prints usage; one clear line is friendlier in scripts and logs.
+        self.exit(EXIT_USAGE, f"loadgen: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="loadgen", description="Measure optimistic-concurrency contention on PostgreSQL-compatible databases.")
+    p.add_argument("--version", action="version", version=f"loadgen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run transfers headless and write a results directory")
+    r.add_argument(
+        "scenario",
+        nargs="?",
+        help="a scenario file (scenarios/NAME.toml) or a built-in's name; options below override it "
+        "(default: quickstart, or a single run when workload options are given)",
+    )
+    r.add_argument("--accounts", type=_positive_int, help="number of accounts (default 10)")
+    r.add_argument("--users", type=_positive_int, help="concurrent users, one transaction in flight each (default 50)")
+    r.add_argument("--spawn-rate", type=_number, help="users started per second (default: all at once)")
+    r.add_argument("--duration", help="how long to run: seconds, or like 30s, 2m (default 20s)")
+    r.add_argument("--initial-balance", type=_positive_int, help="each account's starting balance (default 100)")
+    r.add_argument("--amount", type=_positive_int, help="amount of each transfer (default 1)")
+    r.add_argument("--seed", type=_positive_int, help="random seed for reproducible key choices")
+    r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
+    r.add_argument("--dsn", help="connection string or URL for --target postgres")
+    r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
+    g = r.add_argument_group("retry policy")
+    g.add_argument("--max-attempts", type=_positive_int, help="tries per transaction (default 100)")
+    g.add_argument("--deadline", help="give up on a transaction after this long (default 10s)")
+    g.add_argument("--backoff", help="none (default, the talk's immediate retry), exponential or full-jitter")
+    g.add_argument("--backoff-base-ms", type=_number, help="first backoff pause (default 5 ms)")
+    g.add_argument("--backoff-cap-ms", type=_number, help="longest backoff pause (default 1000 ms)")
+    g.add_argument(
+        "--lock-timeout-ms",
+        type=_number,
+        help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
+    )
+    c = r.add_argument_group("fault injection (PostgreSQL targets)")
+    c.add_argument("--chaos-kill-every", help="terminate some of loadgen's backends at this interval (e.g. 2s)")
+    c.add_argument("--chaos-kill-fraction", type=_number, help="share of loadgen's backends terminated each time (default 0.2)")
+    c.add_argument("--chaos-restart-at", help="restart the embedded server once, this long into the run")
+    r.add_argument(
+        "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
+    )
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    w = r.add_argument_group("workload")
+    w.add_argument("--keys", dest="distribution", help="key distribution: uniform, zipf, hotspot or hotset")
+    w.add_argument("--shape", dest="transaction", help="transaction shape, e.g. update-returning, multi-leg")
+    w.add_argument("--read-mix", type=_number, help="share of read-only transactions (0 to 1)")
+    w.add_argument("--load", help="load model: closed, batches or open")
+    w.add_argument("--batches", type=_positive_int, help="batches load model: how many batches of --users transfers")
+    w.add_argument("--arrival-rate", type=_number, help="open load model: transactions started per second")
+    s = r.add_argument_group("scale out (Locust distributed mode)")
+    s.add_argument("--processes", type=_positive_int, help="run the users in this many worker processes on this machine")
+    s.add_argument("--master", action="store_true", help="be the master: wait for --expect-workers workers started elsewhere")
+    s.add_argument("--expect-workers", type=_positive_int, help="with --master: workers to wait for (default 1)")
+    s.add_argument("--master-bind-host", default=None, help="with --master: interface to listen on (default 127.0.0.1)")
+    s.add_argument("--master-port", type=_positive_int, help="the master's port (default 5557; --processes alone: any free port)")
+    s.add_argument("--worker", action="store_true", help="be a worker: run users for the master at --master-host")
+    s.add_argument("--master-host", help="with --worker: the master's address")
+    dsql_cli.add_run_options(r)
+
+    rep = sub.add_parser("report", help="write the HTML contention report for run or sweep directories")
+    rep.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="run or sweep directories")
+    rep.add_argument("-o", "--output", type=Path, help="HTML file to write (default: report.html in the first PATH)")
+    rep.add_argument("--compare", action="store_true", help="two runs or sweeps side by side, differences stated")
+
+    d = sub.add_parser("db", help="manage the embedded PostgreSQL")
+    d.add_argument("action", choices=["start", "stop", "status", "url"])
+    d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
+    dsql_cli.add_command(sub, _Parser)
+
+    u = sub.add_parser("ui", help="start the target and Locust's web UI with a live Contention tab")
+    u.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO",
+        help="a scenario file or built-in name: its settings become the start form's defaults (a sweep: its first cell)",
+    )
+    u.add_argument("--web-host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
+    u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
+    u.add_argument("--accounts", type=_positive_int, help="the start form's default accounts (default 10)")
+    u.add_argument("--users", type=_positive_int, help="the start form's default users (default 50)")
+    u.add_argument("--spawn-rate", type=_number, help="the start form's default spawn rate (default: all at once)")
+    u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
+    u.add_argument(
+        "--out", type=Path, default=Path("reports"), help="each test's results go in a new directory under this one (default reports/)"
+    )
+    u.epilog = "Options after -- go to Locust as they are (e.g. loadgen ui -- --web-login)."
+    return p
+
+
+def _scenario_from_args(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from loadgen.model.retry import RetryPolicy
+    from loadgen.model.scenario import Scenario, parse_duration
+
+    base = Scenario()
+    changes: dict[str, Any] = {}
+    for name in ("accounts", "users", "initial_balance", "amount", "seed", "lock_timeout_ms"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value
+    if args.duration is not None:
+        changes["duration_s"] = parse_duration(args.duration)
+    users = changes.get("users", base.users)
+    changes["spawn_rate"] = args.spawn_rate if args.spawn_rate is not None else float(users)
+    retry: dict[str, Any] = {}
+    if args.max_attempts is not None:
+        retry["max_attempts"] = args.max_attempts
+    if args.deadline is not None:
+        retry["deadline_s"] = parse_duration(args.deadline)
+    if args.backoff is not None:
+        retry["backoff"] = args.backoff
+    if args.backoff_base_ms is not None:
+        retry["base_ms"] = args.backoff_base_ms
+    if args.backoff_cap_ms is not None:
+        retry["cap_ms"] = args.backoff_cap_ms
+    if retry:
+        changes["retry"] = replace(RetryPolicy(), **retry)
+    if changes.get("seed") is None and "seed" in changes:
+        del changes["seed"]
+    return replace(base, **changes)
+
+
+def _safe_argv(argv: list[str]) -> list[str]:
+    """The command line as recorded: connection strings redacted."""
+    from loadgen.targets.base import redact_conninfo
+
+    out: list[str] = []
+    redact_next = False
+    for arg in argv:
+        if redact_next:
+            out.append(redact_conninfo(arg))
+            redact_next = False
+        elif arg == "--dsn":
+            out.append(arg)
+            redact_next = True
+        elif arg.startswith("--dsn="):
+            out.append("--dsn=" + redact_conninfo(arg[6:]))
+        else:
+            out.append(arg)
+    return out
+
+
+#: ``loadgen run`` options that set a scenario knob, and the scenario file key each overrides.
+_OVERRIDES = {
+    "accounts": "accounts",
+    "users": "users",
+    "spawn_rate": "spawn_rate",
+    "duration": "duration",
+    "initial_balance": "initial_balance",
+    "amount": "amount",
+    "seed": "seed",
+    "max_attempts": "retry.max_attempts",
+    "deadline": "retry.deadline",
+    "backoff": "retry.backoff",
+    "backoff_base_ms": "retry.base_ms",
+    "backoff_cap_ms": "retry.cap_ms",
+    "lock_timeout_ms": "postgres.lock_timeout_ms",
+    "distribution": "keys.distribution",
+    "transaction": "transaction.shape",
+    "read_mix": "transaction.read_mix",
+    "load": "load.model",
+    "batches": "load.batches",
+    "arrival_rate": "load.arrival_rate",
+}
+#: Workload options the original ad-hoc run did not have; applied to its Scenario as they are.
+_NEW_KNOBS = ("distribution", "transaction", "read_mix", "load", "batches", "arrival_rate")
+
+
+def _scenario_file_from_args(args: argparse.Namespace) -> Any:
+    """The scenario file (or an ad-hoc single run) this command line asks for, validated."""
+    from dataclasses import replace
+
+    from loadgen.model.scenariofile import Cell, ScenarioFile, load
+
+    overrides = {key: getattr(args, opt) for opt, key in _OVERRIDES.items() if getattr(args, opt) is not None}
+    if args.scenario is None and overrides:
+        # No file, some options: one run from the built-in defaults, as before scenario files.
+        scenario = _scenario_from_args(args)
+        new = {k: getattr(args, k) for k in _NEW_KNOBS if getattr(args, k) is not None}
+        if new:
+            scenario = replace(scenario, **new)
+        return ScenarioFile("ad-hoc", "", "command line", (Cell(0, {}, scenario),))
+    return load(args.scenario or "quickstart", overrides)
+
+
+def _chaos_from_args(args: argparse.Namespace) -> Any:
+    from loadgen.engine.chaos import Chaos
+    from loadgen.model.scenario import parse_duration
+
+    return Chaos(
+        kill_every_s=parse_duration(args.chaos_kill_every) if args.chaos_kill_every else None,
+        kill_fraction=args.chaos_kill_fraction if args.chaos_kill_fraction is not None else 0.2,
+        restart_at_s=parse_duration(args.chaos_restart_at) if args.chaos_restart_at else None,
+    )
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    # Locust first: gevent must patch the standard library before anything imports psycopg.
+    from dataclasses import replace
+
+    import locust  # noqa: F401
+
+    from loadgen.model.scenario import parse_duration
+
+    sf = _scenario_file_from_args(args)  # validate before any database work
+    chaos = _chaos_from_args(args)
+    unreachable_limit_s = parse_duration(args.unreachable_limit)
+    fleet = _fleet_from_args(args)
+    from loadgen.cli.summary import format_summary
+    from loadgen.engine import sweep
+
+    if args.target == "embedded" and not args.dsn and sf.target_kind:
+        # The scenario file names the target; the command line's --target/--dsn would win.
+        args.target, args.dsn = sf.target_kind, sf.dsn
+    target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
+    if chaos.active and target.kind == "dsql":
+        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
+    sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
+    if fleet is not None:
+        from loadgen.engine.distributed import check_scale_out
+
+        check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
+    if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
+        # Remote workers leave after a run; a sweep would need them back for every cell.
+        raise ConfigError("a sweep cannot use --master with remote workers yet: use --processes, or run the cells one by one")
+    s0 = sf.cells[0].scenario
+    what = (
+        f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}"
+        if sf.is_sweep
+        else (f"{s0.accounts} accounts, {s0.users} users, {s0.duration_s:g} s, {s0.distribution} keys")
+    )
+    name = "" if sf.name == "ad-hoc" else f" {sf.name}"
+    print(f"loadgen run{name}: {what}, target {target.kind}", flush=True)
+    say = None if args.quiet else (lambda line: print(line, flush=True))
+    every = 5.0 if sf.is_sweep else 1.0
+    result = sweep.run_file(
+        sf,
+        target,
+        args.out,
+        say=say,
+        progress_every_s=every,
+        command_line=["loadgen", *_safe_argv(argv)],
+        run_options={"chaos": chaos, "unreachable_limit_s": unreachable_limit_s, **({"fleet": fleet} if fleet else {})},
+    )
+    if result.is_sweep:
+        print(sweep.format_sweep(result))
+    else:
+        print(format_summary(result.results[0]))
+    if result.report is not None:
+        print(f"  report            {result.report}")
+    if not dsql_cli.report_dialect_check(target, result.out_dir):
+        return EXIT_INVARIANT
+    aborted = [r for r in result.results if r.aborted]
+    if aborted:
+        print(f"loadgen: run ended early: {aborted[0].aborted}; results so far are in {result.out_dir}", file=sys.stderr)
+        return EXIT_INVARIANT
+    if not result.invariants_hold:
+        return EXIT_INVARIANT
+    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def _fleet_from_args(args: argparse.Namespace) -> Any:
+    """The scale-out settings, or None for a single-process run."""
+    if not (args.processes or args.master):
+        if args.expect_workers or args.master_bind_host:
+            raise ConfigError("--expect-workers and --master-bind-host are for --master")
+        return None
+    from loadgen.engine.distributed import DEFAULT_MASTER_PORT, Fleet
+
+    port = args.master_port or (0 if not args.master else DEFAULT_MASTER_PORT)
+    expect = args.expect_workers or (1 if args.master and not args.processes else 0)
+    return Fleet(
+        processes=args.processes or 0,
+        expect_workers=expect,
+        bind_host=args.master_bind_host or "127.0.0.1",
+        bind_port=port,
+    )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if not args.master_host:
+        raise ConfigError("--worker needs --master-host (the address of the loadgen --master)")
+    import locust  # noqa: F401  - gevent's monkey-patching before psycopg
+
+    from loadgen.engine.distributed import DEFAULT_MASTER_PORT, run_worker
+
+    print(f"loadgen worker: joining the master at {args.master_host}:{args.master_port or DEFAULT_MASTER_PORT}", flush=True)
+    return run_worker(args.master_host, args.master_port or DEFAULT_MASTER_PORT)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loadgen.report import write_report
+
+    out = write_report(args.paths, args.output, compare=args.compare)
+    print(f"report: {out}")
+    return EXIT_OK
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from loadgen.targets.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    if args.action == "start":
+        status = server.ensure_running(min_connections=args.max_connections)
+        print(f"running (pid {status.pid}, max_connections {status.max_connections}): {server.url}")
+    elif args.action == "stop":
+        print("stopped" if server.stop() else "not running")
+    elif args.action == "status":
+        status = server.status()
+        if status.running:
+            print(f"running (pid {status.pid}, max_connections {status.max_connections}): {server.url}")
+        else:
+            print(f"not running (data in {server.home})")
+            return 3
+    elif args.action == "url":
+        print(server.url)
+    return EXIT_OK
+
+
+def _ui_form_defaults(name_or_path: str) -> dict[str, str]:
+    """A scenario's settings as the web UI's start-form options (its first cell, for a sweep)."""
+    from loadgen.model.scenariofile import load
+
+    loaded = load(name_or_path)
+    sc = loaded.cells[0].scenario
+    if len(loaded.cells) > 1:
+        print(
+            f"loadgen ui: {loaded.name} is a sweep of {len(loaded.cells)} cells; the form starts with the first: {loaded.cells[0].label}",
+            flush=True,
+        )
+    unused = [
+        k
+        for k, v, default in (
+            ("transaction shape", sc.transaction, "update-returning"),
+            ("load model", sc.load, "closed"),
+            ("read mix", sc.read_mix, 0.0),
+        )
+        if v != default
+    ]
+    if unused:
+        print(f"loadgen ui: the web UI runs the closed-loop talk transfer; not used from {loaded.name}: " + ", ".join(unused), flush=True)
+    form = {
+        "--users": str(sc.users),
+        "--spawn-rate": f"{sc.spawn_rate:g}",
+        "--accounts": str(sc.accounts),
+        "--distribution": sc.distribution,
+        "--initial-balance": str(sc.initial_balance),
+        "--amount": str(sc.amount),
+        "--max-attempts": str(sc.retry.max_attempts),
+        "--retry-deadline": f"{sc.retry.deadline_s:g}",
+        "--backoff": sc.retry.backoff,
+        "--backoff-base-ms": f"{sc.retry.base_ms:g}",
+        "--backoff-cap-ms": f"{sc.retry.cap_ms:g}",
+    }
+    if sc.lock_timeout_ms:
+        form["--lock-timeout-ms"] = f"{sc.lock_timeout_ms:g}"
+    if sc.seed:
+        form["--seed"] = str(sc.seed)
+    return form
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+    import socket
+
+    import locust  # noqa: F401  - gevent's monkey-patching before psycopg
+
+    from loadgen.targets.base import make_target
+
+    form = _ui_form_defaults(args.scenario) if args.scenario else {}
+    if args.accounts is not None:
+        form["--accounts"] = str(args.accounts)
+    users = args.users or int(form.pop("--users", 50))
+    spawn_rate = args.spawn_rate or float(form.pop("--spawn-rate", users))
+    dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
+    target = make_target(args.target, dsn)
+    try:  # say so plainly now rather than in a Locust traceback later
+        with socket.socket(socket.AF_INET6 if ":" in args.web_host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.web_host, args.web_port))
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {args.web_host}:{args.web_port}: {e.strerror or e}") from None
+    target.prepare(users)
+    if dsn:
+        # Through the environment, not Locust's argv: argv values end up in the page.
+        os.environ["LOADGEN_DSN"] = dsn
+    locust_argv = [
+        "locust",
+        "-f",
+        str(Path(__file__).with_name("locustfile.py")),
+        "--web-host",
+        args.web_host,
+        "--web-port",
+        str(args.web_port),
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(spawn_rate),
+        "--target",
+        args.target,
+        "--out",
+        str(args.out),
+        # Conflicts are failed attempts to Locust; they are what we measure, not an error.
+        "--exit-code-on-error",
+        "0",
+    ]
+    for option, value in form.items():
+        locust_argv += [option, value]
+    extra = [a for a in args.locust_args if a != "--"]
+    shown = f"[{args.web_host}]" if ":" in args.web_host else args.web_host
+    where = target.describe().get("url") or target.describe().get("dsn")
+    print(f"loadgen ui: target {target.kind} at {where}", flush=True)
+    print(f"loadgen ui: web UI at http://{shown}:{args.web_port}/ (contention charts at /contention); Ctrl-C stops", flush=True)
+    from locust.main import main as locust_main
+
+    sys.argv = locust_argv + extra
+    locust_main()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The pool logs every broken connection; loadgen counts them instead (run.json, summary).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    # Starting all users at once is what loadgen means to do; Locust's advice against it is noise here.
+    logging.getLogger("locust.runners").addFilter(lambda r: "spawn rate is very high" not in r.getMessage())
+    parser = build_parser()
+    locust_args: list[str] = []
+    if argv[:1] == ["ui"] and "--" in argv:
+        # loadgen ui [options] -- [Locust's options]
+        cut = argv.index("--")
+        argv, locust_args = argv[:cut], argv[cut + 1 :]
+    args = parser.parse_args(argv)
+    args.locust_args = locust_args
+    try:
+        if args.command == "run" and args.ephemeral:
+            _scenario_from_args(args)  # validate before creating a cluster
+            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
+        if args.command == "run" and args.worker:
+            return cmd_worker(args)
+        if args.command == "run":
+            return cmd_run(args, argv)
+        if args.command == "dsql":
+            return dsql_cli.cmd_dsql(args)
+        if args.command == "db":
+            return cmd_db(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "ui":
+            return cmd_ui(args)
+        parser.print_help()
+        return EXIT_USAGE
+    except LoadgenError as e:
+        print(f"loadgen: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("loadgen: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Classify a failed attempt at the source, from the exception psycopg raised.
+
+SQLSTATE first; DSQL's OCC code (OC000 data conflict, OC001 schema changed) is kept
+as a detail, never used to decide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import psycopg
+import psycopg.errors as pg_errors
+
+__all__ = ["Classified", "classify", "InsufficientFunds", "NoSuchAccount"]
+
+_OC_CODE = re.compile(r"\b(OC\d{3})\b")
+
+# SQLSTATE classes that mean the connection, not the transaction, is the problem:
+# 08 connection exception, 57P01-57P03 admin shutdown / crash / cannot connect now,
+# 53300/53400 too many connections / connection rate (DSQL).
+_CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53400"})
+
+
+class InsufficientFunds(Exception):
+    """The payer's balance would go negative: rolled back, never retried."""
+
+
+class NoSuchAccount(Exception):
+    """An UPDATE matched no row: the accounts table is not what loadgen seeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    outcome: str
+    sqlstate: str | None
+    oc_code: str | None = None
+
+
+def classify(exc: BaseException) -> Classified:
+    """Map an exception raised during an attempt to an attempt outcome."""
+    if isinstance(exc, InsufficientFunds):
+        return Classified("insufficient_funds", None)
+    if isinstance(exc, NoSuchAccount):
+        return Classified("error", None)
+    if isinstance(exc, psycopg.Error):
+        sqlstate = exc.sqlstate
+        if isinstance(exc, pg_errors.SerializationFailure) or sqlstate == "40001":
+            m = _OC_CODE.search(str(exc))
+            return Classified("conflict", "40001", m.group(1) if m else None)
+        if isinstance(exc, pg_errors.DeadlockDetected):
+            return Classified("deadlock", sqlstate)
+        if isinstance(exc, pg_errors.LockNotAvailable):
+            return Classified("lock_timeout", sqlstate)
+        if sqlstate is None or sqlstate.startswith("08") or sqlstate in _CONNECTION_SQLSTATES:
+            # No SQLSTATE: the server never answered (socket closed, connection lost).
+            if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) or sqlstate:
+                return Classified("connection_error", sqlstate)
+        return Classified("error", sqlstate)
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return Classified("connection_error", None)
+    return Classified("error", None)

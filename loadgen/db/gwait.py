@@ -1,0 +1,93 @@
+"""A psycopg connection that waits on its socket the gevent way: one libev watcher per round trip.
+
+Under gevent, psycopg picks ``waiting.wait_poll`` over gevent's patched ``select.poll``:
+every round trip builds a poll object, a watcher table and a ``Timeout``, and wakes
+up every 0.1 s to look again. A transfer makes five round trips (BEGIN, debit,
+credit, ledger row, COMMIT), so that was most of loadgen's own CPU per attempt.
+Here a round trip costs starting one io watcher (kept per connection) and one ``Waiter``; the
+event mask the loop reports goes straight back to psycopg's generator.
+
+It overrides ``Connection.wait``, psycopg's documented hook for consuming its
+generators; connecting still goes through psycopg's own wait. Without gevent's
+hub (no monkey-patching) the class is not used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from gevent.hub import Waiter, get_hub
+from gevent.timeout import Timeout
+from psycopg import errors as e
+from psycopg.abc import RV, PQGen
+from psycopg.waiting import Ready, Wait
+
+__all__ = ["GeventConnection", "wait_gevent"]
+
+# libev's EV_READ and EV_WRITE.
+_EV_READ, _EV_WRITE = 1, 2
+_EVENTS = {Wait.R: _EV_READ, Wait.W: _EV_WRITE, Wait.RW: _EV_READ | _EV_WRITE}
+_READY = {_EV_READ: Ready.R, _EV_WRITE: Ready.W, _EV_READ | _EV_WRITE: Ready.RW}
+
+
+def wait_gevent(gen: PQGen[RV], fileno: int, timeout: float | None = None, watchers: dict[int, Any] | None = None) -> RV:
+    """Drive ``gen`` to completion, parking the greenlet on the socket between steps.
+
+    ``watchers`` (events -> io watcher on ``fileno``) may be kept by the caller from
+    one call to the next: creating a watcher costs a system call (gevent checks the fd).
+    """
+    hub = get_hub()
+    if watchers is None:
+        watchers = {}
+    timer = None if timeout is None else Timeout._start_new_or_dummy(timeout, e._WaitTimeout("wait timeout expired"))
+    try:
+        s = next(gen)
+        while True:
+            events = _EVENTS[s]
+            watcher = watchers.get(events)
+            if watcher is None:
+                watcher = watchers[events] = hub.loop.io(fileno, events)
+            waiter = Waiter(hub)
+            # pass_events: the callback gets the ready mask first, which the waiter returns.
+            watcher.start(waiter.switch, pass_events=True)
+            try:
+                ready_mask = waiter.get()
+            finally:
+                watcher.stop()
+            ready = _READY.get(ready_mask & (_EV_READ | _EV_WRITE))
+            if ready is None:  # an error condition on the socket: let libpq find out
+                ready = Ready.RW
+            s = gen.send(ready)
+    except StopIteration as ex:
+        rv: RV = ex.value
+        return rv
+    finally:
+        if timer is not None:
+            timer.close()
+
+
+class GeventConnection(psycopg.Connection[Any]):
+    """``psycopg.Connection`` whose queries wait through gevent's loop directly."""
+
+    #: (socket fd, {events: io watcher}): kept for the connection's life, its socket does not change.
+    _lg_watchers: tuple[int, dict[int, Any]] | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        fileno = self.pgconn.socket
+        cached = self._lg_watchers
+        if cached is None or cached[0] != fileno:
+            cached = self._lg_watchers = (fileno, {})
+        try:
+            return wait_gevent(gen, fileno, timeout, cached[1])
+        except (KeyboardInterrupt, SystemExit):
+            # Interrupted mid-query: the connection's state is unknown; do not reuse it.
+            self.pgconn.finish()
+            raise
+
+    def close(self) -> None:
+        cached, self._lg_watchers = self._lg_watchers, None
+        if cached is not None:
+            for watcher in cached[1].values():
+                watcher.close()
+        super().close()

@@ -1,0 +1,236 @@
+"""Transaction shapes: the same transfer, talking to the database in different ways.
+
+Each shape is a function ``(conn, request, commit_phase)`` that runs one attempt
+and commits, as ``run_transfer``'s ``transaction`` parameter expects. Conflicts
+surface as psycopg errors (classified by the retry loop); a payer who would go
+negative rolls back and raises InsufficientFunds.
+
+- ``update-returning``: the talk's: debit ... RETURNING balance, credit, ledger row.
+- ``select-then-update``: read the payer's balance, check it, then write both rows
+  (a read-modify-write, so the snapshot read is what conflicts).
+- ``single-statement``: both balances in one ``UPDATE ... CASE`` (CockroachDB's bank).
+- ``multi-leg``: one payer pays each of k payees ``amount``; one ledger row for the
+  whole transfer (its payee column holds the first payee, its amount the total).
+- ``read-modify-write``: read both balances, then write the new balances as absolute
+  values. Safe under snapshot isolation (the second writer gets 40001); under READ
+  COMMITTED concurrent transfers overwrite each other and money appears or vanishes
+  (the ``lost-update`` demonstration).
+- ``joint-withdrawal`` / ``joint-withdrawal-for-update``: the first half of the
+  accounts belongs to customers, two each (2c-1 and 2c), who pay merchants (the
+  second half) and must keep a joint minimum (the initial balance) across their
+  two accounts. The transfer reads both of the payer's accounts, checks the rule,
+  and debits only one. Under snapshot isolation two such transfers from the two accounts of
+  one customer both pass the check and both commit: write skew (the ``write-skew``
+  demonstration). ``SELECT ... FOR UPDATE`` on both accounts makes them collide.
+
+Read-only transactions for the read mix are here too: one balance, or an audit
+that sums every balance in one snapshot and checks the bank's total (Jepsen's bank).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from loadgen.db.classify import InsufficientFunds, NoSuchAccount
+from loadgen.db.transfer import CREDIT, LEDGER, TransferRequest, transfer_once
+
+__all__ = [
+    "MultiLegRequest",
+    "JointRequest",
+    "sibling",
+    "customers_below_minimum",
+    "joint_customers_accounts",
+    "Shape",
+    "SHAPE_FUNCTIONS",
+    "shape",
+    "update_returning",
+    "select_then_update",
+    "single_statement",
+    "multi_leg",
+    "read_modify_write",
+    "read_balance",
+    "audit",
+]
+
+Shape = Callable[[psycopg.Connection[Any], TransferRequest, Any], None]
+
+SELECT_BALANCE = "SELECT balance FROM accounts WHERE id = %s"
+DEBIT_PLAIN = "UPDATE accounts SET balance = balance - %s WHERE id = %s"
+DEBIT_RETURNING = "UPDATE accounts SET balance = balance - %s WHERE id = %s RETURNING balance"
+BOTH = (
+    "UPDATE accounts SET balance = balance + CASE WHEN id = %(payer)s THEN -%(amount)s::bigint"
+    " ELSE %(amount)s::bigint END WHERE id IN (%(payer)s, %(payee)s) RETURNING id, balance"
+)
+SET_BALANCE = "UPDATE accounts SET balance = %s WHERE id = %s"
+AUDIT = "SELECT coalesce(sum(balance), 0), count(*) FROM accounts"
+
+
+@dataclass(frozen=True, slots=True)
+class MultiLegRequest(TransferRequest):
+    """A payer paying ``amount`` to each of several payees (``payee`` is the first)."""
+
+    payees: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JointRequest(TransferRequest):
+    """A transfer from one of a customer's two accounts, who must keep ``minimum`` across both."""
+
+    minimum: int = 0
+
+
+def _commit(conn: psycopg.Connection[Any], phase: Any) -> None:
+    if phase is not None:
+        phase.in_commit = True
+    conn.commit()
+
+
+def _fail(conn: psycopg.Connection[Any], exc: Exception) -> None:
+    conn.rollback()
+    raise exc
+
+
+def update_returning(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    """The talk's transaction (loadgen.db.transfer.transfer_once)."""
+    transfer_once(conn, req, phase)
+
+
+def _debit_credit_record(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any) -> None:
+    """The tail of the shapes that check the balance first: debit, credit, ledger row, COMMIT."""
+    conn.execute(DEBIT_PLAIN, (req.amount, req.payer))
+    if conn.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
+        _fail(conn, NoSuchAccount(f"account {req.payee} does not exist"))
+    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    _commit(conn, phase)
+
+
+def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    row = conn.execute(SELECT_BALANCE, (req.payer,)).fetchone()
+    if row is None:
+        _fail(conn, NoSuchAccount(f"account {req.payer} does not exist"))
+    assert row is not None
+    if row[0] < req.amount:
+        _fail(conn, InsufficientFunds(f"account {req.payer} has {row[0]}, needs {req.amount}"))
+    _debit_credit_record(conn, req, phase)
+
+
+def single_statement(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    rows = conn.execute(BOTH, {"payer": req.payer, "payee": req.payee, "amount": req.amount}).fetchall()
+    if len(rows) != 2:
+        _fail(conn, NoSuchAccount(f"accounts {req.payer} and {req.payee} are not both there"))
+    balance = dict(rows)[req.payer]
+    if balance < 0:
+        _fail(conn, InsufficientFunds(f"account {req.payer} would go to {balance}"))
+    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    _commit(conn, phase)
+
+
+def multi_leg(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    payees = getattr(req, "payees", ()) or (req.payee,)
+    total = req.amount * len(payees)
+    row = conn.execute(DEBIT_RETURNING, (total, req.payer)).fetchone()
+    if row is None:
+        _fail(conn, NoSuchAccount(f"account {req.payer} does not exist"))
+    assert row is not None
+    if row[0] < 0:
+        _fail(conn, InsufficientFunds(f"account {req.payer} would go to {row[0]}"))
+    for payee in payees:
+        if conn.execute(CREDIT, (req.amount, payee)).rowcount != 1:
+            _fail(conn, NoSuchAccount(f"account {payee} does not exist"))
+    conn.execute(LEDGER, (req.txn_id, req.payer, payees[0], total))
+    _commit(conn, phase)
+
+
+def read_modify_write(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    payer = conn.execute(SELECT_BALANCE, (req.payer,)).fetchone()
+    payee = conn.execute(SELECT_BALANCE, (req.payee,)).fetchone()
+    if payer is None or payee is None:
+        _fail(conn, NoSuchAccount(f"accounts {req.payer} and {req.payee} are not both there"))
+    assert payer is not None and payee is not None
+    if payer[0] < req.amount:
+        _fail(conn, InsufficientFunds(f"account {req.payer} has {payer[0]}, needs {req.amount}"))
+    conn.execute(SET_BALANCE, (payer[0] - req.amount, req.payer))
+    conn.execute(SET_BALANCE, (payee[0] + req.amount, req.payee))
+    conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    _commit(conn, phase)
+
+
+def sibling(account: int) -> int:
+    """The customer's other account: accounts 2c-1 and 2c belong to customer c."""
+    return account + 1 if account % 2 else account - 1
+
+
+def _joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any, lock: bool) -> None:
+    pair = (req.payer, sibling(req.payer))
+    # FOR UPDATE takes both rows in id order, so two payments of one customer queue rather than deadlock.
+    rows = conn.execute(
+        "SELECT id, balance FROM accounts WHERE id = ANY(%s) ORDER BY id" + (" FOR UPDATE" if lock else ""), (list(pair),)
+    ).fetchall()
+    balances = dict(rows)
+    if len(balances) != 2:
+        _fail(conn, NoSuchAccount(f"customer of account {req.payer} lacks an account"))
+    own, joint = balances[req.payer], sum(balances.values())
+    minimum = getattr(req, "minimum", 0)
+    if own < req.amount or joint - req.amount < minimum:
+        _fail(conn, InsufficientFunds(f"customer of account {req.payer} would drop below the joint minimum {minimum}"))
+    _debit_credit_record(conn, req, phase)
+
+
+def joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    _joint_withdrawal(conn, req, phase, lock=False)
+
+
+def joint_withdrawal_for_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    _joint_withdrawal(conn, req, phase, lock=True)
+
+
+def joint_customers_accounts(accounts: int) -> int:
+    """How many of the accounts belong to customers (an even number, about half)."""
+    return max(2, (accounts // 2) // 2 * 2)
+
+
+def customers_below_minimum(conn: psycopg.Connection[Any], accounts: int, minimum: int) -> tuple[int, int]:
+    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check."""
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
+        " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id <= %s GROUP BY 1) t",
+        (minimum, joint_customers_accounts(accounts)),
+    ).fetchone()
+    conn.rollback()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+SHAPE_FUNCTIONS: dict[str, Shape] = {
+    "update-returning": update_returning,
+    "select-then-update": select_then_update,
+    "single-statement": single_statement,
+    "multi-leg": multi_leg,
+    "read-modify-write": read_modify_write,
+    "joint-withdrawal": joint_withdrawal,
+    "joint-withdrawal-for-update": joint_withdrawal_for_update,
+}
+
+
+def shape(name: str) -> Shape:
+    """The transaction function of a shape's name (names as in loadgen.model.scenario.SHAPES)."""
+    return SHAPE_FUNCTIONS[name]
+
+
+def read_balance(conn: psycopg.Connection[Any], account: int) -> int | None:
+    """A read-only transaction: one account's balance."""
+    row = conn.execute(SELECT_BALANCE, (account,)).fetchone()
+    conn.commit()
+    return None if row is None else int(row[0])
+
+
+def audit(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """A read-only transaction: (sum of all balances, number of accounts), from one snapshot."""
+    row = conn.execute(AUDIT).fetchone()
+    conn.commit()
+    assert row is not None
+    return int(row[0]), int(row[1])

@@ -1,0 +1,213 @@
+"""One money transfer, and the retry loop around the whole transaction.
+
+Plain Python over psycopg, testable without Locust. The loop follows the DSQL
+team's advice: a fresh connection for every try, the connection always given back,
+bind parameters only, an idempotent transaction keyed by the transfer's id, retries
+counted as telemetry.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from loadgen.db.classify import Classified, InsufficientFunds, NoSuchAccount, classify
+from loadgen.model.retry import RETRYABLE, RetryPolicy
+
+__all__ = ["TransferRequest", "TxnResult", "AttemptRow", "run_transfer", "transfer_once", "ATTEMPT_FIELDS"]
+
+DEBIT = "UPDATE accounts SET balance = balance - %s WHERE id = %s RETURNING balance"
+CREDIT = "UPDATE accounts SET balance = balance + %s WHERE id = %s"
+LEDGER = "INSERT INTO transfers (id, payer, payee, amount) VALUES (%s, %s, %s, %s)"
+LOOKUP = "SELECT 1 FROM transfers WHERE id = %s"
+
+#: The per-attempt record, as a plain tuple (cheap to build), in this column order.
+ATTEMPT_FIELDS = (
+    "txn_id",
+    "attempt",
+    "started_at",
+    "latency_ms",
+    "outcome",
+    "sqlstate",
+    "oc_code",
+    "payer",
+    "payee",
+    "amount",
+    "backoff_ms",
+    "commit_unknown",
+)
+AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """One logical transfer; its id stays the same across retries."""
+
+    txn_id: str
+    payer: int
+    payee: int
+    amount: int
+
+    @classmethod
+    def new(cls, payer: int, payee: int, amount: int) -> TransferRequest:
+        return cls(str(uuid.uuid4()), payer, payee, amount)
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """How a whole transaction ended, retries included."""
+
+    outcome: str
+    attempts: int
+    latency_ms: float
+    sqlstate: str | None
+
+
+class _CommitPhase:
+    """Marks whether the failure happened inside COMMIT (the outcome is then unknown)."""
+
+    __slots__ = ("in_commit",)
+
+    def __init__(self) -> None:
+        self.in_commit = False
+
+
+def transfer_once(conn: psycopg.Connection[Any], req: TransferRequest, phase: _CommitPhase | None = None) -> None:
+    """The talk's transaction: debit with RETURNING, credit, ledger row, COMMIT.
+
+    Raises InsufficientFunds (after rolling back) if the payer would go negative.
+    """
+    cur = conn.cursor()  # one cursor for the three statements: about 5% less client CPU than one each
+    row = cur.execute(DEBIT, (req.amount, req.payer)).fetchone()
+    if row is None:
+        conn.rollback()
+        raise NoSuchAccount(f"account {req.payer} does not exist")
+    if row[0] < 0:
+        conn.rollback()
+        raise InsufficientFunds(f"account {req.payer} would go to {row[0]}")
+    if cur.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
+        conn.rollback()
+        raise NoSuchAccount(f"account {req.payee} does not exist")
+    cur.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+    if phase is not None:
+        phase.in_commit = True
+    conn.commit()
+
+
+def _already_committed(conn: psycopg.Connection[Any], req: TransferRequest) -> bool:
+    found = conn.execute(LOOKUP, (req.txn_id,)).fetchone() is not None
+    conn.rollback()
+    return found
+
+
+def run_transfer(
+    req: TransferRequest,
+    getconn: Callable[[], psycopg.Connection[Any]],
+    putconn: Callable[[psycopg.Connection[Any]], None],
+    policy: RetryPolicy,
+    rng: random.Random,
+    on_attempt: Callable[[AttemptRow], None],
+    transaction: Callable[[psycopg.Connection[Any], TransferRequest, _CommitPhase], None] = transfer_once,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TxnResult:
+    """Try ``req`` until it commits, fails for good, or the policy gives up.
+
+    ``transaction`` is the attempt's function (one of loadgen.db.shapes).
+    Every attempt, whatever its end, goes to ``on_attempt`` exactly once.
+    """
+    perf = time.perf_counter
+    txn_start = perf()
+    deadline = txn_start + policy.deadline_s
+    backoff_ms = 0.0
+    commit_unknown = False  # an earlier try lost its connection inside COMMIT
+    attempt = 0
+    result = Classified("error", None)
+    while True:
+        attempt += 1
+        started_at = time.time()
+        t0 = perf()
+        phase = _CommitPhase()
+        conn = None
+        try:
+            conn = getconn()
+            if commit_unknown and _already_committed(conn, req):
+                result = Classified("ambiguous_committed", None)
+            else:
+                transaction(conn, req, phase)
+                result = Classified("committed", None)
+        except BaseException as exc:  # noqa: BLE001 - GreenletExit too: record, then re-raise
+            result = classify(exc)
+            if conn is not None:
+                _rollback_quietly(conn)
+            if not isinstance(exc, Exception):
+                on_attempt(
+                    _row(
+                        req,
+                        attempt,
+                        started_at,
+                        (perf() - t0) * 1000.0,
+                        Classified("interrupted", None),
+                        backoff_ms,
+                        phase.in_commit or commit_unknown,
+                    )
+                )
+                raise
+        finally:
+            if conn is not None:
+                putconn(conn)
+        latency_ms = (perf() - t0) * 1000.0
+        unknown = result.outcome == "connection_error" and (phase.in_commit or commit_unknown)
+        on_attempt(_row(req, attempt, started_at, latency_ms, result, backoff_ms, unknown))
+        commit_unknown = unknown
+        if result.outcome not in RETRYABLE:
+            break
+        if attempt >= policy.max_attempts or perf() >= deadline:
+            break
+        backoff_ms = policy.delay_ms(attempt, rng)
+        if result.outcome == "connection_error":
+            # A lost server should not be hammered in a tight loop.
+            backoff_ms = max(backoff_ms, min(1000.0, 10.0 * 2 ** min(attempt, 7)))
+        if backoff_ms > 0:
+            sleep(backoff_ms / 1000.0)
+    return TxnResult(result.outcome, attempt, (perf() - txn_start) * 1000.0, result.sqlstate)
+
+
+def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
+    # End the failed transaction here, so the connection goes back clean; a broken
+    # connection is the pool's to discard.
+    if not conn.closed:
+        try:
+            conn.rollback()
+        except psycopg.Error:
+            pass
+
+
+def _row(
+    req: TransferRequest,
+    attempt: int,
+    started_at: float,
+    latency_ms: float,
+    c: Classified,
+    backoff_ms: float,
+    commit_unknown: bool,
+) -> AttemptRow:
+    return (
+        req.txn_id,
+        attempt,
+        started_at,
+        latency_ms,
+        c.outcome,
+        c.sqlstate,
+        c.oc_code,
+        req.payer,
+        req.payee,
+        req.amount,
+        backoff_ms,
+        commit_unknown,
+    )

@@ -1,0 +1,1 @@
+"""How a run happens: the run lifecycle, Locust users, load models, fault injection, sweeps and distributed agents."""

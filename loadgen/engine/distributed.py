@@ -1,0 +1,574 @@
+"""Scale-out: a Locust master in the loadgen process, Locust workers in other processes or machines.
+
+``loadgen run --processes N`` starts N worker processes on this machine;
+``loadgen run --master`` waits for workers started elsewhere with
+``loadgen run --worker --master-host H``. It is Locust's own distributed mode:
+the master spreads the users over the workers and adds up their statistics.
+
+What loadgen adds, over Locust custom messages:
+
+- ``loadgen_hello`` (worker -> master, once the worker listens for loadgen's
+  messages) and the master's answer ``loadgen_setup``: the scenario, the
+  run id and how to reach the database, without secrets. A password reaches a
+  worker through its environment (``PGPASSWORD``, or a whole ``LOADGEN_DSN``),
+  never through a command line or a message.
+- ``loadgen_attempts`` (worker -> master, about once a second): the attempt rows
+  recorded since the last batch. The worker keeps none of them afterwards.
+- ``loadgen_done`` (worker -> master, at the worker's test stop, after its last
+  batch and its last statistics report): how many rows it sent, its CPU time and
+  its connection counters. One ZeroMQ connection keeps a worker's messages in
+  order, so when every worker's ``done`` has arrived, every row and every Locust
+  count has too; the row count is then checked against what each worker announced.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pyarrow as pa
+from locust.env import Environment
+from locust.rpc.protocol import Message
+
+from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
+from loadgen.errors import ConfigError, TargetError
+from loadgen.model.scenario import Scenario
+from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
+from loadgen.targets.base import Target
+
+__all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
+
+log = logging.getLogger("loadgen")
+
+MSG_HELLO = "loadgen_hello"
+MSG_SETUP = "loadgen_setup"
+MSG_ATTEMPTS = "loadgen_attempts"
+MSG_DONE = "loadgen_done"
+#: How often a worker ships its attempt rows to the master.
+SHIP_INTERVAL_S = 1.0
+#: User ids on worker k start at k * USER_ID_STRIDE + 1: unique across workers, and
+#: so are the per-user random streams of a seeded run.
+USER_ID_STRIDE = 100_000
+DEFAULT_MASTER_PORT = 5557
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """How a run scales out: worker processes started here, and workers expected from elsewhere."""
+
+    processes: int = 0
+    #: Workers to wait for before starting (at least ``processes``).
+    expect_workers: int = 0
+    bind_host: str = "127.0.0.1"
+    #: 0: any free port (only sensible when every worker is started here).
+    bind_port: int = 0
+    connect_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.processes < 0 or self.expect_workers < 0:
+            raise ConfigError("the number of worker processes must not be negative")
+        if self.workers < 1:
+            raise ConfigError("a distributed run needs at least one worker (--processes N or --expect-workers N)")
+
+    @property
+    def workers(self) -> int:
+        return max(self.processes, self.expect_workers)
+
+
+# -- the scenario over the wire ---------------------------------------------
+
+
+def scenario_from_dict(data: dict[str, Any]) -> Scenario:
+    """The inverse of ``Scenario.to_dict()``: nested dataclasses (the retry policy) rebuilt too."""
+    return _from_dict(Scenario, data)
+
+
+def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        kind = hints.get(f.name)
+        if isinstance(value, dict) and dataclasses.is_dataclass(kind):
+            value = _from_dict(kind, value)
+        elif isinstance(value, list) and f.type and "tuple" in str(f.type):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _without_password(conninfo: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(conninfo)
+    params.pop("password", None)
+    return make_conninfo(**params)
+
+
+def _password(conninfo: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    value = conninfo_to_dict(conninfo).get("password")
+    return None if value is None else str(value)
+
+
+def check_scale_out(target: Target, scenarios: list[Scenario]) -> None:
+    """Refuse, with one clear line, what worker processes cannot run yet."""
+    _check_target(target)
+    for scenario in scenarios:
+        _check_scenario(scenario)
+
+
+def _check_scenario(scenario: Scenario) -> None:
+    """What a worker can do alone: the closed loop. Batches and the open loop pace all users together."""
+    if getattr(scenario, "load", "closed") != "closed" or getattr(scenario, "read_mix", 0.0) > 0:
+        raise ConfigError(
+            "--processes/--master run the closed load model without a read mix; "
+            "batches, the open loop and read mixes are single-process for now"
+        )
+
+
+def _check_target(target: Target) -> None:
+    """Workers rebuild the target from a connection string: only plain PostgreSQL ones can be."""
+    if target.kind == "dsql" or any(hasattr(target, hook) for hook in ("connect_kwargs", "connection_class", "audit")):
+        raise ConfigError("--processes/--master/--worker work with the embedded and postgres targets only (not DSQL or --dialect dsql yet)")
+
+
+@dataclass
+class WorkerTarget:
+    """The master's target as a worker reaches it: the master's connection string, or LOADGEN_DSN."""
+
+    kind: str
+    sets_isolation: bool
+    master_conninfo: str
+
+    def prepare(self, users: int) -> None:  # the master prepared the server
+        pass
+
+    def conninfo(self) -> str:
+        # A worker on another machine may need another address or a password: LOADGEN_DSN.
+        return os.environ.get("LOADGEN_DSN") or self.master_conninfo
+
+    def describe(self) -> dict[str, Any]:
+        from loadgen.targets.base import redact_conninfo
+
+        return {"kind": self.kind, "dsn": redact_conninfo(self.conninfo())}
+
+
+# -- the worker side --------------------------------------------------------
+
+
+class WorkerAgent:
+    """loadgen on a Locust worker: builds the bench at test start, ships attempt rows to the master."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.setup: dict[str, Any] | None = None
+        self.bench: Bench | None = None
+        self.sent = 0
+        self._shipper: gevent.Greenlet | None = None
+        self._cpu0 = 0.0
+        self._wall0 = 0.0
+        env.loadgen = None  # type: ignore[attr-defined]
+        runner = env.runner
+        assert runner is not None
+        runner.register_message(MSG_SETUP, self._on_setup)
+        env.events.test_start.add_listener(self._on_test_start)
+        env.events.test_stop.add_listener(self._on_test_stop)
+        # Only now can the answer be heard: ask for the settings.
+        runner.send_message(MSG_HELLO, {"pid": os.getpid()})
+
+    @property
+    def client_id(self) -> str:
+        return str(getattr(self.env.runner, "client_id", "worker"))
+
+    def _on_setup(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.setup = msg.data
+
+    def _on_test_start(self, environment: Environment, **_: Any) -> None:
+        if self.setup is None:
+            log.error("loadgen worker: the test started before the master sent its settings")
+            return
+        scenario = scenario_from_dict(self.setup["scenario"])
+        from loadgen.engine.load import workload_for
+
+        # The master spawns users by class name: the load model's class (same name here), or the plain one.
+        user_class, _ = workload_for(scenario)
+        if self.setup.get("user_class") != user_class.__name__:
+            user_class = TransferUser
+        self.env.user_classes = [user_class]
+        t = self.setup["target"]
+        target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
+        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
+        bench = Bench(scenario, target, recorder)
+        index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
+        bench._user_ids = iter(range(index * USER_ID_STRIDE + 1, (index + 1) * USER_ID_STRIDE))  # type: ignore[assignment]
+        self.bench = bench
+        self.env.loadgen = bench  # type: ignore[attr-defined]
+        self.sent = 0
+        self._cpu0, self._wall0 = time.process_time(), time.monotonic()
+        self._shipper = gevent.spawn(self._ship_forever)
+
+    def _ship_forever(self) -> None:
+        while True:
+            gevent.sleep(SHIP_INTERVAL_S)
+            self._ship()
+
+    def _ship(self) -> None:
+        bench = self.bench
+        if bench is None:
+            return
+        rec = bench.recorder
+        # Swapped, not copied: no greenlet switch can happen between these lines.
+        rows, users = rec.rows, rec.users
+        if not rows:
+            return
+        rec.rows, rec.users = [], []
+        self.env.runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})  # type: ignore[union-attr]
+        self.sent += len(rows)
+
+    def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        bench = self.bench
+        if bench is None:
+            return
+        if self._shipper is not None:
+            self._shipper.kill(block=True)
+            self._shipper = None
+        self._ship()
+        connections = bench.close()
+        runner: Any = self.env.runner
+        # The last statistics before `done`: the master's counts are then complete.
+        runner._send_stats()
+        runner.send_message(
+            MSG_DONE,
+            {
+                "attempts": self.sent,
+                "cpu_s": time.process_time() - self._cpu0,
+                "wall_s": time.monotonic() - self._wall0,
+                "connections": connections,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "index": int(getattr(runner, "worker_index", -1)),
+            },
+        )
+        self.bench = None
+        self.env.loadgen = None  # type: ignore[attr-defined]
+        # The users are gone already: rejoin the master at once (Locust waits stop_timeout
+        # first, deaf to messages), so that the master's quit reaches this worker.
+        self.env.stop_timeout = 0
+
+
+def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
+    """A worker process: connect to the master, run the users it is given, until it says quit."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    env = Environment(user_classes=[TransferUser])
+    runner = env.create_worker_runner(master_host, master_port)
+    WorkerAgent(env)
+    gevent.signal_handler(signal.SIGTERM, runner.quit)
+    gevent.signal_handler(signal.SIGINT, runner.quit)
+    runner.greenlet.join()
+    return 0
+
+
+# -- the master side --------------------------------------------------------
+
+
+class Collector:
+    """The master's view of the workers' attempt rows and final reports."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.recorders: dict[str, AttemptRecorder] = {}
+        self.done: dict[str, dict[str, Any]] = {}
+        #: Workers that have been sent the settings.
+        self.greeted: set[str] = set()
+        self.setup: dict[str, Any] = {}
+        self.last_reached = time.monotonic()
+
+    def register(self, runner: Any) -> None:
+        self._runner = runner
+        runner.register_message(MSG_HELLO, self._on_hello)
+        runner.register_message(MSG_ATTEMPTS, self._on_attempts)
+        runner.register_message(MSG_DONE, self._on_done)
+
+    def _on_hello(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self._runner.send_message(MSG_SETUP, self.setup, client_id=msg.node_id)
+        self.greeted.add(msg.node_id)
+
+    def _recorder(self, worker: str) -> AttemptRecorder:
+        rec = self.recorders.get(worker)
+        if rec is None:
+            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker)
+        return rec
+
+    def _on_attempts(self, environment: Environment, msg: Message, **_: Any) -> None:
+        rows = msg.data["rows"]
+        rec = self._recorder(msg.node_id)
+        rec.rows.extend(rows)
+        rec.users.extend(msg.data["users"])
+        if any(r[4] != "connection_error" for r in rows):
+            self.last_reached = time.monotonic()
+
+    def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.done[msg.node_id] = msg.data
+        self._recorder(msg.node_id)
+
+    def to_table(self) -> pa.Table:
+        tables = [rec.to_table() for rec in self.recorders.values()]
+        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id).to_table().cast(ATTEMPT_SCHEMA)
+
+    def workers(self) -> list[dict[str, Any]]:
+        """run.json's account of each worker: who it was, what it sent, what it said it sent."""
+        out = []
+        for worker, rec in self.recorders.items():
+            d = self.done.get(worker, {})
+            out.append(
+                {
+                    "id": worker,
+                    "host": d.get("host"),
+                    "pid": d.get("pid"),
+                    "index": d.get("index"),
+                    "attempts_received": len(rec),
+                    "attempts_sent": d.get("attempts"),
+                    "finished": worker in self.done,
+                    "cpu_s": round(float(d.get("cpu_s", 0.0)), 3),
+                    "wall_s": round(float(d.get("wall_s", 0.0)), 3),
+                    "connections": d.get("connections", {}),
+                }
+            )
+        return out
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _start_local_workers(n: int, host: str, port: int, conninfo: str, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    env = dict(os.environ)
+    password = _password(conninfo)
+    if password is not None:
+        env["PGPASSWORD"] = password  # the environment, never argv: argv is public in ps
+    env.pop("LOADGEN_DSN", None)  # the master's connection string (without password) rules here
+    # The worker imports this checkout's loadgen, whatever the current directory.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    procs = []
+    log_dir.mkdir(exist_ok=True)
+    for i in range(n):
+        with (log_dir / f"worker-{i + 1}.log").open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "loadgen.cli.worker", "--master-host", host, "--master-port", str(port)],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+    return procs
+
+
+def _wait_for_workers(runner: Any, fleet: Fleet, procs: list[subprocess.Popen[bytes]], port: int, greeted: set[str]) -> None:
+    """Until enough workers have connected and been given the settings (before any spawn message)."""
+    deadline = time.monotonic() + fleet.connect_timeout_s
+    announced = False
+    while runner.worker_count < fleet.workers or len(greeted) < fleet.workers:
+        for p in procs:
+            if p.poll() is not None:
+                raise TargetError(f"a worker process exited with code {p.returncode} before the run started")
+        if time.monotonic() > deadline:
+            raise TargetError(f"only {runner.worker_count} of {fleet.workers} workers connected within {fleet.connect_timeout_s:g} s")
+        if not announced and fleet.expect_workers > fleet.processes:
+            print(
+                f"loadgen: waiting for {fleet.workers - runner.worker_count} worker(s): "
+                f"loadgen run --worker --master-host <this host> --master-port {port}",
+                flush=True,
+            )
+            announced = True
+        gevent.sleep(0.1)
+
+
+def run_distributed(
+    scenario: Scenario,
+    target: Target,
+    out: Path,
+    fleet: Fleet,
+    *,
+    user_class: type[TransferUser] = TransferUser,
+    on_progress: Callable[[float, Environment], None] | None = None,
+    command_line: list[str] | None = None,
+    chaos: Chaos | None = None,
+    unreachable_limit_s: float = 60.0,
+    run_id: str | None = None,
+) -> Any:
+    """Like :func:`loadgen.engine.runner.run`, with the users on worker processes; the same run directory."""
+    from loadgen.db.schema import reset
+    from loadgen.engine import runner as core
+
+    _check_target(target)
+    _check_scenario(scenario)
+    run_id = run_id or core.new_run_id()
+    run_dir = core.prepare_out_dir(out, run_id)
+    target.prepare(scenario.users)
+    with core._connect(target) as conn:
+        server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
+
+    env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
+    port = fleet.bind_port or _free_port(fleet.bind_host)
+    master = env.create_master_runner(fleet.bind_host, port)
+    collector = Collector(run_id)
+    collector.register(master)
+    collector.setup = {
+        "run_id": run_id,
+        "user_class": user_class.__name__,
+        "scenario": scenario.to_dict(),
+        "target": {
+            "kind": target.kind,
+            "sets_isolation": target.sets_isolation,
+            "conninfo": _without_password(target.conninfo()),
+        },
+    }
+
+    procs: list[subprocess.Popen[bytes]] = []
+    state = {"interrupted": 0, "finishing": False}
+    aborted: list[str] = []
+    client: dict[str, float] = {}
+    faults = FaultLog()
+    finisher: list[gevent.Greenlet] = []
+
+    def finish() -> None:
+        """Stop the users, wait for every worker's last rows, then let the workers go."""
+        if state["finishing"]:
+            return
+        state["finishing"] = True
+        expected = set(master.clients.keys()) | set(collector.recorders)
+        master.stop()
+        deadline = time.monotonic() + scenario.retry.deadline_s + 30
+
+        def outstanding() -> set[str]:
+            # A worker Locust has marked missing (no heartbeat) will not report again.
+            gone = {c.id for c in master.clients.missing}
+            return expected - set(collector.done) - gone
+
+        while outstanding() and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        missing = expected - set(collector.done)
+        if missing:
+            aborted.append(
+                f"worker(s) {', '.join(sorted(missing))} stopped before their final report: "
+                f"up to {SHIP_INTERVAL_S:g} s of their attempts are missing from attempts.parquet"
+            )
+        # Workers leave the master's list at a stop and rejoin; only listed workers hear its quit.
+        rejoin = time.monotonic() + 10
+        while not collector.greeted <= set(master.clients.keys()) and time.monotonic() < rejoin:
+            gevent.sleep(0.05)
+        master.quit()
+
+    def start_finish() -> None:
+        if not finisher:
+            finisher.append(gevent.spawn(finish))
+
+    def give_up(reason: str) -> None:
+        aborted.append(reason)
+        start_finish()
+
+    def stop_on_signal(*_: Any) -> None:
+        state["interrupted"] += 1
+        if state["interrupted"] > 1:
+            os._exit(130)
+        print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
+        start_finish()
+
+    handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+    try:
+        started = datetime.now(UTC)
+        try:
+            if fleet.processes:
+                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), run_dir / "workers")
+            _wait_for_workers(master, fleet, procs, port, collector.greeted)
+            helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up)]
+            if chaos is not None and chaos.active:
+                restart = getattr(getattr(target, "server", None), "restart", None)
+                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
+            t0, cpu0 = time.monotonic(), time.process_time()
+            master.start(scenario.users, spawn_rate=scenario.spawn_rate)
+            stopper = gevent.spawn_later(scenario.duration_s, start_finish)
+            ticker = gevent.spawn(core._tick, on_progress, env, t0) if on_progress is not None else None
+            try:
+                master.greenlet.join()
+            finally:
+                stopper.kill(block=False)
+                if ticker is not None:
+                    ticker.kill(block=False)
+                gevent.killall(helpers, block=False)
+                client["wall_s"] = time.monotonic() - t0
+                client["master_cpu_s"] = time.process_time() - cpu0
+        finally:
+            if master.greenlet and not master.greenlet.dead:
+                master.quit()
+            _reap(procs)
+            ended = datetime.now(UTC)
+            workers = collector.workers()
+            connections = _sum_connections(workers)
+            complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
+            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
+            result.aborted = aborted[0] if aborted else None
+            result.faults = faults.faults
+            client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
+            result.client = core._client_load(client, result.summary["attempts"])
+            result.client["processes"] = len(workers)
+            result.client["master_cpu_s"] = round(client.get("master_cpu_s", 0.0), 3)
+            result.workers = workers
+            core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
+    finally:
+        for h in handlers:
+            h.cancel()
+    result.report = core.write_report(run_dir)
+    return result
+
+
+def _reap(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for the local workers to leave after the master's quit; stop any that linger."""
+    deadline = time.monotonic() + 15
+    for p in procs:
+        while p.poll() is None and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _sum_connections(workers: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {"opened": 0, "connect_errors": 0, "lost": 0, "returned_broken": 0}
+    for w in workers:
+        for k, v in (w.get("connections") or {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return total

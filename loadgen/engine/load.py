@@ -1,0 +1,260 @@
+"""Load models: how transactions arrive at the database.
+
+- closed: each user runs transactions back to back (optional think time between).
+- batches: as the talk ran it: ``users`` transactions in parallel, wait for all of
+  them, repeat ``batches`` times; the run ends when the last batch is done.
+- open: transactions start at ``arrival_rate`` per second whatever their latency;
+  ``users`` is the most that can be in flight. When every user is busy, arrivals
+  start late; the lag is measured and the run says when it could not keep up.
+
+Every model runs the scenario's transaction shape and read mix. ``workload_for``
+gives the Locust user class for one run and a function returning what the run
+adds to run.json (reads, audits, batches, arrival lag).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+import numpy as np
+from locust.exception import StopUser
+
+from loadgen.db.classify import classify
+from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, joint_customers_accounts, read_balance
+from loadgen.db.transfer import TransferRequest
+from loadgen.engine.users import AttemptFailed, TransferUser
+from loadgen.model.scenario import Scenario
+
+__all__ = ["workload_for", "ScenarioUser", "BatchUser", "OpenLoopUser", "WorkloadStats", "READ"]
+
+#: Locust request type of the read mix's read-only transactions (name: balance or audit).
+READ = "read"
+#: Open loop: an arrival that starts this late counts as late.
+LATE_S = 0.1
+
+
+class _Barrier:
+    """A reusable barrier for greenlets: the last to arrive releases the others."""
+
+    def __init__(self, parties: int, on_release: Callable[[], None]) -> None:
+        self.parties = parties
+        self.waiting = 0
+        self.event = gevent.event.Event()
+        self.on_release = on_release
+
+    def wait(self) -> None:
+        event = self.event
+        self.waiting += 1
+        if self.waiting >= self.parties:
+            # Cooperative scheduling: no other greenlet runs between these lines.
+            self.waiting = 0
+            self.event = gevent.event.Event()
+            self.on_release()
+            event.set()
+        else:
+            event.wait()
+
+
+class WorkloadStats:
+    """What one run's users observe beyond the attempt table (shared by the users of one run)."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.reads: dict[str, list[float]] = {"balance": [], "audit": []}
+        self.read_failures: dict[str, int] = {}
+        self.audit_mismatches: list[str] = []
+        # batches
+        self.barrier = _Barrier(scenario.users, self._batch_released)
+        self.batch_marks: list[float] = []
+        # open loop
+        self.t0: float | None = None
+        self.next_arrival = 0
+        self.lags: list[float] = []
+        self.quitting = False
+        self.last_start = 0.0
+
+    def _batch_released(self) -> None:
+        self.batch_marks.append(time.perf_counter())
+
+    def arrival(self) -> float:
+        """The due time (perf_counter seconds) of the next arrival of the open loop."""
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0 = now
+        due = self.t0 + self.next_arrival / self.scenario.arrival_rate
+        self.next_arrival += 1
+        return due
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.scenario
+        doc: dict[str, Any] = {"load": {"model": s.load}}
+        if s.read_mix > 0:
+            doc["reads"] = {
+                "kind": s.read_kind,
+                "share": s.read_mix,
+                "count": sum(len(v) for v in self.reads.values()),
+                "by_kind": {k: len(v) for k, v in self.reads.items() if v},
+                "latency_ms": {k: _pcts(v) for k, v in self.reads.items() if v},
+                "failures": dict(self.read_failures),
+                "audits": len(self.reads["audit"]),
+                "audit_mismatches": len(self.audit_mismatches),
+                "audit_mismatch_examples": self.audit_mismatches[:5],
+            }
+        if s.load == "batches":
+            marks = self.batch_marks
+            durations = [(b - a) * 1000.0 for a, b in zip(marks, marks[1:])]
+            doc["load"].update(
+                batch_size=s.users,
+                batches_planned=s.batches,
+                batches_completed=len(durations),
+                batch_ms=durations,
+            )
+        if s.load == "open":
+            lags = np.asarray(self.lags, dtype="float64") * 1000.0
+            started = len(self.lags)
+            # Starts per second over the span they covered (one arrival interval per start).
+            span = (self.last_start - self.t0 + 1.0 / s.arrival_rate) if self.t0 is not None else 0.0
+            achieved = started / span if span > 0 else 0.0
+            late = int((lags > LATE_S * 1000.0).sum())
+            kept_up = started > 0 and late <= 0.01 * started and achieved >= 0.95 * s.arrival_rate
+            doc["load"].update(
+                arrival_rate=s.arrival_rate,
+                max_in_flight=s.users,
+                started=started,
+                achieved_rate=achieved,
+                late=late,
+                late_threshold_ms=LATE_S * 1000.0,
+                start_lag_ms=_pcts(lags),
+                kept_up=bool(kept_up),
+            )
+        return doc
+
+
+def _pcts(values: Any) -> dict[str, float | None]:
+    arr = np.asarray(values, dtype="float64")
+    if arr.size == 0:
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
+
+
+class ScenarioUser(TransferUser):
+    """Closed loop: the scenario's transactions (shape, amounts, read mix) back to back."""
+
+    stats: WorkloadStats  # set per run by workload_for
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        s = self.bench.scenario
+        self.scenario = s
+        self.shape = self.bench.transaction  # the scenario's shape (loadgen.db.shapes)
+        self.think_s = s.think_ms / 1000.0 if s.load == "closed" else 0.0
+
+    def wait_time(self) -> float:  # type: ignore[override]
+        return self.think_s
+
+    def step(self) -> None:
+        self.one_transaction()
+
+    def one_transaction(self) -> None:
+        s = self.scenario
+        if s.read_mix > 0 and self.rng.random() < s.read_mix:
+            self.read()
+        else:
+            self.transfer_with_shape()
+
+    def transfer_with_shape(self) -> None:
+        bench, s, rng = self.bench, self.scenario, self.rng
+        amount = s.amount if s.amount_max is None else rng.randint(s.amount, s.amount_max)
+        req: TransferRequest
+        if s.transaction == "multi-leg":
+            ids = bench.keys.distinct(rng, s.legs + 1)
+            req = MultiLegRequest(str(uuid.uuid4()), ids[0], ids[1], amount, tuple(ids[1:]))
+        elif s.transaction.startswith("joint-withdrawal"):
+            # Customers own the first half of the accounts (two each) and pay merchants, the second half.
+            half = joint_customers_accounts(s.accounts)
+            payer, payee = bench.keys.pair(rng)
+            payer = (payer - 1) % half + 1
+            payee = half + (payee - 1) % (s.accounts - half) + 1
+            req = JointRequest(str(uuid.uuid4()), payer, payee, amount, minimum=s.initial_balance)
+        else:
+            payer, payee = bench.keys.pair(rng)
+            req = TransferRequest.new(payer, payee, amount)
+        self.run_request(req, self.shape)
+
+    def read(self) -> None:
+        """One read-only transaction of the read mix (never retried: snapshot reads do not conflict)."""
+        bench, s = self.bench, self.scenario
+        kind = s.read_kind
+        t0 = time.perf_counter()
+        error: Exception | None = None
+        conn = bench.pool.getconn()
+        try:
+            if kind == "audit":
+                total, count = audit(conn)
+                expected = s.accounts * s.initial_balance
+                if (total, count) != (expected, s.accounts):
+                    self.stats.audit_mismatches.append(f"total {total} over {count} accounts, expected {expected} over {s.accounts}")
+                    error = AttemptFailed("audit mismatch")
+            else:
+                read_balance(conn, bench.keys.draw(self.rng))
+        except Exception as e:  # noqa: BLE001 - recorded as a failed read
+            error = e
+            outcome = classify(e).outcome
+            self.stats.read_failures[outcome] = self.stats.read_failures.get(outcome, 0) + 1
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except Exception:  # noqa: BLE001 - the pool discards a broken connection
+                    pass
+        finally:
+            bench.pool.putconn(conn)
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        self.stats.reads[kind].append(latency_ms)
+        self._fire(request_type=READ, name=kind, response_time=latency_ms, response_length=0, exception=error, context={})
+
+
+class BatchUser(ScenarioUser):
+    """One of ``users`` parallel callers: a transaction per batch, all awaited, ``batches`` times."""
+
+    def step(self) -> None:
+        barrier = self.stats.barrier
+        for _ in range(self.scenario.batches):
+            barrier.wait()  # everyone starts the batch together, after everyone finished the last
+            self.one_transaction()
+        barrier.wait()  # the last batch is done for everyone
+        if not self.stats.quitting:
+            self.stats.quitting = True
+            gevent.spawn(self.environment.runner.quit)
+        raise StopUser()
+
+
+class OpenLoopUser(ScenarioUser):
+    """One of at most ``users`` in flight, starting arrivals due at ``arrival_rate`` per second."""
+
+    def step(self) -> None:
+        due = self.stats.arrival()
+        delay = due - time.perf_counter()
+        if delay > 0:
+            gevent.sleep(delay)
+        self.stats.lags.append(max(0.0, -delay))
+        self.stats.last_start = time.perf_counter()
+        self.one_transaction()
+
+
+# Every model runs the base class's loop (loadgen.engine.users.TransferUser.closed_loop) over its own step.
+
+
+_MODELS: dict[str, type[ScenarioUser]] = {"closed": ScenarioUser, "batches": BatchUser, "open": OpenLoopUser}
+
+
+def workload_for(scenario: Scenario) -> tuple[type[TransferUser], Callable[[], dict[str, Any]]]:
+    """The user class of this scenario's load model (with fresh per-run stats), and its run.json additions."""
+    stats = WorkloadStats(scenario)
+    base = _MODELS[scenario.load]
+    user_class = type(base.__name__, (base,), {"stats": stats, "__module__": __name__})
+    return user_class, stats.to_dict

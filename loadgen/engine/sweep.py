@@ -1,0 +1,293 @@
+"""Sweeps: run every cell of a scenario file, each on a freshly reset bank, into one directory.
+
+A sweep directory holds a sub-directory per cell (the run contract: attempts.parquet
+with a ``cell`` column, run.json with a ``cell`` field) and ``sweep.json``, an index
+of every cell's settings, status and summary. ``sweep.json`` is rewritten after
+every cell, so an interrupted sweep keeps its finished cells; the rest say
+``not run``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loadgen.engine import runner
+from loadgen.engine.distributed import run_distributed
+from loadgen.engine.runner import RunResult, prepare_out_dir
+from loadgen.model.scenariofile import Cell, ScenarioFile
+from loadgen.targets.base import Target
+
+__all__ = ["SweepResult", "run_file", "run_cell", "annotate_run"]
+
+Say = Callable[[str], None]
+
+#: Cell status in sweep.json.
+DONE, INTERRUPTED, ABORTED, FAILED, NOT_RUN = "done", "interrupted", "aborted", "failed", "not run"
+
+
+@dataclass
+class SweepResult:
+    """What a scenario file's run produced: one run directory, or a sweep directory of cells."""
+
+    out_dir: Path
+    is_sweep: bool
+    results: list[RunResult] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    completed: bool = True
+    report: Path | None = None  # report.html of the run or the sweep
+
+    @property
+    def invariants_hold(self) -> bool:
+        return all(r.invariants_hold for r in self.results)
+
+
+def run_cell(
+    cell: Cell,
+    target: Target,
+    out: Path,
+    *,
+    run_id: str | None = None,
+    on_progress: Callable[[float, Any], None] | None = None,
+    command_line: list[str] | None = None,
+    sweep: dict[str, Any] | None = None,
+    run_options: dict[str, Any] | None = None,
+) -> RunResult:
+    """One cell as a run: reset, run its load model, check, write, then tag the results with the cell."""
+    from loadgen.engine.load import workload_for
+
+    user_class, extra = workload_for(cell.scenario)
+    options = dict(run_options or {})
+    fleet = options.pop("fleet", None)  # worker processes (--processes), or None: users run here
+    common = dict(user_class=user_class, on_progress=on_progress, command_line=command_line, run_id=run_id, **options)
+    if fleet is not None:
+        result = run_distributed(cell.scenario, target, out, fleet, **common)
+    else:
+        result = runner.run(cell.scenario, target, out, **common)
+    workload = extra()
+    if cell.scenario.transaction.startswith("joint-withdrawal"):
+        _check_joint_minimum(result, target, cell.scenario.accounts, cell.scenario.initial_balance)
+    annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload})
+    result.notes = workload_notes(workload)  # type: ignore[attr-defined]
+    return result
+
+
+def workload_notes(workload: dict[str, Any]) -> list[str]:
+    """Warnings a user must see: an open loop that could not keep up, audits that found money missing."""
+    notes = []
+    load = workload.get("load", {})
+    if load.get("model") == "open" and not load.get("kept_up", True):
+        lag = load["start_lag_ms"]
+        notes.append(
+            f"open loop could not keep up: {load['achieved_rate']:.0f} of {load['arrival_rate']:g} transactions/s started, "
+            f"{load['late']:,} of {load['started']:,} late by more than {load['late_threshold_ms']:g} ms "
+            f"(start lag p99 {lag['p99'] or 0:.0f} ms); raise users or lower arrival_rate"
+        )
+    if load.get("model") == "batches" and load.get("batches_completed", 0) < load.get("batches_planned", 0):
+        notes.append(f"only {load['batches_completed']} of {load['batches_planned']} batches completed before the duration ran out")
+    reads = workload.get("reads")
+    if reads and reads.get("audit_mismatches"):
+        notes.append(f"{reads['audit_mismatches']} of {reads['audits']} audits saw a wrong total: {reads['audit_mismatch_examples'][0]}")
+    return notes
+
+
+def _check_joint_minimum(result: RunResult, target: Target, accounts: int, minimum: int) -> None:
+    """The write-skew check: every customer's two accounts still sum to at least ``minimum``."""
+    import psycopg
+
+    from loadgen.db.schema import Invariant
+    from loadgen.db.shapes import customers_below_minimum
+
+    with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
+        below, customers = customers_below_minimum(conn, accounts, minimum)
+    check = Invariant(
+        "joint_minimum_kept",
+        below == 0,
+        f"{below} of {customers} customers below the joint minimum {minimum}" + (" (write skew)" if below else ""),
+    )
+    result.invariants.append(check)
+    doc_path = result.run_dir / "run.json"
+    doc = json.loads(doc_path.read_text())
+    doc["invariants"].append(check.to_dict())
+    doc["invariants_hold"] = result.invariants_hold
+    _write_json(doc_path, doc)
+
+
+def annotate_run(run_dir: Path, cell: str | None, fields: dict[str, Any]) -> None:
+    """Add the ``cell`` column to attempts.parquet and ``fields`` to run.json (both rewritten atomically)."""
+    attempts = run_dir / "attempts.parquet"
+    table = pq.read_table(attempts)
+    if "cell" not in table.column_names:
+        table = table.append_column("cell", pa.array([cell] * table.num_rows, pa.string()))
+        tmp = attempts.with_suffix(".parquet.tmp")
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(attempts)
+    doc_path = run_dir / "run.json"
+    doc = json.loads(doc_path.read_text())
+    doc.update(fields)
+    _write_json(doc_path, doc)
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _cell_line(s: dict[str, Any]) -> str:
+    rate = s.get("conflict_rate")
+    tput = s.get("throughput_commits_per_s")
+    p50 = (s.get("transaction_latency_ms") or {}).get("p50")
+    return (
+        f"commits {s['commits']:,}  conflict rate {'-' if rate is None else format(rate, '.2%')}"
+        f"  {'-' if tput is None else format(tput, '.0f')}/s"
+        f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms"
+    )
+
+
+def run_file(
+    sf: ScenarioFile,
+    target: Target,
+    out: Path,
+    *,
+    say: Say | None = print,
+    progress_every_s: float = 5.0,
+    command_line: list[str] | None = None,
+    run_options: dict[str, Any] | None = None,
+) -> SweepResult:
+    """Run a scenario file: a single cell writes one run directory; a sweep writes a sweep directory.
+
+    ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
+    """
+    from loadgen.engine.progress import progress_line
+
+    def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
+        if say is None:
+            return None
+        last = [0.0]
+
+        def tick(t: float, env: Any) -> None:
+            if t - last[0] >= progress_every_s - 0.5:
+                last[0] = t
+                say(prefix + progress_line(t, env).lstrip())
+
+        return tick
+
+    if not sf.is_sweep:
+        (cell,) = sf.cells
+        result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
+        for note in result.notes:  # type: ignore[attr-defined]
+            print(f"  warning: {note}", flush=True)
+        return SweepResult(result.run_dir, False, [result], completed=result.completed, report=result.report)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
+    started = datetime.now(UTC)
+    entries: list[dict[str, Any]] = [{**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None} for c in sf.cells]
+    index: dict[str, Any] = {
+        "format": 1,
+        "kind": "sweep",
+        "name": sf.name,
+        "description": sf.description,
+        "source": sf.source,
+        "sweep_keys": list(sf.sweep_keys),
+        "target": target.describe(),
+        "command_line": command_line,
+        "started_at": started.isoformat(),
+        "ended_at": None,
+        "completed": False,
+        "cells": entries,
+    }
+    _write_json(sweep_dir / "sweep.json", index)
+    result = SweepResult(sweep_dir, True, cells=entries, completed=False)
+    n = len(sf.cells)
+    sweep_ref = {"name": sf.name, "dir": str(sweep_dir), "cells": n}
+    try:
+        for cell, entry in zip(sf.cells, entries):
+            if say:
+                say(f"cell {cell.index + 1}/{n}  {cell.label}")
+            entry["status"] = "running"
+            _write_json(sweep_dir / "sweep.json", index)
+            run = run_cell(
+                cell,
+                target,
+                sweep_dir,
+                run_id=cell.slug,
+                on_progress=progress_for(f"  [{cell.index + 1}/{n}] "),
+                command_line=command_line,
+                sweep=sweep_ref,
+                run_options=run_options,
+            )
+            result.results.append(run)
+            entry.update(
+                status=ABORTED if run.aborted else DONE if run.completed else INTERRUPTED,
+                run_dir=run.run_dir.name,
+                summary=run.summary,
+                invariants_hold=run.invariants_hold,
+                aborted=run.aborted,
+                scenario=cell.scenario.to_dict(),
+            )
+            _write_json(sweep_dir / "sweep.json", index)
+            entry["notes"] = run.notes  # type: ignore[attr-defined]
+            broken = [i.name for i in run.invariants if not i.ok]
+            entry["violated"] = broken
+            if say:
+                say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
+            if broken:
+                print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
+            for note in run.notes:  # type: ignore[attr-defined]
+                print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
+            if run.aborted or not run.completed:
+                break
+        else:
+            result.completed = True
+    except BaseException as e:
+        # Interrupted between cells, or a cell failed: keep what finished, mark the rest not run.
+        for entry in entries:
+            if entry["status"] == "running":
+                entry["status"] = NOT_RUN if isinstance(e, KeyboardInterrupt) else FAILED
+                entry["error"] = str(e) or type(e).__name__
+        raise
+    finally:
+        index["ended_at"] = datetime.now(UTC).isoformat()
+        index["completed"] = result.completed
+        _write_json(sweep_dir / "sweep.json", index)
+    if result.results:
+        result.report = _write_sweep_report(sweep_dir)
+    return result
+
+
+def _write_sweep_report(sweep_dir: Path) -> Path | None:
+    """The sweep's report.html (every cell in one report); a failure must never cost the data."""
+    import sys
+
+    try:
+        from loadgen.report import write_report
+
+        return write_report([sweep_dir])
+    except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        print(
+            f"loadgen: could not write the sweep report ({type(e).__name__}: {e}); the data is safe, try `loadgen report {sweep_dir}`",
+            file=sys.stderr,
+        )
+        return None
+
+
+def format_sweep(result: SweepResult) -> str:
+    """The sweep's closing table: one line per cell."""
+    lines = ["", f"  {'cell':<40} {'status':<12} result"]
+    for e in result.cells:
+        s = e.get("summary")
+        violated = "  VIOLATED " + ", ".join(e["violated"]) if e.get("violated") else ""
+        lines.append(f"  {e['label'][:40]:<40} {e['status']:<12} {_cell_line(s) if s else ''}{violated}")
+    if not result.completed:
+        lines.append("  sweep interrupted: finished cells kept, the rest marked not run")
+    lines.append(f"  results           {result.out_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,198 @@
+"""The Locust side: a thin User that runs transfers in a closed loop.
+
+Import this module only after Locust has patched the standard library (importing
+``locust`` does that): psycopg then waits on sockets through gevent, so a thousand
+users are a thousand concurrent transactions, not one at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from typing import Any
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
+import gevent
+import psycopg
+from locust import User, constant, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.user.task import LOCUST_STATE_STOPPING
+from psycopg import IsolationLevel
+from psycopg_pool import ConnectionPool
+
+from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.model.keys import KeyDistribution, distribution_for
+from loadgen.model.retry import COMMITTED_OUTCOMES
+from loadgen.model.scenario import Scenario
+from loadgen.results.recorder import AttemptRecorder
+from loadgen.targets.base import Target
+from loadgen.targets.connection import pool_options
+
+__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
+
+#: Locust request types: every attempt, and every whole transaction (retries included).
+ATTEMPT = "attempt"
+TRANSACTION = "transaction"
+NAME = "transfer"
+APPLICATION_NAME = "loadgen"
+
+
+class AttemptFailed(Exception):
+    """How a failed attempt or transaction shows in Locust's failure tables."""
+
+
+class Bench:
+    """What every user of one process shares: settings, connection pool, keys, recorder."""
+
+    #: The transaction each attempt runs (a function of connection, request, commit phase).
+    transaction = staticmethod(transfer_once)
+
+    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
+        _check_gevent_cooperation()
+        self.scenario = scenario
+        self.target = target
+        self.recorder = recorder
+        self.keys: KeyDistribution = distribution_for(scenario)
+        if scenario.transaction != "update-returning":  # the class default is the talk's shape
+            from loadgen.db.shapes import shape
+
+            self.transaction = shape(scenario.transaction)
+        self._user_ids = itertools.count(1)
+        #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
+        self.last_reached = time.monotonic()
+        self.pool = ConnectionPool(
+            target.conninfo(),
+            # One connection per user, opened up front (in the background): with fewer,
+            # users queue for a connection and fewer transactions are really in flight.
+            min_size=scenario.users,
+            max_size=scenario.users,
+            open=True,
+            configure=self._configure,
+            timeout=30.0,
+            name="loadgen",
+            # Named so that loadgen's sessions can be told apart in pg_stat_activity;
+            # a target may add per-connection arguments (DSQL: a fresh IAM token).
+            **_with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME})),
+        )
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        if self.target.sets_isolation:
+            # What DSQL provides (snapshot isolation); DSQL itself gets a bare BEGIN.
+            conn.isolation_level = IsolationLevel.REPEATABLE_READ
+            if self.scenario.isolation != "repeatable-read":  # anomaly demonstrations ask for others
+                conn.isolation_level = IsolationLevel[self.scenario.isolation.upper().replace("-", "_")]
+        if self.scenario.lock_timeout_ms is not None:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self.scenario.lock_timeout_ms}ms",))
+            conn.commit()
+
+    def next_user_id(self) -> int:
+        return next(self._user_ids)
+
+    def close(self) -> dict[str, int]:
+        """Close every connection; return the pool's connection counters."""
+        stats = self.pool.get_stats()
+        self.pool.close(timeout=10)
+        return {
+            "opened": stats.get("connections_num", 0),
+            "connect_errors": stats.get("connections_errors", 0),
+            "lost": stats.get("connections_lost", 0),
+            "returned_broken": stats.get("returns_bad", 0),
+        }
+
+
+class TransferUser(User):
+    """Runs transfers back to back; reports attempts and transactions to Locust."""
+
+    wait_time = constant(0)
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        bench: Bench = environment.loadgen  # type: ignore[attr-defined]
+        self.bench = bench
+        self.user_id = bench.next_user_id()
+        seed = bench.scenario.seed
+        self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
+        self._fire = environment.events.request.fire
+
+    def _on_attempt(self, row: AttemptRow) -> None:
+        self.bench.recorder.add(row, self.user_id)
+        outcome = row[4]
+        if outcome != "connection_error":
+            self.bench.last_reached = time.monotonic()
+        ok = outcome in COMMITTED_OUTCOMES
+        self._fire(
+            request_type=ATTEMPT,
+            name=NAME,
+            response_time=row[3],
+            response_length=0,
+            exception=None if ok else AttemptFailed(_label(outcome, row[5])),
+            context={},
+        )
+
+    @task
+    def closed_loop(self) -> None:
+        """Transactions back to back until Locust asks this user to stop.
+
+        The loop is here, not in Locust's scheduler, so the user is never in Locust's
+        "waiting" state between transactions: Locust kills a waiting user at once, and
+        with no wait time that kill can land inside the next transaction, cutting it
+        off mid-COMMIT. A user asked to stop here finishes its transaction first.
+        """
+        while self._state != LOCUST_STATE_STOPPING:
+            self.step()
+            # The think time, if any; and a turn for the other users either way.
+            gevent.sleep(self.wait_time())
+        raise StopUser()
+
+    def step(self) -> None:
+        """One unit of work of the load model: here, one transfer."""
+        self.transfer()
+
+    def transfer(self) -> None:
+        """One of the talk's transfers between two accounts the key distribution picks."""
+        bench = self.bench
+        payer, payee = bench.keys.pair(self.rng)
+        self.run_request(TransferRequest.new(payer, payee, bench.scenario.amount), bench.transaction)
+
+    def run_request(self, req: TransferRequest, transaction: Any) -> None:
+        """Run ``req`` in the retry loop; report the whole transaction to Locust."""
+        bench = self.bench
+        result = run_transfer(req, bench.pool.getconn, bench.pool.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
+        ok = result.outcome in COMMITTED_OUTCOMES
+        self._fire(
+            request_type=TRANSACTION,
+            name=NAME,
+            response_time=result.latency_ms,
+            response_length=0,
+            exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
+            context={"attempts": result.attempts},
+        )
+
+
+def _with_gevent_wait(options: dict[str, Any]) -> dict[str, Any]:
+    """Queries wait through gevent's loop directly (see loadgen.db.gwait), unless the target has its own class."""
+    if "connection_class" not in options:
+        from loadgen.db.gwait import GeventConnection
+
+        options["connection_class"] = GeventConnection
+    return options
+
+
+def _check_gevent_cooperation() -> None:
+    """Fail loudly if psycopg would block the whole process on every query.
+
+    psycopg picks its wait function when first imported; imported before gevent
+    patched ``select``, it blocks, and a thousand users silently run one at a time.
+    """
+    import psycopg.waiting
+
+    if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
+        raise RuntimeError("psycopg was imported before gevent patched the standard library: import locust first")
+
+
+def _label(outcome: str, sqlstate: str | None) -> str:
+    return f"{outcome} ({sqlstate})" if sqlstate else outcome

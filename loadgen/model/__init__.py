@@ -1,0 +1,3 @@
+"""What a run is: the scenario and its settings, key distributions, the retry policy, outcomes.
+
+Pure Python: imports neither Locust nor psycopg."""

@@ -1,0 +1,96 @@
+"""The attempt recorder: every attempt buffered as a tuple, written once to Parquet.
+
+Appending a tuple to a list is the cheapest record path Python has; the columns
+are built only when the run ends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loadgen.db.transfer import ATTEMPT_FIELDS, AttemptRow
+from loadgen.model.retry import COMMITTED_OUTCOMES
+
+__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "OUTCOMES", "COMMITTED_OUTCOMES", "read_attempts"]
+
+#: Outcomes an attempt can have.
+OUTCOMES = (
+    "committed",
+    "ambiguous_committed",
+    "conflict",
+    "deadlock",
+    "lock_timeout",
+    "insufficient_funds",
+    "connection_error",
+    "error",
+    "interrupted",
+)
+
+ATTEMPT_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("txn_id", pa.string()),
+        ("attempt", pa.int32()),
+        ("started_at", pa.timestamp("us", tz="UTC")),
+        ("latency_ms", pa.float64()),
+        ("outcome", pa.string()),
+        ("sqlstate", pa.string()),
+        ("oc_code", pa.string()),
+        ("payer", pa.int64()),
+        ("payee", pa.int64()),
+        ("amount", pa.int64()),
+        ("backoff_ms", pa.float64()),
+        ("commit_unknown", pa.bool_()),
+        ("user", pa.int32()),
+        ("worker", pa.string()),
+    ]
+)
+
+
+class AttemptRecorder:
+    """Collects attempt rows from every user of one process."""
+
+    def __init__(self, run_id: str, worker: str = "local") -> None:
+        self.run_id = run_id
+        self.worker = worker
+        self.rows: list[AttemptRow] = []
+        self.users: list[int] = []
+
+    def add(self, row: AttemptRow, user: int) -> None:
+        self.rows.append(row)
+        self.users.append(user)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_table(self) -> pa.Table:
+        n = len(self.rows)
+        columns: dict[str, Any] = dict(zip(ATTEMPT_FIELDS, map(list, zip(*self.rows)))) if n else {f: [] for f in ATTEMPT_FIELDS}
+        started = pa.array(columns.pop("started_at"), pa.float64())
+        micros = pc.cast(pc.round(pc.multiply(started, 1_000_000)), pa.int64())
+        arrays = {
+            "run_id": pa.array([self.run_id] * n, pa.string()),
+            "started_at": micros.cast(pa.timestamp("us", tz="UTC")),
+            "user": pa.array(self.users, pa.int32()),
+            "worker": pa.array([self.worker] * n, pa.string()),
+        }
+        for name in ATTEMPT_FIELDS:
+            if name in columns:
+                arrays[name] = pa.array(columns[name], ATTEMPT_SCHEMA.field(name).type)
+        return pa.table([arrays[f.name] for f in ATTEMPT_SCHEMA], schema=ATTEMPT_SCHEMA)
+
+
+def write_attempts(table: pa.Table, path: Path) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(".parquet.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def read_attempts(path: Path) -> pa.Table:
+    return pq.read_table(path)

@@ -1,0 +1,320 @@
+"""The DSQL dialect on any PostgreSQL: apply DSQL's rules and check every statement sent.
+
+``--dialect dsql`` wraps a target (the embedded PostgreSQL, usually) so that loadgen
+takes its DSQL path (no ``SET TRANSACTION``/isolation level, no TRUNCATE, set-up in
+single-statement transactions, batches of at most 3,000 rows) and audits what
+actually went over the wire.
+
+How statements are caught: psycopg has no statement hook, and a Cursor wrapper
+would miss what psycopg sends by itself (``BEGIN``, ``COMMIT``, ``SAVEPOINT``). So
+each connection gets libpq's protocol trace (``PQtrace``), started right after
+authentication (no password is traced): every message the client sends and every
+reply, in order. After the run the traces are read back: statements from
+``Query``/``Parse``/``Bind``, transaction ends from ``ReadyForQuery`` (status ``I``),
+rows written from ``CommandComplete`` tags. Transaction-level rules (one DDL, DDL
+alone, <= 3,000 rows) are then checked as DSQL would apply them.
+
+On PostgreSQL the same isolation as DSQL (snapshot = REPEATABLE READ) is set as a
+startup parameter, not by a statement, so the transfers still conflict with 40001.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shutil
+import tempfile
+import weakref
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from loadgen.errors import ConfigError
+
+__all__ = [
+    "DIALECTS",
+    "DSQL_MAX_ROWS_PER_TRANSACTION",
+    "Violation",
+    "AuditReport",
+    "StatementAudit",
+    "DsqlDialectTarget",
+    "check_trace",
+    "check_statement",
+    "report_dialect_check",
+]
+
+DIALECTS: tuple[str, ...] = ("postgresql", "dsql")
+DSQL_MAX_ROWS_PER_TRANSACTION = 3000
+
+_I = re.IGNORECASE | re.DOTALL
+#: Statement-level rules: (rule, pattern that breaks it).
+STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "no isolation level (DSQL has one; BEGIN only)",
+        re.compile(
+            r"^\s*(SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)|(BEGIN|START\s+TRANSACTION)\b.*\bISOLATION\b)|default_transaction_isolation",
+            _I,
+        ),
+    ),
+    ("no TRUNCATE", re.compile(r"^\s*TRUNCATE\b", _I)),
+    ("no SAVEPOINT", re.compile(r"^\s*(SAVEPOINT|RELEASE\b|ROLLBACK\s+(WORK\s+|TRANSACTION\s+)?TO\b)", _I)),
+    (
+        "no temporary tables",
+        re.compile(r"^\s*CREATE\s+((GLOBAL|LOCAL)\s+)?(TEMP|TEMPORARY|UNLOGGED)\s+TABLE\b|\bINTO\s+TEMP(ORARY)?\b", _I),
+    ),
+    ("no foreign keys", re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b.*\b(REFERENCES|FOREIGN\s+KEY)\b", _I)),
+    ("no extensions", re.compile(r"^\s*CREATE\s+EXTENSION\b", _I)),
+)
+_DDL = re.compile(r"^\s*(CREATE|ALTER|DROP)\b", re.IGNORECASE)
+_TXN_CONTROL = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
+_ROWS_TAG = re.compile(r"^(INSERT \d+|UPDATE|DELETE|MERGE|COPY) (\d+)$")
+
+# libpq trace lines: direction, length, message type, then the message's fields.
+_MSG = re.compile(r"^([FB])\t\d+\t(\w+)\t?(.*)$", re.DOTALL)
+_QUERY = re.compile(r'^ "(.*)"$', re.DOTALL)
+_PARSE = re.compile(r'^ "([^"]*)" "(.*)" \d+(?: \S+)*$', re.DOTALL)
+_BIND = re.compile(r'^ "([^"]*)" "([^"]*)"')
+_TAG = re.compile(r'^ "(.*)"$')
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    statement: str
+    connection: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class AuditReport:
+    statements: int = 0
+    transactions: int = 0
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def add(self, other: AuditReport) -> None:
+        self.statements += other.statements
+        self.transactions += other.transactions
+        self.violations.extend(other.violations)
+
+
+def check_statement(sql: str) -> list[str]:
+    """The statement-level DSQL rules ``sql`` breaks."""
+    return [rule for rule, pattern in STATEMENT_RULES if pattern.search(sql)]
+
+
+def _split(sql: str) -> list[str]:
+    # A simple-protocol Query may hold several statements; loadgen's carry no ';' in literals.
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def _short(sql: str) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= 200 else flat[:197] + "..."
+
+
+def _messages(text: str) -> list[tuple[str, str, str]]:
+    """(direction, type, fields) per message; a field may span lines (SQL with newlines)."""
+    out: list[tuple[str, str, str]] = []
+    for line in text.split("\n"):
+        m = _MSG.match(line)
+        if m:
+            out.append((m.group(1), m.group(2), m.group(3)))
+        elif out and line:
+            d, t, f = out[-1]
+            out[-1] = (d, t, f + "\n" + line)
+    return out
+
+
+def check_trace(text: str, connection: str = "?") -> AuditReport:
+    """Check one connection's libpq trace against DSQL's rules."""
+    report = AuditReport()
+    prepared: dict[str, str] = {}
+    txn: list[str] = []  # statements of the open transaction
+    rows = 0
+
+    def executed(sql: str) -> None:
+        for stmt in _split(sql):
+            report.statements += 1
+            txn.append(stmt)
+            for rule in check_statement(stmt):
+                report.violations.append(Violation(rule, _short(stmt), connection))
+
+    def end_transaction() -> None:
+        nonlocal rows
+        work = [s for s in txn if not _TXN_CONTROL.match(s)]
+        if work:
+            report.transactions += 1
+            ddl = [s for s in work if _DDL.match(s)]
+            if len(ddl) > 1:
+                report.violations.append(Violation("one DDL statement per transaction", _short(" ; ".join(ddl)), connection))
+            if ddl and len(work) > len(ddl):
+                others = [s for s in work if not _DDL.match(s)]
+                report.violations.append(Violation("DDL never mixed with other statements", _short(ddl[0] + " ; " + others[0]), connection))
+            if rows > DSQL_MAX_ROWS_PER_TRANSACTION:
+                report.violations.append(
+                    Violation(
+                        f"at most {DSQL_MAX_ROWS_PER_TRANSACTION} rows written per transaction ({rows} written)",
+                        _short(" ; ".join(work[:3])),
+                        connection,
+                    )
+                )
+        txn.clear()
+        rows = 0
+
+    for direction, kind, fields in _messages(text):
+        if direction == "F":
+            if kind == "Query" and (m := _QUERY.match(fields)):
+                executed(m.group(1))
+            elif kind == "Parse" and (m := _PARSE.match(fields)):
+                prepared[m.group(1)] = m.group(2)
+            elif kind == "Bind" and (m := _BIND.match(fields)):
+                executed(prepared.get(m.group(2), f"<unknown prepared statement {m.group(2)!r}>"))
+        else:
+            if kind == "CommandComplete" and (m := _TAG.match(fields)):
+                r = _ROWS_TAG.match(m.group(1))
+                if r:
+                    rows += int(r.group(2))
+            elif kind == "ReadyForQuery" and fields.strip() == "I":
+                end_transaction()
+    if txn:
+        end_transaction()  # the connection ended inside a transaction: it was rolled back
+    return report
+
+
+class StatementAudit:
+    """Traces every connection it is attached to, one file each, and checks them afterwards."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="lg-trace-"))  # mode 0700
+        # Removed on cleanup(), or when the audit is dropped (a run that raised).
+        self._remove = weakref.finalize(self, shutil.rmtree, self.directory, True)
+        self._numbers = itertools.count(1)
+        self.connections = 0
+        audit = self
+
+        class TracedConnection(psycopg.Connection[Any]):
+            """A psycopg connection whose protocol traffic, after authentication, goes to a trace file."""
+
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:  # type: ignore[override]
+                conn = super().connect(conninfo, **kwargs)
+                audit.attach(conn)
+                return conn
+
+            def close(self) -> None:
+                audit.detach(self)
+                super().close()
+
+        self.connection_class: type[psycopg.Connection[Any]] = TracedConnection
+
+    def attach(self, conn: psycopg.Connection[Any]) -> None:
+        path = self.directory / f"conn-{next(self._numbers)}.trace"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        conn.pgconn.trace(fd)
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        conn._loadgen_trace_fd = fd  # type: ignore[attr-defined]
+        self.connections += 1
+
+    def detach(self, conn: psycopg.Connection[Any]) -> None:
+        fd = getattr(conn, "_loadgen_trace_fd", None)
+        if fd is None:
+            return
+        conn._loadgen_trace_fd = None  # type: ignore[attr-defined]
+        # libpq flushes after every message; PQuntrace drops its FILE* without
+        # closing it, so close the descriptor here (the FILE* is never used again).
+        try:
+            conn.pgconn.untrace()
+        except psycopg.Error:
+            pass
+        os.close(fd)
+
+    def check(self) -> AuditReport:
+        report = AuditReport()
+        for path in sorted(self.directory.glob("conn-*.trace")):
+            report.add(check_trace(path.read_text(errors="replace"), path.stem))
+        return report
+
+    def cleanup(self) -> None:
+        self._remove()
+
+
+#: PostgreSQL's equivalent of DSQL's one isolation level, set at connection start.
+_SNAPSHOT_OPTION = r"-c default_transaction_isolation=repeatable\ read"
+
+
+class DsqlDialectTarget:
+    """Any target, driven as if it were DSQL, with every statement audited."""
+
+    sets_isolation = False
+    dialect = "dsql"
+
+    def __init__(self, inner: Any) -> None:
+        from psycopg.conninfo import conninfo_to_dict
+
+        self.inner = inner
+        self.kind: str = inner.kind
+        self.audit = StatementAudit()
+        self.connection_class = self.audit.connection_class
+        self.max_lifetime_s: float | None = getattr(inner, "max_lifetime_s", None)
+        params = conninfo_to_dict(inner.conninfo())
+        dbname = params.get("dbname") or params.get("user")
+        if dbname != "postgres":
+            raise ConfigError(f"--dialect dsql needs the database 'postgres' (DSQL has no other), not {dbname!r}")
+
+    def prepare(self, users: int) -> None:
+        self.inner.prepare(users)
+
+    def conninfo(self) -> str:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        info = self.inner.conninfo()
+        if getattr(self.inner, "dialect", None) == "dsql":
+            return str(info)  # real DSQL: snapshot isolation is all it has
+        params = conninfo_to_dict(info)
+        params["options"] = f"{params.get('options', '')} {_SNAPSHOT_OPTION}".strip()
+        return make_conninfo(**params)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        hook = getattr(self.inner, "connect_kwargs", None)
+        return hook() if hook else {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.inner.describe(), "dialect": "dsql", "dialect_check": "libpq protocol trace of every connection"}
+
+
+def report_dialect_check(target: Any, run_dir: Path) -> bool:
+    """After a run: check the audited traffic, write ``dialect-check.json``, print one line; True when clean."""
+    audit: StatementAudit | None = getattr(target, "audit", None)
+    if audit is None:
+        return True
+    try:
+        report = audit.check()
+    finally:
+        audit.cleanup()
+    doc = {
+        "dialect": "dsql",
+        "method": "libpq protocol trace of every connection",
+        "connections": audit.connections,
+        "statements": report.statements,
+        "transactions": report.transactions,
+        "violations": [v.to_dict() for v in report.violations],
+    }
+    (run_dir / "dialect-check.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(
+        f"dialect dsql: {report.statements} statements in {report.transactions} transactions over "
+        f"{audit.connections} connections checked, {len(report.violations)} breaking DSQL's rules"
+    )
+    for v in report.violations[:10]:
+        print(f"  {v.rule}: {v.statement}")
+    return report.ok

@@ -1,0 +1,298 @@
+"""Amazon Aurora DSQL as a target: IAM tokens, TLS, connection pacing and lifetime.
+
+DSQL speaks the PostgreSQL protocol; the differences a load generator meets:
+
+- the password is a short-lived IAM token signed locally by boto3's ``dsql``
+  client; it is checked only when a connection opens, so every new connection
+  gets a fresh one (one client per process: making a client costs tens of ms,
+  signing a token far below one);
+- TLS is mandatory; libpq >= 17 can skip the SSLRequest round trip
+  (``sslnegotiation=direct``);
+- a connection lives at most 60 minutes, and new connections are limited to
+  100/s (burst 1,000) per cluster: the pool replaces connections at 50 minutes
+  and new connections are paced below the limit;
+- one isolation level (snapshot), so no ``SET TRANSACTION``: a bare ``BEGIN``.
+
+The token is a secret: it never enters the connection string, ``describe()``,
+logs or files; it travels only as the ``password`` keyword of one connect call.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadgen.errors import ConfigError, TargetError
+
+__all__ = [
+    "DsqlTarget",
+    "TokenSource",
+    "ConnectPacer",
+    "parse_endpoint",
+    "make_dsql_target",
+    "direct_tls_supported",
+    "DSQL_MAX_CONNECTIONS",
+    "ADMIN",
+]
+
+ADMIN = "admin"
+#: DSQL's default per-cluster connection quota.
+DSQL_MAX_CONNECTIONS = 10_000
+#: DSQL closes a connection after 60 minutes; the pool retires it well before.
+MAX_LIFETIME_S = 50 * 60.0
+#: DSQL allows 100 new connections/s (burst 1,000) per cluster; stay below it,
+#: leaving room for other clients of the same cluster.
+DEFAULT_CONNECT_RATE = 80.0
+DEFAULT_CONNECT_BURST = 100
+DEFAULT_TOKEN_EXPIRY_S = 900
+SSLMODES = ("require", "verify-full")
+
+_ENDPOINT = re.compile(r"^(?P<cluster>[a-z0-9]+)\.dsql(?:-[a-z0-9]+)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.on\.aws\.?$")
+_CLUSTER_ID = re.compile(r"^[a-z0-9]{10,}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+
+
+def parse_endpoint(endpoint: str, region: str | None = None) -> tuple[str, str]:
+    """``(host name, region)`` from ``ID.dsql.REGION.on.aws``, or from a bare cluster id and ``region``.
+
+    A host name of another shape (a private DNS name, say) needs ``region``.
+    """
+    host = endpoint.strip().lower()
+    if region is not None and not _REGION.match(region):
+        raise ConfigError(f"--region {region!r} does not look like an AWS Region (e.g. us-east-1)")
+    m = _ENDPOINT.match(host)
+    if m:
+        if region is not None and region != m.group("region"):
+            raise ConfigError(f"--region {region} disagrees with the endpoint's Region {m.group('region')}")
+        return host.rstrip("."), m.group("region")
+    if _CLUSTER_ID.match(host):
+        if region is None:
+            raise ConfigError(f"cluster id {host!r} needs --region (or give the endpoint ID.dsql.REGION.on.aws)")
+        return f"{host}.dsql.{region}.on.aws", region
+    if "." in host and region is not None and re.match(r"^[a-z0-9.-]+$", host):
+        return host, region
+    raise ConfigError(
+        f"--endpoint {endpoint!r} is not a DSQL endpoint like ID.dsql.REGION.on.aws (for another host name, also give --region)"
+    )
+
+
+def direct_tls_supported() -> bool:
+    """Whether the installed libpq can open TLS without the SSLRequest round trip (libpq 17+)."""
+    import psycopg
+
+    return psycopg.pq.version() >= 170000
+
+
+class TokenSource:
+    """Signs DSQL IAM tokens with one boto3 ``dsql`` client, made on first use and kept.
+
+    Signing is local (SigV4 presigning): no network, no AWS call.
+    """
+
+    def __init__(
+        self,
+        hostname: str,
+        region: str,
+        db_user: str = ADMIN,
+        expires_in: int = DEFAULT_TOKEN_EXPIRY_S,
+        profile: str | None = None,
+    ) -> None:
+        self.hostname = hostname
+        self.region = region
+        self.db_user = db_user
+        self.expires_in = expires_in
+        self.profile = profile
+        self.tokens_made = 0
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def action(self) -> str:
+        """The IAM action the token grants: ``DbConnectAdmin`` for ``admin``, else ``DbConnect``."""
+        return "DbConnectAdmin" if self.db_user == ADMIN else "DbConnect"
+
+    def client(self) -> Any:
+        """The process's one ``dsql`` client."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = _make_client(self.profile, self.region)
+        return self._client
+
+    def token(self) -> str:
+        """A freshly signed token; never log it."""
+        client = self.client()
+        sign = client.generate_db_connect_admin_auth_token if self.db_user == ADMIN else client.generate_db_connect_auth_token
+        try:
+            token: str = sign(Hostname=self.hostname, Region=self.region, ExpiresIn=self.expires_in)
+        except Exception as e:  # botocore: NoCredentialsError, ProfileNotFound, ...
+            raise TargetError(f"cannot sign a DSQL auth token: {type(e).__name__}: {_first_line(e)}") from None
+        self.tokens_made += 1
+        return token
+
+
+def _make_client(profile: str | None, region: str) -> Any:
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return boto3.session.Session(profile_name=profile, region_name=region).client("dsql")
+    except botocore.exceptions.BotoCoreError as e:
+        raise TargetError(f"cannot create the AWS dsql client: {_first_line(e)}") from None
+
+
+class ConnectPacer:
+    """A token bucket for new connections: at most ``burst`` at once, then ``rate`` per second.
+
+    Callers reserve a slot under the lock and sleep outside it, so waiters leave in
+    order and the rate holds however many greenlets pile up.
+    """
+
+    def __init__(self, rate: float = DEFAULT_CONNECT_RATE, burst: int = DEFAULT_CONNECT_BURST) -> None:
+        if not rate > 0:
+            raise ConfigError(f"connection rate must be positive, got {rate}")
+        if burst < 1:
+            raise ConfigError(f"connection burst must be at least 1, got {burst}")
+        self.rate = rate
+        self.burst = burst
+        self._available = float(burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        """Reserve one connection slot; return how long to wait before using it."""
+        with self._lock:
+            now = time.monotonic()
+            self._available = min(self.burst, self._available + (now - self._last) * self.rate)
+            self._last = now
+            self._available -= 1.0
+            return 0.0 if self._available >= 0 else -self._available / self.rate
+
+    def wait(self) -> None:
+        pause = self.delay()
+        if pause > 0:
+            time.sleep(pause)  # gevent-patched under Locust: only this greenlet waits
+
+
+@dataclass
+class DsqlTarget:
+    """An Aurora DSQL cluster reached with IAM tokens over TLS."""
+
+    endpoint: str
+    region: str
+    db_user: str = ADMIN
+    profile: str | None = None
+    token_expiry_s: int = DEFAULT_TOKEN_EXPIRY_S
+    sslmode: str = "require"
+    sslrootcert: str | None = None
+    connect_rate: float = DEFAULT_CONNECT_RATE
+    connect_burst: int = DEFAULT_CONNECT_BURST
+    port: int = 5432
+    #: Connect to this address instead of resolving ``endpoint`` (libpq ``hostaddr``): for tests.
+    hostaddr: str | None = None
+    kind: str = "dsql"
+    sets_isolation: bool = False
+    dialect: str = "dsql"
+    max_lifetime_s: float = MAX_LIFETIME_S
+    tokens: TokenSource = field(init=False, repr=False)
+    pacer: ConnectPacer = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.token_expiry_s <= 604_800:
+            raise ConfigError(f"--token-expiry must be 1 to 604800 seconds, got {self.token_expiry_s}")
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_$-]*$", self.db_user):
+            raise ConfigError(f"--db-user {self.db_user!r} is not a role name")
+        self.tokens = TokenSource(self.endpoint, self.region, self.db_user, self.token_expiry_s, self.profile)
+        self.pacer = ConnectPacer(self.connect_rate, self.connect_burst)
+
+    def prepare(self, users: int) -> None:
+        if users + 2 > DSQL_MAX_CONNECTIONS:
+            raise TargetError(
+                f"the run needs {users} connections plus 2 for loadgen, but a DSQL cluster allows "
+                f"{DSQL_MAX_CONNECTIONS} by default; run fewer users per cluster"
+            )
+        self.tokens.client()  # fail early on missing credentials or a bad profile
+
+    def conninfo(self) -> str:
+        """Host, user, TLS settings; never the password."""
+        from psycopg.conninfo import make_conninfo
+
+        params: dict[str, Any] = {
+            "host": self.endpoint,
+            "port": self.port,
+            "dbname": "postgres",  # the only database DSQL has
+            "user": self.db_user,
+            "sslmode": self.sslmode,
+            "application_name": "loadgen",
+        }
+        if self.hostaddr:
+            params["hostaddr"] = self.hostaddr
+        if self.sslrootcert:
+            params["sslrootcert"] = self.sslrootcert
+        if self.sslmode != "disable" and direct_tls_supported():
+            params["sslnegotiation"] = "direct"
+        return make_conninfo(**params)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Called once per new connection: wait for a connection slot, then sign a token for it."""
+        self.pacer.wait()
+        return {"password": self.tokens.token()}
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "db_user": self.db_user,
+            "auth": f"IAM token ({self.tokens.action}, {self.token_expiry_s} s)",
+            "profile": self.profile,
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            "sslnegotiation": "direct" if self.sslmode != "disable" and direct_tls_supported() else "postgres",
+            "connect_rate_per_s": self.connect_rate,
+            "max_lifetime_s": self.max_lifetime_s,
+        }
+
+
+def make_dsql_target(
+    endpoint: str | None,
+    region: str | None = None,
+    db_user: str | None = None,
+    profile: str | None = None,
+    token_expiry_s: int | None = None,
+    sslrootcert: str | None = None,
+    sslmode: str | None = None,
+    connect_rate: float | None = None,
+) -> DsqlTarget:
+    """A ``DsqlTarget`` from command-line values, validated."""
+    if not endpoint:
+        raise ConfigError("--target dsql needs --endpoint ID.dsql.REGION.on.aws (or --ephemeral)")
+    host, reg = parse_endpoint(endpoint, region)
+    mode = sslmode or ("verify-full" if sslrootcert else "require")
+    if mode not in SSLMODES:
+        raise ConfigError(f"--sslmode must be one of {', '.join(SSLMODES)} for DSQL (TLS is mandatory), got {mode!r}")
+    if mode == "verify-full" and not sslrootcert:
+        raise ConfigError("--sslmode verify-full needs --sslrootcert PATH (a CA bundle) or --sslrootcert system")
+    if sslrootcert and sslrootcert != "system":
+        from pathlib import Path
+
+        if not Path(sslrootcert).is_file():
+            raise ConfigError(f"--sslrootcert {sslrootcert}: no such file")
+    return DsqlTarget(
+        endpoint=host,
+        region=reg,
+        db_user=db_user or ADMIN,
+        profile=profile,
+        token_expiry_s=DEFAULT_TOKEN_EXPIRY_S if token_expiry_s is None else token_expiry_s,
+        sslmode=mode,
+        sslrootcert=sslrootcert,
+        connect_rate=DEFAULT_CONNECT_RATE if connect_rate is None else connect_rate,
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

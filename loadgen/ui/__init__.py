@@ -1,0 +1,1 @@
+"""Locust's web UI with loadgen's start form and Contention tab."""

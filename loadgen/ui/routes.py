@@ -1,0 +1,226 @@
+"""The Contention tab's web side: Flask routes on Locust's web UI app, and the extended-tab table.
+
+- ``/contention``: a self-contained page (no CDN) with live charts, polling
+- ``/contention/data``: the JSON it polls;
+- ``/contention/download/<file>``: ``attempts.parquet``, ``run.json`` (and ``report.html``
+  when ``loadgen.report`` exists) for the current or last test;
+- a "Contention" tab inside Locust's own UI (its ``extended_tabs`` extension point),
+  fed through the ``extended_stats`` of ``/stats/requests``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, jsonify, request, send_file
+
+from loadgen.errors import LoadgenError
+from loadgen.targets.base import make_target
+from loadgen.ui.form import FORM_TYPES, scenario_from_options
+
+if TYPE_CHECKING:
+    from locust.web import WebUI
+
+    from loadgen.ui.webui import LoadgenPlugin
+
+__all__ = ["attach", "tab_rows", "TAB_KEY"]
+
+TAB_KEY = "contention"
+_PAGE = Path(__file__).with_name("static") / "contention.html"
+
+
+def _report_available() -> bool:
+    try:
+        return importlib.util.find_spec("loadgen.report") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.2f}%"
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The numbers for Locust's own table-shaped tab: section, metric, value."""
+    t = data["totals"]
+    rows = [
+        {"section": "headline", "metric": "conflict rate (40001 / attempts)", "value": _pct(t["conflict_rate"])},
+        {"section": "headline", "metric": "transactions retried", "value": _pct(t["retried_share"])},
+        {"section": "headline", "metric": "retries per commit", "value": _num(t["retries_per_commit"])},
+        {
+            "section": "headline",
+            "metric": "attempts / commits / transactions",
+            "value": f"{t['attempts']} / {t['commits']} / {t['transactions']}",
+        },
+        {"section": "headline", "metric": "most attempts for one transaction", "value": str(t["max_attempts"])},
+    ]
+    if data.get("timeline"):
+        last = data["timeline"][-1]
+        rows.append({"section": "now", "metric": "conflict rate, last second", "value": _pct(last["conflict_rate"])})
+        rows.append({"section": "now", "metric": "commits per second", "value": _num(last["commits_per_s"], 1)})
+    for h in t["attempts_histogram"]:
+        rows.append({"section": "attempts per transaction", "metric": f"{h['attempts']} attempt(s)", "value": str(h["transactions"])})
+    for o in t["outcomes"]:
+        rows.append(
+            {
+                "section": "outcomes by SQLSTATE",
+                "metric": f"{o['outcome']} ({o['sqlstate'] or 'no SQLSTATE'})",
+                "value": f"{o['count']} ({_pct(o['share'])})",
+            }
+        )
+    for a in t["hot_accounts"][:10]:
+        rows.append(
+            {"section": "hottest accounts", "metric": f"account {a['account']}", "value": f"{a['contention_failures']} contention failures"}
+        )
+    if data.get("error"):
+        rows.append({"section": "error", "metric": "loadgen", "value": data["error"]})
+    rows.append({"section": "more", "metric": "live charts", "value": "open ./contention"})
+    return rows
+
+
+def _scrub_secrets(web_ui: WebUI) -> None:
+    """Keep secret options' command-line values out of the page's template arguments."""
+    original = web_ui.update_template_args
+
+    def update_template_args() -> None:
+        original()
+        for option in (web_ui.template_args.get("extra_options") or {}).values():
+            if option.get("is_secret"):
+                option["default_value"] = ""
+
+    web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
+
+
+def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
+    app = web_ui.app
+    assert app is not None
+    guard = web_ui.auth_required_if_enabled
+    report = _report_available()
+    _scrub_secrets(web_ui)
+
+    downloads = [
+        {"href": "./contention", "title": "Contention: live charts"},
+        {"href": "./contention/download/attempts.parquet", "title": "Download attempts.parquet (current or last test)"},
+        {"href": "./contention/download/run.json", "title": "Download run.json (current or last test)"},
+    ]
+    if report:
+        downloads.append({"href": "./contention/download/report.html", "title": "Open the loadgen report (last test)"})
+    web_ui.template_args["extended_tabs"] = [{"title": "Contention", "key": TAB_KEY}]
+    web_ui.template_args["extended_tables"] = [
+        {
+            "key": TAB_KEY,
+            "structure": [
+                {"key": "section", "title": "Section"},
+                {"key": "metric", "title": "Metric"},
+                {"key": "value", "title": "Value"},
+            ],
+        }
+    ]
+    web_ui.template_args["extended_csv_files"] = downloads
+
+    @app.route("/contention")
+    @guard
+    def contention_page() -> Response:
+        return send_file(_PAGE, mimetype="text/html", max_age=0)
+
+    @app.route("/contention/data")
+    @guard
+    def contention_data() -> Response:
+        data = plugin.data()
+        data["downloads"] = {"report": report}
+        return jsonify(data)
+
+    @app.route("/contention/download/<name>")
+    @guard
+    def contention_download(name: str) -> Response:
+        if name == "attempts.parquet":
+            found = plugin.attempts_parquet()
+            mimetype = "application/vnd.apache.parquet"
+        elif name == "run.json":
+            found = plugin.run_json()
+            mimetype = "application/json"
+        elif name == "report.html" and report:
+            found = _report(plugin)
+            mimetype = "text/html"
+        else:
+            return Response(f"no such download: {name}\n", status=404, mimetype="text/plain")
+        if found is None and plugin.role == "master":
+            msg = "distributed mode: attempts stay on the workers; the master has no attempts to download\n"
+            return Response(msg, status=404, mimetype="text/plain")
+        if found is None:
+            return Response("no test has run yet\n", status=404, mimetype="text/plain")
+        if isinstance(found, Path):
+            return send_file(found, mimetype=mimetype, as_attachment=name != "report.html", download_name=name, max_age=0)
+        resp = Response(found, mimetype=mimetype)
+        resp.headers["Content-Disposition"] = f"attachment; filename={name}"
+        return resp
+
+    @app.before_request
+    def check_swarm_form() -> Response | None:
+        # Say what is wrong in the form's own error line, before Locust starts anything.
+        if request.method != "POST" or not request.path.endswith("/swarm"):
+            return None
+        return _check_form(plugin)
+
+    @app.after_request
+    def add_contention_rows(response: Response) -> Response:
+        if request.path.endswith("/stats/requests") and response.is_json:
+            body = response.get_json()
+            if isinstance(body, dict):
+                data = plugin.data()
+                body["extended_stats"] = [{"key": TAB_KEY, "data": tab_rows(data)}]
+                response.set_data(jsonify(body).get_data())
+        return response
+
+
+def _check_form(plugin: LoadgenPlugin) -> Response | None:
+    opts = plugin.env.parsed_options
+    values = {k: getattr(opts, k, None) for k in FORM_TYPES}
+    for key in ("run_time", "spawn_rate"):
+        values[key] = None
+    for key, kind in FORM_TYPES.items():
+        if key in request.form:
+            text = request.form[key].strip()
+            try:
+                values[key] = kind(text)
+            except ValueError:
+                return _refuse(plugin, f"{key.replace('_', ' ')}: not a {'whole number' if kind is int else 'number'}: {text!r}")
+    try:
+        users = int(request.form.get("user_count") or plugin.users_asked())
+    except ValueError:
+        return None  # Locust answers that one itself
+    try:
+        scenario_from_options(SimpleNamespace(**values), users)
+        if values["target"] == "postgres" and not (request.form.get("dsn") or plugin.dsn()):
+            raise LoadgenError("target postgres needs a dsn")
+        if getattr(plugin.env.runner, "state", None) not in ("running", "spawning"):
+            # A new test: make sure the database is there (and big enough) before users spawn.
+            dsn = request.form.get("dsn") or plugin.dsn()
+            make_target(values["target"], dsn if values["target"] != "embedded" else None).prepare(users)
+    except LoadgenError as e:
+        return _refuse(plugin, str(e))
+    # Users added to a running test need connections before they spawn.
+    plugin.resize_pool(users)
+    return None
+
+
+def _refuse(plugin: LoadgenPlugin, message: str) -> Response:
+    return jsonify({"success": False, "message": message, "host": plugin.env.host})
+
+
+def _report(plugin: LoadgenPlugin) -> Path | None:
+    """The last test's ``report.html`` (written at test stop; made now if it is missing)."""
+    run_dir = plugin.run_dir
+    if run_dir is None:
+        return None
+    path = run_dir / "report.html"
+    if not path.exists():
+        plugin.write_report(run_dir)
+    return path if path.exists() else None

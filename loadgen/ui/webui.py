@@ -1,0 +1,319 @@
+"""loadgen as a Locust plugin: settings in the start form, a fresh bench per test, a Contention tab.
+
+Everything here hangs off Locust's supported extension points: custom command-line
+options (shown in the web UI's start form, secrets masked), the ``init``,
+``test_start``/``test_stop``, ``request`` and ``report_to_master``/``worker_report``
+events, and Flask routes on ``environment.web_ui.app`` with the UI's
+``extended_tabs``/``extended_tables``/``extended_csv_files`` template arguments.
+
+Roles: a local runner does everything; in distributed mode the master resets the
+bank and adds up the workers' counters, and each worker runs users against its
+own bench and sends its counters with every stats report.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
+
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
+from loadgen.engine.users import TRANSACTION, Bench
+from loadgen.errors import LoadgenError
+from loadgen.model.keys import make_distribution
+from loadgen.model.scenario import Scenario
+from loadgen.targets.base import Target, make_target, redact_conninfo
+from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
+
+__all__ = ["install", "add_arguments", "LoadgenPlugin", "scenario_from_options", "DEFAULT_WEB_HOST"]
+
+log = logging.getLogger("loadgen")
+
+#: Pool size on a worker until it knows how many users it runs.
+_WORKER_POOL_START = 50
+_SAMPLE_S = 1.0
+_STATIC = Path(__file__).with_name("static")
+
+
+def install(events: Any) -> None:
+    """Register the plugin on Locust's (global) events; safe to call twice."""
+    if getattr(events, "_loadgen_installed", False):
+        return
+    events._loadgen_installed = True
+    events.init_command_line_parser.add_listener(add_arguments)
+
+    @events.init.add_listener
+    def _on_init(environment: Environment, **_: Any) -> None:
+        LoadgenPlugin(environment).register()
+
+
+class LoadgenPlugin:
+    """loadgen's state in one Locust process: the bench, the live counters, the last run directory."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.env = environment
+        self.counters = ContentionCounters()
+        self.timeline = Timeline()
+        self.worker_snaps: dict[str, dict[str, Any]] = {}
+        self.bench: Bench | None = None
+        self.run_id: str | None = None
+        self.run_dir: Path | None = None
+        self.started: datetime | None = None
+        self.error: str | None = None
+        self._sampler: gevent.Greenlet | None = None
+        self._scenario: Scenario | None = None
+        self._target: Target | None = None
+        opts = environment.parsed_options
+        # The DSN from the command line (or LOADGEN_DSN) stays here, never in a page.
+        self._dsn = (getattr(opts, "dsn", "") or "") or os.environ.get("LOADGEN_DSN", "")
+        environment.loadgen = None  # type: ignore[attr-defined]
+        environment.loadgen_plugin = self  # type: ignore[attr-defined]
+
+    @property
+    def role(self) -> str:
+        if isinstance(self.env.runner, MasterRunner):
+            return "master"
+        if isinstance(self.env.runner, WorkerRunner):
+            return "worker"
+        return "local"
+
+    def register(self) -> None:
+        ev = self.env.events
+        ev.test_start.add_listener(self.on_test_start)
+        ev.test_stop.add_listener(self.on_test_stop)
+        ev.quitting.add_listener(self.on_quitting)
+        ev.spawning_complete.add_listener(self.on_spawning_complete)
+        if self.role == "master":
+            ev.worker_report.add_listener(self.on_worker_report)
+        else:
+            ev.request.add_listener(self.on_request)
+        if self.role == "worker":
+            ev.report_to_master.add_listener(self.on_report_to_master)
+        if self.env.web_ui is not None:
+            from loadgen.ui import routes as webroutes
+
+            webroutes.attach(self, self.env.web_ui)
+
+    # -- settings -------------------------------------------------------
+
+    def dsn(self) -> str:
+        opts = self.env.parsed_options
+        return (getattr(opts, "dsn", "") or "") or self._dsn
+
+    def make_target(self) -> Target:
+        opts = self.env.parsed_options
+        return make_target(getattr(opts, "target", "embedded"), self.dsn() or None)
+
+    def settings(self) -> dict[str, Any]:
+        """The start form's loadgen settings as they stand, without secrets."""
+        opts = self.env.parsed_options
+        out = {k: getattr(opts, k, None) for k in FORM_TYPES}
+        dsn = self.dsn()
+        out["dsn"] = redact_conninfo(dsn) if dsn else ""
+        return out
+
+    def users_asked(self) -> int:
+        runner = self.env.runner
+        n = getattr(runner, "target_user_count", None) or getattr(self.env.parsed_options, "num_users", None)
+        return int(n or 1)
+
+    # -- the test's life ------------------------------------------------
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        self.counters = ContentionCounters()
+        self.worker_snaps = {}
+        self.timeline.reset()
+        self.error = None
+        self.run_dir = None
+        self._close_bench()
+        try:
+            self._start_test()
+        except (LoadgenError, OSError) as e:
+            self.error = str(e)
+            log.error("loadgen: cannot start the test: %s", e)
+            if self.env.runner is not None:
+                gevent.spawn_later(0, self.env.runner.stop)
+            return
+        except Exception as e:  # noqa: BLE001 - psycopg errors, said in one line
+            self.error = f"cannot start the test: {_first_line(e)}"
+            log.error("loadgen: %s", self.error)
+            if self.env.runner is not None:
+                gevent.spawn_later(0, self.env.runner.stop)
+            return
+        if self.role != "worker":
+            self._sampler = gevent.spawn(self._sample_forever)
+
+    def _start_test(self) -> None:
+        from loadgen.db.schema import reset
+        from loadgen.engine.runner import _connect, new_run_id
+
+        opts = self.env.parsed_options
+        users = self.users_asked() if self.role != "worker" else _WORKER_POOL_START
+        scenario = scenario_from_options(opts, users)
+        make_distribution(scenario.distribution, scenario.accounts)
+        target = self.make_target()
+        self.run_id = new_run_id()
+        self.started = datetime.now(UTC)
+        self._scenario, self._target = scenario, target
+        if self.role != "worker":
+            # One process seeds the bank, before any user (local or on a worker) starts.
+            target.prepare(scenario.users)
+            with _connect(target) as conn:
+                reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
+            log.info("loadgen: %s accounts seeded on %s; run %s", scenario.accounts, target.kind, self.run_id)
+        if self.role != "master":
+            worker = getattr(self.env.runner, "client_id", "local") if self.role == "worker" else "local"
+            recorder = LiveRecorder(self.run_id, self.counters, worker=str(worker))
+            self.bench = Bench(scenario, target, recorder)
+            self.env.loadgen = self.bench  # type: ignore[attr-defined]
+
+    def on_spawning_complete(self, user_count: int, **_: Any) -> None:
+        self.resize_pool(user_count)
+
+    def resize_pool(self, users: int) -> None:
+        """Let the pool open one connection per user (it opens them only on demand)."""
+        bench = self.bench
+        if bench is not None and not bench.pool.closed and users > bench.pool.max_size:
+            bench.pool.resize(min_size=0, max_size=users)
+
+    def on_request(self, request_type: str, exception: BaseException | None, context: dict[str, Any], **_: Any) -> None:
+        if request_type == TRANSACTION:
+            self.counters.add_transaction(int(context.get("attempts", 1)), exception is None)
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        data["loadgen"] = self.counters.snapshot()
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        snap = data.get("loadgen")
+        if snap is not None:
+            self.worker_snaps[client_id] = snap
+
+    def totals(self) -> dict[str, Any]:
+        """Cumulative counts for this test: this process's, or the sum of the workers'."""
+        if self.role == "master":
+            return merge(list(self.worker_snaps.values()))
+        return self.counters.snapshot()
+
+    def _sample_forever(self) -> None:
+        while True:
+            self.timeline.sample(self.totals(), self.env.runner.user_count if self.env.runner else 0)
+            gevent.sleep(_SAMPLE_S)
+
+    def on_test_stop(self, environment: Environment, **_: Any) -> None:
+        if self._sampler is not None:
+            self.timeline.sample(self.totals(), 0)
+            self._sampler.kill(block=False)
+            self._sampler = None
+        bench = self.bench
+        if bench is None:
+            return
+        connections = bench.close()
+        if self.role == "local":
+            try:
+                self.run_dir = self._write_run_dir(bench, connections)
+                log.info("loadgen: results in %s", self.run_dir)
+            except Exception as e:  # noqa: BLE001 - the UI goes on; say why in one line
+                self.error = f"cannot write the run directory: {_first_line(e)}"
+                log.error("loadgen: %s", self.error)
+
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        self._close_bench()
+
+    def _close_bench(self) -> None:
+        if self.bench is not None and not self.bench.pool.closed:
+            self.bench.close()
+
+    # -- results --------------------------------------------------------
+
+    def _write_run_dir(self, bench: Bench, connections: dict[str, int]) -> Path:
+        """The test's run directory, written as a headless run writes it (loadgen.engine.runner)."""
+        from loadgen.engine.runner import _connect, finish_run, prepare_out_dir, write_run_json
+
+        assert self.run_id is not None and self.started is not None and self._target is not None
+        out = Path(getattr(self.env.parsed_options, "out", "reports") or "reports").resolve()
+        run_dir = prepare_out_dir(out, self.run_id)
+        ended = datetime.now(UTC)
+        scenario = replace(bench.scenario, duration_s=max((ended - self.started).total_seconds(), 0.001))
+        with _connect(self._target) as conn:
+            server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        result = finish_run(bench.recorder, self.env, self._target, scenario, run_dir, connections, True)
+        write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
+        if not result.invariants_hold:
+            log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in result.invariants if not i.ok))
+        self.write_report(run_dir)
+        return run_dir
+
+    def write_report(self, run_dir: Path) -> None:
+        """``report.html`` beside the data; never fatal (see loadgen.engine.runner.write_report)."""
+        from loadgen.engine.runner import write_report
+
+        write_report(run_dir)
+
+    def attempts_parquet(self) -> bytes | Path | None:
+        """The last test's file, or the current test's attempts so far."""
+        if self.run_dir is not None and (self.run_dir / "attempts.parquet").exists():
+            return self.run_dir / "attempts.parquet"
+        if self.bench is None:
+            return None
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(self.bench.recorder.to_table(), buf, compression="zstd")
+        return buf.getvalue()
+
+    def run_json(self) -> bytes | Path | None:
+        """The last test's ``run.json``, or, while a test runs, what is known so far."""
+        if self.run_dir is not None and (self.run_dir / "run.json").exists():
+            return self.run_dir / "run.json"
+        if self.bench is None or self._target is None:
+            return None
+        from loadgen.results.metrics import summarize
+
+        doc = {
+            "format": 1,
+            "run_id": self.run_id,
+            "in_progress": True,
+            "scenario": self.bench.scenario.to_dict(),
+            "target": self._target.describe(),
+            "started_at": self.started.isoformat() if self.started else None,
+            "completed": False,
+            "summary": summarize(self.bench.recorder.to_table().to_pandas()),
+        }
+        return (json.dumps(doc, indent=2, default=str) + "\n").encode()
+
+    def data(self) -> dict[str, Any]:
+        """Everything the Contention tab shows, as one JSON document."""
+        runner = self.env.runner
+        workers = getattr(runner, "worker_count", 0) if self.role == "master" else 0
+        return {
+            "time": time.time(),
+            "role": self.role,
+            "state": getattr(runner, "state", None),
+            "users": getattr(runner, "user_count", 0),
+            "workers": workers,
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+            "error": self.error,
+            "settings": self.settings(),
+            "totals": view(self.totals()),
+            "timeline": list(self.timeline.points),
+        }
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -1,0 +1,139 @@
+"""The package's layout holds: dependencies point one way and no import cycle exists.
+
+Reads every module's imports (function-level ones included) with ``ast``; needs no
+database. A new import that points the wrong way, or closes a cycle, fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
+
+#: Each subpackage's layer: a module may import only from its own layer or lower ones.
+#: model -> db, targets -> results -> engine -> ui -> cli; report reads results and model.
+LAYERS = {
+    "errors": 0,
+    "model": 1,
+    "db": 2,
+    "targets": 2,
+    "results": 3,
+    "report": 4,
+    "engine": 4,
+    "ui": 5,
+    "cli": 6,
+    "__main__": 6,
+}
+#: Layers a subpackage must not import even though they are lower (report is a pure reader).
+FORBIDDEN = {"report": {"db", "targets", "engine"}}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``loadgen`` module ``path`` imports, at any depth of the file."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):  # imports for type checkers only are no run-time dependency
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("loadgen"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("loadgen") and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(
+                    sub
+                    if (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                    or (PACKAGE.parent / sub.replace(".", "/") / "__init__.py").exists()
+                    else node.module
+                )
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def _area(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    unplaced = sorted(m for m in _graph() if m != "loadgen" and _area(m) not in LAYERS)
+    assert not unplaced, f"modules outside the layout (add them to a subpackage): {unplaced}"
+
+
+def test_dependencies_point_one_way() -> None:
+    wrong = []
+    for module, deps in _graph().items():
+        area = _area(module)
+        if area is None:
+            continue
+        for dep in deps:
+            dep_area = _area(dep)
+            if dep_area is None or dep_area == area:
+                continue
+            if LAYERS[dep_area] > LAYERS[area] or dep_area in FORBIDDEN.get(area, set()):
+                wrong.append(f"{module} -> {dep}")
+    assert not wrong, "imports that point the wrong way: " + ", ".join(sorted(wrong))
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle() -> None:
+    graph = _graph()
+    # A package's __init__ re-exporting its own modules is not a cycle between concepts.
+    graph = {m: {d for d in deps if not (m.startswith(d + ".") or d.startswith(m + "."))} for m, deps in graph.items()}
+    assert _cycles(graph) == []
+
+
+def test_the_checker_sees_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    with pytest.raises(AssertionError):
+        assert _cycles({"a": {"b"}, "b": {"a"}}) == []
