@@ -2,19 +2,41 @@
 
 A target gives a libpq connection string, says whether ``SET TRANSACTION`` /
 isolation levels may be sent, and describes itself without secrets.
+
+A target may also scope runs (:class:`RunScoped`): between ``begin_run`` and
+``end_run`` its connection string leads to that run's own database (embedded) or
+schema (postgres) and names the run's sessions. The lifecycle calls
+:func:`begin_run` and :func:`end_run`, which fall back to ``prepare`` for targets
+that do not scope runs (DSQL: one database, nothing to share it with).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from loadgen.errors import ConfigError, TargetError
 from loadgen.targets.embedded import EmbeddedPostgres
+from loadgen.targets.liveruns import RunLock
+from loadgen.targets.scope import DEFAULT_APPLICATION_NAME, RunScope, valid_identifier
 
-__all__ = ["Target", "EmbeddedTarget", "PostgresTarget", "make_target", "redact_conninfo", "TARGETS"]
+__all__ = [
+    "Target",
+    "RunScoped",
+    "EmbeddedTarget",
+    "PostgresTarget",
+    "make_target",
+    "redact_conninfo",
+    "begin_run",
+    "end_run",
+    "application_name",
+    "TARGETS",
+    "DEFAULT_SCHEMA",
+]
 
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
+#: --target postgres: where the tables live unless --schema says otherwise.
+DEFAULT_SCHEMA = "loadgen"
 
 
 class Target(Protocol):
@@ -33,6 +55,61 @@ class Target(Protocol):
     def describe(self) -> dict[str, Any]:
         """What the run's records say about the target: no secrets."""
         ...
+
+
+@runtime_checkable
+class RunScoped(Protocol):
+    """A target that gives each run a corner of its own; ``scope`` is the live run's, or None."""
+
+    scope: RunScope | None
+
+    def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope:
+        """Claim the run's corner and room for ``users`` connections, or say why not (TargetError)."""
+        ...
+
+    def join_run(self, scope: RunScope) -> None:
+        """Work in a run another process began (workers)."""
+        ...
+
+    def end_run(self, *, keep: bool = False) -> str | None:
+        """Give the corner back (drop the run's database unless ``keep``); a problem worth a warning, or None."""
+        ...
+
+
+def begin_run(target: Target, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
+    """Start a run on ``target``: its scope, or None for a target that does not scope runs."""
+    if isinstance(target, RunScoped):
+        return target.begin_run(run_id, users, exclusive=exclusive)
+    target.prepare(users)
+    return None
+
+
+def end_run(target: Target, *, keep: bool = False) -> str | None:
+    """End the run begun on ``target`` (never raises: the run's results come first); a warning or None."""
+    if isinstance(target, RunScoped) and target.scope is not None:
+        return target.end_run(keep=keep)
+    return None
+
+
+def application_name(target: Any) -> str:
+    """What the current run's sessions are called on the server (chaos and left_open look for it)."""
+    scope = getattr(target, "scope", None)
+    if scope is not None:
+        return str(scope.application_name)
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return str(conninfo_to_dict(target.conninfo()).get("application_name") or DEFAULT_APPLICATION_NAME)
+    except Exception:  # noqa: BLE001 - an odd connection string names nothing
+        return DEFAULT_APPLICATION_NAME
+
+
+def _with_params(conninfo: str, **params: Any) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    merged = conninfo_to_dict(conninfo)
+    merged.update({k: v for k, v in params.items() if v is not None})
+    return make_conninfo(**merged)
 
 
 def redact_conninfo(conninfo: str) -> str:
@@ -64,29 +141,65 @@ def _max_connections(conninfo: str) -> tuple[int, int]:
 
 @dataclass
 class EmbeddedTarget:
-    """loadgen's own throwaway PostgreSQL, started (or resized) on demand."""
+    """loadgen's own throwaway PostgreSQL, started (or grown) on demand; a database per run."""
 
     server: EmbeddedPostgres
     kind: str = "embedded"
     sets_isolation: bool = True
+    scope: RunScope | None = None
+    _lock: RunLock | None = field(default=None, repr=False)
 
     def prepare(self, users: int) -> None:
         self.server.ensure_running(min_connections=users)
 
+    def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope:
+        if self.scope is not None:
+            self.end_run()
+        scope = RunScope.new(run_id, own_database=True)
+        self._lock = self.server.begin_run(scope, users, exclusive=exclusive)
+        self.scope = scope
+        return scope
+
+    def join_run(self, scope: RunScope) -> None:
+        self.scope, self._lock = scope, None
+
+    def end_run(self, *, keep: bool = False) -> str | None:
+        scope, lock = self.scope, self._lock
+        self.scope, self._lock = None, None
+        if scope is None or lock is None:
+            return None  # joined, not begun: the beginner ends it
+        return self.server.end_run(scope, lock, keep_database=keep)
+
+    def restart_server(self) -> None:
+        """Fault injection: restart the server, refused if it would cut another run."""
+        self.server.restart(self.scope)
+
     def conninfo(self) -> str:
-        return self.server.conninfo
+        if self.scope is None or self.scope.database is None:
+            return self.server.conninfo
+        return self.server.conninfo_for(self.scope.database, self.scope.application_name)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "url": self.server.url, "home": str(self.server.home)}
+        out: dict[str, Any] = {"kind": self.kind, "url": self.server.url, "home": str(self.server.home)}
+        if self.scope is not None:
+            out["database"] = self.scope.database
+        return out
 
 
 @dataclass
 class PostgresTarget:
-    """Any PostgreSQL-compatible server reached by a DSN."""
+    """Any PostgreSQL-compatible server reached by a DSN; the tables live in ``schema``, one run at a time."""
 
-    dsn: str
+    dsn: str = field(repr=False)
     kind: str = "postgres"
     sets_isolation: bool = True
+    schema: str = DEFAULT_SCHEMA
+    scope: RunScope | None = None
+    _holder: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not valid_identifier(self.schema):
+            raise ConfigError(f"--schema must be a lower-case SQL name (letters, digits, _; at most 63), not {self.schema!r}")
 
     def prepare(self, users: int) -> None:
         import psycopg
@@ -102,11 +215,65 @@ class PostgresTarget:
                 f"allows {allowed} and {in_use} are in use; raise max_connections or run fewer users"
             )
 
+    def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope:
+        """Hold the schema's advisory lock on a session of its own for the whole run, create the schema."""
+        import psycopg
+
+        if self.scope is not None:
+            self.end_run()
+        self.prepare(users)
+        scope = RunScope.new(run_id, schema=self.schema)
+        try:
+            holder = psycopg.connect(
+                self.dsn, autocommit=True, connect_timeout=10, application_name=f"loadgen-lock/{scope.application_name[8:]}"
+            )
+        except psycopg.Error as e:
+            raise TargetError(f"cannot connect to {redact_conninfo(self.dsn)}: {_first_line(e)}") from None
+        try:
+            row = holder.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (_lock_key(self.schema),)).fetchone()
+            if not (row and row[0]):
+                raise TargetError(
+                    f"schema {self.schema!r} is in use by another live loadgen run (its advisory lock is held); "
+                    "wait for it, or give this run its own with --schema NAME"
+                )
+            holder.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'.encode())
+        except psycopg.Error as e:
+            holder.close()
+            raise TargetError(f"cannot prepare schema {self.schema!r}: {_first_line(e)}") from None
+        except BaseException:
+            holder.close()
+            raise
+        self.scope, self._holder = scope, holder
+        return scope
+
+    def join_run(self, scope: RunScope) -> None:
+        self.scope = scope
+
+    def end_run(self, *, keep: bool = False) -> str | None:
+        # The tables stay: the DSN's database is the user's. Closing the session frees the lock.
+        holder, self._holder, self.scope = self._holder, None, None
+        if holder is not None:
+            holder.close()
+        return None
+
     def conninfo(self) -> str:
-        return self.dsn
+        if self.scope is None:
+            return _with_params(self.dsn, options=_search_path(self.dsn, self.schema))
+        return _with_params(self.dsn, options=_search_path(self.dsn, self.schema), application_name=self.scope.application_name)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "dsn": redact_conninfo(self.dsn)}
+        return {"kind": self.kind, "dsn": redact_conninfo(self.dsn), "schema": self.schema}
+
+
+def _lock_key(schema: str) -> str:
+    return f"loadgen schema {schema}"
+
+
+def _search_path(dsn: str, schema: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    options = str(conninfo_to_dict(dsn).get("options") or "")
+    return f"{options} -c search_path={schema}".strip()
 
 
 def _first_line(e: BaseException) -> str:
@@ -114,7 +281,9 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def make_target(kind: str, dsn: str | None = None) -> Target:
+def make_target(kind: str, dsn: str | None = None, *, schema: str | None = None) -> Target:
+    if schema is not None and kind != "postgres":
+        raise ConfigError("--schema is for --target postgres (the embedded target gives each run a database of its own)")
     if kind == "embedded":
         if dsn:
             raise ConfigError("--dsn is for --target postgres; the embedded target needs none")
@@ -128,5 +297,5 @@ def make_target(kind: str, dsn: str | None = None) -> Target:
             conninfo_to_dict(dsn)
         except Exception:
             raise ConfigError("--dsn is not a valid PostgreSQL connection string or URL") from None
-        return PostgresTarget(dsn)
+        return PostgresTarget(dsn, schema=schema or DEFAULT_SCHEMA)
     raise ConfigError(f"unknown target {kind!r}: choose one of {', '.join(TARGETS)}")

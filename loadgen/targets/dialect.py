@@ -35,6 +35,8 @@ import psycopg
 from psycopg import pq
 
 from loadgen.errors import ConfigError
+from loadgen.targets import base
+from loadgen.targets.scope import RunScope
 
 __all__ = [
     "DIALECTS",
@@ -274,6 +276,21 @@ class DsqlDialectTarget:
 
     def prepare(self, users: int) -> None:
         self.inner.prepare(users)
+
+    # A run's scope is the inner target's (its own database or schema).
+    @property
+    def scope(self) -> RunScope | None:
+        return getattr(self.inner, "scope", None)
+
+    def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
+        return base.begin_run(self.inner, run_id, users, exclusive=exclusive)
+
+    def join_run(self, scope: RunScope) -> None:
+        if isinstance(self.inner, base.RunScoped):
+            self.inner.join_run(scope)
+
+    def end_run(self, *, keep: bool = False) -> str | None:
+        return base.end_run(self.inner, keep=keep)
 
     def conninfo(self) -> str:
         from psycopg.conninfo import conninfo_to_dict, make_conninfo

@@ -12,6 +12,12 @@ and we measure contention, not fsync.
 PostgreSQL refuses to run as root. As root we run it as an unprivileged system
 user and copy the binaries out of site-packages (which may sit under a home
 directory that user cannot enter) into the state directory, once.
+
+Many runs share the one server, each in a database of its own (see
+:mod:`loadgen.targets.scope`); the registry of live runs
+(:mod:`loadgen.targets.liveruns`) keeps anyone from restarting or stopping the
+server under them: it grows only while no run is live, otherwise a run that does
+not fit is refused.
 """
 
 from __future__ import annotations
@@ -26,8 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen.errors import TargetError
+from loadgen.targets.liveruns import LiveRun, LiveRuns, RunLock, server_lock
+from loadgen.targets.scope import RunScope
 
-__all__ = ["EmbeddedPostgres", "ServerStatus", "default_home"]
+__all__ = ["EmbeddedPostgres", "ServerStatus", "default_home", "RUN_DATABASE_PREFIX"]
+
+#: Every run's own database is called lg_<run id>_<token>.
+RUN_DATABASE_PREFIX = "lg_"
 
 SYSTEM_USER = "loadgen-pg"
 DEFAULT_MAX_CONNECTIONS = 200
@@ -63,6 +74,7 @@ class ServerStatus:
     pid: int | None
     max_connections: int | None
     socket_dir: Path
+    live_runs: tuple[LiveRun, ...] = ()
 
 
 def _bundled_bin_dir() -> Path:
@@ -92,6 +104,7 @@ class EmbeddedPostgres:
         self.socket_dir = self.home / "run"
         self.logfile = self.home / "server.log"
         self._as_root = os.geteuid() == 0
+        self.runs = LiveRuns(self.home)
 
     # -- what users see -------------------------------------------------
 
@@ -104,37 +117,129 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@/postgres?host={self.socket_dir}&port=5432"
 
+    def conninfo_for(self, database: str, application_name: str | None = None) -> str:
+        """The connection string to one of the server's databases."""
+        info = f"host={self.socket_dir} port=5432 dbname={database} user=postgres"
+        return info + (f" application_name={application_name}" if application_name else "")
+
     def status(self) -> ServerStatus:
         pid = self._postmaster_pid()
         max_conn = self._running_max_connections() if pid else None
-        return ServerStatus(pid is not None, pid, max_conn, self.socket_dir)
+        return ServerStatus(pid is not None, pid, max_conn, self.socket_dir, tuple(self.runs.live()))
 
     def ensure_running(self, min_connections: int = 0) -> ServerStatus:
-        """Start the server if needed, restarting it when it allows too few connections.
+        """Start the server if needed; grow it when it allows too few connections and no run is live.
 
         ``min_connections`` is what the caller will open at once; the server gets
-        that many plus a reserve for loadgen's own sessions.
+        that many plus what live runs hold plus a reserve for loadgen's own sessions.
         """
-        needed = max(DEFAULT_MAX_CONNECTIONS, min_connections + RESERVED_CONNECTIONS)
+        with server_lock(self.home):
+            self._ensure_running(min_connections, self.runs.live())
+            return self.status()
+
+    def _ensure_running(self, min_connections: int, live: list[LiveRun]) -> None:
+        held = sum(r.users for r in live)
+        needed = max(DEFAULT_MAX_CONNECTIONS, min_connections + held + RESERVED_CONNECTIONS)
         status = self.status()
         if status.running:
             if status.max_connections is not None and status.max_connections >= needed:
-                return status
-            self.stop()
+                return
+            if live:
+                # Restarting would cut every live run's sessions: refuse instead.
+                raise TargetError(
+                    f"the embedded server allows {status.max_connections} connections and {len(live)} live run(s) "
+                    f"hold {held} ({_pids(live)}); {min_connections} more do not fit: wait for them to end, "
+                    "or run fewer users"
+                )
+            self._pg("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
         self._init_if_needed()
         self._start(needed)
-        return self.status()
 
-    def stop(self) -> bool:
-        """Stop the server; return whether one was running."""
-        if self._postmaster_pid() is None:
-            return False
-        self._pg("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
-        return True
+    def begin_run(self, scope: RunScope, users: int, *, exclusive: bool = False) -> RunLock:
+        """Register a live run, make room for its ``users`` connections, create its database.
 
-    def restart(self) -> None:
-        """Restart with the same settings (fault injection: every session is cut)."""
-        self._pg("pg_ctl", "restart", "-D", str(self.pgdata), "-l", str(self.logfile), "-m", "fast", "-w", "-t", "60")
+        ``exclusive``: the run restarts the server (fault injection), so it starts
+        only when no other run is live, and none starts while it is.
+        """
+        assert scope.database is not None
+        with server_lock(self.home):
+            live = self.runs.live()
+            if exclusive and live:
+                raise TargetError(f"restarting the embedded server would cut {len(live)} live run(s) ({_pids(live)}); wait for them to end")
+            for other in live:
+                if other.exclusive:
+                    raise TargetError(
+                        f"run {other.run_id} (pid {other.pid}) restarts the embedded server for fault injection; wait for it to end"
+                    )
+            self._ensure_running(users, live)
+            lock = self.runs.register(LiveRun(scope.name, scope.run_id, os.getpid(), users, scope.database, exclusive))
+            try:
+                self._admin(f'CREATE DATABASE "{scope.database}"')
+            except BaseException:
+                lock.release()
+                raise
+        return lock
+
+    def end_run(self, scope: RunScope, lock: RunLock, *, keep_database: bool = False) -> str | None:
+        """Drop the run's database (unless kept) and leave the registry; why the drop failed, if it did."""
+        problem = None
+        try:
+            if not keep_database and scope.database is not None:
+                # FORCE: a session this run leaked must not keep its database alive.
+                self._admin(f'DROP DATABASE IF EXISTS "{scope.database}" WITH (FORCE)')
+        except (TargetError, OSError) as e:
+            problem = str(e)
+        except Exception as e:  # noqa: BLE001 - psycopg errors: the run's results stand regardless
+            problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        finally:
+            lock.release()
+        return problem
+
+    def run_databases(self) -> list[str]:
+        """Databases of runs, live or left behind (kept with --keep-db, or their run was killed)."""
+        import psycopg  # here: see _admin
+
+        with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10) as conn:
+            rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s ORDER BY 1", (RUN_DATABASE_PREFIX + "%",)).fetchall()
+        return [r[0] for r in rows]
+
+    def prune(self) -> list[str]:
+        """Drop the databases no live run owns; the names dropped."""
+        with server_lock(self.home):
+            owned = {r.database for r in self.runs.live()}
+            dropped = [db for db in self.run_databases() if db not in owned]
+            for db in dropped:
+                self._admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        return dropped
+
+    def stop(self, *, force: bool = False) -> bool:
+        """Stop the server; return whether one was running. Refused while runs are live, unless ``force``."""
+        with server_lock(self.home):
+            if self._postmaster_pid() is None:
+                return False
+            live = self.runs.live()
+            if live and not force:
+                raise TargetError(f"{len(live)} live run(s) use the embedded server ({_pids(live)}); not stopping it under them")
+            self._pg("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+            return True
+
+    def restart(self, scope: RunScope | None = None) -> None:
+        """Restart with the same settings (fault injection: every session is cut).
+
+        Refused when a run other than ``scope``'s is live: its sessions would be cut too.
+        """
+        with server_lock(self.home):
+            others = [r for r in self.runs.live() if scope is None or r.name != scope.name]
+            if others:
+                raise TargetError(f"not restarting the embedded server: {len(others)} other live run(s) ({_pids(others)})")
+            self._pg("pg_ctl", "restart", "-D", str(self.pgdata), "-l", str(self.logfile), "-m", "fast", "-w", "-t", "60")
+
+    def _admin(self, statement: str) -> None:
+        """One statement on the maintenance database (CREATE/DROP DATABASE cannot run in a transaction)."""
+        import psycopg  # here: `loadgen db` must not import psycopg before gevent patches, in a run
+
+        with psycopg.connect(self.conninfo + " application_name=loadgen-admin", autocommit=True, connect_timeout=10) as conn:
+            conn.execute(statement.encode())
 
     # -- internals ------------------------------------------------------
 
@@ -293,6 +398,10 @@ class EmbeddedPostgres:
                 if time.monotonic() > deadline:
                     raise TargetError("embedded PostgreSQL did not accept connections in time") from None
                 time.sleep(0.1)
+
+
+def _pids(runs: list[LiveRun]) -> str:
+    return ", ".join(f"{r.run_id} pid {r.pid}" for r in runs[:3]) + (", ..." if len(runs) > 3 else "")
 
 
 def _make_readable(path: Path) -> None:

@@ -1,0 +1,153 @@
+"""Attempts on their way to disk while the run goes: small Parquet part files, compacted at the end.
+
+The per-attempt path is untouched: users append to the recorder's lists
+(:mod:`loadgen.results.recorder`) as before. About once a second :meth:`AttemptStream.drain`
+swaps those lists for empty ones and writes what it took as one part file
+(``attempts.parts/part-000001.parquet``, written to a temporary name and renamed),
+so memory stays flat whatever the duration, and a SIGKILL, an OOM or a power loss
+costs only what the last second had not flushed yet.
+
+Thousands of one-second parts would make a long run slow to read, so every
+:data:`MERGE_EVERY` parts are merged into one segment named by the part numbers it
+holds (``seg-000001-000060.parquet``); a reader skips parts a segment covers, so a
+crash between writing a segment and deleting its parts never counts a row twice.
+
+At the end :func:`compact` turns the parts into the data contract's single
+``attempts.parquet`` and removes them; ``loadgen report`` does the same for a run
+that was cut off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
+
+__all__ = ["AttemptStream", "PARTS_DIR", "MERGE_EVERY", "read_parts", "compact", "has_parts"]
+
+PARTS_DIR = "attempts.parts"
+#: One-second parts merged into one segment (a minute at the usual pace).
+MERGE_EVERY = 60
+
+_PART = re.compile(r"^part-(\d{6,})\.parquet$")
+_SEGMENT = re.compile(r"^seg-(\d{6,})-(\d{6,})\.parquet$")
+
+
+class AttemptStream:
+    """Writes a run's attempts as they come, from one or more recorders (the distributed master: one per worker)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / PARTS_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        parts, segments = _listing(self.dir)
+        last = max([n for n, _ in parts] + [hi for _, hi, _ in segments], default=0)
+        self._next = last + 1
+        self._unmerged = [n for n, _ in parts if not _covered(n, segments)]
+        #: Rows written so far (this process).
+        self.rows = 0
+
+    def drain(self, *recorders: AttemptRecorder) -> int:
+        """Take every row the recorders hold now and write them as one part; the rows written."""
+        tables = []
+        for rec in recorders:
+            # Swapped, not copied: no greenlet switch can happen between these lines,
+            # so a user's append lands either in the rows taken or in the fresh list.
+            rows, users = rec.rows, rec.users
+            if not rows:
+                continue
+            rec.rows, rec.users = [], []
+            taken = AttemptRecorder(rec.run_id, rec.worker)
+            taken.rows, taken.users = rows, users
+            tables.append(taken.to_table())
+        if not tables:
+            return 0
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        self.write(table)
+        return table.num_rows
+
+    def write(self, table: pa.Table) -> None:
+        """One part file, atomically; merges a segment's worth of parts when due."""
+        if table.num_rows == 0:
+            return
+        n = self._next
+        self._next += 1
+        _write_atomically(table, self.dir / f"part-{n:06d}.parquet", compression="lz4")
+        self.rows += table.num_rows
+        self._unmerged.append(n)
+        if len(self._unmerged) >= MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        numbers = sorted(self._unmerged)
+        lo, hi = numbers[0], numbers[-1]
+        paths = [self.dir / f"part-{n:06d}.parquet" for n in numbers]
+        table = pa.concat_tables([pq.read_table(p) for p in paths])
+        _write_atomically(table, self.dir / f"seg-{lo:06d}-{hi:06d}.parquet", compression="zstd")
+        for p in paths:  # a crash here leaves parts the segment covers: readers skip them
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        self._unmerged = []
+
+
+def has_parts(run_dir: Path) -> bool:
+    return (run_dir / PARTS_DIR).is_dir()
+
+
+def read_parts(run_dir: Path) -> pa.Table:
+    """Every attempt that reached disk, in the order written (segments and the parts they do not cover)."""
+    directory = run_dir / PARTS_DIR
+    parts, segments = _listing(directory) if directory.is_dir() else ([], [])
+    pieces = [(lo, path) for lo, _, path in segments] + [(n, path) for n, path in parts if not _covered(n, segments)]
+    tables = []
+    for _, path in sorted(pieces):
+        try:
+            tables.append(pq.read_table(path))
+        except (OSError, pa.ArrowInvalid):
+            continue  # a part torn by power loss (renamed but not on disk whole): lose that second only
+    if not tables:
+        return ATTEMPT_SCHEMA.empty_table()
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def compact(run_dir: Path, table: pa.Table | None = None) -> Path:
+    """Write ``attempts.parquet`` (``table``, or the parts as they are), then remove the parts."""
+    if table is None:
+        table = read_parts(run_dir)
+    target = run_dir / "attempts.parquet"
+    write_attempts(table, target)
+    shutil.rmtree(run_dir / PARTS_DIR, ignore_errors=True)
+    return target
+
+
+def _write_atomically(table: pa.Table, path: Path, compression: str) -> None:
+    # fsync before the rename: after a power loss a part is there whole or not at all.
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression=compression)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _listing(directory: Path) -> tuple[list[tuple[int, Path]], list[tuple[int, int, Path]]]:
+    parts: list[tuple[int, Path]] = []
+    segments: list[tuple[int, int, Path]] = []
+    for path in directory.iterdir():
+        if m := _PART.match(path.name):
+            parts.append((int(m.group(1)), path))
+        elif m := _SEGMENT.match(path.name):
+            segments.append((int(m.group(1)), int(m.group(2)), path))
+    return parts, segments
+
+
+def _covered(n: int, segments: list[tuple[int, int, Path]]) -> bool:
+    return any(lo <= n <= hi for lo, hi, _ in segments)
