@@ -129,7 +129,7 @@ def make_run_target(args: argparse.Namespace) -> Any:
         if dsql_only:
             verb = "is" if len(dsql_only) == 1 else "are"
             raise ConfigError(f"{', '.join(dsql_only)} {verb} only for --target dsql")
-        target = make_target(args.target, args.dsn)
+        target = make_target(args.target, args.dsn, schema=getattr(args, "schema", None))
     if args.dialect == "dsql":
         from loadgen.targets.dialect import DsqlDialectTarget
 

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=_positive_int, help="random seed for reproducible key choices")
     r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
+    r.add_argument("--schema", help="--target postgres: the schema holding the tables, one live run at a time (default loadgen)")
+    r.add_argument("--keep-db", action="store_true", help="embedded target: keep the run's own database after it ends (default: dropped)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
     g = r.add_argument_group("retry policy")
     g.add_argument("--max-attempts", type=_positive_int, help="tries per transaction (default 100)")
@@ -105,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--compare", action="store_true", help="two runs or sweeps side by side, differences stated")
 
     d = sub.add_parser("db", help="manage the embedded PostgreSQL")
-    d.add_argument("action", choices=["start", "stop", "status", "url"])
+    d.add_argument("action", choices=["start", "stop", "status", "url", "prune"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
+    d.add_argument("--force", action="store_true", help="with stop: stop even while runs are live (cuts them)")
     dsql_cli.add_command(sub, _Parser)
 
     u = sub.add_parser("ui", help="start the target and Locust's web UI with a live Contention tab")
@@ -284,7 +287,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         say=say,
         progress_every_s=every,
         command_line=["loadgen", *_safe_argv(argv)],
-        run_options={"chaos": chaos, "unreachable_limit_s": unreachable_limit_s, **({"fleet": fleet} if fleet else {})},
+        run_options={
+            "chaos": chaos,
+            "unreachable_limit_s": unreachable_limit_s,
+            "keep_db": args.keep_db,
+            **({"fleet": fleet} if fleet else {}),
+        },
     )
     if result.is_sweep:
         print(sweep.format_sweep(result))
@@ -348,11 +356,19 @@ def cmd_db(args: argparse.Namespace) -> int:
         status = server.ensure_running(min_connections=args.max_connections)
         print(f"running (pid {status.pid}, max_connections {status.max_connections}): {server.url}")
     elif args.action == "stop":
-        print("stopped" if server.stop() else "not running")
+        print("stopped" if server.stop(force=args.force) else "not running")
+    elif args.action == "prune":
+        dropped = server.prune() if server.status().running else []
+        print(f"dropped {len(dropped)} database(s) of runs no longer live" + (": " + ", ".join(dropped) if dropped else ""))
     elif args.action == "status":
         status = server.status()
         if status.running:
             print(f"running (pid {status.pid}, max_connections {status.max_connections}): {server.url}")
+            for run in status.live_runs:
+                print(f"  live run {run.run_id} (pid {run.pid}, {run.users} users, database {run.database})")
+            left = [db for db in server.run_databases() if db not in {r.database for r in status.live_runs}]
+            if left:
+                print(f"  {len(left)} database(s) left by runs that ended without dropping them (--keep-db, or killed): loadgen db prune")
         else:
             print(f"not running (data in {server.home})")
             return 3
@@ -431,7 +447,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     locust_argv = [
         "locust",
         "-f",
-        str(Path(__file__).with_name("locustfile.py")),
+        str(Path(__file__).resolve().parent.parent / "ui" / "locustfile.py"),
         "--web-host",
         args.web_host,
         "--web-port",

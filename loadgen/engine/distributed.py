@@ -48,11 +48,11 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
-from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
+from loadgen.engine.users import Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, application_name, begin_run, end_run
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -423,16 +423,41 @@ def run_distributed(
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
     run_id: str | None = None,
+    keep_db: bool = False,
+    extra_checks: tuple[Callable[[Any], Any], ...] = (),
 ) -> Any:
     """Like :func:`loadgen.engine.runner.run`, with the users on worker processes; the same run directory."""
-    from loadgen.db.schema import reset
     from loadgen.engine import runner as core
 
     _check_target(target)
     _check_scenario(scenario)
     run_id = run_id or core.new_run_id()
     run_dir = core.prepare_out_dir(out, run_id)
-    target.prepare(scenario.users)
+    begin_run(target, run_id, scenario.users, exclusive=core.restarts_server(chaos))
+    try:
+        return _run_distributed(
+            scenario, target, run_dir, run_id, fleet, user_class, on_progress, command_line, chaos, unreachable_limit_s, extra_checks
+        )
+    finally:
+        core.warn_end(end_run(target, keep=keep_db))
+
+
+def _run_distributed(
+    scenario: Scenario,
+    target: Target,
+    run_dir: Path,
+    run_id: str,
+    fleet: Fleet,
+    user_class: type[TransferUser],
+    on_progress: Callable[[float, Environment], None] | None,
+    command_line: list[str] | None,
+    chaos: Chaos | None,
+    unreachable_limit_s: float,
+    extra_checks: tuple[Callable[[Any], Any], ...],
+) -> Any:
+    from loadgen.db.schema import reset
+    from loadgen.engine import runner as core
+
     with core._connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
         reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
@@ -512,8 +537,8 @@ def run_distributed(
             _wait_for_workers(master, fleet, procs, port, collector.greeted)
             helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up)]
             if chaos is not None and chaos.active:
-                restart = getattr(getattr(target, "server", None), "restart", None)
-                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
+                restart = getattr(target, "restart", None)
+                helpers += inject_faults(chaos, target.conninfo(), application_name(target), faults, restart)
             t0, cpu0 = time.monotonic(), time.process_time()
             master.start(scenario.users, spawn_rate=scenario.spawn_rate)
             stopper = gevent.spawn_later(scenario.duration_s, start_finish)
@@ -535,7 +560,7 @@ def run_distributed(
             workers = collector.workers()
             connections = _sum_connections(workers)
             complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
-            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
+            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete, extra_checks)  # type: ignore[arg-type]
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)

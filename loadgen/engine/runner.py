@@ -31,12 +31,12 @@ from locust.env import Environment
 from loadgen import __version__
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
-from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
+from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
-from loadgen.targets.base import Target, redact_conninfo
+from loadgen.targets.base import Target, application_name, begin_run, end_run, redact_conninfo
 from loadgen.targets.connection import open_connection
 
 __all__ = ["RunResult", "run", "prepare_out_dir", "finish_run", "write_run_json", "write_report"]
@@ -100,14 +100,46 @@ def run(
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
     run_id: str | None = None,
+    keep_db: bool = False,
+    extra_checks: tuple[Callable[[psycopg.Connection[Any]], Invariant], ...] = (),
 ) -> RunResult:
     """Run one scenario against one target; write ``out/<run id>/`` (a sweep names its cells' ids).
 
     Users run in this process; loadgen.engine.distributed.run_distributed runs them in workers.
+    The run works in its own corner of the target (loadgen.targets.scope), given back at the
+    end (the embedded server's run database is dropped unless ``keep_db``).
     """
     run_id = run_id or new_run_id()
     run_dir = prepare_out_dir(out, run_id)
-    target.prepare(scenario.users)
+    begin_run(target, run_id, scenario.users, exclusive=restarts_server(chaos))
+    try:
+        return _run(scenario, target, run_dir, run_id, user_class, on_progress, command_line, chaos, unreachable_limit_s, extra_checks)
+    finally:
+        warn_end(end_run(target, keep=keep_db))
+
+
+def restarts_server(chaos: Chaos | None) -> bool:
+    """Whether the run restarts the server (it must then be the only run on it)."""
+    return chaos is not None and chaos.restart_at_s is not None
+
+
+def warn_end(problem: str | None) -> None:
+    if problem:
+        print(f"loadgen: the run's database was not dropped: {problem}", file=sys.stderr)
+
+
+def _run(
+    scenario: Scenario,
+    target: Target,
+    run_dir: Path,
+    run_id: str,
+    user_class: type[TransferUser],
+    on_progress: Callable[[float, Environment], None] | None,
+    command_line: list[str] | None,
+    chaos: Chaos | None,
+    unreachable_limit_s: float,
+    extra_checks: tuple[Callable[[psycopg.Connection[Any]], Invariant], ...],
+) -> RunResult:
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
         reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
@@ -141,8 +173,8 @@ def run(
         try:
             helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up)]
             if chaos is not None and chaos.active:
-                restart = getattr(getattr(target, "server", None), "restart", None)
-                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
+                restart = getattr(target, "restart", None)
+                helpers += inject_faults(chaos, target.conninfo(), application_name(target), faults, restart)
             try:
                 _drive(runner, env, scenario, on_progress, client)
             finally:
@@ -151,7 +183,9 @@ def run(
             # Whatever happened, close the pool and write what was recorded.
             connections = bench.close()
             ended = datetime.now(UTC)
-            result = finish_run(recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted)
+            result = finish_run(
+                recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted, extra_checks
+            )
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             result.client = _client_load(client, result.summary["attempts"])
@@ -209,8 +243,9 @@ def finish_run(
     run_dir: Path,
     connections: dict[str, int],
     completed: bool,
+    extra_checks: tuple[Callable[[psycopg.Connection[Any]], Invariant], ...] = (),
 ) -> RunResult:
-    """Settle unknown commits, check invariants, write attempts.parquet."""
+    """Settle unknown commits, check invariants (and the workload's own), write attempts.parquet."""
     table = recorder.to_table()
     attempts = table.to_pandas()
     try:
@@ -218,7 +253,8 @@ def finish_run(
             _resolve_unknown_commits(conn, attempts)
             committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
             invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
-            connections["left_open"] = _sessions_left(conn)
+            invariants += [check(conn) for check in extra_checks]
+            connections["left_open"] = _sessions_left(conn, application_name(target))
     except (TargetError, psycopg.Error) as e:
         invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
     finally:
@@ -267,11 +303,11 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     attempts.loc[hit, "outcome"] = "ambiguous_committed"
 
 
-def _sessions_left(conn: psycopg.Connection[Any]) -> int:
-    """loadgen's sessions still open on the server after the pool closed (should be 0)."""
+def _sessions_left(conn: psycopg.Connection[Any], name: str) -> int:
+    """This run's sessions (called ``name``) still open on the server after the pool closed (should be 0)."""
     row = conn.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
-        (APPLICATION_NAME,),
+        (name,),
     ).fetchone()
     conn.rollback()
     return int(row[0]) if row else 0

@@ -29,7 +29,7 @@ from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.retry import COMMITTED_OUTCOMES
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, application_name
 from loadgen.targets.connection import pool_options
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
@@ -38,7 +38,6 @@ __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 ATTEMPT = "attempt"
 TRANSACTION = "transaction"
 NAME = "transfer"
-APPLICATION_NAME = "loadgen"
 
 
 class AttemptFailed(Exception):
@@ -74,9 +73,10 @@ class Bench:
             configure=self._configure,
             timeout=30.0,
             name="loadgen",
-            # Named so that loadgen's sessions can be told apart in pg_stat_activity;
-            # a target may add per-connection arguments (DSQL: a fresh IAM token).
-            **_with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME})),
+            # Named after the run, so that this run's sessions (and no other run's) can be
+            # told apart in pg_stat_activity; a target may add per-connection arguments
+            # (DSQL: a fresh IAM token).
+            **_with_gevent_wait(pool_options(target, {"application_name": application_name(target)})),
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:

@@ -36,7 +36,8 @@ from loadgen.engine.users import TRANSACTION, Bench
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
 from loadgen.model.scenario import Scenario
-from loadgen.targets.base import Target, make_target, redact_conninfo
+from loadgen.targets.base import Target, begin_run, end_run, make_target, redact_conninfo
+from loadgen.targets.scope import RunScope
 from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
 
 __all__ = ["install", "add_arguments", "LoadgenPlugin", "scenario_from_options", "DEFAULT_WEB_HOST"]
@@ -170,11 +171,15 @@ class LoadgenPlugin:
         self.started = datetime.now(UTC)
         self._scenario, self._target = scenario, target
         if self.role != "worker":
-            # One process seeds the bank, before any user (local or on a worker) starts.
-            target.prepare(scenario.users)
+            # One process seeds the bank, before any user (local or on a worker) starts,
+            # in the test's own database (or schema); workers hear where from the spawn message.
+            scope = begin_run(target, self.run_id, scenario.users)
+            opts.loadgen_scope = json.dumps(scope.to_dict()) if scope is not None else ""
             with _connect(target) as conn:
                 reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
             log.info("loadgen: %s accounts seeded on %s; run %s", scenario.accounts, target.kind, self.run_id)
+        elif getattr(opts, "loadgen_scope", "") and hasattr(target, "join_run"):
+            target.join_run(RunScope.from_dict(json.loads(opts.loadgen_scope)))
         if self.role != "master":
             worker = getattr(self.env.runner, "client_id", "local") if self.role == "worker" else "local"
             recorder = LiveRecorder(self.run_id, self.counters, worker=str(worker))
@@ -220,6 +225,7 @@ class LoadgenPlugin:
             self._sampler = None
         bench = self.bench
         if bench is None:
+            self._end_run()
             return
         connections = bench.close()
         if self.role == "local":
@@ -229,9 +235,18 @@ class LoadgenPlugin:
             except Exception as e:  # noqa: BLE001 - the UI goes on; say why in one line
                 self.error = f"cannot write the run directory: {_first_line(e)}"
                 log.error("loadgen: %s", self.error)
+        self._end_run()
+
+    def _end_run(self) -> None:
+        """Give the test's database back (the master or local process began it)."""
+        if self._target is not None and self.role != "worker":
+            problem = end_run(self._target)
+            if problem:
+                log.warning("loadgen: the test's database was not dropped: %s", problem)
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
         self._close_bench()
+        self._end_run()
 
     def _close_bench(self) -> None:
         if self.bench is not None and not self.bench.pool.closed:
