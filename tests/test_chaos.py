@@ -82,10 +82,10 @@ def test_unreachable_database_ends_run_with_results_written(tmp_path: Path) -> N
         while not any(tmp_path.glob("run-*")) and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(2)
-        server.stop()
+        server.stop(force=True)  # under the live run: that is the point
         out, err = proc.communicate(timeout=90)
     finally:
-        server.stop()
+        server.stop(force=True)
         shutil.rmtree(home, ignore_errors=True)
     assert proc.returncode == 1, err
     assert "Traceback" not in err

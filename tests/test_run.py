@@ -76,7 +76,7 @@ def test_insufficient_funds_is_recorded_and_not_retried(target: EmbeddedTarget, 
     assert result.summary["commits"] == 0
     assert result.invariants_hold
     with psycopg.connect(target.conninfo()) as c:
-        left = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'loadgen'").fetchone()
+        left = c.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'loadgen/%'").fetchone()
     assert left == (0,), "the run left connections open"
 
 
@@ -107,7 +107,7 @@ def test_killed_backends_are_connection_errors_and_retried(target: EmbeddedTarge
             for _ in range(3):
                 rows = c.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = 'loadgen' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " WHERE application_name LIKE 'loadgen/%%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
                     " AND state <> 'idle'"
                 ).fetchall()
                 killed.append(sum(1 for r in rows if r[0]))

@@ -176,7 +176,9 @@ def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPost
     r = ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10, "max_attempts": 50})
     assert r["success"], r
     first = ui.wait_for(lambda d: d["totals"]["commits"] >= 50 and len(d["timeline"]) >= 2)
-    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+    # The test works in a database of its own, dropped when it stops.
+    assert first["database"] and first["database"] in embedded.run_databases()
+    with psycopg.connect(embedded.conninfo_for(first["database"]), autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM accounts").fetchone() == (10,)
     later = ui.wait_for(lambda d: d["totals"]["attempts"] > first["totals"]["attempts"] + 200 and len(d["timeline"]) >= 3)
     t = later["totals"]
@@ -217,7 +219,8 @@ def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPost
     # A colder bank at the next start: re-seeded, and far fewer conflicts.
     assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 2000})["success"]
     cold = ui.wait_for(lambda d: d["state"] == "running" and d["totals"]["attempts"] >= 500)
-    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+    assert first["database"] not in embedded.run_databases()
+    with psycopg.connect(embedded.conninfo_for(cold["database"]), autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM accounts").fetchone() == (2000,)
     assert cold["settings"]["accounts"] == 2000
     assert cold["totals"]["conflict_rate"] < t["conflict_rate"] / 3
@@ -297,7 +300,7 @@ def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
 def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     master_port = _free_port()
     ui = _start_ui(tmp_path, "--", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port))
-    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "ui" / "locustfile.py"
     workers = []
     try:
         for i in range(2):
@@ -375,7 +378,7 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
     secret = "s3cret-pw-0815"
     dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
     port = _free_port()
-    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "ui" / "locustfile.py"
     with (tmp_path / "locust.log").open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(locustfile), "--web-port", str(port), "--target", "postgres", "--dsn", dsn],

@@ -170,7 +170,7 @@ class EmbeddedTarget:
             return None  # joined, not begun: the beginner ends it
         return self.server.end_run(scope, lock, keep_database=keep)
 
-    def restart_server(self) -> None:
+    def restart(self) -> None:
         """Fault injection: restart the server, refused if it would cut another run."""
         self.server.restart(self.scope)
 

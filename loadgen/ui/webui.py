@@ -321,6 +321,8 @@ class LoadgenPlugin:
             "users": getattr(runner, "user_count", 0),
             "workers": workers,
             "run_id": self.run_id,
+            # The test's own database on the embedded server (None once it ended, or on other targets).
+            "database": getattr(getattr(self._target, "scope", None), "database", None),
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "error": self.error,
             "settings": self.settings(),
