@@ -171,7 +171,9 @@ def test_ephemeral_cluster_is_deleted_when_it_never_becomes_active(client: Any) 
 
 def test_aws_errors_become_one_line(client: Any) -> None:
     with Stubber(client) as stub:
-        stub.add_client_error("get_cluster", "AccessDeniedException", "not allowed: dsql:GetCluster", 403, expected_params={"identifier": ID})
+        stub.add_client_error(
+            "get_cluster", "AccessDeniedException", "not allowed: dsql:GetCluster", 403, expected_params={"identifier": ID}
+        )
         with pytest.raises(TargetError, match=f"cannot delete DSQL cluster {ID}: AccessDeniedException: not allowed"):
             delete_cluster(client, ID, delay_s=0)
 

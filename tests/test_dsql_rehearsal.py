@@ -72,7 +72,9 @@ def test_an_occ_code_sent_as_the_sqlstate_is_a_retried_conflict(embedded: Any, c
         return opened[-1]
 
     rows: list[tuple] = []
-    result = run_transfer(TransferRequest.new(1, 2, 1), getconn, lambda c: c.close(), RetryPolicy(), random.Random(1), rows.append, transaction)
+    result = run_transfer(
+        TransferRequest.new(1, 2, 1), getconn, lambda c: c.close(), RetryPolicy(), random.Random(1), rows.append, transaction
+    )
     assert result.outcome == "committed" and result.attempts == 2
     assert [(r[4], r[5], r[6]) for r in rows] == [("conflict", code, code), ("committed", None, None)]
 

@@ -17,7 +17,7 @@ import pytest
 from loadgen.db.classify import classify
 from loadgen.errors import ConfigError
 from loadgen.targets.connection import pool_options
-from loadgen.targets.dsql import ConnectPacer, DsqlTarget, direct_tls_supported, make_dsql_target, parse_endpoint
+from loadgen.targets.dsql import ConnectPacer, DsqlTarget, make_dsql_target, parse_endpoint
 
 ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 FAKE_KEY = "AKIDLOADGENTEST00001"

@@ -12,7 +12,17 @@ from typing import Any, Protocol
 from loadgen.errors import ConfigError, TargetError
 from loadgen.targets.embedded import EmbeddedPostgres
 
-__all__ = ["Target", "EmbeddedTarget", "PostgresTarget", "make_target", "redact_conninfo", "dialect_of", "scenario_problem", "check_cells", "TARGETS"]
+__all__ = [
+    "Target",
+    "EmbeddedTarget",
+    "PostgresTarget",
+    "make_target",
+    "redact_conninfo",
+    "dialect_of",
+    "scenario_problem",
+    "check_cells",
+    "TARGETS",
+]
 
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 

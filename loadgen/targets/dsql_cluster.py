@@ -193,7 +193,9 @@ def delete_cluster(
             return status
         if status != "DELETING":
             if status not in SETTLED | {"FAILED"}:  # a FAILED cluster can only be deleted
-                status = _wait_for(client, identifier, SETTLED | {"DELETING"} | GONE, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep)
+                status = _wait_for(
+                    client, identifier, SETTLED | {"DELETING"} | GONE, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep
+                )
             if status in GONE:
                 return status
     except errors as e:
