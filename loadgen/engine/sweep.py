@@ -24,7 +24,7 @@ from loadgen.engine import runner
 from loadgen.engine.distributed import run_distributed
 from loadgen.engine.runner import RunResult, prepare_out_dir
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, check_cells, dialect_of
 
 __all__ = ["SweepResult", "run_file", "run_cell", "annotate_run"]
 
@@ -162,6 +162,8 @@ def run_file(
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
     from loadgen.engine.progress import progress_line
+
+    check_cells(dialect_of(target), sf.cells)  # every cell, before any work
 
     def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
         if say is None:
