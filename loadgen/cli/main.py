@@ -347,8 +347,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     from loadgen.report import write_report
 
     out = write_report(args.paths, args.output, compare=args.compare)
+    for line in _cut_off_lines(args.paths):
+        print(line)
     print(f"report: {out}")
     return EXIT_OK
+
+
+def _cut_off_lines(paths: list[Path]) -> list[str]:
+    """One line per run that was cut off (killed before it finished), as the report found it."""
+    import json
+
+    lines = []
+    for path in paths:
+        for meta_path in [path / "run.json", *sorted(path.glob("*/run.json"))]:
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue
+            cut = meta.get("cut_off") if isinstance(meta, dict) else None
+            if isinstance(cut, dict):
+                lines.append(
+                    f"{meta_path.parent}: cut off (killed before it finished); last attempts on disk at "
+                    f"{cut.get('last_write')}, {cut.get('attempts_on_disk', 0):,} attempts recovered into attempts.parquet"
+                )
+    return lines
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -227,7 +227,14 @@ def warnings_for(cells: list[Cell]) -> list[str]:
     for c in cells:
         h = c.headline
         name = c.label if len(cells) > 1 else "this run"
-        if c.run.completed is False:
+        cut = c.run.meta.get("cut_off")
+        if isinstance(cut, dict):
+            out.append(
+                f"{name}: the run was cut off (killed before it finished); its last attempts reached disk at "
+                f"{cut.get('last_write') or 'an unknown time'}, {cut.get('attempts_on_disk', 0):,} attempts in all; "
+                "rates cover only that part, and the bank's invariants were never checked."
+            )
+        elif c.run.completed is False:
             out.append(f"{name}: the run was interrupted (incomplete); its rates cover only the part that ran.")
         elif c.run.completed is None:
             out.append(f"{name}: no run.json or no completion flag: the run may be incomplete.")

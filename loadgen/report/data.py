@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.errors import LoadgenError
+from loadgen.results.stream import PARTS_DIR, is_writing, recover
 
 __all__ = [
     "ReportInputError",
@@ -118,12 +119,25 @@ def find_run_dirs(path: Path) -> tuple[list[Path], bool]:
         raise ReportInputError(f"no such run or sweep directory: {path}")
     if not path.is_dir():
         raise ReportInputError(f"not a run or sweep directory: {path}")
+    _recover_cut_off(path)
     if (path / ATTEMPTS_FILE).is_file():
         return [path], False
+    for sub in path.iterdir():
+        if sub.is_dir():
+            _recover_cut_off(sub)
     cells = sorted(p for p in path.iterdir() if p.is_dir() and (p / ATTEMPTS_FILE).is_file())
     if not cells:
         raise ReportInputError(f"not a run or sweep directory (no {ATTEMPTS_FILE} in it or its sub-directories): {path}")
     return cells, True
+
+
+def _recover_cut_off(run_dir: Path) -> None:
+    """A run killed mid-way left its attempts in parts: compact them, so it reads like any run."""
+    if not (run_dir / PARTS_DIR).is_dir() or (run_dir / ATTEMPTS_FILE).is_file():
+        return
+    if is_writing(run_dir):
+        raise ReportInputError(f"{run_dir} is a run still going: report on it when it ends")
+    recover(run_dir)
 
 
 def load_run(path: Path | str) -> Run:

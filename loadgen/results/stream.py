@@ -14,28 +14,36 @@ crash between writing a segment and deleting its parts never counts a row twice.
 
 At the end :func:`compact` turns the parts into the data contract's single
 ``attempts.parquet`` and removes them; ``loadgen report`` does the same for a run
-that was cut off.
+that was cut off (:func:`recover`). While a stream is open its process holds a lock
+on ``attempts.parts/.writing``, so a reader can tell a run still going (leave its
+parts alone) from one that was killed (compact them).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loadgen.results.metrics import summarize
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
 
-__all__ = ["AttemptStream", "PARTS_DIR", "MERGE_EVERY", "read_parts", "compact", "has_parts"]
+__all__ = ["AttemptStream", "CutOff", "PARTS_DIR", "MERGE_EVERY", "read_parts", "compact", "has_parts", "is_writing", "recover"]
 
 PARTS_DIR = "attempts.parts"
 #: One-second parts merged into one segment (a minute at the usual pace).
 MERGE_EVERY = 60
 
+_WRITING = ".writing"
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
 _SEGMENT = re.compile(r"^seg-(\d{6,})-(\d{6,})\.parquet$")
 
@@ -52,6 +60,15 @@ class AttemptStream:
         self._unmerged = [n for n, _ in parts if not _covered(n, segments)]
         #: Rows written so far (this process).
         self.rows = 0
+        # Held while this process writes: readers leave the parts of a live run alone.
+        self._lock_fd: int | None = os.open(self.dir / _WRITING, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def close(self) -> None:
+        """Stop writing (the parts stay until :func:`compact`)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def drain(self, *recorders: AttemptRecorder) -> int:
         """Take every row the recorders hold now and write them as one part; the rows written."""
@@ -98,6 +115,62 @@ class AttemptStream:
 
 def has_parts(run_dir: Path) -> bool:
     return (run_dir / PARTS_DIR).is_dir()
+
+
+def is_writing(run_dir: Path) -> bool:
+    """Whether a live process is still streaming into ``run_dir``."""
+    try:
+        fd = os.open(run_dir / PARTS_DIR / _WRITING, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """What a run that never finished left on disk."""
+
+    #: When its last attempts reached disk (UTC, ISO 8601); None if none did.
+    last_write: str | None
+    attempts: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"last_write": self.last_write, "attempts_on_disk": self.attempts}
+
+
+def recover(run_dir: Path) -> CutOff | None:
+    """Compact the parts of a run that was cut off (killed, OOM, power loss); None if there is nothing to recover.
+
+    run.json (written when the run started) is marked as cut off, when, and with how
+    many attempts on disk; a run still being written is left alone.
+    """
+    directory = run_dir / PARTS_DIR
+    if not directory.is_dir() or is_writing(run_dir):
+        return None
+    files = [p for p in directory.iterdir() if _PART.match(p.name) or _SEGMENT.match(p.name)]
+    last = max((p.stat().st_mtime for p in files), default=None)
+    table = read_parts(run_dir)
+    cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, table.num_rows)
+    meta_path = run_dir / "run.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        meta = {"run_id": run_dir.name}
+    if isinstance(meta, dict):
+        # The summary of what reached disk; no invariants: nobody checked the bank.
+        meta.update(status="cut off", completed=False, in_progress=False, cut_off=cut.to_dict(), summary=summarize(table.to_pandas()))
+        meta.setdefault("ended_at", cut.last_write)
+        tmp = meta_path.with_name("run.json.tmp")
+        tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        tmp.replace(meta_path)
+    compact(run_dir, table)
+    return cut
 
 
 def read_parts(run_dir: Path) -> pa.Table:
