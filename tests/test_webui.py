@@ -434,3 +434,49 @@ def test_scenario_sets_the_start_form_defaults(embedded: EmbeddedPostgres, tmp_p
         assert data["settings"]["backoff"] == "full-jitter"
     finally:
         _stop_ui(ui)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_test_writes_it_without_connection_errors(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    """Started in the background by a script (SIGINT ignored, as a shell leaves it): Ctrl-C still stops it, cleanly."""
+    port = _free_port()
+    log = tmp_path / "ui.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.cli", "ui", "--web-port", str(port), "--out", str(tmp_path / "runs")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    ui = UI(proc, port, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ui.get("/contention/data")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        assert ui.post("/swarm", {"user_count": 30, "spawn_rate": 30, "accounts": 10})["success"]
+        ui.wait_for(lambda d: d["state"] == "running" and d["totals"]["attempts"] >= 300)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert took < 10, f"took {took:.1f} s to stop"
+    assert code == 0, log.read_text()[-3000:]
+    assert "Traceback" not in log.read_text()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["invariants_hold"], doc["invariants"]
+    outcomes = pq.read_table(run_dir / "attempts.parquet").column("outcome").to_pylist()
+    assert len(outcomes) == doc["summary"]["attempts"] > 300
+    assert "connection_error" not in outcomes
+    assert doc["connections"]["left_open"] == 0

@@ -21,6 +21,8 @@ import io
 import json
 import logging
 import os
+import signal
+import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -108,6 +110,33 @@ class LoadgenPlugin:
             from loadgen.ui import routes as webroutes
 
             webroutes.attach(self, self.env.web_ui)
+        if self.role != "worker":
+            # Ours, not Python's: a shell that starts `loadgen ui &` leaves SIGINT ignored,
+            # and Python then never raises KeyboardInterrupt; gevent's handler works regardless.
+            self._interrupts = 0
+            gevent.signal_handler(signal.SIGINT, self.on_interrupt)
+
+    def on_interrupt(self) -> None:
+        """Ctrl-C: stop the test (in-flight attempts end as ``interrupted``), write it, then leave; again: leave now."""
+        self._interrupts += 1
+        if self._interrupts > 1:
+            os._exit(130)  # a second Ctrl-C: at once; what reached disk stays
+        print("\nloadgen ui: stopping the test and writing its results (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        gevent.spawn(self._shut_down)
+
+    def _shut_down(self) -> None:
+        self.stop_test()
+        runner = self.env.runner
+        if self.env.web_ui is not None:
+            self.env.web_ui.stop()  # Locust's main greenlet ends: it fires `quitting` and exits
+        if runner is not None:
+            runner.quit()
+
+    def stop_test(self) -> None:
+        """Stop a running test the way the Stop button does, so it writes its run directory before anything closes."""
+        runner = self.env.runner
+        if runner is not None and getattr(runner, "state", None) in ("spawning", "running"):
+            runner.stop()
 
     # -- settings -------------------------------------------------------
 
@@ -245,6 +274,9 @@ class LoadgenPlugin:
                 log.warning("loadgen: the test's database was not dropped: %s", problem)
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
+        # SIGTERM (Locust's own handler) lands here with the test still running: stop it
+        # first, or closing the pool under transactions in flight records them as connection errors.
+        self.stop_test()
         self._close_bench()
         self._end_run()
 
