@@ -78,6 +78,9 @@ class LoadgenPlugin:
         self.started: datetime | None = None
         self.error: str | None = None
         self._sampler: gevent.Greenlet | None = None
+        self._interrupts = 0
+        #: Leaving (Ctrl-C, SIGTERM): write the test's data, skip its report.
+        self._quitting = False
         self._scenario: Scenario | None = None
         self._target: Target | None = None
         opts = environment.parsed_options
@@ -113,7 +116,6 @@ class LoadgenPlugin:
         if self.role != "worker":
             # Ours, not Python's: a shell that starts `loadgen ui &` leaves SIGINT ignored,
             # and Python then never raises KeyboardInterrupt; gevent's handler works regardless.
-            self._interrupts = 0
             gevent.signal_handler(signal.SIGINT, self.on_interrupt)
 
     def on_interrupt(self) -> None:
@@ -125,6 +127,7 @@ class LoadgenPlugin:
         gevent.spawn(self._shut_down)
 
     def _shut_down(self) -> None:
+        self._quitting = True
         self.stop_test()
         runner = self.env.runner
         if self.env.web_ui is not None:
@@ -274,6 +277,7 @@ class LoadgenPlugin:
                 log.warning("loadgen: the test's database was not dropped: %s", problem)
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
+        self._quitting = True
         # SIGTERM (Locust's own handler) lands here with the test still running: stop it
         # first, or closing the pool under transactions in flight records them as connection errors.
         self.stop_test()
@@ -301,7 +305,11 @@ class LoadgenPlugin:
         write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
         if not result.invariants_hold:
             log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in result.invariants if not i.ok))
-        self.write_report(run_dir)
+        if self._quitting:
+            # Leaving: the data is written; the report (seconds of charting) can wait for `loadgen report`.
+            log.info("loadgen: report not written while quitting; `loadgen report %s` writes it", run_dir)
+        else:
+            self.write_report(run_dir)
         return run_dir
 
     def write_report(self, run_dir: Path) -> None:
