@@ -31,11 +31,13 @@ from locust.env import Environment
 from loadgen import __version__
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.streaming import StreamedAttempts
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
+from loadgen.results.stream import AttemptStream
 from loadgen.targets.base import Target, application_name, begin_run, dialect_of, end_run, redact_conninfo
 from loadgen.targets.connection import open_connection
 
@@ -145,6 +147,7 @@ def _run(
         reset(conn, scenario.accounts, scenario.initial_balance, truncate=dialect_of(target) != "dsql")
 
     recorder = AttemptRecorder(run_id)
+    streamed = StreamedAttempts(AttemptStream(run_dir), lambda: (recorder,))
     bench = Bench(scenario, target, recorder)
     # Users finish the transaction in hand when stopped; the retry deadline bounds that.
     env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
@@ -170,6 +173,8 @@ def _run(
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
     try:
         started = datetime.now(UTC)
+        write_start_json(run_dir, run_id, scenario, target, started, command_line)
+        streamed.start()
         try:
             helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up)]
             if chaos is not None and chaos.active:
@@ -184,7 +189,7 @@ def _run(
             connections = bench.close()
             ended = datetime.now(UTC)
             result = finish_run(
-                recorder, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted, extra_checks
+                streamed, env, target, scenario, run_dir, connections, interrupted["count"] == 0 and not aborted, extra_checks
             )
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
@@ -236,7 +241,7 @@ def _drive(
 
 
 def finish_run(
-    recorder: AttemptRecorder,
+    recorder: Any,  # AttemptSource: a recorder, the master's collector, or StreamedAttempts
     env: Environment,
     target: Target,
     scenario: Scenario,
@@ -264,6 +269,9 @@ def finish_run(
         outcome = table.schema.get_field_index("outcome")
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
+        discard = getattr(recorder, "discard_parts", None)
+        if discard is not None:
+            discard()
     return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
 
 
@@ -341,6 +349,28 @@ def _keys_info(scenario: Scenario) -> dict[str, Any]:
     return {**keys.describe(), "accounts": keys.accounts, "collision_probability": keys.collision_probability()}
 
 
+def write_start_json(
+    run_dir: Path, run_id: str, scenario: Scenario, target: Target, started: datetime, command_line: list[str] | None
+) -> None:
+    """run.json as the run starts (status running): a run killed later still says what it was."""
+    doc = {
+        "format": 1,
+        "run_id": run_id,
+        "status": "running",
+        "in_progress": True,
+        "scenario": scenario.to_dict(),
+        "keys": _keys_info(scenario),
+        "target": target.describe(),
+        "machine": {"cpus": os.cpu_count(), "hostname": platform.node(), "pid": os.getpid()},
+        "command_line": command_line,
+        "started_at": started.isoformat(),
+        "completed": False,
+    }
+    tmp = run_dir / "run.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    tmp.replace(run_dir / "run.json")
+
+
 def write_run_json(
     result: RunResult,
     scenario: Scenario,
@@ -362,6 +392,7 @@ def write_run_json(
         "command_line": command_line,
         "started_at": started.isoformat(),
         "ended_at": ended.isoformat(),
+        "status": "completed" if result.completed else "aborted" if result.aborted else "interrupted",
         "completed": result.completed,
         "aborted": result.aborted,
         "faults": result.faults,

@@ -22,6 +22,7 @@ parts alone) from one that was killed (compact them).
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import json
 import os
@@ -70,24 +71,37 @@ class AttemptStream:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def drain(self, *recorders: AttemptRecorder) -> int:
-        """Take every row the recorders hold now and write them as one part; the rows written."""
-        tables = []
+    def take(self, *recorders: AttemptRecorder) -> list[AttemptRecorder]:
+        """Take every row the recorders hold now (cheap: swaps their lists); write them with :meth:`write_taken`.
+
+        Swapped, not copied: no greenlet switch can happen between these lines, so a
+        user's append lands either in the rows taken or in the fresh list. Call it
+        from the thread (greenlet hub) the users record in.
+        """
+        taken = []
         for rec in recorders:
-            # Swapped, not copied: no greenlet switch can happen between these lines,
-            # so a user's append lands either in the rows taken or in the fresh list.
             rows, users = rec.rows, rec.users
             if not rows:
                 continue
             rec.rows, rec.users = [], []
-            taken = AttemptRecorder(rec.run_id, rec.worker)
-            taken.rows, taken.users = rows, users
-            tables.append(taken.to_table())
-        if not tables:
+            part = copy.copy(rec)  # same run id, worker, cell...: to_table() labels the rows as rec would
+            part.rows, part.users = rows, users
+            taken.append(part)
+        return taken
+
+    def write_taken(self, taken: list[AttemptRecorder]) -> int:
+        """Write what :meth:`take` took as one part; the rows written. Safe in another OS thread
+        (nobody else touches the taken rows), which keeps fsync off the users' event loop."""
+        if not taken:
             return 0
+        tables = [part.to_table() for part in taken]
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         self.write(table)
-        return table.num_rows
+        return int(table.num_rows)
+
+    def drain(self, *recorders: AttemptRecorder) -> int:
+        """:meth:`take` and :meth:`write_taken` in one go (the end of a run, tests)."""
+        return self.write_taken(self.take(*recorders))
 
     def write(self, table: pa.Table) -> None:
         """One part file, atomically; merges a segment's worth of parts when due."""

@@ -1,0 +1,74 @@
+"""A run's attempts streamed to its directory every second while it goes (see loadgen.results.stream).
+
+The users keep appending to their recorder's lists; a greenlet swaps those lists out
+once a second and hands them to a worker thread, which builds the Parquet part and
+fsyncs it. The event loop the users run on never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
+
+import shutil
+from collections.abc import Callable, Iterable
+
+import gevent
+import gevent.event
+import pyarrow as pa
+
+from loadgen.results.recorder import AttemptRecorder
+from loadgen.results.stream import PARTS_DIR, AttemptStream, read_parts
+
+__all__ = ["StreamedAttempts", "FLUSH_INTERVAL_S"]
+
+#: How often attempts reach disk: a SIGKILL loses at most about this much (plus one write).
+FLUSH_INTERVAL_S = 1.0
+
+
+class StreamedAttempts:
+    """The attempts of one run on their way to ``run_dir``; at the end, the table of all of them.
+
+    ``sources`` gives the recorders to drain (one for a run in this process; the
+    distributed master's grows as workers join).
+    """
+
+    def __init__(self, stream: AttemptStream, sources: Callable[[], Iterable[AttemptRecorder]]) -> None:
+        self.stream = stream
+        self.sources = sources
+        self._stop = gevent.event.Event()
+        self._flusher: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        self._flusher = gevent.spawn(self._flush_forever)
+
+    def _flush_forever(self) -> None:
+        threads = gevent.get_hub().threadpool
+        while not self._stop.wait(FLUSH_INTERVAL_S):
+            taken = self.stream.take(*self.sources())
+            if taken:
+                threads.apply(self.stream.write_taken, (taken,))
+
+    def stop(self) -> None:
+        """Stop the background writes (waiting for one in progress), then write what is left."""
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
+        self.stream.drain(*self.sources())
+
+    @property
+    def rows(self) -> int:
+        """Attempts written so far."""
+        return self.stream.rows
+
+    def to_table(self) -> pa.Table:
+        """Every attempt of the run, read back from disk (after :meth:`stop`)."""
+        self.stop()
+        return read_parts(self.stream.dir.parent)
+
+    def discard_parts(self) -> None:
+        """Once ``attempts.parquet`` holds them all: the parts go."""
+        self.stream.close()
+        shutil.rmtree(self.stream.dir.parent / PARTS_DIR, ignore_errors=True)
