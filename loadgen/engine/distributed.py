@@ -48,10 +48,12 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.streaming import StreamedAttempts
 from loadgen.engine.users import Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
+from loadgen.results.stream import AttemptStream
 from loadgen.targets.base import Target, application_name, begin_run, dialect_of, end_run
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
@@ -300,6 +302,8 @@ class Collector:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.recorders: dict[str, AttemptRecorder] = {}
+        #: Rows received per worker (the recorders are drained to disk as rows come).
+        self.received: dict[str, int] = {}
         self.done: dict[str, dict[str, Any]] = {}
         #: Workers that have been sent the settings.
         self.greeted: set[str] = set()
@@ -327,6 +331,7 @@ class Collector:
         rec = self._recorder(msg.node_id)
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
+        self.received[msg.node_id] = self.received.get(msg.node_id, 0) + len(rows)
         if any(r[4] != "connection_error" for r in rows):
             self.last_reached = time.monotonic()
 
@@ -341,7 +346,7 @@ class Collector:
     def workers(self) -> list[dict[str, Any]]:
         """run.json's account of each worker: who it was, what it sent, what it said it sent."""
         out = []
-        for worker, rec in self.recorders.items():
+        for worker in self.recorders:
             d = self.done.get(worker, {})
             out.append(
                 {
@@ -349,7 +354,7 @@ class Collector:
                     "host": d.get("host"),
                     "pid": d.get("pid"),
                     "index": d.get("index"),
-                    "attempts_received": len(rec),
+                    "attempts_received": self.received.get(worker, 0),
                     "attempts_sent": d.get("attempts"),
                     "finished": worker in self.done,
                     "cpu_s": round(float(d.get("cpu_s", 0.0)), 3),
@@ -467,6 +472,8 @@ def _run_distributed(
     master = env.create_master_runner(fleet.bind_host, port)
     collector = Collector(run_id)
     collector.register(master)
+    # The workers' rows go to disk as they arrive, like a local run's.
+    streamed = StreamedAttempts(AttemptStream(run_dir), lambda: list(collector.recorders.values()))
     collector.setup = {
         "run_id": run_id,
         "user_class": user_class.__name__,
@@ -531,6 +538,8 @@ def _run_distributed(
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
     try:
         started = datetime.now(UTC)
+        core.write_start_json(run_dir, run_id, scenario, target, started, command_line)
+        streamed.start()
         try:
             if fleet.processes:
                 procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), run_dir / "workers")
@@ -560,7 +569,7 @@ def _run_distributed(
             workers = collector.workers()
             connections = _sum_connections(workers)
             complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
-            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete, extra_checks)  # type: ignore[arg-type]
+            result = core.finish_run(streamed, env, target, scenario, run_dir, connections, complete, extra_checks)
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
