@@ -66,7 +66,7 @@ def test_killed_sweep_resumed_to_completion(embedded: EmbeddedPostgres, tmp_path
     # The cut-off attempt at the second cell is kept aside, not mixed into the sweep.
     assert len(list((sweep_dir / ".cut-off").iterdir())) == 1
     html = (sweep_dir / "report.html").read_text()
-    assert all(c["label"] in html for c in index["cells"])
+    assert all(c["slug"] in html for c in index["cells"])
 
     # Nothing left to run: said in one line, exit 0.
     again = run_cli("run", "--resume", str(sweep_dir), timeout=60)

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--schema", help="--target postgres: the schema holding the tables, one live run at a time (default loadgen)")
+    r.add_argument(
+        "--resume",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="run the cells of an interrupted or killed sweep that did not finish, into its directory",
+    )
     r.add_argument("--keep-db", action="store_true", help="embedded target: keep the run's own database after it ends (default: dropped)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
     g = r.add_argument_group("retry policy")
@@ -248,6 +254,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     import locust  # noqa: F401
 
+    if args.resume is not None:
+        return cmd_resume(args, argv)
+
     from loadgen.model.scenario import parse_duration
 
     sf = _scenario_file_from_args(args)  # validate before any database work
@@ -310,6 +319,44 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"loadgen: run ended early: {aborted[0].aborted}; results so far are in {result.out_dir}", file=sys.stderr)
         return EXIT_INVARIANT
     if not result.invariants_hold:
+        return EXIT_INVARIANT
+    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
+    """``loadgen run --resume SWEEP_DIR``: the cells run as recorded; target and run options come from this command line."""
+    from loadgen.engine import sweep
+    from loadgen.model.scenario import parse_duration
+
+    if args.scenario:
+        raise ConfigError("--resume runs the sweep's own cells: give no scenario with it")
+    if not (args.resume / "sweep.json").is_file():
+        raise ConfigError(f"--resume needs a sweep directory (with sweep.json): {args.resume}")
+    target = dsql_cli.make_run_target(args)
+    fleet = _fleet_from_args(args)
+
+    def say(line: str) -> None:
+        # -q keeps the one line that says what is resumed.
+        if not args.quiet or line.startswith(("resuming", "nothing to resume")):
+            print(line, flush=True)
+
+    result = sweep.resume(
+        args.resume,
+        target,
+        say=say,
+        command_line=["loadgen", *_safe_argv(argv)],
+        run_options={
+            "chaos": _chaos_from_args(args),
+            "unreachable_limit_s": parse_duration(args.unreachable_limit),
+            "keep_db": args.keep_db,
+            **({"fleet": fleet} if fleet else {}),
+        },
+    )
+    if result.results:
+        print(sweep.format_sweep(result))
+    if result.report is not None:
+        print(f"  report            {result.report}")
+    if any(r.aborted for r in result.results) or not result.invariants_hold:
         return EXIT_INVARIANT
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
 

@@ -9,8 +9,11 @@ every cell, so an interrupted sweep keeps its finished cells; the rest say
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +24,13 @@ import pyarrow.parquet as pq
 
 from loadgen.db.schema import Invariant
 from loadgen.engine import runner
-from loadgen.engine.distributed import run_distributed
+from loadgen.engine.distributed import run_distributed, scenario_from_dict
 from loadgen.engine.runner import RunResult, prepare_out_dir
+from loadgen.errors import ConfigError
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.targets.base import Target, check_cells, dialect_of
 
-__all__ = ["SweepResult", "run_file", "run_cell", "annotate_run"]
+__all__ = ["SweepResult", "run_file", "run_cell", "annotate_run", "resume"]
 
 Say = Callable[[str], None]
 
@@ -147,6 +151,24 @@ def _cell_line(s: dict[str, Any]) -> str:
     )
 
 
+def _progress_for(say: Say | None, every_s: float) -> Callable[[str], Callable[[float, Any], None] | None]:
+    from loadgen.engine.progress import progress_line
+
+    def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
+        if say is None:
+            return None
+        last = [0.0]
+
+        def tick(t: float, env: Any) -> None:
+            if t - last[0] >= every_s - 0.5:
+                last[0] = t
+                say(prefix + progress_line(t, env).lstrip())
+
+        return tick
+
+    return progress_for
+
+
 def run_file(
     sf: ScenarioFile,
     target: Target,
@@ -161,21 +183,8 @@ def run_file(
 
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
-    from loadgen.engine.progress import progress_line
-
     check_cells(dialect_of(target), sf.cells)  # every cell, before any work
-
-    def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
-        if say is None:
-            return None
-        last = [0.0]
-
-        def tick(t: float, env: Any) -> None:
-            if t - last[0] >= progress_every_s - 0.5:
-                last[0] = t
-                say(prefix + progress_line(t, env).lstrip())
-
-        return tick
+    progress_for = _progress_for(say, progress_every_s)
 
     if not sf.is_sweep:
         (cell,) = sf.cells
@@ -186,8 +195,10 @@ def run_file(
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
-    started = datetime.now(UTC)
-    entries: list[dict[str, Any]] = [{**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None} for c in sf.cells]
+    # Each cell's whole scenario is kept, so that --resume runs exactly what was asked.
+    entries: list[dict[str, Any]] = [
+        {**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None, "scenario": c.scenario.to_dict()} for c in sf.cells
+    ]
     index: dict[str, Any] = {
         "format": 1,
         "kind": "sweep",
@@ -197,17 +208,85 @@ def run_file(
         "sweep_keys": list(sf.sweep_keys),
         "target": target.describe(),
         "command_line": command_line,
-        "started_at": started.isoformat(),
+        "started_at": datetime.now(UTC).isoformat(),
         "ended_at": None,
         "completed": False,
         "cells": entries,
     }
+    with _sweep_lock(sweep_dir):
+        return _run_cells(sweep_dir, index, list(sf.cells), target, say, progress_for, command_line, run_options)
+
+
+def resume(
+    sweep_dir: Path,
+    target: Target,
+    *,
+    say: Say | None = print,
+    progress_every_s: float = 5.0,
+    command_line: list[str] | None = None,
+    run_options: dict[str, Any] | None = None,
+) -> SweepResult:
+    """Run the cells of ``sweep_dir`` that did not finish (killed, interrupted, failed), into the same directory.
+
+    A cell cut off mid-way is moved aside to ``.cut-off/`` first: the sweep's report
+    then covers each cell once. The sweep's report is rewritten over all cells.
+    """
+    path = sweep_dir / "sweep.json"
+    try:
+        index = json.loads(path.read_text())
+        entries = index["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"--resume needs a sweep directory (with a readable sweep.json): {sweep_dir}") from None
+    try:
+        cells = [Cell(int(e["index"]), dict(e["settings"]), scenario_from_dict(e["scenario"])) for e in entries]
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{path} does not hold every cell's scenario (written by an older loadgen): cannot resume it") from None
+    kind = (index.get("target") or {}).get("kind")
+    if kind and kind != target.kind:
+        raise ConfigError(f"the sweep ran on target {kind}; resume it there (--target {kind}), not on {target.kind}")
+    check_cells(dialect_of(target), cells)
+    with _sweep_lock(sweep_dir):
+        todo = [c for c, e in zip(cells, entries) if e.get("status") != DONE]
+        if say:
+            if todo:
+                say(f"resuming {index.get('name', sweep_dir.name)}: {len(todo)} of {len(cells)} cells to run")
+            else:
+                say(f"nothing to resume: all {len(cells)} cells of {sweep_dir} are done")
+        if not todo:
+            return SweepResult(sweep_dir, True, cells=entries, completed=True, report=None)
+        aside = sweep_dir / ".cut-off"
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        for cell in todo:
+            entry = entries[cell.index]
+            partial = sweep_dir / cell.slug
+            if partial.exists():
+                aside.mkdir(exist_ok=True)
+                partial.replace(aside / f"{cell.slug}-{stamp}")
+            entry.update(status=NOT_RUN, run_dir=None, summary=None)
+            entry.pop("error", None)
+        index["resumed_at"] = [*index.get("resumed_at", []), datetime.now(UTC).isoformat()]
+        return _run_cells(sweep_dir, index, todo, target, say, _progress_for(say, progress_every_s), command_line, run_options)
+
+
+def _run_cells(
+    sweep_dir: Path,
+    index: dict[str, Any],
+    cells: list[Cell],
+    target: Target,
+    say: Say | None,
+    progress_for: Callable[[str], Callable[[float, Any], None] | None],
+    command_line: list[str] | None,
+    run_options: dict[str, Any] | None,
+) -> SweepResult:
+    """Run ``cells`` of the sweep in order, rewriting sweep.json after every cell; the sweep's report at the end."""
+    entries: list[dict[str, Any]] = index["cells"]
     _write_json(sweep_dir / "sweep.json", index)
     result = SweepResult(sweep_dir, True, cells=entries, completed=False)
-    n = len(sf.cells)
-    sweep_ref = {"name": sf.name, "dir": str(sweep_dir), "cells": n}
+    n = len(entries)
+    sweep_ref = {"name": index.get("name"), "dir": str(sweep_dir), "cells": n}
     try:
-        for cell, entry in zip(sf.cells, entries):
+        for cell in cells:
+            entry = entries[cell.index]
             if say:
                 say(f"cell {cell.index + 1}/{n}  {cell.label}")
             entry["status"] = "running"
@@ -244,7 +323,7 @@ def run_file(
             if run.aborted or not run.completed:
                 break
         else:
-            result.completed = True
+            result.completed = all(e["status"] == DONE for e in entries)
     except BaseException as e:
         # Interrupted between cells, or a cell failed: keep what finished, mark the rest not run.
         for entry in entries:
@@ -259,6 +338,20 @@ def run_file(
     if result.results:
         result.report = _write_sweep_report(sweep_dir)
     return result
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Held while a process runs the sweep: a second ``--resume`` of it is refused, not run twice."""
+    fd = os.open(sweep_dir / ".running", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{sweep_dir} is being run by another loadgen process right now") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_sweep_report(sweep_dir: Path) -> Path | None:
