@@ -116,14 +116,20 @@ class AttemptStream:
             self._merge()
 
     def _merge(self) -> None:
+        # Part by part into one file of row groups: memory holds one part at a time, not the minute.
         numbers = sorted(self._unmerged)
         lo, hi = numbers[0], numbers[-1]
         paths = [self.dir / f"part-{n:06d}.parquet" for n in numbers]
-        table = pa.concat_tables([pq.read_table(p) for p in paths])
-        _write_atomically(table, self.dir / f"seg-{lo:06d}-{hi:06d}.parquet", compression="zstd")
-        for p in paths:  # a crash here leaves parts the segment covers: readers skip them
+        target = self.dir / f"seg-{lo:06d}-{hi:06d}.parquet"
+        tmp = target.with_name(target.name + ".tmp")
+        with pq.ParquetWriter(tmp, pq.read_schema(paths[0]), compression="zstd") as writer:
+            for path in paths:
+                writer.write_table(pq.read_table(path))
+        _fsync(tmp)
+        os.replace(tmp, target)
+        for path in paths:  # a crash here leaves parts the segment covers: readers skip them
             with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+                path.unlink()
         self._unmerged = []
 
 
@@ -217,12 +223,16 @@ def _write_atomically(table: pa.Table, path: Path, compression: str) -> None:
     # fsync before the rename: after a power loss a part is there whole or not at all.
     tmp = path.with_name(path.name + ".tmp")
     pq.write_table(table, tmp, compression=compression)
-    fd = os.open(tmp, os.O_RDONLY)
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
 
 
 def _listing(directory: Path) -> tuple[list[tuple[int, Path]], list[tuple[int, int, Path]]]:
