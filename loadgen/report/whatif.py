@@ -30,9 +30,21 @@ from loadgen.model.keys import KeyDistribution, make_distribution
 from loadgen.model.occsim import DEFAULT_ATTEMPTS, Load, Sampled, SimAttempts, simulate
 from loadgen.model.retry import COMMITTED_OUTCOMES, RetryPolicy
 from loadgen.report import analysis as A
+from loadgen.report.cells import CPU_SATURATED, Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
 
-__all__ = ["SimInputs", "Prediction", "inputs_from_run", "predict", "predict_grid", "STATEMENTS"]
+__all__ = [
+    "SimInputs",
+    "Prediction",
+    "WhatIf",
+    "inputs_from_run",
+    "predict",
+    "predict_grid",
+    "whatif_for",
+    "applicability",
+    "measured_contention",
+    "STATEMENTS",
+]
 
 #: Statements before COMMIT in each transaction shape the simulation models (all write payer and payees).
 STATEMENTS = {
@@ -276,3 +288,98 @@ def summarize_simulation(sim: SimAttempts, accounts: int, users: int, mean_windo
         mean_window_ms=mean_window_ms,
         rtt_ms=rtt_ms,
     )
+
+
+#: Attempts per cell in the report's what-if section: a few seconds for a whole grid, rates within about +-6%.
+REPORT_ATTEMPTS = 5_000
+#: The simulation's own cell is "reproduced" when it lands within this share of the measured rate.
+CALIBRATION_TOLERANCE = 0.3
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """The report's what-if section: predictions from one source cell, checked against that cell."""
+
+    source: Cell
+    inputs: SimInputs | None
+    #: The source cell as the simulation sees it, beside what was measured there.
+    own: Prediction | None
+    cells: list[Prediction]
+    #: Why predictions from this run may not hold, one sentence each.
+    caveats: list[str]
+
+
+def _grid(n: int, k: int) -> list[int]:
+    return sorted({max(k, n // 10), n, n * 10})
+
+
+def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0) -> WhatIf | None:
+    """Predictions around the baseline cell (or the cell with most commits): a tenth and ten times
+    its accounts, half and twice its users."""
+    candidates = [c for c in cells if c.headline["commits"] and c.accounts and c.users]
+    if not candidates:
+        return None
+    source = find_baseline(candidates) or max(candidates, key=lambda c: c.headline["commits"])
+    caveats = applicability(source)
+    try:
+        inputs = inputs_from_run(source.run)
+    except ReportInputError as e:
+        return WhatIf(source, None, None, [], [*caveats, str(e)])
+    assert source.accounts is not None and source.users is not None
+    own = predict(inputs, source.accounts, source.users, attempts=attempts, seed=seed)
+    measured = measured_contention(source.headline)
+    if own.conflict_rate and measured is not None and abs(measured / own.conflict_rate - 1) > CALIBRATION_TOLERANCE:
+        caveats.append(
+            f"Simulated at its own settings, this cell gives {own.conflict_rate:.2%} against {measured:.2%} measured "
+            f"(measured / simulated {measured / own.conflict_rate:.2f}): the predictions below inherit that error."
+        )
+    grid = []
+    low = max(inputs.rows_per_txn + 1, int(inputs.key_params.get("k", 0)) + 1)
+    for a in _grid(source.accounts, low):
+        for u in sorted({max(1, source.users // 2), source.users, source.users * 2}):
+            try:
+                grid.append(own if (a, u) == (source.accounts, source.users) else predict(inputs, a, u, attempts=attempts, seed=seed))
+            except ConfigError:
+                continue
+    return WhatIf(source, inputs, own, grid, caveats)
+
+
+#: Outcomes the simulation's conflicts stand for: every failure by contention, however the engine reports it.
+CONTENTION_OUTCOMES = ("conflict", "deadlock", "lock_timeout")
+
+
+def measured_contention(headline: dict[str, Any]) -> float | None:
+    """Attempts failed by contention (40001, 40P01, 55P03) / attempts: what a simulated conflict stands for."""
+    n = headline["attempts"]
+    if not n:
+        return None
+    return sum(headline["outcomes"].get(o, 0) for o in CONTENTION_OUTCOMES) / n
+
+
+def applicability(cell: Cell) -> list[str]:
+    """Where the simulation (and the first-order model) does not describe this run."""
+    out = []
+    scen = cell.run.scenario
+    target = cell.run.meta.get("target") if isinstance(cell.run.meta.get("target"), dict) else {}
+    kind = str((target or {}).get("kind", ""))
+    cc = scen.get("cc")
+    locking = cc == "locking" or (cc is None and kind in ("embedded", "postgres") and not scen.get("lock_timeout_ms"))
+    if locking:
+        out.append(
+            "This run waited on row locks (PostgreSQL's locking mode): its attempt times include lock waits and its "
+            "conflicts were partly resolved by waiting, so neither the simulation nor the first-order model describes it. "
+            "Measure in occ mode (--cc occ) to predict."
+        )
+    cpu = _client_cpu(cell.run.meta)
+    if cpu is not None and cpu >= CPU_SATURATED:
+        out.append(
+            f"The load generator used {cpu:.0%} of a core: attempt times include client-side queueing that would grow "
+            "with more users, so predictions at more users are too low."
+        )
+    return out
+
+
+def _client_cpu(meta: dict[str, Any]) -> float | None:
+    client = meta.get("client")
+    v = client.get("cpu_utilization") if isinstance(client, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
