@@ -34,7 +34,10 @@ _CONNECT_REFUSALS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"too many (open )?connections|too many clients|remaining connection slots", re.I), "53300"),
     (re.compile(r"unable to accept connection, rate exceeded|connection rate", re.I), "53400"),
     (re.compile(r"password authentication failed", re.I), "28P01"),
-    (re.compile(r"IAM authentication failed|authentication failed|access denied|token (has )?expired", re.I), "28000"),
+    (
+        re.compile(r"IAM authentication failed|authentication failed|access denied|token (has )?expired|not permitted to log in", re.I),
+        "28000",
+    ),
 )
 
 

@@ -110,7 +110,7 @@ class UserConnections:
             kwargs = self._kwargs() if callable(self._kwargs) else self._kwargs  # DSQL: paced, a fresh token
         except TargetError as e:  # no token can be signed (credentials gone): no connection will open
             self.connect_errors += 1
-            self.refused = str(e)
+            self.refused = f"no new connection can open: {e}"
             raise
         try:
             conn = self._class.connect(self._conninfo, **kwargs)
@@ -118,7 +118,10 @@ class UserConnections:
             self.connect_errors += 1
             refused = with_connect_sqlstate(e)
             if refused.sqlstate is not None and refused.sqlstate.startswith("28"):
-                self.refused = f"the database refused loadgen's credentials ({refused.sqlstate}): {_first_line(refused)}"
+                self.refused = (
+                    f"the database refused loadgen's credentials on a new connection ({refused.sqlstate}: {_first_line(refused)}); "
+                    "temporary credentials may have expired"
+                )
             raise refused from None
         try:
             if self._configure is not None:
