@@ -554,10 +554,8 @@ def run_distributed(
             result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
-            client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
-            result.client = core._client_load(client, result.summary["attempts"])
-            result.client["processes"] = len(workers)
-            result.client["master_cpu_s"] = round(client.get("master_cpu_s", 0.0), 3)
+            client["cpu_s"] = client.get("master_cpu_s", 0.0)
+            result.client = core._client_load(client, result.summary["attempts"], workers)
             result.workers = workers
             core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
