@@ -50,6 +50,7 @@ from locust.rpc.protocol import Message
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.targets.base import Target
@@ -327,7 +328,7 @@ class Collector:
         rec = self._recorder(msg.node_id)
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
-        if any(r[4] != "connection_error" for r in rows):
+        if any(r[4] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:

@@ -15,13 +15,12 @@ from collections import deque
 from typing import Any
 
 from loadgen.db.transfer import AttemptRow
-from loadgen.model.retry import COMMITTED_OUTCOMES as _COMMITTED
+from loadgen.model.outcomes import COMMITTED as _COMMITTED
+from loadgen.model.outcomes import CONTENTION
 from loadgen.results.recorder import AttemptRecorder
 
 __all__ = ["ContentionCounters", "LiveRecorder", "Timeline", "merge", "view", "HOT_ACCOUNTS"]
 
-#: Outcomes that mean another transaction got in the way (OCC conflict, deadlock, lock wait given up).
-CONTENTION = frozenset({"conflict", "deadlock", "lock_timeout"})
 #: How many of the hottest accounts a snapshot carries (a worker sends only these).
 HOT_ACCOUNTS = 20
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadgen.model.retry import COMMITTED_OUTCOMES
+from loadgen.model.outcomes import COMMITTED, Outcome
 
 __all__ = [
     "COMMITTED",
@@ -33,8 +33,7 @@ __all__ = [
     "choose_bin_s",
 ]
 
-COMMITTED = COMMITTED_OUTCOMES
-CONFLICT = "conflict"
+CONFLICT = Outcome.CONFLICT.value
 PERCENTILES = (50, 95, 99, 99.9)
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadgen.model.retry import COMMITTED_OUTCOMES as _COMMITTED
+from loadgen.model.outcomes import COMMITTED as _COMMITTED
+from loadgen.model.outcomes import Outcome
 
 __all__ = ["summarize", "transactions", "PERCENTILES"]
 
@@ -67,7 +68,7 @@ def summarize(attempts: pd.DataFrame) -> dict[str, Any]:
     n = len(attempts)
     outcomes = attempts["outcome"].value_counts().to_dict() if n else {}
     commits = int(sum(outcomes.get(o, 0) for o in _COMMITTED))
-    conflicts = int(outcomes.get("conflict", 0))
+    conflicts = int(outcomes.get(Outcome.CONFLICT, 0))
     retries = int((attempts["attempt"] >= 2).sum()) if n else 0
     txns = transactions(attempts)
     if n:
