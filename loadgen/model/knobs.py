@@ -156,12 +156,10 @@ class Knob:
                 return value, f"must be a number, got {type_name(value)} {value!r}"
             value = float(value)
         elif self.kind in ("duration", "duration0"):
-            if self.kind == "duration0" and not isinstance(value, bool) and value in (0, "0"):
-                return 0.0, None
             if not isinstance(value, (int, float, str)) or isinstance(value, bool):
                 return value, f'must be seconds or text like "30s", "2m", "50ms", got {type_name(value)}'
             try:
-                value = parse_duration(value)
+                value = parse_duration(value, allow_zero=self.kind == "duration0")
             except ConfigError as e:
                 return value, str(e)
         elif self.kind == "choice":
