@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
     for key in ("accounts", "users", "spawn_rate"):
         knob = knobs.BY_KEY[key]
+        assert knob.flag is not None
         u.add_argument(knob.flag, type=knob.from_text, help=f"the start form's default: {knob.help} (default {knob.default_shown()})")
     u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
     u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
