@@ -69,7 +69,7 @@ def test_headline_by_hand(c: pd.DataFrame) -> None:
     assert h["max_attempts"] == 3
     # From the first start (0 ms) to the last end (A#2 and C#3 end at 20 ms).
     assert h["elapsed_s"] == pytest.approx(0.020)
-    assert h["goodput_commits_per_s"] == pytest.approx(3 / 0.020)
+    assert h["throughput_commits_per_s"] == pytest.approx(3 / 0.020)
     # Failed attempts' time: 10 + 6 + 6 + 3 of 42 ms in all.
     assert h["wasted_ms"] == pytest.approx(25.0)
     assert h["wasted_share"] == pytest.approx(25 / 42)
@@ -116,7 +116,7 @@ def test_agrees_with_core_summary() -> None:
         assert h[key] == pytest.approx(s[key]), key
     assert h["attempt_latency_ms"] == pytest.approx(s["attempt_latency_ms"])
     assert h["transaction_latency_ms"] == pytest.approx(s["transaction_latency_ms"])
-    assert h["goodput_commits_per_s"] == pytest.approx(s["throughput_commits_per_s"])
+    assert h["throughput_commits_per_s"] == pytest.approx(s["throughput_commits_per_s"])
 
 
 def test_timeline_by_hand(c: pd.DataFrame) -> None:

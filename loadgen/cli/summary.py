@@ -1,4 +1,4 @@
-"""Text the terminal shows at the end of a run: the summary."""
+"""Text the terminal shows at the end of a run: the summary (figures from loadgen.results.metrics)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def format_summary(result: Any) -> str:
         "",
         f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
-        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts",
+        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts"
+        f"; contention rate {_pct(s.get('contention_rate'))} (with deadlocks and lock timeouts)",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
         f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",
