@@ -148,7 +148,7 @@ def test_model_reproduces_the_talk() -> None:
     assert c == pytest.approx(1 - (998 * 997) / (1000 * 999))
     assert c == pytest.approx(4 / 1000, rel=0.01)
     est = A.model_conflict_rate(908, 0.020, c)
-    # DESIGN.md: lambda D = 18.2, 1 - 0.996^18.2 = 7.0% against 6.56% measured.
+    # The talk: lambda D = 18.2, 1 - 0.996^18.2 = 7.0% against 6.56% measured.
     assert est == pytest.approx(1 - (1 - c) ** (908 * 0.020))
     assert est == pytest.approx(0.070, abs=0.001)
     assert A.model_conflict_rate(908, 0.020, A.pair_collision(1e6)) < 0.0001

@@ -227,7 +227,14 @@ def pair_collision(accounts: float) -> float:
 
 
 def model_conflict_rate(commit_rate_per_s: float, mean_attempt_s: float, collision: float) -> float:
-    """DESIGN.md's first-order model: 1 - (1 - c)^(lambda * D)."""
+    """The first-order model of a conflict: 1 - (1 - c)^(lambda * D).
+
+    During one attempt of duration D (snapshot to commit) about lambda * D other
+    transactions commit (lambda: the commit rate); each shares an account with it with
+    probability c (``pair_collision``). With the talk's lambda = 908/s and D = 20 ms this
+    gives 7.0% against the 6.56% measured. It does not apply under lock waits or a
+    saturated client or server.
+    """
     if collision >= 1.0:
         return 1.0 if commit_rate_per_s * mean_attempt_s > 0 else 0.0
     return 1.0 - math.exp(commit_rate_per_s * mean_attempt_s * math.log1p(-collision))

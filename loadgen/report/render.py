@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from loadgen import __version__
+from loadgen.model.outcomes import Outcome
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
@@ -432,7 +433,7 @@ def detail_section(cells: list[Cell], p: str) -> str:
         )
         faults = ""
         if c.faults:
-            hit = c.headline.get("outcomes", {}).get("connection_error") if isinstance(c.headline.get("outcomes"), dict) else None
+            hit = c.headline.get("outcomes", {}).get(Outcome.CONNECTION_ERROR) if isinstance(c.headline.get("outcomes"), dict) else None
             faults = (
                 "<div><h3>Faults injected</h3>"
                 + table(
