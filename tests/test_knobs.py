@@ -15,7 +15,7 @@ from locust.argument_parser import LocustArgumentParser
 
 from loadgen.cli.main import _scenario_file_from_args, _ui_form_defaults, build_parser, main
 from loadgen.errors import ConfigError
-from loadgen.model.knobs import BY_KEY, KNOBS, LOCUST, build_scenario, check_target, field_default, field_value, scenario_from_dict
+from loadgen.model.knobs import BY_KEY, KNOBS, LOCUST, build_scenario, field_default, field_value, scenario_from_dict, target_problem
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.model.scenariofile import load_text
@@ -192,10 +192,12 @@ def test_the_worker_transport_round_trips_every_field() -> None:
 
 def test_a_target_refuses_knobs_it_cannot_honour() -> None:
     s = build_scenario({"postgres.lock_timeout_ms": 1.0})
-    check_target(s, "postgres")
-    with pytest.raises(ConfigError, match="postgres.lock_timeout_ms is for embedded and postgres targets; target dsql"):
-        check_target(s, "dsql")
-    check_target(Scenario(), "dsql")  # defaults are fine everywhere
+    assert target_problem("postgresql", s) is None
+    assert "DSQL takes no row locks" in (target_problem("dsql", s) or "")
+    s = build_scenario({"postgres.isolation": "serializable"})
+    assert (target_problem("dsql", s) or "").startswith("isolation serializable: DSQL has one isolation level")
+    assert target_problem("dsql", Scenario()) is None  # defaults are fine everywhere
+    assert all(k.refusal for k in KNOBS if k.dialects is not None)
 
 
 @pytest.mark.parametrize("flag", ["--processes", "--expect-workers", "--master-port"])

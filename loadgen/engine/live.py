@@ -46,7 +46,7 @@ class ContentionCounters:
     def __init__(self) -> None:
         self.attempts = 0
         self.commits = 0
-        self.conflicts = 0  # Outcome.CONFLICT (SQLSTATE 40001), as loadgen.results.metrics counts them
+        self.conflicts = 0  # Outcome.CONFLICT (40001, OC000/OC001), as loadgen.results.metrics counts them
         self.contention = 0  # any CONTENTION outcome: conflict, deadlock, lock timeout
         self.retries = 0  # attempts numbered 2 and up
         self.by_outcome: dict[tuple[str, str | None], int] = {}

@@ -3,7 +3,7 @@
 A row says how a setting is written in a scenario file (``key``), which ``Scenario``
 field it sets (``field``; ``retry.<name>`` for the retry policy), its ``loadgen run``
 option (``flag``), its option in the web UI's start form (``form``), its kind, check,
-help text and which targets accept it. The default is never written here: it is the
+help text and which targets (by dialect: ``postgresql``, ``dsql``) accept it. The default is never written here: it is the
 ``Scenario`` (or ``RetryPolicy``) dataclass's own, read through ``Knob.default``.
 
 Everything else is derived from ``KNOBS``:
@@ -12,14 +12,16 @@ Everything else is derived from ``KNOBS``:
 - ``loadgen run``'s options (``add_flags``, ``overrides_from_args``) and its help;
 - the web UI's Locust options, form types and scenario (loadgen.ui.form);
 - the worker transport (``scenario_to_dict``/``scenario_from_dict``);
-- the check that a target accepts the scenario (``check_target``).
+- the check that a target accepts the scenario (``target_problem``, used by
+  loadgen.targets.base.check_cells for every cell before any work).
 
 Adding a knob (issue 13's ``cc``, ``rtt_ms``, ...): give ``Scenario`` (or
 ``RetryPolicy``) the field with its default and its range check in ``__post_init__``,
 then add one ``Knob(...)`` row below. ``tests/test_knobs.py`` then proves the new row
 reaches the file loader, the CLI and the UI form with the same default, and that
 every ``Scenario`` field has exactly one row. Set ``flag``/``form`` to ``None`` to keep
-a knob to scenario files; set ``targets`` when only some targets can honour it.
+a knob to scenario files; set ``dialects`` and ``refusal`` when only some targets can
+honour it.
 
 Values travel in *file units* (what a user writes in TOML: seconds for durations,
 0 for "no lock timeout") until ``Knob.to_field`` turns them into the field's units.
@@ -41,10 +43,10 @@ __all__ = [
     "KNOBS",
     "BY_KEY",
     "KINDS",
-    "POSTGRES_TARGETS",
+    "POSTGRESQL_ONLY",
     "LOCUST",
     "build_scenario",
-    "check_target",
+    "target_problem",
     "add_flags",
     "overrides_from_args",
     "scenario_to_dict",
@@ -59,8 +61,8 @@ Check = Callable[[Any], str | None]
 
 #: int, number (float), duration (seconds, > 0), duration0 (seconds, >= 0), choice, text.
 KINDS = ("int", "number", "duration", "duration0", "choice", "text")
-#: Targets that are PostgreSQL servers (DSQL is not: no row locks, one isolation level).
-POSTGRES_TARGETS: tuple[str, ...] = ("embedded", "postgres")
+#: Targets of the PostgreSQL dialect: embedded and postgres (not DSQL, nor ``--dialect dsql``).
+POSTGRESQL_ONLY: tuple[str, ...] = ("postgresql",)
 #: ``form`` value of a knob that is one of Locust's own start-form fields (users, spawn rate).
 LOCUST = "locust"
 
@@ -94,7 +96,8 @@ class Knob:
     check: Check | None = None  # the value's own range (cross-knob rules live in Scenario.__post_init__)
     choices: tuple[str, ...] = ()
     sweep: bool = True  # may be a list in a scenario file
-    targets: tuple[str, ...] | None = None  # targets that accept a non-default value; None: all
+    dialects: tuple[str, ...] | None = None  # target dialects that accept a non-default value; None: all
+    refusal: str = ""  # what the others say, ``{value}`` filled in
     scale: float = 1.0  # field value = file value x scale (think time: seconds in files, ms in Scenario)
     zero_is_none: bool = False  # 0 in a file means the field's None ("wait on row locks")
     label: str | None = None  # short name in sweep labels and messages (default: the key's last part)
@@ -304,11 +307,17 @@ KNOBS: tuple[Knob, ...] = (
     Knob("postgres.lock_timeout_ms", "number",
          "PostgreSQL: give up row-lock waits after this many ms (e.g. 1), so it behaves like a lock-free OCC engine; 0: wait",
          field="lock_timeout_ms", flag="--lock-timeout-ms", form="--lock-timeout-ms", check=_at_least(0),
-         targets=POSTGRES_TARGETS, zero_is_none=True, default_text="0 (wait, the server's default)"),
+         zero_is_none=True, default_text="0 (wait, the server's default)", dialects=POSTGRESQL_ONLY,
+         refusal="lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"),
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
-         field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, targets=POSTGRES_TARGETS),
+         field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
+         refusal="isolation {value}: DSQL has one isolation level (snapshot, as repeatable-read); run this cell on a PostgreSQL target"),
     Knob("target.kind", "text", "where to run: embedded, postgres or dsql", sweep=False),
     Knob("target.dsn", "text", "connection string for target postgres", sweep=False),
+    Knob("target.endpoint", "text", "DSQL: the cluster's endpoint", sweep=False),
+    Knob("target.region", "text", "DSQL: the cluster's AWS Region", sweep=False),
+    Knob("target.db_user", "text", "DSQL: the database role", sweep=False),
+    Knob("target.profile", "text", "DSQL: the AWS profile", sweep=False),
 )
 # fmt: on
 
@@ -339,14 +348,15 @@ def build_scenario(values: Mapping[str, Any], base: Scenario | None = None) -> S
     return replace(base, **changes)
 
 
-def check_target(scenario: Scenario, target_kind: str) -> None:
-    """Refuse a scenario that sets a knob this kind of target cannot honour."""
+def target_problem(dialect: str, scenario: Scenario) -> str | None:
+    """What in ``scenario`` a target of ``dialect`` (``postgresql``, ``dsql``) cannot honour, or None."""
     for knob in KNOBS:
-        if knob.targets is None or knob.field is None or target_kind in knob.targets:
+        if knob.dialects is None or knob.field is None or dialect in knob.dialects:
             continue
         value = field_value(scenario, knob.field)
         if value != field_default(knob.field):
-            raise ConfigError(f"{knob.key} is for {' and '.join(knob.targets)} targets; target {target_kind} does not take it")
+            return knob.refusal.format(value=value) or f"{knob.key} is for {' and '.join(knob.dialects)} targets only"
+    return None
 
 
 def field_value(scenario: Scenario, field: str) -> Any:

@@ -5,7 +5,7 @@ integer counters in the live UI, Locust's statistics in the progress line) and t
 derives its figures with ``rates``, under the names below, so a figure means the
 same everywhere it is shown (terminal summary, progress line, web UI, report, run.json).
 
-- conflict rate = attempts ending in ``conflict`` (SQLSTATE 40001) / all attempts;
+- conflict rate = attempts ending in ``conflict`` (SQLSTATE 40001, or DSQL's OC000/OC001) / all attempts;
 - contention rate = attempts ending in a contention outcome (conflict, deadlock,
   lock_timeout: loadgen.model.outcomes.CONTENTION) / all attempts. It equals the
   conflict rate on DSQL; on PostgreSQL with row locks it also counts the lock waits
