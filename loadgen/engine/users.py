@@ -24,7 +24,8 @@ from locust.user.task import LOCUST_STATE_STOPPING
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.db.prepared import transfer_prepared
+from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
@@ -48,8 +49,9 @@ class AttemptFailed(Exception):
 class Bench:
     """What every user of one process shares: settings, connection pool, keys, recorder."""
 
-    #: The transaction each attempt runs (a function of connection, request, commit phase).
-    transaction = staticmethod(transfer_once)
+    #: The transaction each attempt runs (a function of connection, request, commit phase):
+    #: by default the talk's, as prepared statements straight through libpq.
+    transaction = staticmethod(transfer_prepared)
 
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
         _check_gevent_cooperation()
