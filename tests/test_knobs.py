@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
+import tomllib
+from pathlib import Path
 
 import pytest
 from locust.argument_parser import LocustArgumentParser
@@ -48,6 +51,21 @@ def test_every_scenario_field_has_exactly_one_knob() -> None:
     fields += [f"retry.{f.name}" for f in dataclasses.fields(RetryPolicy)]
     declared = [k.field for k in FIELD_KNOBS]
     assert sorted(declared) == sorted(fields)
+
+
+def test_the_scenario_readme_shows_every_key_with_its_default() -> None:
+    text = (Path(__file__).resolve().parent.parent / "scenarios" / "README.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    for knob in KNOBS:
+        assert re.search(rf"\b{knob.key.rsplit('.', 1)[-1]}\b", block), f"{knob.key} is not in scenarios/README.md"
+    doc = tomllib.loads(block)
+    flat = {f"{k}.{sub}": v for k, t in doc.items() if isinstance(t, dict) for sub, v in t.items()}
+    flat.update({k: v for k, v in doc.items() if not isinstance(v, dict)})
+    shown_otherwise = {"name", "description", "accounts", "spawn_rate", "seed", "target.kind"}  # an example, not a default
+    for key, value in flat.items():
+        knob = BY_KEY[key]
+        if key not in shown_otherwise:
+            assert knob.to_field(knob.parse(value, "README")) == field_default(knob.field), key
 
 
 def test_flags_and_form_fields_are_unique() -> None:
