@@ -34,9 +34,11 @@ from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachabil
 from loadgen.engine.streaming import StreamedAttempts
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 from loadgen.errors import OutputError, TargetError
+from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
+from loadgen.results.client import attempt_span, client_load
 from loadgen.results.metrics import summarize
-from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
+from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.results.stream import AttemptStream
 from loadgen.targets.base import Target, application_name, begin_run, dialect_of, end_run, redact_conninfo
 from loadgen.targets.connection import open_connection
@@ -60,6 +62,8 @@ class RunResult:
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
+    attempt_span: tuple[float, float] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -176,7 +180,8 @@ def _run(
         write_start_json(run_dir, run_id, scenario, target, started, command_line)
         streamed.start()
         try:
-            helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up)]
+            # Ends the run early when the database is gone, or refuses loadgen's credentials.
+            helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up, lambda: bench.connections.refused)]
             if chaos is not None and chaos.active:
                 restart = getattr(target, "restart", None)
                 helpers += inject_faults(chaos, target.conninfo(), application_name(target), faults, restart)
@@ -256,7 +261,7 @@ def finish_run(
     try:
         with _connect(target) as conn:
             _resolve_unknown_commits(conn, attempts)
-            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"].tolist()
             invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
             invariants += [check(conn) for check in extra_checks]
             # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
@@ -272,18 +277,14 @@ def finish_run(
         discard = getattr(recorder, "discard_parts", None)
         if discard is not None:
             discard()
-    return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result = RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result.attempt_span = attempt_span(attempts)
+    return result
 
 
-def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
+def _client_load(client: dict[str, float], attempts: int, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        # One process runs on one core: near 1.0 the load generator is the bottleneck.
-        "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
-        "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
-    }
+    return client_load(wall, cpu, attempts, workers)
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -300,16 +301,16 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     """
     if attempts.empty:
         return
-    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"])
+    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
     last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
-    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == "interrupted"))
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
     open_ &= ~attempts["txn_id"].isin(committed)
     if not open_.any():
         return
     found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
-    attempts.loc[hit, "outcome"] = "ambiguous_committed"
+    attempts.loc[hit, "outcome"] = Outcome.AMBIGUOUS_COMMITTED.value
 
 
 def _locust_counts(env: Environment) -> dict[str, int]:
