@@ -186,6 +186,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.target == "embedded" and not args.dsn and sf.target_kind:
         # The scenario file names the target; the command line's --target/--dsn would win.
         args.target, args.dsn = sf.target_kind, sf.dsn
+    if args.schema is None and sf.schema:
+        args.schema = sf.schema
     dsql_cli.apply_scenario_target(args, sf)  # a file's DSQL endpoint, region, role, profile
     target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
     check_cells(dialect_of(target), sf.cells)  # every cell against the target, before any work

@@ -314,6 +314,7 @@ KNOBS: tuple[Knob, ...] = (
          refusal="isolation {value}: DSQL has one isolation level (snapshot, as repeatable-read); run this cell on a PostgreSQL target"),
     Knob("target.kind", "text", "where to run: embedded, postgres or dsql", sweep=False),
     Knob("target.dsn", "text", "connection string for target postgres", sweep=False),
+    Knob("target.schema", "text", "target postgres: the schema holding the tables (default loadgen; --schema)", sweep=False),
     Knob("target.endpoint", "text", "DSQL: the cluster's endpoint", sweep=False),
     Knob("target.region", "text", "DSQL: the cluster's AWS Region", sweep=False),
     Knob("target.db_user", "text", "DSQL: the database role", sweep=False),

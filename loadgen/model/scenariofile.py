@@ -17,7 +17,7 @@ Layout (every key optional; the tables group knobs, declared in loadgen.model.kn
     [retry]       max_attempts, deadline, backoff, base_ms, cap_ms
     [load]        model, think_time, batches, arrival_rate
     [postgres]    lock_timeout_ms  (0: wait on row locks, PostgreSQL's own default), isolation
-    [target]      kind, dsn; for DSQL: endpoint, region, db_user, profile
+    [target]      kind, dsn, schema; for DSQL: endpoint, region, db_user, profile
 
 Built-in scenarios ship inside the package (``loadgen/scenarios/*.toml``), so a
 bare name such as ``quickstart`` works from an installed wheel too.
@@ -90,6 +90,8 @@ class ScenarioFile:
     sweep_keys: tuple[str, ...] = ()
     target_kind: str | None = None
     dsn: str | None = field(default=None, repr=False)  # may hold a password: never log it
+    #: target postgres: the schema holding the tables (``target.schema``; --schema wins).
+    schema: str | None = None
     #: DSQL: the cluster to reach (``target.endpoint``, ``region``, ``db_user``, ``profile``).
     dsql: dict[str, str] = field(default_factory=dict)
 
@@ -182,6 +184,7 @@ def load_text(text: str, source: str, overrides: Mapping[str, Any] | None = None
         sweep_keys=swept_t,
         target_kind=fixed.get("target.kind"),
         dsn=fixed.get("target.dsn"),
+        schema=fixed.get("target.schema"),
         dsql={k[7:]: v for k, v in fixed.items() if k in ("target.endpoint", "target.region", "target.db_user", "target.profile")},
     )
 
