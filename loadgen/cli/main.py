@@ -431,7 +431,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     locust_argv = [
         "locust",
         "-f",
-        str(Path(__file__).with_name("locustfile.py")),
+        str(Path(__file__).resolve().parent.parent / "ui" / "locustfile.py"),
         "--web-host",
         args.web_host,
         "--web-port",

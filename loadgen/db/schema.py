@@ -1,4 +1,4 @@
-"""The bank: tables, seeding, reset and the invariants checked after every run.
+"""The bank: tables, seeding, reset and the invariants checked after every run (of every kind).
 
 DSQL-compatible from day one: no foreign keys, no sequences, one DDL statement per
 transaction, DDL never mixed with DML, and at most 3,000 rows written per
@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
+
+from loadgen.db.shapes import customers_below_minimum
 
 __all__ = ["BATCH_ROWS", "create_tables", "reset", "check_invariants", "Invariant", "ledger_ids"]
 
@@ -109,8 +111,14 @@ def check_invariants(
     accounts: int,
     initial_balance: int,
     committed_ids: list[str],
+    *,
+    joint_minimum: int | None = None,
 ) -> list[Invariant]:
-    """The bank's invariants after a run, against the commits loadgen recorded."""
+    """The bank's invariants after a run, against the commits loadgen recorded.
+
+    ``joint_minimum``: the joint-withdrawal shapes' rule, that every customer's two
+    accounts still sum to at least this (broken by write skew).
+    """
     total, negatives, rows = conn.execute(
         "SELECT coalesce(sum(balance), 0), count(*) FILTER (WHERE balance < 0), count(*) FROM accounts"
     ).fetchone() or (0, 0, 0)
@@ -121,7 +129,7 @@ def check_invariants(
     missing = recorded - ledger  # recorded as committed, absent from the ledger
     extra = ledger - recorded  # in the ledger, never recorded as committed
     conn.rollback()
-    return [
+    checks = [
         Invariant(
             "money_conserved",
             total == expected_total and rows == accounts,
@@ -137,3 +145,13 @@ def check_invariants(
         ),
         Invariant("no_duplicate_transfer", duplicates == 0, f"{duplicates} transfer ids committed twice"),
     ]
+    if joint_minimum is not None:
+        below, customers = customers_below_minimum(conn, accounts, joint_minimum)
+        checks.append(
+            Invariant(
+                "joint_minimum_kept",
+                below == 0,
+                f"{below} of {customers} customers below the joint minimum {joint_minimum}" + (" (write skew)" if below else ""),
+            )
+        )
+    return checks

@@ -38,7 +38,6 @@ import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,17 @@ import gevent
 import pyarrow as pa
 from locust.env import Environment
 from locust.rpc.protocol import Message
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
-from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
+from loadgen.engine.chaos import Chaos
+from loadgen.engine.load import workload_for
+from loadgen.engine.session import RunResult, RunSession
+from loadgen.engine.users import Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.attempt import OUTCOME
 from loadgen.model.scenario import Scenario
-from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
-from loadgen.targets.base import Target
+from loadgen.results.recorder import AttemptRecorder
+from loadgen.targets.base import Target, redact_conninfo
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -118,16 +121,12 @@ def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
 
 
 def _without_password(conninfo: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
     params = conninfo_to_dict(conninfo)
     params.pop("password", None)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _password(conninfo: str) -> str | None:
-    from psycopg.conninfo import conninfo_to_dict
-
     value = conninfo_to_dict(conninfo).get("password")
     return None if value is None else str(value)
 
@@ -141,7 +140,7 @@ def check_scale_out(target: Target, scenarios: list[Scenario]) -> None:
 
 def _check_scenario(scenario: Scenario) -> None:
     """What a worker can do alone: the closed loop. Batches and the open loop pace all users together."""
-    if getattr(scenario, "load", "closed") != "closed" or getattr(scenario, "read_mix", 0.0) > 0:
+    if scenario.load != "closed" or scenario.read_mix > 0:
         raise ConfigError(
             "--processes/--master run the closed load model without a read mix; "
             "batches, the open loop and read mixes are single-process for now"
@@ -150,17 +149,17 @@ def _check_scenario(scenario: Scenario) -> None:
 
 def _check_target(target: Target) -> None:
     """Workers rebuild the target from a connection string: only plain PostgreSQL ones can be."""
-    if target.kind == "dsql" or any(hasattr(target, hook) for hook in ("connect_kwargs", "connection_class", "audit")):
+    if not target.rebuilt_from_conninfo:
         raise ConfigError("--processes/--master/--worker work with the embedded and postgres targets only (not DSQL or --dialect dsql yet)")
 
 
 @dataclass
-class WorkerTarget:
+class WorkerTarget(Target):
     """The master's target as a worker reaches it: the master's connection string, or LOADGEN_DSN."""
 
     kind: str
-    sets_isolation: bool
     master_conninfo: str
+    sets_isolation: bool = True
 
     def prepare(self, users: int) -> None:  # the master prepared the server
         pass
@@ -170,8 +169,6 @@ class WorkerTarget:
         return os.environ.get("LOADGEN_DSN") or self.master_conninfo
 
     def describe(self) -> dict[str, Any]:
-        from loadgen.targets.base import redact_conninfo
-
         return {"kind": self.kind, "dsn": redact_conninfo(self.conninfo())}
 
 
@@ -210,19 +207,16 @@ class WorkerAgent:
             log.error("loadgen worker: the test started before the master sent its settings")
             return
         scenario = scenario_from_dict(self.setup["scenario"])
-        from loadgen.engine.load import workload_for
-
         # The master spawns users by class name: the load model's class (same name here), or the plain one.
-        user_class, _ = workload_for(scenario)
+        user_class = workload_for(scenario)[0]
         if self.setup.get("user_class") != user_class.__name__:
             user_class = TransferUser
         self.env.user_classes = [user_class]
         t = self.setup["target"]
-        target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
-        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
-        bench = Bench(scenario, target, recorder)
+        target = WorkerTarget(t["kind"], t["conninfo"], sets_isolation=bool(t["sets_isolation"]))
+        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
-        bench._user_ids = iter(range(index * USER_ID_STRIDE + 1, (index + 1) * USER_ID_STRIDE))  # type: ignore[assignment]
+        bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
         self.bench = bench
         self.env.loadgen = bench  # type: ignore[attr-defined]
         self.sent = 0
@@ -297,8 +291,9 @@ def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
 class Collector:
     """The master's view of the workers' attempt rows and final reports."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, cell: str | None = None) -> None:
         self.run_id = run_id
+        self.cell = cell
         self.recorders: dict[str, AttemptRecorder] = {}
         self.done: dict[str, dict[str, Any]] = {}
         #: Workers that have been sent the settings.
@@ -319,7 +314,7 @@ class Collector:
     def _recorder(self, worker: str) -> AttemptRecorder:
         rec = self.recorders.get(worker)
         if rec is None:
-            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker)
+            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker, cell=self.cell)
         return rec
 
     def _on_attempts(self, environment: Environment, msg: Message, **_: Any) -> None:
@@ -327,7 +322,7 @@ class Collector:
         rec = self._recorder(msg.node_id)
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
-        if any(r[4] != "connection_error" for r in rows):
+        if any(r[OUTCOME] != "connection_error" for r in rows):
             self.last_reached = time.monotonic()
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
@@ -336,7 +331,7 @@ class Collector:
 
     def to_table(self) -> pa.Table:
         tables = [rec.to_table() for rec in self.recorders.values()]
-        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id).to_table().cast(ATTEMPT_SCHEMA)
+        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id, cell=self.cell).to_table()
 
     def workers(self) -> list[dict[str, Any]]:
         """run.json's account of each worker: who it was, what it sent, what it said it sent."""
@@ -423,27 +418,23 @@ def run_distributed(
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
     run_id: str | None = None,
-) -> Any:
+    cell: str | None = None,
+    annotations: Callable[[], dict[str, Any]] | None = None,
+) -> RunResult:
     """Like :func:`loadgen.engine.runner.run`, with the users on worker processes; the same run directory."""
-    from loadgen.db.schema import reset
-    from loadgen.engine import runner as core
-
     _check_target(target)
     _check_scenario(scenario)
-    run_id = run_id or core.new_run_id()
-    run_dir = core.prepare_out_dir(out, run_id)
-    target.prepare(scenario.users)
-    with core._connect(target) as conn:
-        server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
-
-    env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
+    session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations)
+    session.prepare(out)
+    assert session.run_dir is not None
+    env = session.environment(user_class)
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
-    collector = Collector(run_id)
+    collector = Collector(session.run_id, cell=cell)
     collector.register(master)
     collector.setup = {
-        "run_id": run_id,
+        "run_id": session.run_id,
+        "cell": cell,
         "user_class": user_class.__name__,
         "scenario": scenario.to_dict(),
         "target": {
@@ -452,22 +443,53 @@ def run_distributed(
             "conninfo": _without_password(target.conninfo()),
         },
     }
-
+    finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
-    state = {"interrupted": 0, "finishing": False}
-    aborted: list[str] = []
-    client: dict[str, float] = {}
-    faults = FaultLog()
-    finisher: list[gevent.Greenlet] = []
+    with session.signals(stop=finisher.start):
+        session.start()
+        try:
+            if fleet.processes:
+                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers")
+            _wait_for_workers(master, fleet, procs, port, collector.greeted)
+            session.run_load(
+                master,
+                env,
+                stop=finisher.start,
+                last_reached=lambda: collector.last_reached,
+                chaos=chaos,
+                unreachable_limit_s=unreachable_limit_s,
+                on_progress=on_progress,
+            )
+        finally:
+            if master.greenlet and not master.greenlet.dead:
+                master.quit()
+            _reap(procs)
+            workers = collector.workers()
+            complete = all(w["finished"] for w in workers)
+            result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers)
+    result.report = session.write_report()
+    return result
 
-    def finish() -> None:
-        """Stop the users, wait for every worker's last rows, then let the workers go."""
-        if state["finishing"]:
-            return
-        state["finishing"] = True
+
+class _Finisher:
+    """Ends a distributed run once: stop the users, wait for every worker's last rows, then let the workers go."""
+
+    def __init__(self, master: Any, collector: Collector, deadline_s: float, aborted: list[str]) -> None:
+        self.master = master
+        self.collector = collector
+        self.deadline_s = deadline_s
+        self.aborted = aborted
+        self.greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self.finish)
+
+    def finish(self) -> None:
+        master, collector = self.master, self.collector
         expected = set(master.clients.keys()) | set(collector.recorders)
         master.stop()
-        deadline = time.monotonic() + scenario.retry.deadline_s + 30
+        deadline = time.monotonic() + self.deadline_s + 30
 
         def outstanding() -> set[str]:
             # A worker Locust has marked missing (no heartbeat) will not report again.
@@ -478,7 +500,7 @@ def run_distributed(
             gevent.sleep(0.05)
         missing = expected - set(collector.done)
         if missing:
-            aborted.append(
+            self.aborted.append(
                 f"worker(s) {', '.join(sorted(missing))} stopped before their final report: "
                 f"up to {SHIP_INTERVAL_S:g} s of their attempts are missing from attempts.parquet"
             )
@@ -487,68 +509,6 @@ def run_distributed(
         while not collector.greeted <= set(master.clients.keys()) and time.monotonic() < rejoin:
             gevent.sleep(0.05)
         master.quit()
-
-    def start_finish() -> None:
-        if not finisher:
-            finisher.append(gevent.spawn(finish))
-
-    def give_up(reason: str) -> None:
-        aborted.append(reason)
-        start_finish()
-
-    def stop_on_signal(*_: Any) -> None:
-        state["interrupted"] += 1
-        if state["interrupted"] > 1:
-            os._exit(130)
-        print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
-        start_finish()
-
-    handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-    try:
-        started = datetime.now(UTC)
-        try:
-            if fleet.processes:
-                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), run_dir / "workers")
-            _wait_for_workers(master, fleet, procs, port, collector.greeted)
-            helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up)]
-            if chaos is not None and chaos.active:
-                restart = getattr(getattr(target, "server", None), "restart", None)
-                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
-            t0, cpu0 = time.monotonic(), time.process_time()
-            master.start(scenario.users, spawn_rate=scenario.spawn_rate)
-            stopper = gevent.spawn_later(scenario.duration_s, start_finish)
-            ticker = gevent.spawn(core._tick, on_progress, env, t0) if on_progress is not None else None
-            try:
-                master.greenlet.join()
-            finally:
-                stopper.kill(block=False)
-                if ticker is not None:
-                    ticker.kill(block=False)
-                gevent.killall(helpers, block=False)
-                client["wall_s"] = time.monotonic() - t0
-                client["master_cpu_s"] = time.process_time() - cpu0
-        finally:
-            if master.greenlet and not master.greenlet.dead:
-                master.quit()
-            _reap(procs)
-            ended = datetime.now(UTC)
-            workers = collector.workers()
-            connections = _sum_connections(workers)
-            complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
-            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
-            result.aborted = aborted[0] if aborted else None
-            result.faults = faults.faults
-            client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
-            result.client = core._client_load(client, result.summary["attempts"])
-            result.client["processes"] = len(workers)
-            result.client["master_cpu_s"] = round(client.get("master_cpu_s", 0.0), 3)
-            result.workers = workers
-            core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
-    finally:
-        for h in handlers:
-            h.cancel()
-    result.report = core.write_report(run_dir)
-    return result
 
 
 def _reap(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -24,7 +24,9 @@ from locust.user.task import LOCUST_STATE_STOPPING
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
-from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.db.shapes import Shape, shape
+from loadgen.db.transfer import TransferRequest, run_transfer, transfer_once
+from loadgen.model.attempt import LATENCY_MS, OUTCOME, SQLSTATE, AttemptRow
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.retry import COMMITTED_OUTCOMES
 from loadgen.model.scenario import Scenario
@@ -49,19 +51,18 @@ class Bench:
     """What every user of one process shares: settings, connection pool, keys, recorder."""
 
     #: The transaction each attempt runs (a function of connection, request, commit phase).
-    transaction = staticmethod(transfer_once)
+    transaction: Shape = staticmethod(transfer_once)
 
-    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
+    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1) -> None:
         _check_gevent_cooperation()
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
         self.keys: KeyDistribution = distribution_for(scenario)
         if scenario.transaction != "update-returning":  # the class default is the talk's shape
-            from loadgen.db.shapes import shape
-
             self.transaction = shape(scenario.transaction)
-        self._user_ids = itertools.count(1)
+        #: User ids (and so per-user random streams) start here: distinct across worker processes.
+        self._user_ids = itertools.count(first_user_id)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
         self.pool = ConnectionPool(
@@ -120,16 +121,16 @@ class TransferUser(User):
 
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
-        outcome = row[4]
+        outcome = row[OUTCOME]
         if outcome != "connection_error":
             self.bench.last_reached = time.monotonic()
         ok = outcome in COMMITTED_OUTCOMES
         self._fire(
             request_type=ATTEMPT,
             name=NAME,
-            response_time=row[3],
+            response_time=row[LATENCY_MS],
             response_length=0,
-            exception=None if ok else AttemptFailed(_label(outcome, row[5])),
+            exception=None if ok else AttemptFailed(_label(outcome, row[SQLSTATE])),
             context={},
         )
 

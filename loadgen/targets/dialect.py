@@ -33,8 +33,10 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.errors import ConfigError
+from loadgen.targets.base import Target
 
 __all__ = [
     "DIALECTS",
@@ -207,7 +209,7 @@ class StatementAudit:
             """A psycopg connection whose protocol traffic, after authentication, goes to a trace file."""
 
             @classmethod
-            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:  # type: ignore[override]
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:
                 conn = super().connect(conninfo, **kwargs)
                 audit.attach(conn)
                 return conn
@@ -253,20 +255,20 @@ class StatementAudit:
 _SNAPSHOT_OPTION = r"-c default_transaction_isolation=repeatable\ read"
 
 
-class DsqlDialectTarget:
+class DsqlDialectTarget(Target):
     """Any target, driven as if it were DSQL, with every statement audited."""
 
     sets_isolation = False
     dialect = "dsql"
 
-    def __init__(self, inner: Any) -> None:
-        from psycopg.conninfo import conninfo_to_dict
-
+    def __init__(self, inner: Target) -> None:
         self.inner = inner
         self.kind: str = inner.kind
-        self.audit = StatementAudit()
+        self.audit: StatementAudit | None = StatementAudit()
         self.connection_class = self.audit.connection_class
-        self.max_lifetime_s: float | None = getattr(inner, "max_lifetime_s", None)
+        self.max_lifetime_s = inner.max_lifetime_s
+        self.connect_kwargs = inner.connect_kwargs  # DSQL's fresh token per connection, if the inner target is DSQL
+        self.restart = inner.restart
         params = conninfo_to_dict(inner.conninfo())
         dbname = params.get("dbname") or params.get("user")
         if dbname != "postgres":
@@ -276,26 +278,20 @@ class DsqlDialectTarget:
         self.inner.prepare(users)
 
     def conninfo(self) -> str:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
         info = self.inner.conninfo()
-        if getattr(self.inner, "dialect", None) == "dsql":
-            return str(info)  # real DSQL: snapshot isolation is all it has
+        if self.inner.dialect == "dsql":
+            return info  # real DSQL: snapshot isolation is all it has
         params = conninfo_to_dict(info)
         params["options"] = f"{params.get('options', '')} {_SNAPSHOT_OPTION}".strip()
-        return make_conninfo(**params)
-
-    def connect_kwargs(self) -> dict[str, Any]:
-        hook = getattr(self.inner, "connect_kwargs", None)
-        return hook() if hook else {}
+        return make_conninfo("", **params)
 
     def describe(self) -> dict[str, Any]:
         return {**self.inner.describe(), "dialect": "dsql", "dialect_check": "libpq protocol trace of every connection"}
 
 
-def report_dialect_check(target: Any, run_dir: Path) -> bool:
+def report_dialect_check(target: Target, run_dir: Path) -> bool:
     """After a run: check the audited traffic, write ``dialect-check.json``, print one line; True when clean."""
-    audit: StatementAudit | None = getattr(target, "audit", None)
+    audit = target.audit
     if audit is None:
         return True
     try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.errors import ConfigError, TargetError
+from loadgen.targets.base import Target
 
 __all__ = [
     "DsqlTarget",
@@ -178,7 +179,7 @@ class ConnectPacer:
 
 
 @dataclass
-class DsqlTarget:
+class DsqlTarget(Target):
     """An Aurora DSQL cluster reached with IAM tokens over TLS."""
 
     endpoint: str

@@ -6,7 +6,7 @@ from typing import Any
 
 from loadgen.model.retry import BACKOFFS, RetryPolicy
 from loadgen.model.scenario import DISTRIBUTIONS, Scenario
-from loadgen.targets.base import TARGETS
+from loadgen.targets.base import CONNINFO_TARGETS
 
 __all__ = ["FORM_TYPES", "STOP_TIMEOUT_S", "DEFAULT_WEB_HOST", "add_arguments", "scenario_from_options"]
 
@@ -50,7 +50,10 @@ def add_arguments(parser: Any) -> None:
         help="PostgreSQL lock mode: give up row-lock waits after this many ms (0: wait, the server's default)",
     )
     g.add_argument(
-        "--target", default="embedded", choices=list(TARGETS), help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)"
+        "--target",
+        default="embedded",
+        choices=list(CONNINFO_TARGETS),
+        help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)",
     )
     g.add_argument(
         "--dsn",
