@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
@@ -22,7 +22,7 @@ EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse prints usage; one clear line is friendlier in scripts and logs.
         self.exit(EXIT_USAGE, f"loadgen: {message}\n")
 

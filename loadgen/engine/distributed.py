@@ -50,7 +50,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from loadgen.engine.chaos import Chaos
 from loadgen.engine.load import workload_for
 from loadgen.engine.session import RunResult, RunSession
-from loadgen.engine.users import Bench, TransferUser
+from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.attempt import OUTCOME
 from loadgen.model.scenario import Scenario
@@ -186,7 +186,7 @@ class WorkerAgent:
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
         self._wall0 = 0.0
-        env.loadgen = None  # type: ignore[attr-defined]
+        set_bench(env, None)
         runner = env.runner
         assert runner is not None
         runner.register_message(MSG_SETUP, self._on_setup)
@@ -218,7 +218,7 @@ class WorkerAgent:
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
         bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
         self.bench = bench
-        self.env.loadgen = bench  # type: ignore[attr-defined]
+        set_bench(self.env, bench)
         self.sent = 0
         self._cpu0, self._wall0 = time.process_time(), time.monotonic()
         self._shipper = gevent.spawn(self._ship_forever)
@@ -238,7 +238,9 @@ class WorkerAgent:
         if not rows:
             return
         rec.rows, rec.users = [], []
-        self.env.runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})  # type: ignore[union-attr]
+        runner = self.env.runner
+        assert runner is not None
+        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})
         self.sent += len(rows)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
@@ -266,7 +268,7 @@ class WorkerAgent:
             },
         )
         self.bench = None
-        self.env.loadgen = None  # type: ignore[attr-defined]
+        set_bench(self.env, None)
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0

@@ -123,7 +123,7 @@ class Timeline:
     """Conflict rate, commits per second and users, one point per sample, from cumulative totals."""
 
     def __init__(self, maxlen: int = 1800) -> None:
-        self.points: deque[dict[str, float]] = deque(maxlen=maxlen)
+        self.points: deque[dict[str, float | None]] = deque(maxlen=maxlen)
         self._last: tuple[float, int, int, int] | None = None
         self._t0 = time.monotonic()
 
@@ -146,7 +146,7 @@ class Timeline:
             {
                 "t": round(now - self._t0, 2),
                 "users": users,
-                "conflict_rate": conflicts / attempts if attempts else None,  # type: ignore[dict-item]
+                "conflict_rate": conflicts / attempts if attempts else None,
                 "commits_per_s": commits / dt,
                 "attempts_per_s": attempts / dt,
             }

@@ -18,7 +18,7 @@ from locust.env import Environment
 
 from loadgen.engine.chaos import Chaos
 from loadgen.engine.session import RunResult, RunSession
-from loadgen.engine.users import Bench, TransferUser
+from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
@@ -50,7 +50,7 @@ def run(
     recorder = AttemptRecorder(session.run_id, cell=cell)
     bench = Bench(scenario, target, recorder)
     env = session.environment(user_class)
-    env.loadgen = bench  # type: ignore[attr-defined]
+    set_bench(env, bench)
     runner = env.create_local_runner()
     with session.signals(stop=runner.quit):
         session.start()

@@ -34,7 +34,7 @@ from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
 from loadgen.targets.connection import pool_options
 
-__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
+__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION", "set_bench", "bench_of"]
 
 #: Locust request types: every attempt, and every whole transaction (retries included).
 ATTEMPT = "attempt"
@@ -112,8 +112,7 @@ class TransferUser(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        bench: Bench = environment.loadgen  # type: ignore[attr-defined]
-        self.bench = bench
+        bench = self.bench = bench_of(environment)
         self.user_id = bench.next_user_id()
         seed = bench.scenario.seed
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
@@ -172,6 +171,22 @@ class TransferUser(User):
             exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
             context={"attempts": result.attempts},
         )
+
+
+#: Where this process's bench hangs on Locust's Environment, for each new user to find.
+_BENCH_ATTRIBUTE = "loadgen"
+
+
+def set_bench(env: Environment, bench: Bench | None) -> None:
+    """Give the users Locust will start in ``env`` this bench (None: no test is running)."""
+    setattr(env, _BENCH_ATTRIBUTE, bench)
+
+
+def bench_of(env: Environment) -> Bench:
+    bench = getattr(env, _BENCH_ATTRIBUTE, None)
+    if not isinstance(bench, Bench):
+        raise RuntimeError("a loadgen user started without a bench: the test did not start (see the log)")
+    return bench
 
 
 def _with_gevent_wait(options: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
 from loadgen.engine.session import RunSession, write_report
-from loadgen.engine.users import TRANSACTION, Bench
+from loadgen.engine.users import TRANSACTION, Bench, set_bench
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
 from loadgen.results.metrics import summarize
@@ -81,8 +81,7 @@ class LoadgenPlugin:
         opts = environment.parsed_options
         # The DSN from the command line (or LOADGEN_DSN) stays here, never in a page.
         self._dsn = (getattr(opts, "dsn", "") or "") or os.environ.get("LOADGEN_DSN", "")
-        environment.loadgen = None  # type: ignore[attr-defined]
-        environment.loadgen_plugin = self  # type: ignore[attr-defined]
+        set_bench(environment, None)
 
     @property
     def role(self) -> str:
@@ -176,7 +175,7 @@ class LoadgenPlugin:
             worker = getattr(self.env.runner, "client_id", "local") if self.role == "worker" else "local"
             recorder = LiveRecorder(session.run_id, self.counters, worker=str(worker))
             self.bench = Bench(scenario, target, recorder)
-            self.env.loadgen = self.bench  # type: ignore[attr-defined]
+            set_bench(self.env, self.bench)
 
     def on_spawning_complete(self, user_count: int, **_: Any) -> None:
         self.resize_pool(user_count)
