@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +34,7 @@ import pyarrow as pa
 from locust.env import Environment
 
 from loadgen import __version__
-from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset
+from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, TransferUser
 from loadgen.errors import OutputError, TargetError
@@ -65,7 +65,8 @@ class RunResult:
     invariants: list[Invariant]
     completed: bool
     locust_counts: dict[str, int] = field(default_factory=dict)
-    connections: dict[str, int] = field(default_factory=dict)
+    #: The pool's counters, and loadgen's sessions left open afterwards (None: not asked).
+    connections: dict[str, int | None] = field(default_factory=dict)
     #: Why the run ended early on its own (the database unreachable), if it did.
     aborted: str | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
@@ -233,7 +234,7 @@ class RunSession:
         self,
         attempts: AttemptSource,
         env: Environment,
-        connections: dict[str, int],
+        pool_counts: Mapping[str, int],
         *,
         completed: bool = True,
         workers: list[dict[str, Any]] | None = None,
@@ -247,6 +248,7 @@ class RunSession:
         ended = datetime.now(UTC)
         table = attempts.to_table()
         frame = table.to_pandas()
+        connections: dict[str, int | None] = dict(pool_counts)
         try:
             with connect(self.target) as conn:
                 resolve_unknown_commits(conn, frame)
@@ -259,7 +261,8 @@ class RunSession:
                     # The joint-withdrawal shapes promise each customer keeps the initial balance across two accounts.
                     joint_minimum=self.scenario.initial_balance if self.scenario.transaction.startswith("joint-withdrawal") else None,
                 )
-                connections["left_open"] = sessions_left(conn)
+                # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
+                connections["left_open"] = sessions_left(conn, APPLICATION_NAME, self.target.dialect)
         except (TargetError, psycopg.Error) as e:
             invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
         finally:
@@ -357,16 +360,6 @@ def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFram
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
     attempts.loc[hit, "outcome"] = "ambiguous_committed"
-
-
-def sessions_left(conn: psycopg.Connection[Any]) -> int:
-    """loadgen's sessions still open on the server after the pool closed (should be 0)."""
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
-        (APPLICATION_NAME,),
-    ).fetchone()
-    conn.rollback()
-    return int(row[0]) if row else 0
 
 
 def locust_counts(env: Environment) -> dict[str, int]:

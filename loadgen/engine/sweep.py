@@ -23,7 +23,7 @@ from loadgen.engine.progress import progress_line
 from loadgen.engine.session import RunResult, prepare_out_dir
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.records import SweepRecord
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, check_cells
 
 __all__ = ["SweepResult", "run_file", "run_cell", "format_sweep"]
 
@@ -132,6 +132,8 @@ def run_file(
 
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
+
+    check_cells(target.dialect, sf.cells)  # every cell, before any work
 
     def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
         if say is None:

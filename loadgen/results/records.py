@@ -81,7 +81,8 @@ class RunRecord:
     client: dict[str, Any] = field(default_factory=dict)
     #: Locust's own counts of attempts and transactions.
     locust: dict[str, int] = field(default_factory=dict)
-    connections: dict[str, int] = field(default_factory=dict)
+    #: The pool's connection counters, and ``left_open`` (loadgen's sessions still open afterwards; None: not asked).
+    connections: dict[str, int | None] = field(default_factory=dict)
     #: Each invariant as {name, ok, detail}; None while the run is in progress (nothing checked yet).
     invariants: list[dict[str, Any]] | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.

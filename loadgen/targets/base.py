@@ -18,7 +18,18 @@ if TYPE_CHECKING:
 
     from loadgen.targets.dialect import StatementAudit
 
-__all__ = ["Target", "EmbeddedTarget", "PostgresTarget", "make_target", "redact_conninfo", "TARGETS", "CONNINFO_TARGETS"]
+__all__ = [
+    "Target",
+    "EmbeddedTarget",
+    "PostgresTarget",
+    "make_target",
+    "redact_conninfo",
+    "dialect_of",
+    "scenario_problem",
+    "check_cells",
+    "TARGETS",
+    "CONNINFO_TARGETS",
+]
 
 #: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
@@ -72,6 +83,39 @@ class Target:
     def rebuilt_from_conninfo(self) -> bool:
         """Whether another process reaches this target from ``conninfo()`` alone (worker processes need it)."""
         return self.dialect == "postgresql" and self.connect_kwargs is None and self.connection_class is None and self.audit is None
+
+
+def dialect_of(target: Target) -> str:
+    """``dsql`` for DSQL and ``--dialect dsql`` targets (DSQL's rules apply), else ``postgresql``."""
+    return target.dialect
+
+
+def scenario_problem(dialect: str, scenario: Any) -> str | None:
+    """What in ``scenario`` a target of ``dialect`` cannot honour, or None.
+
+    Checked for every cell before any work: on DSQL a lock timeout would be a
+    ``set_config('lock_timeout')`` DSQL refuses on every connection, and an isolation
+    level other than snapshot would be silently ignored, mislabelling the cell.
+    """
+    if dialect != "dsql":
+        return None
+    if scenario.lock_timeout_ms is not None:
+        return "lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"
+    if scenario.isolation != "repeatable-read":
+        return (
+            f"isolation {scenario.isolation}: DSQL has one isolation level (snapshot, as repeatable-read); "
+            "run this cell on a PostgreSQL target"
+        )
+    return None
+
+
+def check_cells(dialect: str, cells: Any) -> None:
+    """Refuse, in one line naming the cell, the first cell a target of ``dialect`` cannot run as asked."""
+    for cell in cells:
+        problem = scenario_problem(dialect, cell.scenario)
+        if problem:
+            where = f"cell {cell.label}: " if len(cells) > 1 else ""
+            raise ConfigError(f"{where}{problem}")
 
 
 def redact_conninfo(conninfo: str) -> str:
