@@ -14,8 +14,6 @@ from typing import Any
 
 import psycopg
 
-from loadgen.db.shapes import customers_below_minimum
-
 __all__ = [
     "BATCH_ROWS",
     "READ_PAGE_ROWS",
@@ -25,6 +23,8 @@ __all__ = [
     "Invariant",
     "ledger_ids",
     "sessions_left",
+    "joint_customers_accounts",
+    "customers_below_minimum",
 ]
 
 #: Rows written per set-up transaction. DSQL refuses a transaction that modifies more
@@ -233,3 +233,29 @@ def sessions_left(conn: psycopg.Connection[Any], application_name: str, dialect:
                 pass
         return None
     return int(row[0]) if row else 0
+
+
+def joint_customers_accounts(accounts: int) -> int:
+    """How many of the accounts belong to customers (an even number, about half)."""
+    return max(2, (accounts // 2) // 2 * 2)
+
+
+def customers_below_minimum(conn: psycopg.Connection[Any], accounts: int, minimum: int) -> tuple[int, int]:
+    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check.
+
+    Read in pages of account ids (a customer's two accounts always in one page), each
+    its own transaction, so a large bank stays within DSQL's per-query and
+    per-transaction limits; called once the writers have stopped.
+    """
+    last = joint_customers_accounts(accounts)
+    below = customers = 0
+    for first in range(1, last + 1, READ_PAGE_ROWS):  # READ_PAGE_ROWS is even: pages hold whole customers
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
+            " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id BETWEEN %s AND %s GROUP BY 1) t",
+            (minimum, first, min(last, first + READ_PAGE_ROWS - 1)),
+        ).fetchone()
+        conn.rollback()
+        assert row is not None
+        below, customers = below + int(row[0]), customers + int(row[1])
+    return below, customers
