@@ -24,8 +24,9 @@ from locust.user.task import LOCUST_STATE_STOPPING
 from psycopg import IsolationLevel
 from psycopg_pool import ConnectionPool
 
+from loadgen.db.prepared import transfer_prepared
 from loadgen.db.shapes import Shape, shape
-from loadgen.db.transfer import TransferRequest, run_transfer, transfer_once
+from loadgen.db.transfer import TransferRequest, run_transfer
 from loadgen.model.attempt import LATENCY_MS, OUTCOME, SQLSTATE, AttemptRow
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.retry import COMMITTED_OUTCOMES
@@ -50,8 +51,9 @@ class AttemptFailed(Exception):
 class Bench:
     """What every user of one process shares: settings, connection pool, keys, recorder."""
 
-    #: The transaction each attempt runs (a function of connection, request, commit phase).
-    transaction: Shape = staticmethod(transfer_once)
+    #: The transaction each attempt runs (a function of connection, request, commit phase):
+    #: by default the talk's, as prepared statements straight through libpq.
+    transaction: Shape = staticmethod(transfer_prepared)
 
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1) -> None:
         _check_gevent_cooperation()
