@@ -52,7 +52,7 @@ from loadgen.engine.load import workload_for
 from loadgen.engine.session import RunResult, RunSession
 from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.errors import ConfigError, TargetError
-from loadgen.model.attempt import OUTCOME
+from loadgen.model.attempt import OUTCOME, SQLSTATE
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target, redact_conninfo
@@ -302,6 +302,8 @@ class Collector:
         self.greeted: set[str] = set()
         self.setup: dict[str, Any] = {}
         self.last_reached = time.monotonic()
+        #: Why connecting is hopeless on some worker (its credentials refused), once known.
+        self.refused: str | None = None
 
     def register(self, runner: Any) -> None:
         self._runner = runner
@@ -326,6 +328,9 @@ class Collector:
         rec.users.extend(msg.data["users"])
         if any(r[OUTCOME] != "connection_error" for r in rows):
             self.last_reached = time.monotonic()
+        refused = next((r[SQLSTATE] for r in rows if r[SQLSTATE] and r[SQLSTATE].startswith("28")), None)
+        if refused is not None and self.refused is None:
+            self.refused = f"the database refused a worker's credentials ({refused}); see its log under workers/"
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.done[msg.node_id] = msg.data
@@ -458,6 +463,7 @@ def run_distributed(
                 env,
                 stop=finisher.start,
                 last_reached=lambda: collector.last_reached,
+                refused=lambda: collector.refused,
                 chaos=chaos,
                 unreachable_limit_s=unreachable_limit_s,
                 on_progress=on_progress,

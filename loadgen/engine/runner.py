@@ -60,6 +60,7 @@ def run(
                 env,
                 stop=runner.quit,
                 last_reached=lambda: bench.last_reached,
+                refused=lambda: bench.connections.refused,
                 chaos=chaos,
                 unreachable_limit_s=unreachable_limit_s,
                 on_progress=on_progress,

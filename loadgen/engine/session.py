@@ -202,13 +202,18 @@ class RunSession:
         *,
         stop: Callable[[], None],
         last_reached: Callable[[], float],
+        refused: Callable[[], str | None] | None = None,
         chaos: Chaos | None = None,
         unreachable_limit_s: float = 60.0,
         on_progress: Progress | None = None,
     ) -> None:
         """Start the users, then wait for ``runner`` to end: ``stop`` at the scenario's duration,
-        or when the database stays unreachable; faults injected and progress ticked meanwhile."""
-        helpers = [watch_reachability(last_reached, unreachable_limit_s, lambda reason: self.abort(reason, stop))]
+        or when the database stays unreachable or ``refused`` says why no connection will open;
+        faults injected and progress ticked meanwhile."""
+        # Ends the run early when the database is gone, or refuses loadgen's credentials.
+        helpers = [
+            watch_reachability(last_reached, unreachable_limit_s, lambda reason: self.abort(reason, stop), refused or (lambda: None))
+        ]
         try:
             if chaos is not None and chaos.active:
                 helpers += inject_faults(chaos, self.target.conninfo(), APPLICATION_NAME, self.faults, self.target.restart)
