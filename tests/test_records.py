@@ -13,7 +13,7 @@ from loadgen.model import attempt as attempt_module
 from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.results.records import RUN_FORMAT, RecordError, RunRecord, SweepRecord
-from loadgen.targets.base import CONNINFO_TARGETS, PostgresTarget, Target, make_target
+from loadgen.targets.base import PostgresTarget, Target, make_target
 
 PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
 
@@ -113,7 +113,7 @@ def test_a_plain_target_declares_every_capability_absent() -> None:
 def test_the_ui_offers_only_targets_make_target_builds() -> None:
     import argparse
 
-    from loadgen.ui.form import add_arguments
+    from loadgen.ui.form import UI_TARGETS, add_arguments
 
     class Parser(argparse.ArgumentParser):
         def add_argument(self, *args: object, include_in_web_ui: bool = True, is_secret: bool = False, **kwargs: object) -> object:
@@ -122,7 +122,7 @@ def test_the_ui_offers_only_targets_make_target_builds() -> None:
     parser = Parser()
     add_arguments(parser)
     (action,) = [a for a in parser._actions if a.dest == "target"]
-    assert list(action.choices or []) == list(CONNINFO_TARGETS) == ["embedded", "postgres"]
+    assert list(action.choices or []) == list(UI_TARGETS) == ["embedded", "postgres"]
     with pytest.raises(ConfigError, match="--endpoint"):
         make_target("dsql")
 

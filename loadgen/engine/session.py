@@ -39,7 +39,7 @@ from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachabil
 from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, TransferUser
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.keys import distribution_for
-from loadgen.model.retry import COMMITTED_OUTCOMES
+from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import write_attempts
@@ -257,7 +257,7 @@ class RunSession:
         try:
             with connect(self.target) as conn:
                 resolve_unknown_commits(conn, frame)
-                committed_ids = frame.loc[frame["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+                committed_ids = frame.loc[frame["outcome"].isin(COMMITTED), "txn_id"].tolist()
                 invariants = check_invariants(
                     conn,
                     self.scenario.accounts,
@@ -355,16 +355,16 @@ def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFram
     """
     if attempts.empty:
         return
-    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"])
+    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
     last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
-    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == "interrupted"))
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
     open_ &= ~attempts["txn_id"].isin(committed)
     if not open_.any():
         return
     found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
-    attempts.loc[hit, "outcome"] = "ambiguous_committed"
+    attempts.loc[hit, "outcome"] = Outcome.AMBIGUOUS_COMMITTED.value
 
 
 def locust_counts(env: Environment) -> dict[str, int]:

@@ -15,22 +15,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt, AttemptRow
-from loadgen.model.retry import COMMITTED_OUTCOMES
 
-__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "OUTCOMES", "COMMITTED_OUTCOMES", "read_attempts", "write_attempts"]
+__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "read_attempts", "write_attempts"]
 
-#: Outcomes an attempt can have.
-OUTCOMES = (
-    "committed",
-    "ambiguous_committed",
-    "conflict",
-    "deadlock",
-    "lock_timeout",
-    "insufficient_funds",
-    "connection_error",
-    "error",
-    "interrupted",
-)
+# The ``outcome`` column holds loadgen.model.outcomes.Outcome names.
 
 #: attempts.parquet's columns: an attempt's fields (loadgen.model.attempt.Attempt) and where it ran.
 ATTEMPT_SCHEMA = pa.schema(

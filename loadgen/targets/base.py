@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.knobs import target_problem
 from loadgen.targets.embedded import EmbeddedPostgres
 
 if TYPE_CHECKING:
@@ -28,13 +29,10 @@ __all__ = [
     "scenario_problem",
     "check_cells",
     "TARGETS",
-    "CONNINFO_TARGETS",
 ]
 
 #: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
-#: Targets reached by a connection string alone: what the web UI offers.
-CONNINFO_TARGETS: tuple[str, ...] = ("embedded", "postgres")
 
 
 class Target:
@@ -97,16 +95,7 @@ def scenario_problem(dialect: str, scenario: Any) -> str | None:
     ``set_config('lock_timeout')`` DSQL refuses on every connection, and an isolation
     level other than snapshot would be silently ignored, mislabelling the cell.
     """
-    if dialect != "dsql":
-        return None
-    if scenario.lock_timeout_ms is not None:
-        return "lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"
-    if scenario.isolation != "repeatable-read":
-        return (
-            f"isolation {scenario.isolation}: DSQL has one isolation level (snapshot, as repeatable-read); "
-            "run this cell on a PostgreSQL target"
-        )
-    return None
+    return target_problem(dialect, scenario)  # the knob table says which knobs a dialect refuses
 
 
 def check_cells(dialect: str, cells: Any) -> None:
