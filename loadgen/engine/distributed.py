@@ -230,7 +230,7 @@ class WorkerAgent:
         connections = bench.close()
         runner: Any = self.env.runner
         # The last statistics before `done`: the master's counts are then complete.
-        runner._send_stats()
+        send_final_stats(self.env, runner)
         runner.send_message(
             MSG_DONE,
             {
@@ -248,6 +248,17 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def send_final_stats(env: Environment, runner: Any) -> None:
+    """What Locust's worker sends every few seconds, sent now (its ``_send_stats``, through public calls).
+
+    The report_to_master listeners fill the message (and reset what they sent); the
+    master's handler of "stats" messages adds it up.
+    """
+    data: dict[str, Any] = {}
+    env.events.report_to_master.fire(client_id=runner.client_id, data=data)
+    runner.send_message("stats", data)
 
 
 def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:

@@ -41,6 +41,7 @@ from loadgen.errors import OutputError, TargetError
 from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
+from loadgen.results.client import attempt_span, client_load
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import write_attempts
 from loadgen.results.records import RunRecord
@@ -70,11 +71,13 @@ class RunResult:
     #: Why the run ended early on its own (the database unreachable), if it did.
     aborted: str | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
-    #: The load generator's CPU use during the run.
-    client: dict[str, float] = field(default_factory=dict)
+    #: The load generator's CPU use during the run (loadgen.results.client).
+    client: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
+    attempt_span: tuple[float, float] | None = None
     #: Warnings a user must see (an open loop that could not keep up, ...): set by loadgen.engine.sweep.
     notes: list[str] = field(default_factory=list)
 
@@ -288,29 +291,16 @@ class RunSession:
             faults=self.faults.faults,
             client=self._client_load(summary["attempts"], workers),
             workers=workers or [],
+            attempt_span=attempt_span(frame),
         )
         self.record(result, ended).write(self.run_dir)
         return result
 
-    def _client_load(self, attempts: int, workers: list[dict[str, Any]] | None) -> dict[str, float]:
+    def _client_load(self, attempts: int, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
         """The load generator's CPU use: this process, plus every worker's in a distributed run."""
         if not self.client:
             return {}  # no load phase measured here (a web UI test: Locust drove it)
-        wall, cpu = self.client.get("wall_s", 0.0), self.client.get("cpu_s", 0.0)
-        own = cpu
-        if workers is not None:
-            cpu += sum(float(w.get("cpu_s", 0.0)) for w in workers)
-        load = {
-            "wall_s": round(wall, 3),
-            "cpu_s": round(cpu, 3),
-            # One process runs on one core: near 1.0 the load generator is the bottleneck.
-            "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
-            "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
-        }
-        if workers is not None:
-            load["processes"] = len(workers)
-            load["master_cpu_s"] = round(own, 3)
-        return load
+        return client_load(self.client.get("wall_s", 0.0), self.client.get("cpu_s", 0.0), attempts, workers)
 
     def record(self, result: RunResult, ended: datetime) -> RunRecord:
         """run.json's content for a finished run."""
