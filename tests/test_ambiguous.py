@@ -24,7 +24,7 @@ import pytest
 from loadgen.db.schema import check_invariants, reset
 from loadgen.db.transfer import ATTEMPT_FIELDS, AttemptRow, TransferRequest, run_transfer, transfer_once
 from loadgen.model.retry import RetryPolicy
-from loadgen.targets.base import EmbeddedTarget, begin_run, end_run
+from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
@@ -53,13 +53,13 @@ class LosesCommitReply(psycopg.Connection[Any]):
 @pytest.fixture
 def run_target(embedded: EmbeddedPostgres) -> Iterator[EmbeddedTarget]:
     target = EmbeddedTarget(embedded)
-    begin_run(target, "run-ambiguous", 2)
+    target.begin_run("run-ambiguous", 2)
     with psycopg.connect(target.conninfo(), autocommit=True) as c:
         reset(c, 10, 100)
     try:
         yield target
     finally:
-        end_run(target)
+        target.end_run()
 
 
 def test_commit_whose_reply_is_lost_is_ambiguous_committed_once(run_target: EmbeddedTarget) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from loadgen.db.schema import reset
 from loadgen.errors import TargetError
-from loadgen.targets.base import EmbeddedTarget, PostgresTarget, application_name, begin_run, end_run
+from loadgen.targets.base import EmbeddedTarget, PostgresTarget
 from loadgen.targets.embedded import EmbeddedPostgres
 from tests.conftest import run_cli
 
@@ -33,8 +33,8 @@ def _count(conninfo: str, sql: str) -> int:
 
 def test_each_run_works_in_a_database_of_its_own(embedded: EmbeddedPostgres) -> None:
     a, b = EmbeddedTarget(embedded), EmbeddedTarget(embedded)
-    sa = begin_run(a, "run-same-id", 5)
-    sb = begin_run(b, "run-same-id", 5)  # two sweeps name their cells alike: still two databases
+    sa = a.begin_run("run-same-id", 5)
+    sb = b.begin_run("run-same-id", 5)  # two sweeps name their cells alike: still two databases
     try:
         assert sa is not None and sb is not None and sa.database != sb.database
         assert {r.database for r in embedded.status().live_runs} >= {sa.database, sb.database}
@@ -47,11 +47,11 @@ def test_each_run_works_in_a_database_of_its_own(embedded: EmbeddedPostgres) -> 
         assert (
             _count(a.conninfo(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = current_setting('application_name')") == 1
         )
-        assert application_name(a) == sa.application_name != application_name(b)
+        assert a.application_name() == sa.application_name != b.application_name()
         assert "run-same-id" in sa.application_name
     finally:
-        assert end_run(a) is None
-        assert end_run(b, keep=True) is None
+        assert a.end_run() is None
+        assert b.end_run(keep=True) is None
     names = embedded.run_databases()
     assert sa.database not in names  # dropped at the end
     assert sb.database in names  # --keep-db
@@ -95,7 +95,7 @@ def test_a_killed_run_leaves_the_registry_and_its_database(embedded: EmbeddedPos
         assert any(r.database == database and r.pid == proc.pid for r in live)
         # Another run may not restart the server under it (fault injection).
         with pytest.raises(TargetError, match="live run"):
-            begin_run(EmbeddedTarget(embedded), "run-chaos", 1, exclusive=True)
+            EmbeddedTarget(embedded).begin_run("run-chaos", 1, exclusive=True)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -109,7 +109,7 @@ def test_an_exclusive_run_keeps_others_out(embedded: EmbeddedPostgres) -> None:
     proc, _ = _hold_run(embedded.home, exclusive=True)
     try:
         with pytest.raises(TargetError, match="restarts the embedded server"):
-            begin_run(EmbeddedTarget(embedded), "run-late", 1)
+            EmbeddedTarget(embedded).begin_run("run-late", 1)
     finally:
         proc.kill()
         proc.wait(timeout=10)
@@ -146,38 +146,38 @@ def test_first_starts_do_not_race_and_a_live_run_is_never_cut(fresh_home: Path) 
     try:
         # Too big to fit beside the live run: refused, and the server is not restarted.
         with pytest.raises(TargetError, match="live run"):
-            begin_run(EmbeddedTarget(server), "run-big", before.max_connections)
+            EmbeddedTarget(server).begin_run("run-big", before.max_connections)
         assert server.status().pid == before.pid
         done = run_cli("db", "stop", env={"LOADGEN_HOME": str(fresh_home)})
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and "live run" in done.stderr, done.stderr
         assert server.status().pid == before.pid
         # What fits beside it starts without a restart.
         small = EmbeddedTarget(server)
-        begin_run(small, "run-small", 5)
-        end_run(small)
+        small.begin_run("run-small", 5)
+        small.end_run()
         assert server.status().pid == before.pid
     finally:
         proc.kill()
         proc.wait(timeout=10)
     # Nobody live: now it may grow.
     big = EmbeddedTarget(server)
-    begin_run(big, "run-big", before.max_connections)
+    big.begin_run("run-big", before.max_connections)
     try:
         grown = server.status()
         assert grown.max_connections is not None and grown.max_connections >= before.max_connections + 10
     finally:
-        end_run(big)
+        big.end_run()
 
 
 def test_schema_is_held_by_one_live_run(embedded: EmbeddedPostgres) -> None:
     first = PostgresTarget(embedded.conninfo, schema="lg_test_schema")
     second = PostgresTarget(embedded.conninfo, schema="lg_test_schema")
     other = PostgresTarget(embedded.conninfo, schema="lg_test_other")
-    begin_run(first, "run-one", 2)
+    first.begin_run("run-one", 2)
     try:
         with pytest.raises(TargetError, match="in use by another live loadgen run"):
-            begin_run(second, "run-two", 2)
-        begin_run(other, "run-three", 2)  # another schema: no wait
+            second.begin_run("run-two", 2)
+        other.begin_run("run-three", 2)  # another schema: no wait
         with psycopg.connect(first.conninfo(), autocommit=True) as c:
             reset(c, 4, 100)
             assert c.execute("SELECT current_schema()").fetchone() == ("lg_test_schema",)
@@ -186,15 +186,15 @@ def test_schema_is_held_by_one_live_run(embedded: EmbeddedPostgres) -> None:
         assert _count(first.conninfo(), "SELECT count(*) FROM accounts") == 4
         assert _count(other.conninfo(), "SELECT count(*) FROM accounts") == 9
     finally:
-        end_run(first)
-        end_run(other)
-    begin_run(second, "run-two", 2)  # the lock went with the first run
-    end_run(second)
+        first.end_run()
+        other.end_run()
+    second.begin_run("run-two", 2)  # the lock went with the first run
+    second.end_run()
 
 
 def test_schema_cli_errors_are_one_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     holder = PostgresTarget(embedded.conninfo, schema="lg_cli_schema")
-    begin_run(holder, "run-holder", 2)
+    holder.begin_run("run-holder", 2)
     try:
         proc = run_cli(
             "run", "--target", "postgres", "--dsn", embedded.url, "--schema", "lg_cli_schema", "--duration", "1", "--out", str(tmp_path)
@@ -202,7 +202,7 @@ def test_schema_cli_errors_are_one_line(embedded: EmbeddedPostgres, tmp_path: Pa
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and "--schema NAME" in proc.stderr
     finally:
-        end_run(holder)
+        holder.end_run()
     bad = run_cli("run", "--target", "postgres", "--dsn", embedded.url, "--schema", "Bad-Name", "--out", str(tmp_path))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--schema" in bad.stderr
     wrong = run_cli("run", "--schema", "x", "--out", str(tmp_path))

@@ -37,6 +37,11 @@ class Chaos:
             raise ConfigError(f"chaos restart time must not be negative, got {self.restart_at_s}")
 
     @property
+    def restarts_server(self) -> bool:
+        """The run restarts the server: it must then be the only run on it."""
+        return self.restart_at_s is not None
+
+    @property
     def active(self) -> bool:
         return self.kill_every_s is not None or self.restart_at_s is not None
 

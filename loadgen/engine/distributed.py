@@ -36,7 +36,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +43,19 @@ import gevent
 import pyarrow as pa
 from locust.env import Environment
 from locust.rpc.protocol import Message
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
-from loadgen.engine.streaming import StreamedAttempts
-from loadgen.engine.users import Bench, TransferUser
+from loadgen.engine.chaos import Chaos
+from loadgen.engine.load import workload_for
+from loadgen.engine.session import RunResult, RunSession
+from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.attempt import OUTCOME, SQLSTATE
 from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
 from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
-from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
-from loadgen.results.stream import AttemptStream
-from loadgen.targets.base import Target, application_name, begin_run, dialect_of, end_run
+from loadgen.results.recorder import AttemptRecorder
+from loadgen.targets.base import Target, redact_conninfo
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -96,16 +97,12 @@ class Fleet:
 
 
 def _without_password(conninfo: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
     params = conninfo_to_dict(conninfo)
     params.pop("password", None)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _password(conninfo: str) -> str | None:
-    from psycopg.conninfo import conninfo_to_dict
-
     value = conninfo_to_dict(conninfo).get("password")
     return None if value is None else str(value)
 
@@ -119,7 +116,7 @@ def check_scale_out(target: Target, scenarios: list[Scenario]) -> None:
 
 def _check_scenario(scenario: Scenario) -> None:
     """What a worker can do alone: the closed loop. Batches and the open loop pace all users together."""
-    if getattr(scenario, "load", "closed") != "closed" or getattr(scenario, "read_mix", 0.0) > 0:
+    if scenario.load != "closed" or scenario.read_mix > 0:
         raise ConfigError(
             "--processes/--master run the closed load model without a read mix; "
             "batches, the open loop and read mixes are single-process for now"
@@ -128,17 +125,17 @@ def _check_scenario(scenario: Scenario) -> None:
 
 def _check_target(target: Target) -> None:
     """Workers rebuild the target from a connection string: only plain PostgreSQL ones can be."""
-    if target.kind == "dsql" or any(hasattr(target, hook) for hook in ("connect_kwargs", "connection_class", "audit")):
+    if not target.rebuilt_from_conninfo:
         raise ConfigError("--processes/--master/--worker work with the embedded and postgres targets only (not DSQL or --dialect dsql yet)")
 
 
 @dataclass
-class WorkerTarget:
+class WorkerTarget(Target):
     """The master's target as a worker reaches it: the master's connection string, or LOADGEN_DSN."""
 
     kind: str
-    sets_isolation: bool
     master_conninfo: str
+    sets_isolation: bool = True
 
     def prepare(self, users: int) -> None:  # the master prepared the server
         pass
@@ -148,8 +145,6 @@ class WorkerTarget:
         return os.environ.get("LOADGEN_DSN") or self.master_conninfo
 
     def describe(self) -> dict[str, Any]:
-        from loadgen.targets.base import redact_conninfo
-
         return {"kind": self.kind, "dsn": redact_conninfo(self.conninfo())}
 
 
@@ -167,7 +162,7 @@ class WorkerAgent:
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
         self._wall0 = 0.0
-        env.loadgen = None  # type: ignore[attr-defined]
+        set_bench(env, None)
         runner = env.runner
         assert runner is not None
         runner.register_message(MSG_SETUP, self._on_setup)
@@ -188,21 +183,18 @@ class WorkerAgent:
             log.error("loadgen worker: the test started before the master sent its settings")
             return
         scenario = scenario_from_dict(self.setup["scenario"])
-        from loadgen.engine.load import workload_for
-
         # The master spawns users by class name: the load model's class (same name here), or the plain one.
-        user_class, _ = workload_for(scenario)
+        user_class = workload_for(scenario)[0]
         if self.setup.get("user_class") != user_class.__name__:
             user_class = TransferUser
         self.env.user_classes = [user_class]
         t = self.setup["target"]
-        target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
-        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
-        bench = Bench(scenario, target, recorder)
+        target = WorkerTarget(t["kind"], t["conninfo"], sets_isolation=bool(t["sets_isolation"]))
+        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
-        bench._user_ids = iter(range(index * USER_ID_STRIDE + 1, (index + 1) * USER_ID_STRIDE))  # type: ignore[assignment]
+        bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
         self.bench = bench
-        self.env.loadgen = bench  # type: ignore[attr-defined]
+        set_bench(self.env, bench)
         self.sent = 0
         self._cpu0, self._wall0 = time.process_time(), time.monotonic()
         self._shipper = gevent.spawn(self._ship_forever)
@@ -222,7 +214,9 @@ class WorkerAgent:
         if not rows:
             return
         rec.rows, rec.users = [], []
-        self.env.runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})  # type: ignore[union-attr]
+        runner = self.env.runner
+        assert runner is not None
+        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})
         self.sent += len(rows)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
@@ -250,7 +244,7 @@ class WorkerAgent:
             },
         )
         self.bench = None
-        self.env.loadgen = None  # type: ignore[attr-defined]
+        set_bench(self.env, None)
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
@@ -286,10 +280,11 @@ def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
 class Collector:
     """The master's view of the workers' attempt rows and final reports."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, cell: str | None = None) -> None:
         self.run_id = run_id
+        self.cell = cell
         self.recorders: dict[str, AttemptRecorder] = {}
-        #: Rows received per worker (the recorders are drained to disk as rows come).
+        #: Rows received per worker (its recorder is drained to disk as they come).
         self.received: dict[str, int] = {}
         self.done: dict[str, dict[str, Any]] = {}
         #: Workers that have been sent the settings.
@@ -312,7 +307,7 @@ class Collector:
     def _recorder(self, worker: str) -> AttemptRecorder:
         rec = self.recorders.get(worker)
         if rec is None:
-            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker)
+            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker, cell=self.cell)
         return rec
 
     def _on_attempts(self, environment: Environment, msg: Message, **_: Any) -> None:
@@ -321,11 +316,11 @@ class Collector:
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
         self.received[msg.node_id] = self.received.get(msg.node_id, 0) + len(rows)
-        if any(r[4] != Outcome.CONNECTION_ERROR for r in rows):
+        if any(r[OUTCOME] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
-        refused = next((r for r in rows if r[5] and r[5].startswith("28")), None)
+        refused = next((r[SQLSTATE] for r in rows if r[SQLSTATE] and r[SQLSTATE].startswith("28")), None)
         if refused is not None and self.refused is None:
-            self.refused = f"the database refused a worker's credentials ({refused[5]}); see its log under workers/"
+            self.refused = f"the database refused a worker's credentials ({refused}); see its log under workers/"
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.done[msg.node_id] = msg.data
@@ -333,7 +328,7 @@ class Collector:
 
     def to_table(self) -> pa.Table:
         tables = [rec.to_table() for rec in self.recorders.values()]
-        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id).to_table().cast(ATTEMPT_SCHEMA)
+        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id, cell=self.cell).to_table()
 
     def workers(self) -> list[dict[str, Any]]:
         """run.json's account of each worker: who it was, what it sent, what it said it sent."""
@@ -420,54 +415,24 @@ def run_distributed(
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
     run_id: str | None = None,
+    cell: str | None = None,
+    annotations: Callable[[], dict[str, Any]] | None = None,
     keep_db: bool = False,
-    extra_checks: tuple[Callable[[Any], Any], ...] = (),
-) -> Any:
+) -> RunResult:
     """Like :func:`loadgen.engine.runner.run`, with the users on worker processes; the same run directory."""
-    from loadgen.engine import runner as core
-
     _check_target(target)
     _check_scenario(scenario)
-    run_id = run_id or core.new_run_id()
-    run_dir = core.prepare_out_dir(out, run_id)
-    begin_run(target, run_id, scenario.users, exclusive=core.restarts_server(chaos))
-    try:
-        return _run_distributed(
-            scenario, target, run_dir, run_id, fleet, user_class, on_progress, command_line, chaos, unreachable_limit_s, extra_checks
-        )
-    finally:
-        core.warn_end(end_run(target, keep=keep_db))
-
-
-def _run_distributed(
-    scenario: Scenario,
-    target: Target,
-    run_dir: Path,
-    run_id: str,
-    fleet: Fleet,
-    user_class: type[TransferUser],
-    on_progress: Callable[[float, Environment], None] | None,
-    command_line: list[str] | None,
-    chaos: Chaos | None,
-    unreachable_limit_s: float,
-    extra_checks: tuple[Callable[[Any], Any], ...],
-) -> Any:
-    from loadgen.db.schema import reset
-    from loadgen.engine import runner as core
-
-    with core._connect(target) as conn:
-        server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=dialect_of(target) != "dsql")
-
-    env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
+    session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations, keep_db=keep_db)
+    session.prepare(out, exclusive=chaos is not None and chaos.restarts_server)
+    assert session.run_dir is not None
+    env = session.environment(user_class)
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
-    collector = Collector(run_id)
+    collector = Collector(session.run_id, cell=cell)
     collector.register(master)
-    # The workers' rows go to disk as they arrive, like a local run's.
-    streamed = StreamedAttempts(AttemptStream(run_dir), lambda: list(collector.recorders.values()))
     collector.setup = {
-        "run_id": run_id,
+        "run_id": session.run_id,
+        "cell": cell,
         "user_class": user_class.__name__,
         "scenario": scenario_to_dict(scenario),
         "target": {
@@ -476,22 +441,56 @@ def _run_distributed(
             "conninfo": _without_password(target.conninfo()),
         },
     }
-
+    finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
-    state = {"interrupted": 0, "finishing": False}
-    aborted: list[str] = []
-    client: dict[str, float] = {}
-    faults = FaultLog()
-    finisher: list[gevent.Greenlet] = []
+    with session.signals(stop=finisher.start):
+        session.start()
+        # The workers' rows go to disk as they arrive, like a local run's.
+        session.stream(lambda: list(collector.recorders.values()))
+        try:
+            if fleet.processes:
+                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers")
+            _wait_for_workers(master, fleet, procs, port, collector.greeted)
+            session.run_load(
+                master,
+                env,
+                stop=finisher.start,
+                last_reached=lambda: collector.last_reached,
+                refused=lambda: collector.refused,
+                chaos=chaos,
+                unreachable_limit_s=unreachable_limit_s,
+                on_progress=on_progress,
+            )
+        finally:
+            if master.greenlet and not master.greenlet.dead:
+                master.quit()
+            _reap(procs)
+            workers = collector.workers()
+            complete = all(w["finished"] for w in workers)
+            result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers)
+    result.report = session.write_report()
+    return result
 
-    def finish() -> None:
-        """Stop the users, wait for every worker's last rows, then let the workers go."""
-        if state["finishing"]:
-            return
-        state["finishing"] = True
+
+class _Finisher:
+    """Ends a distributed run once: stop the users, wait for every worker's last rows, then let the workers go."""
+
+    def __init__(self, master: Any, collector: Collector, deadline_s: float, aborted: list[str]) -> None:
+        self.master = master
+        self.collector = collector
+        self.deadline_s = deadline_s
+        self.aborted = aborted
+        self.greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self.finish)
+
+    def finish(self) -> None:
+        master, collector = self.master, self.collector
         expected = set(master.clients.keys()) | set(collector.recorders)
         master.stop()
-        deadline = time.monotonic() + scenario.retry.deadline_s + 30
+        deadline = time.monotonic() + self.deadline_s + 30
 
         def outstanding() -> set[str]:
             # A worker Locust has marked missing (no heartbeat) will not report again.
@@ -502,7 +501,7 @@ def _run_distributed(
             gevent.sleep(0.05)
         missing = expected - set(collector.done)
         if missing:
-            aborted.append(
+            self.aborted.append(
                 f"worker(s) {', '.join(sorted(missing))} stopped before their final report: "
                 f"up to {SHIP_INTERVAL_S:g} s of their attempts are missing from attempts.parquet"
             )
@@ -511,68 +510,6 @@ def _run_distributed(
         while not collector.greeted <= set(master.clients.keys()) and time.monotonic() < rejoin:
             gevent.sleep(0.05)
         master.quit()
-
-    def start_finish() -> None:
-        if not finisher:
-            finisher.append(gevent.spawn(finish))
-
-    def give_up(reason: str) -> None:
-        aborted.append(reason)
-        start_finish()
-
-    def stop_on_signal(*_: Any) -> None:
-        state["interrupted"] += 1
-        if state["interrupted"] > 1:
-            os._exit(130)
-        print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
-        start_finish()
-
-    handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-    try:
-        started = datetime.now(UTC)
-        core.write_start_json(run_dir, run_id, scenario, target, started, command_line)
-        streamed.start()
-        try:
-            if fleet.processes:
-                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), run_dir / "workers")
-            _wait_for_workers(master, fleet, procs, port, collector.greeted)
-            helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up, lambda: collector.refused)]
-            if chaos is not None and chaos.active:
-                restart = getattr(target, "restart", None)
-                helpers += inject_faults(chaos, target.conninfo(), application_name(target), faults, restart)
-            t0, cpu0 = time.monotonic(), time.process_time()
-            master.start(scenario.users, spawn_rate=scenario.spawn_rate)
-            stopper = gevent.spawn_later(scenario.duration_s, start_finish)
-            ticker = gevent.spawn(core._tick, on_progress, env, t0) if on_progress is not None else None
-            try:
-                master.greenlet.join()
-            finally:
-                stopper.kill(block=False)
-                if ticker is not None:
-                    ticker.kill(block=False)
-                gevent.killall(helpers, block=False)
-                client["wall_s"] = time.monotonic() - t0
-                client["master_cpu_s"] = time.process_time() - cpu0
-        finally:
-            if master.greenlet and not master.greenlet.dead:
-                master.quit()
-            _reap(procs)
-            ended = datetime.now(UTC)
-            workers = collector.workers()
-            connections = _sum_connections(workers)
-            complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
-            result = core.finish_run(streamed, env, target, scenario, run_dir, connections, complete, extra_checks)
-            result.aborted = aborted[0] if aborted else None
-            result.faults = faults.faults
-            client["cpu_s"] = client.get("master_cpu_s", 0.0)
-            result.client = core._client_load(client, result.summary["attempts"], workers)
-            result.workers = workers
-            core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
-    finally:
-        for h in handlers:
-            h.cancel()
-    result.report = core.write_report(run_dir)
-    return result
 
 
 def _reap(procs: list[subprocess.Popen[bytes]]) -> None:

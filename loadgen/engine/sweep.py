@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from loadgen.db.schema import Invariant
 from loadgen.engine import runner
-from loadgen.engine.distributed import run_distributed, scenario_from_dict
-from loadgen.engine.runner import RunResult, prepare_out_dir
-from loadgen.errors import ConfigError
+from loadgen.engine.distributed import run_distributed
+from loadgen.engine.load import workload_for
+from loadgen.engine.progress import progress_line
+from loadgen.engine.session import RunResult, prepare_out_dir
+from loadgen.errors import ConfigError, LoadgenError
+from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.targets.base import Target, check_cells, dialect_of
+from loadgen.results.records import RecordError, SweepRecord
+from loadgen.targets.base import Target, check_cells
 
-__all__ = ["SweepResult", "run_file", "run_cell", "annotate_run", "resume"]
+__all__ = ["SweepResult", "run_file", "run_cell", "format_sweep", "resume"]
 
 Say = Callable[[str], None]
 
@@ -65,23 +65,31 @@ def run_cell(
     sweep: dict[str, Any] | None = None,
     run_options: dict[str, Any] | None = None,
 ) -> RunResult:
-    """One cell as a run: reset, run its load model, check, write, then tag the results with the cell."""
-    from loadgen.engine.load import workload_for
-
+    """One cell as a run: reset, run its load model, check, write; its results tagged with the cell."""
     user_class, extra = workload_for(cell.scenario)
     options = dict(run_options or {})
     fleet = options.pop("fleet", None)  # worker processes (--processes), or None: users run here
-    if cell.scenario.transaction.startswith("joint-withdrawal"):
-        # Checked with the bank's invariants, while the run's database is still there.
-        options["extra_checks"] = (_joint_minimum_check(cell.scenario.accounts, cell.scenario.initial_balance),)
-    common = dict(user_class=user_class, on_progress=on_progress, command_line=command_line, run_id=run_id, **options)
+    workload: dict[str, Any] = {}
+
+    def annotations() -> dict[str, Any]:
+        # Called once the users have stopped: the load model's own figures are final.
+        workload.update(extra())
+        return {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload}
+
+    common: dict[str, Any] = dict(
+        user_class=user_class,
+        on_progress=on_progress,
+        command_line=command_line,
+        run_id=run_id,
+        cell=cell.slug if sweep else None,
+        annotations=annotations,
+        **options,
+    )
     if fleet is not None:
         result = run_distributed(cell.scenario, target, out, fleet, **common)
     else:
         result = runner.run(cell.scenario, target, out, **common)
-    workload = extra()
-    annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload})
-    result.notes = workload_notes(workload)  # type: ignore[attr-defined]
+    result.notes = workload_notes(workload)
     return result
 
 
@@ -104,42 +112,6 @@ def workload_notes(workload: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _joint_minimum_check(accounts: int, minimum: int) -> Callable[[Any], Invariant]:
-    """The write-skew check: every customer's two accounts still sum to at least ``minimum``."""
-    from loadgen.db.shapes import customers_below_minimum
-
-    def check(conn: Any) -> Invariant:
-        below, customers = customers_below_minimum(conn, accounts, minimum)
-        return Invariant(
-            "joint_minimum_kept",
-            below == 0,
-            f"{below} of {customers} customers below the joint minimum {minimum}" + (" (write skew)" if below else ""),
-        )
-
-    return check
-
-
-def annotate_run(run_dir: Path, cell: str | None, fields: dict[str, Any]) -> None:
-    """Add the ``cell`` column to attempts.parquet and ``fields`` to run.json (both rewritten atomically)."""
-    attempts = run_dir / "attempts.parquet"
-    table = pq.read_table(attempts)
-    if "cell" not in table.column_names:
-        table = table.append_column("cell", pa.array([cell] * table.num_rows, pa.string()))
-        tmp = attempts.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(attempts)
-    doc_path = run_dir / "run.json"
-    doc = json.loads(doc_path.read_text())
-    doc.update(fields)
-    _write_json(doc_path, doc)
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    tmp.replace(path)
-
-
 def _cell_line(s: dict[str, Any]) -> str:
     rate = s.get("conflict_rate")
     contention = s.get("contention_rate")
@@ -154,8 +126,6 @@ def _cell_line(s: dict[str, Any]) -> str:
 
 
 def _progress_for(say: Say | None, every_s: float) -> Callable[[str], Callable[[float, Any], None] | None]:
-    from loadgen.engine.progress import progress_line
-
     def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
         if say is None:
             return None
@@ -185,36 +155,33 @@ def run_file(
 
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
-    check_cells(dialect_of(target), sf.cells)  # every cell, before any work
+
+    check_cells(target.dialect, sf.cells)  # every cell, before any work
     progress_for = _progress_for(say, progress_every_s)
 
     if not sf.is_sweep:
         (cell,) = sf.cells
-        result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
-        for note in result.notes:  # type: ignore[attr-defined]
+        run = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
+        for note in run.notes:
             print(f"  warning: {note}", flush=True)
-        return SweepResult(result.run_dir, False, [result], completed=result.completed, report=result.report)
+        return SweepResult(run.run_dir, False, [run], completed=run.completed, report=run.report)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
     # Each cell's whole scenario is kept, so that --resume runs exactly what was asked.
     entries: list[dict[str, Any]] = [
-        {**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None, "scenario": c.scenario.to_dict()} for c in sf.cells
+        {**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None, "scenario": scenario_to_dict(c.scenario)} for c in sf.cells
     ]
-    index: dict[str, Any] = {
-        "format": 1,
-        "kind": "sweep",
-        "name": sf.name,
-        "description": sf.description,
-        "source": sf.source,
-        "sweep_keys": list(sf.sweep_keys),
-        "target": target.describe(),
-        "command_line": command_line,
-        "started_at": datetime.now(UTC).isoformat(),
-        "ended_at": None,
-        "completed": False,
-        "cells": entries,
-    }
+    index = SweepRecord(
+        name=sf.name,
+        description=sf.description,
+        source=sf.source,
+        sweep_keys=list(sf.sweep_keys),
+        target=target.describe(),
+        command_line=command_line,
+        started_at=datetime.now(UTC).isoformat(),
+        cells=entries,
+    )
     with _sweep_lock(sweep_dir):
         return _run_cells(sweep_dir, index, list(sf.cells), target, say, progress_for, command_line, run_options)
 
@@ -230,49 +197,50 @@ def resume(
 ) -> SweepResult:
     """Run the cells of ``sweep_dir`` that did not finish (killed, interrupted, failed), into the same directory.
 
-    A cell cut off mid-way is moved aside to ``.cut-off/`` first: the sweep's report
-    then covers each cell once. The sweep's report is rewritten over all cells.
+    A cell cut off mid-way is moved aside to ``.cut-off/`` first, so the sweep's report
+    covers each cell once; the report is rewritten over all cells.
     """
-    path = sweep_dir / "sweep.json"
     try:
-        index = json.loads(path.read_text())
-        entries = index["cells"]
-    except (OSError, ValueError, KeyError, TypeError):
+        index = SweepRecord.read(sweep_dir)
+    except RecordError:
         raise ConfigError(f"--resume needs a sweep directory (with a readable sweep.json): {sweep_dir}") from None
+    entries = index.cells
     try:
         cells = [Cell(int(e["index"]), dict(e["settings"]), scenario_from_dict(e["scenario"])) for e in entries]
-    except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{path} does not hold every cell's scenario (written by an older loadgen): cannot resume it") from None
-    kind = (index.get("target") or {}).get("kind")
+    except (KeyError, TypeError, ValueError, LoadgenError):
+        raise ConfigError(
+            f"{sweep_dir / 'sweep.json'} does not hold every cell's scenario (an older loadgen wrote it): cannot resume it"
+        ) from None
+    kind = index.target.get("kind")
     if kind and kind != target.kind:
         raise ConfigError(f"the sweep ran on target {kind}; resume it there (--target {kind}), not on {target.kind}")
-    check_cells(dialect_of(target), cells)
+    check_cells(target.dialect, cells)
     with _sweep_lock(sweep_dir):
         todo = [c for c, e in zip(cells, entries) if e.get("status") != DONE]
         if say:
             if todo:
-                say(f"resuming {index.get('name', sweep_dir.name)}: {len(todo)} of {len(cells)} cells to run")
+                say(f"resuming {index.name or sweep_dir.name}: {len(todo)} of {len(cells)} cells to run")
             else:
                 say(f"nothing to resume: all {len(cells)} cells of {sweep_dir} are done")
         if not todo:
-            return SweepResult(sweep_dir, True, cells=entries, completed=True, report=None)
+            return SweepResult(sweep_dir, True, cells=entries, completed=True)
         aside = sweep_dir / ".cut-off"
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         for cell in todo:
-            entry = entries[cell.index]
             partial = sweep_dir / cell.slug
             if partial.exists():
                 aside.mkdir(exist_ok=True)
                 partial.replace(aside / f"{cell.slug}-{stamp}")
+            entry = entries[cell.index]
             entry.update(status=NOT_RUN, run_dir=None, summary=None)
             entry.pop("error", None)
-        index["resumed_at"] = [*index.get("resumed_at", []), datetime.now(UTC).isoformat()]
+        index.extra["resumed_at"] = [*index.extra.get("resumed_at", []), datetime.now(UTC).isoformat()]
         return _run_cells(sweep_dir, index, todo, target, say, _progress_for(say, progress_every_s), command_line, run_options)
 
 
 def _run_cells(
     sweep_dir: Path,
-    index: dict[str, Any],
+    index: SweepRecord,
     cells: list[Cell],
     target: Target,
     say: Say | None,
@@ -281,18 +249,18 @@ def _run_cells(
     run_options: dict[str, Any] | None,
 ) -> SweepResult:
     """Run ``cells`` of the sweep in order, rewriting sweep.json after every cell; the sweep's report at the end."""
-    entries: list[dict[str, Any]] = index["cells"]
-    _write_json(sweep_dir / "sweep.json", index)
+    entries = index.cells
+    index.write(sweep_dir)
     result = SweepResult(sweep_dir, True, cells=entries, completed=False)
     n = len(entries)
-    sweep_ref = {"name": index.get("name"), "dir": str(sweep_dir), "cells": n}
+    sweep_ref = {"name": index.name, "dir": str(sweep_dir), "cells": n}
     try:
         for cell in cells:
             entry = entries[cell.index]
             if say:
                 say(f"cell {cell.index + 1}/{n}  {cell.label}")
             entry["status"] = "running"
-            _write_json(sweep_dir / "sweep.json", index)
+            index.write(sweep_dir)
             run = run_cell(
                 cell,
                 target,
@@ -310,17 +278,16 @@ def _run_cells(
                 summary=run.summary,
                 invariants_hold=run.invariants_hold,
                 aborted=run.aborted,
-                scenario=cell.scenario.to_dict(),
             )
-            _write_json(sweep_dir / "sweep.json", index)
-            entry["notes"] = run.notes  # type: ignore[attr-defined]
+            index.write(sweep_dir)
+            entry["notes"] = run.notes
             broken = [i.name for i in run.invariants if not i.ok]
             entry["violated"] = broken
             if say:
                 say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
             if broken:
                 print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
-            for note in run.notes:  # type: ignore[attr-defined]
+            for note in run.notes:
                 print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
             if run.aborted or not run.completed:
                 break
@@ -334,11 +301,14 @@ def _run_cells(
                 entry["error"] = str(e) or type(e).__name__
         raise
     finally:
-        index["ended_at"] = datetime.now(UTC).isoformat()
-        index["completed"] = result.completed
-        _write_json(sweep_dir / "sweep.json", index)
-    if result.results:
+        index.ended_at = datetime.now(UTC).isoformat()
+        index.completed = result.completed
+        index.write(sweep_dir)
+    interrupted = any(not r.completed and not r.aborted for r in result.results)
+    if result.results and not interrupted:
         result.report = _write_sweep_report(sweep_dir)
+    elif interrupted:
+        print(f"loadgen: sweep report not drawn after Ctrl-C; `loadgen report {sweep_dir}` draws it", file=sys.stderr)
     return result
 
 
@@ -358,9 +328,8 @@ def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
 
 def _write_sweep_report(sweep_dir: Path) -> Path | None:
     """The sweep's report.html (every cell in one report); a failure must never cost the data."""
-    import sys
-
     try:
+        # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
         from loadgen.report import write_report
 
         return write_report([sweep_dir])

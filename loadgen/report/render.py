@@ -544,7 +544,8 @@ def metadata_section(cells: list[Cell], p: str) -> str:
         rows += [[esc(f"version: {k}"), esc(v)] for k, v in versions.items()]
         if isinstance(m.get("client"), dict):
             rows.append(["load generator", esc(json.dumps(m["client"]))])
-        inv = m.get("invariants") if isinstance(m.get("invariants"), list) else []
+        found = m.get("invariants")
+        inv = found if isinstance(found, list) else []
         rows += [
             [
                 esc(f"invariant: {i.get('name')}"),
@@ -702,11 +703,15 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
     return section("compare", f"Comparison: A = {sa.label}, B = {sb.label}", body)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _settings_diff(sa: Study, sb: Study) -> list[str]:
     from loadgen.report.cells import _flatten
 
     def common(study: Study, part: str) -> dict[str, Any]:
-        flats = [_flatten(r.meta.get(part) if isinstance(r.meta.get(part), dict) else {}) for r in study.runs]
+        flats = [_flatten(_dict(r.meta.get(part))) for r in study.runs]
         if not flats:
             return {}
         return {k: v for k, v in flats[0].items() if all(f.get(k) == v for f in flats[1:])}

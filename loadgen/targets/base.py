@@ -3,17 +3,17 @@
 A target gives a libpq connection string, says whether ``SET TRANSACTION`` /
 isolation levels may be sent, and describes itself without secrets.
 
-A target may also scope runs (:class:`RunScoped`): between ``begin_run`` and
-``end_run`` its connection string leads to that run's own database (embedded) or
-schema (postgres) and names the run's sessions. The lifecycle calls
-:func:`begin_run` and :func:`end_run`, which fall back to ``prepare`` for targets
-that do not scope runs (DSQL: one database, nothing to share it with).
+Between ``begin_run`` and ``end_run`` a target works for one run: its connection
+string then leads to that run's own database (embedded) or schema (postgres) and
+names the run's sessions (:mod:`loadgen.targets.scope`). A target that does not
+scope runs (DSQL: one database, nothing to share it with) only prepares for them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.knobs import target_problem
@@ -21,104 +21,111 @@ from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.targets.liveruns import RunLock
 from loadgen.targets.scope import DEFAULT_APPLICATION_NAME, RunScope, valid_identifier
 
+if TYPE_CHECKING:
+    import psycopg
+
+    from loadgen.targets.dialect import StatementAudit
+
 __all__ = [
     "Target",
-    "RunScoped",
     "EmbeddedTarget",
     "PostgresTarget",
     "make_target",
     "redact_conninfo",
-    "begin_run",
-    "end_run",
-    "application_name",
-    "TARGETS",
-    "DEFAULT_SCHEMA",
     "dialect_of",
     "scenario_problem",
     "check_cells",
+    "TARGETS",
+    "DEFAULT_SCHEMA",
 ]
 
+#: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 #: --target postgres: where the tables live unless --schema says otherwise.
 DEFAULT_SCHEMA = "loadgen"
 
 
-class Target(Protocol):
+class Target:
+    """A database loadgen can drive: three methods every target has, and each optional capability
+    declared here with its default (a plain PostgreSQL reached by its connection string).
+
+    Code that opens connections, resets the bank or scales a run out reads these
+    attributes; it never probes a target for what it might have.
+    """
+
     kind: str
     #: Whether the server accepts an isolation level (DSQL has exactly one and rejects SET TRANSACTION).
-    sets_isolation: bool
+    sets_isolation: bool = True
+    #: The SQL the run may send: "postgresql", or "dsql" (no TRUNCATE, set-up in small batches).
+    dialect: str = "postgresql"
+    #: Extra keyword arguments for *each new* connection, called once per connection
+    #: (DSQL: a fresh IAM token, so the secret is never part of a connection string); None: none.
+    connect_kwargs: Callable[[], dict[str, Any]] | None = None
+    #: The psycopg connection class to use (the dialect checker's traced connection); None: the default.
+    connection_class: type[psycopg.Connection[Any]] | None = None
+    #: How long the pool may keep a connection (DSQL ends them at 60 minutes); None: no limit.
+    max_lifetime_s: float | None = None
+    #: Restarts the server (fault injection); None when loadgen does not run the server.
+    restart: Callable[[], None] | None = None
+    #: The statement audit of a ``--dialect dsql`` run; None when nothing is audited.
+    audit: StatementAudit | None = None
+    #: The live run's corner of the server (its own database or schema); None outside a run.
+    scope: RunScope | None = None
+
+    def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
+        """Claim a corner of the server for one run, and room for its ``users`` connections,
+        or say why not (TargetError). ``exclusive``: the run restarts the server, so it must
+        be alone on it. By default: room only (a target that does not scope runs)."""
+        self.prepare(users)
+        return None
+
+    def join_run(self, scope: RunScope) -> None:
+        """Work in a run another process began (a worker)."""
+        self.scope = scope
+
+    def end_run(self, *, keep: bool = False) -> str | None:
+        """Give the run's corner back (its database dropped unless ``keep``); never raises: the
+        run's results come first. A problem worth a warning, or None."""
+        self.scope = None
+        return None
+
+    def application_name(self) -> str:
+        """What the current run's sessions are called on the server (fault injection and left_open look for it)."""
+        if self.scope is not None:
+            return self.scope.application_name
+        from psycopg.conninfo import conninfo_to_dict  # after gevent's patching (see redact_conninfo)
+
+        try:
+            return str(conninfo_to_dict(self.conninfo()).get("application_name") or DEFAULT_APPLICATION_NAME)
+        except Exception:  # noqa: BLE001 - an odd connection string names nothing
+            return DEFAULT_APPLICATION_NAME
 
     def prepare(self, users: int) -> None:
         """Make the server ready for ``users`` concurrent connections, or say why not."""
-        ...
+        raise NotImplementedError
 
     def conninfo(self) -> str:
         """A libpq connection string, secrets included: never log it."""
-        ...
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """What the run's records say about the target: no secrets."""
-        ...
+        raise NotImplementedError
+
+    @property
+    def truncates(self) -> bool:
+        """Whether the bank's reset may TRUNCATE the ledger (DSQL has no TRUNCATE)."""
+        return self.dialect != "dsql"
+
+    @property
+    def rebuilt_from_conninfo(self) -> bool:
+        """Whether another process reaches this target from ``conninfo()`` alone (worker processes need it)."""
+        return self.dialect == "postgresql" and self.connect_kwargs is None and self.connection_class is None and self.audit is None
 
 
-@runtime_checkable
-class RunScoped(Protocol):
-    """A target that gives each run a corner of its own; ``scope`` is the live run's, or None."""
-
-    scope: RunScope | None
-
-    def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope:
-        """Claim the run's corner and room for ``users`` connections, or say why not (TargetError)."""
-        ...
-
-    def join_run(self, scope: RunScope) -> None:
-        """Work in a run another process began (workers)."""
-        ...
-
-    def end_run(self, *, keep: bool = False) -> str | None:
-        """Give the corner back (drop the run's database unless ``keep``); a problem worth a warning, or None."""
-        ...
-
-
-def begin_run(target: Target, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
-    """Start a run on ``target``: its scope, or None for a target that does not scope runs."""
-    if isinstance(target, RunScoped):
-        return target.begin_run(run_id, users, exclusive=exclusive)
-    target.prepare(users)
-    return None
-
-
-def end_run(target: Target, *, keep: bool = False) -> str | None:
-    """End the run begun on ``target`` (never raises: the run's results come first); a warning or None."""
-    if isinstance(target, RunScoped) and target.scope is not None:
-        return target.end_run(keep=keep)
-    return None
-
-
-def application_name(target: Any) -> str:
-    """What the current run's sessions are called on the server (chaos and left_open look for it)."""
-    scope = getattr(target, "scope", None)
-    if scope is not None:
-        return str(scope.application_name)
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        return str(conninfo_to_dict(target.conninfo()).get("application_name") or DEFAULT_APPLICATION_NAME)
-    except Exception:  # noqa: BLE001 - an odd connection string names nothing
-        return DEFAULT_APPLICATION_NAME
-
-
-def _with_params(conninfo: str, **params: Any) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    merged = conninfo_to_dict(conninfo)
-    merged.update({k: v for k, v in params.items() if v is not None})
-    return make_conninfo(**merged)
-
-
-def dialect_of(target: Any) -> str:
+def dialect_of(target: Target) -> str:
     """``dsql`` for DSQL and ``--dialect dsql`` targets (DSQL's rules apply), else ``postgresql``."""
-    return "dsql" if getattr(target, "dialect", None) == "dsql" or target.kind == "dsql" else "postgresql"
+    return target.dialect
 
 
 def scenario_problem(dialect: str, scenario: Any) -> str | None:
@@ -142,6 +149,7 @@ def check_cells(dialect: str, cells: Any) -> None:
 
 def redact_conninfo(conninfo: str) -> str:
     """The connection string with any password replaced by ``***``."""
+    # psycopg only inside functions here: the command line imports this module before Locust's gevent patching.
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     try:
@@ -150,12 +158,12 @@ def redact_conninfo(conninfo: str) -> str:
         return "<unparseable connection string>"
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _max_connections(conninfo: str) -> tuple[int, int]:
     """(max_connections, connections in use) as the server sees them."""
-    import psycopg
+    import psycopg  # after gevent's patching (see redact_conninfo)
 
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
         row = conn.execute(
@@ -168,7 +176,7 @@ def _max_connections(conninfo: str) -> tuple[int, int]:
 
 
 @dataclass
-class EmbeddedTarget:
+class EmbeddedTarget(Target):
     """loadgen's own throwaway PostgreSQL, started (or grown) on demand; a database per run."""
 
     server: EmbeddedPostgres
@@ -215,7 +223,7 @@ class EmbeddedTarget:
 
 
 @dataclass
-class PostgresTarget:
+class PostgresTarget(Target):
     """Any PostgreSQL-compatible server reached by a DSN; the tables live in ``schema``, one run at a time."""
 
     dsn: str = field(repr=False)
@@ -304,6 +312,14 @@ def _search_path(dsn: str, schema: str) -> str:
     return f"{options} -c search_path={schema}".strip()
 
 
+def _with_params(conninfo: str, **params: Any) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # after gevent's patching (see redact_conninfo)
+
+    merged = conninfo_to_dict(conninfo)
+    merged.update({k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **merged)
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -319,11 +335,13 @@ def make_target(kind: str, dsn: str | None = None, *, schema: str | None = None)
     if kind == "postgres":
         if not dsn:
             raise ConfigError("--target postgres needs --dsn (e.g. postgresql://user@host:5432/db)")
-        from psycopg.conninfo import conninfo_to_dict
+        from psycopg.conninfo import conninfo_to_dict  # after gevent's patching (see redact_conninfo)
 
         try:
             conninfo_to_dict(dsn)
         except Exception:
             raise ConfigError("--dsn is not a valid PostgreSQL connection string or URL") from None
         return PostgresTarget(dsn, schema=schema or DEFAULT_SCHEMA)
+    if kind == "dsql":
+        raise ConfigError("--target dsql needs its own options (--endpoint, ...): use `loadgen run --target dsql`")
     raise ConfigError(f"unknown target {kind!r}: choose one of {', '.join(TARGETS)}")

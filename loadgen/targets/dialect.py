@@ -43,9 +43,10 @@ from typing import Any
 import psycopg
 import psycopg.errors as pg_errors
 from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.errors import ConfigError
-from loadgen.targets import base
+from loadgen.targets.base import Target
 from loadgen.targets.scope import RunScope
 
 __all__ = [
@@ -254,7 +255,7 @@ class StatementAudit:
             """
 
             @classmethod
-            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:  # type: ignore[override]
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:
                 conn = super().connect(conninfo, **kwargs)
                 conn.cursor_factory = DsqlCursor
                 audit.attach(conn)
@@ -300,7 +301,7 @@ class StatementAudit:
 class DsqlCursor(psycopg.Cursor[Any]):
     """A cursor that answers like DSQL: refuses what DSQL refuses, reports conflicts as DSQL does."""
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> DsqlCursor:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> DsqlCursor:
         text = query if isinstance(query, str) else query.as_string(self.connection) if hasattr(query, "as_string") else str(query)
         refused = refusal(text)
         if refused is not None:
@@ -318,20 +319,20 @@ class DsqlCursor(psycopg.Cursor[Any]):
 _SNAPSHOT_OPTION = r"-c default_transaction_isolation=repeatable\ read -c lock_timeout=1ms"
 
 
-class DsqlDialectTarget:
+class DsqlDialectTarget(Target):
     """Any target, driven as if it were DSQL, with every statement audited."""
 
     sets_isolation = False
     dialect = "dsql"
 
-    def __init__(self, inner: Any) -> None:
-        from psycopg.conninfo import conninfo_to_dict
-
+    def __init__(self, inner: Target) -> None:
         self.inner = inner
         self.kind: str = inner.kind
-        self.audit = StatementAudit()
+        self.audit: StatementAudit | None = StatementAudit()
         self.connection_class = self.audit.connection_class
-        self.max_lifetime_s: float | None = getattr(inner, "max_lifetime_s", None)
+        self.max_lifetime_s = inner.max_lifetime_s
+        self.connect_kwargs = inner.connect_kwargs  # DSQL's fresh token per connection, if the inner target is DSQL
+        self.restart = inner.restart
         params = conninfo_to_dict(inner.conninfo())
         dbname = params.get("dbname") or params.get("user")
         if dbname != "postgres":
@@ -341,33 +342,26 @@ class DsqlDialectTarget:
         self.inner.prepare(users)
 
     # A run's scope is the inner target's (its own database or schema).
-    @property
+    @property  # type: ignore[override]
     def scope(self) -> RunScope | None:
-        return getattr(self.inner, "scope", None)
+        return self.inner.scope
 
     def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
-        return base.begin_run(self.inner, run_id, users, exclusive=exclusive)
+        return self.inner.begin_run(run_id, users, exclusive=exclusive)
 
     def join_run(self, scope: RunScope) -> None:
-        if isinstance(self.inner, base.RunScoped):
-            self.inner.join_run(scope)
+        self.inner.join_run(scope)
 
     def end_run(self, *, keep: bool = False) -> str | None:
-        return base.end_run(self.inner, keep=keep)
+        return self.inner.end_run(keep=keep)
 
     def conninfo(self) -> str:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
         info = self.inner.conninfo()
-        if getattr(self.inner, "dialect", None) == "dsql":
-            return str(info)  # real DSQL: snapshot isolation is all it has
+        if self.inner.dialect == "dsql":
+            return info  # real DSQL: snapshot isolation is all it has
         params = conninfo_to_dict(info)
         params["options"] = f"{params.get('options', '')} {_SNAPSHOT_OPTION}".strip()
-        return make_conninfo(**params)
-
-    def connect_kwargs(self) -> dict[str, Any]:
-        hook = getattr(self.inner, "connect_kwargs", None)
-        return hook() if hook else {}
+        return make_conninfo("", **params)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -378,9 +372,9 @@ class DsqlDialectTarget:
         }
 
 
-def report_dialect_check(target: Any, run_dir: Path) -> bool:
+def report_dialect_check(target: Target, run_dir: Path) -> bool:
     """After a run: check the audited traffic, write ``dialect-check.json``, print one line; True when clean."""
-    audit: StatementAudit | None = getattr(target, "audit", None)
+    audit = target.audit
     if audit is None:
         return True
     try:

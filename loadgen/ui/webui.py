@@ -30,16 +30,22 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import pyarrow as pa
+import pyarrow.parquet as pq
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
-from loadgen.engine.users import TRANSACTION, Bench
+from loadgen.engine.session import RunSession, write_report
+from loadgen.engine.users import TRANSACTION, Bench, set_bench
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
-from loadgen.model.scenario import Scenario
-from loadgen.targets.base import Target, begin_run, end_run, make_target, redact_conninfo
+from loadgen.results.metrics import summarize
+from loadgen.results.records import RunRecord
+from loadgen.results.stream import read_parts
+from loadgen.targets.base import Target, make_target, redact_conninfo
 from loadgen.targets.scope import RunScope
+from loadgen.ui import routes as webroutes
 from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
 
 __all__ = ["install", "add_arguments", "LoadgenPlugin", "scenario_from_options", "DEFAULT_WEB_HOST"]
@@ -73,21 +79,18 @@ class LoadgenPlugin:
         self.timeline = Timeline()
         self.worker_snaps: dict[str, dict[str, Any]] = {}
         self.bench: Bench | None = None
-        self.run_id: str | None = None
         self.run_dir: Path | None = None
-        self.started: datetime | None = None
         self.error: str | None = None
         self._sampler: gevent.Greenlet | None = None
         self._interrupts = 0
         #: Leaving (Ctrl-C, SIGTERM): write the test's data, skip its report.
         self._quitting = False
-        self._scenario: Scenario | None = None
-        self._target: Target | None = None
+        #: The current (or last) test's run: its id, target, bank reset and records.
+        self.session: RunSession | None = None
         opts = environment.parsed_options
         # The DSN from the command line (or LOADGEN_DSN) stays here, never in a page.
         self._dsn = (getattr(opts, "dsn", "") or "") or os.environ.get("LOADGEN_DSN", "")
-        environment.loadgen = None  # type: ignore[attr-defined]
-        environment.loadgen_plugin = self  # type: ignore[attr-defined]
+        set_bench(environment, None)
 
     @property
     def role(self) -> str:
@@ -109,8 +112,6 @@ class LoadgenPlugin:
         if self.role == "worker":
             ev.report_to_master.add_listener(self.on_report_to_master)
         if self.env.web_ui is not None:
-            from loadgen.ui import routes as webroutes
-
             webroutes.attach(self, self.env.web_ui)
         if self.role != "worker":
             # Ours, not Python's: a shell that starts `loadgen ui &` leaves SIGINT ignored,
@@ -189,33 +190,36 @@ class LoadgenPlugin:
         if self.role != "worker":
             self._sampler = gevent.spawn(self._sample_forever)
 
-    def _start_test(self) -> None:
-        from loadgen.db.schema import reset
-        from loadgen.engine.runner import _connect, new_run_id
+    @property
+    def run_id(self) -> str | None:
+        return self.session.run_id if self.session is not None else None
 
+    def _start_test(self) -> None:
         opts = self.env.parsed_options
         users = self.users_asked() if self.role != "worker" else _WORKER_POOL_START
         scenario = scenario_from_options(opts, users)
         make_distribution(scenario.distribution, scenario.accounts)
         target = self.make_target()
-        self.run_id = new_run_id()
-        self.started = datetime.now(UTC)
-        self._scenario, self._target = scenario, target
+        session = self.session = RunSession(scenario, target, command_line=["loadgen", "ui"])
+        if self.role == "local":
+            # The run directory from the start: attempts reach it every second.
+            session.open_run_dir(Path(getattr(opts, "out", "reports") or "reports").resolve())
         if self.role != "worker":
-            # One process seeds the bank, before any user (local or on a worker) starts,
-            # in the test's own database (or schema); workers hear where from the spawn message.
-            scope = begin_run(target, self.run_id, scenario.users)
-            opts.loadgen_scope = json.dumps(scope.to_dict()) if scope is not None else ""
-            with _connect(target) as conn:
-                reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
-            log.info("loadgen: %s accounts seeded on %s; run %s", scenario.accounts, target.kind, self.run_id)
-        elif getattr(opts, "loadgen_scope", "") and hasattr(target, "join_run"):
+            # One process seeds the bank, before any user (local or on a worker) starts, in
+            # the test's own database (or schema); workers hear where from the spawn message.
+            session.prepare()
+            opts.loadgen_scope = json.dumps(target.scope.to_dict()) if target.scope is not None else ""
+            log.info("loadgen: %s accounts seeded on %s; run %s", scenario.accounts, target.kind, session.run_id)
+        elif getattr(opts, "loadgen_scope", ""):
             target.join_run(RunScope.from_dict(json.loads(opts.loadgen_scope)))
+        session.start()
         if self.role != "master":
             worker = getattr(self.env.runner, "client_id", "local") if self.role == "worker" else "local"
-            recorder = LiveRecorder(self.run_id, self.counters, worker=str(worker))
+            recorder = LiveRecorder(session.run_id, self.counters, worker=str(worker))
             self.bench = Bench(scenario, target, recorder)
-            self.env.loadgen = self.bench  # type: ignore[attr-defined]
+            set_bench(self.env, self.bench)
+            if session.run_dir is not None:
+                session.stream(lambda: (recorder,))
 
     def on_request(self, request_type: str, exception: BaseException | None, context: dict[str, Any], **_: Any) -> None:
         if request_type == TRANSACTION:
@@ -246,8 +250,9 @@ class LoadgenPlugin:
             self._sampler.kill(block=False)
             self._sampler = None
         bench = self.bench
-        if bench is None:
-            self._end_run()
+        if bench is None or self.role == "master":
+            if self.session is not None and self.role != "worker":
+                self.session.end_target()  # the master's test (or one that never started) ends here
             return
         connections = bench.close()
         if self.role == "local":
@@ -257,22 +262,15 @@ class LoadgenPlugin:
             except Exception as e:  # noqa: BLE001 - the UI goes on; say why in one line
                 self.error = f"cannot write the run directory: {_first_line(e)}"
                 log.error("loadgen: %s", self.error)
-        self._end_run()
-
-    def _end_run(self) -> None:
-        """Give the test's database back (the master or local process began it)."""
-        if self._target is not None and self.role != "worker":
-            problem = end_run(self._target)
-            if problem:
-                log.warning("loadgen: the test's database was not dropped: %s", problem)
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
-        self._quitting = True
         # SIGTERM (Locust's own handler) lands here with the test still running: stop it
-        # first, or closing the pool under transactions in flight records them as connection errors.
+        # first, or closing the connections under transactions in flight records them as connection errors.
+        self._quitting = True
         self.stop_test()
         self._close_bench()
-        self._end_run()
+        if self.session is not None and self.role != "worker":
+            self.session.end_target()
 
     def _close_bench(self) -> None:
         if self.bench is not None and not self.bench.connections.closed:
@@ -281,31 +279,25 @@ class LoadgenPlugin:
     # -- results --------------------------------------------------------
 
     def _write_run_dir(self, bench: Bench, connections: dict[str, int]) -> Path:
-        """The test's run directory, written as a headless run writes it (loadgen.engine.runner)."""
-        from loadgen.engine.runner import _connect, finish_run, prepare_out_dir, write_run_json
-
-        assert self.run_id is not None and self.started is not None and self._target is not None
-        out = Path(getattr(self.env.parsed_options, "out", "reports") or "reports").resolve()
-        run_dir = prepare_out_dir(out, self.run_id)
+        """The test's run directory, written as a headless run writes it (loadgen.engine.session)."""
+        session = self.session
+        assert session is not None and session.started is not None
+        run_dir = session.run_dir or session.open_run_dir(Path(getattr(self.env.parsed_options, "out", "reports") or "reports").resolve())
         ended = datetime.now(UTC)
-        scenario = replace(bench.scenario, duration_s=max((ended - self.started).total_seconds(), 0.001))
-        with _connect(self._target) as conn:
-            server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        result = finish_run(bench.recorder, self.env, self._target, scenario, run_dir, connections, True)
-        write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
+        # The test ran as long as the user let it: that is the scenario's duration.
+        session.scenario = replace(bench.scenario, duration_s=max((ended - session.started).total_seconds(), 0.001))
+        result = session.finish(bench.recorder, self.env, connections)
         if not result.invariants_hold:
             log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in result.invariants if not i.ok))
         if self._quitting:
             # Leaving: the data is written; the report (seconds of charting) can wait for `loadgen report`.
-            log.info("loadgen: report not written while quitting; `loadgen report %s` writes it", run_dir)
+            log.info("loadgen: report not drawn while quitting; `loadgen report %s` draws it", run_dir)
         else:
-            self.write_report(run_dir)
+            session.write_report()
         return run_dir
 
     def write_report(self, run_dir: Path) -> None:
-        """``report.html`` beside the data; never fatal (see loadgen.engine.runner.write_report)."""
-        from loadgen.engine.runner import write_report
-
+        """``report.html`` beside the data; never fatal (see loadgen.engine.session.write_report)."""
         write_report(run_dir)
 
     def attempts_parquet(self) -> bytes | Path | None:
@@ -314,31 +306,36 @@ class LoadgenPlugin:
             return self.run_dir / "attempts.parquet"
         if self.bench is None:
             return None
-        import pyarrow.parquet as pq
-
         buf = io.BytesIO()
-        pq.write_table(self.bench.recorder.to_table(), buf, compression="zstd")
+        pq.write_table(self._attempts_so_far(), buf, compression="zstd")
         return buf.getvalue()
+
+    def _attempts_so_far(self) -> pa.Table:
+        """The running test's attempts: those already on disk, then those still in memory."""
+        assert self.bench is not None
+        in_memory = self.bench.recorder.to_table()
+        session = self.session
+        if session is None or session.streamed is None or session.run_dir is None:
+            return in_memory
+        return pa.concat_tables([read_parts(session.run_dir), in_memory], promote_options="default")
 
     def run_json(self) -> bytes | Path | None:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
         if self.run_dir is not None and (self.run_dir / "run.json").exists():
             return self.run_dir / "run.json"
-        if self.bench is None or self._target is None:
+        session = self.session
+        if self.bench is None or session is None:
             return None
-        from loadgen.results.metrics import summarize
-
-        doc = {
-            "format": 1,
-            "run_id": self.run_id,
-            "in_progress": True,
-            "scenario": self.bench.scenario.to_dict(),
-            "target": self._target.describe(),
-            "started_at": self.started.isoformat() if self.started else None,
-            "completed": False,
-            "summary": summarize(self.bench.recorder.to_table().to_pandas()),
-        }
-        return (json.dumps(doc, indent=2, default=str) + "\n").encode()
+        record = RunRecord(
+            run_id=session.run_id,
+            in_progress=True,
+            scenario=self.bench.scenario.to_dict(),
+            target=session.target.describe(),
+            started_at=session.started.isoformat() if session.started else None,
+            completed=False,
+            summary=summarize(self._attempts_so_far().to_pandas()),
+        )
+        return record.to_json().encode()
 
     def data(self) -> dict[str, Any]:
         """Everything the Contention tab shows, as one JSON document."""
@@ -352,7 +349,7 @@ class LoadgenPlugin:
             "workers": workers,
             "run_id": self.run_id,
             # The test's own database on the embedded server (None once it ended, or on other targets).
-            "database": getattr(getattr(self._target, "scope", None), "database", None),
+            "database": self.session.target.scope.database if self.session is not None and self.session.target.scope else None,
             "run_dir": str(self.run_dir) if self.run_dir else None,
             "error": self.error,
             "settings": self.settings(),
