@@ -276,7 +276,7 @@ def test_credentials_refused_mid_run_end_it_in_one_line_with_results_written(emb
         with psycopg.connect(embedded.conninfo, autocommit=True) as c:
             deadline = time.monotonic() + 60
             while c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_expiring' AND application_name = 'loadgen'"
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_expiring' AND application_name LIKE 'loadgen/%'"
             ).fetchone() != (4,):
                 assert time.monotonic() < deadline and proc.poll() is None, "the users never connected"
                 time.sleep(0.1)

@@ -230,6 +230,8 @@ class PostgresTarget(Target):
     kind: str = "postgres"
     sets_isolation: bool = True
     schema: str = DEFAULT_SCHEMA
+    #: --schema given (a schema the role cannot create is then refused, not replaced).
+    schema_given: bool = False
     scope: RunScope | None = None
     _holder: Any = field(default=None, repr=False)
 
@@ -258,29 +260,53 @@ class PostgresTarget(Target):
         if self.scope is not None:
             self.end_run()
         self.prepare(users)
-        scope = RunScope.new(run_id, schema=self.schema)
+        token_scope = RunScope.new(run_id)
         try:
             holder = psycopg.connect(
-                self.dsn, autocommit=True, connect_timeout=10, application_name=f"loadgen-lock/{scope.application_name[8:]}"
+                self.dsn, autocommit=True, connect_timeout=10, application_name=f"loadgen-lock/{token_scope.application_name[8:]}"
             )
         except psycopg.Error as e:
             raise TargetError(f"cannot connect to {redact_conninfo(self.dsn)}: {_first_line(e)}") from None
         try:
-            row = holder.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (_lock_key(self.schema),)).fetchone()
+            schema, create = self._schema_for_run(holder)
+            row = holder.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (_lock_key(schema),)).fetchone()
             if not (row and row[0]):
                 raise TargetError(
-                    f"schema {self.schema!r} is in use by another live loadgen run (its advisory lock is held); "
+                    f"schema {schema!r} is in use by another live loadgen run (its advisory lock is held); "
                     "wait for it, or give this run its own with --schema NAME"
                 )
-            holder.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'.encode())
+            if create:  # after the lock: two first runs do not race to create it
+                holder.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'.encode())
         except psycopg.Error as e:
             holder.close()
             raise TargetError(f"cannot prepare schema {self.schema!r}: {_first_line(e)}") from None
         except BaseException:
             holder.close()
             raise
+        scope = RunScope(token_scope.run_id, token_scope.token, schema=schema)
         self.scope, self._holder = scope, holder
         return scope
+
+    def _schema_for_run(self, conn: Any) -> tuple[str, bool]:
+        """(the schema this run works in, whether to create it).
+
+        The asked-for schema if it exists or the role may create it. A role that may not
+        create schemas (PostgreSQL 15+ gives none by default) runs where it stands
+        (``current_schema()``, usually public) when no ``--schema`` was given; asked for
+        one it cannot create, it is refused in one line.
+        """
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone():
+            return self.schema, False
+        row = conn.execute("SELECT has_database_privilege(current_database(), 'CREATE'), current_schema()").fetchone()
+        may_create, current = (bool(row[0]), row[1]) if row else (False, None)
+        if may_create:
+            return self.schema, True
+        if not self.schema_given and current:
+            return str(current), False
+        raise TargetError(
+            f"schema {self.schema!r} does not exist and this role may not create it: create it first "
+            "(CREATE SCHEMA ... AUTHORIZATION the role), or grant CREATE on the database"
+        )
 
     def join_run(self, scope: RunScope) -> None:
         self.scope = scope
@@ -295,10 +321,12 @@ class PostgresTarget(Target):
     def conninfo(self) -> str:
         if self.scope is None:
             return _with_params(self.dsn, options=_search_path(self.dsn, self.schema))
-        return _with_params(self.dsn, options=_search_path(self.dsn, self.schema), application_name=self.scope.application_name)
+        schema = self.scope.schema or self.schema
+        return _with_params(self.dsn, options=_search_path(self.dsn, schema), application_name=self.scope.application_name)
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "dsn": redact_conninfo(self.dsn), "schema": self.schema}
+        schema = self.scope.schema if self.scope is not None and self.scope.schema else self.schema
+        return {"kind": self.kind, "dsn": redact_conninfo(self.dsn), "schema": schema}
 
 
 def _lock_key(schema: str) -> str:
@@ -341,7 +369,7 @@ def make_target(kind: str, dsn: str | None = None, *, schema: str | None = None)
             conninfo_to_dict(dsn)
         except Exception:
             raise ConfigError("--dsn is not a valid PostgreSQL connection string or URL") from None
-        return PostgresTarget(dsn, schema=schema or DEFAULT_SCHEMA)
+        return PostgresTarget(dsn, schema=schema or DEFAULT_SCHEMA, schema_given=schema is not None)
     if kind == "dsql":
         raise ConfigError("--target dsql needs its own options (--endpoint, ...): use `loadgen run --target dsql`")
     raise ConfigError(f"unknown target {kind!r}: choose one of {', '.join(TARGETS)}")
