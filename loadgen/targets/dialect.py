@@ -131,6 +131,23 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.violations
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "statements": self.statements,
+            "transactions": self.transactions,
+            "max_rows_written": self.max_rows_written,
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditReport:
+        return cls(
+            int(data["statements"]),
+            int(data["transactions"]),
+            [Violation(**v) for v in data["violations"]],
+            int(data["max_rows_written"]),
+        )
+
     def add(self, other: AuditReport) -> None:
         self.statements += other.statements
         self.transactions += other.transactions
@@ -243,6 +260,8 @@ class StatementAudit:
         self._remove = weakref.finalize(self, shutil.rmtree, self.directory, True)
         self._numbers = itertools.count(1)
         self.connections = 0
+        #: Audits of other processes' connections (scale-out workers), added to this one's.
+        self.remote: list[AuditReport] = []
         audit = self
 
         class TracedConnection(psycopg.Connection[Any]):
@@ -289,7 +308,14 @@ class StatementAudit:
         report = AuditReport()
         for path in sorted(self.directory.glob("conn-*.trace")):
             report.add(check_trace(path.read_text(errors="replace"), path.stem))
+        for other in self.remote:
+            report.add(other)
         return report
+
+    def add_remote(self, data: dict[str, Any]) -> None:
+        """A worker process's audit (``AuditReport.to_dict()`` plus its ``connections``)."""
+        self.remote.append(AuditReport.from_dict(data))
+        self.connections += int(data.get("connections", 0))
 
     def cleanup(self) -> None:
         self._remove()
