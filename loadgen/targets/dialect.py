@@ -84,12 +84,13 @@ STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "no SET of a setting DSQL does not allow (e.g. lock_timeout)",
         re.compile(
-            r"^\s*(SET|RESET)\s+(SESSION\s+|LOCAL\s+)?(?!(application_name|search_path|time\s*zone|timezone|client_encoding)\b)\w"
-            r"|\bset_config\s*\(\s*'(?!(application_name|search_path|timezone|client_encoding)')",
+            r"^\s*(SET|RESET)\s+(SESSION\s+|LOCAL\s+)?(?!(application_name|search_path|time\s*zone|timezone|client_encoding|datestyle|extra_float_digits)\b)\w"
+            r"|\bset_config\s*\(\s*'(?!(application_name|search_path|timezone|client_encoding|datestyle|extra_float_digits)')",
             _I,
         ),
     ),
     ("no pg_stat_activity (not known to work on DSQL; AWS's own tests avoid it)", re.compile(r"\bpg_stat_activity\b", _I)),
+    ("no LOCK TABLE (DSQL: unsupported statement: Lock)", re.compile(r"^\s*LOCK\b", _I)),
 )
 #: DSQL takes ``SELECT ... FOR UPDATE`` only with an equality predicate on the primary key.
 _FOR_UPDATE = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", _I)
@@ -168,7 +169,7 @@ def refusal(sql: str) -> psycopg.Error | None:
     broken = [rule for stmt in _split(sql) for rule in check_statement(stmt)]
     if not broken:
         return None
-    return pg_errors.lookup("0A000")(f"DSQL refuses this statement (--dialect dsql rehearsal): {broken[0]}: {_short(sql)}")
+    return pg_errors.lookup("0A000")(f"not supported: DSQL refuses this statement (--dialect dsql rehearsal): {broken[0]}: {_short(sql)}")
 
 
 def _split(sql: str) -> list[str]:
