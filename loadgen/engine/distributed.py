@@ -161,7 +161,7 @@ def _check_target(target: Target) -> None:
 
 def _target_setup(target: Target, workers: int) -> dict[str, Any]:
     """How a worker reaches the database: no secrets."""
-    inner = getattr(target, "inner", target)
+    inner: Any = getattr(target, "inner", target)
     setup: dict[str, Any] = {
         "kind": target.kind,
         "sets_isolation": target.sets_isolation,
