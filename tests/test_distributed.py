@@ -24,9 +24,10 @@ from loadgen.engine.distributed import (
     worker_target,
 )
 from loadgen.errors import ConfigError
+from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
-from loadgen.results.recorder import ATTEMPT_SCHEMA, COMMITTED_OUTCOMES
+from loadgen.results.recorder import ATTEMPT_SCHEMA
 from loadgen.targets.base import EmbeddedTarget
 
 
