@@ -105,10 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--web-host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
     u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
-    for key in ("accounts", "users", "spawn_rate"):
-        knob = knobs.BY_KEY[key]
-        assert knob.flag is not None
-        u.add_argument(knob.flag, type=knob.from_text, help=f"the start form's default: {knob.help} (default {knob.default_shown()})")
+    # Every knob the start form shows, as its default there (overriding SCENARIO's).
+    knobs.add_flags(u, include=lambda k: k.form is not None, prefix="the start form's default: ")
     u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
     u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
     u.add_argument(
@@ -289,9 +287,8 @@ def cmd_db(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ui_form_defaults(name_or_path: str) -> dict[str, str]:
+def _ui_form_defaults(loaded: ScenarioFile) -> dict[str, str]:
     """A scenario's settings as the web UI's start-form options (its first cell, for a sweep)."""
-    loaded = scenariofile.load(name_or_path)
     sc = loaded.cells[0].scenario
     if len(loaded.cells) > 1:
         print(
@@ -325,11 +322,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     from loadgen.targets.base import make_target
 
-    form = _ui_form_defaults(args.scenario) if args.scenario else {}
-    if args.accounts is not None:
-        form["--accounts"] = str(args.accounts)
-    users = args.users or int(form.pop("--users", knobs.BY_KEY["users"].default))
-    spawn_rate = args.spawn_rate or float(form.pop("--spawn-rate", users))
+    # Neither a scenario nor a knob option: the form keeps its own defaults (the Scenario's).
+    asked = args.scenario is not None or knobs.overrides_from_args(args)
+    form = _ui_form_defaults(_scenario_file_from_args(args)) if asked else {}
+    users = int(form.pop("--users", knobs.BY_KEY["users"].default))
+    spawn_rate = float(form.pop("--spawn-rate", users))
     dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
     target = make_target(args.target, dsn)
     try:  # say so plainly now rather than in a Locust traceback later
