@@ -72,8 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--lock-timeout-ms",
         type=_number,
-        help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
+        help="with --cc locking: stop waiting on a row lock after this long (default: wait)",
     )
+    o = r.add_argument_group("what DSQL would do")
+    o.add_argument(
+        "--cc",
+        help="concurrency control on PostgreSQL: occ (default: snapshot isolation, a writer never waits on a row lock, "
+        "it fails at once, as on DSQL) or locking (PostgreSQL's own lock waits and deadlocks); DSQL is always occ",
+    )
+    o.add_argument("--rtt-ms", type=_number, help="emulated latency: add this many ms to every round trip (statements, COMMIT)")
+    o.add_argument("--rtt-jitter-ms", type=_number, help="emulated latency: plus a random extra of this mean (exponential; default 0)")
+    o.add_argument("--commit-ms", type=_number, help="emulated latency: this many ms more on COMMIT (DSQL's commit does more work)")
     c = r.add_argument_group("fault injection (PostgreSQL targets)")
     c.add_argument("--chaos-kill-every", help="terminate some of loadgen's backends at this interval (e.g. 2s)")
     c.add_argument("--chaos-kill-fraction", type=_number, help="share of loadgen's backends terminated each time (default 0.2)")
@@ -138,7 +147,7 @@ def _scenario_from_args(args: argparse.Namespace) -> Any:
 
     base = Scenario()
     changes: dict[str, Any] = {}
-    for name in ("accounts", "users", "initial_balance", "amount", "seed", "lock_timeout_ms"):
+    for name in ("accounts", "users", "initial_balance", "amount", "seed", "lock_timeout_ms", "cc", "rtt_ms", "rtt_jitter_ms", "commit_ms"):
         value = getattr(args, name)
         if value is not None:
             changes[name] = value
@@ -199,6 +208,10 @@ _OVERRIDES = {
     "backoff_base_ms": "retry.base_ms",
     "backoff_cap_ms": "retry.cap_ms",
     "lock_timeout_ms": "postgres.lock_timeout_ms",
+    "cc": "cc",
+    "rtt_ms": "rtt_ms",
+    "rtt_jitter_ms": "rtt_jitter_ms",
+    "commit_ms": "commit_ms",
     "distribution": "keys.distribution",
     "transaction": "transaction.shape",
     "read_mix": "transaction.read_mix",
@@ -238,6 +251,12 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _check_no_locking_on_dsql(args: argparse.Namespace) -> None:
+    if args.target == "dsql" and (args.lock_timeout_ms is not None or args.cc == "locking"):
+        flag = "--lock-timeout-ms" if args.lock_timeout_ms is not None else "--cc locking"
+        raise ConfigError(f"{flag} is for PostgreSQL targets; DSQL takes no row locks (it is always cc occ)")
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # Locust first: gevent must patch the standard library before anything imports psycopg.
     from dataclasses import replace
@@ -246,6 +265,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from loadgen.model.scenario import parse_duration
 
+    _check_no_locking_on_dsql(args)
     sf = _scenario_file_from_args(args)  # validate before any database work
     chaos = _chaos_from_args(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
@@ -259,6 +279,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
+    if getattr(target, "dialect", None) == "dsql" and any(c.scenario.cc == "locking" for c in sf.cells):
+        raise ConfigError("DSQL takes no row locks: it is always cc occ (cc locking is for PostgreSQL targets)")
     sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
     if fleet is not None:
         from loadgen.engine.distributed import check_scale_out
@@ -274,7 +296,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         else (f"{s0.accounts} accounts, {s0.users} users, {s0.duration_s:g} s, {s0.distribution} keys")
     )
     name = "" if sf.name == "ad-hoc" else f" {sf.name}"
-    print(f"loadgen run{name}: {what}, target {target.kind}", flush=True)
+    modes = sorted({c.scenario.cc for c in sf.cells})
+    latency = s0.latency
+    rtt = f", rtt +{latency.rtt_ms:g} ms" if latency.active and not sf.is_sweep else ""
+    print(f"loadgen run{name}: {what}, target {target.kind}, cc {'/'.join(modes)}{rtt}", flush=True)
     say = None if args.quiet else (lambda line: print(line, flush=True))
     every = 5.0 if sf.is_sweep else 1.0
     result = sweep.run_file(
@@ -478,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
+            _check_no_locking_on_dsql(args)
             _scenario_from_args(args)  # validate before creating a cluster
             return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
         if args.command == "run" and args.worker:

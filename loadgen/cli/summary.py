@@ -21,8 +21,16 @@ def format_summary(result: Any) -> str:
     s: dict[str, Any] = result.summary
     a, t = s["attempt_latency_ms"], s["transaction_latency_ms"]
     other = {k: v for k, v in s["outcomes"].items() if k not in ("committed", "conflict")}
-    lines = [
-        "",
+    lines = [""]
+    cc = getattr(result, "cc", None)
+    if cc:
+        lines.append(f"  cc                {cc['mode']}: {cc['how']}")
+    warmup = getattr(result, "warmup", None)
+    if warmup:
+        lines.append(
+            f"  warm-up           {warmup['connections']:,} connections opened in {warmup['seconds']:.1f} s, before the measured period"
+        )
+    lines += [
         f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
         f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts",
@@ -32,6 +40,9 @@ def format_summary(result: Any) -> str:
     ]
     if other:
         lines.append("  other outcomes    " + ", ".join(f"{k} {v:,}" for k, v in other.items()))
+    waits = getattr(result, "lock_waits", None)
+    if waits:
+        lines.append(f"  lock waits        {waits['count']:,} longer than {waits['longer_than_ms']} ms ({waits['source']})")
     lines += [
         f"  latency ms        attempt p50 {_ms(a['p50'])}  p95 {_ms(a['p95'])}  p99 {_ms(a['p99'])}",
         f"                    transaction p50 {_ms(t['p50'])}  p95 {_ms(t['p95'])}  p99 {_ms(t['p99'])}",

@@ -161,6 +161,8 @@ class WorkerTarget:
     kind: str
     sets_isolation: bool
     master_conninfo: str
+    #: Scale-out runs only on PostgreSQL targets, which take row locks (loadgen.db.cc).
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:  # the master prepared the server
         pass
@@ -221,6 +223,7 @@ class WorkerAgent:
         target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
         recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
         bench = Bench(scenario, target, recorder)
+        bench.warm_up()  # every connection of this worker open before its users start
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
         bench._user_ids = iter(range(index * USER_ID_STRIDE + 1, (index + 1) * USER_ID_STRIDE))  # type: ignore[assignment]
         self.bench = bench

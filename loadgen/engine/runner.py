@@ -29,15 +29,17 @@ import psycopg
 from locust.env import Environment
 
 from loadgen import __version__
+from loadgen.db.cc import describe_cc
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
-from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
+from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser, check_client_capacity
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
-from loadgen.targets.base import Target, redact_conninfo
+from loadgen.targets.base import EmbeddedTarget, Target, redact_conninfo
 from loadgen.targets.connection import open_connection
+from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
 
 __all__ = ["RunResult", "run", "prepare_out_dir", "finish_run", "write_run_json", "write_report"]
 
@@ -58,6 +60,12 @@ class RunResult:
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Before the measured period: connections opened and how long that took.
+    warmup: dict[str, Any] = field(default_factory=dict)
+    #: The run's concurrency control (loadgen.db.cc.describe_cc).
+    cc: dict[str, Any] = field(default_factory=dict)
+    #: Row-lock waits the server logged during the run (embedded target only).
+    lock_waits: dict[str, Any] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -107,6 +115,7 @@ def run(
     """
     run_id = run_id or new_run_id()
     run_dir = prepare_out_dir(out, run_id)
+    check_client_capacity(scenario.users)  # before the target is resized for them
     target.prepare(scenario.users)
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
@@ -114,6 +123,11 @@ def run(
 
     recorder = AttemptRecorder(run_id)
     bench = Bench(scenario, target, recorder)
+    try:
+        bench.warm_up()  # every connection open before the clock starts
+    except BaseException:
+        bench.close()
+        raise
     # Users finish the transaction in hand when stopped; the retry deadline bounds that.
     env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
     env.loadgen = bench  # type: ignore[attr-defined]
@@ -136,6 +150,8 @@ def run(
         runner.quit()
 
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+    server_log = target.server if isinstance(target, EmbeddedTarget) else None
+    log_mark = server_log.log_size() if server_log is not None else 0
     try:
         started = datetime.now(UTC)
         try:
@@ -155,6 +171,9 @@ def run(
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             result.client = _client_load(client, result.summary["attempts"])
+            result.warmup = bench.warmup
+            if server_log is not None:
+                result.lock_waits = _lock_waits(server_log, log_mark)
             write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
         # Kept until the results are written, so a second Ctrl-C still means "now".
@@ -227,7 +246,9 @@ def finish_run(
         outcome = table.schema.get_field_index("outcome")
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
-    return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result = RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result.cc = describe_cc(scenario, target.takes_row_locks)
+    return result
 
 
 def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
@@ -239,6 +260,11 @@ def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
         "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
         "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
     }
+
+
+def _lock_waits(server: EmbeddedPostgres, mark: int) -> dict[str, Any] | None:
+    count = server.lock_waits_since(mark)
+    return None if count is None else {"longer_than_ms": LOCK_WAIT_LOGGED_AFTER_MS, "count": count, "source": "server log"}
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -339,6 +365,10 @@ def write_run_json(
         "aborted": result.aborted,
         "faults": result.faults,
         "client": result.client,
+        "cc": result.cc,
+        "latency_emulated": scenario.latency.active,
+        "warmup": result.warmup,
+        "lock_waits": result.lock_waits,
         "summary": result.summary,
         "locust": result.locust_counts,
         "connections": result.connections,

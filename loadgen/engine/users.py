@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import resource
 import time
 from typing import Any
 
@@ -21,16 +22,18 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
-from psycopg import IsolationLevel
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from loadgen.db.cc import session_settings, with_session_settings
+from loadgen.db.delay import with_latency
 from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.errors import ConfigError, TargetError
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.retry import COMMITTED_OUTCOMES
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
-from loadgen.targets.connection import pool_options
+from loadgen.targets.connection import open_connection, pool_options
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 
@@ -64,30 +67,52 @@ class Bench:
         self._user_ids = itertools.count(1)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
+        if scenario.cc == "locking" and not target.takes_row_locks:
+            raise ConfigError(f"cc = locking needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
+        check_client_capacity(scenario.users)
+        # Isolation level and lock timeout (the concurrency-control mode) as startup
+        # parameters: no round trip, no statement (loadgen.db.cc).
+        settings = session_settings(scenario, sets_isolation=target.sets_isolation, takes_row_locks=target.takes_row_locks)
+        # Named so that loadgen's sessions can be told apart in pg_stat_activity;
+        # a target may add per-connection arguments (DSQL: a fresh IAM token).
+        options = _with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME}))
+        # Emulated latency, if any: a subclass that waits before each round trip (loadgen.db.delay).
+        options["connection_class"] = with_latency(options["connection_class"], scenario.latency, scenario.seed)
         self.pool = ConnectionPool(
-            target.conninfo(),
-            # One connection per user, opened up front (in the background): with fewer,
-            # users queue for a connection and fewer transactions are really in flight.
+            with_session_settings(target.conninfo(), settings),
+            # One connection per user, every one open before the measured period (warm_up):
+            # with fewer, users queue for a connection and fewer transactions are in flight.
             min_size=scenario.users,
             max_size=scenario.users,
             open=True,
-            configure=self._configure,
             timeout=30.0,
             name="loadgen",
-            # Named so that loadgen's sessions can be told apart in pg_stat_activity;
-            # a target may add per-connection arguments (DSQL: a fresh IAM token).
-            **_with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME})),
+            # Opening a connection is mostly waiting on the server: more workers, sooner done.
+            num_workers=min(16, max(3, scenario.users // 100)),
+            **options,
         )
+        #: The warm-up: connections opened before the measured period, and how long it took.
+        self.warmup: dict[str, Any] = {}
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        if self.target.sets_isolation:
-            # What DSQL provides (snapshot isolation); DSQL itself gets a bare BEGIN.
-            conn.isolation_level = IsolationLevel.REPEATABLE_READ
-            if self.scenario.isolation != "repeatable-read":  # anomaly demonstrations ask for others
-                conn.isolation_level = IsolationLevel[self.scenario.isolation.upper().replace("-", "_")]
-        if self.scenario.lock_timeout_ms is not None:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self.scenario.lock_timeout_ms}ms",))
-            conn.commit()
+    def warm_up(self, timeout_s: float | None = None) -> dict[str, Any]:
+        """Block until every user's connection is open; the measured period starts after.
+
+        A target that cannot open them all in time ends the run here, in one line
+        that says what the target answered (its connection limit, usually).
+        """
+        users = self.scenario.users
+        timeout = warmup_timeout_s(users) if timeout_s is None else timeout_s
+        t0 = time.monotonic()
+        try:
+            self.pool.wait(timeout)
+        except PoolTimeout:
+            opened = self.pool.get_stats().get("connections_num", 0)
+            raise TargetError(
+                f"opened only {opened:,} of the {users:,} connections the run needs (one per user) in {timeout:g} s"
+                f"{_connect_problem(self.target)}; run fewer users"
+            ) from None
+        self.warmup = {"connections": users, "seconds": round(time.monotonic() - t0, 3)}
+        return self.warmup
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -180,6 +205,43 @@ def _with_gevent_wait(options: dict[str, Any]) -> dict[str, Any]:
 
         options["connection_class"] = GeventConnection
     return options
+
+
+def warmup_timeout_s(users: int) -> float:
+    """How long the warm-up may take: generous (DSQL opens about 100 connections a second)."""
+    return 30.0 + 0.05 * users
+
+
+#: File descriptors a process needs beyond one per connection (logs, Parquet, the web UI).
+FD_RESERVE = 100
+
+
+def check_client_capacity(users: int) -> None:
+    """Refuse, in one line, more connections than this process may open (a file descriptor each).
+
+    Raises the soft limit up to the hard one first, as Locust's own command line does.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = users + FD_RESERVE
+    if soft == resource.RLIM_INFINITY or needed <= soft:
+        return
+    if hard == resource.RLIM_INFINITY or needed <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else needed, hard))
+        return
+    raise ConfigError(
+        f"{users:,} users need {needed:,} open files (a connection each, plus {FD_RESERVE}), but this process "
+        f"may open at most {hard:,} (ulimit -n); run fewer users, or spread them with --processes"
+    )
+
+
+def _connect_problem(target: Target) -> str:
+    """What the target answers when asked for one more connection (its limit, usually), or nothing."""
+    try:
+        open_connection(target, connect_timeout=10).close()
+    except psycopg.Error as e:
+        lines = str(e).strip().splitlines()
+        return f" (the target says: {lines[-1] if lines else type(e).__name__})"
+    return ""
 
 
 def _check_gevent_cooperation() -> None:

@@ -16,7 +16,9 @@ Layout (every key optional; the tables group knobs, see ``KNOBS``)::
     [transaction] shape, legs, read_mix, read_kind
     [retry]       max_attempts, deadline, backoff, base_ms, cap_ms
     [load]        model, think_time, batches, arrival_rate
-    [postgres]    lock_timeout_ms  (0: wait on row locks, PostgreSQL's own default), isolation
+    cc = "occ"                      # or "locking" (loadgen.db.cc); DSQL is always occ
+    rtt_ms, rtt_jitter_ms, commit_ms  # emulated latency per round trip (loadgen.model.latency)
+    [postgres]    lock_timeout_ms  (cc = "locking" only; 0: wait, PostgreSQL's own default), isolation
     [target]      kind, dsn
 
 Built-in scenarios ship inside the package (``loadgen/scenarios/*.toml``), so a
@@ -37,7 +39,7 @@ from typing import Any
 
 from loadgen.errors import ConfigError
 from loadgen.model.retry import BACKOFFS, RetryPolicy
-from loadgen.model.scenario import DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
+from loadgen.model.scenario import CC_MODES, DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
 
 __all__ = ["Knob", "KNOBS", "Cell", "ScenarioFile", "load", "load_text", "builtin_names", "builtin_path"]
 
@@ -85,6 +87,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("amount", "int", _at_least(1)),
     Knob("amount_max", "int", _at_least(1)),
     Knob("seed", "int", _at_least(0)),
+    Knob("cc", "choice", choices=CC_MODES),
+    Knob("rtt_ms", "number", _at_least(0)),
+    Knob("rtt_jitter_ms", "number", _at_least(0)),
+    Knob("commit_ms", "number", _at_least(0)),
     Knob("keys.distribution", "choice", choices=DISTRIBUTIONS),
     Knob("keys.zipf_s", "number", _positive),
     Knob("keys.hot_ops", "number", _open_share),
@@ -122,6 +128,10 @@ _FIELD = {
     "amount": "amount",
     "amount_max": "amount_max",
     "seed": "seed",
+    "cc": "cc",
+    "rtt_ms": "rtt_ms",
+    "rtt_jitter_ms": "rtt_jitter_ms",
+    "commit_ms": "commit_ms",
     "keys.distribution": "distribution",
     "keys.zipf_s": "zipf_s",
     "keys.hot_ops": "hot_ops",
@@ -387,9 +397,7 @@ def _build(source: str, cell_label: str | None, name: str, values: dict[str, Any
         target = _FIELD.get(path)
         if target is None:
             continue
-        if path == "postgres.lock_timeout_ms":
-            value = None if value == 0 else value  # 0 is PostgreSQL's "wait forever"
-        elif path == "load.think_time":
+        if path == "load.think_time":
             value = value * 1000.0
         if target.startswith("retry."):
             retry[target[6:]] = value
