@@ -15,6 +15,7 @@ from typing import Any
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.targets.base import check_cells, dialect_of
 
 __all__ = ["main"]
 
@@ -276,11 +277,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.target == "embedded" and not args.dsn and sf.target_kind:
         # The scenario file names the target; the command line's --target/--dsn would win.
         args.target, args.dsn = sf.target_kind, sf.dsn
+    dsql_cli.apply_scenario_target(args, sf)  # a file's DSQL endpoint, region, role, profile
     target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
+    check_cells(dialect_of(target), sf.cells)  # every cell against the target, before any work
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
-    if getattr(target, "dialect", None) == "dsql" and any(c.scenario.cc == "locking" for c in sf.cells):
-        raise ConfigError("DSQL takes no row locks: it is always cc occ (cc locking is for PostgreSQL targets)")
     sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
     if fleet is not None:
         from loadgen.engine.distributed import check_scale_out
@@ -504,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run" and args.ephemeral:
             _check_no_locking_on_dsql(args)
-            _scenario_from_args(args)  # validate before creating a cluster
+            # Validate every cell as DSQL would take it before creating a cluster.
+            check_cells("dsql", _scenario_file_from_args(args).cells)
             return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
         if args.command == "run" and args.worker:
             return cmd_worker(args)
