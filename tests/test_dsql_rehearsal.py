@@ -195,7 +195,7 @@ def test_lost_update_cells_are_refused_on_dsql_before_any_work(tmp_path: Path) -
 
 def test_a_scenario_files_lock_timeout_is_refused_on_dsql(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text('users = 2\nduration = "1s"\n[postgres]\nlock_timeout_ms = [0, 1]\n')
+    scenario.write_text('users = 2\nduration = "1s"\ncc = "locking"\n[postgres]\nlock_timeout_ms = [0, 1]\n')
     line = _one_line(run_cli("run", str(scenario), "--dialect", "dsql", "--out", str(tmp_path / "out")))
     assert "lock_timeout_ms" in line and "DSQL" in line
 

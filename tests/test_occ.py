@@ -68,7 +68,7 @@ def test_occ_cannot_deadlock(embedded: EmbeddedPostgres, conn: psycopg.Connectio
 
 
 def test_lock_timeout_is_for_locking_mode() -> None:
-    with pytest.raises(ConfigError, match="cc = locking"):
+    with pytest.raises(ConfigError, match="lock_timeout_ms is for cc = locking"):
         Scenario(lock_timeout_ms=5)
     assert Scenario(cc="locking", lock_timeout_ms=5).lock_timeout_ms == 5
     assert Scenario(cc="locking", lock_timeout_ms=0).lock_timeout_ms == 0  # 0: wait, PostgreSQL's default

@@ -136,7 +136,7 @@ class Scenario:
                 raise ConfigError(f"lock timeout must not be negative milliseconds, got {self.lock_timeout_ms}")
             if self.cc == "occ":
                 raise ConfigError(
-                    f"a lock timeout is for cc = locking; cc = occ never waits on row locks (its lock_timeout is {OCC_LOCK_TIMEOUT_MS} ms)"
+                    f"lock_timeout_ms is for cc = locking; cc = occ never waits on row locks (its lock_timeout is {OCC_LOCK_TIMEOUT_MS} ms)"
                 )
         Latency(self.rtt_ms, self.rtt_jitter_ms, self.commit_ms)  # checks the three
         self._check_workload()

@@ -61,10 +61,10 @@ def scenario_problem(dialect: str, scenario: Any) -> str | None:
     """
     if dialect != "dsql":
         return None
-    if scenario.cc == "locking":
-        return "cc locking is PostgreSQL's row-lock waiting: DSQL takes no row locks, it is always cc occ"
     if scenario.lock_timeout_ms is not None:
         return "lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"
+    if scenario.cc == "locking":
+        return "cc locking is PostgreSQL's row-lock waiting: DSQL takes no row locks, it is always cc occ"
     if scenario.isolation != "repeatable-read":
         return (
             f"isolation {scenario.isolation}: DSQL has one isolation level (snapshot, as repeatable-read); "
