@@ -297,7 +297,7 @@ def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
 def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     master_port = _free_port()
     ui = _start_ui(tmp_path, "--", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port))
-    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "ui" / "locustfile.py"
     workers = []
     try:
         for i in range(2):
@@ -375,7 +375,7 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
     secret = "s3cret-pw-0815"
     dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
     port = _free_port()
-    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "locustfile.py"
+    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "ui" / "locustfile.py"
     with (tmp_path / "locust.log").open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(locustfile), "--web-port", str(port), "--target", "postgres", "--dsn", dsn],
