@@ -191,8 +191,10 @@ class ScenarioUser(TransferUser):
         kind = s.read_kind
         t0 = time.perf_counter()
         error: Exception | None = None
-        conn = bench.pool.getconn()
+        slot = self.connection
+        conn = None
         try:
+            conn = slot.getconn()  # a refused connection is this read's failure
             if kind == "audit":
                 total, count = audit(conn)
                 expected = s.accounts * s.initial_balance
@@ -205,13 +207,14 @@ class ScenarioUser(TransferUser):
             error = e
             outcome = classify(e).outcome
             self.stats.read_failures[outcome] = self.stats.read_failures.get(outcome, 0) + 1
-            if not conn.closed:
+            if conn is not None and not conn.closed:
                 try:
                     conn.rollback()
-                except Exception:  # noqa: BLE001 - the pool discards a broken connection
+                except Exception:  # noqa: BLE001 - putconn discards a broken connection
                     pass
         finally:
-            bench.pool.putconn(conn)
+            if conn is not None:
+                slot.putconn(conn)
         latency_ms = (time.perf_counter() - t0) * 1000.0
         self.stats.reads[kind].append(latency_ms)
         self._fire(request_type=READ, name=kind, response_time=latency_ms, response_length=0, exception=error, context={})

@@ -22,9 +22,8 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
-from psycopg_pool import ConnectionPool, PoolTimeout
 
-from loadgen.db.cc import session_settings, with_session_settings
+from loadgen.db.cc import session_settings
 from loadgen.db.delay import with_latency
 from loadgen.db.prepared import transfer_prepared
 from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
@@ -34,7 +33,7 @@ from loadgen.model.retry import COMMITTED_OUTCOMES
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
-from loadgen.targets.connection import open_connection, pool_options
+from loadgen.targets.connection import UserConnection, UserConnections
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 
@@ -50,7 +49,7 @@ class AttemptFailed(Exception):
 
 
 class Bench:
-    """What every user of one process shares: settings, connection pool, keys, recorder."""
+    """What every user of one process shares: settings, connections, keys, recorder."""
 
     #: The transaction each attempt runs (a function of connection, request, commit phase):
     #: by default the talk's, as prepared statements straight through libpq.
@@ -77,63 +76,52 @@ class Bench:
         if scenario.cc == "locking" and not target.takes_row_locks:
             raise ConfigError(f"cc = locking needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
         check_client_capacity(scenario.users)
-        # Isolation level and lock timeout (the concurrency-control mode) as startup
-        # parameters: no round trip, no statement (loadgen.db.cc).
-        settings = session_settings(scenario, sets_isolation=target.sets_isolation, takes_row_locks=target.takes_row_locks)
-        # Named so that loadgen's sessions can be told apart in pg_stat_activity;
-        # a target may add per-connection arguments (DSQL: a fresh IAM token).
-        options = _with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME}))
-        # Emulated latency, if any: a subclass that waits before each round trip (loadgen.db.delay).
-        options["connection_class"] = with_latency(options["connection_class"], scenario.latency, scenario.seed)
-        self.pool = ConnectionPool(
-            with_session_settings(target.conninfo(), settings),
-            # One connection per user, every one open before the measured period (warm_up):
-            # with fewer, users queue for a connection and fewer transactions are in flight.
-            min_size=scenario.users,
-            max_size=scenario.users,
-            open=True,
-            timeout=30.0,
-            name="loadgen",
-            # Opening a connection is mostly waiting on the server: more workers, sooner done.
-            num_workers=min(16, max(3, scenario.users // 100)),
-            **options,
+        # One connection per user (opened before the measured period by warm_up, or
+        # else by the user's first attempt), so a refused connection is that attempt's
+        # error and a process holds only its users' connections. Named so that
+        # loadgen's sessions can be told apart in pg_stat_activity; a target may add
+        # per-connection arguments (DSQL: a fresh IAM token, paced). Isolation level and
+        # lock timeout (the concurrency-control mode, loadgen.db.cc) travel as startup
+        # parameters: no round trip, no statement. Emulated latency, if any, is a
+        # connection subclass that waits before each round trip (loadgen.db.delay).
+        base_class = getattr(target, "connection_class", None) or _gevent_connection_class()
+        self.connections = UserConnections(
+            target,
+            {"application_name": APPLICATION_NAME},
+            connection_class=with_latency(base_class, scenario.latency, scenario.seed),
+            server_settings=session_settings(scenario, sets_isolation=target.sets_isolation, takes_row_locks=target.takes_row_locks),
         )
         #: The warm-up: connections opened before the measured period, and how long it took.
         self.warmup: dict[str, Any] = {}
 
-    def warm_up(self, timeout_s: float | None = None) -> dict[str, Any]:
-        """Block until every user's connection is open; the measured period starts after.
+    def warm_up(self, users: int | None = None) -> dict[str, Any]:
+        """Open every user's connection now, before the measured period starts.
 
-        A target that cannot open them all in time ends the run here, in one line
-        that says what the target answered (its connection limit, usually).
+        Users that queue for a connection are not transactions in flight, and the
+        connecting would be counted in the first attempts. A target that cannot open
+        them all ends the run here, in one line saying what it answered (its
+        connection limit, usually).
         """
-        users = self.scenario.users
-        timeout = warmup_timeout_s(users) if timeout_s is None else timeout_s
+        n = self.scenario.users if users is None else users
         t0 = time.monotonic()
         try:
-            self.pool.wait(timeout)
-        except PoolTimeout:
-            opened = self.pool.get_stats().get("connections_num", 0)
+            self.connections.prewarm(n, concurrency=WARMUP_CONCURRENCY)
+        except psycopg.Error as e:
+            lines = str(e).strip().splitlines()
+            said = lines[0] if lines else type(e).__name__
             raise TargetError(
-                f"opened only {opened:,} of the {users:,} connections the run needs (one per user) in {timeout:g} s"
-                f"{_connect_problem(self.target)}; run fewer users"
+                f"opened only {self.connections.opened:,} of the {n:,} connections the run needs (one per user): "
+                f"the target says: {said}; run fewer users"
             ) from None
-        self.warmup = {"connections": users, "seconds": round(time.monotonic() - t0, 3)}
+        self.warmup = {"connections": n, "seconds": round(time.monotonic() - t0, 3)}
         return self.warmup
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
 
     def close(self) -> dict[str, int]:
-        """Close every connection; return the pool's connection counters."""
-        stats = self.pool.get_stats()
-        self.pool.close(timeout=10)
-        return {
-            "opened": stats.get("connections_num", 0),
-            "connect_errors": stats.get("connections_errors", 0),
-            "lost": stats.get("connections_lost", 0),
-            "returned_broken": stats.get("returns_bad", 0),
-        }
+        """Close every connection; return the connection counters."""
+        return self.connections.close()
 
 
 class TransferUser(User):
@@ -149,6 +137,11 @@ class TransferUser(User):
         seed = bench.scenario.seed
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
         self._fire = environment.events.request.fire
+        #: This user's own connection, opened by its first attempt, closed when it stops.
+        self.connection: UserConnection = bench.connections.for_user()
+
+    def on_stop(self) -> None:
+        self.connection.close()
 
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
@@ -193,7 +186,8 @@ class TransferUser(User):
     def run_request(self, req: TransferRequest, transaction: Any) -> None:
         """Run ``req`` in the retry loop; report the whole transaction to Locust."""
         bench = self.bench
-        result = run_transfer(req, bench.pool.getconn, bench.pool.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
+        conn = self.connection
+        result = run_transfer(req, conn.getconn, conn.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
         ok = result.outcome in COMMITTED_OUTCOMES
         self._fire(
             request_type=TRANSACTION,
@@ -205,18 +199,15 @@ class TransferUser(User):
         )
 
 
-def _with_gevent_wait(options: dict[str, Any]) -> dict[str, Any]:
+def _gevent_connection_class() -> type[psycopg.Connection[Any]]:
     """Queries wait through gevent's loop directly (see loadgen.db.gwait), unless the target has its own class."""
-    if "connection_class" not in options:
-        from loadgen.db.gwait import GeventConnection
+    from loadgen.db.gwait import GeventConnection
 
-        options["connection_class"] = GeventConnection
-    return options
+    return GeventConnection
 
 
-def warmup_timeout_s(users: int) -> float:
-    """How long the warm-up may take: generous (DSQL opens about 100 connections a second)."""
-    return 30.0 + 0.05 * users
+#: Connections the warm-up opens at once (a DSQL target paces them further itself).
+WARMUP_CONCURRENCY = 32
 
 
 #: File descriptors a process needs beyond one per connection (logs, Parquet, the web UI).
@@ -239,16 +230,6 @@ def check_client_capacity(users: int) -> None:
         f"{users:,} users need {needed:,} open files (a connection each, plus {FD_RESERVE}), but this process "
         f"may open at most {hard:,} (ulimit -n); run fewer users, or spread them with --processes"
     )
-
-
-def _connect_problem(target: Target) -> str:
-    """What the target answers when asked for one more connection (its limit, usually), or nothing."""
-    try:
-        open_connection(target, connect_timeout=10).close()
-    except psycopg.Error as e:
-        lines = str(e).strip().splitlines()
-        return f" (the target says: {lines[-1] if lines else type(e).__name__})"
-    return ""
 
 
 def _check_gevent_cooperation() -> None:
