@@ -28,6 +28,7 @@ __all__ = [
     "latency_by_attempt",
     "pair_collision",
     "model_conflict_rate",
+    "snapshot_window_ms",
     "wilson_interval",
     "ratio_to_baseline",
     "choose_bin_s",
@@ -245,6 +246,21 @@ def model_conflict_rate(commit_rate_per_s: float, mean_attempt_s: float, collisi
     if collision >= 1.0:
         return 1.0 if commit_rate_per_s * mean_attempt_s > 0 else 0.0
     return 1.0 - math.exp(commit_rate_per_s * mean_attempt_s * math.log1p(-collision))
+
+
+def snapshot_window_ms(latency_ms: Any, statements: int, commit_ms: float = 0.0) -> np.ndarray:
+    """The part of each attempt another commit can hurt: from its snapshot to its COMMIT reaching the server.
+
+    An attempt makes ``statements + 2`` round trips (BEGIN, the statements, COMMIT); the
+    snapshot is taken when the first statement reaches the server, after two of them,
+    and COMMIT decides on arrival. With round trips of equal mean length (emulated
+    latency sleeps before each; a local server's are alike), the window is
+    ``statements`` of them, plus any extra time COMMIT takes before deciding
+    (``commit_ms``). ``latency_ms`` is database time, a connection already in hand.
+    """
+    lat = np.asarray(latency_ms, dtype="float64")
+    extra = np.minimum(lat, commit_ms)
+    return (lat - extra) * statements / (statements + 2) + extra
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
