@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import psycopg
 import psycopg.errors as pg_errors
 from gevent.pool import Pool
@@ -30,6 +31,9 @@ from psycopg.pq import TransactionStatus
 from loadgen.db.cc import with_session_settings
 from loadgen.db.classify import connect_sqlstate
 from loadgen.errors import TargetError
+
+#: The warm-up's tries of one connection refused for the connection rate (53400).
+RATE_LIMIT_RETRIES = 8
 
 __all__ = ["open_connection", "pool_options", "UserConnections", "UserConnection", "with_connect_sqlstate"]
 
@@ -113,12 +117,21 @@ class UserConnections:
         failures: list[BaseException] = []
 
         def one() -> None:
-            if failures:
-                return
-            try:
-                self._spare.append(self.connect())
-            except Exception as e:  # noqa: BLE001 - the first refusal is reported, the rest stop
-                failures.append(e)
+            for retry in range(RATE_LIMIT_RETRIES + 1):
+                if failures:
+                    return
+                try:
+                    self._spare.append(self.connect())
+                    return
+                except psycopg.Error as e:
+                    if e.sqlstate != "53400" or retry == RATE_LIMIT_RETRIES:
+                        failures.append(e)
+                        return
+                    # 53400: DSQL's connection *rate* was exceeded, not its capacity: pause, try again.
+                    gevent.sleep(min(2.0, 0.1 * 2**retry) * (0.5 + random.random()))
+                except Exception as e:  # noqa: BLE001 - the first failure is reported, the rest stop
+                    failures.append(e)
+                    return
 
         for _ in range(needed):
             group.spawn(one)
