@@ -28,7 +28,8 @@ import pandas as pd
 from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution, make_distribution
 from loadgen.model.occsim import DEFAULT_ATTEMPTS, STATEMENTS, Load, Sampled, SimAttempts, simulate, statements
-from loadgen.model.retry import COMMITTED_OUTCOMES, RetryPolicy
+from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
+from loadgen.model.retry import RetryPolicy
 from loadgen.report import analysis as A
 from loadgen.report.cells import CPU_SATURATED, Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
@@ -82,7 +83,7 @@ class Prediction:
     users: int
     conflict_rate: float | None
     retries_per_commit: float | None
-    goodput_commits_per_s: float | None
+    throughput_commits_per_s: float | None
     retried_share: float | None
     max_attempts: int
     attempts: int
@@ -96,7 +97,7 @@ class Prediction:
             "users": self.users,
             "conflict_rate": self.conflict_rate,
             "retries_per_commit": self.retries_per_commit,
-            "goodput_commits_per_s": self.goodput_commits_per_s,
+            "throughput_commits_per_s": self.throughput_commits_per_s,
             "retried_share": self.retried_share,
             "max_attempts": self.max_attempts,
             "attempts": self.attempts,
@@ -267,7 +268,7 @@ def sim_frame(sim: SimAttempts) -> pd.DataFrame:
 def summarize_simulation(sim: SimAttempts, accounts: int, users: int, mean_window_ms: float, rtt_ms: float) -> Prediction:
     """A simulation's figures through the report's metric functions.
 
-    Goodput divides by the measured period rather than first start to last end: the
+    Throughput divides by the measured period rather than first start to last end: the
     measured attempts are those that *started* in the period, and the last of them
     run past its end, which in a short simulated period would dilute the rate.
     """
@@ -279,7 +280,7 @@ def summarize_simulation(sim: SimAttempts, accounts: int, users: int, mean_windo
         users=users,
         conflict_rate=h["conflict_rate"],
         retries_per_commit=h["retries_per_commit"],
-        goodput_commits_per_s=h["commits"] / period if period > 0 else None,
+        throughput_commits_per_s=h["commits"] / period if period > 0 else None,
         retried_share=h["retried_share"],
         max_attempts=h["max_attempts"],
         attempts=h["attempts"],
@@ -343,16 +344,13 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
     return WhatIf(source, inputs, own, grid, caveats)
 
 
-#: Outcomes the simulation's conflicts stand for: every failure by contention, however the engine reports it.
-CONTENTION_OUTCOMES = ("conflict", "deadlock", "lock_timeout")
-
-
 def measured_contention(headline: dict[str, Any]) -> float | None:
-    """Attempts failed by contention (40001, 40P01, 55P03) / attempts: what a simulated conflict stands for."""
-    n = headline["attempts"]
-    if not n:
-        return None
-    return sum(headline["outcomes"].get(o, 0) for o in CONTENTION_OUTCOMES) / n
+    """What a simulated conflict stands for: the contention rate (loadgen.results.metrics).
+
+    Attempts failed by contention (40001, 40P01, 55P03) / attempts: every failure by
+    contention, however the engine reports it.
+    """
+    return headline["contention_rate"]
 
 
 def applicability(cell: Cell) -> list[str]:
