@@ -102,8 +102,8 @@ def test_locking_mode_waits_on_row_locks(target: EmbeddedTarget, tmp_path: Path)
     ("args", "needle"),
     [
         (["--cc", "optimistic"], "occ, locking"),
-        (["--lock-timeout-ms", "1"], "cc = locking"),
-        (["--cc", "locking", "--lock-timeout-ms", "-1"], "negative"),
+        (["--lock-timeout-ms", "1"], "lock_timeout_ms is for cc = locking"),
+        (["--cc", "locking", "--lock-timeout-ms", "-1"], "at least 0"),
     ],
 )
 def test_cli_refuses_bad_cc(embedded: EmbeddedPostgres, tmp_path: Path, args: list[str], needle: str) -> None:

@@ -110,4 +110,4 @@ def test_run_attempts_include_the_latency(target: EmbeddedTarget, tmp_path: Path
 def test_cli_rejects_negative_rtt(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     done = run_cli("run", "--rtt-ms", "-5", "--duration", "1", "--out", str(tmp_path), timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "rtt_ms" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "--rtt-ms" in done.stderr

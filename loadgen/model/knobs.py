@@ -318,7 +318,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("postgres.lock_timeout_ms", "number",
          "cc locking only: give up a row-lock wait after this many ms; 0: wait (cc occ never waits: its lock timeout is 1 ms)",
          field="lock_timeout_ms", flag="--lock-timeout-ms", form="--lock-timeout-ms", check=_at_least(0),
-         default_text="none (cc occ: 1 ms; cc locking: wait)", dialects=POSTGRESQL_ONLY,
+         zero_is_none=True, default_text="0 (cc locking waits; cc occ gives up after 1 ms)", dialects=POSTGRESQL_ONLY,
          refusal="lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"),
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
          field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
