@@ -46,6 +46,7 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
@@ -424,6 +425,7 @@ def run_distributed(
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
     collector = Collector(run_id)
+    env.loadgen_tally = OutcomeTally(lambda: [r.rows for r in collector.recorders.values()])  # type: ignore[attr-defined]
     collector.register(master)
     collector.setup = {
         "run_id": run_id,

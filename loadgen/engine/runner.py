@@ -32,11 +32,12 @@ from loadgen import __version__
 from loadgen.db.cc import describe_cc
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser, check_client_capacity
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
-from loadgen.results.metrics import summarize
+from loadgen.results.metrics import concurrency, summarize
 from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.targets.base import EmbeddedTarget, Target, dialect_of, redact_conninfo
 from loadgen.targets.connection import open_connection
@@ -67,6 +68,8 @@ class RunResult:
     cc: dict[str, Any] = field(default_factory=dict)
     #: Row-lock waits the server logged during the run (embedded target only).
     lock_waits: dict[str, Any] | None = None
+    #: Transactions in flight on average against the users asked for (loadgen.results.metrics.concurrency).
+    concurrency: dict[str, Any] = field(default_factory=dict)
 
     @property
     def invariants_hold(self) -> bool:
@@ -132,6 +135,7 @@ def run(
     # Users finish the transaction in hand when stopped; the retry deadline bounds that.
     env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
     env.loadgen = bench  # type: ignore[attr-defined]
+    env.loadgen_tally = OutcomeTally(recorder.rows)  # type: ignore[attr-defined]  # the progress line's counts
     runner = env.create_local_runner()
 
     interrupted = {"count": 0}
@@ -250,6 +254,8 @@ def finish_run(
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
     result = RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    # A closed loop without think time asks for one transaction in flight per user.
+    result.concurrency = concurrency(attempts, scenario.users, closed_loop=scenario.load == "closed" and not scenario.think_ms)
     result.cc = describe_cc(scenario, target.takes_row_locks)
     return result
 
@@ -362,6 +368,7 @@ def write_run_json(
         "latency_emulated": scenario.latency.active,
         "warmup": result.warmup,
         "lock_waits": result.lock_waits,
+        "concurrency": result.concurrency,
         "summary": result.summary,
         "locust": result.locust_counts,
         "connections": result.connections,
