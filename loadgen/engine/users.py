@@ -11,6 +11,7 @@ import itertools
 import random
 import resource
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
@@ -113,7 +114,8 @@ class Bench:
                 f"opened only {self.connections.opened:,} of the {n:,} connections the run needs (one per user): "
                 f"the target says: {said}; run fewer users"
             ) from None
-        self.warmup = {"connections": n, "seconds": round(time.monotonic() - t0, 3)}
+        # When the measured period may start: no attempt begins before this.
+        self.warmup = {"connections": n, "seconds": round(time.monotonic() - t0, 3), "ended_at": datetime.now(UTC).isoformat()}
         return self.warmup
 
     def next_user_id(self) -> int:

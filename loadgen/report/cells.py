@@ -251,6 +251,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
                 f"{name}: the load generator used {cpu:.0%} of a CPU core: it was probably saturated, so latencies "
                 "include client-side queueing and the commit rate is the client's limit, not the database's."
             )
+        conc = c.run.meta.get("concurrency")
+        if isinstance(conc, dict) and conc.get("warning"):
+            out.append(f"{name}: {conc['warning']}.")
         if not c.run.meta.get("invariants_hold", True):
             out.append(f"{name}: invariants VIOLATED (see below): the database lost or invented money.")
     elapsed = [c.headline["elapsed_s"] for c in cells if c.headline["elapsed_s"] > 0]
