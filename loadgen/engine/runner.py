@@ -37,6 +37,7 @@ from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, B
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
+from loadgen.results.client import attempt_span, client_load
 from loadgen.results.metrics import concurrency, summarize
 from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.targets.base import EmbeddedTarget, Target, dialect_of, redact_conninfo
@@ -70,6 +71,8 @@ class RunResult:
     lock_waits: dict[str, Any] | None = None
     #: Transactions in flight on average against the users asked for (loadgen.results.metrics.concurrency).
     concurrency: dict[str, Any] = field(default_factory=dict)
+    #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
+    attempt_span: tuple[float, float] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -257,18 +260,13 @@ def finish_run(
     # A closed loop without think time asks for one transaction in flight per user.
     result.concurrency = concurrency(attempts, scenario.users, closed_loop=scenario.load == "closed" and not scenario.think_ms)
     result.cc = describe_cc(scenario, target.takes_row_locks)
+    result.attempt_span = attempt_span(attempts)
     return result
 
 
-def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
+def _client_load(client: dict[str, float], attempts: int, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        # One process runs on one core: near 1.0 the load generator is the bottleneck.
-        "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
-        "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
-    }
+    return client_load(wall, cpu, attempts, workers)
 
 
 def _lock_waits(server: EmbeddedPostgres, mark: int) -> dict[str, Any] | None:

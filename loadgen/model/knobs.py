@@ -382,11 +382,11 @@ def field_value(scenario: Scenario, field: str) -> Any:
 _GROUPS = {"": None, "keys": "workload", "transaction": "workload", "load": "workload", "retry": "retry policy", "postgres": "PostgreSQL"}
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Every knob with a flag as an option of ``parser`` (default None: the file or the Scenario decides)."""
+def add_flags(parser: argparse.ArgumentParser, include: Callable[[Knob], bool] | None = None, prefix: str = "") -> None:
+    """Every knob with a flag (and ``include``d) as an option of ``parser``; default None: the file or the Scenario decides."""
     groups: dict[str, Any] = {}
     for knob in KNOBS:
-        if knob.flag is None:
+        if knob.flag is None or (include is not None and not include(knob)):
             continue
         table = knob.key.split(".")[0] if "." in knob.key else ""
         title = _GROUPS.get(table, table)
@@ -402,7 +402,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             type=knob.from_text,
             default=None,
             metavar=(knob.name.upper() if long_list else choices) if choices else None,
-            help=f"{knob.help}{': ' + ', '.join(knob.choices) if long_list else ''} (default {knob.default_shown()})",
+            help=f"{prefix}{knob.help}{': ' + ', '.join(knob.choices) if long_list else ''} (default {knob.default_shown()})",
         )
 
 

@@ -31,8 +31,9 @@ from loadgen.model.occsim import DEFAULT_ATTEMPTS, STATEMENTS, Load, Sampled, Si
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
 from loadgen.report import analysis as A
-from loadgen.report.cells import CPU_SATURATED, Cell, find_baseline
+from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
+from loadgen.results.client import SATURATED_SHARE, busiest_share
 
 __all__ = [
     "SimInputs",
@@ -367,16 +368,10 @@ def applicability(cell: Cell) -> list[str]:
             "conflicts were partly resolved by waiting, so neither the simulation nor the first-order model describes it. "
             "Measure in occ mode (--cc occ) to predict."
         )
-    cpu = _client_cpu(cell.run.meta)
-    if cpu is not None and cpu >= CPU_SATURATED:
+    cpu = busiest_share(cell.run.meta.get("client"))
+    if cpu is not None and cpu >= SATURATED_SHARE:
         out.append(
             f"The load generator used {cpu:.0%} of a core: attempt times include client-side queueing that would grow "
             "with more users, so predictions at more users are too low."
         )
     return out
-
-
-def _client_cpu(meta: dict[str, Any]) -> float | None:
-    client = meta.get("client")
-    v = client.get("cpu_utilization") if isinstance(client, dict) else None
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
