@@ -38,7 +38,7 @@ def test_a_good_file_becomes_the_cartesian_product_of_its_lists() -> None:
     assert sf.sweep_keys == ("accounts", "users", "retry.backoff", "postgres.lock_timeout_ms")
     assert len(sf.cells) == 2 * 2 * 2 * 2
     first, last = sf.cells[0].scenario, sf.cells[-1].scenario
-    assert (first.accounts, first.users, first.retry.backoff, first.lock_timeout_ms) == (10, 5, "none", 0.0)
+    assert (first.accounts, first.users, first.retry.backoff, first.lock_timeout_ms) == (10, 5, "none", None)
     assert (last.accounts, last.users, last.retry.backoff, last.lock_timeout_ms) == (100, 20, "full-jitter", 1.0)
     assert first.distribution == "zipf" and first.zipf_s == 1.2 and first.transaction == "select-then-update"
     assert first.duration_s == 3.0 and first.retry.deadline_s == 5.0 and first.think_ms == pytest.approx(10.0)
