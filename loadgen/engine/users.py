@@ -173,8 +173,11 @@ class TransferUser(User):
         # (pinned by tests/test_private_api.py; pyproject.toml bounds Locust below 3).
         while self._state != LOCUST_STATE_STOPPING:
             self.step()
-            # The think time, if any; and a turn for the other users either way.
-            gevent.sleep(self.wait_time())
+            think = self.wait_time()
+            if think > 0:
+                # With no think time, no sleep(0) either: the transaction's round trips
+                # gave the other users their turns, and a sleep(0) costs a trip round the loop.
+                gevent.sleep(think)
         raise StopUser()
 
     def step(self) -> None:
