@@ -239,6 +239,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
         note = saturation_note(c.run.meta.get("client") if isinstance(c.run.meta.get("client"), dict) else None)
         if note:
             out.append(f"{name}: {note}.")
+        conc = c.run.meta.get("concurrency")
+        if isinstance(conc, dict) and conc.get("warning"):
+            out.append(f"{name}: {conc['warning']}.")
         if not c.run.meta.get("invariants_hold", True):
             out.append(f"{name}: invariants VIOLATED (see below): the database lost or invented money.")
     elapsed = [c.headline["elapsed_s"] for c in cells if c.headline["elapsed_s"] > 0]
