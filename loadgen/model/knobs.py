@@ -199,8 +199,13 @@ class Knob:
                 raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         value, problem = self.problem(value)
         if problem:
-            raise argparse.ArgumentTypeError(f"{self.name.replace('_', ' ')} {problem}")
+            raise argparse.ArgumentTypeError(self._said(problem))
         return value
+
+    def _said(self, problem: str) -> str:
+        """A problem as one line naming the knob: ``accounts must be at least 2, got 1``."""
+        label = self.name.replace("_", " ")
+        return problem if problem.startswith(f"{label} ") else f"{label} {problem}"
 
     def to_field(self, value: Any) -> Any:
         """A file-units value as the Scenario field holds it."""
@@ -234,7 +239,7 @@ class Knob:
             return None
         checked, problem = self.problem(value)
         if problem:
-            raise ConfigError(f"{self.name.replace('_', ' ')} {problem}")
+            raise ConfigError(self._said(problem))
         return self.to_field(checked)
 
 
