@@ -130,7 +130,7 @@ def run_conditions(meta: dict[str, Any]) -> list[str]:
             f"in flight: {conc['in_flight_mean']:,.1f} transactions on average against {conc['users']:,} users asked "
             f"({conc['in_flight_share']:.0%})"
         )
-    scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+    scenario: dict[str, Any] = meta["scenario"] if isinstance(meta.get("scenario"), dict) else {}
     if any(scenario.get(k) for k in ("rtt_ms", "rtt_jitter_ms", "commit_ms")):
         out.append(
             f"emulated latency: +{scenario.get('rtt_ms', 0):g} ms per round trip (+ {scenario.get('rtt_jitter_ms', 0):g} ms "
