@@ -179,6 +179,9 @@ class LoadgenPlugin:
             recorder = LiveRecorder(self.run_id, self.counters, worker=str(worker))
             self.bench = Bench(scenario, target, recorder)
             self.env.loadgen = self.bench  # type: ignore[attr-defined]
+            if self.role == "local":
+                # Every user's connection open before Locust spawns them (a worker's share is not known yet).
+                self.bench.warm_up()
 
     def on_request(self, request_type: str, exception: BaseException | None, context: dict[str, Any], **_: Any) -> None:
         if request_type == TRANSACTION:
