@@ -3,25 +3,28 @@
 A row says how a setting is written in a scenario file (``key``), which ``Scenario``
 field it sets (``field``; ``retry.<name>`` for the retry policy), its ``loadgen run``
 option (``flag``), its option in the web UI's start form (``form``), its kind, check,
-help text and which targets (by dialect: ``postgresql``, ``dsql``) accept it. The default is never written here: it is the
-``Scenario`` (or ``RetryPolicy``) dataclass's own, read through ``Knob.default``.
+help text and which targets (by dialect: ``postgresql``, ``dsql``) accept it. The
+default is never written here: it is the ``Scenario`` (or ``RetryPolicy``)
+dataclass's own, read through ``Knob.default``.
 
 Everything else is derived from ``KNOBS``:
 
 - the scenario-file loader (loadgen.model.scenariofile: keys, tables, checks, sweeps);
-- ``loadgen run``'s options (``add_flags``, ``overrides_from_args``) and its help;
+- ``loadgen run``'s and ``loadgen ui``'s options (``add_flags``, ``overrides_from_args``);
 - the web UI's Locust options, form types and scenario (loadgen.ui.form);
 - the worker transport (``scenario_to_dict``/``scenario_from_dict``);
 - the check that a target accepts the scenario (``target_problem``, used by
   loadgen.targets.base.check_cells for every cell before any work).
 
 Adding a knob (issue 13's ``cc``, ``rtt_ms``, ...): give ``Scenario`` (or
-``RetryPolicy``) the field with its default and its range check in ``__post_init__``,
-then add one ``Knob(...)`` row below. ``tests/test_knobs.py`` then proves the new row
-reaches the file loader, the CLI and the UI form with the same default, and that
-every ``Scenario`` field has exactly one row. Set ``flag``/``form`` to ``None`` to keep
-a knob to scenario files; set ``dialects`` and ``refusal`` when only some targets can
-honour it.
+``RetryPolicy``) the field with its default and its range check in ``__post_init__``;
+add one ``Knob(...)`` row below; show the key at its default in the example of
+``scenarios/README.md``. ``tests/test_knobs.py`` then proves that the row reaches the
+file loader, the CLI and the UI form with the same default, that every ``Scenario``
+field has exactly one row, and that the README shows it. A new TOML table (say
+``[network]``) needs nothing more (``_GROUPS`` may title its ``--help`` group). Set
+``flag``/``form`` to None to keep a knob to scenario files; set ``dialects`` and
+``refusal`` when only some targets can honour it.
 
 Values travel in *file units* (what a user writes in TOML: seconds for durations,
 0 for "no lock timeout") until ``Knob.to_field`` turns them into the field's units.
