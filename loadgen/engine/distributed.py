@@ -47,6 +47,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.engine.chaos import Chaos
 from loadgen.engine.load import workload_for
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
 from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.errors import ConfigError, TargetError
@@ -136,6 +137,8 @@ class WorkerTarget(Target):
     kind: str
     master_conninfo: str
     sets_isolation: bool = True
+    #: Scale-out runs only on PostgreSQL targets, which take row locks (loadgen.db.cc).
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:  # the master prepared the server
         pass
@@ -421,10 +424,10 @@ def run_distributed(
     session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations)
     session.prepare(out)
     assert session.run_dir is not None
-    env = session.environment(user_class)
+    collector = Collector(session.run_id, cell=cell)
+    env = session.environment(user_class, tally=OutcomeTally(lambda: [r.rows for r in collector.recorders.values()]))
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
-    collector = Collector(session.run_id, cell=cell)
     collector.register(master)
     collector.setup = {
         "run_id": session.run_id,

@@ -46,6 +46,8 @@ class Target:
     kind: str
     #: Whether the server accepts an isolation level (DSQL has exactly one and rejects SET TRANSACTION).
     sets_isolation: bool = True
+    #: Whether the engine underneath takes row locks (PostgreSQL); DSQL takes none (loadgen.db.cc).
+    takes_row_locks: bool = True
     #: The SQL the run may send: "postgresql", or "dsql" (no TRUNCATE, set-up in small batches).
     dialect: str = "postgresql"
     #: Extra keyword arguments for *each new* connection, called once per connection
@@ -142,6 +144,7 @@ class EmbeddedTarget(Target):
     server: EmbeddedPostgres
     kind: str = "embedded"
     sets_isolation: bool = True
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:
         self.server.ensure_running(min_connections=users)
@@ -163,6 +166,7 @@ class PostgresTarget(Target):
     dsn: str
     kind: str = "postgres"
     sets_isolation: bool = True
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:
         import psycopg  # after gevent's patching (see redact_conninfo)

@@ -327,6 +327,8 @@ class DsqlDialectTarget(Target):
     def __init__(self, inner: Target) -> None:
         self.inner = inner
         self.kind: str = inner.kind
+        # PostgreSQL driven as DSQL still locks rows underneath; loadgen.db.cc keeps it from waiting.
+        self.takes_row_locks = inner.takes_row_locks
         self.audit: StatementAudit | None = StatementAudit()
         self.connection_class = self.audit.connection_class
         self.max_lifetime_s = inner.max_lifetime_s
