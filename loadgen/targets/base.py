@@ -80,9 +80,14 @@ class Target:
         return self.dialect != "dsql"
 
     @property
+    def underlying(self) -> Target:
+        """The target itself, or the one a wrapper (``--dialect dsql``) drives."""
+        return self
+
+    @property
     def rebuilt_from_conninfo(self) -> bool:
-        """Whether another process reaches this target from ``conninfo()`` alone (worker processes need it)."""
-        return self.dialect == "postgresql" and self.connect_kwargs is None and self.connection_class is None and self.audit is None
+        """Whether another process reaches this target from ``conninfo()`` alone (no per-connection hooks)."""
+        return self.connect_kwargs is None and self.connection_class is None and self.audit is None
 
 
 def dialect_of(target: Target) -> str:

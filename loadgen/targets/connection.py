@@ -252,7 +252,7 @@ class UserConnection:
         if conn.closed:
             self._owner.returned_broken += 1
             self._drop()
-        elif conn.info.transaction_status != TransactionStatus.IDLE:
+        elif conn.pgconn.transaction_status != TransactionStatus.IDLE:  # pgconn: conn.info builds an object per call
             self._owner.returned_broken += 1  # the attempt should have ended its transaction
             self._drop()
 
