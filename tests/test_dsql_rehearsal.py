@@ -130,9 +130,9 @@ def test_joint_minimum_is_read_in_pages_of_whole_customers(embedded: Any, monkey
     with psycopg.connect(embedded.conninfo, autocommit=True) as c:
         reset(c, 40, 100)  # customers own accounts 1..20
         c.execute("UPDATE accounts SET balance = 40 WHERE id IN (5, 6, 19)")  # customers 3 and 10 below 200
-        whole = shapes.customers_below_minimum(c, 40, 200)
-        monkeypatch.setattr(shapes, "READ_PAGE_ROWS", 4)
-        assert shapes.customers_below_minimum(c, 40, 200) == whole == (2, 10)
+        whole = schema.customers_below_minimum(c, 40, 200)
+        monkeypatch.setattr(schema, "READ_PAGE_ROWS", 4)
+        assert schema.customers_below_minimum(c, 40, 200) == whole == (2, 10)
 
 
 # -- 5. FOR UPDATE by primary key, one row at a time ------------------------------
