@@ -141,18 +141,23 @@ def run_transfer(
     result = Classified(Outcome.ERROR, None)
     while True:
         attempt += 1
-        started_at = time.time()
-        t0 = perf()
+        t_ask = perf()
+        t0 = 0.0  # when the connection was in hand: the database time starts there
         phase = _CommitPhase()
         conn = None
         try:
             conn = getconn()
+            t0 = perf()
+            started_at = time.time()
             if commit_unknown and _already_committed(conn, req):
                 result = Classified(Outcome.AMBIGUOUS_COMMITTED, None)
             else:
                 transaction(conn, req, phase)
-                result = Classified(Outcome.COMMITTED, None)
+                result = _COMMITTED
         except BaseException as exc:  # noqa: BLE001 - GreenletExit too: record, then re-raise
+            if not t0:  # no connection came: all of it was waiting for one
+                t0 = perf()
+                started_at = time.time()
             result = classify(exc)
             if conn is not None:
                 _rollback_quietly(conn)
@@ -166,6 +171,7 @@ def run_transfer(
                         Classified(Outcome.INTERRUPTED, None),
                         backoff_ms,
                         phase.in_commit or commit_unknown,
+                        (t0 - t_ask) * 1000.0,
                     )
                 )
                 raise
@@ -174,7 +180,7 @@ def run_transfer(
                 putconn(conn)
         latency_ms = (perf() - t0) * 1000.0
         unknown = result.outcome == Outcome.CONNECTION_ERROR and (phase.in_commit or commit_unknown)
-        on_attempt(_row(req, attempt, started_at, latency_ms, result, backoff_ms, unknown))
+        on_attempt(_row(req, attempt, started_at, latency_ms, result, backoff_ms, unknown, (t0 - t_ask) * 1000.0))
         commit_unknown = unknown
         if result.outcome not in RETRYABLE:
             break
@@ -187,6 +193,10 @@ def run_transfer(
         if backoff_ms > 0:
             sleep(backoff_ms / 1000.0)
     return TxnResult(result.outcome, attempt, (perf() - txn_start) * 1000.0, result.sqlstate)
+
+
+#: Built once: a frozen dataclass costs about a microsecond to make, and most attempts commit.
+_COMMITTED = Classified(Outcome.COMMITTED, None)
 
 
 def _rollback_quietly(conn: psycopg.Connection[Any]) -> None:
@@ -207,6 +217,7 @@ def _row(
     c: Classified,
     backoff_ms: float,
     commit_unknown: bool,
+    conn_wait_ms: float,
 ) -> AttemptRow:
     # In loadgen.model.attempt.Attempt's field order.
     return (
@@ -222,4 +233,5 @@ def _row(
         req.amount,
         backoff_ms,
         commit_unknown,
+        conn_wait_ms,
     )

@@ -1,6 +1,7 @@
 """Scale-out: a Locust master in the loadgen process, Locust workers in other processes or machines.
 
-``loadgen run --processes N`` starts N worker processes on this machine;
+``loadgen run --processes N`` starts N worker processes on this machine (any target:
+PostgreSQL, DSQL, ``--dialect dsql``);
 ``loadgen run --master`` waits for workers started elsewhere with
 ``loadgen run --worker --master-host H``. It is Locust's own distributed mode:
 the master spreads the users over the workers and adds up their statistics.
@@ -47,15 +48,18 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.engine.chaos import Chaos
 from loadgen.engine.load import workload_for
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
 from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.errors import ConfigError, TargetError
-from loadgen.model.attempt import OUTCOME, SQLSTATE
+from loadgen.model.attempt import OUTCOME
 from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
 from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target, redact_conninfo
+from loadgen.targets.dialect import DsqlDialectTarget
+from loadgen.targets.dsql import DsqlTarget
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -124,9 +128,39 @@ def _check_scenario(scenario: Scenario) -> None:
 
 
 def _check_target(target: Target) -> None:
-    """Workers rebuild the target from a connection string: only plain PostgreSQL ones can be."""
-    if not target.rebuilt_from_conninfo:
-        raise ConfigError("--processes/--master/--worker work with the embedded and postgres targets only (not DSQL or --dialect dsql yet)")
+    """Workers rebuild the target from the master's settings: PostgreSQL ones from a connection
+    string, DSQL ones from the cluster's address (each worker signs its own tokens)."""
+    inner = target.underlying  # --dialect dsql wraps the real target
+    if not isinstance(inner, DsqlTarget) and not inner.rebuilt_from_conninfo:
+        raise ConfigError(f"--processes/--master/--worker cannot rebuild a {inner.kind} target with its own connection hooks in a worker")
+
+
+def _target_setup(target: Target, workers: int) -> dict[str, Any]:
+    """How a worker reaches the database: no secrets."""
+    inner = target.underlying
+    setup: dict[str, Any] = {
+        "kind": target.kind,
+        "sets_isolation": target.sets_isolation,
+        "dialect": target.dialect,
+        "audit": target.audit is not None,
+    }
+    if isinstance(inner, DsqlTarget):
+        setup["dsql"] = inner.worker_settings(workers)
+    else:
+        setup["conninfo"] = _without_password(inner.conninfo())
+    return setup
+
+
+def worker_target(setup: dict[str, Any]) -> Target:
+    """The master's target as a worker reaches it (see :func:`_target_setup`)."""
+    target: Target
+    if "dsql" in setup:
+        target = DsqlTarget.from_worker_settings(setup["dsql"])
+    else:
+        target = WorkerTarget(setup["kind"], setup["conninfo"], sets_isolation=bool(setup["sets_isolation"]))
+    if setup.get("audit"):
+        target = DsqlDialectTarget(target)  # the rehearsal and its audit, in this worker too
+    return target
 
 
 @dataclass
@@ -136,6 +170,8 @@ class WorkerTarget(Target):
     kind: str
     master_conninfo: str
     sets_isolation: bool = True
+    #: Scale-out runs only on PostgreSQL targets, which take row locks (loadgen.db.cc).
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:  # the master prepared the server
         pass
@@ -158,6 +194,7 @@ class WorkerAgent:
         self.env = env
         self.setup: dict[str, Any] | None = None
         self.bench: Bench | None = None
+        self.target: Target | None = None
         self.sent = 0
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
@@ -188,8 +225,8 @@ class WorkerAgent:
         if self.setup.get("user_class") != user_class.__name__:
             user_class = TransferUser
         self.env.user_classes = [user_class]
-        t = self.setup["target"]
-        target = WorkerTarget(t["kind"], t["conninfo"], sets_isolation=bool(t["sets_isolation"]))
+        target = worker_target(self.setup["target"])
+        self.target = target
         recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
         bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
@@ -216,7 +253,7 @@ class WorkerAgent:
         rec.rows, rec.users = [], []
         runner = self.env.runner
         assert runner is not None
-        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})
+        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users, "refused": bench.connections.refused})
         self.sent += len(rows)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
@@ -228,6 +265,7 @@ class WorkerAgent:
             self._shipper = None
         self._ship()
         connections = bench.close()
+        audit = _worker_audit(self.target)
         runner: Any = self.env.runner
         # The last statistics before `done`: the master's counts are then complete.
         send_final_stats(self.env, runner)
@@ -241,6 +279,7 @@ class WorkerAgent:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "index": int(getattr(runner, "worker_index", -1)),
+                **({"dialect_check": audit} if audit is not None else {}),
             },
         )
         self.bench = None
@@ -248,6 +287,18 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def _worker_audit(target: Target | None) -> dict[str, Any] | None:
+    """A ``--dialect dsql`` worker's statement audit, for the master's dialect-check.json."""
+    audit = target.audit if target is not None else None
+    if audit is None:
+        return None
+    try:
+        report = audit.check()
+    finally:
+        audit.cleanup()
+    return {**report.to_dict(), "connections": audit.connections}
 
 
 def send_final_stats(env: Environment, runner: Any) -> None:
@@ -293,6 +344,8 @@ class Collector:
         self.last_reached = time.monotonic()
         #: Why connecting is hopeless on some worker (its credentials refused), once known.
         self.refused: str | None = None
+        #: Hears each ``--dialect dsql`` worker's statement audit.
+        self.on_audit: Callable[[dict[str, Any]], None] | None = None
 
     def register(self, runner: Any) -> None:
         self._runner = runner
@@ -318,13 +371,15 @@ class Collector:
         self.received[msg.node_id] = self.received.get(msg.node_id, 0) + len(rows)
         if any(r[OUTCOME] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
-        refused = next((r[SQLSTATE] for r in rows if r[SQLSTATE] and r[SQLSTATE].startswith("28")), None)
-        if refused is not None and self.refused is None:
-            self.refused = f"the database refused a worker's credentials ({refused}); see its log under workers/"
+        if msg.data.get("refused") and self.refused is None:
+            self.refused = f"worker {msg.node_id}: {msg.data['refused']}"
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.done[msg.node_id] = msg.data
         self._recorder(msg.node_id)
+        audit = msg.data.get("dialect_check")
+        if audit is not None and self.on_audit is not None:
+            self.on_audit(audit)
 
     def to_table(self) -> pa.Table:
         tables = [rec.to_table() for rec in self.recorders.values()]
@@ -425,22 +480,20 @@ def run_distributed(
     session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations, keep_db=keep_db)
     session.prepare(out, exclusive=chaos is not None and chaos.restarts_server)
     assert session.run_dir is not None
-    env = session.environment(user_class)
+    collector = Collector(session.run_id, cell=cell)
+    env = session.environment(user_class, tally=OutcomeTally(lambda: [r.rows for r in collector.recorders.values()]))
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
-    collector = Collector(session.run_id, cell=cell)
     collector.register(master)
     collector.setup = {
         "run_id": session.run_id,
         "cell": cell,
         "user_class": user_class.__name__,
         "scenario": scenario_to_dict(scenario),
-        "target": {
-            "kind": target.kind,
-            "sets_isolation": target.sets_isolation,
-            "conninfo": _without_password(target.conninfo()),
-        },
+        "target": _target_setup(target, fleet.workers),
     }
+    if target.audit is not None:
+        collector.on_audit = target.audit.add_remote
     finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
     with session.signals(stop=finisher.start):

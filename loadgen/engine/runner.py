@@ -17,8 +17,9 @@ from typing import Any
 from locust.env import Environment
 
 from loadgen.engine.chaos import Chaos
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
-from loadgen.engine.users import Bench, TransferUser, set_bench
+from loadgen.engine.users import Bench, TransferUser, check_client_capacity, set_bench
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
@@ -48,10 +49,16 @@ def run(
     The run works in its own database (embedded; dropped at the end unless ``keep_db``) or schema.
     """
     session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations, keep_db=keep_db)
+    check_client_capacity(scenario.users)  # before the target is resized for them
     session.prepare(out, exclusive=chaos is not None and chaos.restarts_server)
     recorder = AttemptRecorder(session.run_id, cell=cell)
     bench = Bench(scenario, target, recorder)
-    env = session.environment(user_class)
+    try:
+        bench.warm_up()  # every connection open before the clock starts
+    except BaseException:
+        bench.close()
+        raise
+    env = session.environment(user_class, tally=OutcomeTally(recorder.rows))
     set_bench(env, bench)
     runner = env.create_local_runner()
     with session.signals(stop=runner.quit):
@@ -70,6 +77,6 @@ def run(
             )
         finally:
             # Whatever happened, close the pool and write what was recorded.
-            result = session.finish(recorder, env, bench.close())
+            result = session.finish(recorder, env, bench.close(), warmup=bench.warmup)
     result.report = session.write_report()
     return result

@@ -34,8 +34,10 @@ import pyarrow as pa
 from locust.env import Environment
 
 from loadgen import __version__
+from loadgen.db.cc import describe_cc
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.streaming import StreamedAttempts
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION, TransferUser
 from loadgen.errors import OutputError, TargetError
@@ -43,12 +45,13 @@ from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import attempt_span, client_load
-from loadgen.results.metrics import summarize
+from loadgen.results.metrics import concurrency, summarize
 from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.results.records import RunRecord
 from loadgen.results.stream import AttemptStream
-from loadgen.targets.base import Target
+from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
+from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
 
 __all__ = ["RunSession", "RunResult", "AttemptSource", "new_run_id", "prepare_out_dir", "write_report"]
 
@@ -78,6 +81,14 @@ class RunResult:
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Before the measured period: connections opened and how long that took.
+    warmup: dict[str, Any] = field(default_factory=dict)
+    #: The run's concurrency control (loadgen.db.cc.describe_cc).
+    cc: dict[str, Any] = field(default_factory=dict)
+    #: Row-lock waits the server logged during the run (embedded target only).
+    lock_waits: dict[str, Any] | None = None
+    #: Transactions in flight on average against the users asked for (loadgen.results.metrics.concurrency).
+    concurrency: dict[str, Any] = field(default_factory=dict)
     #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
     attempt_span: tuple[float, float] | None = None
     #: Warnings a user must see (an open loop that could not keep up, ...): set by loadgen.engine.sweep.
@@ -153,6 +164,8 @@ class RunSession:
         self.keep_db = keep_db
         #: The attempts on their way to disk, once streaming started.
         self.streamed: StreamedAttempts | None = None
+        #: The embedded server and its log's size at the start (row-lock waits are counted after it).
+        self._lock_log: tuple[EmbeddedPostgres, int] | None = None
 
     # -- prepare --------------------------------------------------------
 
@@ -181,15 +194,22 @@ class RunSession:
         if problem:
             print(f"loadgen: the run's database was not dropped: {problem}", file=sys.stderr)
 
-    def environment(self, user_class: type[TransferUser]) -> Environment:
+    def environment(self, user_class: type[TransferUser], tally: OutcomeTally | None = None) -> Environment:
+        """Locust's Environment for this run; ``tally`` counts outcomes for the progress line."""
         # Users finish the transaction in hand when stopped; the retry deadline bounds that.
-        return Environment(user_classes=[user_class], stop_timeout=self.scenario.retry.deadline_s + 5)
+        env = Environment(user_classes=[user_class], stop_timeout=self.scenario.retry.deadline_s + 5)
+        if tally is not None:
+            env.loadgen_tally = tally  # type: ignore[attr-defined]  # read by loadgen.engine.progress
+        return env
 
     # -- start ----------------------------------------------------------
 
     def start(self) -> None:
-        """The run's clock starts; run.json says the run is running (a run killed later still says what it was)."""
+        """The run's clock starts; run.json says the run is running (a run killed later still says what it was);
+        the count of row-lock waits in the embedded server's log starts too."""
         self.started = datetime.now(UTC)
+        if isinstance(self.target, EmbeddedTarget):
+            self._lock_log = (self.target.server, self.target.server.log_size())
         if self.run_dir is not None:
             self.start_record().write(self.run_dir)
 
@@ -273,6 +293,7 @@ class RunSession:
         *,
         completed: bool = True,
         workers: list[dict[str, Any]] | None = None,
+        warmup: dict[str, Any] | None = None,
     ) -> RunResult:
         """Settle unknown commits, check the invariants, write attempts.parquet and run.json.
 
@@ -281,7 +302,7 @@ class RunSession:
         """
         assert self.run_dir is not None, "open_run_dir() before finish()"
         try:
-            return self._finish(attempts, env, pool_counts, completed, workers)
+            return self._finish(attempts, env, pool_counts, completed, workers, warmup)
         finally:
             self.end_target()
 
@@ -292,6 +313,7 @@ class RunSession:
         pool_counts: Mapping[str, int],
         completed: bool,
         workers: list[dict[str, Any]] | None,
+        warmup: dict[str, Any] | None,
     ) -> RunResult:
         assert self.run_dir is not None
         ended = datetime.now(UTC)
@@ -335,10 +357,22 @@ class RunSession:
             faults=self.faults.faults,
             client=self._client_load(summary["attempts"], workers),
             workers=workers or [],
+            warmup=warmup or {},
+            cc=describe_cc(self.scenario, self.target.takes_row_locks),
+            lock_waits=self._lock_waits(),
+            # A closed loop without think time asks for one transaction in flight per user.
+            concurrency=concurrency(frame, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms),
             attempt_span=attempt_span(frame),
         )
         self.record(result, ended).write(self.run_dir)
         return result
+
+    def _lock_waits(self) -> dict[str, Any] | None:
+        if self._lock_log is None:
+            return None
+        server, mark = self._lock_log
+        count = server.lock_waits_since(mark)
+        return None if count is None else {"longer_than_ms": LOCK_WAIT_LOGGED_AFTER_MS, "count": count, "source": "server log"}
 
     def _client_load(self, attempts: int, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
         """The load generator's CPU use: this process, plus every worker's in a distributed run."""
@@ -363,6 +397,11 @@ class RunSession:
             aborted=result.aborted,
             faults=result.faults,
             client=result.client,
+            cc=result.cc,
+            latency_emulated=self.scenario.latency.active,
+            warmup=result.warmup,
+            lock_waits=result.lock_waits,
+            concurrency=result.concurrency,
             summary=result.summary,
             locust=result.locust_counts,
             connections=result.connections,

@@ -28,6 +28,7 @@ __all__ = [
     "AMOUNT",
     "BACKOFF_MS",
     "COMMIT_UNKNOWN",
+    "CONN_WAIT_MS",
 ]
 
 
@@ -53,10 +54,13 @@ class Attempt(NamedTuple):
     backoff_ms: float
     #: The connection was lost inside COMMIT: the ledger decides after the run.
     commit_unknown: bool
+    #: The wait for a connection before the attempt: kept apart from ``latency_ms`` (which
+    #: starts with the connection in hand) so that queueing never passes for database time.
+    conn_wait_ms: float
 
 
 #: The bare tuple the retry loop emits, in ``Attempt``'s field order.
-AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool]
+AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool, float]
 ATTEMPT_FIELDS: tuple[str, ...] = Attempt._fields
 
 # Literal positions, so that a type checker knows each field's type; tests/test_records.py
@@ -73,3 +77,4 @@ PAYEE: Final = 8
 AMOUNT: Final = 9
 BACKOFF_MS: Final = 10
 COMMIT_UNKNOWN: Final = 11
+CONN_WAIT_MS: Final = 12

@@ -82,6 +82,16 @@ class RunRecord:
     faults: list[dict[str, Any]] = field(default_factory=list)
     #: The load generator's CPU use during the run.
     client: dict[str, Any] = field(default_factory=dict)
+    #: The concurrency-control mode and what it meant on this target (loadgen.db.cc).
+    cc: dict[str, Any] = field(default_factory=dict)
+    #: Whether round trips were lengthened by emulated network latency.
+    latency_emulated: bool = False
+    #: Connections opened before the measured period, and how long that took.
+    warmup: dict[str, Any] = field(default_factory=dict)
+    #: Row-lock waits the server logged (embedded target only; None: not counted).
+    lock_waits: dict[str, Any] | None = None
+    #: Transactions in flight against the users asked for.
+    concurrency: dict[str, Any] = field(default_factory=dict)
     #: Locust's own counts of attempts and transactions.
     locust: dict[str, int] = field(default_factory=dict)
     #: The pool's connection counters, and ``left_open`` (loadgen's sessions still open afterwards; None: not asked).
@@ -132,6 +142,11 @@ class RunRecord:
             "aborted": self.aborted,
             "faults": self.faults,
             "client": self.client,
+            "cc": self.cc,
+            "latency_emulated": self.latency_emulated,
+            "warmup": self.warmup,
+            "lock_waits": self.lock_waits,
+            "concurrency": self.concurrency,
             "summary": self.summary,
             "locust": self.locust,
             "connections": self.connections,

@@ -56,6 +56,8 @@ class Target:
     kind: str
     #: Whether the server accepts an isolation level (DSQL has exactly one and rejects SET TRANSACTION).
     sets_isolation: bool = True
+    #: Whether the engine underneath takes row locks (PostgreSQL); DSQL takes none (loadgen.db.cc).
+    takes_row_locks: bool = True
     #: The SQL the run may send: "postgresql", or "dsql" (no TRUNCATE, set-up in small batches).
     dialect: str = "postgresql"
     #: Extra keyword arguments for *each new* connection, called once per connection
@@ -118,9 +120,14 @@ class Target:
         return self.dialect != "dsql"
 
     @property
+    def underlying(self) -> Target:
+        """The target itself, or the one a wrapper (``--dialect dsql``) drives."""
+        return self
+
+    @property
     def rebuilt_from_conninfo(self) -> bool:
-        """Whether another process reaches this target from ``conninfo()`` alone (worker processes need it)."""
-        return self.dialect == "postgresql" and self.connect_kwargs is None and self.connection_class is None and self.audit is None
+        """Whether another process reaches this target from ``conninfo()`` alone (no per-connection hooks)."""
+        return self.connect_kwargs is None and self.connection_class is None and self.audit is None
 
 
 def dialect_of(target: Target) -> str:
@@ -182,6 +189,7 @@ class EmbeddedTarget(Target):
     server: EmbeddedPostgres
     kind: str = "embedded"
     sets_isolation: bool = True
+    takes_row_locks: bool = True
     scope: RunScope | None = None
     _lock: RunLock | None = field(default=None, repr=False)
 
@@ -229,6 +237,7 @@ class PostgresTarget(Target):
     dsn: str = field(repr=False)
     kind: str = "postgres"
     sets_isolation: bool = True
+    takes_row_locks: bool = True
     schema: str = DEFAULT_SCHEMA
     #: --schema given (a schema the role cannot create is then refused, not replaced).
     schema_given: bool = False

@@ -218,6 +218,9 @@ class LoadgenPlugin:
             recorder = LiveRecorder(session.run_id, self.counters, worker=str(worker))
             self.bench = Bench(scenario, target, recorder)
             set_bench(self.env, self.bench)
+            if self.role == "local":
+                # Every user's connection open before Locust spawns them (a worker's share is not known yet).
+                self.bench.warm_up()
             if session.run_dir is not None:
                 session.stream(lambda: (recorder,))
 
