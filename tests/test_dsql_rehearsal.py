@@ -261,7 +261,8 @@ def test_more_users_than_the_connection_limit_are_refused_before_the_run(embedde
 def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embedded: Any, tmp_path: Path) -> None:
     """A connection lost mid-run whose reopening the limit refuses: the refused attempts record 53300
     (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
-    dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 4")
+    # 4 users and the session holding the schema's advisory lock (loadgen.targets.base.PostgresTarget).
+    dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 5")
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
          "--users", "4", "--accounts", "50", "--duration", "4", "--deadline", "3s", "--out", str(tmp_path), "-q"],
@@ -271,14 +272,16 @@ def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embe
         with psycopg.connect(embedded.conninfo, autocommit=True) as c:
             deadline = time.monotonic() + 60
             while c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_capped' AND application_name = 'loadgen'"
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_capped' AND application_name LIKE 'loadgen/%'"
             ).fetchone() != (4,):
                 assert time.monotonic() < deadline and proc.poll() is None, "the users never connected"
                 time.sleep(0.05)
-            c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 3")  # now one connection too many
-            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lg_capped' LIMIT 1")
+            c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 4")  # now one connection too many
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lg_capped' AND application_name LIKE 'loadgen/%' LIMIT 1"
+            )
             time.sleep(1.0)
-            c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 4")
+            c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 5")
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -6,12 +6,14 @@ Against the real embedded server (and, for ``--schema``, the same server reached
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import psycopg
@@ -207,3 +209,35 @@ def test_schema_cli_errors_are_one_line(embedded: EmbeddedPostgres, tmp_path: Pa
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--schema" in bad.stderr
     wrong = run_cli("run", "--schema", "x", "--out", str(tmp_path))
     assert wrong.returncode == 2 and "--schema is for --target postgres" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_on_one_server_both_hold(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    """The issue's report: a quickstart started while a hot 40-user run goes. Both must end well."""
+    runs = [
+        ("hot", ["--accounts", "10", "--users", "40", "--duration", "10"]),
+        ("quickstart", ["quickstart", "--duration", "6"]),
+    ]
+    procs = []
+    for name, args in runs:
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "loadgen.cli", "run", *args, "--out", str(tmp_path / name), "-q"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=dict(os.environ),
+            )
+        )
+        time.sleep(2)  # the second starts while the first runs
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    databases = set()
+    for name, _ in runs:
+        docs = [json.loads(p.read_text()) for p in (tmp_path / name).rglob("run.json")]
+        assert len(docs) == 1, name
+        doc = docs[0]
+        assert doc["invariants_hold"], doc["invariants"]
+        assert doc["connections"]["left_open"] == 0
+        databases.add(doc["target"]["database"])
+    assert len(databases) == 2 and not databases & set(embedded.run_databases())  # each its own, both dropped

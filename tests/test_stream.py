@@ -20,7 +20,7 @@ from loadgen.results.recorder import AttemptRecorder
 
 def _fill(rec: AttemptRecorder, n: int, outcome: str = "committed") -> None:
     for _ in range(n):
-        rec.add((str(uuid.uuid4()), 1, time.time(), 1.5, outcome, None, None, 1, 2, 1, 0.0, False), 7)
+        rec.add((str(uuid.uuid4()), 1, time.time(), 1.5, outcome, None, None, 1, 2, 1, 0.0, False, 0.0), 7)
 
 
 def test_parts_merge_into_segments_and_compact_into_one_file(tmp_path: Path) -> None:
@@ -67,11 +67,11 @@ _KILLED_WRITER = textwrap.dedent(
     s = AttemptStream(Path(sys.argv[1]))
     for i in range(5):
         for _ in range(100):
-            rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False), 1)
+            rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0), 1)
         s.drain(rec)
     print("written", flush=True)
     for _ in range(100):  # recorded, never flushed: lost with the process
-        rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False), 1)
+        rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0), 1)
     time.sleep(600)
     """
 )

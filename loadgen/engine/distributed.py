@@ -499,7 +499,7 @@ def run_distributed(
     with session.signals(stop=finisher.start):
         session.start()
         # The workers' rows go to disk as they arrive, like a local run's.
-        session.stream(lambda: list(collector.recorders.values()))
+        session.stream(lambda: list(collector.recorders.values()), env)
         try:
             if fleet.processes:
                 procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers")

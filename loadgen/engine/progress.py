@@ -39,6 +39,12 @@ class OutcomeTally:
             self._seen[id(rows)] = end
         return by
 
+    def settle(self) -> None:
+        """Count what the lists hold now, then forget them: they are about to be swapped for
+        fresh ones (streamed to disk), and a fresh list may even reuse a freed one's id."""
+        self.update()
+        self._seen.clear()
+
 
 def progress_line(elapsed_s: float, env: Any) -> str:
     users = env.runner.user_count if env.runner else 0

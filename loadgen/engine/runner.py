@@ -58,12 +58,12 @@ def run(
     except BaseException:
         bench.close()
         raise
-    env = session.environment(user_class, tally=OutcomeTally(recorder.rows))
+    env = session.environment(user_class, tally=OutcomeTally(lambda: [recorder.rows]))
     set_bench(env, bench)
     runner = env.create_local_runner()
     with session.signals(stop=runner.quit):
         session.start()
-        session.stream(lambda: (recorder,))
+        session.stream(lambda: (recorder,), env)
         try:
             session.run_load(
                 runner,

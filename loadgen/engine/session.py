@@ -213,10 +213,12 @@ class RunSession:
         if self.run_dir is not None:
             self.start_record().write(self.run_dir)
 
-    def stream(self, sources: Callable[[], Iterable[AttemptRecorder]]) -> None:
-        """From now on the attempts ``sources`` hold reach the run directory every second."""
+    def stream(self, sources: Callable[[], Iterable[AttemptRecorder]], env: Environment | None = None) -> None:
+        """From now on the attempts ``sources`` hold reach the run directory every second
+        (``env``'s progress tally counts them before they go)."""
         assert self.run_dir is not None, "open_run_dir() before stream()"
-        self.streamed = StreamedAttempts(AttemptStream(self.run_dir), sources)
+        tally: OutcomeTally | None = getattr(env, "loadgen_tally", None)
+        self.streamed = StreamedAttempts(AttemptStream(self.run_dir), sources, tally.settle if tally is not None else None)
         self.streamed.start()
 
     def abort(self, reason: str, stop: Callable[[], None]) -> None:

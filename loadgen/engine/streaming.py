@@ -34,9 +34,16 @@ class StreamedAttempts:
     distributed master's grows as workers join).
     """
 
-    def __init__(self, stream: AttemptStream, sources: Callable[[], Iterable[AttemptRecorder]]) -> None:
+    def __init__(
+        self,
+        stream: AttemptStream,
+        sources: Callable[[], Iterable[AttemptRecorder]],
+        before_take: Callable[[], None] | None = None,
+    ) -> None:
         self.stream = stream
         self.sources = sources
+        #: Called just before rows are taken (the progress tally counts them first).
+        self.before_take = before_take
         self._stop = gevent.event.Event()
         self._flusher: gevent.Greenlet | None = None
 
@@ -46,6 +53,8 @@ class StreamedAttempts:
     def _flush_forever(self) -> None:
         threads = gevent.get_hub().threadpool
         while not self._stop.wait(FLUSH_INTERVAL_S):
+            if self.before_take is not None:
+                self.before_take()
             taken = self.stream.take(*self.sources())
             if taken:
                 threads.apply(self.stream.write_taken, (taken,))
@@ -56,6 +65,8 @@ class StreamedAttempts:
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
+        if self.before_take is not None:
+            self.before_take()
         self.stream.drain(*self.sources())
 
     @property

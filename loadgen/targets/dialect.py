@@ -47,6 +47,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.errors import ConfigError
 from loadgen.targets.base import Target
+from loadgen.targets.embedded import RUN_DATABASE_PREFIX
 from loadgen.targets.scope import RunScope
 
 __all__ = [
@@ -364,7 +365,9 @@ class DsqlDialectTarget(Target):
         self.restart = inner.restart
         params = conninfo_to_dict(inner.conninfo())
         dbname = params.get("dbname") or params.get("user")
-        if dbname != "postgres":
+        # A run's own database on the embedded server (a worker reaches it by the master's
+        # connection string) stands in for DSQL's one database.
+        if dbname != "postgres" and not (isinstance(dbname, str) and dbname.startswith(RUN_DATABASE_PREFIX)):
             raise ConfigError(f"--dialect dsql needs the database 'postgres' (DSQL has no other), not {dbname!r}")
 
     @property
