@@ -15,6 +15,7 @@ from typing import Any
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
 
@@ -431,7 +432,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     locust_argv = [
         "locust",
         "-f",
-        str(Path(__file__).with_name("locustfile.py")),
+        str(LOCUSTFILE),
         "--web-host",
         args.web_host,
         "--web-port",
