@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from conftest import run_cli
 
-from loadgen.db.schema import reset
+from loadgen.db.schema import BATCH_ROWS, reset
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.connection import open_connection
 from loadgen.targets.dialect import DsqlDialectTarget, check_statement, check_trace
@@ -86,7 +86,7 @@ def test_loadgen_statements_pass(sql: str) -> None:
 
 
 def test_set_up_on_the_dsql_path_keeps_the_rules_and_postgres_path_does_not(embedded: Any) -> None:
-    # 7,001 accounts: three seeding batches, the last of one row.
+    # 7,001 accounts: eight seeding batches, the last of one row.
     target = DsqlDialectTarget(EmbeddedTarget(embedded))
     try:
         with open_connection(target, autocommit=True) as c:
@@ -96,11 +96,13 @@ def test_set_up_on_the_dsql_path_keeps_the_rules_and_postgres_path_does_not(embe
             assert c.execute("SELECT count(*), sum(balance) FROM accounts").fetchone() == (7001, 700100)
         clean = target.audit.check()
         assert clean.ok, clean.violations
-        assert clean.transactions >= 2 + 1 + 3  # two DDL, ledger delete, three batches
-        # The PostgreSQL path (TRUNCATE) is caught by the same checker.
+        assert clean.transactions >= 2 + 1 + 8  # two DDL, ledger delete, eight batches
+        assert clean.max_rows_written <= BATCH_ROWS == 1000, "set-up batches stay at 1,000 rows, well below DSQL's 3,000"
+        # The PostgreSQL path (TRUNCATE) is refused before it is sent, as DSQL would refuse it.
         with open_connection(target, autocommit=True) as c:
-            reset(c, 10, 100, truncate=True)
-        assert [v.rule for v in target.audit.check().violations] == ["no TRUNCATE"]
+            with pytest.raises(psycopg.errors.FeatureNotSupported, match="no TRUNCATE"):
+                reset(c, 10, 100, truncate=True)
+        assert target.audit.check().ok, "a refused statement never reaches the server"
     finally:
         target.audit.cleanup()
 
@@ -132,7 +134,7 @@ def test_set_up_retries_a_conflict(embedded: Any) -> None:
         holder.close()
         assert target.audit.check().ok
         traffic = "".join(p.read_text() for p in target.audit.directory.glob("*.trace"))
-        assert '"40001"' in traffic, "the batch met the conflict"
+        assert '"55P03"' in traffic, "the batch met the conflict (no lock waits: lock not granted, reported as 40001 OC000)"
         assert traffic.count('"INSERT INTO accounts') >= 3, "first reset, then the conflicted batch and its retry"
     finally:
         target.audit.cleanup()

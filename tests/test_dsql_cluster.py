@@ -38,18 +38,40 @@ def _expect_create(stub: Stubber, protection: bool, tags: dict[str, str]) -> Non
     stub.add_response("get_cluster", _cluster("ACTIVE"), {"identifier": ID})
 
 
-def _expect_delete(stub: Stubber) -> None:
+def _expect_get(stub: Stubber, status: str, protection: bool = False) -> None:
+    stub.add_response("get_cluster", _cluster(status, deletionProtectionEnabled=protection), {"identifier": ID})
+
+
+def _expect_gone(stub: Stubber) -> None:
+    stub.add_client_error("get_cluster", "ResourceNotFoundException", "Cluster not found", 404, expected_params={"identifier": ID})
+
+
+def _expect_update(stub: Stubber, protection: bool) -> None:
     stub.add_response(
         "update_cluster",
         {"identifier": ID, "arn": ARN, "status": "UPDATING", "creationTime": NOW},
-        {"identifier": ID, "deletionProtectionEnabled": False},
+        {"identifier": ID, "deletionProtectionEnabled": protection},
     )
-    stub.add_response("get_cluster", _cluster("ACTIVE"), {"identifier": ID})
+
+
+def _expect_delete_call(stub: Stubber) -> None:
     stub.add_response(
         "delete_cluster",
         {"identifier": ID, "arn": ARN, "status": "DELETING", "creationTime": NOW},
         {"identifier": ID, "clientToken": ANY},
     )
+
+
+def _expect_delete(stub: Stubber, status: str = "ACTIVE", protection: bool = True) -> None:
+    """Read the cluster; protection off (only if on) and settled again; delete; wait until it is gone."""
+    _expect_get(stub, status, protection)
+    if protection:
+        _expect_update(stub, False)
+        _expect_get(stub, "UPDATING")
+        _expect_get(stub, status)
+    _expect_delete_call(stub)
+    _expect_get(stub, "DELETING")
+    _expect_gone(stub)
 
 
 def test_create_waits_until_active_and_gives_the_endpoint(client: Any) -> None:
@@ -61,10 +83,64 @@ def test_create_waits_until_active_and_gives_the_endpoint(client: Any) -> None:
     assert cluster.endpoint == f"{ID}.dsql.{REGION}.on.aws"
 
 
-def test_delete_turns_protection_off_first(client: Any) -> None:
+def test_delete_turns_protection_off_first_and_waits_until_gone(client: Any) -> None:
     with Stubber(client) as stub:
         _expect_delete(stub)
-        assert delete_cluster(client, ID, delay_s=0) == "DELETING"
+        assert delete_cluster(client, ID, delay_s=0) == "DELETED"
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(("status", "protection"), [("IDLE", True), ("INACTIVE", True), ("IDLE", False), ("FAILED", False)])
+def test_delete_takes_a_cluster_at_rest_as_it_is(client: Any, status: str, protection: bool) -> None:
+    """IDLE and INACTIVE wake only on a connection: never wait for ACTIVE (the old code waited 300 s and failed)."""
+    with Stubber(client) as stub:
+        _expect_delete(stub, status, protection)
+        assert delete_cluster(client, ID, delay_s=0, max_wait_s=1) == "DELETED"
+        stub.assert_no_pending_responses()
+
+
+def test_delete_waits_out_a_change_in_progress_and_retries_a_conflict(client: Any) -> None:
+    naps: list[float] = []
+    with Stubber(client) as stub:
+        _expect_get(stub, "UPDATING", True)
+        _expect_get(stub, "ACTIVE", True)
+        stub.add_client_error("update_cluster", "ConflictException", "cluster is being updated", 409)
+        _expect_update(stub, False)
+        _expect_get(stub, "ACTIVE")
+        stub.add_client_error("delete_cluster", "ConflictException", "cluster is being updated", 409)
+        _expect_delete_call(stub)
+        _expect_gone(stub)
+        assert delete_cluster(client, ID, delay_s=0.5, sleep=naps.append) == "DELETED"
+        stub.assert_no_pending_responses()
+    assert naps == [0.5, 0.5], "a pause before each retry of a ConflictException"
+
+
+def test_delete_of_a_cluster_already_gone_is_done(client: Any) -> None:
+    with Stubber(client) as stub:
+        _expect_gone(stub)
+        assert delete_cluster(client, ID, delay_s=0) == "DELETED"
+        stub.assert_no_pending_responses()
+
+
+def test_a_failed_deletion_turns_protection_back_on(client: Any) -> None:
+    with Stubber(client) as stub:
+        _expect_get(stub, "ACTIVE", True)
+        _expect_update(stub, False)
+        _expect_get(stub, "ACTIVE")
+        stub.add_client_error("delete_cluster", "AccessDeniedException", "not allowed: dsql:DeleteCluster", 403)
+        _expect_update(stub, True)
+        with pytest.raises(TargetError, match=r"deletion protection turned back on\): AccessDeniedException: not allowed"):
+            delete_cluster(client, ID, delay_s=0)
+        stub.assert_no_pending_responses()
+
+
+def test_failed_ends_a_wait_at_once(client: Any) -> None:
+    with Stubber(client) as stub:
+        _expect_get(stub, "ACTIVE", False)
+        _expect_delete_call(stub)
+        _expect_get(stub, "FAILED")
+        with pytest.raises(TargetError, match=f"cluster {ID} is FAILED while waiting until it is deleted"):
+            delete_cluster(client, ID, delay_s=0, max_wait_s=3600)  # no hour-long wait: one poll
         stub.assert_no_pending_responses()
 
 
@@ -72,23 +148,23 @@ def test_ephemeral_cluster_is_deleted_when_the_run_fails(client: Any) -> None:
     lines: list[str] = []
     with Stubber(client) as stub:
         _expect_create(stub, False, {"created-by": "loadgen", "loadgen-ephemeral": "true"})
-        _expect_delete(stub)
+        _expect_delete(stub, protection=False)
         with pytest.raises(RuntimeError, match="the run broke"):
             with ephemeral_cluster(client, delay_s=0, log=lines.append) as cluster:
                 assert cluster.status == "ACTIVE"
                 raise RuntimeError("the run broke")
         stub.assert_no_pending_responses()
-    assert any("deleting" in line for line in lines)
+    assert any(f"cluster {ID} deleted" in line for line in lines)
 
 
 def test_ephemeral_cluster_is_deleted_when_it_never_becomes_active(client: Any) -> None:
     lines: list[str] = []
     with Stubber(client) as stub:
         stub.add_response("create_cluster", _cluster("CREATING"), {"deletionProtectionEnabled": False, "tags": ANY, "clientToken": ANY})
-        stub.add_response("get_cluster", _cluster("FAILED"), {"identifier": ID})  # the waiter gives up (max 1 try)
-        _expect_delete(stub)
-        with pytest.raises(TargetError, match="did not become ACTIVE"):
-            with ephemeral_cluster(client, delay_s=0, max_wait_s=0.5, log=lines.append):
+        stub.add_response("get_cluster", _cluster("FAILED"), {"identifier": ID})  # ends the wait at once
+        _expect_delete(stub, "FAILED", protection=False)
+        with pytest.raises(TargetError, match="did not become ACTIVE.*is FAILED"):
+            with ephemeral_cluster(client, delay_s=0, max_wait_s=600, log=lines.append):
                 pytest.fail("the body must not run")
         stub.assert_no_pending_responses()
 
@@ -96,10 +172,9 @@ def test_ephemeral_cluster_is_deleted_when_it_never_becomes_active(client: Any) 
 def test_aws_errors_become_one_line(client: Any) -> None:
     with Stubber(client) as stub:
         stub.add_client_error(
-            "update_cluster", "ResourceNotFoundException", "Cluster not found", 404,
-            expected_params={"identifier": ID, "deletionProtectionEnabled": False},
-        )  # fmt: skip
-        with pytest.raises(TargetError, match=f"cannot delete DSQL cluster {ID}: ResourceNotFoundException: Cluster not found"):
+            "get_cluster", "AccessDeniedException", "not allowed: dsql:GetCluster", 403, expected_params={"identifier": ID}
+        )
+        with pytest.raises(TargetError, match=f"cannot delete DSQL cluster {ID}: AccessDeniedException: not allowed"):
             delete_cluster(client, ID, delay_s=0)
 
 

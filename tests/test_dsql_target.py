@@ -17,7 +17,7 @@ import pytest
 from loadgen.db.classify import classify
 from loadgen.errors import ConfigError
 from loadgen.targets.connection import pool_options
-from loadgen.targets.dsql import ConnectPacer, DsqlTarget, direct_tls_supported, make_dsql_target, parse_endpoint
+from loadgen.targets.dsql import ConnectPacer, DsqlTarget, make_dsql_target, parse_endpoint
 
 ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 FAKE_KEY = "AKIDLOADGENTEST00001"
@@ -87,30 +87,23 @@ def test_bad_endpoints_are_refused_plainly(endpoint: str, region: str | None, me
         parse_endpoint(endpoint, region)
 
 
-def test_tls_is_required_and_verify_full_needs_a_ca_bundle(tmp_path) -> None:
+def test_tls_is_required_and_verified_by_default(tmp_path) -> None:
     with pytest.raises(ConfigError, match="TLS is mandatory"):
         make_dsql_target(ENDPOINT, sslmode="disable")
-    with pytest.raises(ConfigError, match="needs --sslrootcert"):
-        make_dsql_target(ENDPOINT, sslmode="verify-full")
     with pytest.raises(ConfigError, match="no such file"):
         make_dsql_target(ENDPOINT, sslrootcert=str(tmp_path / "missing.pem"))
+    with pytest.raises(ConfigError, match="require checks no certificate"):
+        make_dsql_target(ENDPOINT, sslmode="require", sslrootcert="system")
+    params = psycopg.conninfo.conninfo_to_dict(make_dsql_target(ENDPOINT).conninfo())
+    assert params["sslmode"] == "verify-full" and params["sslrootcert"] == "system", "AWS's samples: verify-full, system roots"
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     target = make_dsql_target(ENDPOINT, sslrootcert=str(bundle))
     params = psycopg.conninfo.conninfo_to_dict(target.conninfo())
     assert params["sslmode"] == "verify-full" and params["sslrootcert"] == str(bundle)
-
-
-def test_conninfo_has_tls_the_one_database_and_no_password() -> None:
-    params = psycopg.conninfo.conninfo_to_dict(make_dsql_target(ENDPOINT).conninfo())
-    assert params["host"] == ENDPOINT and params["port"] == "5432"
-    assert params["dbname"] == "postgres" and params["user"] == "admin"
-    assert params["sslmode"] == "require"
-    assert "password" not in params
-    if direct_tls_supported():
-        assert params["sslnegotiation"] == "direct"
-    else:
-        assert "sslnegotiation" not in params
+    relaxed = psycopg.conninfo.conninfo_to_dict(make_dsql_target(ENDPOINT, sslmode="require").conninfo())
+    assert relaxed["sslmode"] == "require" and "sslrootcert" not in relaxed
+    assert make_dsql_target(ENDPOINT, sslmode="require").describe()["sslrootcert"] is None
 
 
 def test_dsql_sends_no_isolation_level_and_retires_connections_before_60_minutes() -> None:

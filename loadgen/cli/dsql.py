@@ -17,6 +17,7 @@ __all__ = [
     "add_command",
     "cmd_dsql",
     "make_run_target",
+    "apply_scenario_target",
     "pace_spawn",
     "run_ephemeral",
     "report_dialect_check",
@@ -44,8 +45,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     g.add_argument("--db-user", help="database role: admin (default) or a role mapped to IAM with AWS IAM GRANT")
     g.add_argument("--profile", help="AWS profile for credentials (default: the usual boto3 chain)")
     g.add_argument("--token-expiry", type=_int, help="IAM token lifetime in seconds (default 900)")
-    g.add_argument("--sslmode", help="require (default) or verify-full")
-    g.add_argument("--sslrootcert", help="CA bundle for verify-full (a file, or 'system'); implies verify-full")
+    g.add_argument(
+        "--sslmode",
+        help="verify-full (default: the server's certificate checked against --sslrootcert) or require (encrypted, not verified)",
+    )
+    g.add_argument("--sslrootcert", help="CA bundle verify-full checks against: a file, or 'system' (default: the system's roots)")
     g.add_argument("--connect-rate", type=_float, help="new connections per second (default 80; DSQL allows 100)")
     g.add_argument(
         "--ephemeral",
@@ -68,7 +72,7 @@ def add_command(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     c.add_argument("--profile", help="AWS profile")
     c.add_argument("--tag", action="append", metavar="KEY=VALUE", help="a tag for the cluster (repeatable)")
     c.add_argument("--no-deletion-protection", action="store_true", help="create it without deletion protection")
-    x = actions.add_parser("delete", help="turn deletion protection off and delete a cluster")
+    x = actions.add_parser("delete", help="delete a cluster (turning deletion protection off) and wait until it is gone")
     x.add_argument("cluster", metavar="ID", help="cluster identifier or endpoint")
     x.add_argument("--region", help="AWS Region (default: from the endpoint, or your profile's)")
     x.add_argument("--profile", help="AWS profile")
@@ -92,9 +96,22 @@ def cmd_dsql(args: argparse.Namespace) -> int:
 
         _, region = parse_endpoint(args.cluster)
     client = lifecycle.dsql_client(region, args.profile)
+    print(f"deleting DSQL cluster {identifier} (waiting until it is gone)...", flush=True)
     status = lifecycle.delete_cluster(client, identifier)
     print(f"{identifier}: {status.lower()}")
     return 0
+
+
+def apply_scenario_target(args: argparse.Namespace, sf: Any) -> None:
+    """A scenario file's ``[target]`` DSQL keys, where the command line gave none."""
+    if not sf.dsql:
+        return
+    if args.target != "dsql":
+        keys = ", ".join(f"target.{k}" for k in sf.dsql)
+        raise ConfigError(f'{sf.source}: {keys}: for a DSQL target (target.kind = "dsql"), not {args.target}')
+    for key, value in sf.dsql.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
 
 def make_run_target(args: argparse.Namespace) -> Any:

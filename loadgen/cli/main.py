@@ -15,6 +15,7 @@ from typing import Any
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.targets.base import check_cells, dialect_of
 from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
@@ -257,7 +258,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.target == "embedded" and not args.dsn and sf.target_kind:
         # The scenario file names the target; the command line's --target/--dsn would win.
         args.target, args.dsn = sf.target_kind, sf.dsn
+    dsql_cli.apply_scenario_target(args, sf)  # a file's DSQL endpoint, region, role, profile
     target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
+    check_cells(dialect_of(target), sf.cells)  # every cell against the target, before any work
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
     sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
@@ -479,7 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
-            _scenario_from_args(args)  # validate before creating a cluster
+            # Validate every cell as DSQL would take it before creating a cluster.
+            check_cells("dsql", _scenario_file_from_args(args).cells)
             return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
         if args.command == "run" and args.worker:
             return cmd_worker(args)

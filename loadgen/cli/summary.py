@@ -46,10 +46,10 @@ def format_summary(result: Any) -> str:
         lines.append(f"  client CPU        {cl['cpu_utilization']:.0%} of one core, {cl['cpu_per_attempt_us']:.0f} us per attempt{warn}")
     c = result.connections
     if c:
-        lines.append(
-            f"  connections       {c['opened']:,} opened, {c['lost'] + c['returned_broken']:,} broken, "
-            f"{c.get('left_open', 0)} left open after the run"
-        )
+        left = c.get("left_open")
+        # None: not counted (DSQL, or the server refused pg_stat_activity).
+        left_text = "left open after the run not counted" if left is None else f"{left} left open after the run"
+        lines.append(f"  connections       {c['opened']:,} opened, {c['lost'] + c['returned_broken']:,} broken, {left_text}")
     if result.faults:
         kinds: dict[str, int] = {}
         for f in result.faults:

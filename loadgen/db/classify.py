@@ -1,7 +1,9 @@
 """Classify a failed attempt at the source, from the exception psycopg raised.
 
-SQLSTATE first; DSQL's OCC code (OC000 data conflict, OC001 schema changed) is kept
-as a detail, never used to decide.
+SQLSTATE first. DSQL reports an OCC conflict as SQLSTATE 40001 with its OCC code
+(OC000 data conflict, OC001 schema changed) in the message; the code is kept as a
+detail. DSQL may also send the OCC code itself as the SQLSTATE (AWS's connectors
+retry SQLSTATE OC000/OC001 as well as 40001): those are conflicts too.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from dataclasses import dataclass
 import psycopg
 import psycopg.errors as pg_errors
 
-__all__ = ["Classified", "classify", "InsufficientFunds", "NoSuchAccount"]
+__all__ = ["Classified", "classify", "InsufficientFunds", "NoSuchAccount", "OCC_SQLSTATES"]
 
 _OC_CODE = re.compile(r"\b(OC\d{3})\b")
+#: DSQL's OCC codes used as SQLSTATEs: data conflict, schema changed.
+OCC_SQLSTATES = frozenset({"OC000", "OC001"})
 
 # SQLSTATE classes that mean the connection, not the transaction, is the problem:
 # 08 connection exception, 57P01-57P03 admin shutdown / crash / cannot connect now,
@@ -48,6 +52,8 @@ def classify(exc: BaseException) -> Classified:
         if isinstance(exc, pg_errors.SerializationFailure) or sqlstate == "40001":
             m = _OC_CODE.search(str(exc))
             return Classified("conflict", "40001", m.group(1) if m else None)
+        if sqlstate in OCC_SQLSTATES:
+            return Classified("conflict", sqlstate, sqlstate)
         if isinstance(exc, pg_errors.DeadlockDetected):
             return Classified("deadlock", sqlstate)
         if isinstance(exc, pg_errors.LockNotAvailable):

@@ -21,7 +21,8 @@ negative rolls back and raises InsufficientFunds.
   two accounts. The transfer reads both of the payer's accounts, checks the rule,
   and debits only one. Under snapshot isolation two such transfers from the two accounts of
   one customer both pass the check and both commit: write skew (the ``write-skew``
-  demonstration). ``SELECT ... FOR UPDATE`` on both accounts makes them collide.
+  demonstration). ``SELECT ... FOR UPDATE`` on both accounts, one by its key at a
+  time in id order (DSQL's rule), makes them collide.
 
 Read-only transactions for the read mix are here too: one balance, or an audit
 that sums every balance in one snapshot and checks the bank's total (Jepsen's bank).
@@ -36,6 +37,7 @@ from typing import Any
 import psycopg
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
+from loadgen.db.schema import READ_PAGE_ROWS
 from loadgen.db.transfer import CREDIT, LEDGER, TransferRequest, transfer_once
 
 __all__ = [
@@ -164,13 +166,22 @@ def sibling(account: int) -> int:
     return account + 1 if account % 2 else account - 1
 
 
+#: One row locked by its primary key: DSQL takes ``FOR UPDATE`` only with an equality
+#: predicate on the key, so the two rows are locked one statement each.
+SELECT_FOR_UPDATE = "SELECT balance FROM accounts WHERE id = %s FOR UPDATE"
+
+
 def _joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any, lock: bool) -> None:
     pair = (req.payer, sibling(req.payer))
-    # FOR UPDATE takes both rows in id order, so two payments of one customer queue rather than deadlock.
-    rows = conn.execute(
-        "SELECT id, balance FROM accounts WHERE id = ANY(%s) ORDER BY id" + (" FOR UPDATE" if lock else ""), (list(pair),)
-    ).fetchall()
-    balances = dict(rows)
+    balances: dict[int, int] = {}
+    if lock:
+        # In id order, so two payments of one customer queue rather than deadlock.
+        for account in sorted(pair):
+            row = conn.execute(SELECT_FOR_UPDATE, (account,)).fetchone()
+            if row is not None:
+                balances[account] = row[0]
+    else:
+        balances = dict(conn.execute("SELECT id, balance FROM accounts WHERE id = ANY(%s)", (list(pair),)).fetchall())
     if len(balances) != 2:
         _fail(conn, NoSuchAccount(f"customer of account {req.payer} lacks an account"))
     own, joint = balances[req.payer], sum(balances.values())
@@ -194,15 +205,24 @@ def joint_customers_accounts(accounts: int) -> int:
 
 
 def customers_below_minimum(conn: psycopg.Connection[Any], accounts: int, minimum: int) -> tuple[int, int]:
-    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check."""
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
-        " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id <= %s GROUP BY 1) t",
-        (minimum, joint_customers_accounts(accounts)),
-    ).fetchone()
-    conn.rollback()
-    assert row is not None
-    return int(row[0]), int(row[1])
+    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check.
+
+    Read in pages of account ids (a customer's two accounts always in one page), each
+    its own transaction, so a large bank stays within DSQL's per-query and
+    per-transaction limits; called once the writers have stopped.
+    """
+    last = joint_customers_accounts(accounts)
+    below = customers = 0
+    for first in range(1, last + 1, READ_PAGE_ROWS):  # READ_PAGE_ROWS is even: pages hold whole customers
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
+            " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id BETWEEN %s AND %s GROUP BY 1) t",
+            (minimum, first, min(last, first + READ_PAGE_ROWS - 1)),
+        ).fetchone()
+        conn.rollback()
+        assert row is not None
+        below, customers = below + int(row[0]), customers + int(row[1])
+    return below, customers
 
 
 SHAPE_FUNCTIONS: dict[str, Shape] = {

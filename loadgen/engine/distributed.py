@@ -52,7 +52,7 @@ from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, dialect_of
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -435,7 +435,7 @@ def run_distributed(
     target.prepare(scenario.users)
     with core._connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=dialect_of(target) != "dsql")
 
     env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
     port = fleet.bind_port or _free_port(fleet.bind_host)

@@ -34,7 +34,7 @@ class ContentionCounters:
     def __init__(self) -> None:
         self.attempts = 0
         self.commits = 0
-        self.conflicts = 0  # SQLSTATE 40001, as in loadgen.results.metrics
+        self.conflicts = 0  # outcome conflict (40001, OC000/OC001), as in loadgen.results.metrics
         self.retries = 0  # attempts numbered 2 and up
         self.by_outcome: dict[tuple[str, str | None], int] = {}
         self.transactions = 0
@@ -53,7 +53,7 @@ class ContentionCounters:
         if outcome in _COMMITTED:
             self.commits += 1
         elif outcome in CONTENTION:
-            if sqlstate == "40001":
+            if outcome == "conflict":
                 self.conflicts += 1
             hot = self.hot
             hot[payer] = hot.get(payer, 0) + 1

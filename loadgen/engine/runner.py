@@ -29,14 +29,14 @@ import psycopg
 from locust.env import Environment
 
 from loadgen import __version__
-from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset
+from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
-from loadgen.targets.base import Target, redact_conninfo
+from loadgen.targets.base import Target, dialect_of, redact_conninfo
 from loadgen.targets.connection import open_connection
 
 __all__ = ["RunResult", "run", "prepare_out_dir", "finish_run", "write_run_json", "write_report"]
@@ -110,7 +110,7 @@ def run(
     target.prepare(scenario.users)
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=getattr(target, "dialect", target.kind) != "dsql")
+        reset(conn, scenario.accounts, scenario.initial_balance, truncate=dialect_of(target) != "dsql")
 
     recorder = AttemptRecorder(run_id)
     bench = Bench(scenario, target, recorder)
@@ -218,7 +218,8 @@ def finish_run(
             _resolve_unknown_commits(conn, attempts)
             committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
             invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
-            connections["left_open"] = _sessions_left(conn)
+            # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
+            connections["left_open"] = sessions_left(conn, APPLICATION_NAME, dialect_of(target))  # type: ignore[assignment]
     except (TargetError, psycopg.Error) as e:
         invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
     finally:
@@ -265,16 +266,6 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
     attempts.loc[hit, "outcome"] = "ambiguous_committed"
-
-
-def _sessions_left(conn: psycopg.Connection[Any]) -> int:
-    """loadgen's sessions still open on the server after the pool closed (should be 0)."""
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
-        (APPLICATION_NAME,),
-    ).fetchone()
-    conn.rollback()
-    return int(row[0]) if row else 0
 
 
 def _locust_counts(env: Environment) -> dict[str, int]:

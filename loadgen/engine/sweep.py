@@ -23,7 +23,8 @@ from loadgen.engine import runner
 from loadgen.engine.distributed import run_distributed
 from loadgen.engine.runner import RunResult, prepare_out_dir
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, check_cells, dialect_of
+from loadgen.targets.connection import open_connection
 
 __all__ = ["SweepResult", "run_file", "run_cell", "annotate_run"]
 
@@ -100,12 +101,11 @@ def workload_notes(workload: dict[str, Any]) -> list[str]:
 
 def _check_joint_minimum(result: RunResult, target: Target, accounts: int, minimum: int) -> None:
     """The write-skew check: every customer's two accounts still sum to at least ``minimum``."""
-    import psycopg
-
     from loadgen.db.schema import Invariant
     from loadgen.db.shapes import customers_below_minimum
 
-    with psycopg.connect(target.conninfo(), connect_timeout=10) as conn:
+    # The target's own way in: DSQL needs a signed token, --dialect dsql its traced connection.
+    with open_connection(target, autocommit=True, connect_timeout=10) as conn:
         below, customers = customers_below_minimum(conn, accounts, minimum)
     check = Invariant(
         "joint_minimum_kept",
@@ -167,6 +167,8 @@ def run_file(
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
     from loadgen.engine.progress import progress_line
+
+    check_cells(dialect_of(target), sf.cells)  # every cell, before any work
 
     def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
         if say is None:

@@ -17,7 +17,7 @@ Layout (every key optional; the tables group knobs, see ``KNOBS``)::
     [retry]       max_attempts, deadline, backoff, base_ms, cap_ms
     [load]        model, think_time, batches, arrival_rate
     [postgres]    lock_timeout_ms  (0: wait on row locks, PostgreSQL's own default), isolation
-    [target]      kind, dsn
+    [target]      kind, dsn; for DSQL: endpoint, region, db_user, profile
 
 Built-in scenarios ship inside the package (``loadgen/scenarios/*.toml``), so a
 bare name such as ``quickstart`` works from an installed wheel too.
@@ -108,6 +108,10 @@ KNOBS: tuple[Knob, ...] = (
     Knob("postgres.isolation", "choice", choices=ISOLATION_LEVELS),
     Knob("target.kind", "text", sweep=False),
     Knob("target.dsn", "text", sweep=False),
+    Knob("target.endpoint", "text", sweep=False),
+    Knob("target.region", "text", sweep=False),
+    Knob("target.db_user", "text", sweep=False),
+    Knob("target.profile", "text", sweep=False),
 )
 _BY_PATH = {k.path: k for k in KNOBS}
 _TABLES = sorted({k.path.split(".")[0] for k in KNOBS if "." in k.path})
@@ -189,6 +193,8 @@ class ScenarioFile:
     sweep_keys: tuple[str, ...] = ()
     target_kind: str | None = None
     dsn: str | None = field(default=None, repr=False)  # may hold a password: never log it
+    #: DSQL: the cluster to reach (``target.endpoint``, ``region``, ``db_user``, ``profile``).
+    dsql: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_sweep(self) -> bool:
@@ -279,6 +285,7 @@ def load_text(text: str, source: str, overrides: Mapping[str, Any] | None = None
         sweep_keys=swept_t,
         target_kind=fixed.get("target.kind"),
         dsn=fixed.get("target.dsn"),
+        dsql={k[7:]: v for k, v in fixed.items() if k in ("target.endpoint", "target.region", "target.db_user", "target.profile")},
     )
 
 

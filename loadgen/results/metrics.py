@@ -1,7 +1,7 @@
 """Pure metric functions over an attempts table (pandas), shared by the summary and the report.
 
 Definitions (kept in one place so every view agrees):
-- conflict rate: attempts that ended in 40001 / all attempts;
+- conflict rate: attempts that ended in a conflict (SQLSTATE 40001, or DSQL's OC000/OC001) / all attempts;
 - retries: attempts with attempt number >= 2; retries per commit = retries / commits;
 - transaction latency: from its first attempt's start to its last attempt's end,
   backoff included;

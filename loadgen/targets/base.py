@@ -12,7 +12,17 @@ from typing import Any, Protocol
 from loadgen.errors import ConfigError, TargetError
 from loadgen.targets.embedded import EmbeddedPostgres
 
-__all__ = ["Target", "EmbeddedTarget", "PostgresTarget", "make_target", "redact_conninfo", "TARGETS"]
+__all__ = [
+    "Target",
+    "EmbeddedTarget",
+    "PostgresTarget",
+    "make_target",
+    "redact_conninfo",
+    "dialect_of",
+    "scenario_problem",
+    "check_cells",
+    "TARGETS",
+]
 
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 
@@ -33,6 +43,39 @@ class Target(Protocol):
     def describe(self) -> dict[str, Any]:
         """What the run's records say about the target: no secrets."""
         ...
+
+
+def dialect_of(target: Any) -> str:
+    """``dsql`` for DSQL and ``--dialect dsql`` targets (DSQL's rules apply), else ``postgresql``."""
+    return "dsql" if getattr(target, "dialect", None) == "dsql" or target.kind == "dsql" else "postgresql"
+
+
+def scenario_problem(dialect: str, scenario: Any) -> str | None:
+    """What in ``scenario`` a target of ``dialect`` cannot honour, or None.
+
+    Checked for every cell before any work: on DSQL a lock timeout would be a
+    ``set_config('lock_timeout')`` DSQL refuses on every connection, and an isolation
+    level other than snapshot would be silently ignored, mislabelling the cell.
+    """
+    if dialect != "dsql":
+        return None
+    if scenario.lock_timeout_ms is not None:
+        return "lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"
+    if scenario.isolation != "repeatable-read":
+        return (
+            f"isolation {scenario.isolation}: DSQL has one isolation level (snapshot, as repeatable-read); "
+            "run this cell on a PostgreSQL target"
+        )
+    return None
+
+
+def check_cells(dialect: str, cells: Any) -> None:
+    """Refuse, in one line naming the cell, the first cell a target of ``dialect`` cannot run as asked."""
+    for cell in cells:
+        problem = scenario_problem(dialect, cell.scenario)
+        if problem:
+            where = f"cell {cell.label}: " if len(cells) > 1 else ""
+            raise ConfigError(f"{where}{problem}")
 
 
 def redact_conninfo(conninfo: str) -> str:

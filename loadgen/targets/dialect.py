@@ -1,9 +1,18 @@
-"""The DSQL dialect on any PostgreSQL: apply DSQL's rules and check every statement sent.
+"""The DSQL dialect on any PostgreSQL: behave like DSQL where it can, and check every statement sent.
 
 ``--dialect dsql`` wraps a target (the embedded PostgreSQL, usually) so that loadgen
 takes its DSQL path (no ``SET TRANSACTION``/isolation level, no TRUNCATE, set-up in
-single-statement transactions, batches of at most 3,000 rows) and audits what
-actually went over the wire.
+single-statement transactions, batches of at most 1,000 rows) and rehearses what a
+DSQL cluster would do to it:
+
+- optimistic concurrency: no lock waits (``lock_timeout`` of 1 ms as a startup
+  parameter), and a write-write conflict, whichever way PostgreSQL reports it
+  (40001, or 55P03 for a lock not granted), reaches loadgen as DSQL's: SQLSTATE
+  40001 with ``(OC000)`` in its text;
+- refusal: a statement DSQL refuses (the rules below, ``SET``/``set_config`` of a
+  setting it does not allow, ``pg_stat_activity``) fails before it is sent, with
+  SQLSTATE 0A000, as it would on a cluster;
+- afterwards, an audit of what actually went over the wire.
 
 How statements are caught: psycopg has no statement hook, and a Cursor wrapper
 would miss what psycopg sends by itself (``BEGIN``, ``COMMIT``, ``SAVEPOINT``). So
@@ -32,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.errors as pg_errors
 from psycopg import pq
 
 from loadgen.errors import ConfigError
@@ -45,7 +55,9 @@ __all__ = [
     "DsqlDialectTarget",
     "check_trace",
     "check_statement",
+    "refusal",
     "report_dialect_check",
+    "DSQL_CONFLICT_MESSAGE",
 ]
 
 DIALECTS: tuple[str, ...] = ("postgresql", "dsql")
@@ -69,7 +81,22 @@ STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("no foreign keys", re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b.*\b(REFERENCES|FOREIGN\s+KEY)\b", _I)),
     ("no extensions", re.compile(r"^\s*CREATE\s+EXTENSION\b", _I)),
+    (
+        "no SET of a setting DSQL does not allow (e.g. lock_timeout)",
+        re.compile(
+            r"^\s*(SET|RESET)\s+(SESSION\s+|LOCAL\s+)?(?!(application_name|search_path|time\s*zone|timezone|client_encoding)\b)\w"
+            r"|\bset_config\s*\(\s*'(?!(application_name|search_path|timezone|client_encoding)')",
+            _I,
+        ),
+    ),
+    ("no pg_stat_activity (not known to work on DSQL; AWS's own tests avoid it)", re.compile(r"\bpg_stat_activity\b", _I)),
 )
+#: DSQL takes ``SELECT ... FOR UPDATE`` only with an equality predicate on the primary key.
+_FOR_UPDATE = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", _I)
+_FOR_UPDATE_BY_KEY = re.compile(r"\bWHERE\s+id\s*=\s*(\$\d+|%s|\d+)\s+FOR\s+UPDATE\s*$", _I)
+FOR_UPDATE_RULE = "FOR UPDATE only with an equality predicate on the primary key (WHERE id = ...)"
+#: The conflict text DSQL sends with SQLSTATE 40001 (the older wording; AWS's docs show both).
+DSQL_CONFLICT_MESSAGE = "change conflicts with another transaction, please retry: (OC000)"
 _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP)\b", re.IGNORECASE)
 _TXN_CONTROL = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
 _ROWS_TAG = re.compile(r"^(INSERT \d+|UPDATE|DELETE|MERGE|COPY) (\d+)$")
@@ -97,6 +124,8 @@ class AuditReport:
     statements: int = 0
     transactions: int = 0
     violations: list[Violation] = field(default_factory=list)
+    #: The most rows one transaction wrote.
+    max_rows_written: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,11 +135,23 @@ class AuditReport:
         self.statements += other.statements
         self.transactions += other.transactions
         self.violations.extend(other.violations)
+        self.max_rows_written = max(self.max_rows_written, other.max_rows_written)
 
 
 def check_statement(sql: str) -> list[str]:
     """The statement-level DSQL rules ``sql`` breaks."""
-    return [rule for rule, pattern in STATEMENT_RULES if pattern.search(sql)]
+    broken = [rule for rule, pattern in STATEMENT_RULES if pattern.search(sql)]
+    if _FOR_UPDATE.search(sql) and not _FOR_UPDATE_BY_KEY.search(sql.strip().rstrip(";")):
+        broken.append(FOR_UPDATE_RULE)
+    return broken
+
+
+def refusal(sql: str) -> psycopg.Error | None:
+    """The error a DSQL cluster would answer ``sql`` with, or None: one line, SQLSTATE 0A000."""
+    broken = [rule for stmt in _split(sql) for rule in check_statement(stmt)]
+    if not broken:
+        return None
+    return pg_errors.lookup("0A000")(f"DSQL refuses this statement (--dialect dsql rehearsal): {broken[0]}: {_short(sql)}")
 
 
 def _split(sql: str) -> list[str]:
@@ -155,6 +196,7 @@ def check_trace(text: str, connection: str = "?") -> AuditReport:
         work = [s for s in txn if not _TXN_CONTROL.match(s)]
         if work:
             report.transactions += 1
+            report.max_rows_written = max(report.max_rows_written, rows)
             ddl = [s for s in work if _DDL.match(s)]
             if len(ddl) > 1:
                 report.violations.append(Violation("one DDL statement per transaction", _short(" ; ".join(ddl)), connection))
@@ -204,11 +246,15 @@ class StatementAudit:
         audit = self
 
         class TracedConnection(psycopg.Connection[Any]):
-            """A psycopg connection whose protocol traffic, after authentication, goes to a trace file."""
+            """A psycopg connection whose protocol traffic, after authentication, goes to a trace file.
+
+            Its cursors behave like DSQL's: see :class:`DsqlCursor`.
+            """
 
             @classmethod
             def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:  # type: ignore[override]
                 conn = super().connect(conninfo, **kwargs)
+                conn.cursor_factory = DsqlCursor
                 audit.attach(conn)
                 return conn
 
@@ -249,8 +295,25 @@ class StatementAudit:
         self._remove()
 
 
-#: PostgreSQL's equivalent of DSQL's one isolation level, set at connection start.
-_SNAPSHOT_OPTION = r"-c default_transaction_isolation=repeatable\ read"
+class DsqlCursor(psycopg.Cursor[Any]):
+    """A cursor that answers like DSQL: refuses what DSQL refuses, reports conflicts as DSQL does."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> DsqlCursor:  # type: ignore[override]
+        text = query if isinstance(query, str) else query.as_string(self.connection) if hasattr(query, "as_string") else str(query)
+        refused = refusal(text)
+        if refused is not None:
+            raise refused
+        try:
+            super().execute(query, params, **kwargs)
+        except (pg_errors.SerializationFailure, pg_errors.LockNotAvailable):
+            # Without lock waits, a write-write conflict is 55P03 or 40001 here; DSQL says 40001 (OC000).
+            raise pg_errors.SerializationFailure(DSQL_CONFLICT_MESSAGE) from None
+        return self
+
+
+#: PostgreSQL's equivalent of DSQL's one isolation level, and no lock waits (DSQL takes
+#: no row locks), set at connection start.
+_SNAPSHOT_OPTION = r"-c default_transaction_isolation=repeatable\ read -c lock_timeout=1ms"
 
 
 class DsqlDialectTarget:
@@ -290,7 +353,12 @@ class DsqlDialectTarget:
         return hook() if hook else {}
 
     def describe(self) -> dict[str, Any]:
-        return {**self.inner.describe(), "dialect": "dsql", "dialect_check": "libpq protocol trace of every connection"}
+        return {
+            **self.inner.describe(),
+            "dialect": "dsql",
+            "dialect_check": "libpq protocol trace of every connection",
+            "rehearsal": "no lock waits (lock_timeout 1 ms); conflicts reported as 40001 (OC000); DSQL's refusals raised as 0A000",
+        }
 
 
 def report_dialect_check(target: Any, run_dir: Path) -> bool:
@@ -308,6 +376,7 @@ def report_dialect_check(target: Any, run_dir: Path) -> bool:
         "connections": audit.connections,
         "statements": report.statements,
         "transactions": report.transactions,
+        "max_rows_written_per_transaction": report.max_rows_written,
         "violations": [v.to_dict() for v in report.violations],
     }
     (run_dir / "dialect-check.json").write_text(json.dumps(doc, indent=2) + "\n")

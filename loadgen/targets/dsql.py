@@ -6,8 +6,10 @@ DSQL speaks the PostgreSQL protocol; the differences a load generator meets:
   client; it is checked only when a connection opens, so every new connection
   gets a fresh one (one client per process: making a client costs tens of ms,
   signing a token far below one);
-- TLS is mandatory; libpq >= 17 can skip the SSLRequest round trip
-  (``sslnegotiation=direct``);
+- TLS is mandatory, and verified by default (``sslmode=verify-full`` against the
+  system's CA roots, ``sslrootcert=system``, as AWS's samples connect): ``require``
+  encrypts but would hand the token to any server that answers; libpq >= 17 can
+  skip the SSLRequest round trip (``sslnegotiation=direct``);
 - a connection lives at most 60 minutes, and new connections are limited to
   100/s (burst 1,000) per cluster: the pool replaces connections at 50 minutes
   and new connections are paced below the limit;
@@ -77,6 +79,13 @@ def parse_endpoint(endpoint: str, region: str | None = None) -> tuple[str, str]:
     raise ConfigError(
         f"--endpoint {endpoint!r} is not a DSQL endpoint like ID.dsql.REGION.on.aws (for another host name, also give --region)"
     )
+
+
+def system_roots_supported() -> bool:
+    """Whether the installed libpq accepts ``sslrootcert=system`` (libpq 16+)."""
+    import psycopg
+
+    return psycopg.pq.version() >= 160000
 
 
 def direct_tls_supported() -> bool:
@@ -186,8 +195,9 @@ class DsqlTarget:
     db_user: str = ADMIN
     profile: str | None = None
     token_expiry_s: int = DEFAULT_TOKEN_EXPIRY_S
-    sslmode: str = "require"
-    sslrootcert: str | None = None
+    sslmode: str = "verify-full"
+    #: A CA bundle, or ``system`` (libpq >= 16): the roots verify-full checks against.
+    sslrootcert: str | None = "system"
     connect_rate: float = DEFAULT_CONNECT_RATE
     connect_burst: int = DEFAULT_CONNECT_BURST
     port: int = 5432
@@ -230,7 +240,7 @@ class DsqlTarget:
         }
         if self.hostaddr:
             params["hostaddr"] = self.hostaddr
-        if self.sslrootcert:
+        if self.sslrootcert and self.sslmode == "verify-full":
             params["sslrootcert"] = self.sslrootcert
         if self.sslmode != "disable" and direct_tls_supported():
             params["sslnegotiation"] = "direct"
@@ -250,7 +260,7 @@ class DsqlTarget:
             "auth": f"IAM token ({self.tokens.action}, {self.token_expiry_s} s)",
             "profile": self.profile,
             "sslmode": self.sslmode,
-            "sslrootcert": self.sslrootcert,
+            "sslrootcert": self.sslrootcert if self.sslmode == "verify-full" else None,
             "sslnegotiation": "direct" if self.sslmode != "disable" and direct_tls_supported() else "postgres",
             "connect_rate_per_s": self.connect_rate,
             "max_lifetime_s": self.max_lifetime_s,
@@ -271,11 +281,18 @@ def make_dsql_target(
     if not endpoint:
         raise ConfigError("--target dsql needs --endpoint ID.dsql.REGION.on.aws (or --ephemeral)")
     host, reg = parse_endpoint(endpoint, region)
-    mode = sslmode or ("verify-full" if sslrootcert else "require")
+    mode = sslmode or "verify-full"
     if mode not in SSLMODES:
         raise ConfigError(f"--sslmode must be one of {', '.join(SSLMODES)} for DSQL (TLS is mandatory), got {mode!r}")
+    if mode == "require" and sslrootcert:
+        raise ConfigError("--sslrootcert is for --sslmode verify-full; require checks no certificate")
     if mode == "verify-full" and not sslrootcert:
-        raise ConfigError("--sslmode verify-full needs --sslrootcert PATH (a CA bundle) or --sslrootcert system")
+        if not system_roots_supported():
+            raise ConfigError(
+                "this libpq (< 16) cannot verify against the system's CA roots: give --sslrootcert PATH (a CA bundle), "
+                "or --sslmode require (encrypted, but the server's certificate is not checked)"
+            )
+        sslrootcert = "system"
     if sslrootcert and sslrootcert != "system":
         from pathlib import Path
 

@@ -1,13 +1,17 @@
 """Aurora DSQL cluster lifecycle: create and wait until ACTIVE, delete, and a cluster for one run.
 
-A convenience over boto3's ``dsql`` client (``create_cluster``, the ``cluster_active``
-waiter, ``update_cluster``, ``delete_cluster``). Every AWS failure becomes one
-``TargetError`` line that says what is left behind and how to remove it.
+A convenience over boto3's ``dsql`` client (``create_cluster``, ``get_cluster``,
+``update_cluster``, ``delete_cluster``). Every AWS failure becomes one ``TargetError``
+line that says what is left behind and how to remove it.
+
+Waits poll ``get_cluster`` rather than use botocore's ``cluster_active`` waiter: a
+cluster at rest is ``IDLE`` or ``INACTIVE`` (it wakes only on a connection), which
+that waiter never accepts, and ``FAILED`` should end a wait at once, not after it.
 """
 
 from __future__ import annotations
 
-import math
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +26,11 @@ T = TypeVar("T")
 
 #: Tags every cluster loadgen creates carries, so a forgotten one is easy to find.
 LOADGEN_TAGS = {"created-by": "loadgen"}
+#: A cluster in one of these can be updated or deleted: ACTIVE, or at rest (scaled down, woken by a connection).
+SETTLED = frozenset({"ACTIVE", "IDLE", "INACTIVE"})
+GONE = frozenset({"DELETED"})
+#: Tries of a call that meets a ConflictException (the cluster is busy with another change).
+CONFLICT_TRIES = 10
 
 
 @dataclass(frozen=True)
@@ -71,16 +80,51 @@ def _fail(what: str, e: Exception) -> TargetError:
     if isinstance(e, botocore.exceptions.ClientError):
         err = e.response.get("Error", {})
         return TargetError(f"{what}: {err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": "))
-    if isinstance(e, botocore.exceptions.WaiterError):
-        return TargetError(f"{what}: {e.last_response.get('status', 'no answer') if isinstance(e.last_response, dict) else e}")
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return TargetError(f"{what}: {text}")
 
 
-def _wait_active(client: Any, identifier: str, delay_s: float, max_wait_s: float) -> None:
-    delay = max(0, int(delay_s))
-    attempts = max(1, math.ceil(max_wait_s / max(1, delay)))
-    client.get_waiter("cluster_active").wait(identifier=identifier, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+def _status(client: Any, identifier: str) -> tuple[str, bool]:
+    """(status, deletion protection on); ``DELETED`` when AWS no longer knows the cluster."""
+    import botocore.exceptions
+
+    try:
+        c = client.get_cluster(identifier=identifier)
+    except botocore.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return "DELETED", False
+        raise
+    return str(c["status"]), bool(c.get("deletionProtectionEnabled", False))
+
+
+def _wait_for(
+    client: Any, identifier: str, wanted: frozenset[str], what: str, delay_s: float, max_wait_s: float, sleep: Callable[[float], None]
+) -> str:
+    """Poll until the cluster's status is in ``wanted``; FAILED (or gone, if not wanted) ends the wait at once."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        status, _ = _status(client, identifier)
+        if status in wanted:
+            return status
+        if status == "FAILED" or (status in GONE and not wanted & GONE):
+            raise TargetError(f"cluster {identifier} is {status} while waiting until it is {what}")
+        if time.monotonic() >= deadline:
+            raise TargetError(f"cluster {identifier} is still {status} after {max_wait_s:g} s waiting until it is {what}")
+        sleep(delay_s)
+
+
+def _retry_conflict(call: Callable[[], T], delay_s: float, sleep: Callable[[float], None]) -> T:
+    """``call()``, tried again while AWS answers ConflictException (another change is under way)."""
+    import botocore.exceptions
+
+    for attempt in range(1, CONFLICT_TRIES + 1):
+        try:
+            return call()
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") != "ConflictException" or attempt == CONFLICT_TRIES:
+                raise
+            sleep(delay_s * min(attempt, 5))
+    raise AssertionError("unreachable")
 
 
 def create_cluster(
@@ -91,6 +135,7 @@ def create_cluster(
     delay_s: float = 2.0,
     max_wait_s: float = 600.0,
     on_created: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Cluster:
     """Create a single-Region cluster and wait until it is ACTIVE.
 
@@ -112,8 +157,8 @@ def create_cluster(
     if on_created is not None:
         on_created(identifier)
     try:
-        _wait_active(client, identifier, delay_s, max_wait_s)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+        _wait_for(client, identifier, frozenset({"ACTIVE"}), "ACTIVE", delay_s, max_wait_s, sleep)
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, TargetError) as e:
         raise _fail(
             f"cluster {identifier} was created but did not become ACTIVE (delete it with: loadgen dsql delete {identifier}"
             f" --region {region})",
@@ -123,18 +168,61 @@ def create_cluster(
     return Cluster(identifier, created.get("arn", ""), endpoint, region, "ACTIVE")
 
 
-def delete_cluster(client: Any, identifier: str, *, delay_s: float = 2.0, max_wait_s: float = 300.0) -> str:
-    """Turn deletion protection off, wait until the cluster is ACTIVE again, delete it; the new status."""
+def delete_cluster(
+    client: Any,
+    identifier: str,
+    *,
+    delay_s: float = 2.0,
+    max_wait_s: float = 600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Delete a cluster and wait until it is gone; its last status (``DELETED``).
+
+    Reads the cluster first: a cluster at rest (IDLE, INACTIVE) is deleted as it is;
+    one busy changing is waited for. Deletion protection is turned off only when on,
+    and turned back on if the deletion then fails, so a failure leaves the cluster
+    as it was found.
+    """
     import botocore.exceptions
 
+    errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+    what = f"cannot delete DSQL cluster {identifier}"
     try:
-        client.update_cluster(identifier=identifier, deletionProtectionEnabled=False)
-        # The update may pass through UPDATING; DeleteCluster wants a settled cluster.
-        _wait_active(client, identifier, delay_s, max_wait_s)
-        deleted = client.delete_cluster(identifier=identifier, clientToken=str(uuid.uuid4()))
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-        raise _fail(f"cannot delete DSQL cluster {identifier}", e) from None
-    return str(deleted.get("status", "DELETING"))
+        status, protected = _status(client, identifier)
+        if status in GONE:
+            return status
+        if status != "DELETING":
+            if status not in SETTLED | {"FAILED"}:  # a FAILED cluster can only be deleted
+                status = _wait_for(
+                    client, identifier, SETTLED | {"DELETING"} | GONE, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep
+                )
+            if status in GONE:
+                return status
+    except errors as e:
+        raise _fail(what, e) from None
+    if status != "DELETING":
+        try:
+            if protected:
+                _retry_conflict(lambda: client.update_cluster(identifier=identifier, deletionProtectionEnabled=False), delay_s, sleep)
+                # The update passes through UPDATING; DeleteCluster wants a settled cluster.
+                _wait_for(client, identifier, SETTLED, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep)
+            _retry_conflict(lambda: client.delete_cluster(identifier=identifier, clientToken=str(uuid.uuid4())), delay_s, sleep)
+        except (*errors, TargetError) as e:
+            note = _restore_protection(client, identifier) if protected else ""
+            raise _fail(what + note, e) from None
+    try:
+        return _wait_for(client, identifier, GONE, "deleted", delay_s, max_wait_s, sleep)
+    except errors as e:
+        raise _fail(f"cluster {identifier} is deleting, but", e) from None
+
+
+def _restore_protection(client: Any, identifier: str) -> str:
+    """Turn deletion protection back on after a failed deletion; what to tell the user."""
+    try:
+        client.update_cluster(identifier=identifier, deletionProtectionEnabled=True)
+    except Exception:  # noqa: BLE001 - reported in the message
+        return " (deletion protection is now OFF: turn it back on in the console)"
+    return " (deletion protection turned back on)"
 
 
 @contextmanager
@@ -145,6 +233,7 @@ def ephemeral_cluster(
     delay_s: float = 2.0,
     max_wait_s: float = 600.0,
     log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[Cluster]:
     """A cluster for the ``with`` block, deleted afterwards whatever happens inside (or while waiting)."""
     created: list[str] = []
@@ -156,13 +245,14 @@ def ephemeral_cluster(
             delay_s=delay_s,
             max_wait_s=max_wait_s,
             on_created=created.append,
+            sleep=sleep,
         )
         log(f"loadgen dsql: cluster {cluster.identifier} ACTIVE at {cluster.endpoint} (ephemeral)")
         yield cluster
     finally:
         for identifier in created:
             try:
-                status = delete_cluster(client, identifier, delay_s=delay_s, max_wait_s=max_wait_s)
+                status = delete_cluster(client, identifier, delay_s=delay_s, max_wait_s=max_wait_s, sleep=sleep)
                 log(f"loadgen dsql: cluster {identifier} {status.lower()}")
             except TargetError as e:
                 log(f"loadgen dsql: {e}; delete it by hand: loadgen dsql delete {identifier}")

@@ -1,0 +1,223 @@
+"""The desk audit's findings, each met the way a user would meet it.
+
+The data plane runs against the embedded PostgreSQL through ``--dialect dsql``, which
+behaves like DSQL where it can (no lock waits, DSQL's conflict text, DSQL's refusals);
+errors a real cluster sends that PostgreSQL never would (SQLSTATE ``OC000``) are raised
+by the real server with ``RAISE ... USING ERRCODE``.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - must precede psycopg
+
+# isort: split
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.errors as pg_errors
+import pytest
+from conftest import run_cli
+
+from loadgen.db import schema, shapes
+from loadgen.db.classify import classify
+from loadgen.db.schema import check_invariants, reset, sessions_left
+from loadgen.db.shapes import JointRequest, joint_withdrawal_for_update
+from loadgen.db.transfer import LEDGER, TransferRequest, run_transfer
+from loadgen.model.retry import RetryPolicy
+from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.connection import open_connection
+from loadgen.targets.dialect import DSQL_CONFLICT_MESSAGE, DsqlDialectTarget, check_statement
+
+
+@pytest.fixture
+def rehearsal(embedded: Any) -> Any:
+    target = DsqlDialectTarget(EmbeddedTarget(embedded))
+    yield target
+    target.audit.cleanup()
+
+
+def _one_line(proc: Any) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+# -- 7. OC000/OC001 as SQLSTATEs --------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["OC000", "OC001"])
+def test_an_occ_code_sent_as_the_sqlstate_is_a_retried_conflict(embedded: Any, code: str) -> None:
+    """A server error with SQLSTATE OC000/OC001 (raised by a real server) is a conflict, retried."""
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        reset(c, 10, 100)
+    opened: list[psycopg.Connection[Any]] = []
+    fail_first = [True]
+
+    def transaction(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any) -> None:
+        if fail_first.pop() if fail_first else False:
+            conn.execute(f"DO $$ BEGIN RAISE EXCEPTION 'change conflicts with another transaction' USING ERRCODE = '{code}'; END $$")
+        conn.execute("UPDATE accounts SET balance = balance - 1 WHERE id = %s", (req.payer,))
+        conn.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (req.payee,))
+        conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
+        conn.commit()
+
+    def getconn() -> psycopg.Connection[Any]:
+        opened.append(psycopg.connect(embedded.conninfo))
+        return opened[-1]
+
+    rows: list[tuple] = []
+    result = run_transfer(
+        TransferRequest.new(1, 2, 1), getconn, lambda c: c.close(), RetryPolicy(), random.Random(1), rows.append, transaction
+    )
+    assert result.outcome == "committed" and result.attempts == 2
+    assert [(r[4], r[5], r[6]) for r in rows] == [("conflict", code, code), ("committed", None, None)]
+
+
+# -- 1. the left-open count cannot wipe the invariants ----------------------------
+
+
+def test_sessions_left_is_skipped_on_dsql_and_null_when_refused(embedded: Any, rehearsal: Any) -> None:
+    with psycopg.connect(embedded.conninfo, autocommit=True) as plain:
+        assert sessions_left(plain, "no-such-application", "postgresql") == 0
+        assert sessions_left(plain, "no-such-application", "dsql") is None, "DSQL: not asked at all"
+    with open_connection(rehearsal, autocommit=True) as c:
+        # A server that refuses pg_stat_activity (the rehearsal refuses it, as DSQL may).
+        assert sessions_left(c, "loadgen", "postgresql") is None
+        assert c.execute("SELECT 1").fetchone() == (1,), "the connection is still usable afterwards"
+    with open_connection(rehearsal) as c:  # not autocommit: the refusal must not leave a broken transaction
+        assert sessions_left(c, "loadgen", "postgresql") is None
+        reset(c, 4, 10, truncate=False)
+        assert all(i.ok for i in check_invariants(c, 4, 10, []))
+
+
+# -- 2. and 6. set-up batches and paged invariant reads ---------------------------
+
+
+def test_invariants_are_read_in_key_pages_and_add_up(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        reset(c, 25, 100)
+        ids = [str(r[0]) for r in c.execute("SELECT gen_random_uuid() FROM generate_series(1, 23)")]
+        for i, txn in enumerate(ids):
+            payer, payee = i % 25 + 1, (i + 7) % 25 + 1
+            c.execute("UPDATE accounts SET balance = balance - 1 WHERE id = %s", (payer,))
+            c.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (payee,))
+            c.execute(LEDGER, (txn, payer, payee, 1))
+        whole = {i.name: (i.ok, i.detail) for i in check_invariants(c, 25, 100, ids)}
+        for page in (1, 7, 10, 25, 26):
+            monkeypatch.setattr(schema, "READ_PAGE_ROWS", page)
+            paged = {i.name: (i.ok, i.detail) for i in check_invariants(c, 25, 100, ids)}
+            assert paged == whole, f"pages of {page}"
+        assert all(ok for ok, _ in whole.values()), whole
+        c.execute("UPDATE accounts SET balance = balance + 5 WHERE id = 25")  # the last row of the last page
+        monkeypatch.setattr(schema, "READ_PAGE_ROWS", 7)
+        broken = {i.name: i for i in check_invariants(c, 25, 100, ids[:-1])}
+        assert not broken["money_conserved"].ok and "2505" in broken["money_conserved"].detail
+        assert not broken["ledger_matches_commits"].ok and "1 in the ledger but not recorded" in broken["ledger_matches_commits"].detail
+
+
+def test_joint_minimum_is_read_in_pages_of_whole_customers(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        reset(c, 40, 100)  # customers own accounts 1..20
+        c.execute("UPDATE accounts SET balance = 40 WHERE id IN (5, 6, 19)")  # customers 3 and 10 below 200
+        whole = shapes.customers_below_minimum(c, 40, 200)
+        monkeypatch.setattr(shapes, "READ_PAGE_ROWS", 4)
+        assert shapes.customers_below_minimum(c, 40, 200) == whole == (2, 10)
+
+
+# -- 5. FOR UPDATE by primary key, one row at a time ------------------------------
+
+
+def test_for_update_needs_a_key_equality() -> None:
+    assert check_statement("SELECT id, balance FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+    assert check_statement("SELECT balance FROM accounts WHERE id IN (1, 2) FOR UPDATE")
+    assert check_statement(shapes.SELECT_FOR_UPDATE.replace("%s", "$1")) == []
+
+
+def test_joint_withdrawal_for_update_runs_under_the_rehearsal(rehearsal: Any) -> None:
+    with open_connection(rehearsal, autocommit=True) as c:
+        reset(c, 8, 100, truncate=False)
+    with open_connection(rehearsal) as c:
+        joint_withdrawal_for_update(c, JointRequest("00000000-0000-4000-8000-000000000001", 4, 6, 1, minimum=100), None)
+        assert c.execute("SELECT balance FROM accounts WHERE id IN (4, 6) ORDER BY id").fetchall() == [(99,), (101,)]
+        c.rollback()
+    audit = rehearsal.audit.check()
+    assert audit.ok, audit.violations
+
+
+# -- the rehearsal behaves like DSQL --------------------------------------------
+
+
+def test_rehearsal_conflicts_without_waiting_and_says_oc000(rehearsal: Any) -> None:
+    with open_connection(rehearsal, autocommit=True) as c:
+        reset(c, 4, 100, truncate=False)
+    with open_connection(rehearsal) as first, open_connection(rehearsal) as second:
+        first.execute("UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+        with pytest.raises(pg_errors.SerializationFailure) as caught:
+            second.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 1")  # no lock wait
+        assert str(caught.value) == DSQL_CONFLICT_MESSAGE
+        c = classify(caught.value)
+        assert (c.outcome, c.sqlstate, c.oc_code) == ("conflict", "40001", "OC000")
+        first.commit()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT set_config('lock_timeout', '1ms', false)",
+        "SET lock_timeout = '1ms'",
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        "SELECT count(*) FROM pg_stat_activity",
+        "TRUNCATE transfers",
+    ],
+)
+def test_rehearsal_refuses_what_dsql_refuses(rehearsal: Any, sql: str) -> None:
+    with open_connection(rehearsal, autocommit=True) as c:
+        with pytest.raises(pg_errors.FeatureNotSupported, match="DSQL refuses"):
+            c.execute(sql)
+        c.execute("SET application_name = 'loadgen-test'")  # an allowed setting
+    assert rehearsal.audit.check().ok, "nothing refused reached the server"
+
+
+# -- 3. every cell checked against the target before any work ---------------------
+
+
+def test_lost_update_cells_are_refused_on_dsql_before_any_work(tmp_path: Path) -> None:
+    line = _one_line(run_cli("run", "lost-update", "--dialect", "dsql", "--out", str(tmp_path)))
+    assert "cell isolation=read-committed" in line and "DSQL has one isolation level" in line
+    assert not any(tmp_path.iterdir()), "no run directory: refused before any work"
+
+
+def test_a_scenario_files_lock_timeout_is_refused_on_dsql(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('users = 2\nduration = "1s"\n[postgres]\nlock_timeout_ms = [0, 1]\n')
+    line = _one_line(run_cli("run", str(scenario), "--dialect", "dsql", "--out", str(tmp_path / "out")))
+    assert "lock_timeout_ms" in line and "DSQL" in line
+
+
+def test_a_scenario_file_names_a_dsql_endpoint(tmp_path: Path) -> None:
+    endpoint = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(f'users = 2\n[target]\nkind = "dsql"\nendpoint = "{endpoint}"\nregion = "eu-west-1"\n')
+    line = _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
+    assert "disagrees with the endpoint's Region us-east-1" in line, "the file's endpoint and region reached the target"
+    scenario.write_text(f'users = 2\n[target]\nkind = "postgres"\nendpoint = "{endpoint}"\n')
+    assert "for a DSQL target" in _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
+
+
+def test_ephemeral_checks_every_cell_before_creating_a_cluster(tmp_path: Path) -> None:
+    line = _one_line(run_cli("run", "lost-update", "--target", "dsql", "--ephemeral", "--region", "us-east-1", "--out", str(tmp_path)))
+    assert "DSQL has one isolation level" in line
+
+
+def test_a_whole_rehearsed_run_records_left_open_as_not_counted(tmp_path: Path) -> None:
+    proc = run_cli("run", "--dialect", "dsql", "--accounts", "30", "--users", "4", "--duration", "1", "--out", str(tmp_path), "-q")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run = json.loads(next(tmp_path.iterdir()).joinpath("run.json").read_text())
+    assert run["connections"]["left_open"] is None and run["invariants_hold"]
+    assert "left open after the run not counted" in proc.stdout
