@@ -29,7 +29,7 @@ from test_dsql_target import ENDPOINT, fake_aws  # noqa: F401  - fixture
 
 from loadgen.db.transfer import TransferRequest, run_transfer
 from loadgen.model.retry import RetryPolicy
-from loadgen.targets.connection import open_connection, pool_options
+from loadgen.targets.connection import UserConnections, open_connection, pool_options
 from loadgen.targets.dsql import DsqlTarget, direct_tls_supported
 
 STANDIN = textwrap.dedent(
@@ -51,6 +51,21 @@ STANDIN = textwrap.dedent(
     def report(**event):
         print(json.dumps(event), flush=True)
 
+    # Connections to refuse, in order: [stage, SQLSTATE, message]; stage "startup" or "password".
+    refusals = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
+    refusals_lock = threading.Lock()
+
+    def refusal(stage):
+        with refusals_lock:
+            if refusals and refusals[0][0] == stage:
+                return refusals.pop(0)
+        return None
+
+    def refuse(s, code, text):
+        fields = b"SFATAL\0VFATAL\0C" + code.encode() + b"\0M" + text.encode() + b"\0\0"
+        s.sendall(msg(b"E", fields))
+        report(event="refused", code=code)
+
     def serve(s):
         try:
             while True:
@@ -67,6 +82,10 @@ STANDIN = textwrap.dedent(
                 break
             fields = body.split(b"\0")
             params = dict(zip(fields[0::2], fields[1::2]))
+            r = refusal("startup")
+            if r:
+                refuse(s, r[1], r[2])
+                return
             s.sendall(msg(b"R", struct.pack("!i", 3)))  # AuthenticationCleartextPassword
             kind = recv_exact(s, 1)
             (length,) = struct.unpack("!i", recv_exact(s, 4))
@@ -74,6 +93,10 @@ STANDIN = textwrap.dedent(
             report(event="password", kind=kind.decode(), password=password,
                    user=params.get(b"user", b"").decode(), database=params.get(b"database", b"").decode(),
                    application_name=params.get(b"application_name", b"").decode())
+            r = refusal("password")
+            if r:
+                refuse(s, r[1], r[2])
+                return
             out = msg(b"R", struct.pack("!i", 0))
             for k, v in (("server_version", "17.0"), ("client_encoding", "UTF8"),
                          ("standard_conforming_strings", "on"), ("DateStyle", "ISO, MDY"),
@@ -105,8 +128,9 @@ STANDIN = textwrap.dedent(
 
 
 class StandIn:
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", STANDIN], stdout=subprocess.PIPE, text=True)
+    def __init__(self, refusals: list[list[str]] | None = None) -> None:
+        argv = [sys.executable, "-c", STANDIN] + ([json.dumps(refusals)] if refusals else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         first = json.loads(self.proc.stdout.readline())
         self.port: int = first["port"]
@@ -213,3 +237,57 @@ def test_connection_limit_errors_are_retried_after_a_pause(conn: psycopg.Connect
     assert result.outcome == "committed" and result.attempts == 3
     assert [(r[4], r[5]) for r in rows] == [("connection_error", "53400"), ("connection_error", "53300"), ("committed", None)]
     assert rows[1][10] > 0 and rows[2][10] > rows[1][10], "backoff grows between connection errors"
+
+
+# DSQL's texts (user guide: quotas; troubleshooting), sent as a real server sends them.
+TOO_MANY = ["startup", "53300", "unable to accept connection, too many open connections"]
+RATE = ["startup", "53400", "unable to accept connection, rate exceeded"]
+IAM_FAILED = ["password", "28000", 'IAM authentication failed for user "admin"']
+
+
+def _nothing(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any) -> None:
+    """An attempt that only needs its connection (the stand-in runs no SQL)."""
+
+
+def test_refused_connections_reach_the_retry_loop_with_their_sqlstate(fake_aws: dict[str, int]) -> None:
+    """53400 then 53300 from the server while connecting: two connection_error attempts with
+    their SQLSTATEs (libpq keeps only the text; loadgen recovers the code), a growing pause,
+    then the attempt that connects; never a PoolTimeout 30 s later."""
+    server = StandIn([RATE, TOO_MANY])
+    try:
+        target = _target(server)
+        connections = UserConnections(target, {"application_name": "loadgen"})
+        slot = connections.for_user()
+        rows: list[tuple] = []
+        naps: list[float] = []
+        result = run_transfer(
+            TransferRequest.new(1, 2, 1), slot.getconn, slot.putconn, RetryPolicy(), random.Random(1), rows.append, _nothing, naps.append
+        )
+        assert [server.next_event()["event"] for _ in range(3)] == ["refused", "refused", "password"]
+        assert result.outcome == "committed" and result.attempts == 3
+        assert [(r[4], r[5]) for r in rows] == [("connection_error", "53400"), ("connection_error", "53300"), ("committed", None)]
+        assert len(naps) == 2 and naps[1] > naps[0] > 0, "backoff grows between refusals"
+        stats = connections.close()
+        assert stats["connect_errors"] == 2 and stats["opened"] == 1 and stats["peak_open"] == 1
+        assert connections.refused is None, "a connection limit is worth retrying"
+    finally:
+        server.close()
+
+
+def test_refused_credentials_end_the_run_in_one_line(fake_aws: dict[str, int]) -> None:
+    """DSQL refuses the token (an expired role, say): the attempt is an error (28000), not retried,
+    and the connections say why no connection will open, for the run to end on."""
+    server = StandIn([IAM_FAILED])
+    try:
+        connections = UserConnections(_target(server))
+        slot = connections.for_user()
+        rows: list[tuple] = []
+        result = run_transfer(
+            TransferRequest.new(1, 2, 1), slot.getconn, slot.putconn, RetryPolicy(), random.Random(1), rows.append, _nothing
+        )
+        assert (result.outcome, result.attempts, result.sqlstate) == ("error", 1, "28000")
+        reason = connections.refused
+        assert reason is not None and "28000" in reason and "IAM authentication failed" in reason and "expired" in reason
+        assert "\n" not in reason and "X-Amz" not in reason
+    finally:
+        server.close()

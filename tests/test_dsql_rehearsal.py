@@ -14,11 +14,15 @@ import locust  # noqa: F401  - must precede psycopg
 
 import json
 import random
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg.errors as pg_errors
+import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 
@@ -27,6 +31,7 @@ from loadgen.db.classify import classify
 from loadgen.db.schema import check_invariants, reset, sessions_left
 from loadgen.db.shapes import JointRequest, joint_withdrawal_for_update
 from loadgen.db.transfer import LEDGER, TransferRequest, run_transfer
+from loadgen.errors import ConfigError
 from loadgen.model.retry import RetryPolicy
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.connection import open_connection
@@ -221,3 +226,113 @@ def test_a_whole_rehearsed_run_records_left_open_as_not_counted(tmp_path: Path) 
     run = json.loads(next(tmp_path.iterdir()).joinpath("run.json").read_text())
     assert run["connections"]["left_open"] is None and run["invariants_hold"]
     assert "left open after the run not counted" in proc.stdout
+
+
+# -- 9. and 10. failure paths of a whole run, rehearsed on a real server ------------
+
+
+def _role(embedded: Any, name: str, extra: str = "") -> str:
+    """A non-superuser login role that may run loadgen (superusers skip connection limits); its DSN."""
+    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+        reset(c, 2, 1)  # the tables exist, owned by the superuser
+        c.execute(f"DROP OWNED BY {name}") if c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() else None
+        c.execute(f"DROP ROLE IF EXISTS {name}")
+        c.execute(f"CREATE ROLE {name} LOGIN {extra}")
+        c.execute(f"GRANT ALL ON SCHEMA public TO {name}")
+        c.execute(f"GRANT ALL ON accounts, transfers TO {name}")
+        c.execute(f"GRANT pg_read_all_stats TO {name}")
+    return f"host={embedded.socket_dir} port=5432 dbname=postgres user={name}"
+
+
+def test_a_connection_limit_is_recorded_per_attempt_and_retried(embedded: Any, tmp_path: Path) -> None:
+    """More users than the role may open connections: the refused ones record 53300 per attempt
+    (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
+    dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 4")
+    proc = run_cli(
+        "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql", "--users", "7", "--accounts", "50",
+        "--duration", "2", "--deadline", "2s", "--out", str(tmp_path), "-q",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = next(tmp_path.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    attempts = pq.read_table(run_dir / "attempts.parquet").to_pandas()
+    refused = attempts[attempts["sqlstate"] == "53300"]
+    assert len(refused) > 0 and set(refused["outcome"]) == {"connection_error"}
+    assert (refused["backoff_ms"] > 0).any(), "refusals are retried after a pause"
+    assert run["summary"]["commits"] > 0 and run["invariants_hold"]
+    assert run["connections"]["connect_errors"] >= len(refused) and run["connections"]["peak_open"] <= 4
+
+
+def test_credentials_refused_mid_run_end_it_in_one_line_with_results_written(embedded: Any, tmp_path: Path) -> None:
+    """The role loses its login mid-run (as expired credentials would); loadgen's connections are
+    cut, and the reconnects are refused: one line says so, the attempts so far are written."""
+    dsn = _role(embedded, "lg_expiring")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
+         "--users", "4", "--accounts", "50", "--duration", "60", "--out", str(tmp_path), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+            deadline = time.monotonic() + 60
+            while c.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_expiring' AND application_name = 'loadgen'"
+            ).fetchone() != (4,):
+                assert time.monotonic() < deadline and proc.poll() is None, "the users never connected"
+                time.sleep(0.1)
+            time.sleep(0.5)
+            c.execute("ALTER ROLE lg_expiring NOLOGIN")
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lg_expiring'")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out + err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "refused loadgen's credentials" in lines[0] and "28000" in lines[0] and "expired" in lines[0]
+    run_dir = next(tmp_path.iterdir())
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["aborted"] and "28000" in run["aborted"]
+    attempts = pq.read_table(run_dir / "attempts.parquet").to_pandas()
+    assert (attempts["outcome"] == "committed").sum() > 0 and (attempts["sqlstate"] == "28000").any()
+
+
+NO_AWS = {
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_ACCESS_KEY_ID": "",
+    "AWS_SECRET_ACCESS_KEY": "",
+}
+ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
+
+
+def test_missing_credentials_fail_in_one_line_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    line = _one_line(run_cli("run", "--target", "dsql", "--endpoint", ENDPOINT, "--out", str(tmp_path), env=NO_AWS, timeout=60))
+    assert "cannot sign a DSQL auth token: NoCredentialsError" in line
+
+
+def test_the_connection_quota_is_an_option(tmp_path: Path) -> None:
+    line = _one_line(
+        run_cli("run", "--target", "dsql", "--endpoint", ENDPOINT, "--users", "20", "--max-connections", "10", "--out", str(tmp_path))
+    )
+    assert "the cluster allows 10" in line
+    line = _one_line(run_cli("run", "--max-connections", "10", "--out", str(tmp_path)))
+    assert "--max-connections is only for --target dsql" in line
+
+
+def test_a_bare_cluster_id_takes_the_region_of_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from loadgen.targets.dsql import make_dsql_target
+
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")  # what boto3 reads (not AWS_REGION)
+    target = make_dsql_target("abcdefghijklmnopqrstuvwxyz")
+    assert (target.endpoint, target.region) == ("abcdefghijklmnopqrstuvwxyz.dsql.eu-west-2.on.aws", "eu-west-2")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with pytest.raises(ConfigError, match="needs a Region"):
+        make_dsql_target("abcdefghijklmnopqrstuvwxyz")

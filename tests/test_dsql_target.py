@@ -77,7 +77,7 @@ def test_region_comes_from_the_endpoint() -> None:
     ("endpoint", "region", "message"),
     [
         (ENDPOINT, "eu-west-1", "disagrees"),
-        ("abcdefghijklmnopqrstuvwxyz", None, "needs --region"),
+        ("abcdefghijklmnopqrstuvwxyz", None, "needs a Region"),
         ("db.example.com", None, "not a DSQL endpoint"),
         (ENDPOINT, "moon-1", "does not look like an AWS Region"),
     ],

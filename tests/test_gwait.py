@@ -57,10 +57,10 @@ def test_wait_timeout_is_psycopgs(embedded: EmbeddedPostgres) -> None:
         c.close()
 
 
-def test_the_bench_pool_uses_it(target: EmbeddedTarget, tmp_path: Path) -> None:
+def test_the_bench_connections_use_it(target: EmbeddedTarget, tmp_path: Path) -> None:
     bench = Bench(Scenario(users=2), target, AttemptRecorder("r"))
     try:
-        with bench.pool.connection() as c:
-            assert isinstance(c, GeventConnection)
+        slot = bench.connections.for_user()
+        assert isinstance(slot.getconn(), GeventConnection)
     finally:
         bench.close()

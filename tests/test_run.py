@@ -134,16 +134,18 @@ def test_users_wait_concurrently_under_gevent(target: EmbeddedTarget, tmp_path: 
     bench = Bench(scenario, target, recorder=None)  # type: ignore[arg-type]
     try:
         # Open the connections first, so the timing below is about waiting, not connecting.
-        conns = [bench.pool.getconn() for _ in range(users)]
-        for c in conns:
-            bench.pool.putconn(c)
+        slots = [bench.connections.for_user() for _ in range(users)]
+        for slot in slots:
+            slot.putconn(slot.getconn())
 
-        def sleeper() -> None:
-            with bench.pool.connection() as c:
-                c.execute("SELECT pg_sleep(0.5)")
+        def sleeper(slot: Any) -> None:
+            c = slot.getconn()
+            c.execute("SELECT pg_sleep(0.5)")
+            c.rollback()
+            slot.putconn(c)
 
         t0 = time.perf_counter()
-        gevent.joinall([gevent.spawn(sleeper) for _ in range(users)], raise_error=True)
+        gevent.joinall([gevent.spawn(sleeper, slot) for slot in slots], raise_error=True)
         elapsed = time.perf_counter() - t0
     finally:
         bench.close()

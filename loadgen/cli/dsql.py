@@ -52,6 +52,12 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
     g.add_argument("--sslrootcert", help="CA bundle verify-full checks against: a file, or 'system' (default: the system's roots)")
     g.add_argument("--connect-rate", type=_float, help="new connections per second (default 80; DSQL allows 100)")
     g.add_argument(
+        "--max-connections",
+        dest="dsql_max_connections",
+        type=_int,
+        help="the cluster's connection quota (default 10000, DSQL's default; it is adjustable)",
+    )
+    g.add_argument(
         "--ephemeral",
         action="store_true",
         help="create a cluster for this run and delete it afterwards, even on failure (needs --region or a default Region)",
@@ -136,11 +142,12 @@ def make_run_target(args: argparse.Namespace) -> Any:
             sslrootcert=args.sslrootcert,
             sslmode=args.sslmode,
             connect_rate=args.connect_rate,
+            max_connections=args.dsql_max_connections,
         )
     else:
         dsql_only = [
-            f"--{name.replace('_', '-')}"
-            for name in ("endpoint", "db_user", "profile", "token_expiry", "sslmode", "sslrootcert", "connect_rate")
+            f"--{name.removeprefix('dsql_').replace('_', '-')}"
+            for name in ("endpoint", "db_user", "profile", "token_expiry", "sslmode", "sslrootcert", "connect_rate", "dsql_max_connections")
             if getattr(args, name) is not None
         ] + (["--ephemeral"] if args.ephemeral else [])
         if dsql_only:

@@ -14,6 +14,7 @@ from typing import Any
 
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
+from loadgen.cli import predict as predict_cli
 from loadgen.cli.display import progress_view
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.targets.base import check_cells, dialect_of
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["start", "stop", "status", "url"])
     d.add_argument("--max-connections", type=_positive_int, default=0, help="with start: at least this many")
     dsql_cli.add_command(sub, _Parser)
+    predict_cli.add_command(sub, _Parser)
 
     u = sub.add_parser("ui", help="start the target and Locust's web UI with a live Contention tab")
     u.add_argument(
@@ -514,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "ui":
             return cmd_ui(args)
+        if args.command == "predict":
+            return predict_cli.cmd_predict(args)
         parser.print_help()
         return EXIT_USAGE
     except LoadgenError as e:

@@ -49,7 +49,8 @@ def format_summary(result: Any) -> str:
         left = c.get("left_open")
         # None: not counted (DSQL, or the server refused pg_stat_activity).
         left_text = "left open after the run not counted" if left is None else f"{left} left open after the run"
-        lines.append(f"  connections       {c['opened']:,} opened, {c['lost'] + c['returned_broken']:,} broken, {left_text}")
+        peak = f" (at most {c['peak_open']:,} at once)" if "peak_open" in c else ""
+        lines.append(f"  connections       {c['opened']:,} opened{peak}, {c['lost'] + c['returned_broken']:,} broken, {left_text}")
     if result.faults:
         kinds: dict[str, int] = {}
         for f in result.faults:

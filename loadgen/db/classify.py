@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 import psycopg.errors as pg_errors
 
-__all__ = ["Classified", "classify", "InsufficientFunds", "NoSuchAccount", "OCC_SQLSTATES"]
+__all__ = ["Classified", "classify", "connect_sqlstate", "InsufficientFunds", "NoSuchAccount", "OCC_SQLSTATES"]
 
 _OC_CODE = re.compile(r"\b(OC\d{3})\b")
 #: DSQL's OCC codes used as SQLSTATEs: data conflict, schema changed.
@@ -24,6 +24,29 @@ OCC_SQLSTATES = frozenset({"OC000", "OC001"})
 # 08 connection exception, 57P01-57P03 admin shutdown / crash / cannot connect now,
 # 53300/53400 too many connections / connection rate (DSQL).
 _CONNECTION_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "53400"})
+
+
+#: A refused connection's text and the SQLSTATE the server sent with it. libpq keeps
+#: only the text of an error during connection start-up, so it is recovered here, once,
+#: where the connection is opened. Texts: DSQL's (its quotas and troubleshooting pages)
+#: and PostgreSQL's own.
+_CONNECT_REFUSALS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"too many (open )?connections|too many clients|remaining connection slots", re.I), "53300"),
+    (re.compile(r"unable to accept connection, rate exceeded|connection rate", re.I), "53400"),
+    (re.compile(r"password authentication failed", re.I), "28P01"),
+    (
+        re.compile(r"IAM authentication failed|authentication failed|access denied|token (has )?expired|not permitted to log in", re.I),
+        "28000",
+    ),
+)
+
+
+def connect_sqlstate(message: str) -> str | None:
+    """The SQLSTATE of a refused connection, from the server's text (None when unknown)."""
+    for pattern, code in _CONNECT_REFUSALS:
+        if pattern.search(message):
+            return code
+    return None
 
 
 class InsufficientFunds(Exception):

@@ -37,8 +37,9 @@ from typing import Any
 import psycopg
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
+from loadgen.db.prepared import transfer_prepared
 from loadgen.db.schema import READ_PAGE_ROWS
-from loadgen.db.transfer import CREDIT, LEDGER, TransferRequest, transfer_once
+from loadgen.db.transfer import CREDIT, LEDGER, TransferRequest
 
 __all__ = [
     "MultiLegRequest",
@@ -97,8 +98,8 @@ def _fail(conn: psycopg.Connection[Any], exc: Exception) -> None:
 
 
 def update_returning(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
-    """The talk's transaction (loadgen.db.transfer.transfer_once)."""
-    transfer_once(conn, req, phase)
+    """The talk's transaction (loadgen.db.transfer.transfer_once, sent as prepared statements by loadgen.db.prepared)."""
+    transfer_prepared(conn, req, phase)
 
 
 def _debit_credit_record(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any) -> None:

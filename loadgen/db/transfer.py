@@ -8,6 +8,8 @@ counted as telemetry.
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 import time
 import uuid
@@ -20,7 +22,7 @@ import psycopg
 from loadgen.db.classify import Classified, InsufficientFunds, NoSuchAccount, classify
 from loadgen.model.retry import RETRYABLE, RetryPolicy
 
-__all__ = ["TransferRequest", "TxnResult", "AttemptRow", "run_transfer", "transfer_once", "ATTEMPT_FIELDS"]
+__all__ = ["TransferRequest", "TxnResult", "AttemptRow", "run_transfer", "transfer_once", "ATTEMPT_FIELDS", "new_txn_id"]
 
 DEBIT = "UPDATE accounts SET balance = balance - %s WHERE id = %s RETURNING balance"
 CREDIT = "UPDATE accounts SET balance = balance + %s WHERE id = %s"
@@ -45,6 +47,30 @@ ATTEMPT_FIELDS = (
 AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool]
 
 
+class _TxnIds:
+    """Transfer ids: a random UUID's first 64 bits per process, then a counter in the last 48.
+
+    Valid, unique UUIDs (version 4 and variant bits kept) at a tenth of ``uuid4``'s cost:
+    no ``getrandom`` system call per transfer. A forked child draws a prefix of its own.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = str(uuid.uuid4())[:24]  # "xxxxxxxx-xxxx-4xxx-yxxx-"
+        self.counter = itertools.count(int.from_bytes(os.urandom(5)))
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_txn_ids = _TxnIds()
+#: A fresh transfer id (a UUID string).
+new_txn_id = _txn_ids.new
+
+
 @dataclass(frozen=True, slots=True)
 class TransferRequest:
     """One logical transfer; its id stays the same across retries."""
@@ -56,7 +82,7 @@ class TransferRequest:
 
     @classmethod
     def new(cls, payer: int, payee: int, amount: int) -> TransferRequest:
-        return cls(str(uuid.uuid4()), payer, payee, amount)
+        return cls(new_txn_id(), payer, payee, amount)
 
 
 @dataclass(frozen=True, slots=True)

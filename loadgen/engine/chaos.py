@@ -114,13 +114,23 @@ def inject_faults(
     return greenlets
 
 
-def watch_reachability(last_ok: Callable[[], float], limit_s: float, give_up: Callable[[str], None]) -> Any:
-    """Call ``give_up`` once no attempt has reached the database for ``limit_s`` seconds."""
+def watch_reachability(
+    last_ok: Callable[[], float],
+    limit_s: float,
+    give_up: Callable[[str], None],
+    refused: Callable[[], str | None] = lambda: None,
+) -> Any:
+    """Call ``give_up`` once no attempt has reached the database for ``limit_s`` seconds,
+    or at once when ``refused()`` says why no connection can open (credentials refused)."""
     import gevent
 
     def watch() -> None:
         while True:
-            gevent.sleep(min(1.0, limit_s / 4))
+            gevent.sleep(min(0.5, limit_s / 4))
+            reason = refused()
+            if reason:
+                give_up(reason)
+                return
             silent = time.monotonic() - last_ok()
             if silent > limit_s:
                 give_up(f"the database has been unreachable for {silent:.0f} s (limit {limit_s:g} s)")

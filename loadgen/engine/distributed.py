@@ -305,6 +305,8 @@ class Collector:
         self.greeted: set[str] = set()
         self.setup: dict[str, Any] = {}
         self.last_reached = time.monotonic()
+        #: Why connecting is hopeless on some worker (its credentials refused), once known.
+        self.refused: str | None = None
 
     def register(self, runner: Any) -> None:
         self._runner = runner
@@ -329,6 +331,9 @@ class Collector:
         rec.users.extend(msg.data["users"])
         if any(r[4] != "connection_error" for r in rows):
             self.last_reached = time.monotonic()
+        refused = next((r for r in rows if r[5] and r[5].startswith("28")), None)
+        if refused is not None and self.refused is None:
+            self.refused = f"the database refused a worker's credentials ({refused[5]}); see its log under workers/"
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.done[msg.node_id] = msg.data
@@ -510,7 +515,7 @@ def run_distributed(
             if fleet.processes:
                 procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), run_dir / "workers")
             _wait_for_workers(master, fleet, procs, port, collector.greeted)
-            helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up)]
+            helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up, lambda: collector.refused)]
             if chaos is not None and chaos.active:
                 restart = getattr(getattr(target, "server", None), "restart", None)
                 helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)

@@ -15,7 +15,6 @@ adds to run.json (reads, audits, batches, arrival lag).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +25,7 @@ from locust.exception import StopUser
 
 from loadgen.db.classify import classify
 from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, joint_customers_accounts, read_balance
-from loadgen.db.transfer import TransferRequest
+from loadgen.db.transfer import TransferRequest, new_txn_id
 from loadgen.engine.users import AttemptFailed, TransferUser
 from loadgen.model.scenario import Scenario
 
@@ -173,14 +172,14 @@ class ScenarioUser(TransferUser):
         req: TransferRequest
         if s.transaction == "multi-leg":
             ids = bench.keys.distinct(rng, s.legs + 1)
-            req = MultiLegRequest(str(uuid.uuid4()), ids[0], ids[1], amount, tuple(ids[1:]))
+            req = MultiLegRequest(new_txn_id(), ids[0], ids[1], amount, tuple(ids[1:]))
         elif s.transaction.startswith("joint-withdrawal"):
             # Customers own the first half of the accounts (two each) and pay merchants, the second half.
             half = joint_customers_accounts(s.accounts)
             payer, payee = bench.keys.pair(rng)
             payer = (payer - 1) % half + 1
             payee = half + (payee - 1) % (s.accounts - half) + 1
-            req = JointRequest(str(uuid.uuid4()), payer, payee, amount, minimum=s.initial_balance)
+            req = JointRequest(new_txn_id(), payer, payee, amount, minimum=s.initial_balance)
         else:
             payer, payee = bench.keys.pair(rng)
             req = TransferRequest.new(payer, payee, amount)
@@ -192,8 +191,10 @@ class ScenarioUser(TransferUser):
         kind = s.read_kind
         t0 = time.perf_counter()
         error: Exception | None = None
-        conn = bench.pool.getconn()
+        slot = self.connection
+        conn = None
         try:
+            conn = slot.getconn()  # a refused connection is this read's failure
             if kind == "audit":
                 total, count = audit(conn)
                 expected = s.accounts * s.initial_balance
@@ -206,13 +207,14 @@ class ScenarioUser(TransferUser):
             error = e
             outcome = classify(e).outcome
             self.stats.read_failures[outcome] = self.stats.read_failures.get(outcome, 0) + 1
-            if not conn.closed:
+            if conn is not None and not conn.closed:
                 try:
                     conn.rollback()
-                except Exception:  # noqa: BLE001 - the pool discards a broken connection
+                except Exception:  # noqa: BLE001 - putconn discards a broken connection
                     pass
         finally:
-            bench.pool.putconn(conn)
+            if conn is not None:
+                slot.putconn(conn)
         latency_ms = (time.perf_counter() - t0) * 1000.0
         self.stats.reads[kind].append(latency_ms)
         self._fire(request_type=READ, name=kind, response_time=latency_ms, response_length=0, exception=error, context={})

@@ -139,7 +139,8 @@ def run(
     try:
         started = datetime.now(UTC)
         try:
-            helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up)]
+            # Ends the run early when the database is gone, or refuses loadgen's credentials.
+            helpers = [watch_reachability(lambda: bench.last_reached, unreachable_limit_s, give_up, lambda: bench.connections.refused)]
             if chaos is not None and chaos.active:
                 restart = getattr(getattr(target, "server", None), "restart", None)
                 helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)

@@ -22,15 +22,15 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
 from psycopg import IsolationLevel
-from psycopg_pool import ConnectionPool
 
-from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.db.prepared import transfer_prepared
+from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.retry import COMMITTED_OUTCOMES
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
-from loadgen.targets.connection import pool_options
+from loadgen.targets.connection import UserConnection, UserConnections
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
 
@@ -48,8 +48,9 @@ class AttemptFailed(Exception):
 class Bench:
     """What every user of one process shares: settings, connection pool, keys, recorder."""
 
-    #: The transaction each attempt runs (a function of connection, request, commit phase).
-    transaction = staticmethod(transfer_once)
+    #: The transaction each attempt runs (a function of connection, request, commit phase):
+    #: by default the talk's, as prepared statements straight through libpq.
+    transaction = staticmethod(transfer_prepared)
 
     def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
         _check_gevent_cooperation()
@@ -64,19 +65,16 @@ class Bench:
         self._user_ids = itertools.count(1)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
-        self.pool = ConnectionPool(
-            target.conninfo(),
-            # One connection per user, opened up front (in the background): with fewer,
-            # users queue for a connection and fewer transactions are really in flight.
-            min_size=scenario.users,
-            max_size=scenario.users,
-            open=True,
+        # One connection per user, opened by the user's first attempt, so a refused
+        # connection is that attempt's error and a process holds only its users'
+        # connections. Named so that loadgen's sessions can be told apart in
+        # pg_stat_activity; a target may add per-connection arguments (DSQL: a fresh
+        # IAM token, paced).
+        self.connections = UserConnections(
+            target,
+            {"application_name": APPLICATION_NAME},
+            connection_class=_gevent_connection_class(),
             configure=self._configure,
-            timeout=30.0,
-            name="loadgen",
-            # Named so that loadgen's sessions can be told apart in pg_stat_activity;
-            # a target may add per-connection arguments (DSQL: a fresh IAM token).
-            **_with_gevent_wait(pool_options(target, {"application_name": APPLICATION_NAME})),
         )
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
@@ -93,15 +91,8 @@ class Bench:
         return next(self._user_ids)
 
     def close(self) -> dict[str, int]:
-        """Close every connection; return the pool's connection counters."""
-        stats = self.pool.get_stats()
-        self.pool.close(timeout=10)
-        return {
-            "opened": stats.get("connections_num", 0),
-            "connect_errors": stats.get("connections_errors", 0),
-            "lost": stats.get("connections_lost", 0),
-            "returned_broken": stats.get("returns_bad", 0),
-        }
+        """Close every connection; return the connection counters."""
+        return self.connections.close()
 
 
 class TransferUser(User):
@@ -117,6 +108,11 @@ class TransferUser(User):
         seed = bench.scenario.seed
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
         self._fire = environment.events.request.fire
+        #: This user's own connection, opened by its first attempt, closed when it stops.
+        self.connection: UserConnection = bench.connections.for_user()
+
+    def on_stop(self) -> None:
+        self.connection.close()
 
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
@@ -161,7 +157,8 @@ class TransferUser(User):
     def run_request(self, req: TransferRequest, transaction: Any) -> None:
         """Run ``req`` in the retry loop; report the whole transaction to Locust."""
         bench = self.bench
-        result = run_transfer(req, bench.pool.getconn, bench.pool.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
+        conn = self.connection
+        result = run_transfer(req, conn.getconn, conn.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
         ok = result.outcome in COMMITTED_OUTCOMES
         self._fire(
             request_type=TRANSACTION,
@@ -173,13 +170,11 @@ class TransferUser(User):
         )
 
 
-def _with_gevent_wait(options: dict[str, Any]) -> dict[str, Any]:
+def _gevent_connection_class() -> type[psycopg.Connection[Any]]:
     """Queries wait through gevent's loop directly (see loadgen.db.gwait), unless the target has its own class."""
-    if "connection_class" not in options:
-        from loadgen.db.gwait import GeventConnection
+    from loadgen.db.gwait import GeventConnection
 
-        options["connection_class"] = GeventConnection
-    return options
+    return GeventConnection
 
 
 def _check_gevent_cooperation() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from loadgen.report.cells import Cell, analyse_runs
 from loadgen.report.data import ReportInputError, Study, load_study
 from loadgen.report.render import compare_sections, esc, nav, render_page, study_sections
+from loadgen.report.whatif import whatif_for
 
 __all__ = ["build_report", "write_report", "write_run_report", "REPORT_FILE"]
 
@@ -36,7 +37,7 @@ def build_report(paths: list[Path | str], compare: bool = False) -> str:
         return render_page(title, sub, body, links)
     runs = [r for s in studies for r in s.runs]
     cells = analyse_runs(runs)
-    body = study_sections(cells)
+    body = study_sections(cells, whatif=whatif_for(cells))
     title = "loadgen contention report: " + (studies[0].label if len(studies) == 1 else f"{len(studies)} sources")
     return render_page(title, _subtitle(studies, cells), body, nav("", body))
 

@@ -16,6 +16,7 @@ from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
 from loadgen.report.data import Study, redact
 from loadgen.report.reference import HOT_KEY_SOURCE, SOURCE, TALK_LARGE, TALK_NO_RETRY, TALK_RETRY, Reference
+from loadgen.report.whatif import WhatIf, measured_contention
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
 
@@ -280,6 +281,56 @@ def model_section(cells: list[Cell], p: str) -> str:
     )
 
 
+def whatif_section(w: WhatIf | None, p: str) -> str:
+    """Predicted cells around one measured cell (loadgen.report.whatif), with the check on its own cell."""
+    if w is None:
+        return ""
+    src = w.source
+    intro = (
+        f"<p>What {esc(src.label)} would meet with other numbers of accounts and users, simulated: first-committer-wins "
+        "OCC as Aurora DSQL decides it (a transaction fails at COMMIT when another committed one of its rows after its "
+        "snapshot), each attempt's duration drawn from this run's committed attempts, keys from its key distribution, "
+        "its retry policy and load model. The same as <code>loadgen predict "
+        f"{esc(src.run.path)} --accounts LIST --users LIST</code>.</p>"
+    )
+    notes = "".join(f"<li>{esc(c)}</li>" for c in w.caveats)
+    caveats = f'<div class="warnings"><ul>{notes}</ul></div>' if notes else ""
+    if w.inputs is None or w.own is None:
+        return section(f"{p}whatif", "What if: predicted cells", intro + caveats)
+    h = src.headline
+    check = table(
+        ["this cell", "contention rate", "retries/commit", "goodput/s"],
+        [
+            ["measured", pct(measured_contention(h)), num(h["retries_per_commit"], 4), num(h["goodput_commits_per_s"], 0)],
+            ["simulated", pct(w.own.conflict_rate), num(w.own.retries_per_commit, 4), num(w.own.goodput_commits_per_s, 0)],
+        ],
+    )
+    rows = [
+        [
+            num(c.accounts),
+            num(c.users),
+            pct(c.conflict_rate),
+            num(c.retries_per_commit, 4),
+            num(c.goodput_commits_per_s, 0),
+            pct(c.retried_share),
+        ]
+        for c in w.cells
+    ]
+    grid = table(
+        ["accounts", "users", "conflict rate", "retries/commit", "goodput/s", "retried"],
+        rows,
+        ["baseline" if (c.accounts, c.users) == (src.accounts, src.users) else "" for c in w.cells],
+    )
+    how = (
+        f'<p class="muted">Durations: {esc(w.inputs.window_source)}. {w.own.attempts:,} simulated attempts per cell '
+        "(about +-6% on a rate). It assumes attempt times do not change with load: true of a database that is not "
+        "saturated or whose latency is mostly network (emulated with --rtt-ms); not of a saturated client or server.</p>"
+    )
+    return section(
+        f"{p}whatif", "What if: predicted cells", intro + caveats + "<h3>Check: the simulation on this cell</h3>" + check + grid + how
+    )
+
+
 def _ref_row(r: Reference) -> list[str]:
     return [
         esc(r.label),
@@ -494,6 +545,7 @@ SECTIONS = [
     ("hotspot", "Hot spots"),
     ("heatmap", "Heatmap"),
     ("model", "Model"),
+    ("whatif", "What if"),
     ("reference", "DSQL reference"),
     ("latency", "Latency"),
     ("detail", "Over time & hot keys"),
@@ -501,7 +553,7 @@ SECTIONS = [
 ]
 
 
-def study_sections(cells: list[Cell], p: str = "") -> str:
+def study_sections(cells: list[Cell], p: str = "", whatif: WhatIf | None = None) -> str:
     """Every section for one set of cells; ``p`` prefixes element ids (for side-by-side pages)."""
     return "".join(
         [
@@ -510,6 +562,7 @@ def study_sections(cells: list[Cell], p: str = "") -> str:
             hotspot_section(cells, p),
             heatmap_section(cells, p),
             model_section(cells, p),
+            whatif_section(whatif, p),
             reference_section(cells, p),
             latency_section(cells, p),
             detail_section(cells, p),

@@ -7,20 +7,29 @@ A target always gives ``conninfo()``. It may also give:
   never part of a connection string);
 - ``connection_class``: the psycopg ``Connection`` class to use (the dialect
   checker's traced connection);
-- ``max_lifetime_s``: how long the pool may keep a connection (DSQL ends them at
+- ``max_lifetime_s``: how long a connection may be kept (DSQL ends them at
   60 minutes).
 
-The pool (``psycopg_pool`` >= 3.3) accepts ``kwargs`` as a callable and calls it for
-every connection it opens; that is how a fresh token reaches every connection.
+``kwargs`` may be a callable, called for every connection opened (as psycopg_pool
+>= 3.3 also accepts it): that is how a fresh token reaches every connection.
+Users hold their own connections (:class:`UserConnections`).
 """
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import psycopg.errors as pg_errors
+from psycopg.pq import TransactionStatus
 
-__all__ = ["open_connection", "pool_options"]
+from loadgen.db.classify import connect_sqlstate
+from loadgen.errors import TargetError
+
+__all__ = ["open_connection", "pool_options", "UserConnections", "UserConnection", "with_connect_sqlstate"]
 
 
 def open_connection(target: Any, **kwargs: Any) -> psycopg.Connection[Any]:
@@ -45,3 +54,173 @@ def pool_options(target: Any, kwargs: dict[str, Any] | None = None) -> dict[str,
     if lifetime is not None:
         options["max_lifetime"] = float(lifetime)
     return options
+
+
+class UserConnections:
+    """One connection per user, opened on demand in the user's own greenlet; counted.
+
+    Why not a pool (psycopg_pool): its background workers open the connections, so a
+    refused connection (DSQL's 53300 too many connections, 53400 rate exceeded, an
+    expired credential) never reaches the user's retry loop: users only see a
+    PoolTimeout 30 s later. And a pool sized for the test opens that many connections
+    in every process, whatever share of the users the process runs. Here a user's
+    attempt opens its connection (paced and signed by the target's hooks), so a
+    refusal is that attempt's error, with its SQLSTATE; a broken connection is
+    replaced at the next attempt; a stopped user closes its own. A process holds as
+    many connections as it runs users, growing and shrinking with them.
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        connection_class: type[psycopg.Connection[Any]] | None = None,
+        configure: Callable[[psycopg.Connection[Any]], None] | None = None,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        options = pool_options(target, {**(kwargs or {}), "connect_timeout": max(1, round(connect_timeout_s))})
+        self._conninfo = target.conninfo()
+        self._kwargs: Any = options["kwargs"]
+        self._class: type[psycopg.Connection[Any]] = options.get("connection_class") or connection_class or psycopg.Connection
+        self._lifetime_s: float | None = options.get("max_lifetime")
+        self._configure = configure
+        self.opened = 0
+        self.connect_errors = 0
+        self.lost = 0  # found broken when a user came back for it
+        self.returned_broken = 0  # broken, or left inside a transaction, when given back
+        self.open = 0
+        self.peak_open = 0
+        #: Why connecting is hopeless (credentials refused or unusable), once it is known.
+        self.refused: str | None = None
+        self.closed = False
+        self._users: set[UserConnection] = set()
+
+    def for_user(self) -> UserConnection:
+        """A user's own connection slot (nothing opens until its first attempt)."""
+        slot = UserConnection(self)
+        self._users.add(slot)
+        return slot
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection, configured; a refusal raised with the SQLSTATE libpq could not give."""
+        if self.closed:
+            raise psycopg.OperationalError("loadgen's connections are closed: the run is over")
+        try:
+            kwargs = self._kwargs() if callable(self._kwargs) else self._kwargs  # DSQL: paced, a fresh token
+        except TargetError as e:  # no token can be signed (credentials gone): no connection will open
+            self.connect_errors += 1
+            self.refused = f"no new connection can open: {e}"
+            raise
+        try:
+            conn = self._class.connect(self._conninfo, **kwargs)
+        except psycopg.OperationalError as e:
+            self.connect_errors += 1
+            refused = with_connect_sqlstate(e)
+            if refused.sqlstate is not None and refused.sqlstate.startswith("28"):
+                self.refused = (
+                    f"the database refused loadgen's credentials on a new connection ({refused.sqlstate}: {_first_line(refused)}); "
+                    "temporary credentials may have expired"
+                )
+            raise refused from None
+        try:
+            if self._configure is not None:
+                self._configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self.opened += 1
+        self.open += 1
+        self.peak_open = max(self.peak_open, self.open)
+        return conn
+
+    def closed_one(self) -> None:
+        self.open -= 1
+
+    def expiry(self) -> float | None:
+        """When a connection opened now should be replaced (monotonic seconds), if ever."""
+        if self._lifetime_s is None:
+            return None
+        # Up to 5% early, as psycopg_pool does, so connections opened together are not all replaced together.
+        return time.monotonic() + self._lifetime_s * (1 - 0.05 * random.random())
+
+    def close(self) -> dict[str, int]:
+        """Close every user's connection; the counters run.json reports."""
+        self.closed = True
+        for slot in list(self._users):
+            slot.close()
+        return self.stats()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "opened": self.opened,
+            "connect_errors": self.connect_errors,
+            "lost": self.lost,
+            "returned_broken": self.returned_broken,
+            "peak_open": self.peak_open,
+        }
+
+
+class UserConnection:
+    """One user's connection: ``getconn``/``putconn`` for the retry loop, ``close`` when the user stops."""
+
+    __slots__ = ("_owner", "_conn", "_expires")
+
+    def __init__(self, owner: UserConnections) -> None:
+        self._owner = owner
+        self._conn: psycopg.Connection[Any] | None = None
+        self._expires: float | None = None
+
+    def getconn(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is not None:
+            if conn.closed:
+                self._owner.lost += 1
+                self._drop()
+            elif self._expires is not None and time.monotonic() >= self._expires:
+                self._drop()  # DSQL ends a connection at 60 minutes: replace it first
+            else:
+                return conn
+        conn = self._owner.connect()
+        self._conn, self._expires = conn, self._owner.expiry()
+        return conn
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None:
+        if conn is not self._conn:
+            conn.close()
+            return
+        if conn.closed:
+            self._owner.returned_broken += 1
+            self._drop()
+        elif conn.info.transaction_status != TransactionStatus.IDLE:
+            self._owner.returned_broken += 1  # the attempt should have ended its transaction
+            self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._owner.closed_one()
+            if not conn.closed:
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
+
+    def close(self) -> None:
+        self._drop()
+        self._owner._users.discard(self)
+
+
+def with_connect_sqlstate(e: psycopg.OperationalError) -> psycopg.Error:
+    """A failed connect as the error its SQLSTATE names (libpq keeps a startup error's text only)."""
+    if e.sqlstate is not None:
+        return e
+    code = connect_sqlstate(str(e))
+    if code is None:
+        return e
+    return pg_errors.lookup(code)(_first_line(e))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

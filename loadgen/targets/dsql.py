@@ -72,7 +72,9 @@ def parse_endpoint(endpoint: str, region: str | None = None) -> tuple[str, str]:
         return host.rstrip("."), m.group("region")
     if _CLUSTER_ID.match(host):
         if region is None:
-            raise ConfigError(f"cluster id {host!r} needs --region (or give the endpoint ID.dsql.REGION.on.aws)")
+            raise ConfigError(
+                f"cluster id {host!r} needs a Region: --region, AWS_DEFAULT_REGION, or a profile's region (or give the endpoint ID.dsql.REGION.on.aws)"
+            )
         return f"{host}.dsql.{region}.on.aws", region
     if "." in host and region is not None and re.match(r"^[a-z0-9.-]+$", host):
         return host, region
@@ -130,6 +132,22 @@ class TokenSource:
                 if self._client is None:
                     self._client = _make_client(self.profile, self.region)
         return self._client
+
+    def credentials_kind(self) -> str | None:
+        """What kind of AWS credentials sign the tokens (never the credentials): for run.json.
+
+        ``refreshable`` (a role, SSO: renewed as needed), ``temporary`` (a session token
+        that nothing renews: it expires, and reconnects fail from then on), ``long-term``;
+        None before the client exists.
+        """
+        if self._client is None:
+            return None
+        creds = self._client._request_signer._credentials
+        if creds is None:
+            return None
+        if hasattr(creds, "refresh_needed"):
+            return "refreshable"
+        return "temporary" if getattr(creds, "token", None) else "long-term"
 
     def token(self) -> str:
         """A freshly signed token; never log it."""
@@ -207,24 +225,31 @@ class DsqlTarget:
     sets_isolation: bool = False
     dialect: str = "dsql"
     max_lifetime_s: float = MAX_LIFETIME_S
+    #: The cluster's connection quota (DSQL's default 10,000 is adjustable).
+    max_connections: int = DSQL_MAX_CONNECTIONS
     tokens: TokenSource = field(init=False, repr=False)
     pacer: ConnectPacer = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.token_expiry_s <= 604_800:
             raise ConfigError(f"--token-expiry must be 1 to 604800 seconds, got {self.token_expiry_s}")
+        if self.max_connections < 3:
+            raise ConfigError(f"--max-connections must be at least 3, got {self.max_connections}")
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_$-]*$", self.db_user):
             raise ConfigError(f"--db-user {self.db_user!r} is not a role name")
         self.tokens = TokenSource(self.endpoint, self.region, self.db_user, self.token_expiry_s, self.profile)
         self.pacer = ConnectPacer(self.connect_rate, self.connect_burst)
 
     def prepare(self, users: int) -> None:
-        if users + 2 > DSQL_MAX_CONNECTIONS:
+        if users + 2 > self.max_connections:
             raise TargetError(
-                f"the run needs {users} connections plus 2 for loadgen, but a DSQL cluster allows "
-                f"{DSQL_MAX_CONNECTIONS} by default; run fewer users per cluster"
+                f"the run needs {users} connections plus 2 for loadgen, but the cluster allows {self.max_connections:,} "
+                f"(DSQL's default quota; if yours was raised, say so with --max-connections)"
             )
-        self.tokens.client()  # fail early on missing credentials or a bad profile
+        # Sign one token now (local, no network): missing credentials or a bad profile
+        # fail here, in one line, before any work. (Making the client alone would not:
+        # boto3 builds it without looking for credentials.)
+        self.tokens.token()
 
     def conninfo(self) -> str:
         """Host, user, TLS settings; never the password."""
@@ -263,7 +288,10 @@ class DsqlTarget:
             "sslrootcert": self.sslrootcert if self.sslmode == "verify-full" else None,
             "sslnegotiation": "direct" if self.sslmode != "disable" and direct_tls_supported() else "postgres",
             "connect_rate_per_s": self.connect_rate,
+            "connect_burst": self.connect_burst,
+            "max_connections": self.max_connections,
             "max_lifetime_s": self.max_lifetime_s,
+            "credentials": self.tokens.credentials_kind(),
         }
 
 
@@ -276,10 +304,13 @@ def make_dsql_target(
     sslrootcert: str | None = None,
     sslmode: str | None = None,
     connect_rate: float | None = None,
+    max_connections: int | None = None,
 ) -> DsqlTarget:
     """A ``DsqlTarget`` from command-line values, validated."""
     if not endpoint:
         raise ConfigError("--target dsql needs --endpoint ID.dsql.REGION.on.aws (or --ephemeral)")
+    if region is None and _CLUSTER_ID.match(endpoint.strip().lower()):
+        region = _session_region(profile)  # a bare cluster id: the Region of the AWS profile or environment
     host, reg = parse_endpoint(endpoint, region)
     mode = sslmode or "verify-full"
     if mode not in SSLMODES:
@@ -307,7 +338,19 @@ def make_dsql_target(
         sslmode=mode,
         sslrootcert=sslrootcert,
         connect_rate=DEFAULT_CONNECT_RATE if connect_rate is None else connect_rate,
+        max_connections=DSQL_MAX_CONNECTIONS if max_connections is None else max_connections,
     )
+
+
+def _session_region(profile: str | None) -> str | None:
+    """The Region boto3 would use (AWS_DEFAULT_REGION, the profile's config); no network."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        return boto3.session.Session(profile_name=profile).region_name
+    except botocore.exceptions.BotoCoreError as e:
+        raise ConfigError(f"AWS: {_first_line(e)}") from None
 
 
 def _first_line(e: BaseException) -> str:

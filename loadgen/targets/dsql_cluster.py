@@ -52,7 +52,7 @@ def dsql_client(region: str | None = None, profile: str | None = None) -> Any:
     except botocore.exceptions.BotoCoreError as e:
         raise ConfigError(f"AWS: {e}") from None
     if not session.region_name:
-        raise ConfigError("no AWS Region: give --region (or set AWS_REGION, or a region in your profile)")
+        raise ConfigError("no AWS Region: give --region (or set AWS_DEFAULT_REGION, or a region in your profile)")
     return session.client("dsql")
 
 

@@ -213,9 +213,7 @@ def _check_form(plugin: LoadgenPlugin) -> Response | None:
             make_target(values["target"], dsn if values["target"] != "embedded" else None).prepare(users)
     except LoadgenError as e:
         return _refuse(plugin, str(e))
-    # Users added to a running test need connections before they spawn.
-    plugin.resize_pool(users)
-    return None
+    return None  # each user opens its own connection when it starts
 
 
 def _refuse(plugin: LoadgenPlugin, message: str) -> Response:

@@ -96,7 +96,6 @@ class LoadgenPlugin:
         ev.test_start.add_listener(self.on_test_start)
         ev.test_stop.add_listener(self.on_test_stop)
         ev.quitting.add_listener(self.on_quitting)
-        ev.spawning_complete.add_listener(self.on_spawning_complete)
         if self.role == "master":
             ev.worker_report.add_listener(self.on_worker_report)
         else:
@@ -181,15 +180,6 @@ class LoadgenPlugin:
             self.bench = Bench(scenario, target, recorder)
             self.env.loadgen = self.bench  # type: ignore[attr-defined]
 
-    def on_spawning_complete(self, user_count: int, **_: Any) -> None:
-        self.resize_pool(user_count)
-
-    def resize_pool(self, users: int) -> None:
-        """Let the pool open one connection per user (it opens them only on demand)."""
-        bench = self.bench
-        if bench is not None and not bench.pool.closed and users > bench.pool.max_size:
-            bench.pool.resize(min_size=0, max_size=users)
-
     def on_request(self, request_type: str, exception: BaseException | None, context: dict[str, Any], **_: Any) -> None:
         if request_type == TRANSACTION:
             self.counters.add_transaction(int(context.get("attempts", 1)), exception is None)
@@ -234,7 +224,7 @@ class LoadgenPlugin:
         self._close_bench()
 
     def _close_bench(self) -> None:
-        if self.bench is not None and not self.bench.pool.closed:
+        if self.bench is not None and not self.bench.connections.closed:
             self.bench.close()
 
     # -- results --------------------------------------------------------
