@@ -69,7 +69,7 @@ def test_a_pipe_gets_plain_lines_and_quiet_gets_none(embedded: object, tmp_path:
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if re.match(r"\s+\d+s\s+users", ln)]
     assert len(lines) >= 2, r.stdout
-    assert all("conflict rate" in ln and "attempts" in ln for ln in lines)
+    assert all("contention rate" in ln and "attempts" in ln for ln in lines)
     assert "━" not in r.stdout and "\x1b[" not in r.stdout
     q = run_cli("run", "--accounts", "10", "--users", "10", "--duration", "2", "--out", str(tmp_path), "-q")
     assert q.returncode == 0, q.stderr

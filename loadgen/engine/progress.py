@@ -1,29 +1,58 @@
-"""What a run shows while it runs: a snapshot of Locust's statistics, and the views that show it.
+"""What a run shows while it runs: the progress line, a snapshot of the counts, and the views that show them.
 
-``Snapshot`` is read from Locust's statistics once a second. Locust counts failed
-attempts by their label, which names the outcome (loadgen.engine.users), so the
-snapshot counts outcomes as the summary does and derives its figures with
-loadgen.results.metrics.rates, under the same names. A ``ProgressView`` hears a run's
-or a sweep's events: ``PlainLines`` prints a line every few seconds (logs, CI, pipes:
-what tests read); loadgen.cli.display draws a live display on a terminal.
+The progress line names the same figures as the summary, the live UI, run.json and the
+report (loadgen.results.metrics): the contention rate, with its breakdown by kind beside
+it. The counts come from the attempt records themselves, tallied at each line from where
+the last line stopped, so recording an attempt costs nothing more. Where a process holds
+no records (a distributed master), Locust's counts stand in: its failure labels name
+the outcome (loadgen.engine.users).
+
+A ``ProgressView`` hears a run's or a sweep's events: ``PlainLines`` prints the line
+every few seconds (logs, CI, pipes: what tests read); loadgen.cli.display draws a live
+display on a terminal from ``snapshot``.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION
+from loadgen.model.outcomes import CONTENTION
 from loadgen.results.metrics import Counts, outcome_counts, rates
 
-__all__ = ["Snapshot", "ProgressView", "PlainLines", "progress_line", "snapshot"]
+__all__ = ["progress_line", "OutcomeTally", "Snapshot", "snapshot", "ProgressView", "PlainLines"]
+
+_OUTCOME = 4  # an attempt row's outcome (loadgen.db.transfer.ATTEMPT_FIELDS)
+
+
+class OutcomeTally:
+    """Attempts by outcome so far, brought up to date from growing lists of attempt rows."""
+
+    def __init__(self, sources: list[Any] | Callable[[], Iterable[list[Any]]]) -> None:
+        self._sources = sources
+        self._seen: dict[int, int] = {}  # id(rows) -> rows already counted
+        self.by_outcome: dict[str, int] = {}
+
+    def update(self) -> dict[str, int]:
+        lists = [self._sources] if isinstance(self._sources, list) else list(self._sources())
+        by = self.by_outcome
+        for rows in lists:
+            start = self._seen.get(id(rows), 0)
+            end = len(rows)
+            for i in range(start, end):
+                outcome = rows[i][_OUTCOME]
+                by[outcome] = by.get(outcome, 0) + 1
+            self._seen[id(rows)] = end
+        return by
+
 
 #: The outcome in Locust's record of a failed attempt: AttemptFailed('conflict (40001)'), as an
 #: exception in this process or as its repr in a worker's report to the master.
-_OUTCOME = re.compile(r"AttemptFailed\(['\"]([a-z_]+)")
+_LOCUST_OUTCOME = re.compile(r"AttemptFailed\(['\"]([a-z_]+)")
 
 
 @dataclass(frozen=True)
@@ -52,12 +81,19 @@ class Snapshot:
 
 
 def snapshot(elapsed_s: float, env: Any) -> Snapshot:
-    """The counts in Locust's statistics (a master's include its workers')."""
+    """The counts so far: from the attempt records where this process has them, else Locust's statistics."""
+    users = env.runner.user_count if env.runner else 0
+    tally: OutcomeTally | None = getattr(env, "loadgen_tally", None)
+    if tally is not None:
+        by = tally.update()
+        commits, conflicts, contention = outcome_counts(by)
+        attempts = sum(by.values())
+        return Snapshot(elapsed_s, users, Counts(attempts, commits, conflicts, contention, failed_attempts=attempts - commits))
     a = env.stats.get(NAME, ATTEMPT)
     t = env.stats.get(NAME, TRANSACTION)
     failed: Counter[str] = Counter()
     for e in env.stats.errors.values():
-        m = _OUTCOME.search(e.error if isinstance(e.error, str) else repr(e.error))
+        m = _LOCUST_OUTCOME.search(e.error if isinstance(e.error, str) else repr(e.error))
         if e.method == ATTEMPT and e.name == NAME and m:
             failed[m.group(1)] += e.occurrences
     _, conflicts, contention = outcome_counts(failed)
@@ -68,16 +104,29 @@ def snapshot(elapsed_s: float, env: Any) -> Snapshot:
         contention=contention,
         failed_attempts=a.num_failures,
     )
-    return Snapshot(elapsed_s=elapsed_s, users=env.runner.user_count if env.runner else 0, counts=counts)
+    return Snapshot(elapsed_s=elapsed_s, users=users, counts=counts)
 
 
 def progress_line(elapsed_s: float, env: Any) -> str:
-    """The plain progress line (one per few seconds in logs and pipes)."""
-    s = snapshot(elapsed_s, env)
+    users = env.runner.user_count if env.runner else 0
+    tally: OutcomeTally | None = getattr(env, "loadgen_tally", None)
+    if tally is not None:
+        by = tally.update()
+        commits, conflicts, contention = outcome_counts(by)
+        attempts = sum(by.values())
+        rate = rates(Counts(attempts, commits, conflicts, contention))["contention_rate"] or 0.0
+        kinds = ", ".join(f"{o} {by[o]}" for o in sorted(by) if o in CONTENTION and by[o])
+        return f"  {elapsed_s:5.0f}s  users {users:5d}  attempts {attempts:8d}  commits {commits:8d}  contention rate {rate:6.2%}" + (
+            f" ({kinds})" if kinds else ""
+        )
+    # No attempt records in this process (a distributed master): Locust's own counts.
+    a = env.stats.get(NAME, ATTEMPT)
+    t = env.stats.get(NAME, TRANSACTION)
+    counts = Counts(attempts=a.num_requests, commits=t.num_requests - t.num_failures, failed_attempts=a.num_failures)
+    failed = rates(counts)["failed_attempt_rate"] or 0.0
     return (
-        f"  {s.elapsed_s:5.0f}s  users {s.users:5d}  attempts {s.attempts:8d}  commits {s.commits:8d}"
-        f"  failed attempts {s.failed_attempts:7d} ({s.rate('failed_attempt_rate'):6.2%})"
-        f"  conflict rate {s.rate('conflict_rate'):6.2%}  contention rate {s.rate('contention_rate'):6.2%}"
+        f"  {elapsed_s:5.0f}s  users {users:5d}  attempts {counts.attempts:8d}  commits {counts.commits:8d}"
+        f"  failed attempts {counts.failed_attempts:7d} ({failed:6.2%})"
     )
 
 

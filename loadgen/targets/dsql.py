@@ -223,6 +223,7 @@ class DsqlTarget:
     hostaddr: str | None = None
     kind: str = "dsql"
     sets_isolation: bool = False
+    takes_row_locks: bool = False
     dialect: str = "dsql"
     max_lifetime_s: float = MAX_LIFETIME_S
     #: The cluster's connection quota (DSQL's default 10,000 is adjustable).
@@ -275,6 +276,30 @@ class DsqlTarget:
         """Called once per new connection: wait for a connection slot, then sign a token for it."""
         self.pacer.wait()
         return {"password": self.tokens.token()}
+
+    def worker_settings(self, workers: int) -> dict[str, Any]:
+        """What a worker process needs to reach the cluster itself: no secret (each worker signs
+        its own tokens from its own credentials chain) and its share of the connection budget."""
+        share = max(1, workers)
+        return {
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "db_user": self.db_user,
+            "profile": self.profile,
+            "token_expiry_s": self.token_expiry_s,
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            # DSQL counts new connections per cluster: the workers share the rate and the burst.
+            "connect_rate": self.connect_rate / share,
+            "connect_burst": max(1, self.connect_burst // share),
+            "port": self.port,
+            "hostaddr": self.hostaddr,
+            "max_connections": self.max_connections,
+        }
+
+    @classmethod
+    def from_worker_settings(cls, settings: dict[str, Any]) -> DsqlTarget:
+        return cls(**settings)
 
     def describe(self) -> dict[str, Any]:
         return {
