@@ -107,7 +107,7 @@ def _measured(run_dir: Path) -> dict[str, Any]:
         "users": cell.users,
         "contention_rate": measured_contention(h),
         "retries_per_commit": h["retries_per_commit"],
-        "goodput_commits_per_s": h["goodput_commits_per_s"],
+        "throughput_commits_per_s": h["throughput_commits_per_s"],
         "mean_attempt_ms": h["mean_attempt_ms"],
         "client": cell.run.meta.get("client"),
     }

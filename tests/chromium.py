@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 __all__ = ["CHROMIUM_FLAGS", "INSTALL_STEP", "PageWatch", "chromium_path", "launch_options"]
 
@@ -97,5 +98,7 @@ def browser_type_launch_args() -> dict[str, Any]:
 @pytest.fixture
 def watched(page: Any) -> Iterator[PageWatch]:
     """pytest-playwright's ``page``, with its console, errors and requests recorded."""
+    # Generous: on a busy shared machine a start (seeding the bank) or a stop takes seconds.
     page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
     yield PageWatch.on(page)

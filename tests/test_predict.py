@@ -24,6 +24,13 @@ from loadgen.report.data import load_run
 from loadgen.report.whatif import inputs_from_run, predict, summarize_simulation
 
 
+def test_snapshot_window_by_hand() -> None:
+    # 20 ms over 5 round trips (BEGIN, 3 statements, COMMIT): the last 3 are the window, 12 ms.
+    # With COMMIT taking 10 ms more: (20 - 10) x 3/5 + 10 = 16. An attempt shorter than that extra: all window.
+    assert A.snapshot_window_ms([20.0], 3).tolist() == pytest.approx([12.0])
+    assert A.snapshot_window_ms([20.0, 5.0], 3, commit_ms=10.0).tolist() == pytest.approx([16.0, 5.0])
+
+
 def test_first_committer_wins_by_hand() -> None:
     # attempt: snapshot .. commit, rows
     #   A  0 .. 10  {1, 2}
@@ -76,7 +83,7 @@ def test_closed_loop_with_retries_by_hand() -> None:
     assert p.retries_per_commit == pytest.approx(2 / 5)
     assert p.retried_share == pytest.approx(1 / 6)
     assert p.max_attempts == 3
-    assert p.goodput_commits_per_s == pytest.approx(5 / 0.040)
+    assert p.throughput_commits_per_s == pytest.approx(5 / 0.040)
 
 
 def test_retry_backoff_delays_the_next_attempt() -> None:
@@ -186,12 +193,15 @@ def test_inputs_come_from_the_committed_attempts(tmp_path: Path) -> None:
         {"accounts": 100, "users": 4, "retry": {"max_attempts": 7, "backoff": "none"}, "rtt_ms": 2.0},
     )
     inputs = inputs_from_run(load_run(run))
-    assert sorted(inputs.window_ms.tolist()) == [10.0, 30.0]  # the conflicted attempt stopped early
+    # The committed attempts only (the conflicted one stopped early); of the 5 round trips of
+    # update-returning (BEGIN, 3 statements, COMMIT), the last 3 lie in the snapshot-to-COMMIT window.
+    assert sorted(inputs.window_ms.tolist()) == pytest.approx([6.0, 18.0])
+    assert sorted(inputs.before_ms.tolist()) == pytest.approx([4.0, 12.0])
     assert inputs.policy.max_attempts == 7 and inputs.load == Load("closed", 4)
-    assert inputs.round_trips == 4 and inputs.rtt_ms == 2.0
-    # --rtt-ms 5: 3 ms more per round trip; three of the four round trips lie in the window.
+    assert inputs.statements == 3 and inputs.rtt_ms == 2.0
+    # --rtt-ms 5: 3 ms more per round trip, 3 of them in the window.
     p = predict(inputs, 100, 4, rtt_ms=5.0, attempts=500)
-    assert p.mean_window_ms == pytest.approx(20.0 + 3 * 3.0)
+    assert p.mean_window_ms == pytest.approx(12.0 + 3 * 3.0)
     with pytest.raises(ConfigError):
         predict(inputs, 100, 4, rtt_ms=0.0 - 10, attempts=500)
 
@@ -207,7 +217,7 @@ def test_predict_command(tmp_path: Path) -> None:
     cells = json.loads(out.stdout)
     assert [(c["accounts"], c["users"]) for c in cells] == [(100, 10), (1000, 10)]
     for c in cells:
-        assert {"accounts", "users", "conflict_rate", "retries_per_commit", "goodput_commits_per_s"} <= set(c)
+        assert {"accounts", "users", "conflict_rate", "retries_per_commit", "throughput_commits_per_s"} <= set(c)
     # Ten times the accounts, about a tenth of the conflicts.
     assert cells[0]["conflict_rate"] > 5 * cells[1]["conflict_rate"] > 0
     table = _cli(str(run), "--accounts", "100", "--users", "10", "--attempts", "500")

@@ -2,7 +2,7 @@
 
 A bar per sweep (cells done, time left over every cell's duration) and per run
 (elapsed and remaining), under them users, commits per second over the last few
-seconds, the conflict rate so far and the counts. Anything printed while it runs
+seconds, the conflict and contention rates so far (loadgen.results.metrics) and the counts. Anything printed while it runs
 (warnings, a cell's result) scrolls above it. Off a terminal, or with ``-q``, the
 command prints plain lines instead (loadgen.engine.progress.PlainLines).
 """
@@ -127,8 +127,11 @@ class LiveDisplay:
         line = Text("  ")
         line.append(f"users {s.users:,}", style="bold")
         line.append(f"   commits/s {rate:,.0f}")
+        conflict, contention = s.rate("conflict_rate"), s.rate("contention_rate")
         line.append("   conflict rate ")
-        line.append(f"{s.conflict_rate:.2%}", style="bold red" if s.conflict_rate >= 0.05 else "bold")
+        line.append(f"{conflict:.2%}", style="bold red" if conflict >= 0.05 else "bold")
+        if contention != conflict:  # PostgreSQL with row locks: deadlocks and lock timeouts too
+            line.append(f"   contention rate {contention:.2%}")
         line.append(f"   attempts {s.attempts:,}   commits {s.commits:,}", style="dim")
         return line
 

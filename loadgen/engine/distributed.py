@@ -27,7 +27,6 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 # isort: split
 
-import dataclasses
 import logging
 import os
 import signal
@@ -35,7 +34,6 @@ import socket
 import subprocess
 import sys
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +48,8 @@ from locust.rpc.protocol import Message
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
+from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.targets.base import Target, dialect_of
@@ -91,30 +91,6 @@ class Fleet:
     @property
     def workers(self) -> int:
         return max(self.processes, self.expect_workers)
-
-
-# -- the scenario over the wire ---------------------------------------------
-
-
-def scenario_from_dict(data: dict[str, Any]) -> Scenario:
-    """The inverse of ``Scenario.to_dict()``: nested dataclasses (the retry policy) rebuilt too."""
-    return _from_dict(Scenario, data)
-
-
-def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        kind = hints.get(f.name)
-        if isinstance(value, dict) and dataclasses.is_dataclass(kind):
-            value = _from_dict(kind, value)
-        elif isinstance(value, list) and f.type and "tuple" in str(f.type):
-            value = tuple(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
 
 
 def _without_password(conninfo: str) -> str:
@@ -258,7 +234,7 @@ class WorkerAgent:
         connections = bench.close()
         runner: Any = self.env.runner
         # The last statistics before `done`: the master's counts are then complete.
-        runner._send_stats()
+        send_final_stats(self.env, runner)
         runner.send_message(
             MSG_DONE,
             {
@@ -276,6 +252,17 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def send_final_stats(env: Environment, runner: Any) -> None:
+    """What Locust's worker sends every few seconds, sent now (its ``_send_stats``, through public calls).
+
+    The report_to_master listeners fill the message (and reset what they sent); the
+    master's handler of "stats" messages adds it up.
+    """
+    data: dict[str, Any] = {}
+    env.events.report_to_master.fire(client_id=runner.client_id, data=data)
+    runner.send_message("stats", data)
 
 
 def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
@@ -329,7 +316,7 @@ class Collector:
         rec = self._recorder(msg.node_id)
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
-        if any(r[4] != "connection_error" for r in rows):
+        if any(r[4] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
         refused = next((r for r in rows if r[5] and r[5].startswith("28")), None)
         if refused is not None and self.refused is None:
@@ -450,7 +437,7 @@ def run_distributed(
     collector.setup = {
         "run_id": run_id,
         "user_class": user_class.__name__,
-        "scenario": scenario.to_dict(),
+        "scenario": scenario_to_dict(scenario),
         "target": {
             "kind": target.kind,
             "sets_isolation": target.sets_isolation,
@@ -543,10 +530,8 @@ def run_distributed(
             result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
-            client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
-            result.client = core._client_load(client, result.summary["attempts"])
-            result.client["processes"] = len(workers)
-            result.client["master_cpu_s"] = round(client.get("master_cpu_s", 0.0), 3)
+            client["cpu_s"] = client.get("master_cpu_s", 0.0)
+            result.client = core._client_load(client, result.summary["attempts"], workers)
             result.workers = workers
             core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:

@@ -33,9 +33,11 @@ from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, se
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 from loadgen.errors import OutputError, TargetError
+from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
+from loadgen.results.client import attempt_span, client_load
 from loadgen.results.metrics import summarize
-from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
+from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.targets.base import Target, dialect_of, redact_conninfo
 from loadgen.targets.connection import open_connection
 
@@ -58,6 +60,8 @@ class RunResult:
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
+    attempt_span: tuple[float, float] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -217,7 +221,7 @@ def finish_run(
     try:
         with _connect(target) as conn:
             _resolve_unknown_commits(conn, attempts)
-            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"].tolist()
             invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
             # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
             connections["left_open"] = sessions_left(conn, APPLICATION_NAME, dialect_of(target))  # type: ignore[assignment]
@@ -229,18 +233,14 @@ def finish_run(
         outcome = table.schema.get_field_index("outcome")
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
-    return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result = RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result.attempt_span = attempt_span(attempts)
+    return result
 
 
-def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
+def _client_load(client: dict[str, float], attempts: int, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        # One process runs on one core: near 1.0 the load generator is the bottleneck.
-        "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
-        "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
-    }
+    return client_load(wall, cpu, attempts, workers)
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -257,16 +257,16 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     """
     if attempts.empty:
         return
-    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"])
+    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
     last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
-    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == "interrupted"))
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
     open_ &= ~attempts["txn_id"].isin(committed)
     if not open_.any():
         return
     found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
-    attempts.loc[hit, "outcome"] = "ambiguous_committed"
+    attempts.loc[hit, "outcome"] = Outcome.AMBIGUOUS_COMMITTED.value
 
 
 def _locust_counts(env: Environment) -> dict[str, int]:

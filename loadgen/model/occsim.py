@@ -35,6 +35,7 @@ import numpy as np
 
 from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution
+from loadgen.model.outcomes import Outcome
 from loadgen.model.retry import RetryPolicy
 
 __all__ = [
@@ -48,11 +49,31 @@ __all__ = [
     "COMMITTED",
     "CONFLICT",
     "DEFAULT_ATTEMPTS",
+    "STATEMENTS",
+    "statements",
 ]
 
-COMMITTED = "committed"
-CONFLICT = "conflict"
+COMMITTED = Outcome.COMMITTED.value
+CONFLICT = Outcome.CONFLICT.value
 LoadModel = Literal["closed", "open", "batches"]
+#: Statements before COMMIT in each transaction shape the simulation models: each writes its payer and
+#: payee(s) and nothing else another transfer could touch (loadgen.db.shapes). multi-leg: 2 + legs.
+STATEMENTS: dict[str, int | None] = {
+    "update-returning": 3,
+    "select-then-update": 4,
+    "single-statement": 2,
+    "read-modify-write": 5,
+    "multi-leg": None,
+}
+
+
+def statements(shape: str, legs: int = 1) -> int | None:
+    """Statements before COMMIT in one attempt of ``shape``; None for a shape the simulation does not model."""
+    if shape not in STATEMENTS:
+        return None
+    return STATEMENTS[shape] or 2 + legs
+
+
 #: Attempts simulated per cell: a conflict rate near 5% comes out within about +-3% of itself (one sigma).
 DEFAULT_ATTEMPTS = 20_000
 
@@ -121,15 +142,17 @@ class Load:
     """How transactions arrive.
 
     closed: ``users`` run transactions back to back, ``think_ms`` between them;
-    open: Poisson arrivals at ``arrival_rate`` per second, at most ``users`` in flight
-    (0: no limit; late arrivals wait their turn); batches: ``users`` transactions at
-    once, the next batch when all are done.
+    open: arrivals at ``arrival_rate`` per second, at most ``users`` in flight (0: no
+    limit; late arrivals wait their turn), ``even``ly spaced as loadgen's open loop
+    starts them, or at random (Poisson, as independent clients arrive); batches:
+    ``users`` transactions at once, the next batch when all are done.
     """
 
     model: LoadModel = "closed"
     users: int = 1
     arrival_rate: float = 0.0
     think_ms: float = 0.0
+    even: bool = False
 
     def __post_init__(self) -> None:
         if self.model not in ("closed", "open", "batches"):
@@ -283,7 +306,8 @@ def simulate(
     def schedule_arrival(after: float) -> None:
         nonlocal seq
         seq += 1
-        heapq.heappush(heap, (after + arrivals.expovariate(load.arrival_rate / 1000.0), _ARRIVAL, seq, -1))
+        gap = 1000.0 / load.arrival_rate if load.even else arrivals.expovariate(load.arrival_rate / 1000.0)
+        heapq.heappush(heap, (after + gap, _ARRIVAL, seq, -1))
 
     if load.model == "closed":
         for u in range(load.users):

@@ -15,6 +15,7 @@ import pandas as pd
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
+from loadgen.results.client import saturation_note
 
 __all__ = ["Cell", "analyse_run", "analyse_study", "varying_settings", "find_baseline", "warnings_for", "cells_frame"]
 
@@ -24,8 +25,6 @@ _IGNORED_SETTINGS = {"name", "seed", "spawn_rate"}
 MIN_ATTEMPTS = 1000
 #: Below this, no rate is worth comparing; above it, the 95% interval decides (wider than +-20% of the rate: warn).
 MIN_ATTEMPTS_ANY = 200
-#: A single Python process running Locust users saturates one core near this share.
-CPU_SATURATED = 0.9
 
 
 @dataclass
@@ -86,8 +85,8 @@ def analyse_run(run: Run) -> Cell:
     h = A.headline(c, txns)
     collision, source = collision_for(run)
     model = None
-    if collision is not None and h["goodput_commits_per_s"] and h["mean_attempt_ms"] is not None:
-        model = A.model_conflict_rate(h["goodput_commits_per_s"], h["mean_attempt_ms"] / 1000.0, collision)
+    if collision is not None and h["throughput_commits_per_s"] and h["mean_attempt_ms"] is not None:
+        model = A.model_conflict_rate(h["throughput_commits_per_s"], h["mean_attempt_ms"] / 1000.0, collision)
     cell = Cell(
         run=run,
         headline=h,
@@ -178,12 +177,14 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
     """One row per cell with its key numbers and ratios to the baseline.
 
     Without a measured baseline cell, ratios are to the published DSQL figure
-    (conflict rate 6.56%, no retry); attempts per commit and goodput ratios are then left out.
+    (conflict rate 6.56%, no retry); attempts per commit and throughput ratios are then left out.
+    ``goodput`` and ``goodput_ratio`` are older names of ``throughput_commits_per_s`` and
+    ``throughput_ratio``, kept for notebooks written against them.
     """
     rows = []
     base_rate = baseline.headline["conflict_rate"] if baseline else TALK_NO_RETRY.conflict_rate
     base_apc = baseline.headline["attempts_per_commit"] if baseline else None
-    base_good = baseline.headline["goodput_commits_per_s"] if baseline else None
+    base_tput = baseline.headline["throughput_commits_per_s"] if baseline else None
     for c in cells:
         h = c.headline
         rows.append(
@@ -197,7 +198,9 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "conflict_rate": h["conflict_rate"],
                 "attempts_per_commit": h["attempts_per_commit"],
                 "retried_share": h["retried_share"],
-                "goodput": h["goodput_commits_per_s"],
+                "contention_rate": h["contention_rate"],
+                "throughput_commits_per_s": h["throughput_commits_per_s"],
+                "goodput": h["throughput_commits_per_s"],
                 "model_rate": c.model_rate,
                 "txn_p99_ms": h["transaction_latency_ms"]["p99"],
                 "attempt_p50_ms": h["attempt_latency_ms"]["p50"],
@@ -206,19 +209,11 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "baseline": c.is_baseline,
                 "conflict_ratio": A.ratio_to_baseline(h["conflict_rate"], base_rate),
                 "apc_ratio": A.ratio_to_baseline(h["attempts_per_commit"], base_apc),
-                "goodput_ratio": A.ratio_to_baseline(h["goodput_commits_per_s"], base_good),
+                "throughput_ratio": A.ratio_to_baseline(h["throughput_commits_per_s"], base_tput),
+                "goodput_ratio": A.ratio_to_baseline(h["throughput_commits_per_s"], base_tput),
             }
         )
     return pd.DataFrame(rows)
-
-
-def _find_cpu_share(meta: dict[str, Any]) -> float | None:
-    lg = meta.get("client")
-    if isinstance(lg, dict):
-        v = lg.get("cpu_utilization")
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
 
 
 def warnings_for(cells: list[Cell]) -> list[str]:
@@ -240,12 +235,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
                 f"{name}: only {h['attempts']:,} attempts and {h['conflicts']:,} conflicts: "
                 f"the conflict rate {_pct(h['conflict_rate'])} is uncertain{span}."
             )
-        cpu = _find_cpu_share(c.run.meta)
-        if cpu is not None and cpu >= CPU_SATURATED:
-            out.append(
-                f"{name}: the load generator used {cpu:.0%} of a CPU core: it was probably saturated, so latencies "
-                "include client-side queueing and the commit rate is the client's limit, not the database's."
-            )
+        note = saturation_note(c.run.meta.get("client") if isinstance(c.run.meta.get("client"), dict) else None)
+        if note:
+            out.append(f"{name}: {note}.")
         if not c.run.meta.get("invariants_hold", True):
             out.append(f"{name}: invariants VIOLATED (see below): the database lost or invented money.")
     elapsed = [c.headline["elapsed_s"] for c in cells if c.headline["elapsed_s"] > 0]

@@ -27,11 +27,13 @@ import pandas as pd
 
 from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution, make_distribution
-from loadgen.model.occsim import DEFAULT_ATTEMPTS, Load, Sampled, SimAttempts, simulate
-from loadgen.model.retry import COMMITTED_OUTCOMES, RetryPolicy
+from loadgen.model.occsim import DEFAULT_ATTEMPTS, STATEMENTS, Load, Sampled, SimAttempts, simulate, statements
+from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
+from loadgen.model.retry import RetryPolicy
 from loadgen.report import analysis as A
-from loadgen.report.cells import CPU_SATURATED, Cell, find_baseline
+from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
+from loadgen.results.client import SATURATED_SHARE, busiest_share
 
 __all__ = [
     "SimInputs",
@@ -43,17 +45,7 @@ __all__ = [
     "whatif_for",
     "applicability",
     "measured_contention",
-    "STATEMENTS",
 ]
-
-#: Statements before COMMIT in each transaction shape the simulation models (all write payer and payees).
-STATEMENTS = {
-    "update-returning": 3,
-    "select-then-update": 4,
-    "single-statement": 2,
-    "read-modify-write": 5,
-    "multi-leg": None,  # 2 + legs
-}
 
 
 @dataclass(frozen=True)
@@ -69,9 +61,11 @@ class SimInputs:
     policy: RetryPolicy
     read_share: float
     rows_per_txn: int
-    #: Round trips per attempt (statements + COMMIT), and the run's own emulated latency per round trip.
-    round_trips: int
+    #: Statements before COMMIT (an attempt makes two round trips more: BEGIN and COMMIT),
+    #: and the run's own emulated latency: mean per round trip, and COMMIT's extra.
+    statements: int
     rtt_ms: float
+    commit_ms: float
     #: Measured per committed attempt: time before its snapshot, and snapshot to COMMIT (ms).
     before_ms: np.ndarray = field(repr=False)
     window_ms: np.ndarray = field(repr=False)
@@ -90,7 +84,7 @@ class Prediction:
     users: int
     conflict_rate: float | None
     retries_per_commit: float | None
-    goodput_commits_per_s: float | None
+    throughput_commits_per_s: float | None
     retried_share: float | None
     max_attempts: int
     attempts: int
@@ -104,7 +98,7 @@ class Prediction:
             "users": self.users,
             "conflict_rate": self.conflict_rate,
             "retries_per_commit": self.retries_per_commit,
-            "goodput_commits_per_s": self.goodput_commits_per_s,
+            "throughput_commits_per_s": self.throughput_commits_per_s,
             "retried_share": self.retried_share,
             "max_attempts": self.max_attempts,
             "attempts": self.attempts,
@@ -142,7 +136,7 @@ def _policy(scen: dict[str, Any]) -> RetryPolicy:
 def _load(scen: dict[str, Any], users: int) -> Load:
     model = str(scen.get("load", "closed"))
     if model == "open":
-        return Load("open", users, arrival_rate=_number(scen.get("arrival_rate"), 100.0))
+        return Load("open", users, arrival_rate=_number(scen.get("arrival_rate"), 100.0), even=True)
     if model == "batches":
         return Load("batches", users)
     return Load("closed", users, think_ms=_number(scen.get("think_ms"), 0.0))
@@ -155,17 +149,19 @@ def inputs_from_run(run: Run) -> SimInputs:
     if accounts is None or users is None:
         raise ReportInputError(f"{run.path}: run.json does not record accounts and users; cannot predict from it")
     shape = str(scen.get("transaction", "update-returning"))
-    if shape not in STATEMENTS:
+    legs = int(_number(scen.get("legs"), 2)) if shape == "multi-leg" else 1
+    n_statements = statements(shape, legs)
+    if n_statements is None:
         raise ReportInputError(
             f"{run.path}: predict models transfers ({', '.join(STATEMENTS)}); the run's shape {shape!r} is not one of them"
         )
-    legs = int(_number(scen.get("legs"), 2)) if shape == "multi-leg" else 1
-    statements = STATEMENTS[shape] or 2 + legs
     frame = run.attempts(["latency_ms", "outcome"])
     committed = frame["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
-    window = frame["latency_ms"].to_numpy(dtype="float64")[committed]
-    if window.size == 0:
+    latency = frame["latency_ms"].to_numpy(dtype="float64")[committed]
+    if latency.size == 0:
         raise ReportInputError(f"{run.path}: no committed attempt to take durations from")
+    commit_ms = _number(scen.get("commit_ms"), 0.0)
+    window = A.snapshot_window_ms(latency, n_statements, commit_ms)
     dist = str(scen.get("distribution", "uniform"))
     return SimInputs(
         run_id=run.run_id,
@@ -177,26 +173,31 @@ def inputs_from_run(run: Run) -> SimInputs:
         policy=_policy(scen),
         read_share=_number(scen.get("read_mix"), 0.0),
         rows_per_txn=1 + legs,
-        round_trips=statements + 1,
-        rtt_ms=_number(scen.get("rtt_ms"), 0.0),
-        before_ms=np.zeros_like(window),
+        statements=n_statements,
+        rtt_ms=_number(scen.get("rtt_ms"), 0.0) + _number(scen.get("rtt_jitter_ms"), 0.0),
+        commit_ms=commit_ms,
+        before_ms=latency - window,
         window_ms=window,
-        window_source=f"whole latency of the run's {window.size:,} committed attempts (start to COMMIT's end)",
+        window_source=(
+            f"the run's {latency.size:,} committed attempts (database time, mean {latency.mean():.2f} ms), of which the "
+            f"snapshot-to-COMMIT window is {n_statements} of {n_statements + 2} round trips"
+            + (f" plus COMMIT's extra {commit_ms:g} ms" if commit_ms else "")
+            + f" (mean {window.mean():.2f} ms)"
+        ),
     )
 
 
 def _durations(inputs: SimInputs, rtt_ms: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Measured durations, with ``rtt_ms`` per round trip instead of the run's own emulated latency.
 
-    Of an attempt's round trips, all but one lie in the snapshot-to-COMMIT window: the
-    snapshot is taken when the first statement reaches the server, the window closes
-    when COMMIT does, so half of the first and half of the last round trip fall outside.
+    Two round trips (BEGIN, the first statement) come before the snapshot; the other
+    ``statements`` (the later statements, COMMIT) lie in the window (analysis.snapshot_window_ms).
     """
     if rtt_ms is None or rtt_ms == inputs.rtt_ms:
         return inputs.before_ms, inputs.window_ms
     delta = rtt_ms - inputs.rtt_ms
-    before = inputs.before_ms + delta
-    window = inputs.window_ms + delta * (inputs.round_trips - 1)
+    before = inputs.before_ms + 2 * delta
+    window = inputs.window_ms + delta * inputs.statements
     if (window < 0).any() or (before < 0).any():
         raise ConfigError(
             f"--rtt-ms {rtt_ms:g} is below what the run measured: its attempts took as little as "
@@ -268,7 +269,7 @@ def sim_frame(sim: SimAttempts) -> pd.DataFrame:
 def summarize_simulation(sim: SimAttempts, accounts: int, users: int, mean_window_ms: float, rtt_ms: float) -> Prediction:
     """A simulation's figures through the report's metric functions.
 
-    Goodput divides by the measured period rather than first start to last end: the
+    Throughput divides by the measured period rather than first start to last end: the
     measured attempts are those that *started* in the period, and the last of them
     run past its end, which in a short simulated period would dilute the rate.
     """
@@ -280,7 +281,7 @@ def summarize_simulation(sim: SimAttempts, accounts: int, users: int, mean_windo
         users=users,
         conflict_rate=h["conflict_rate"],
         retries_per_commit=h["retries_per_commit"],
-        goodput_commits_per_s=h["commits"] / period if period > 0 else None,
+        throughput_commits_per_s=h["commits"] / period if period > 0 else None,
         retried_share=h["retried_share"],
         max_attempts=h["max_attempts"],
         attempts=h["attempts"],
@@ -344,16 +345,13 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
     return WhatIf(source, inputs, own, grid, caveats)
 
 
-#: Outcomes the simulation's conflicts stand for: every failure by contention, however the engine reports it.
-CONTENTION_OUTCOMES = ("conflict", "deadlock", "lock_timeout")
-
-
 def measured_contention(headline: dict[str, Any]) -> float | None:
-    """Attempts failed by contention (40001, 40P01, 55P03) / attempts: what a simulated conflict stands for."""
-    n = headline["attempts"]
-    if not n:
-        return None
-    return sum(headline["outcomes"].get(o, 0) for o in CONTENTION_OUTCOMES) / n
+    """What a simulated conflict stands for: the contention rate (loadgen.results.metrics).
+
+    Attempts failed by contention (40001, 40P01, 55P03) / attempts: every failure by
+    contention, however the engine reports it.
+    """
+    return headline["contention_rate"]
 
 
 def applicability(cell: Cell) -> list[str]:
@@ -370,16 +368,10 @@ def applicability(cell: Cell) -> list[str]:
             "conflicts were partly resolved by waiting, so neither the simulation nor the first-order model describes it. "
             "Measure in occ mode (--cc occ) to predict."
         )
-    cpu = _client_cpu(cell.run.meta)
-    if cpu is not None and cpu >= CPU_SATURATED:
+    cpu = busiest_share(cell.run.meta.get("client"))
+    if cpu is not None and cpu >= SATURATED_SHARE:
         out.append(
             f"The load generator used {cpu:.0%} of a core: attempt times include client-side queueing that would grow "
             "with more users, so predictions at more users are too low."
         )
     return out
-
-
-def _client_cpu(meta: dict[str, Any]) -> float | None:
-    client = meta.get("client")
-    v = client.get("cpu_utilization") if isinstance(client, dict) else None
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
