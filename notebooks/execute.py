@@ -22,7 +22,9 @@ def execute(src: Path, dst: Path, timeout: int = 300) -> nbformat.NotebookNode:
     """Run every cell of ``src`` (in its directory) and write the result to ``dst``, even if a cell fails."""
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
     nb = nbformat.read(src, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(src.parent)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(src.parent)}}
+    )
     try:
         client.execute()
     finally:
