@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from loadgen.model.retry import COMMITTED_OUTCOMES
+from loadgen.model.outcomes import COMMITTED
 from loadgen.results.recorder import read_attempts
 
 __all__ = ["write_csv", "STATS_COLUMNS"]
@@ -82,7 +82,7 @@ def write_csv(run_dirs: list[Path], prefix: str | Path) -> list[Path]:
         fw = csv.writer(f, lineterminator="\n")
         fw.writerow(["run_id", "outcome", "sqlstate", "occurrences"])
         for table in tables:
-            failed = table.filter(pc.invert(pc.is_in(table["outcome"], value_set=pa.array(sorted(COMMITTED_OUTCOMES)))))
+            failed = table.filter(pc.invert(pc.is_in(table["outcome"], value_set=pa.array(sorted(COMMITTED)))))
             counts = failed.group_by(["run_id", "outcome", "sqlstate"], use_threads=False).aggregate([("attempt", "count")])
             for r in sorted(counts.to_pylist(), key=lambda r: -r["attempt_count"]):
                 fw.writerow([r["run_id"], r["outcome"], r["sqlstate"] or "", r["attempt_count"]])
