@@ -118,37 +118,51 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, watched: PageW
     assert (img < 128).mean() > 0.01  # some dark ink on the page
 
 
-_EXECUTE = """
-import sys, nbformat, nbclient
-src, dst = sys.argv[1], sys.argv[2]
-nb = nbformat.read(src, as_version=4)
-client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}})
-try:
-    client.execute()
-finally:
-    nbformat.write(nb, dst)
-"""
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "contention.ipynb"
+SAMPLE = ROOT / "notebooks" / "sample-quickstart"
+
+
+def _execute(env_run: Path, done: Path) -> subprocess.CompletedProcess[str]:
+    # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
+    env = dict(os.environ, LOADGEN_RUN=str(env_run))
+    script = ROOT / "notebooks" / "execute.py"
+    return subprocess.run([sys.executable, str(script), str(NOTEBOOK), str(done)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _outputs(nb: Any) -> list[dict[str, Any]]:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
 
 
 def test_notebook_runs_on_a_recorded_run(sweep: Path, tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    root = Path(__file__).resolve().parent.parent
-    path = root / "notebooks" / "contention.ipynb"
     done = tmp_path / "executed.ipynb"
-    # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
-    env = dict(
-        os.environ, LOADGEN_RUN=str(sweep), PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
-    )  # this checkout's loadgen
-    r = subprocess.run(
-        [sys.executable, "-c", _EXECUTE, str(path), str(done), str(path.parent)], capture_output=True, text=True, timeout=300, env=env
-    )
+    r = _execute(sweep, done)
     assert r.returncode == 0, r.stderr[-3000:]
-    nb = nbformat.read(done, as_version=4)
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    outputs = _outputs(nbformat.read(done, as_version=4))
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps(outputs)
-    assert "sweep " in text and "image/svg+xml" in text
+    assert f"sweep {sweep.name}" in text and "image/png" in text  # PNG: GitHub's notebook view shows no SVG
     assert "talk: model 7.0" in text
     assert "conflicts" in text  # the by-key slice
+
+
+def test_the_committed_notebook_reads_on_its_own() -> None:
+    """Committed executed against the sample shipped beside it, so GitHub shows its tables and charts."""
+    nbformat = pytest.importorskip("nbformat")
+    size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
+    assert 0 < size < 3 * 2**20, size  # a few MB at most
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "commit the notebook executed: python notebooks/execute.py"
+    outputs = _outputs(nb)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    text = json.dumps(outputs)
+    assert "sweep sample-quickstart: 4 run(s)" in text
+    # Its tables are the sample's numbers: every cell's attempt count appears.
+    for run_json in SAMPLE.glob("*/run.json"):
+        attempts = json.loads(run_json.read_text())["summary"]["attempts"]
+        assert str(attempts) in text, (run_json.parent.name, attempts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -18,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentF
 
 from loadgen.report.reference import TALK_NO_RETRY  # noqa: E402
 
-__all__ = ["hotspot", "heatmap", "model", "latency", "cell_detail", "to_svg"]
+__all__ = ["hotspot", "heatmap", "model", "latency", "cell_detail", "to_svg", "as_png"]
 
 plt.rcParams.update(
     {
@@ -46,6 +47,28 @@ def to_svg(fig: Figure) -> str:
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
     return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+
+
+def as_png(chart: Callable[..., str], *args: Any, dpi: int = 110, **kwargs: Any) -> bytes:
+    """One of this module's charts as PNG, for viewers that show no SVG (GitHub's notebook view).
+
+    The chart is drawn exactly as for the report; only the last step, ``to_svg``, is
+    swapped for a PNG encoder while it runs.
+    """
+    global to_svg
+    out = io.BytesIO()
+
+    def _png(fig: Figure) -> str:
+        fig.savefig(out, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        return ""
+
+    svg, to_svg = to_svg, _png
+    try:
+        chart(*args, **kwargs)
+    finally:
+        to_svg = svg
+    return out.getvalue()
 
 
 def _int_fmt(x: float, _pos: int) -> str:
