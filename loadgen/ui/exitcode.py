@@ -24,19 +24,18 @@ log = logging.getLogger(__name__)
 class ExitCode:
     """Watches each test's end for broken invariants; sets the process exit code when Locust quits."""
 
-    def __init__(self, environment: Any) -> None:
-        self.env = environment
+    def __init__(self, plugin: Any) -> None:
+        self.plugin = plugin  # loadgen.ui.webui.LoadgenPlugin: its run_dir, error and role
+        self.env = plugin.env
         self.broken: list[str] = []  # one line per test that broke an invariant or lost its results
 
     def register(self) -> None:
-        # Registered after loadgen's plugin (see locustfile.py): its test_stop has written the run by now.
+        # Registered after the plugin's own listeners (webui.install): its test_stop has written the run by now.
         self.env.events.test_stop.add_listener(self.on_test_stop)
         self.env.events.quitting.add_listener(self.on_quitting)
 
     def on_test_stop(self, **_: Any) -> None:
-        plugin = getattr(self.env, "loadgen_plugin", None)
-        if plugin is None:
-            return
+        plugin = self.plugin
         if plugin.error:
             self.broken.append(plugin.error)
             return

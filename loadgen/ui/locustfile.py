@@ -4,7 +4,8 @@ loadgen's settings (accounts, key distribution, retry policy, lock mode, target)
 become Locust options and fields of the web UI's start form; each start re-seeds
 the bank and builds a fresh bench. The web UI gains a Contention tab. The web UI
 listens on 127.0.0.1 unless ``--web-host`` says otherwise. The exit code follows
-loadgen's rule, not Locust's: conflicts are measured, not failures (loadgen.ui.exitcode).
+loadgen's rule, not Locust's: conflicts are measured, not failures (loadgen.ui.exitcode,
+registered by loadgen.ui.webui.install).
 """
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
@@ -14,7 +15,6 @@ import gevent
 from locust import events
 
 from loadgen.engine.users import TransferUser
-from loadgen.ui.exitcode import ExitCode
 from loadgen.ui.webui import install
 
 install(events)
@@ -24,11 +24,6 @@ install(events)
 # since Locust created it: its cached clock is that much behind, and Locust's --run-time
 # timer, armed next, would fire early by as much (a 4 s test ended after 1 s on a busy machine).
 gevent.get_hub().loop.update_now()
-
-
-@events.init.add_listener
-def _exit_code(environment: locust.env.Environment, **_: object) -> None:
-    ExitCode(environment).register()  # after install's listener: the run is written first
 
 
 __all__ = ["TransferUser"]
