@@ -58,7 +58,7 @@ def test_a_terminal_gets_a_live_display(embedded: object, tmp_path: Path) -> Non
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)  # the escape codes that redraw it
     assert "━" in plain  # a progress bar
     assert re.search(r"\d:\d\d:\d\d elapsed\s+\d:\d\d:\d\d left", plain), plain[-2000:]
-    assert re.search(r"users 10\s+commits/s [\d,]+\s+conflict rate \d+\.\d\d%", plain), plain[-2000:]
+    assert re.search(r"users 10\s+commits/s [\d,]+\s+contention rate \d+\.\d\d%", plain), plain[-2000:]
     assert "failed attempts" not in plain  # not the plain lines
     assert "money_conserved ok" in plain and "results" in plain  # the summary follows
     assert "\x1b[" in screen  # redrawn in place, not printed line after line

@@ -2,7 +2,7 @@
 
 A bar per sweep (cells done, time left over every cell's duration) and per run
 (elapsed and remaining), under them users, commits per second over the last few
-seconds, the conflict and contention rates so far (loadgen.results.metrics) and the counts. Anything printed while it runs
+seconds, the contention and conflict rates so far (loadgen.results.metrics) and the counts. Anything printed while it runs
 (warnings, a cell's result) scrolls above it. Off a terminal, or with ``-q``, the
 command prints plain lines instead (loadgen.engine.progress.PlainLines).
 """
@@ -128,10 +128,10 @@ class LiveDisplay:
         line.append(f"users {s.users:,}", style="bold")
         line.append(f"   commits/s {rate:,.0f}")
         conflict, contention = s.rate("conflict_rate"), s.rate("contention_rate")
-        line.append("   conflict rate ")
-        line.append(f"{conflict:.2%}", style="bold red" if conflict >= 0.05 else "bold")
-        if contention != conflict:  # PostgreSQL with row locks: deadlocks and lock timeouts too
-            line.append(f"   contention rate {contention:.2%}")
+        line.append("   contention rate ")
+        line.append(f"{contention:.2%}", style="bold red" if contention >= 0.05 else "bold")
+        if contention != conflict:  # PostgreSQL: lock timeouts and deadlocks besides the 40001s
+            line.append(f"   conflict rate {conflict:.2%}")
         line.append(f"   attempts {s.attempts:,}   commits {s.commits:,}", style="dim")
         return line
 
