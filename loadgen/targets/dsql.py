@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.errors import ConfigError, TargetError
+from loadgen.targets.base import Target
 
 __all__ = [
     "DsqlTarget",
@@ -205,7 +206,7 @@ class ConnectPacer:
 
 
 @dataclass
-class DsqlTarget:
+class DsqlTarget(Target):
     """An Aurora DSQL cluster reached with IAM tokens over TLS."""
 
     endpoint: str
@@ -276,6 +277,30 @@ class DsqlTarget:
         """Called once per new connection: wait for a connection slot, then sign a token for it."""
         self.pacer.wait()
         return {"password": self.tokens.token()}
+
+    def worker_settings(self, workers: int) -> dict[str, Any]:
+        """What a worker process needs to reach the cluster itself: no secret (each worker signs
+        its own tokens from its own credentials chain) and its share of the connection budget."""
+        share = max(1, workers)
+        return {
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "db_user": self.db_user,
+            "profile": self.profile,
+            "token_expiry_s": self.token_expiry_s,
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            # DSQL counts new connections per cluster: the workers share the rate and the burst.
+            "connect_rate": self.connect_rate / share,
+            "connect_burst": max(1, self.connect_burst // share),
+            "port": self.port,
+            "hostaddr": self.hostaddr,
+            "max_connections": self.max_connections,
+        }
+
+    @classmethod
+    def from_worker_settings(cls, settings: dict[str, Any]) -> DsqlTarget:
+        return cls(**settings)
 
     def describe(self) -> dict[str, Any]:
         return {
