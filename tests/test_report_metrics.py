@@ -207,11 +207,18 @@ def test_ratio_to_published_baseline_when_none_measured(tmp_path: Path) -> None:
     assert pd.isna(f.loc[0, "apc_ratio"]) or f.loc[0, "apc_ratio"] is None
 
 
-def test_model_in_a_cell_uses_measured_rate_and_duration(tmp_path: Path) -> None:
+def test_model_in_a_cell_uses_measured_rate_and_window(tmp_path: Path) -> None:
     write_run(tmp_path / "r", ROWS, 1000, 4)
     (cell,) = analyse_runs(load_study(tmp_path / "r").runs)
-    expected = A.model_conflict_rate(3 / 0.020, (42 / 7) / 1000, A.pair_collision(1000))
+    # lambda: 3 commits in 20 ms. D: the committed attempts (8, 4, 5 ms: mean 17/3) cut to the
+    # snapshot-to-COMMIT window, 3 of update-returning's 5 round trips: 17/3 x 3/5 = 3.4 ms.
+    assert cell.fit is not None
+    assert cell.fit.window_ms == pytest.approx(3.4)
+    expected = A.model_conflict_rate(3 / 0.020, 3.4 / 1000, A.pair_collision(1000))
     assert cell.model_rate == pytest.approx(expected)
+    # Measured: contention (conflicts, deadlocks, lock timeouts) over all attempts: 3 of 7 (the error is not contention).
+    assert cell.fit.measured_rate == pytest.approx(3 / 7)
+    assert cell.fit.ratio == pytest.approx((3 / 7) / expected)
 
 
 def test_model_prefers_recorded_collision_probability(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
+from loadgen.report.modelfit import CPU_SATURATED, ModelFit, fit_model
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
 
 __all__ = ["Cell", "analyse_run", "analyse_study", "varying_settings", "find_baseline", "warnings_for", "cells_frame"]
@@ -24,8 +25,6 @@ _IGNORED_SETTINGS = {"name", "seed", "spawn_rate"}
 MIN_ATTEMPTS = 1000
 #: Below this, no rate is worth comparing; above it, the 95% interval decides (wider than +-20% of the rate: warn).
 MIN_ATTEMPTS_ANY = 200
-#: A single Python process running Locust users saturates one core near this share.
-CPU_SATURATED = 0.9
 
 
 @dataclass
@@ -44,6 +43,8 @@ class Cell:
     settings: dict[str, Any] = field(default_factory=dict)
     #: Injected faults (run.json ``faults``), with ``t_s`` on the timeline's clock.
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: The first-order model on this cell: its inputs, the measured contention, whether it applies.
+    fit: ModelFit | None = None
 
     @property
     def accounts(self) -> int | None:
@@ -85,9 +86,7 @@ def analyse_run(run: Run) -> Cell:
     txns = A.transactions(c)
     h = A.headline(c, txns)
     collision, source = collision_for(run)
-    model = None
-    if collision is not None and h["goodput_commits_per_s"] and h["mean_attempt_ms"] is not None:
-        model = A.model_conflict_rate(h["goodput_commits_per_s"], h["mean_attempt_ms"] / 1000.0, collision)
+    fit = fit_model(run, c, h, collision)
     cell = Cell(
         run=run,
         headline=h,
@@ -97,7 +96,8 @@ def analyse_run(run: Run) -> Cell:
         by_attempt=A.latency_by_attempt(c),
         collision=collision,
         collision_source=source,
-        model_rate=model,
+        model_rate=fit.model_rate,
+        fit=fit,
         faults=faults_on_timeline(run.meta.get("faults"), float(c["start_ms"].min()) if len(c) else None),
     )
     run.__dict__.pop("compact", None)  # drop the cached attempts: one run in memory at a time
@@ -199,6 +199,8 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "retried_share": h["retried_share"],
                 "goodput": h["goodput_commits_per_s"],
                 "model_rate": c.model_rate,
+                "contention_rate": c.fit.measured_rate if c.fit else None,
+                "model_applies": bool(c.fit and c.fit.not_applicable is None),
                 "txn_p99_ms": h["transaction_latency_ms"]["p99"],
                 "attempt_p50_ms": h["attempt_latency_ms"]["p50"],
                 "attempt_p99_ms": h["attempt_latency_ms"]["p99"],

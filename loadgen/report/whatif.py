@@ -30,8 +30,9 @@ from loadgen.model.keys import KeyDistribution, make_distribution
 from loadgen.model.occsim import DEFAULT_ATTEMPTS, STATEMENTS, Load, Sampled, SimAttempts, simulate, statements
 from loadgen.model.retry import COMMITTED_OUTCOMES, RetryPolicy
 from loadgen.report import analysis as A
-from loadgen.report.cells import CPU_SATURATED, Cell, find_baseline
+from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
+from loadgen.report.modelfit import contention_rate, not_applicable
 
 __all__ = [
     "SimInputs",
@@ -42,7 +43,6 @@ __all__ = [
     "predict_grid",
     "whatif_for",
     "applicability",
-    "measured_contention",
 ]
 
 
@@ -326,7 +326,7 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
         return WhatIf(source, None, None, [], [*caveats, str(e)])
     assert source.accounts is not None and source.users is not None
     own = predict(inputs, source.accounts, source.users, attempts=attempts, seed=seed)
-    measured = measured_contention(source.headline)
+    measured = contention_rate(source.headline["outcomes"], source.headline["attempts"])
     if own.conflict_rate and measured is not None and abs(measured / own.conflict_rate - 1) > CALIBRATION_TOLERANCE:
         caveats.append(
             f"Simulated at its own settings, this cell gives {own.conflict_rate:.2%} against {measured:.2%} measured "
@@ -343,42 +343,7 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
     return WhatIf(source, inputs, own, grid, caveats)
 
 
-#: Outcomes the simulation's conflicts stand for: every failure by contention, however the engine reports it.
-CONTENTION_OUTCOMES = ("conflict", "deadlock", "lock_timeout")
-
-
-def measured_contention(headline: dict[str, Any]) -> float | None:
-    """Attempts failed by contention (40001, 40P01, 55P03) / attempts: what a simulated conflict stands for."""
-    n = headline["attempts"]
-    if not n:
-        return None
-    return sum(headline["outcomes"].get(o, 0) for o in CONTENTION_OUTCOMES) / n
-
-
 def applicability(cell: Cell) -> list[str]:
-    """Where the simulation (and the first-order model) does not describe this run."""
-    out = []
-    scen = cell.run.scenario
-    target = cell.run.meta.get("target") if isinstance(cell.run.meta.get("target"), dict) else {}
-    kind = str((target or {}).get("kind", ""))
-    cc = scen.get("cc")
-    locking = cc == "locking" or (cc is None and kind in ("embedded", "postgres") and not scen.get("lock_timeout_ms"))
-    if locking:
-        out.append(
-            "This run waited on row locks (PostgreSQL's locking mode): its attempt times include lock waits and its "
-            "conflicts were partly resolved by waiting, so neither the simulation nor the first-order model describes it. "
-            "Measure in occ mode (--cc occ) to predict."
-        )
-    cpu = _client_cpu(cell.run.meta)
-    if cpu is not None and cpu >= CPU_SATURATED:
-        out.append(
-            f"The load generator used {cpu:.0%} of a core: attempt times include client-side queueing that would grow "
-            "with more users, so predictions at more users are too low."
-        )
-    return out
-
-
-def _client_cpu(meta: dict[str, Any]) -> float | None:
-    client = meta.get("client")
-    v = client.get("cpu_utilization") if isinstance(client, dict) else None
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """Where the simulation does not describe this run (the same places as the first-order model)."""
+    why = not_applicable(cell.run)
+    return [f"Predictions from this run do not hold: {why}."] if why else []
