@@ -14,7 +14,7 @@ import pytest
 from loadgen.report import analyse_runs, cells_frame, find_baseline, load_study, warnings_for
 from loadgen.report import analysis as A
 from loadgen.report.data import ReportInputError, compact, redact
-from loadgen.report.reference import TALK_NO_RETRY
+from loadgen.report.reference import TALK_NO_RETRY, replay_checks
 from loadgen.results.metrics import summarize
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -250,3 +250,11 @@ def test_redact_hides_passwords() -> None:
     out = json.dumps(redact(doc))
     assert "s3cret" not in out and "hunter2" not in out and '"p"' not in out
     assert "host=x" in out
+
+
+def test_talk_replay_checks_by_hand() -> None:
+    # Published (immediate retry): 735 / 10,735 = 6.85% of attempts, 6.42% retried, at most 4 retries.
+    assert [r.ok for r in replay_checks(0.0700, 0.0600, 5)] == [True, True, True]
+    assert [r.ok for r in replay_checks(0.0586, 0.0493, 6)] == [True, True, True]  # 0.99 and 1.49 points off
+    assert [r.ok for r in replay_checks(0.0800, 0.0800, 7)] == [False, False, False]  # 1.15, 1.58 points; 7 attempts
+    assert [r.ok for r in replay_checks(None, None, 0)] == [False, False, False]

@@ -16,7 +16,16 @@ from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
 from loadgen.report.data import Study, redact
 from loadgen.report.modelfit import MIN_RATE, TOLERANCE
-from loadgen.report.reference import HOT_KEY_SOURCE, SOURCE, TALK_LARGE, TALK_NO_RETRY, TALK_RETRY, Reference
+from loadgen.report.reference import (
+    HOT_KEY_SOURCE,
+    SOURCE,
+    TALK_LARGE,
+    TALK_NO_RETRY,
+    TALK_REPLAY,
+    TALK_RETRY,
+    Reference,
+    replay_checks,
+)
 from loadgen.report.whatif import WhatIf
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
@@ -435,12 +444,57 @@ def reference_section(cells: list[Cell], p: str) -> str:
             ],
         )
         classes.insert(0, "baseline")
+    replays = [c for c in cells if str(c.run.scenario.get("name", "")).startswith(TALK_REPLAY)]
+    checks = ""
+    for c in replays:
+        h = c.headline
+        contention = c.fit.measured_rate if c.fit else None
+        scen = c.run.scenario
+        emulated = f"emulated {_fmt_ms(scen.get('rtt_ms'))} ms per round trip, COMMIT {_fmt_ms(scen.get('commit_ms'))} ms more"
+        rows.append(
+            [
+                f"{esc(c.run.run_id)} (talk-replay, measured here)",
+                num(c.accounts),
+                num(c.users),
+                num(h["transactions"]),
+                pct(contention),
+                pct(h["retried_share"]),
+                num(h["attempts_per_commit"], 4),
+                num(h["transactions"] / h["elapsed_s"] if h["elapsed_s"] else None, 0),
+                ms(h["mean_attempt_ms"]),
+                esc(f"open loop, at most {c.users:,} in flight; {emulated}; at most {h['max_attempts']} attempts for one"),
+            ]
+        )
+        classes.append("baseline")
+        results = replay_checks(contention, h["retried_share"], h["max_attempts"])
+        checks += table(
+            [f"talk-replay {esc(c.run.run_id)}", "measured", "published (immediate retry)", "target", "met"],
+            [
+                [
+                    esc(r.name),
+                    (str(int(r.measured)) if r.measured is not None else "-") if r.name.startswith("most") else pct(r.measured),
+                    str(int(r.published)) if r.name.startswith("most") else pct(r.published),
+                    esc(r.tolerance),
+                    '<span class="ok">yes</span>' if r.ok else '<span class="bad">no</span>',
+                ]
+                for r in results
+            ],
+        )
     t = table(
         ["", "accounts", "concurrency", "calls", "conflict rate", "retried", "attempts/commit", "calls/s", "mean ms", "note"], rows, classes
     )
+    if replays:
+        t += (
+            '<p class="muted">talk-replay: conflict rate here is the contention rate (40001, 55P03: one of two '
+            "overlapping writers failed); calls/s counts transactions started per second of the run.</p>" + checks
+        )
     diffs = "<ul>" + "".join(f"<li>{d}</li>" for d in _differences(base)) + "</ul>"
     src = f'<p class="muted">Source: {esc(SOURCE)}. Also: {esc(HOT_KEY_SOURCE)}.</p>'
     return section(f"{p}reference", "Published Aurora DSQL reference", t + src + "<h3>What differs</h3>" + diffs)
+
+
+def _fmt_ms(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "0"
 
 
 def latency_section(cells: list[Cell], p: str) -> str:
