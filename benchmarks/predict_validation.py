@@ -38,7 +38,6 @@ from loadgen.model.occsim import Load, Sampled, simulate  # noqa: E402
 from loadgen.model.retry import RetryPolicy  # noqa: E402
 from loadgen.report import analyse_runs, load_study  # noqa: E402
 from loadgen.report.data import load_run  # noqa: E402
-from loadgen.report.modelfit import contention_rate  # noqa: E402
 from loadgen.report.reference import TALK_LARGE, TALK_NO_RETRY, TALK_RETRY  # noqa: E402
 from loadgen.report.whatif import inputs_from_run, predict, summarize_simulation  # noqa: E402
 
@@ -106,9 +105,9 @@ def _measured(run_dir: Path) -> dict[str, Any]:
         "run": str(run_dir),
         "accounts": cell.accounts,
         "users": cell.users,
-        "contention_rate": contention_rate(h["outcomes"], h["attempts"]),
+        "contention_rate": h["contention_rate"],
         "retries_per_commit": h["retries_per_commit"],
-        "goodput_commits_per_s": h["goodput_commits_per_s"],
+        "throughput_commits_per_s": h["throughput_commits_per_s"],
         "mean_attempt_ms": h["mean_attempt_ms"],
         "client": cell.run.meta.get("client"),
     }

@@ -15,9 +15,10 @@ from conftest import run_cli
 
 from loadgen.engine.distributed import Fleet, _password, _without_password, run_distributed, scenario_from_dict
 from loadgen.errors import ConfigError
+from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
-from loadgen.results.recorder import ATTEMPT_SCHEMA, COMMITTED_OUTCOMES
+from loadgen.results.recorder import ATTEMPT_SCHEMA
 from loadgen.targets.base import EmbeddedTarget
 
 

@@ -212,7 +212,7 @@ def test_dsql_conflict_texts_are_conflicts_with_their_oc_code(text: str, oc: str
 
 @pytest.mark.parametrize("sqlstate", ["53300", "53400"])
 def test_dsql_connection_limits_are_connection_errors(sqlstate: str) -> None:
-    from loadgen.model.retry import RETRYABLE
+    from loadgen.model.outcomes import RETRYABLE
 
     exc = pg_errors.lookup(sqlstate)("too many connections" if sqlstate == "53300" else "connection rate exceeded")
     c = classify(exc)

@@ -77,5 +77,5 @@ def test_timeline_rates_from_cumulative_totals() -> None:
     tl.sample({"attempts": 200, "conflicts": 50, "commits": 150}, users=5, now=102.0)
     tl.sample({"attempts": 200, "conflicts": 50, "commits": 150}, users=0, now=103.0)
     p1, p2 = tl.points
-    assert p1["conflict_rate"] == 0.25 and p1["commits_per_s"] == 75.0 and p1["users"] == 5
-    assert p2["conflict_rate"] is None and p2["commits_per_s"] == 0.0
+    assert p1["conflict_rate"] == 0.25 and p1["throughput_commits_per_s"] == 75.0 and p1["users"] == 5
+    assert p2["conflict_rate"] is None and p2["throughput_commits_per_s"] == 0.0

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from loadgen.report.data import Run
-from loadgen.report.modelfit import ModelFit, cc_mode, contention_rate, not_applicable
+from loadgen.report.modelfit import ModelFit, cc_mode, not_applicable
 
 
 def run(**meta: object) -> Run:
@@ -16,12 +14,6 @@ def run(**meta: object) -> Run:
 
 def fit(model: float | None, measured: float | None, why: str | None = None) -> ModelFit:
     return ModelFit(100.0, 10.0, 15.0, "", 0.004, model, measured, why)
-
-
-def test_contention_counts_every_kind_of_lost_race() -> None:
-    outcomes = {"committed": 90, "conflict": 4, "deadlock": 1, "lock_timeout": 3, "error": 2}
-    assert contention_rate(outcomes, 100) == pytest.approx(0.08)
-    assert contention_rate({}, 0) is None
 
 
 def test_locking_mode_is_not_modelled() -> None:

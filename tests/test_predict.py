@@ -83,7 +83,7 @@ def test_closed_loop_with_retries_by_hand() -> None:
     assert p.retries_per_commit == pytest.approx(2 / 5)
     assert p.retried_share == pytest.approx(1 / 6)
     assert p.max_attempts == 3
-    assert p.goodput_commits_per_s == pytest.approx(5 / 0.040)
+    assert p.throughput_commits_per_s == pytest.approx(5 / 0.040)
 
 
 def test_retry_backoff_delays_the_next_attempt() -> None:
@@ -218,6 +218,7 @@ def test_predict_command(tmp_path: Path) -> None:
     assert [(c["accounts"], c["users"]) for c in cells] == [(100, 10), (1000, 10)]
     for c in cells:
         assert {"accounts", "users", "conflict_rate", "retries_per_commit", "goodput_commits_per_s"} <= set(c)
+        assert c["goodput_commits_per_s"] == c["throughput_commits_per_s"]
     # Ten times the accounts, about a tenth of the conflicts.
     assert cells[0]["conflict_rate"] > 5 * cells[1]["conflict_rate"] > 0
     table = _cli(str(run), "--accounts", "100", "--users", "10", "--attempts", "500")

@@ -69,7 +69,7 @@ def test_headline_by_hand(c: pd.DataFrame) -> None:
     assert h["max_attempts"] == 3
     # From the first start (0 ms) to the last end (A#2 and C#3 end at 20 ms).
     assert h["elapsed_s"] == pytest.approx(0.020)
-    assert h["goodput_commits_per_s"] == pytest.approx(3 / 0.020)
+    assert h["throughput_commits_per_s"] == pytest.approx(3 / 0.020)
     # Failed attempts' time: 10 + 6 + 6 + 3 of 42 ms in all.
     assert h["wasted_ms"] == pytest.approx(25.0)
     assert h["wasted_share"] == pytest.approx(25 / 42)
@@ -116,7 +116,7 @@ def test_agrees_with_core_summary() -> None:
         assert h[key] == pytest.approx(s[key]), key
     assert h["attempt_latency_ms"] == pytest.approx(s["attempt_latency_ms"])
     assert h["transaction_latency_ms"] == pytest.approx(s["transaction_latency_ms"])
-    assert h["goodput_commits_per_s"] == pytest.approx(s["throughput_commits_per_s"])
+    assert h["throughput_commits_per_s"] == pytest.approx(s["throughput_commits_per_s"])
 
 
 def test_timeline_by_hand(c: pd.DataFrame) -> None:
@@ -148,7 +148,7 @@ def test_model_reproduces_the_talk() -> None:
     assert c == pytest.approx(1 - (998 * 997) / (1000 * 999))
     assert c == pytest.approx(4 / 1000, rel=0.01)
     est = A.model_conflict_rate(908, 0.020, c)
-    # DESIGN.md: lambda D = 18.2, 1 - 0.996^18.2 = 7.0% against 6.56% measured.
+    # The talk: lambda D = 18.2, 1 - 0.996^18.2 = 7.0% against 6.56% measured.
     assert est == pytest.approx(1 - (1 - c) ** (908 * 0.020))
     assert est == pytest.approx(0.070, abs=0.001)
     assert A.model_conflict_rate(908, 0.020, A.pair_collision(1e6)) < 0.0001

@@ -10,7 +10,8 @@ import pytest
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount, classify
 from loadgen.errors import ConfigError
-from loadgen.model.retry import RETRYABLE, RetryPolicy
+from loadgen.model.outcomes import RETRYABLE
+from loadgen.model.retry import RetryPolicy
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ scalars = st.one_of(
     ),
 )
 values = st.one_of(scalars, st.lists(scalars, min_size=0, max_size=3), st.dictionaries(st.text(max_size=5), scalars, max_size=2))
-known = st.sampled_from([k.path for k in KNOBS])
+known = st.sampled_from([k.key for k in KNOBS])
 keys = st.one_of(known, known, known, st.text(min_size=1, max_size=10))
 
 

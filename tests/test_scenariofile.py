@@ -164,4 +164,4 @@ def test_cli_missing_file_and_bad_override(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "cannot read scenario file" in proc.stderr
     proc = run_cli("run", "quickstart", "--backoff", "linear", timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "loadgen: command line: retry.backoff: must be one of none, exponential, full-jitter, got 'linear'"
+    assert proc.stderr.strip() == "loadgen: argument --backoff: backoff must be one of none, exponential, full-jitter, got 'linear'"

@@ -190,7 +190,7 @@ def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPost
     assert sum(h["transactions"] for h in t["attempts_histogram"]) == t["transactions"]
     assert t["max_attempts"] >= 2
     assert t["hot_accounts"] and all(1 <= a["account"] <= 10 for a in t["hot_accounts"])
-    assert any(p["users"] == 10 and p["commits_per_s"] > 0 for p in later["timeline"])
+    assert any(p["users"] == 10 and p["throughput_commits_per_s"] > 0 for p in later["timeline"])
     # Locust's own Contention tab gets its rows through /stats/requests.
     stats = ui.json("/stats/requests")
     rows = stats["extended_stats"][0]["data"]

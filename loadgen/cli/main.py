@@ -16,6 +16,8 @@ from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.cli import predict as predict_cli
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.model import knobs, scenariofile
+from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.targets.base import check_cells, dialect_of
 
 __all__ = ["main"]
@@ -31,9 +33,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _positive_int(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _number(text: str) -> float:
@@ -55,27 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a scenario file (scenarios/NAME.toml) or a built-in's name; options below override it "
         "(default: quickstart, or a single run when workload options are given)",
     )
-    r.add_argument("--accounts", type=_positive_int, help="number of accounts (default 10)")
-    r.add_argument("--users", type=_positive_int, help="concurrent users, one transaction in flight each (default 50)")
-    r.add_argument("--spawn-rate", type=_number, help="users started per second (default: all at once)")
-    r.add_argument("--duration", help="how long to run: seconds, or like 30s, 2m (default 20s)")
-    r.add_argument("--initial-balance", type=_positive_int, help="each account's starting balance (default 100)")
-    r.add_argument("--amount", type=_positive_int, help="amount of each transfer (default 1)")
-    r.add_argument("--seed", type=_positive_int, help="random seed for reproducible key choices")
+    knobs.add_flags(r)  # every scenario knob with a flag: loadgen.model.knobs
     r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
-    g = r.add_argument_group("retry policy")
-    g.add_argument("--max-attempts", type=_positive_int, help="tries per transaction (default 100)")
-    g.add_argument("--deadline", help="give up on a transaction after this long (default 10s)")
-    g.add_argument("--backoff", help="none (default, the talk's immediate retry), exponential or full-jitter")
-    g.add_argument("--backoff-base-ms", type=_number, help="first backoff pause (default 5 ms)")
-    g.add_argument("--backoff-cap-ms", type=_number, help="longest backoff pause (default 1000 ms)")
-    g.add_argument(
-        "--lock-timeout-ms",
-        type=_number,
-        help="PostgreSQL: stop waiting on row locks after this long (e.g. 1), so it behaves like a lock-free OCC engine",
-    )
     c = r.add_argument_group("fault injection (PostgreSQL targets)")
     c.add_argument("--chaos-kill-every", help="terminate some of loadgen's backends at this interval (e.g. 2s)")
     c.add_argument("--chaos-kill-fraction", type=_number, help="share of loadgen's backends terminated each time (default 0.2)")
@@ -84,13 +72,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
     r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
-    w = r.add_argument_group("workload")
-    w.add_argument("--keys", dest="distribution", help="key distribution: uniform, zipf, hotspot or hotset")
-    w.add_argument("--shape", dest="transaction", help="transaction shape, e.g. update-returning, multi-leg")
-    w.add_argument("--read-mix", type=_number, help="share of read-only transactions (0 to 1)")
-    w.add_argument("--load", help="load model: closed, batches or open")
-    w.add_argument("--batches", type=_positive_int, help="batches load model: how many batches of --users transfers")
-    w.add_argument("--arrival-rate", type=_number, help="open load model: transactions started per second")
     s = r.add_argument_group("scale out (Locust distributed mode)")
     s.add_argument("--processes", type=_positive_int, help="run the users in this many worker processes on this machine")
     s.add_argument("--master", action="store_true", help="be the master: wait for --expect-workers workers started elsewhere")
@@ -121,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("--web-host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
     u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
-    u.add_argument("--accounts", type=_positive_int, help="the start form's default accounts (default 10)")
-    u.add_argument("--users", type=_positive_int, help="the start form's default users (default 50)")
-    u.add_argument("--spawn-rate", type=_number, help="the start form's default spawn rate (default: all at once)")
+    for key in ("accounts", "users", "spawn_rate"):
+        knob = knobs.BY_KEY[key]
+        assert knob.flag is not None
+        u.add_argument(knob.flag, type=knob.from_text, help=f"the start form's default: {knob.help} (default {knob.default_shown()})")
     u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
     u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
     u.add_argument(
@@ -131,40 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.epilog = "Options after -- go to Locust as they are (e.g. loadgen ui -- --web-login)."
     return p
-
-
-def _scenario_from_args(args: argparse.Namespace) -> Any:
-    from dataclasses import replace
-
-    from loadgen.model.retry import RetryPolicy
-    from loadgen.model.scenario import Scenario, parse_duration
-
-    base = Scenario()
-    changes: dict[str, Any] = {}
-    for name in ("accounts", "users", "initial_balance", "amount", "seed", "lock_timeout_ms"):
-        value = getattr(args, name)
-        if value is not None:
-            changes[name] = value
-    if args.duration is not None:
-        changes["duration_s"] = parse_duration(args.duration)
-    users = changes.get("users", base.users)
-    changes["spawn_rate"] = args.spawn_rate if args.spawn_rate is not None else float(users)
-    retry: dict[str, Any] = {}
-    if args.max_attempts is not None:
-        retry["max_attempts"] = args.max_attempts
-    if args.deadline is not None:
-        retry["deadline_s"] = parse_duration(args.deadline)
-    if args.backoff is not None:
-        retry["backoff"] = args.backoff
-    if args.backoff_base_ms is not None:
-        retry["base_ms"] = args.backoff_base_ms
-    if args.backoff_cap_ms is not None:
-        retry["cap_ms"] = args.backoff_cap_ms
-    if retry:
-        changes["retry"] = replace(RetryPolicy(), **retry)
-    if changes.get("seed") is None and "seed" in changes:
-        del changes["seed"]
-    return replace(base, **changes)
 
 
 def _safe_argv(argv: list[str]) -> list[str]:
@@ -187,47 +135,13 @@ def _safe_argv(argv: list[str]) -> list[str]:
     return out
 
 
-#: ``loadgen run`` options that set a scenario knob, and the scenario file key each overrides.
-_OVERRIDES = {
-    "accounts": "accounts",
-    "users": "users",
-    "spawn_rate": "spawn_rate",
-    "duration": "duration",
-    "initial_balance": "initial_balance",
-    "amount": "amount",
-    "seed": "seed",
-    "max_attempts": "retry.max_attempts",
-    "deadline": "retry.deadline",
-    "backoff": "retry.backoff",
-    "backoff_base_ms": "retry.base_ms",
-    "backoff_cap_ms": "retry.cap_ms",
-    "lock_timeout_ms": "postgres.lock_timeout_ms",
-    "distribution": "keys.distribution",
-    "transaction": "transaction.shape",
-    "read_mix": "transaction.read_mix",
-    "load": "load.model",
-    "batches": "load.batches",
-    "arrival_rate": "load.arrival_rate",
-}
-#: Workload options the original ad-hoc run did not have; applied to its Scenario as they are.
-_NEW_KNOBS = ("distribution", "transaction", "read_mix", "load", "batches", "arrival_rate")
-
-
-def _scenario_file_from_args(args: argparse.Namespace) -> Any:
+def _scenario_file_from_args(args: argparse.Namespace) -> ScenarioFile:
     """The scenario file (or an ad-hoc single run) this command line asks for, validated."""
-    from dataclasses import replace
-
-    from loadgen.model.scenariofile import Cell, ScenarioFile, load
-
-    overrides = {key: getattr(args, opt) for opt, key in _OVERRIDES.items() if getattr(args, opt) is not None}
+    overrides = knobs.overrides_from_args(args)
     if args.scenario is None and overrides:
         # No file, some options: one run from the built-in defaults, as before scenario files.
-        scenario = _scenario_from_args(args)
-        new = {k: getattr(args, k) for k in _NEW_KNOBS if getattr(args, k) is not None}
-        if new:
-            scenario = replace(scenario, **new)
-        return ScenarioFile("ad-hoc", "", "command line", (Cell(0, {}, scenario),))
-    return load(args.scenario or "quickstart", overrides)
+        return ScenarioFile("ad-hoc", "", "command line", (Cell(0, {}, knobs.build_scenario(overrides)),))
+    return scenariofile.load(args.scenario or "quickstart", overrides)
 
 
 def _chaos_from_args(args: argparse.Namespace) -> Any:
@@ -368,43 +282,29 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def _ui_form_defaults(name_or_path: str) -> dict[str, str]:
     """A scenario's settings as the web UI's start-form options (its first cell, for a sweep)."""
-    from loadgen.model.scenariofile import load
-
-    loaded = load(name_or_path)
+    loaded = scenariofile.load(name_or_path)
     sc = loaded.cells[0].scenario
     if len(loaded.cells) > 1:
         print(
             f"loadgen ui: {loaded.name} is a sweep of {len(loaded.cells)} cells; the form starts with the first: {loaded.cells[0].label}",
             flush=True,
         )
-    unused = [
-        k
-        for k, v, default in (
-            ("transaction shape", sc.transaction, "update-returning"),
-            ("load model", sc.load, "closed"),
-            ("read mix", sc.read_mix, 0.0),
-        )
-        if v != default
-    ]
+    form: dict[str, str] = {}
+    unused: list[str] = []
+    for knob in knobs.KNOBS:
+        if knob.field is None or knob.key == "name":
+            continue
+        value = knobs.field_value(sc, knob.field)
+        if knob.form is None:
+            if value != knobs.field_default(knob.field):
+                unused.append(knob.key)
+            continue
+        shown = knob.form_value(value)
+        option = knob.flag if knob.form == knobs.LOCUST else knob.form
+        assert option is not None
+        form[option] = f"{shown:g}" if isinstance(shown, float) else str(shown)
     if unused:
-        print(f"loadgen ui: the web UI runs the closed-loop talk transfer; not used from {loaded.name}: " + ", ".join(unused), flush=True)
-    form = {
-        "--users": str(sc.users),
-        "--spawn-rate": f"{sc.spawn_rate:g}",
-        "--accounts": str(sc.accounts),
-        "--distribution": sc.distribution,
-        "--initial-balance": str(sc.initial_balance),
-        "--amount": str(sc.amount),
-        "--max-attempts": str(sc.retry.max_attempts),
-        "--retry-deadline": f"{sc.retry.deadline_s:g}",
-        "--backoff": sc.retry.backoff,
-        "--backoff-base-ms": f"{sc.retry.base_ms:g}",
-        "--backoff-cap-ms": f"{sc.retry.cap_ms:g}",
-    }
-    if sc.lock_timeout_ms:
-        form["--lock-timeout-ms"] = f"{sc.lock_timeout_ms:g}"
-    if sc.seed:
-        form["--seed"] = str(sc.seed)
+        print(f"loadgen ui: the web UI's form has no field for these settings of {loaded.name}; not used: " + ", ".join(unused), flush=True)
     return form
 
 
@@ -419,7 +319,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     form = _ui_form_defaults(args.scenario) if args.scenario else {}
     if args.accounts is not None:
         form["--accounts"] = str(args.accounts)
-    users = args.users or int(form.pop("--users", 50))
+    users = args.users or int(form.pop("--users", knobs.BY_KEY["users"].default))
     spawn_rate = args.spawn_rate or float(form.pop("--spawn-rate", users))
     dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
     target = make_target(args.target, dsn)

@@ -64,11 +64,11 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
         f"  attempt durations: {inputs.window_source}, mean {float((inputs.before_ms + inputs.window_ms).mean()):.2f} ms",
         f"  retry: at most {pol.max_attempts} attempts, backoff {pol.backoff}; conflicts decided at COMMIT (first committer wins)",
         "",
-        f"  {'accounts':>10} {'users':>7} {'conflict rate':>14} {'retries/commit':>15} {'goodput/s':>10} {'retried':>8} {'max att':>8}",
+        f"  {'accounts':>10} {'users':>7} {'conflict rate':>14} {'retries/commit':>15} {'commits/s':>10} {'retried':>8} {'max att':>8}",
     ]
     for c in cells:
         rpc = "-" if c.retries_per_commit is None else f"{c.retries_per_commit:.4f}"
-        good = "-" if c.goodput_commits_per_s is None else f"{c.goodput_commits_per_s:,.0f}"
+        good = "-" if c.throughput_commits_per_s is None else f"{c.throughput_commits_per_s:,.0f}"
         lines.append(
             f"  {c.accounts:>10,} {c.users:>7,} {_pct(c.conflict_rate):>14} {rpc:>15} {good:>10} {_pct(c.retried_share):>8} {c.max_attempts:>8}"
         )

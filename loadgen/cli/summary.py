@@ -1,10 +1,11 @@
-"""Text the terminal shows at the end of a run: the summary."""
+"""Text the terminal shows at the end of a run: the summary (figures from loadgen.results.metrics)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from loadgen.engine.progress import progress_line
+from loadgen.model.outcomes import Outcome
 
 __all__ = ["format_summary", "progress_line"]
 
@@ -20,12 +21,13 @@ def _pct(v: float | None) -> str:
 def format_summary(result: Any) -> str:
     s: dict[str, Any] = result.summary
     a, t = s["attempt_latency_ms"], s["transaction_latency_ms"]
-    other = {k: v for k, v in s["outcomes"].items() if k not in ("committed", "conflict")}
+    other = {k: v for k, v in s["outcomes"].items() if k not in (Outcome.COMMITTED, Outcome.CONFLICT)}
     lines = [
         "",
         f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
-        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts",
+        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts"
+        f"; contention rate {_pct(s.get('contention_rate'))} (with deadlocks and lock timeouts)",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
         f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",
@@ -55,7 +57,7 @@ def format_summary(result: Any) -> str:
         kinds: dict[str, int] = {}
         for f in result.faults:
             kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
-        hit = s["outcomes"].get("connection_error", 0)
+        hit = s["outcomes"].get(Outcome.CONNECTION_ERROR, 0)
         lines.append("  faults injected   " + ", ".join(f"{k} x{v}" for k, v in kinds.items()) + f"; {hit:,} attempts hit")
     lines.append(f"  results           {result.run_dir}")
     return "\n".join(lines)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import psycopg
 import psycopg.errors as pg_errors
 
+from loadgen.model.outcomes import Outcome
+
 __all__ = ["Classified", "classify", "connect_sqlstate", "InsufficientFunds", "NoSuchAccount", "OCC_SQLSTATES"]
 
 _OC_CODE = re.compile(r"\b(OC\d{3})\b")
@@ -67,25 +69,25 @@ class Classified:
 def classify(exc: BaseException) -> Classified:
     """Map an exception raised during an attempt to an attempt outcome."""
     if isinstance(exc, InsufficientFunds):
-        return Classified("insufficient_funds", None)
+        return Classified(Outcome.INSUFFICIENT_FUNDS, None)
     if isinstance(exc, NoSuchAccount):
-        return Classified("error", None)
+        return Classified(Outcome.ERROR, None)
     if isinstance(exc, psycopg.Error):
         sqlstate = exc.sqlstate
         if isinstance(exc, pg_errors.SerializationFailure) or sqlstate == "40001":
             m = _OC_CODE.search(str(exc))
-            return Classified("conflict", "40001", m.group(1) if m else None)
+            return Classified(Outcome.CONFLICT, "40001", m.group(1) if m else None)
         if sqlstate in OCC_SQLSTATES:
-            return Classified("conflict", sqlstate, sqlstate)
+            return Classified(Outcome.CONFLICT, sqlstate, sqlstate)
         if isinstance(exc, pg_errors.DeadlockDetected):
-            return Classified("deadlock", sqlstate)
+            return Classified(Outcome.DEADLOCK, sqlstate)
         if isinstance(exc, pg_errors.LockNotAvailable):
-            return Classified("lock_timeout", sqlstate)
+            return Classified(Outcome.LOCK_TIMEOUT, sqlstate)
         if sqlstate is None or sqlstate.startswith("08") or sqlstate in _CONNECTION_SQLSTATES:
             # No SQLSTATE: the server never answered (socket closed, connection lost).
             if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)) or sqlstate:
-                return Classified("connection_error", sqlstate)
-        return Classified("error", sqlstate)
+                return Classified(Outcome.CONNECTION_ERROR, sqlstate)
+        return Classified(Outcome.ERROR, sqlstate)
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return Classified("connection_error", None)
-    return Classified("error", None)
+        return Classified(Outcome.CONNECTION_ERROR, None)
+    return Classified(Outcome.ERROR, None)

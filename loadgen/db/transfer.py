@@ -20,7 +20,8 @@ from typing import Any
 import psycopg
 
 from loadgen.db.classify import Classified, InsufficientFunds, NoSuchAccount, classify
-from loadgen.model.retry import RETRYABLE, RetryPolicy
+from loadgen.model.outcomes import RETRYABLE, Outcome
+from loadgen.model.retry import RetryPolicy
 
 __all__ = ["TransferRequest", "TxnResult", "AttemptRow", "run_transfer", "transfer_once", "ATTEMPT_FIELDS", "new_txn_id"]
 
@@ -153,7 +154,7 @@ def run_transfer(
     backoff_ms = 0.0
     commit_unknown = False  # an earlier try lost its connection inside COMMIT
     attempt = 0
-    result = Classified("error", None)
+    result = Classified(Outcome.ERROR, None)
     while True:
         attempt += 1
         started_at = time.time()
@@ -163,10 +164,10 @@ def run_transfer(
         try:
             conn = getconn()
             if commit_unknown and _already_committed(conn, req):
-                result = Classified("ambiguous_committed", None)
+                result = Classified(Outcome.AMBIGUOUS_COMMITTED, None)
             else:
                 transaction(conn, req, phase)
-                result = Classified("committed", None)
+                result = Classified(Outcome.COMMITTED, None)
         except BaseException as exc:  # noqa: BLE001 - GreenletExit too: record, then re-raise
             result = classify(exc)
             if conn is not None:
@@ -178,7 +179,7 @@ def run_transfer(
                         attempt,
                         started_at,
                         (perf() - t0) * 1000.0,
-                        Classified("interrupted", None),
+                        Classified(Outcome.INTERRUPTED, None),
                         backoff_ms,
                         phase.in_commit or commit_unknown,
                     )
@@ -188,7 +189,7 @@ def run_transfer(
             if conn is not None:
                 putconn(conn)
         latency_ms = (perf() - t0) * 1000.0
-        unknown = result.outcome == "connection_error" and (phase.in_commit or commit_unknown)
+        unknown = result.outcome == Outcome.CONNECTION_ERROR and (phase.in_commit or commit_unknown)
         on_attempt(_row(req, attempt, started_at, latency_ms, result, backoff_ms, unknown))
         commit_unknown = unknown
         if result.outcome not in RETRYABLE:
@@ -196,7 +197,7 @@ def run_transfer(
         if attempt >= policy.max_attempts or perf() >= deadline:
             break
         backoff_ms = policy.delay_ms(attempt, rng)
-        if result.outcome == "connection_error":
+        if result.outcome == Outcome.CONNECTION_ERROR:
             # A lost server should not be hammered in a tight loop.
             backoff_ms = max(backoff_ms, min(1000.0, 10.0 * 2 ** min(attempt, 7)))
         if backoff_ms > 0:

@@ -27,7 +27,6 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 # isort: split
 
-import dataclasses
 import logging
 import os
 import signal
@@ -35,7 +34,6 @@ import socket
 import subprocess
 import sys
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +48,8 @@ from locust.rpc.protocol import Message
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
+from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.targets.base import Target, dialect_of
@@ -91,30 +91,6 @@ class Fleet:
     @property
     def workers(self) -> int:
         return max(self.processes, self.expect_workers)
-
-
-# -- the scenario over the wire ---------------------------------------------
-
-
-def scenario_from_dict(data: dict[str, Any]) -> Scenario:
-    """The inverse of ``Scenario.to_dict()``: nested dataclasses (the retry policy) rebuilt too."""
-    return _from_dict(Scenario, data)
-
-
-def _from_dict(cls: Any, data: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        kind = hints.get(f.name)
-        if isinstance(value, dict) and dataclasses.is_dataclass(kind):
-            value = _from_dict(kind, value)
-        elif isinstance(value, list) and f.type and "tuple" in str(f.type):
-            value = tuple(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
 
 
 def _without_password(conninfo: str) -> str:
@@ -329,7 +305,7 @@ class Collector:
         rec = self._recorder(msg.node_id)
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
-        if any(r[4] != "connection_error" for r in rows):
+        if any(r[4] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
         refused = next((r for r in rows if r[5] and r[5].startswith("28")), None)
         if refused is not None and self.refused is None:
@@ -450,7 +426,7 @@ def run_distributed(
     collector.setup = {
         "run_id": run_id,
         "user_class": user_class.__name__,
-        "scenario": scenario.to_dict(),
+        "scenario": scenario_to_dict(scenario),
         "target": {
             "kind": target.kind,
             "sets_isolation": target.sets_isolation,

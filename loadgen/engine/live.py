@@ -15,13 +15,13 @@ from collections import deque
 from typing import Any
 
 from loadgen.db.transfer import AttemptRow
-from loadgen.model.retry import COMMITTED_OUTCOMES as _COMMITTED
+from loadgen.model.outcomes import COMMITTED as _COMMITTED
+from loadgen.model.outcomes import CONTENTION, Outcome
+from loadgen.results.metrics import Counts, per_second, rates, share
 from loadgen.results.recorder import AttemptRecorder
 
 __all__ = ["ContentionCounters", "LiveRecorder", "Timeline", "merge", "view", "HOT_ACCOUNTS"]
 
-#: Outcomes that mean another transaction got in the way (OCC conflict, deadlock, lock wait given up).
-CONTENTION = frozenset({"conflict", "deadlock", "lock_timeout"})
 #: How many of the hottest accounts a snapshot carries (a worker sends only these).
 HOT_ACCOUNTS = 20
 
@@ -29,12 +29,25 @@ HOT_ACCOUNTS = 20
 class ContentionCounters:
     """Running totals for one process since the test started."""
 
-    __slots__ = ("attempts", "commits", "conflicts", "retries", "by_outcome", "transactions", "retried", "failed", "attempts_hist", "hot")
+    __slots__ = (
+        "attempts",
+        "commits",
+        "conflicts",
+        "contention",
+        "retries",
+        "by_outcome",
+        "transactions",
+        "retried",
+        "failed",
+        "attempts_hist",
+        "hot",
+    )
 
     def __init__(self) -> None:
         self.attempts = 0
         self.commits = 0
-        self.conflicts = 0  # outcome conflict (40001, OC000/OC001), as in loadgen.results.metrics
+        self.conflicts = 0  # Outcome.CONFLICT (40001, OC000/OC001), as loadgen.results.metrics counts them
+        self.contention = 0  # any CONTENTION outcome: conflict, deadlock, lock timeout
         self.retries = 0  # attempts numbered 2 and up
         self.by_outcome: dict[tuple[str, str | None], int] = {}
         self.transactions = 0
@@ -53,7 +66,8 @@ class ContentionCounters:
         if outcome in _COMMITTED:
             self.commits += 1
         elif outcome in CONTENTION:
-            if outcome == "conflict":
+            self.contention += 1
+            if outcome == Outcome.CONFLICT:
                 self.conflicts += 1
             hot = self.hot
             hot[payer] = hot.get(payer, 0) + 1
@@ -75,6 +89,7 @@ class ContentionCounters:
             "attempts": self.attempts,
             "commits": self.commits,
             "conflicts": self.conflicts,
+            "contention": self.contention,
             "retries": self.retries,
             "transactions": self.transactions,
             "retried": self.retried,
@@ -100,7 +115,9 @@ class LiveRecorder(AttemptRecorder):
 
 def merge(snapshots: list[dict[str, Any]], hot_accounts: int = HOT_ACCOUNTS) -> dict[str, Any]:
     """Add up snapshots (one per worker). Hot accounts are summed over each worker's top list."""
-    total: dict[str, Any] = {k: 0 for k in ("attempts", "commits", "conflicts", "retries", "transactions", "retried", "failed")}
+    total: dict[str, Any] = {
+        k: 0 for k in ("attempts", "commits", "conflicts", "contention", "retries", "transactions", "retried", "failed")
+    }
     outcomes: dict[tuple[str, str | None], int] = {}
     hist: dict[str, int] = {}
     hot: dict[int, int] = {}
@@ -120,11 +137,11 @@ def merge(snapshots: list[dict[str, Any]], hot_accounts: int = HOT_ACCOUNTS) -> 
 
 
 class Timeline:
-    """Conflict rate, commits per second and users, one point per sample, from cumulative totals."""
+    """Conflict and contention rates, commits per second and users, one point per sample, from cumulative totals."""
 
     def __init__(self, maxlen: int = 1800) -> None:
-        self.points: deque[dict[str, float]] = deque(maxlen=maxlen)
-        self._last: tuple[float, int, int, int] | None = None
+        self.points: deque[dict[str, float | None]] = deque(maxlen=maxlen)
+        self._last: tuple[float, int, int, int, int] | None = None
         self._t0 = time.monotonic()
 
     def reset(self) -> None:
@@ -134,47 +151,53 @@ class Timeline:
 
     def sample(self, snap: dict[str, Any], users: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        cur = (now, int(snap["attempts"]), int(snap["conflicts"]), int(snap["commits"]))
+        cur = (now, int(snap["attempts"]), int(snap["conflicts"]), int(snap.get("contention", 0)), int(snap["commits"]))
         last, self._last = self._last, cur
         if last is None:
             return
         dt = cur[0] - last[0]
-        attempts, conflicts, commits = cur[1] - last[1], cur[2] - last[2], cur[3] - last[3]
+        attempts, conflicts, contention, commits = (c - p for c, p in zip(cur[1:], last[1:]))
         if dt <= 0 or attempts < 0:  # counters were reset under us: start over
             return
+        r = rates(Counts(attempts, commits, conflicts, contention, elapsed_s=dt))
         self.points.append(
             {
                 "t": round(now - self._t0, 2),
                 "users": users,
-                "conflict_rate": conflicts / attempts if attempts else None,  # type: ignore[dict-item]
-                "commits_per_s": commits / dt,
-                "attempts_per_s": attempts / dt,
+                "conflict_rate": r["conflict_rate"],
+                "contention_rate": r["contention_rate"],
+                "throughput_commits_per_s": r["throughput_commits_per_s"],
+                "attempts_per_s": per_second(attempts, dt),
             }
         )
 
 
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
 def view(snap: dict[str, Any]) -> dict[str, Any]:
-    """The contention tab's numbers, derived from (merged) cumulative counts."""
+    """The contention tab's numbers, derived from (merged) cumulative counts by loadgen.results.metrics."""
     attempts, commits = snap["attempts"], snap["commits"]
     outcomes = sorted(
-        ({"outcome": o, "sqlstate": s, "count": n, "share": _share(n, attempts)} for o, s, n in snap["outcomes"]),
+        ({"outcome": o, "sqlstate": s, "count": n, "share": share(n, attempts)} for o, s, n in snap["outcomes"]),
         key=lambda r: -r["count"],
     )
     hist = sorted(((int(k), v) for k, v in snap["attempts_hist"].items()))
+    counts = Counts(
+        attempts=attempts,
+        commits=commits,
+        conflicts=snap["conflicts"],
+        contention=snap.get("contention", 0),
+        retries=snap["retries"],
+        transactions=snap["transactions"],
+        retried=snap["retried"],
+    )
     return {
         "attempts": attempts,
         "commits": commits,
         "conflicts": snap["conflicts"],
+        "contention": counts.contention,
         "retries": snap["retries"],
         "transactions": snap["transactions"],
         "failed_transactions": snap["failed"],
-        "conflict_rate": _share(snap["conflicts"], attempts),
-        "retried_share": _share(snap["retried"], snap["transactions"]),
-        "retries_per_commit": _share(snap["retries"], commits),
+        **rates(counts),
         "max_attempts": hist[-1][0] if hist else 0,
         "attempts_histogram": [{"attempts": k, "transactions": v} for k, v in hist],
         "outcomes": outcomes,

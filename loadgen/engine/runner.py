@@ -33,9 +33,10 @@ from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, se
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
 from loadgen.errors import OutputError, TargetError
+from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import summarize
-from loadgen.results.recorder import COMMITTED_OUTCOMES, AttemptRecorder, write_attempts
+from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.targets.base import Target, dialect_of, redact_conninfo
 from loadgen.targets.connection import open_connection
 
@@ -217,7 +218,7 @@ def finish_run(
     try:
         with _connect(target) as conn:
             _resolve_unknown_commits(conn, attempts)
-            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"].tolist()
+            committed_ids = attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"].tolist()
             invariants = check_invariants(conn, scenario.accounts, scenario.initial_balance, committed_ids)
             # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
             connections["left_open"] = sessions_left(conn, APPLICATION_NAME, dialect_of(target))  # type: ignore[assignment]
@@ -257,16 +258,16 @@ def _resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFra
     """
     if attempts.empty:
         return
-    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED_OUTCOMES), "txn_id"])
+    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
     last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
-    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == "interrupted"))
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
     open_ &= ~attempts["txn_id"].isin(committed)
     if not open_.any():
         return
     found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
-    attempts.loc[hit, "outcome"] = "ambiguous_committed"
+    attempts.loc[hit, "outcome"] = Outcome.AMBIGUOUS_COMMITTED.value
 
 
 def _locust_counts(env: Environment) -> dict[str, int]:

@@ -143,10 +143,12 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 def _cell_line(s: dict[str, Any]) -> str:
     rate = s.get("conflict_rate")
+    contention = s.get("contention_rate")
     tput = s.get("throughput_commits_per_s")
     p50 = (s.get("transaction_latency_ms") or {}).get("p50")
     return (
         f"commits {s['commits']:,}  conflict rate {'-' if rate is None else format(rate, '.2%')}"
+        f" (contention {'-' if contention is None else format(contention, '.2%')})"
         f"  {'-' if tput is None else format(tput, '.0f')}/s"
         f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms"
     )

@@ -26,7 +26,7 @@ from psycopg import IsolationLevel
 from loadgen.db.prepared import transfer_prepared
 from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer
 from loadgen.model.keys import KeyDistribution, distribution_for
-from loadgen.model.retry import COMMITTED_OUTCOMES
+from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
@@ -117,9 +117,9 @@ class TransferUser(User):
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
         outcome = row[4]
-        if outcome != "connection_error":
+        if outcome != Outcome.CONNECTION_ERROR:
             self.bench.last_reached = time.monotonic()
-        ok = outcome in COMMITTED_OUTCOMES
+        ok = outcome in COMMITTED
         self._fire(
             request_type=ATTEMPT,
             name=NAME,
@@ -159,7 +159,7 @@ class TransferUser(User):
         bench = self.bench
         conn = self.connection
         result = run_transfer(req, conn.getconn, conn.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
-        ok = result.outcome in COMMITTED_OUTCOMES
+        ok = result.outcome in COMMITTED
         self._fire(
             request_type=TRANSACTION,
             name=NAME,

@@ -35,6 +35,7 @@ import numpy as np
 
 from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution
+from loadgen.model.outcomes import Outcome
 from loadgen.model.retry import RetryPolicy
 
 __all__ = [
@@ -52,8 +53,8 @@ __all__ = [
     "statements",
 ]
 
-COMMITTED = "committed"
-CONFLICT = "conflict"
+COMMITTED = Outcome.COMMITTED.value
+CONFLICT = Outcome.CONFLICT.value
 LoadModel = Literal["closed", "open", "batches"]
 #: Statements before COMMIT in each transaction shape the simulation models: each writes its payer and
 #: payee(s) and nothing else another transfer could touch (loadgen.db.shapes). multi-leg: 2 + legs.

@@ -8,15 +8,12 @@ from typing import Literal
 
 from loadgen.errors import ConfigError
 
-__all__ = ["Backoff", "BACKOFFS", "RetryPolicy", "RETRYABLE", "COMMITTED_OUTCOMES"]
+__all__ = ["Backoff", "BACKOFFS", "RetryPolicy"]
 
 Backoff = Literal["none", "exponential", "full-jitter"]
 BACKOFFS: tuple[str, ...] = ("none", "exponential", "full-jitter")
 
-#: Outcomes after which the whole transaction is tried again.
-RETRYABLE = frozenset({"conflict", "deadlock", "lock_timeout", "connection_error"})
-#: Outcomes that mean the transfer is in the ledger.
-COMMITTED_OUTCOMES = frozenset({"committed", "ambiguous_committed"})
+# Which outcomes are retried: loadgen.model.outcomes.RETRYABLE.
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def parse_duration(text: str | float | int) -> float:
-    """Seconds from ``90``, ``"90"``, ``"30s"``, ``"2m"``, ``"1h"``."""
+def parse_duration(text: str | float | int, *, allow_zero: bool = False) -> float:
+    """Seconds from ``90``, ``"90"``, ``"30s"``, ``"2m"``, ``"1h"`` (and ``0`` when ``allow_zero``)."""
     if isinstance(text, bool):
         raise ConfigError(f"duration must be a number of seconds or like 30s, 2m: got {text!r}")
     if isinstance(text, (int, float)):
@@ -44,8 +44,8 @@ def parse_duration(text: str | float | int) -> float:
         if not m:
             raise ConfigError(f"duration must be a number of seconds or like 30s, 2m: got {text!r}")
         seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
-    if not seconds > 0:
-        raise ConfigError(f"duration must be positive, got {text!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ConfigError(f"duration must be {'zero or more' if allow_zero else 'positive'}, got {text!r}")
     return seconds
 
 

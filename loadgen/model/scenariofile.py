@@ -5,7 +5,7 @@ scenario a sweep over the cartesian product of the lists, one *cell* per
 combination, in the order the keys appear in the file. Every value is checked
 here, eagerly, and a mistake reads ``file: key: what is wrong``.
 
-Layout (every key optional; the tables group knobs, see ``KNOBS``)::
+Layout (every key optional; the tables group knobs, declared in loadgen.model.knobs)::
 
     name = "hotspot-sweep"
     description = "..."
@@ -25,131 +25,28 @@ bare name such as ``quickstart`` works from an installed wheel too.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from loadgen.errors import ConfigError
-from loadgen.model.retry import BACKOFFS, RetryPolicy
-from loadgen.model.scenario import DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
+from loadgen.model.knobs import BY_KEY, KNOBS, Knob, build_scenario, type_name
+from loadgen.model.scenario import Scenario
 
 __all__ = ["Knob", "KNOBS", "Cell", "ScenarioFile", "load", "load_text", "builtin_names", "builtin_path"]
-
-Check = Callable[[Any], str | None]
 
 #: A sweep larger than this is a typo, not a plan (each cell is a whole run).
 MAX_CELLS = 10_000
 
-
-@dataclass(frozen=True)
-class Knob:
-    """One settable key of a scenario file."""
-
-    path: str  # dotted TOML key, as the user writes it
-    kind: str  # int, number, duration, choice, text
-    check: Check | None = None  # returns what is wrong, or None
-    choices: tuple[str, ...] = ()
-    sweep: bool = True  # may be a list
-
-
-def _at_least(lo: float) -> Check:
-    return lambda v: None if v >= lo else f"must be at least {lo:g}, got {v:g}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else f"must be positive, got {v:g}"
-
-
-def _share(v: float) -> str | None:
-    return None if 0 <= v <= 1 else f"must be a share from 0 to 1, got {v:g}"
-
-
-def _open_share(v: float) -> str | None:
-    return None if 0 < v <= 1 else f"must be a share above 0 and at most 1, got {v:g}"
-
-
-KNOBS: tuple[Knob, ...] = (
-    Knob("name", "text", sweep=False),
-    Knob("description", "text", sweep=False),
-    Knob("accounts", "int", _at_least(2)),
-    Knob("users", "int", _at_least(1)),
-    Knob("spawn_rate", "number", _positive),
-    Knob("duration", "duration"),
-    Knob("initial_balance", "int", _at_least(0)),
-    Knob("amount", "int", _at_least(1)),
-    Knob("amount_max", "int", _at_least(1)),
-    Knob("seed", "int", _at_least(0)),
-    Knob("keys.distribution", "choice", choices=DISTRIBUTIONS),
-    Knob("keys.zipf_s", "number", _positive),
-    Knob("keys.hot_ops", "number", _open_share),
-    Knob("keys.hot_keys", "number", _open_share),
-    Knob("keys.hotset_p", "number", _share),
-    Knob("keys.hotset_k", "int", _at_least(2)),
-    Knob("transaction.shape", "choice", choices=SHAPES),
-    Knob("transaction.legs", "int", _at_least(1)),
-    Knob("transaction.read_mix", "number", _share),
-    Knob("transaction.read_kind", "choice", choices=READ_KINDS),
-    Knob("retry.max_attempts", "int", _at_least(1)),
-    Knob("retry.deadline", "duration"),
-    Knob("retry.backoff", "choice", choices=BACKOFFS),
-    Knob("retry.base_ms", "number", _at_least(0)),
-    Knob("retry.cap_ms", "number", _at_least(0)),
-    Knob("load.model", "choice", choices=LOAD_MODELS),
-    Knob("load.think_time", "duration0"),
-    Knob("load.batches", "int", _at_least(1)),
-    Knob("load.arrival_rate", "number", _positive),
-    Knob("postgres.lock_timeout_ms", "number", _at_least(0)),
-    Knob("postgres.isolation", "choice", choices=ISOLATION_LEVELS),
-    Knob("target.kind", "text", sweep=False),
-    Knob("target.dsn", "text", sweep=False),
-    Knob("target.endpoint", "text", sweep=False),
-    Knob("target.region", "text", sweep=False),
-    Knob("target.db_user", "text", sweep=False),
-    Knob("target.profile", "text", sweep=False),
-)
-_BY_PATH = {k.path: k for k in KNOBS}
-_TABLES = sorted({k.path.split(".")[0] for k in KNOBS if "." in k.path})
-
-#: Scenario field (or ``retry.<field>``) each knob sets; knobs absent here are handled apart.
-_FIELD = {
-    "accounts": "accounts",
-    "users": "users",
-    "spawn_rate": "spawn_rate",
-    "duration": "duration_s",
-    "initial_balance": "initial_balance",
-    "amount": "amount",
-    "amount_max": "amount_max",
-    "seed": "seed",
-    "keys.distribution": "distribution",
-    "keys.zipf_s": "zipf_s",
-    "keys.hot_ops": "hot_ops",
-    "keys.hot_keys": "hot_keys",
-    "keys.hotset_p": "hotset_p",
-    "keys.hotset_k": "hotset_k",
-    "transaction.shape": "transaction",
-    "transaction.legs": "legs",
-    "transaction.read_mix": "read_mix",
-    "transaction.read_kind": "read_kind",
-    "load.model": "load",
-    "load.think_time": "think_ms",
-    "load.batches": "batches",
-    "load.arrival_rate": "arrival_rate",
-    "postgres.lock_timeout_ms": "lock_timeout_ms",
-    "postgres.isolation": "isolation",
-    "retry.max_attempts": "retry.max_attempts",
-    "retry.deadline": "retry.deadline_s",
-    "retry.backoff": "retry.backoff",
-    "retry.base_ms": "retry.base_ms",
-    "retry.cap_ms": "retry.cap_ms",
-}
-
-_SHORT = {"keys.distribution": "keys", "transaction.shape": "shape", "load.model": "load"}
+_BY_PATH = BY_KEY
+_TABLES = sorted({k.key.split(".")[0] for k in KNOBS if "." in k.key})
 
 
 @dataclass(frozen=True)
@@ -179,7 +76,7 @@ def _fmt(value: Any) -> str:
 
 
 def _short(path: str) -> str:
-    return _SHORT.get(path, path.rsplit(".", 1)[-1])
+    return BY_KEY[path].name
 
 
 @dataclass(frozen=True)
@@ -291,12 +188,7 @@ def load_text(text: str, source: str, overrides: Mapping[str, Any] | None = None
 
 def _default(path: str) -> Any:
     """What a cell gets for a key its group leaves out (shown in labels)."""
-    target = _FIELD.get(path)
-    if target is None:
-        return None
-    if target.startswith("retry."):
-        return getattr(RetryPolicy(), target[6:])
-    return getattr(Scenario(), target)
+    return BY_KEY[path].default
 
 
 def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
@@ -304,7 +196,7 @@ def _flatten(doc: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in doc.items():
         if key in _TABLES:
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: {key}: must be a table ([{key}]), got {_type(value)}")
+                raise ConfigError(f"{source}: {key}: must be a table ([{key}]), got {type_name(value)}")
             for sub, v in value.items():
                 path = f"{key}.{sub}"
                 if path not in _BY_PATH:
@@ -323,16 +215,8 @@ def _shown(key: str) -> str:
 
 
 def _suggest(path: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(path, [k.path for k in KNOBS] + _TABLES, n=1)
+    close = difflib.get_close_matches(path, [k.key for k in KNOBS] + _TABLES, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _type(value: Any) -> str:
-    return {bool: "a boolean", int: "a whole number", float: "a number", str: "text", list: "a list", dict: "a table"}.get(
-        type(value), type(value).__name__
-    )
 
 
 def _validate(source: str, path: str, value: Any) -> Any:
@@ -344,69 +228,17 @@ def _validate(source: str, path: str, value: Any) -> Any:
             raise ConfigError(f"{source}: {path}: must be a single value, not a list")
         if not value:
             raise ConfigError(f"{source}: {path}: an empty list sweeps nothing; give at least one value")
-        checked = [_one(source, path, knob, v) for v in value]
+        checked = [knob.parse(v, source) for v in value]
         if len(set(map(repr, checked))) != len(checked):
             raise ConfigError(f"{source}: {path}: the list repeats a value")
         return checked if len(checked) > 1 else checked[0]
-    return _one(source, path, knob, value)
-
-
-def _one(source: str, path: str, knob: Knob, value: Any) -> Any:
-    def bad(what: str) -> ConfigError:
-        return ConfigError(f"{source}: {path}: {what}")
-
-    if knob.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad(f"must be a whole number, got {_type(value)} {value!r}")
-    elif knob.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad(f"must be a number, got {_type(value)} {value!r}")
-        value = float(value)
-    elif knob.kind in ("duration", "duration0"):
-        if knob.kind == "duration0" and not isinstance(value, bool) and value in (0, "0"):
-            return 0.0
-        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
-            raise bad(f'must be seconds or text like "30s", "2m", "50ms", got {_type(value)}')
-        try:
-            value = parse_duration(value)
-        except ConfigError as e:
-            raise bad(str(e)) from None
-    elif knob.kind == "choice":
-        if not isinstance(value, str):
-            raise bad(f"must be one of {', '.join(knob.choices)}, got {_type(value)} {value!r}")
-        if value not in knob.choices:
-            raise bad(f"must be one of {', '.join(knob.choices)}, got {value!r}")
-    elif knob.kind == "text":
-        if not isinstance(value, str):
-            raise bad(f"must be text, got {_type(value)}")
-    if knob.check is not None:
-        problem = knob.check(value)
-        if problem:
-            raise bad(problem)
-    return value
+    return knob.parse(value, source)
 
 
 def _build(source: str, cell_label: str | None, name: str, values: dict[str, Any]) -> Scenario:
     """One cell's Scenario; cross-key rules (e.g. hot set smaller than the bank) checked here."""
-    changes: dict[str, Any] = {"name": name}
-    retry: dict[str, Any] = {}
-    for path, value in values.items():
-        target = _FIELD.get(path)
-        if target is None:
-            continue
-        if path == "postgres.lock_timeout_ms":
-            value = None if value == 0 else value  # 0 is PostgreSQL's "wait forever"
-        elif path == "load.think_time":
-            value = value * 1000.0
-        if target.startswith("retry."):
-            retry[target[6:]] = value
-        else:
-            changes[target] = value
-    changes.setdefault("spawn_rate", float(changes.get("users", Scenario.users)))
     where = f"{source}: {cell_label}" if cell_label else source
     try:
-        if retry:
-            changes["retry"] = RetryPolicy(**retry)
-        return replace(Scenario(), **changes)
+        return build_scenario({**values, "name": name})
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None

@@ -178,12 +178,14 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
     """One row per cell with its key numbers and ratios to the baseline.
 
     Without a measured baseline cell, ratios are to the published DSQL figure
-    (conflict rate 6.56%, no retry); attempts per commit and goodput ratios are then left out.
+    (conflict rate 6.56%, no retry); attempts per commit and throughput ratios are then left out.
+    ``goodput`` and ``goodput_ratio`` are older names of ``throughput_commits_per_s`` and
+    ``throughput_ratio``, kept for notebooks written against them.
     """
     rows = []
     base_rate = baseline.headline["conflict_rate"] if baseline else TALK_NO_RETRY.conflict_rate
     base_apc = baseline.headline["attempts_per_commit"] if baseline else None
-    base_good = baseline.headline["goodput_commits_per_s"] if baseline else None
+    base_tput = baseline.headline["throughput_commits_per_s"] if baseline else None
     for c in cells:
         h = c.headline
         rows.append(
@@ -197,9 +199,10 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "conflict_rate": h["conflict_rate"],
                 "attempts_per_commit": h["attempts_per_commit"],
                 "retried_share": h["retried_share"],
-                "goodput": h["goodput_commits_per_s"],
+                "contention_rate": h["contention_rate"],
+                "throughput_commits_per_s": h["throughput_commits_per_s"],
+                "goodput": h["throughput_commits_per_s"],
                 "model_rate": c.model_rate,
-                "contention_rate": c.fit.measured_rate if c.fit else None,
                 "model_applies": bool(c.fit and c.fit.not_applicable is None),
                 "txn_p99_ms": h["transaction_latency_ms"]["p99"],
                 "attempt_p50_ms": h["attempt_latency_ms"]["p50"],
@@ -208,7 +211,8 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "baseline": c.is_baseline,
                 "conflict_ratio": A.ratio_to_baseline(h["conflict_rate"], base_rate),
                 "apc_ratio": A.ratio_to_baseline(h["attempts_per_commit"], base_apc),
-                "goodput_ratio": A.ratio_to_baseline(h["goodput_commits_per_s"], base_good),
+                "throughput_ratio": A.ratio_to_baseline(h["throughput_commits_per_s"], base_tput),
+                "goodput_ratio": A.ratio_to_baseline(h["throughput_commits_per_s"], base_tput),
             }
         )
     return pd.DataFrame(rows)

@@ -1,7 +1,7 @@
 """Finding and loading run directories: what a report or a notebook reads.
 
-A run directory holds ``attempts.parquet`` and ``run.json`` (DESIGN.md's data
-contract). A sweep is any directory whose sub-directories are run directories,
+A run directory holds ``attempts.parquet`` and ``run.json`` (the data contract
+users script against: README.md, "Running", lists their columns and fields). A sweep is any directory whose sub-directories are run directories,
 with or without a ``sweep.json`` index. Attempts are loaded column by column
 through pyarrow into a compact frame (integer transaction codes, epoch
 milliseconds as floats, outcomes as categories) so ten million rows stay a few

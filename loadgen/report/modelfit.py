@@ -11,7 +11,7 @@ out and, before the connection was split out, the wait for a pooled connection).
 The best the records allow: each committed attempt's database time (``latency_ms``,
 which excludes the wait for a connection) cut to the round trips inside the window
 (``analysis.snapshot_window_ms``). What it is compared with: the contention rate
-(40001, 40P01 and 55P03 alike: one of two overlapping writers failed).
+(loadgen.results.metrics: 40001, 40P01 and 55P03 alike, one of two overlapping writers failed).
 
 Where it does not apply, the fit says so instead of fitting: PostgreSQL's locking mode
 (attempts wait on row locks, and a wait resolves a conflict without a failure), a
@@ -28,14 +28,11 @@ import numpy as np
 import pandas as pd
 
 from loadgen.model.occsim import statements
-from loadgen.model.retry import COMMITTED_OUTCOMES
+from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.report import analysis as A
 from loadgen.report.data import Run
 
-__all__ = ["ModelFit", "fit_model", "not_applicable", "contention_rate", "CONTENTION_OUTCOMES", "CPU_SATURATED", "MIN_RATE", "TOLERANCE"]
-
-#: Outcomes that mean another transaction got in the way: one of two overlapping writers failed.
-CONTENTION_OUTCOMES = ("conflict", "deadlock", "lock_timeout")
+__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "CPU_SATURATED", "MIN_RATE", "TOLERANCE"]
 #: A single Python process running Locust users saturates one core near this share.
 CPU_SATURATED = 0.9
 #: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
@@ -77,13 +74,6 @@ class ModelFit:
             return None
         assert self.ratio is not None
         return abs(self.ratio - 1.0) <= TOLERANCE + 1e-9  # 1.3 is inside, floating point or not
-
-
-def contention_rate(outcomes: dict[str, int], attempts: int) -> float | None:
-    """Attempts failed by contention / attempts."""
-    if not attempts:
-        return None
-    return sum(outcomes.get(o, 0) for o in CONTENTION_OUTCOMES) / attempts
 
 
 def _number(v: Any) -> float:
@@ -147,7 +137,7 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
         source = f"{n} of {n + 2} round trips of the committed attempts" + (f", plus COMMIT's {commit_ms:g} ms" if commit_ms else "")
     else:
         window_ms, source = attempt_ms, "whole committed attempts (shape not modelled)"
-    lam = headline["commits"] / headline["elapsed_s"] if headline["elapsed_s"] > 0 else None
+    lam = headline["throughput_commits_per_s"]
     model = None
     if collision is not None and lam and window_ms is not None:
         model = A.model_conflict_rate(lam, window_ms / 1000.0, collision)
@@ -158,6 +148,6 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
         window_source=source,
         collision=collision,
         model_rate=model,
-        measured_rate=contention_rate(headline["outcomes"], headline["attempts"]),
+        measured_rate=headline["contention_rate"],
         not_applicable=not_applicable(run),
     )

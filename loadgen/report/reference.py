@@ -1,4 +1,9 @@
-"""Published Aurora DSQL figures the report cites beside the user's own baseline (DESIGN.md)."""
+"""Published Aurora DSQL figures the report cites beside the user's own baseline.
+
+Each figure carries its source: the talk's code repository (its README's chapter on
+OCC and retries; that README changed over time, so ``SOURCE`` names the chapter read)
+and Marc Bowes's note on hot keys.
+"""
 
 from __future__ import annotations
 

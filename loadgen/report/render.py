@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from loadgen import __version__
+from loadgen.model.outcomes import Outcome
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
@@ -27,6 +28,7 @@ from loadgen.report.reference import (
     replay_checks,
 )
 from loadgen.report.whatif import WhatIf
+from loadgen.results.metrics import Counts, rates
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
 
@@ -125,9 +127,14 @@ def headline_section(cells: list[Cell], p: str) -> str:
                     card("attempts", num(h["attempts"])),
                     card("commits", num(h["commits"])),
                     card("conflict rate (conflicts / attempts)", pct(h["conflict_rate"]), f"{h['conflicts']:,} attempts ended in 40001"),
+                    card(
+                        "contention rate (contention / attempts)",
+                        pct(h["contention_rate"]),
+                        f"{h['contention']:,} conflicts, deadlocks and lock timeouts",
+                    ),
                     card("transactions retried", pct(h["retried_share"])),
                     card("retries per commit", rpc),
-                    card("goodput (commits/s)", num(h["goodput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
+                    card("throughput (commits/s)", num(h["throughput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
                     card(
                         "wasted work (failed attempts' time)",
                         f"{h['wasted_ms'] / 1000:,.1f} s",
@@ -157,16 +164,28 @@ def headline_section(cells: list[Cell], p: str) -> str:
                 num(h["attempts"]),
                 num(h["commits"]),
                 pct(h["conflict_rate"]),
+                pct(h["contention_rate"]),
                 pct(h["retried_share"]),
                 "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}",
-                num(h["goodput_commits_per_s"], 1),
+                num(h["throughput_commits_per_s"], 1),
                 f"{h['wasted_ms'] / 1000:,.1f} s ({pct(h['wasted_share'], 1)})",
                 _invariants_html(c),
             ]
         )
         classes.append("baseline" if c.is_baseline else "")
     body = table(
-        ["cell", "attempts", "commits", "conflict rate", "retried", "retries/commit", "goodput/s", "wasted work", "invariants"],
+        [
+            "cell",
+            "attempts",
+            "commits",
+            "conflict rate",
+            "contention rate",
+            "retried",
+            "retries/commit",
+            "commits/s",
+            "wasted work",
+            "invariants",
+        ],
         rows,
         classes,
     )
@@ -197,13 +216,13 @@ def hotspot_section(cells: list[Cell], p: str) -> str:
             ratio(r.conflict_ratio),
             num(r.attempts_per_commit, 4),
             ratio(r.apc_ratio),
-            num(r.goodput, 1),
-            ratio(r.goodput_ratio),
+            num(r.throughput_commits_per_s, 1),
+            ratio(r.throughput_ratio),
         ]
         for r in frame.itertuples()
     ]
     t = table(
-        ["cell", "attempts", "conflict rate", f"vs {ref}", "attempts/commit", f"vs {ref}", "goodput/s", f"vs {ref}"],
+        ["cell", "attempts", "conflict rate", f"vs {ref}", "attempts/commit", f"vs {ref}", "commits/s", f"vs {ref}"],
         rows,
         ["baseline" if b else "" for b in frame["baseline"]],
     )
@@ -333,15 +352,10 @@ def whatif_section(w: WhatIf | None, p: str) -> str:
         return section(f"{p}whatif", "What if: predicted cells", intro + caveats)
     h = src.headline
     check = table(
-        ["this cell", "contention rate", "retries/commit", "goodput/s"],
+        ["this cell", "contention rate", "retries/commit", "commits/s"],
         [
-            [
-                "measured",
-                pct(src.fit.measured_rate if src.fit else None),
-                num(h["retries_per_commit"], 4),
-                num(h["goodput_commits_per_s"], 0),
-            ],
-            ["simulated", pct(w.own.conflict_rate), num(w.own.retries_per_commit, 4), num(w.own.goodput_commits_per_s, 0)],
+            ["measured", pct(h["contention_rate"]), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
+            ["simulated", pct(w.own.conflict_rate), num(w.own.retries_per_commit, 4), num(w.own.throughput_commits_per_s, 0)],
         ],
     )
     rows = [
@@ -350,13 +364,13 @@ def whatif_section(w: WhatIf | None, p: str) -> str:
             num(c.users),
             pct(c.conflict_rate),
             num(c.retries_per_commit, 4),
-            num(c.goodput_commits_per_s, 0),
+            num(c.throughput_commits_per_s, 0),
             pct(c.retried_share),
         ]
         for c in w.cells
     ]
     grid = table(
-        ["accounts", "users", "conflict rate", "retries/commit", "goodput/s", "retried"],
+        ["accounts", "users", "conflict rate", "retries/commit", "commits/s", "retried"],
         rows,
         ["baseline" if (c.accounts, c.users) == (src.accounts, src.users) else "" for c in w.cells],
     )
@@ -405,8 +419,8 @@ def _differences(base: Cell | None) -> list[str]:
     if h["mean_attempt_ms"]:
         out.append(
             f"Your mean attempt takes {ms(h['mean_attempt_ms'])} ms against the talk's {TALK_NO_RETRY.mean_ms} ms, "
-            f"at {num(h['goodput_commits_per_s'], 0)} commits/s against {TALK_NO_RETRY.calls_per_s:.0f}/s: "
-            f"lambda x D = {h['goodput_commits_per_s'] * h['mean_attempt_ms'] / 1000:.1f} against "
+            f"at {num(h['throughput_commits_per_s'], 0)} commits/s against {TALK_NO_RETRY.calls_per_s:.0f}/s: "
+            f"lambda x D = {h['throughput_commits_per_s'] * h['mean_attempt_ms'] / 1000:.1f} against "
             f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.1f}, which by the model moves the "
             "conflict rate in the same direction."
         )
@@ -438,7 +452,7 @@ def reference_section(cells: list[Cell], p: str) -> str:
                 pct(h["conflict_rate"]),
                 pct(h["retried_share"]),
                 num(h["attempts_per_commit"], 4),
-                num(h["goodput_commits_per_s"], 0),
+                num(h["throughput_commits_per_s"], 0),
                 ms(h["mean_attempt_ms"]),
                 "measured here",
             ],
@@ -549,7 +563,7 @@ def detail_section(cells: list[Cell], p: str) -> str:
         )
         faults = ""
         if c.faults:
-            hit = c.headline.get("outcomes", {}).get("connection_error") if isinstance(c.headline.get("outcomes"), dict) else None
+            hit = c.headline.get("outcomes", {}).get(Outcome.CONNECTION_ERROR) if isinstance(c.headline.get("outcomes"), dict) else None
             faults = (
                 "<div><h3>Faults injected</h3>"
                 + table(
@@ -694,35 +708,34 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
     fa, fb = cells_frame(ca, find_baseline(ca)), cells_frame(cb, find_baseline(cb))
     pooled = []
     for cells in (ca, cb):
-        att = sum(c.headline["attempts"] for c in cells)
-        com = sum(c.headline["commits"] for c in cells)
-        con = sum(c.headline["conflicts"] for c in cells)
-        el = sum(c.headline["elapsed_s"] for c in cells)
-        ret = sum(c.headline["retries"] for c in cells)
-        pooled.append(
-            {
-                "attempts": att,
-                "commits": com,
-                "conflict_rate": con / att if att else None,
-                "retries_per_commit": ret / com if com else None,
-                "goodput": com / el if el else None,
-                "cells": len(cells),
-            }
+        counts = Counts(
+            attempts=sum(c.headline["attempts"] for c in cells),
+            commits=sum(c.headline["commits"] for c in cells),
+            conflicts=sum(c.headline["conflicts"] for c in cells),
+            contention=sum(c.headline["contention"] for c in cells),
+            retries=sum(c.headline["retries"] for c in cells),
+            elapsed_s=sum(c.headline["elapsed_s"] for c in cells),
         )
+        pooled.append({"attempts": counts.attempts, "commits": counts.commits, **rates(counts), "cells": len(cells)})
     pa_, pb_ = pooled
     rows = [
         ["cells", num(pa_["cells"]), num(pb_["cells"])],
         ["attempts", num(pa_["attempts"]), num(pb_["attempts"])],
         ["commits", num(pa_["commits"]), num(pb_["commits"])],
         ["conflict rate", pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
+        ["contention rate", pct(pa_["contention_rate"]), pct(pb_["contention_rate"])],
         ["retries per commit", num(pa_["retries_per_commit"], 4), num(pb_["retries_per_commit"], 4)],
-        ["goodput (commits per measured second, cells pooled)", num(pa_["goodput"], 1), num(pb_["goodput"], 1)],
+        [
+            "throughput (commits per measured second, cells pooled)",
+            num(pa_["throughput_commits_per_s"], 1),
+            num(pb_["throughput_commits_per_s"], 1),
+        ],
     ]
     head = table(["", f"A: {sa.label}", f"B: {sb.label}"], rows)
     sentences = [
         _describe_change("The conflict rate", pa_["conflict_rate"], pb_["conflict_rate"], pct),
         _describe_change("Retries per commit", pa_["retries_per_commit"], pb_["retries_per_commit"], lambda v: f"{v:.4f}"),
-        _describe_change("Goodput", pa_["goodput"], pb_["goodput"], lambda v: f"{v:,.1f}/s"),
+        _describe_change("Throughput", pa_["throughput_commits_per_s"], pb_["throughput_commits_per_s"], lambda v: f"{v:,.1f}/s"),
     ]
     # Cells matched on accounts x users.
     ka = {(r.accounts, r.users): r for r in fa.itertuples()}
@@ -739,14 +752,14 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
                 ratio(A.ratio_to_baseline(rb.conflict_rate, ra.conflict_rate)),
                 num(ra.attempts_per_commit, 4),
                 num(rb.attempts_per_commit, 4),
-                num(ra.goodput, 1),
-                num(rb.goodput, 1),
+                num(ra.throughput_commits_per_s, 1),
+                num(rb.throughput_commits_per_s, 1),
                 ms(ra.txn_p99_ms),
                 ms(rb.txn_p99_ms),
             ]
         )
     matched_html = (
-        table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "goodput A", "B", "txn p99 ms A", "B"], mrows)
+        table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "commits/s A", "B", "txn p99 ms A", "B"], mrows)
         if mrows
         else "<p>No cell has the same accounts x users on both sides.</p>"
     )

@@ -1,25 +1,99 @@
-"""Pure metric functions over an attempts table (pandas), shared by the summary and the report.
+"""Contention metrics: every figure's name and definition, in one place.
 
-Definitions (kept in one place so every view agrees):
-- conflict rate: attempts that ended in a conflict (SQLSTATE 40001, or DSQL's OC000/OC001) / all attempts;
-- retries: attempts with attempt number >= 2; retries per commit = retries / commits;
+Each view counts in its own cheapest way (pandas after a run here, numpy in the report,
+integer counters in the live UI, Locust's statistics in the progress line) and then
+derives its figures with ``rates``, under the names below, so a figure means the
+same everywhere it is shown (terminal summary, progress line, web UI, report, run.json).
+
+- conflict rate = attempts ending in ``conflict`` (SQLSTATE 40001, or DSQL's OC000/OC001) / all attempts;
+- contention rate = attempts ending in a contention outcome (conflict, deadlock,
+  lock_timeout: loadgen.model.outcomes.CONTENTION) / all attempts. It equals the
+  conflict rate on DSQL; on PostgreSQL with row locks it also counts the lock waits
+  given up and the deadlocks, which are what a lock-free engine reports as conflicts;
+- failed attempt rate = attempts that did not commit / all attempts;
+- retries = attempts numbered 2 and up; retries per commit = retries / commits;
+- retried share = transactions needing more than one attempt / transactions;
+- attempts per commit = attempts / commits;
 - transaction latency: from its first attempt's start to its last attempt's end,
   backoff included;
-- throughput: commits per second of measured time (first start to last end).
+- throughput (``throughput_commits_per_s``) = commits per second of measured time
+  (first attempt's start to last attempt's end); ``attempts_per_s`` likewise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from loadgen.model.retry import COMMITTED_OUTCOMES as _COMMITTED
+from loadgen.model.outcomes import COMMITTED as _COMMITTED
+from loadgen.model.outcomes import CONTENTION, Outcome
 
-__all__ = ["summarize", "transactions", "PERCENTILES"]
+__all__ = ["Counts", "rates", "share", "per_second", "outcome_counts", "summarize", "transactions", "percentiles", "PERCENTILES", "LABELS"]
 
 PERCENTILES = (50, 95, 99, 99.9)
+
+#: How a figure is titled wherever it is shown.
+LABELS: dict[str, str] = {
+    "conflict_rate": "conflict rate (40001 / attempts)",
+    "contention_rate": "contention rate (conflicts, deadlocks, lock timeouts / attempts)",
+    "failed_attempt_rate": "failed attempts / attempts",
+    "retried_share": "transactions retried",
+    "retries_per_commit": "retries per commit",
+    "attempts_per_commit": "attempts per commit",
+    "throughput_commits_per_s": "throughput (commits/s)",
+    "attempts_per_s": "attempts/s",
+}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What every figure is derived from; a view that cannot count something leaves it None."""
+
+    attempts: int
+    commits: int
+    conflicts: int | None = None  # attempts ending in Outcome.CONFLICT
+    contention: int | None = None  # attempts ending in a CONTENTION outcome
+    retries: int | None = None  # attempts numbered 2 and up
+    transactions: int | None = None
+    retried: int | None = None  # transactions needing more than one attempt
+    failed_attempts: int | None = None  # attempts that did not commit (default: attempts - commits)
+    elapsed_s: float | None = None  # measured time
+
+
+def share(part: float | None, whole: float | None) -> float | None:
+    """part / whole, or None when either is unknown or the whole is zero."""
+    return None if part is None or not whole else part / whole
+
+
+def per_second(count: float | None, elapsed_s: float | None) -> float | None:
+    return None if count is None or elapsed_s is None or not elapsed_s > 0 else count / elapsed_s
+
+
+def rates(c: Counts) -> dict[str, float | None]:
+    """Every derived figure, by its name."""
+    failed = c.failed_attempts if c.failed_attempts is not None else c.attempts - c.commits
+    return {
+        "conflict_rate": share(c.conflicts, c.attempts),
+        "contention_rate": share(c.contention, c.attempts),
+        "failed_attempt_rate": share(failed, c.attempts),
+        "retries_per_commit": share(c.retries, c.commits),
+        "retried_share": share(c.retried, c.transactions),
+        "attempts_per_commit": share(c.attempts, c.commits),
+        "throughput_commits_per_s": per_second(c.commits, c.elapsed_s),
+        "attempts_per_s": per_second(c.attempts, c.elapsed_s),
+    }
+
+
+def outcome_counts(by_outcome: Mapping[str, int]) -> tuple[int, int, int]:
+    """Commits, conflicts and contention attempts from counts by outcome name."""
+    commits = sum(n for o, n in by_outcome.items() if o in _COMMITTED)
+    conflicts = sum(n for o, n in by_outcome.items() if o == Outcome.CONFLICT)
+    contention = sum(n for o, n in by_outcome.items() if o in CONTENTION)
+    return int(commits), int(conflicts), int(contention)
 
 
 def transactions(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -54,7 +128,8 @@ def _epoch_ms(ts: pd.Series) -> np.ndarray:
     return values / 1000.0
 
 
-def _percentiles(values: pd.Series | np.ndarray) -> dict[str, float | None]:
+def percentiles(values: Any) -> dict[str, float | None]:
+    """p50, p95, p99, p99.9 (numpy's linear interpolation); None for each when there are no values."""
     arr = np.asarray(values, dtype="float64")
     if arr.size == 0:
         return {f"p{p:g}": None for p in PERCENTILES}
@@ -63,11 +138,10 @@ def _percentiles(values: pd.Series | np.ndarray) -> dict[str, float | None]:
 
 
 def summarize(attempts: pd.DataFrame) -> dict[str, Any]:
-    """The run's headline numbers."""
+    """The run's headline numbers (run.json's ``summary``)."""
     n = len(attempts)
-    outcomes = attempts["outcome"].value_counts().to_dict() if n else {}
-    commits = int(sum(outcomes.get(o, 0) for o in _COMMITTED))
-    conflicts = int(outcomes.get("conflict", 0))
+    outcomes = {str(k): int(v) for k, v in attempts["outcome"].value_counts().items()} if n else {}
+    commits, conflicts, contention = outcome_counts(outcomes)
     retries = int((attempts["attempt"] >= 2).sum()) if n else 0
     txns = transactions(attempts)
     if n:
@@ -76,21 +150,22 @@ def summarize(attempts: pd.DataFrame) -> dict[str, Any]:
     else:
         elapsed_s = 0.0
     retried = int((txns["attempts"] >= 2).sum()) if len(txns) else 0
+    counts = Counts(n, commits, conflicts, contention, retries, len(txns), retried, n - commits, elapsed_s)
+    r = rates(counts)
     return {
         "attempts": n,
         "transactions": len(txns),
         "commits": commits,
         "conflicts": conflicts,
-        "outcomes": {str(k): int(v) for k, v in sorted(outcomes.items())},
+        "contention": contention,
+        "outcomes": dict(sorted(outcomes.items())),
         "sqlstates": {str(k): int(v) for k, v in sorted(attempts["sqlstate"].dropna().value_counts().to_dict().items())} if n else {},
-        "conflict_rate": conflicts / n if n else None,
+        "failed_attempts": n - commits,
         "retries": retries,
-        "retries_per_commit": retries / commits if commits else None,
-        "retried_share": retried / len(txns) if len(txns) else None,
+        **r,  # conflict_rate, contention_rate, retries_per_commit, throughput_commits_per_s, ...
         "max_attempts": int(txns["attempts"].max()) if len(txns) else 0,
         "failed_transactions": int((~txns["outcome"].isin(_COMMITTED)).sum()) if len(txns) else 0,
         "elapsed_s": elapsed_s,
-        "throughput_commits_per_s": commits / elapsed_s if elapsed_s > 0 else None,
-        "attempt_latency_ms": _percentiles(attempts["latency_ms"]) if n else _percentiles([]),
-        "transaction_latency_ms": _percentiles(txns["latency_ms"]) if len(txns) else _percentiles([]),
+        "attempt_latency_ms": percentiles(attempts["latency_ms"]) if n else percentiles([]),
+        "transaction_latency_ms": percentiles(txns["latency_ms"]) if len(txns) else percentiles([]),
     }

@@ -14,22 +14,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.db.transfer import ATTEMPT_FIELDS, AttemptRow
-from loadgen.model.retry import COMMITTED_OUTCOMES
 
-__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "OUTCOMES", "COMMITTED_OUTCOMES", "read_attempts"]
+__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "read_attempts"]
 
-#: Outcomes an attempt can have.
-OUTCOMES = (
-    "committed",
-    "ambiguous_committed",
-    "conflict",
-    "deadlock",
-    "lock_timeout",
-    "insufficient_funds",
-    "connection_error",
-    "error",
-    "interrupted",
-)
+# The ``outcome`` column holds loadgen.model.outcomes.Outcome names.
 
 ATTEMPT_SCHEMA = pa.schema(
     [

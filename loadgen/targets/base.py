@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.knobs import target_problem
 from loadgen.targets.embedded import EmbeddedPostgres
 
 __all__ = [
@@ -57,16 +58,7 @@ def scenario_problem(dialect: str, scenario: Any) -> str | None:
     ``set_config('lock_timeout')`` DSQL refuses on every connection, and an isolation
     level other than snapshot would be silently ignored, mislabelling the cell.
     """
-    if dialect != "dsql":
-        return None
-    if scenario.lock_timeout_ms is not None:
-        return "lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"
-    if scenario.isolation != "repeatable-read":
-        return (
-            f"isolation {scenario.isolation}: DSQL has one isolation level (snapshot, as repeatable-read); "
-            "run this cell on a PostgreSQL target"
-        )
-    return None
+    return target_problem(dialect, scenario)  # the knob table says which knobs a dialect refuses
 
 
 def check_cells(dialect: str, cells: Any) -> None:

@@ -1,56 +1,47 @@
-"""The web UI's start form: loadgen's settings as Locust options, and the scenario they describe."""
+"""The web UI's start form: loadgen's settings as Locust options, and the scenario they describe.
+
+The fields are the knobs whose ``form`` column names an option (loadgen.model.knobs);
+users and spawn rate are Locust's own fields, the run time is Locust's ``--run-time``.
+Where to run (target, DSN) and where results go are the UI's own options, here.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from loadgen.model.retry import BACKOFFS, RetryPolicy
-from loadgen.model.scenario import DISTRIBUTIONS, Scenario
-from loadgen.targets.base import TARGETS
+from loadgen.model.knobs import KNOBS, LOCUST, Knob, field_default
+from loadgen.model.scenario import Scenario
 
-__all__ = ["FORM_TYPES", "STOP_TIMEOUT_S", "DEFAULT_WEB_HOST", "add_arguments", "scenario_from_options"]
+__all__ = ["FORM_TYPES", "FORM_KNOBS", "UI_TARGETS", "STOP_TIMEOUT_S", "DEFAULT_WEB_HOST", "add_arguments", "scenario_from_options"]
 
 #: Locust listens on every interface unless told otherwise; loadgen only on loopback.
 DEFAULT_WEB_HOST = "127.0.0.1"
 #: Seconds users get to finish their transaction when a test stops.
 STOP_TIMEOUT_S = 3
+#: Targets the form can start: DSQL needs the command line's options (endpoint, region, IAM).
+UI_TARGETS: tuple[str, ...] = ("embedded", "postgres")
+#: The knobs the start form shows, in the table's order.
+FORM_KNOBS: tuple[Knob, ...] = tuple(k for k in KNOBS if k.form is not None and k.form != LOCUST)
 #: Options the start form sends that are loadgen's, with how to read them back.
-FORM_TYPES: dict[str, type] = {
-    "accounts": int,
-    "distribution": str,
-    "initial_balance": int,
-    "amount": int,
-    "max_attempts": int,
-    "retry_deadline": float,
-    "backoff": str,
-    "backoff_base_ms": float,
-    "backoff_cap_ms": float,
-    "lock_timeout_ms": float,
-    "target": str,
-    "seed": int,
-}
+FORM_TYPES: dict[str, type] = {**{k.form_dest: k.form_type for k in FORM_KNOBS if k.form_dest}, "target": str}
 
 
 def add_arguments(parser: Any) -> None:
     """loadgen's settings as Locust options; all but ``--out`` appear in the start form."""
     g = parser  # argument groups do not take include_in_web_ui / is_secret
-    g.add_argument("--accounts", type=int, default=10, help="Accounts in the bank; the bank is re-seeded at every start")
-    g.add_argument("--distribution", default="uniform", choices=list(DISTRIBUTIONS), help="How payer and payee are chosen")
-    g.add_argument("--initial-balance", type=int, default=100, help="Each account's balance after seeding")
-    g.add_argument("--amount", type=int, default=1, help="Amount of each transfer")
-    g.add_argument("--max-attempts", type=int, default=100, help="Retry policy: tries per transaction")
-    g.add_argument("--retry-deadline", type=float, default=10.0, help="Retry policy: give up on a transaction after this many seconds")
-    g.add_argument("--backoff", default="none", choices=list(BACKOFFS), help="Retry policy: pause between tries")
-    g.add_argument("--backoff-base-ms", type=float, default=5.0, help="Retry policy: first backoff pause (ms)")
-    g.add_argument("--backoff-cap-ms", type=float, default=1000.0, help="Retry policy: longest backoff pause (ms)")
+    for knob in FORM_KNOBS:
+        assert knob.form is not None and knob.field is not None
+        g.add_argument(
+            knob.form,
+            dest=knob.form_dest,
+            type=knob.form_type,
+            default=knob.form_value(field_default(knob.field)),
+            choices=list(knob.choices) if knob.choices else None,
+            help=_sentence(knob),
+        )
     g.add_argument(
-        "--lock-timeout-ms",
-        type=float,
-        default=0.0,
-        help="PostgreSQL lock mode: give up row-lock waits after this many ms (0: wait, the server's default)",
-    )
-    g.add_argument(
-        "--target", default="embedded", choices=list(TARGETS), help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)"
+        "--target", default="embedded", choices=list(UI_TARGETS), help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)"
     )
     g.add_argument(
         "--dsn",
@@ -58,7 +49,6 @@ def add_arguments(parser: Any) -> None:
         is_secret=True,
         help="Connection string for target postgres (kept out of pages and files; or set LOADGEN_DSN)",
     )
-    g.add_argument("--seed", type=int, default=0, help="Random seed for reproducible key choices (0: random)")
     g.add_argument("--out", default="reports", include_in_web_ui=False, help="Each test's results go in a new directory under this one")
     # Safe by default: Locust's own default is every interface. And on Stop, give users
     # a moment to finish the transaction in hand rather than kill them mid-statement
@@ -67,27 +57,31 @@ def add_arguments(parser: Any) -> None:
     parser.set_defaults(web_host=DEFAULT_WEB_HOST, stop_timeout=str(STOP_TIMEOUT_S))
 
 
+def _sentence(knob: Knob) -> str:
+    text = knob.help[0].upper() + knob.help[1:]
+    return f"{text} (0: none)" if knob.optional and "0:" not in knob.help else text
+
+
 def scenario_from_options(opts: Any, users: int) -> Scenario:
     """The scenario the start form describes (raises ConfigError on nonsense)."""
-    retry = RetryPolicy(
-        max_attempts=int(opts.max_attempts),
-        deadline_s=float(opts.retry_deadline),
-        backoff=opts.backoff,
-        base_ms=float(opts.backoff_base_ms),
-        cap_ms=float(opts.backoff_cap_ms),
-    )
+    retry: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
+    for knob in FORM_KNOBS:
+        assert knob.field is not None and knob.form_dest is not None
+        value = knob.from_form(getattr(opts, knob.form_dest))
+        if knob.field.startswith("retry."):
+            retry[knob.field[6:]] = value
+        else:
+            changes[knob.field] = value
     run_time = getattr(opts, "run_time", None)
     spawn_rate = getattr(opts, "spawn_rate", None) or float(max(users, 1))
-    return Scenario(
+    base = Scenario()
+    return replace(
+        base,
+        **changes,
         name="web-ui",
-        accounts=int(opts.accounts),
         users=max(int(users), 1),
         spawn_rate=float(spawn_rate),
         duration_s=float(run_time) if run_time else 3600.0,  # replaced by the real length at stop
-        initial_balance=int(opts.initial_balance),
-        amount=int(opts.amount),
-        distribution=opts.distribution,
-        retry=retry,
-        lock_timeout_ms=float(opts.lock_timeout_ms) or None,
-        seed=int(opts.seed) or None,
+        retry=replace(base.retry, **retry),
     )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
+from loadgen.results.metrics import LABELS
 from loadgen.targets.base import make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
@@ -51,9 +52,10 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     """The numbers for Locust's own table-shaped tab: section, metric, value."""
     t = data["totals"]
     rows = [
-        {"section": "headline", "metric": "conflict rate (40001 / attempts)", "value": _pct(t["conflict_rate"])},
-        {"section": "headline", "metric": "transactions retried", "value": _pct(t["retried_share"])},
-        {"section": "headline", "metric": "retries per commit", "value": _num(t["retries_per_commit"])},
+        {"section": "headline", "metric": LABELS["conflict_rate"], "value": _pct(t["conflict_rate"])},
+        {"section": "headline", "metric": LABELS["contention_rate"], "value": _pct(t["contention_rate"])},
+        {"section": "headline", "metric": LABELS["retried_share"], "value": _pct(t["retried_share"])},
+        {"section": "headline", "metric": LABELS["retries_per_commit"], "value": _num(t["retries_per_commit"])},
         {
             "section": "headline",
             "metric": "attempts / commits / transactions",
@@ -64,7 +66,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     if data.get("timeline"):
         last = data["timeline"][-1]
         rows.append({"section": "now", "metric": "conflict rate, last second", "value": _pct(last["conflict_rate"])})
-        rows.append({"section": "now", "metric": "commits per second", "value": _num(last["commits_per_s"], 1)})
+        rows.append({"section": "now", "metric": LABELS["throughput_commits_per_s"], "value": _num(last["throughput_commits_per_s"], 1)})
     for h in t["attempts_histogram"]:
         rows.append({"section": "attempts per transaction", "metric": f"{h['attempts']} attempt(s)", "value": str(h["transactions"])})
     for o in t["outcomes"]:

@@ -1,0 +1,106 @@
+"""One set of figures: the summary, the report and the live counters agree on the same attempts. No database."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from loadgen.engine.live import ContentionCounters, Timeline, view
+from loadgen.model.outcomes import COMMITTED, CONTENTION, OUTCOMES, RETRYABLE, Outcome
+from loadgen.report import analysis as A
+from loadgen.report.data import compact
+from loadgen.results.metrics import Counts, rates, summarize
+
+T0 = pd.Timestamp("2026-01-01T00:00:00Z")
+
+# txn, attempt, start ms, latency ms, outcome, sqlstate: two conflicts, a deadlock, a lock timeout.
+ROWS = [
+    ("A", 1, 0, 10, "conflict", "40001"),
+    ("A", 2, 12, 8, "committed", None),
+    ("B", 1, 5, 4, "deadlock", "40P01"),
+    ("B", 2, 10, 4, "committed", None),
+    ("C", 1, 1, 6, "lock_timeout", "55P03"),
+    ("C", 2, 8, 6, "conflict", "40001"),
+    ("C", 3, 15, 5, "committed", None),
+    ("D", 1, 2, 3, "error", "XX000"),
+    ("E", 1, 3, 17, "ambiguous_committed", None),
+]
+FIGURES = ("conflict_rate", "contention_rate", "retries_per_commit", "retried_share", "attempts_per_commit", "failed_attempt_rate")
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run_id": "r",
+            "txn_id": [r[0] for r in ROWS],
+            "attempt": [r[1] for r in ROWS],
+            "started_at": [T0 + pd.Timedelta(milliseconds=r[2]) for r in ROWS],
+            "latency_ms": [float(r[3]) for r in ROWS],
+            "outcome": [r[4] for r in ROWS],
+            "sqlstate": [r[5] for r in ROWS],
+            "payer": 1,
+            "payee": 2,
+            "amount": 1,
+        }
+    )
+
+
+def _live() -> dict:
+    counters = ContentionCounters()
+    for _txn, attempt, _, _, outcome, sqlstate in ROWS:
+        counters.add_attempt(outcome, sqlstate, attempt, 1, 2)
+    for txn in "ABCDE":
+        last = max((r for r in ROWS if r[0] == txn), key=lambda r: r[1])
+        counters.add_transaction(last[1], last[4] in COMMITTED)
+    return view(counters.snapshot())
+
+
+def test_the_sets_are_what_the_names_say() -> None:
+    assert CONTENTION == {"conflict", "deadlock", "lock_timeout"}
+    assert RETRYABLE == CONTENTION | {"connection_error"}
+    assert COMMITTED == {"committed", "ambiguous_committed"}
+    assert set(OUTCOMES) == {o.value for o in Outcome} and len(OUTCOMES) == 9
+    assert Outcome.CONFLICT == "conflict" and f"{Outcome.CONNECTION_ERROR}" == "connection_error"
+
+
+def test_rates_by_hand() -> None:
+    r = rates(Counts(attempts=9, commits=4, conflicts=2, contention=4, retries=4, transactions=5, retried=3, elapsed_s=0.5))
+    assert r["conflict_rate"] == pytest.approx(2 / 9)
+    assert r["contention_rate"] == pytest.approx(4 / 9)
+    assert r["failed_attempt_rate"] == pytest.approx(5 / 9)
+    assert r["retries_per_commit"] == pytest.approx(1.0)
+    assert r["retried_share"] == pytest.approx(3 / 5)
+    assert r["attempts_per_commit"] == pytest.approx(9 / 4)
+    assert r["throughput_commits_per_s"] == pytest.approx(8.0)
+    empty = rates(Counts(attempts=0, commits=0))
+    assert all(v is None for k, v in empty.items()), empty  # nothing measured: no figure, not 0
+
+
+def test_summary_report_and_live_counters_agree() -> None:
+    s = summarize(_frame())
+    c = compact(_frame())
+    h = A.headline(c, A.transactions(c))
+    live = _live()
+    assert s["conflicts"] == h["conflicts"] == live["conflicts"] == 2
+    assert s["contention"] == h["contention"] == live["contention"] == 4
+    assert s["commits"] == h["commits"] == live["commits"] == 4
+    for name in FIGURES:
+        assert s[name] == pytest.approx(h[name]) == pytest.approx(live[name]), name
+    assert s["contention_rate"] == pytest.approx(4 / 9) and s["conflict_rate"] == pytest.approx(2 / 9)
+    assert s["throughput_commits_per_s"] == pytest.approx(h["throughput_commits_per_s"])
+
+
+def test_live_conflicts_count_by_outcome_not_sqlstate() -> None:
+    counters = ContentionCounters()
+    counters.add_attempt(Outcome.CONFLICT, None, 1, 1, 2)  # a conflict whatever SQLSTATE came with it
+    counters.add_attempt(Outcome.LOCK_TIMEOUT, "40001", 1, 1, 2)  # not a conflict, but contention
+    v = view(counters.snapshot())
+    assert v["conflicts"] == 1 and v["contention"] == 2
+
+
+def test_timeline_shows_both_rates() -> None:
+    tl = Timeline()
+    tl.sample({"attempts": 0, "conflicts": 0, "contention": 0, "commits": 0}, 5, now=0.0)
+    tl.sample({"attempts": 10, "conflicts": 2, "contention": 3, "commits": 7}, 5, now=2.0)
+    (p,) = tl.points
+    assert p["conflict_rate"] == 0.2 and p["contention_rate"] == 0.3 and p["throughput_commits_per_s"] == 3.5
