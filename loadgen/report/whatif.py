@@ -317,7 +317,7 @@ def _grid(n: int, k: int) -> list[int]:
 
 def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0) -> WhatIf | None:
     """Predictions around the baseline cell (or the cell with most commits): a tenth and ten times
-    its accounts, half and twice its users."""
+    its accounts, and (closed loop, batches) half and twice its users."""
     candidates = [c for c in cells if c.headline["commits"] and c.accounts and c.users]
     if not candidates:
         return None
@@ -337,8 +337,10 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
         )
     grid = []
     low = max(inputs.rows_per_txn + 1, int(inputs.key_params.get("k", 0)) + 1)
+    # An open loop's users only bound how many are in flight: its grid varies the accounts alone.
+    users = [source.users] if inputs.load.model == "open" else sorted({max(1, source.users // 2), source.users, source.users * 2})
     for a in _grid(source.accounts, low):
-        for u in sorted({max(1, source.users // 2), source.users, source.users * 2}):
+        for u in users:
             try:
                 grid.append(own if (a, u) == (source.accounts, source.users) else predict(inputs, a, u, attempts=attempts, seed=seed))
             except ConfigError:
