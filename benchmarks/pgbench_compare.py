@@ -1,7 +1,10 @@
-"""loadgen against pgbench, side by side on the same embedded PostgreSQL, alternating.
+"""loadgen against pgbench, side by side on the same PostgreSQL, alternating.
 
+    # the embedded server over its unix socket (pgbench from the same build):
     PYTHONPATH=. LOADGEN_HOME=/tmp/lg-bench python benchmarks/pgbench_compare.py \
         [--rounds 3] [--duration 20] [--clients 16] [--accounts 100000] [--json out.json]
+    # any PostgreSQL, e.g. over TCP loopback (pgbench from PATH, or --pgbench):
+    PYTHONPATH=. python benchmarks/pgbench_compare.py --dsn "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 Both run the talk's transfer at REPEATABLE READ with uniform keys: debit with
 RETURNING, roll back if the payer would go negative, credit, ledger row, COMMIT;
@@ -22,6 +25,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,8 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from psycopg.conninfo import conninfo_to_dict  # noqa: E402
 
 from loadgen.db.schema import reset  # noqa: E402
+from loadgen.targets.base import redact_conninfo  # noqa: E402
 from loadgen.targets.embedded import EmbeddedPostgres  # noqa: E402
 
 INITIAL_BALANCE = 100
@@ -72,8 +78,10 @@ def machine() -> dict[str, Any]:
     return {"cpu": model, "cores": os.cpu_count(), "loadavg": os.getloadavg(), "python": sys.version.split()[0]}
 
 
-def run_loadgen(home: Path, out: Path, clients: int, accounts: int, duration: float, extra: list[str]) -> dict[str, Any]:
+def run_loadgen(home: Path, out: Path, clients: int, accounts: int, duration: float, extra: list[str], dsn: str | None) -> dict[str, Any]:
     env = dict(os.environ, LOADGEN_HOME=str(home), PYTHONPATH=str(ROOT))
+    if dsn:  # loadgen writes it to run.json redacted
+        extra = ["--target", "postgres", "--dsn", dsn, *extra]
     cmd = [
         sys.executable,
         "-m",
@@ -94,7 +102,7 @@ def run_loadgen(home: Path, out: Path, clients: int, accounts: int, duration: fl
         str(out),
         *extra,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=duration + 300, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(f"loadgen failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     run_dir = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
@@ -109,6 +117,7 @@ def run_loadgen(home: Path, out: Path, clients: int, accounts: int, duration: fl
         "failed": s["failed_transactions"],
         "cpu_per_attempt_us": doc["client"]["cpu_per_attempt_us"],
         "client_cpu_utilization": doc["client"]["cpu_utilization"],
+        "fixed_cost_s": doc["client"].get("fixed_cost_s"),
         "invariants_hold": doc["invariants_hold"],
     }
 
@@ -122,13 +131,40 @@ _PGB = {
 }
 
 
-def run_pgbench(server: EmbeddedPostgres, script: Path, clients: int, accounts: int, duration: float) -> dict[str, Any]:
+class Server:
+    """Where both clients connect: the embedded server (unix socket) or a DSN's."""
+
+    def __init__(self, dsn: str | None, pgbench: str | None, clients: int) -> None:
+        self.dsn = dsn
+        if dsn:
+            params = conninfo_to_dict(dsn)
+            self.conninfo = dsn
+            self.pgbench = pgbench or shutil.which("pgbench") or "pgbench"
+            self.where = ["-h", str(params.get("host", "localhost")), "-p", str(params.get("port", 5432))]
+            self.where += ["-U", str(params.get("user", "postgres")), str(params.get("dbname", "postgres"))]
+            self.home = Path(tempfile.mkdtemp(prefix="lg-bench-", dir="/tmp"))
+        else:
+            self.home = Path(os.environ.get("LOADGEN_HOME") or tempfile.mkdtemp(prefix="lg-bench-", dir="/tmp"))
+            embedded = EmbeddedPostgres(self.home)
+            embedded.ensure_running(min_connections=clients + 10)
+            self.conninfo = embedded.conninfo
+            self.pgbench = pgbench or str(embedded._bin_dir() / "pgbench")
+            self.where = ["-h", str(embedded.socket_dir), "-p", "5432", "-U", "postgres", "postgres"]
+
+    def describe(self) -> dict[str, Any]:
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
+        pgb = subprocess.run([self.pgbench, "--version"], capture_output=True, text=True).stdout.strip()
+        where = "TCP" if self.dsn and "host=/" not in self.dsn else "unix socket"
+        return {"server": version, "pgbench": pgb, "connection": where}
+
+
+def run_pgbench(server: Server, script: Path, clients: int, accounts: int, duration: float) -> dict[str, Any]:
     with psycopg.connect(server.conninfo, autocommit=True) as conn:
         reset(conn, accounts, INITIAL_BALANCE)
         conn.execute("VACUUM ANALYZE accounts")
-    pgbench = server._bin_dir() / "pgbench"
     cmd = [
-        str(pgbench),
+        server.pgbench,
         "-n",
         "-f",
         str(script),
@@ -144,13 +180,7 @@ def run_pgbench(server: EmbeddedPostgres, script: Path, clients: int, accounts: 
         "prepared",
         f"--max-tries={MAX_TRIES}",
         "--failures-detailed",
-        "-h",
-        str(server.socket_dir),
-        "-p",
-        "5432",
-        "-U",
-        "postgres",
-        "postgres",
+        *server.where,
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
@@ -177,27 +207,30 @@ def main() -> int:
     p.add_argument("--accounts", type=int, default=100_000)
     p.add_argument("--json", type=Path, help="write all measurements here")
     p.add_argument("--loadgen-args", default="", help="extra `loadgen run` options, e.g. '--processes 2'")
+    p.add_argument("--dsn", help="a PostgreSQL to use instead of the embedded one (e.g. over TCP loopback)")
+    p.add_argument("--pgbench", help="the pgbench binary (default: the embedded build's, or PATH's with --dsn)")
     args = p.parse_args()
 
-    home = Path(os.environ.get("LOADGEN_HOME") or tempfile.mkdtemp(prefix="lg-bench-", dir="/tmp"))
-    server = EmbeddedPostgres(home)
-    server.ensure_running(min_connections=args.clients + 10)
+    server = Server(args.dsn, args.pgbench, args.clients)
+    home = server.home
     work = Path(tempfile.mkdtemp(prefix="lg-pgbench-"))
     script = work / "transfer.sql"
     script.write_text(PGBENCH_SCRIPT)
     out = work / "runs"
     out.mkdir()
-    before = machine()
+    before = machine() | server.describe()
     print(f"machine: {before}", flush=True)
     results: list[dict[str, Any]] = []
     for r in range(1, args.rounds + 1):
         for tool in ("loadgen", "pgbench"):
+            load_before = os.getloadavg()[0]
             if tool == "loadgen":
-                m = run_loadgen(home, out, args.clients, args.accounts, args.duration, args.loadgen_args.split())
+                m = run_loadgen(home, out, args.clients, args.accounts, args.duration, args.loadgen_args.split(), args.dsn)
             else:
                 m = run_pgbench(server, script, args.clients, args.accounts, args.duration)
             m["round"] = r
-            m["loadavg_1m"] = os.getloadavg()[0]
+            m["loadavg_1m_before"] = load_before
+            m["loadavg_1m_after"] = os.getloadavg()[0]
             results.append(m)
             print(json.dumps(m), flush=True)
     lg = [m["tps"] for m in results if m["tool"] == "loadgen"]
@@ -209,7 +242,7 @@ def main() -> int:
         "ratio_per_round": [a / b for a, b in zip(lg, pg)],
         "machine_before": before,
         "loadavg_after": os.getloadavg(),
-        "settings": vars(args) | {"json": str(args.json) if args.json else None},
+        "settings": vars(args) | {"json": str(args.json) if args.json else None, "dsn": redact_conninfo(args.dsn) if args.dsn else None},
     }
     print(json.dumps(summary, indent=2, default=str))
     if args.json:

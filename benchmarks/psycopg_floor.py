@@ -1,14 +1,17 @@
 """The floor under loadgen's CPU per attempt: the bare transfer over psycopg under gevent.
 
     PYTHONPATH=. LOADGEN_HOME=/tmp/lg-bench python benchmarks/psycopg_floor.py [--clients 16] [--duration 5] [--rounds 2]
+    PYTHONPATH=. python benchmarks/psycopg_floor.py --dsn "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
-No Locust, no pool, no retry loop, no recording: ``--clients`` greenlets, each on
-its own connection, run ``loadgen.db.transfer.transfer_once`` back to back for
-``--duration`` seconds, once with psycopg's default connection (under gevent it
-waits with ``waiting.wait_poll`` over gevent's patched ``select.poll``) and once
-with ``loadgen.db.gwait.GeventConnection``, alternating. Prints transfers/s and the
-process's CPU time per transfer. Whatever loadgen adds on top is its own cost;
-what is here is what psycopg and gevent cost for five round trips.
+No Locust, no retry loop, no recording: ``--clients`` greenlets, each on its own
+connection, run the talk's transfer back to back for ``--duration`` seconds, in
+three ways, alternating: ``default`` (``transfer_once`` over psycopg's default
+connection, which under gevent waits with ``waiting.wait_poll`` over gevent's
+patched ``select.poll``), ``gevent`` (``transfer_once`` over
+``loadgen.db.gwait.GeventConnection``) and ``prepared`` (``loadgen.db.prepared``,
+what loadgen runs: prepared statements straight through libpq). Prints
+transfers/s and the process's CPU time per transfer, user and system apart.
+Whatever loadgen adds on top is its own cost; what is here is the five round trips.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +38,20 @@ import psycopg  # noqa: E402
 from psycopg import IsolationLevel  # noqa: E402
 
 from loadgen.db.gwait import GeventConnection  # noqa: E402
+from loadgen.db.prepared import transfer_prepared  # noqa: E402
 from loadgen.db.schema import reset  # noqa: E402
-from loadgen.db.transfer import TransferRequest, transfer_once  # noqa: E402
+from loadgen.db.transfer import TransferRequest, new_txn_id, transfer_once  # noqa: E402
 from loadgen.targets.embedded import EmbeddedPostgres  # noqa: E402
 
+VARIANTS = {
+    "default": (psycopg.Connection, transfer_once),
+    "gevent": (GeventConnection, transfer_once),
+    "prepared": (GeventConnection, transfer_prepared),
+}
 
-def measure(cls: type[psycopg.Connection[Any]], conninfo: str, clients: int, accounts: int, duration: float) -> dict[str, Any]:
+
+def measure(variant: str, conninfo: str, clients: int, accounts: int, duration: float) -> dict[str, Any]:
+    cls, transfer = VARIANTS[variant]
     conns = [cls.connect(conninfo) for _ in range(clients)]
     for c in conns:
         c.isolation_level = IsolationLevel.REPEATABLE_READ
@@ -55,22 +65,27 @@ def measure(cls: type[psycopg.Connection[Any]], conninfo: str, clients: int, acc
             payee = rng.randint(1, accounts - 1)
             payee += payee >= payer
             try:
-                transfer_once(conn, TransferRequest(str(uuid.uuid4()), payer, payee, 1))
+                transfer(conn, TransferRequest(new_txn_id(), payer, payee, 1))
                 done[0] += 1
             except psycopg.Error:
                 conn.rollback()
                 done[1] += 1
 
-    cpu0, t0 = time.process_time(), time.monotonic()
+    times0, t0 = os.times(), time.monotonic()
     gevent.joinall([gevent.spawn(client, c, i) for i, c in enumerate(conns)])
-    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    times1, wall = os.times(), time.monotonic() - t0
+    user, system = times1.user - times0.user, times1.system - times0.system
+    cpu = user + system
+    n = max(done[0] + done[1], 1)
     for c in conns:
         c.close()
     return {
-        "connection": cls.__name__,
+        "variant": variant,
         "transfers_per_s": round(done[0] / wall, 1),
         "failed": done[1],
-        "cpu_per_transfer_us": round(cpu / max(done[0] + done[1], 1) * 1e6, 1),
+        "cpu_per_transfer_us": round(cpu / n * 1e6, 1),
+        "user_us": round(user / n * 1e6, 1),
+        "system_us": round(system / n * 1e6, 1),
         "cpu_utilization": round(cpu / wall, 3),
         "loadavg_1m": os.getloadavg()[0],
     }
@@ -82,15 +97,21 @@ def main() -> int:
     p.add_argument("--accounts", type=int, default=100_000)
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--dsn", help="a PostgreSQL to use instead of the embedded one (e.g. over TCP loopback)")
+    p.add_argument("--variants", default="default,gevent,prepared", help="comma-separated, from: " + ", ".join(VARIANTS))
     args = p.parse_args()
-    home = Path(os.environ.get("LOADGEN_HOME") or tempfile.mkdtemp(prefix="lg-bench-", dir="/tmp"))
-    server = EmbeddedPostgres(home)
-    server.ensure_running(min_connections=args.clients + 10)
-    with psycopg.connect(server.conninfo, autocommit=True) as conn:
+    if args.dsn:
+        conninfo = args.dsn
+    else:
+        home = Path(os.environ.get("LOADGEN_HOME") or tempfile.mkdtemp(prefix="lg-bench-", dir="/tmp"))
+        server = EmbeddedPostgres(home)
+        server.ensure_running(min_connections=args.clients + 10)
+        conninfo = server.conninfo
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         reset(conn, args.accounts, 100)
     for _ in range(args.rounds):
-        for cls in (psycopg.Connection, GeventConnection):
-            print(json.dumps(measure(cls, server.conninfo, args.clients, args.accounts, args.duration)), flush=True)
+        for variant in args.variants.split(","):
+            print(json.dumps(measure(variant, conninfo, args.clients, args.accounts, args.duration)), flush=True)
     return 0
 
 

@@ -98,6 +98,13 @@ def test_run_from_the_command_line(embedded: EmbeddedPostgres, tmp_path: Path) -
     assert doc["scenario"]["seed"] == 3
     # 20 users on 10 accounts really run concurrently, so they really conflict.
     assert doc["summary"]["conflicts"] > 0
+    # The fixed cost, measured up to the report written, is in run.json and the summary.
+    fixed = doc["client"]["fixed_cost_s"]
+    assert fixed["startup_s"] > 0 and fixed["teardown_s"] > 0
+    assert fixed["total_s"] == pytest.approx(fixed["startup_s"] + fixed["teardown_s"], abs=0.002)
+    assert (run_dir / "report.html").stat().st_mtime <= (run_dir / "run.json").stat().st_mtime
+    assert f"fixed cost        {fixed['total_s']:.2f} s" in proc.stdout
+    assert doc["client"]["saturated"] == (doc["client"]["busiest_process_share"] >= 0.9)
 
 
 def test_max_connections_grows_for_big_runs(embedded: EmbeddedPostgres) -> None:

@@ -162,7 +162,7 @@ def test_a_scenario_file_becomes_the_form_and_comes_back(tmp_path, capsys: pytes
         "[retry]\nmax_attempts = 7\nbackoff = 'full-jitter'\ndeadline = '3s'\n[postgres]\nlock_timeout_ms = 2\n"
         "[transaction]\nshape = 'multi-leg'\n"
     )
-    form = _ui_form_defaults(str(path))
+    form = _ui_form_defaults(_scenario_file_from_args(build_parser().parse_args(["ui", str(path)])))
     assert "not used: transaction.shape" in capsys.readouterr().out
     users = int(form.pop("--users"))
     form.pop("--spawn-rate")
@@ -172,6 +172,17 @@ def test_a_scenario_file_becomes_the_form_and_comes_back(tmp_path, capsys: pytes
     for knob in FORM_KNOBS:
         assert field_value(back, knob.field) == field_value(original, knob.field), knob.key
     assert back.users == 12
+
+
+def test_ui_options_override_the_scenario_in_the_form() -> None:
+    form_knobs = [k for k in KNOBS if k.form is not None and k.flag is not None]
+    ui = build_parser()._subparsers._group_actions[0].choices["ui"]
+    assert {k.flag for k in form_knobs} <= {s for a in ui._actions for s in a.option_strings}
+    args = build_parser().parse_args(["ui", "quickstart", "--keys", "zipf", "--zipf-s", "1.5", "--users", "7", "--accounts", "40"])
+    form = _ui_form_defaults(_scenario_file_from_args(args))
+    assert form["--distribution"] == "zipf" and form["--zipf-s"] == "1.5" and form["--accounts"] == "40" and form["--users"] == "7"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ui", "--shape", "multi-leg"])  # not in the form: not a ui option
 
 
 def test_a_bad_form_value_is_one_line() -> None:

@@ -234,7 +234,7 @@ def test_warnings(tmp_path: Path) -> None:
     w = " ".join(warnings_for(analyse_runs(load_study(tmp_path / "s").runs)))
     assert "interrupted" in w
     assert "uncertain" in w
-    assert "saturated" in w
+    assert "saturated" in w and "--processes" in w
     assert "very different durations" in w
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from loadgen.engine.progress import progress_line
 from loadgen.model.outcomes import Outcome
+from loadgen.results.client import saturation_note
 
 __all__ = ["format_summary", "progress_line"]
 
@@ -44,8 +45,16 @@ def format_summary(result: Any) -> str:
             lines.append(f"    {i.name}: {i.detail}")
     if result.client:
         cl = result.client
-        warn = "   (saturated: latency and rates measure the client too)" if cl["cpu_utilization"] > 0.9 else ""
-        lines.append(f"  client CPU        {cl['cpu_utilization']:.0%} of one core, {cl['cpu_per_attempt_us']:.0f} us per attempt{warn}")
+        lines.append(f"  client CPU        {cl['cpu_utilization']:.0%} of one core, {cl['cpu_per_attempt_us']:.0f} us per attempt")
+        fixed = cl.get("fixed_cost_s")
+        if fixed:
+            lines.append(
+                f"  fixed cost        {fixed['total_s']:.2f} s: {fixed['startup_s']:.2f} s to the first attempt, "
+                f"{fixed['teardown_s']:.2f} s after the last (results, invariants, report)"
+            )
+        note = saturation_note(cl)
+        if note:
+            lines.append(f"    SATURATED: {note}")
     c = result.connections
     if c:
         left = c.get("left_open")

@@ -234,7 +234,7 @@ class WorkerAgent:
         connections = bench.close()
         runner: Any = self.env.runner
         # The last statistics before `done`: the master's counts are then complete.
-        runner._send_stats()
+        send_final_stats(self.env, runner)
         runner.send_message(
             MSG_DONE,
             {
@@ -252,6 +252,17 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def send_final_stats(env: Environment, runner: Any) -> None:
+    """What Locust's worker sends every few seconds, sent now (its ``_send_stats``, through public calls).
+
+    The report_to_master listeners fill the message (and reset what they sent); the
+    master's handler of "stats" messages adds it up.
+    """
+    data: dict[str, Any] = {}
+    env.events.report_to_master.fire(client_id=runner.client_id, data=data)
+    runner.send_message("stats", data)
 
 
 def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
@@ -519,10 +530,8 @@ def run_distributed(
             result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
-            client["cpu_s"] = client.get("master_cpu_s", 0.0) + sum(w["cpu_s"] for w in workers)
-            result.client = core._client_load(client, result.summary["attempts"])
-            result.client["processes"] = len(workers)
-            result.client["master_cpu_s"] = round(client.get("master_cpu_s", 0.0), 3)
+            client["cpu_s"] = client.get("master_cpu_s", 0.0)
+            result.client = core._client_load(client, result.summary["attempts"], workers)
             result.workers = workers
             core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:

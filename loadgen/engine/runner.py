@@ -35,6 +35,7 @@ from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, B
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
+from loadgen.results.client import attempt_span, client_load
 from loadgen.results.metrics import summarize
 from loadgen.results.recorder import AttemptRecorder, write_attempts
 from loadgen.targets.base import Target, dialect_of, redact_conninfo
@@ -59,6 +60,8 @@ class RunResult:
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
+    attempt_span: tuple[float, float] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -230,18 +233,14 @@ def finish_run(
         outcome = table.schema.get_field_index("outcome")
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
-    return RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result = RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    result.attempt_span = attempt_span(attempts)
+    return result
 
 
-def _client_load(client: dict[str, float], attempts: int) -> dict[str, float]:
+def _client_load(client: dict[str, float], attempts: int, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        # One process runs on one core: near 1.0 the load generator is the bottleneck.
-        "cpu_utilization": round(cpu / wall, 3) if wall > 0 else 0.0,
-        "cpu_per_attempt_us": round(cpu / attempts * 1e6, 1) if attempts else 0.0,
-    }
+    return client_load(wall, cpu, attempts, workers)
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:

@@ -138,10 +138,15 @@ class TransferUser(User):
         with no wait time that kill can land inside the next transaction, cutting it
         off mid-COMMIT. A user asked to stop here finishes its transaction first.
         """
+        # Locust has no public "asked to stop" flag: User.stop() sets the private _state
+        # (pinned by tests/test_private_api.py; pyproject.toml bounds Locust below 3).
         while self._state != LOCUST_STATE_STOPPING:
             self.step()
-            # The think time, if any; and a turn for the other users either way.
-            gevent.sleep(self.wait_time())
+            think = self.wait_time()
+            if think > 0:
+                # With no think time, no sleep(0) either: the transaction's round trips
+                # gave the other users their turns, and a sleep(0) costs a trip round the loop.
+                gevent.sleep(think)
         raise StopUser()
 
     def step(self) -> None:

@@ -199,8 +199,13 @@ class Knob:
                 raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
         value, problem = self.problem(value)
         if problem:
-            raise argparse.ArgumentTypeError(f"{self.name.replace('_', ' ')} {problem}")
+            raise argparse.ArgumentTypeError(self._said(problem))
         return value
+
+    def _said(self, problem: str) -> str:
+        """A problem as one line naming the knob: ``accounts must be at least 2, got 1``."""
+        label = self.name.replace("_", " ")
+        return problem if problem.startswith(f"{label} ") else f"{label} {problem}"
 
     def to_field(self, value: Any) -> Any:
         """A file-units value as the Scenario field holds it."""
@@ -234,7 +239,7 @@ class Knob:
             return None
         checked, problem = self.problem(value)
         if problem:
-            raise ConfigError(f"{self.name.replace('_', ' ')} {problem}")
+            raise ConfigError(self._said(problem))
         return self.to_field(checked)
 
 
@@ -371,11 +376,11 @@ def field_value(scenario: Scenario, field: str) -> Any:
 _GROUPS = {"": None, "keys": "workload", "transaction": "workload", "load": "workload", "retry": "retry policy", "postgres": "PostgreSQL"}
 
 
-def add_flags(parser: argparse.ArgumentParser) -> None:
-    """Every knob with a flag as an option of ``parser`` (default None: the file or the Scenario decides)."""
+def add_flags(parser: argparse.ArgumentParser, include: Callable[[Knob], bool] | None = None, prefix: str = "") -> None:
+    """Every knob with a flag (and ``include``d) as an option of ``parser``; default None: the file or the Scenario decides."""
     groups: dict[str, Any] = {}
     for knob in KNOBS:
-        if knob.flag is None:
+        if knob.flag is None or (include is not None and not include(knob)):
             continue
         table = knob.key.split(".")[0] if "." in knob.key else ""
         title = _GROUPS.get(table, table)
@@ -391,7 +396,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             type=knob.from_text,
             default=None,
             metavar=(knob.name.upper() if long_list else choices) if choices else None,
-            help=f"{knob.help}{': ' + ', '.join(knob.choices) if long_list else ''} (default {knob.default_shown()})",
+            help=f"{prefix}{knob.help}{': ' + ', '.join(knob.choices) if long_list else ''} (default {knob.default_shown()})",
         )
 
 

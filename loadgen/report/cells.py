@@ -14,8 +14,9 @@ import pandas as pd
 
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
-from loadgen.report.modelfit import CPU_SATURATED, ModelFit, fit_model
+from loadgen.report.modelfit import ModelFit, fit_model
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
+from loadgen.results.client import saturation_note
 
 __all__ = ["Cell", "analyse_run", "analyse_study", "varying_settings", "find_baseline", "warnings_for", "cells_frame"]
 
@@ -218,15 +219,6 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def _find_cpu_share(meta: dict[str, Any]) -> float | None:
-    lg = meta.get("client")
-    if isinstance(lg, dict):
-        v = lg.get("cpu_utilization")
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
-
-
 def warnings_for(cells: list[Cell]) -> list[str]:
     """Reasons not to trust some of what the report shows, one sentence each."""
     out: list[str] = []
@@ -246,12 +238,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
                 f"{name}: only {h['attempts']:,} attempts and {h['conflicts']:,} conflicts: "
                 f"the conflict rate {_pct(h['conflict_rate'])} is uncertain{span}."
             )
-        cpu = _find_cpu_share(c.run.meta)
-        if cpu is not None and cpu >= CPU_SATURATED:
-            out.append(
-                f"{name}: the load generator used {cpu:.0%} of a CPU core: it was probably saturated, so latencies "
-                "include client-side queueing and the commit rate is the client's limit, not the database's."
-            )
+        note = saturation_note(c.run.meta.get("client") if isinstance(c.run.meta.get("client"), dict) else None)
+        if note:
+            out.append(f"{name}: {note}.")
         if not c.run.meta.get("invariants_hold", True):
             out.append(f"{name}: invariants VIOLATED (see below): the database lost or invented money.")
     elapsed = [c.headline["elapsed_s"] for c in cells if c.headline["elapsed_s"] > 0]

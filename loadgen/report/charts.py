@@ -39,7 +39,9 @@ _PCT = PercentFormatter(xmax=1.0, decimals=None)
 def to_svg(fig: Figure) -> str:
     """The figure as an inline <svg> element (no XML prolog, no DOCTYPE, no external reference)."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    # No bbox_inches="tight": every figure is laid out by tight_layout already, and the
+    # tight box costs a second full draw of the figure.
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
@@ -48,6 +50,16 @@ def to_svg(fig: Figure) -> str:
 
 def _int_fmt(x: float, _pos: int) -> str:
     return f"{x:,.0f}" if x >= 1 else f"{x:g}"
+
+
+def _plain_log(axis: Any, major: Any = None) -> None:
+    """Plain-text tick labels on a log axis (call after set_*scale("log")).
+
+    matplotlib's own log labels are mathtext (10^k): laying them out parses TeX, which
+    was most of the time spent drawing a run's report.
+    """
+    axis.set_major_formatter(major if major is not None else FuncFormatter(_int_fmt))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _log_ok(values: pd.Series) -> bool:
@@ -93,20 +105,20 @@ def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, 
     for ax in (ax1, ax2):
         if frame["accounts"].dropna().nunique() > 1 and (frame["accounts"].dropna() > 0).all():
             ax.set_xscale("log")
+            _plain_log(ax.xaxis)
         ax.xaxis.set_major_formatter(FuncFormatter(_int_fmt))
         ax.set_xlabel("accounts (fewer = hotter)")
     if _log_ok(frame["conflict_rate"]):
         ax1.set_yscale("log")
         ax1.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax1.yaxis.set_minor_formatter(NullFormatter())
+        _plain_log(ax1.yaxis, _PCT)
     ax1.yaxis.set_major_formatter(_PCT)
     ax1.set_ylabel("conflict rate (conflicts / attempts)")
     ax1.set_title("Conflict rate")
     if _log_ok(frame["attempts_per_commit"] - 1 + 1e-12) and frame["attempts_per_commit"].max() > 3:
         ax2.set_yscale("log")
         ax2.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax2.yaxis.set_minor_formatter(NullFormatter())
-        ax2.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:g}"))
+        _plain_log(ax2.yaxis, FuncFormatter(lambda x, _p: f"{x:g}"))
     ax2.set_ylabel("attempts per commit")
     ax2.set_title("Attempts per commit")
     ax1.legend(fontsize=7, loc="best")
@@ -185,9 +197,11 @@ def latency(frame: pd.DataFrame) -> str:
         ax.plot(g["accounts"], g["attempt_p50_ms"], marker=".", ls=":", color=color, label=f"{series}: attempt p50")
     if frame["accounts"].dropna().nunique() > 1:
         ax.set_xscale("log")
+        _plain_log(ax.xaxis)
     ax.xaxis.set_major_formatter(FuncFormatter(_int_fmt))
     if _log_ok(pd.concat([frame["txn_p99_ms"], frame["attempt_p50_ms"]])):
         ax.set_yscale("log")
+        _plain_log(ax.yaxis, FuncFormatter(lambda x, _p: f"{x:g}"))
     ax.set_xlabel("accounts (fewer = hotter)")
     ax.set_ylabel("latency (ms)")
     ax.legend(fontsize=7, ncol=2)
@@ -228,6 +242,7 @@ def cell_detail(
     if len(d):
         ax_d.bar(d["attempts"].astype(int), d["transactions"], color="C0", width=0.8)
         ax_d.set_yscale("log")
+        _plain_log(ax_d.yaxis)
     ax_d.set_xlabel("attempts per transaction")
     ax_d.set_ylabel("transactions (log)")
     ax_d.set_title("Attempts per transaction")

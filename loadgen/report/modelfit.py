@@ -31,10 +31,9 @@ from loadgen.model.occsim import statements
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.report import analysis as A
 from loadgen.report.data import Run
+from loadgen.results.client import SATURATED_SHARE, busiest_share
 
-__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "CPU_SATURATED", "MIN_RATE", "TOLERANCE"]
-#: A single Python process running Locust users saturates one core near this share.
-CPU_SATURATED = 0.9
+__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "MIN_RATE", "TOLERANCE"]
 #: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
 MIN_RATE = 0.01
 #: The model "fits" a cell when measured / model is within this share of 1.
@@ -114,8 +113,8 @@ def not_applicable(run: Run) -> str | None:
             "without a failure, so the model counts failures that never happen"
         )
     client = run.meta.get("client")
-    cpu = _number(client.get("cpu_utilization")) if isinstance(client, dict) else 0.0
-    if cpu >= CPU_SATURATED:
+    cpu = busiest_share(client if isinstance(client, dict) else None)
+    if cpu is not None and cpu >= SATURATED_SHARE:
         return f"saturated client: the load generator used {cpu:.0%} of a core, so attempt times include its own queueing"
     if _find(run.meta, "kept_up") is False:
         return "saturated: the open loop could not start its arrivals on time, so the rate is the client's limit"
