@@ -210,15 +210,24 @@ def test_ratio_to_published_baseline_when_none_measured(tmp_path: Path) -> None:
 def test_model_in_a_cell_uses_measured_rate_and_window(tmp_path: Path) -> None:
     write_run(tmp_path / "r", ROWS, 1000, 4)
     (cell,) = analyse_runs(load_study(tmp_path / "r").runs)
-    # lambda: 3 commits in 20 ms. D: the committed attempts (8, 4, 5 ms: mean 17/3) cut to the
-    # snapshot-to-COMMIT window, 3 of update-returning's 5 round trips: 17/3 x 3/5 = 3.4 ms.
+    # On PostgreSQL every attempt holds its row locks while it runs: lambda counts all 7 attempts
+    # in 20 ms; D is their mean latency (42/7 = 6 ms) cut to the snapshot-to-COMMIT window,
+    # 3 of update-returning's 5 round trips: 3.6 ms.
     assert cell.fit is not None
-    assert cell.fit.window_ms == pytest.approx(3.4)
-    expected = A.model_conflict_rate(3 / 0.020, 3.4 / 1000, A.pair_collision(1000))
+    assert cell.fit.window_ms == pytest.approx(3.6)
+    expected = A.model_conflict_rate(7 / 0.020, 3.6 / 1000, A.pair_collision(1000))
     assert cell.model_rate == pytest.approx(expected)
     # Measured: contention (conflicts, deadlocks, lock timeouts) over all attempts: 3 of 7 (the error is not contention).
     assert cell.fit.measured_rate == pytest.approx(3 / 7)
     assert cell.fit.ratio == pytest.approx((3 / 7) / expected)
+
+
+def test_model_on_dsql_counts_only_commits(tmp_path: Path) -> None:
+    write_run(tmp_path / "d", ROWS, 1000, 4, target={"kind": "dsql"})
+    (cell,) = analyse_runs(load_study(tmp_path / "d").runs)
+    # First committer wins: only the 3 commits (8, 4, 5 ms: mean 17/3, window 17/5 = 3.4 ms) can hurt.
+    assert cell.fit is not None and cell.fit.window_ms == pytest.approx(3.4)
+    assert cell.model_rate == pytest.approx(A.model_conflict_rate(3 / 0.020, 3.4 / 1000, A.pair_collision(1000)))
 
 
 def test_model_prefers_recorded_collision_probability(tmp_path: Path) -> None:

@@ -243,11 +243,12 @@ def model_sentence(cells: list[Cell]) -> str:
     judged = [f for f in fits if f.judged]
     skipped = [c for c in cells if c.fit is not None and c.fit.not_applicable]
     out = (
-        "The model: an attempt whose snapshot-to-COMMIT window lasts D sees about lambda x D other commits, each "
-        "sharing one of its rows with probability c, so it fails with probability 1 - (1 - c)^(lambda D). "
+        "The model: an attempt whose snapshot-to-COMMIT window lasts D overlaps about lambda x D other transactions, "
+        "each sharing one of its rows with probability c, so it fails with probability 1 - (1 - c)^(lambda D). "
         "D is not the whole attempt: BEGIN and the first statement's trip come before the snapshot, so D is the "
-        "round trips after it (and any extra COMMIT time); the measured side is the contention rate (40001, 40P01 "
-        "and 55P03 alike: one of two overlapping writers failed). "
+        "round trips after it (and any extra COMMIT time). lambda counts the transactions that can make another fail: "
+        "on DSQL those that commit; on PostgreSQL every attempt, since a failing one holds its row locks too. "
+        "The measured side is the contention rate (40001, 40P01 and 55P03 alike: one of two overlapping writers failed). "
     )
     if judged:
         ok = sum(1 for f in judged if f.fits)
@@ -313,8 +314,8 @@ def model_section(cells: list[Cell], p: str) -> str:
     t = table(
         [
             "cell",
-            "lambda: commits/s",
-            "mean attempt ms",
+            "lambda: commits/s (DSQL) or attempts/s (PostgreSQL)",
+            "mean committed attempt ms",
             "D: snapshot to COMMIT ms",
             "c",
             "lambda x D",
