@@ -200,7 +200,7 @@ def test_lost_update_cells_are_refused_on_dsql_before_any_work(tmp_path: Path) -
 
 def test_a_scenario_files_lock_timeout_is_refused_on_dsql(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
-    scenario.write_text('users = 2\nduration = "1s"\n[postgres]\nlock_timeout_ms = [0, 1]\n')
+    scenario.write_text('users = 2\nduration = "1s"\ncc = "locking"\n[postgres]\nlock_timeout_ms = [0, 1]\n')
     line = _one_line(run_cli("run", str(scenario), "--dialect", "dsql", "--out", str(tmp_path / "out")))
     assert "lock_timeout_ms" in line and "DSQL" in line
 
@@ -244,15 +244,44 @@ def _role(embedded: Any, name: str, extra: str = "") -> str:
     return f"host={embedded.socket_dir} port=5432 dbname=postgres user={name}"
 
 
-def test_a_connection_limit_is_recorded_per_attempt_and_retried(embedded: Any, tmp_path: Path) -> None:
-    """More users than the role may open connections: the refused ones record 53300 per attempt
-    (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
+def test_more_users_than_the_connection_limit_are_refused_before_the_run(embedded: Any, tmp_path: Path) -> None:
+    """The target cannot hold the users asked: the warm-up says so in one line, naming the limit (issue 13, item 7)."""
     dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 4")
     proc = run_cli(
         "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql", "--users", "7", "--accounts", "50",
-        "--duration", "2", "--deadline", "2s", "--out", str(tmp_path), "-q",
+        "--duration", "2", "--out", str(tmp_path), "-q",
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    line = _one_line(proc)
+    assert "of the 7 connections" in line and "too many connections for role" in line
+
+
+def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embedded: Any, tmp_path: Path) -> None:
+    """A connection lost mid-run whose reopening the limit refuses: the refused attempts record 53300
+    (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
+    dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 4")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
+         "--users", "4", "--accounts", "50", "--duration", "4", "--deadline", "3s", "--out", str(tmp_path), "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with psycopg.connect(embedded.conninfo, autocommit=True) as c:
+            deadline = time.monotonic() + 60
+            while c.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_capped' AND application_name = 'loadgen'"
+            ).fetchone() != (4,):
+                assert time.monotonic() < deadline and proc.poll() is None, "the users never connected"
+                time.sleep(0.05)
+            c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 3")  # now one connection too many
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lg_capped' LIMIT 1")
+            time.sleep(1.0)
+            c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 4")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err + out
     run_dir = next(tmp_path.iterdir())
     run = json.loads((run_dir / "run.json").read_text())
     attempts = pq.read_table(run_dir / "attempts.parquet").to_pandas()

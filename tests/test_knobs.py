@@ -110,11 +110,12 @@ def test_a_flag_sets_its_field_as_the_file_key_does(knob) -> None:
         value = 30  # above hotset_k
     if knob.key == "keys.hotset_k":
         value = 5
-    args = _run_args(knob.flag, _text(value))
+    locking = knob.key == "postgres.lock_timeout_ms"  # a lock timeout is for cc locking
+    args = _run_args(knob.flag, _text(value), *(["--cc", "locking"] if locking else []))
     from_flag = _scenario_file_from_args(args).cells[0].scenario
     toml_value = json.dumps(value)
     table, _, key = knob.key.rpartition(".")
-    doc = f"[{table}]\n{key} = {toml_value}\n" if table else f"{key} = {toml_value}\n"
+    doc = ('cc = "locking"\n' if locking else "") + (f"[{table}]\n{key} = {toml_value}\n" if table else f"{key} = {toml_value}\n")
     from_file = load_text(doc, "k.toml").cells[0].scenario
     assert field_value(from_flag, knob.field) == field_value(from_file, knob.field)
     assert field_value(from_flag, knob.field) != field_default(knob.field) or knob.key == "spawn_rate"
@@ -158,7 +159,7 @@ def test_the_ui_offers_only_targets_it_can_start() -> None:
 def test_a_scenario_file_becomes_the_form_and_comes_back(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.toml"
     path.write_text(
-        "accounts = 37\nusers = 12\nseed = 4\n[keys]\ndistribution = 'hotset'\nhotset_k = 5\n"
+        "cc = 'locking'\naccounts = 37\nusers = 12\nseed = 4\n[keys]\ndistribution = 'hotset'\nhotset_k = 5\n"
         "[retry]\nmax_attempts = 7\nbackoff = 'full-jitter'\ndeadline = '3s'\n[postgres]\nlock_timeout_ms = 2\n"
         "[transaction]\nshape = 'multi-leg'\n"
     )
@@ -207,7 +208,7 @@ def test_think_time_is_seconds_outside_and_milliseconds_inside() -> None:
 def test_the_worker_transport_round_trips_every_field() -> None:
     s = (
         load_text(
-            "accounts = 40\nseed = 9\namount_max = 5\n[keys]\ndistribution = 'zipf'\nzipf_s = 1.3\n[retry]\nbackoff = 'exponential'\n"
+            "cc = 'locking'\naccounts = 40\nseed = 9\namount_max = 5\n[keys]\ndistribution = 'zipf'\nzipf_s = 1.3\n[retry]\nbackoff = 'exponential'\n"
             "[load]\nthink_time = '20ms'\n[postgres]\nlock_timeout_ms = 1\nisolation = 'serializable'\n",
             "t.toml",
         )
@@ -220,7 +221,7 @@ def test_the_worker_transport_round_trips_every_field() -> None:
 
 
 def test_a_target_refuses_knobs_it_cannot_honour() -> None:
-    s = build_scenario({"postgres.lock_timeout_ms": 1.0})
+    s = build_scenario({"cc": "locking", "postgres.lock_timeout_ms": 1.0})
     assert target_problem("postgresql", s) is None
     assert "DSQL takes no row locks" in (target_problem("dsql", s) or "")
     s = build_scenario({"postgres.isolation": "serializable"})

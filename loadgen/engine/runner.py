@@ -29,17 +29,20 @@ import psycopg
 from locust.env import Environment
 
 from loadgen import __version__
+from loadgen.db.cc import describe_cc
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
-from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser
+from loadgen.engine.progress import OutcomeTally
+from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, Bench, TransferUser, check_client_capacity
 from loadgen.errors import OutputError, TargetError
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import attempt_span, client_load
-from loadgen.results.metrics import summarize
+from loadgen.results.metrics import concurrency, summarize
 from loadgen.results.recorder import AttemptRecorder, write_attempts
-from loadgen.targets.base import Target, dialect_of, redact_conninfo
+from loadgen.targets.base import EmbeddedTarget, Target, dialect_of, redact_conninfo
 from loadgen.targets.connection import open_connection
+from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
 
 __all__ = ["RunResult", "run", "prepare_out_dir", "finish_run", "write_run_json", "write_report"]
 
@@ -60,6 +63,14 @@ class RunResult:
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.
     workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Before the measured period: connections opened and how long that took.
+    warmup: dict[str, Any] = field(default_factory=dict)
+    #: The run's concurrency control (loadgen.db.cc.describe_cc).
+    cc: dict[str, Any] = field(default_factory=dict)
+    #: Row-lock waits the server logged during the run (embedded target only).
+    lock_waits: dict[str, Any] | None = None
+    #: Transactions in flight on average against the users asked for (loadgen.results.metrics.concurrency).
+    concurrency: dict[str, Any] = field(default_factory=dict)
     #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
     attempt_span: tuple[float, float] | None = None
 
@@ -111,6 +122,7 @@ def run(
     """
     run_id = run_id or new_run_id()
     run_dir = prepare_out_dir(out, run_id)
+    check_client_capacity(scenario.users)  # before the target is resized for them
     target.prepare(scenario.users)
     with _connect(target) as conn:
         server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
@@ -118,9 +130,15 @@ def run(
 
     recorder = AttemptRecorder(run_id)
     bench = Bench(scenario, target, recorder)
+    try:
+        bench.warm_up()  # every connection open before the clock starts
+    except BaseException:
+        bench.close()
+        raise
     # Users finish the transaction in hand when stopped; the retry deadline bounds that.
     env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
     env.loadgen = bench  # type: ignore[attr-defined]
+    env.loadgen_tally = OutcomeTally(recorder.rows)  # type: ignore[attr-defined]  # the progress line's counts
     runner = env.create_local_runner()
 
     interrupted = {"count": 0}
@@ -140,6 +158,8 @@ def run(
         runner.quit()
 
     handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+    server_log = target.server if isinstance(target, EmbeddedTarget) else None
+    log_mark = server_log.log_size() if server_log is not None else 0
     try:
         started = datetime.now(UTC)
         try:
@@ -160,6 +180,9 @@ def run(
             result.aborted = aborted[0] if aborted else None
             result.faults = faults.faults
             result.client = _client_load(client, result.summary["attempts"])
+            result.warmup = bench.warmup
+            if server_log is not None:
+                result.lock_waits = _lock_waits(server_log, log_mark)
             write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
     finally:
         # Kept until the results are written, so a second Ctrl-C still means "now".
@@ -234,6 +257,9 @@ def finish_run(
         table = table.set_column(outcome, "outcome", [attempts["outcome"].tolist()])
         write_attempts(table, run_dir / "attempts.parquet")
     result = RunResult(run_dir, summarize(attempts), invariants, completed, _locust_counts(env), connections)
+    # A closed loop without think time asks for one transaction in flight per user.
+    result.concurrency = concurrency(attempts, scenario.users, closed_loop=scenario.load == "closed" and not scenario.think_ms)
+    result.cc = describe_cc(scenario, target.takes_row_locks)
     result.attempt_span = attempt_span(attempts)
     return result
 
@@ -241,6 +267,11 @@ def finish_run(
 def _client_load(client: dict[str, float], attempts: int, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     wall, cpu = client.get("wall_s", 0.0), client.get("cpu_s", 0.0)
     return client_load(wall, cpu, attempts, workers)
+
+
+def _lock_waits(server: EmbeddedPostgres, mark: int) -> dict[str, Any] | None:
+    count = server.lock_waits_since(mark)
+    return None if count is None else {"longer_than_ms": LOCK_WAIT_LOGGED_AFTER_MS, "count": count, "source": "server log"}
 
 
 def _tick(on_progress: Callable[[float, Environment], None], env: Environment, t0: float) -> None:
@@ -331,6 +362,11 @@ def write_run_json(
         "aborted": result.aborted,
         "faults": result.faults,
         "client": result.client,
+        "cc": result.cc,
+        "latency_emulated": scenario.latency.active,
+        "warmup": result.warmup,
+        "lock_waits": result.lock_waits,
+        "concurrency": result.concurrency,
         "summary": result.summary,
         "locust": result.locust_counts,
         "connections": result.connections,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 import random
+import resource
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
@@ -21,10 +23,12 @@ from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
-from psycopg import IsolationLevel
 
+from loadgen.db.cc import session_settings
+from loadgen.db.delay import with_latency
 from loadgen.db.prepared import transfer_prepared
-from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer
+from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.errors import ConfigError, TargetError
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
@@ -46,7 +50,7 @@ class AttemptFailed(Exception):
 
 
 class Bench:
-    """What every user of one process shares: settings, connection pool, keys, recorder."""
+    """What every user of one process shares: settings, connections, keys, recorder."""
 
     #: The transaction each attempt runs (a function of connection, request, commit phase):
     #: by default the talk's, as prepared statements straight through libpq.
@@ -62,30 +66,57 @@ class Bench:
             from loadgen.db.shapes import shape
 
             self.transaction = shape(scenario.transaction)
+        elif scenario.latency.active:
+            # Emulated latency hooks psycopg's Connection.wait, where a transaction's
+            # first command carries BEGIN and COMMIT is known; the prepared path saves
+            # tens of microseconds, nothing beside milliseconds of emulated round trips.
+            self.transaction = transfer_once
         self._user_ids = itertools.count(1)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
-        # One connection per user, opened by the user's first attempt, so a refused
-        # connection is that attempt's error and a process holds only its users'
-        # connections. Named so that loadgen's sessions can be told apart in
-        # pg_stat_activity; a target may add per-connection arguments (DSQL: a fresh
-        # IAM token, paced).
+        if scenario.cc == "locking" and not target.takes_row_locks:
+            raise ConfigError(f"cc = locking needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
+        check_client_capacity(scenario.users)
+        # One connection per user (opened before the measured period by warm_up, or
+        # else by the user's first attempt), so a refused connection is that attempt's
+        # error and a process holds only its users' connections. Named so that
+        # loadgen's sessions can be told apart in pg_stat_activity; a target may add
+        # per-connection arguments (DSQL: a fresh IAM token, paced). Isolation level and
+        # lock timeout (the concurrency-control mode, loadgen.db.cc) travel as startup
+        # parameters: no round trip, no statement. Emulated latency, if any, is a
+        # connection subclass that waits before each round trip (loadgen.db.delay).
+        base_class = getattr(target, "connection_class", None) or _gevent_connection_class()
         self.connections = UserConnections(
             target,
             {"application_name": APPLICATION_NAME},
-            connection_class=_gevent_connection_class(),
-            configure=self._configure,
+            connection_class=with_latency(base_class, scenario.latency, scenario.seed),
+            server_settings=session_settings(scenario, sets_isolation=target.sets_isolation, takes_row_locks=target.takes_row_locks),
         )
+        #: The warm-up: connections opened before the measured period, and how long it took.
+        self.warmup: dict[str, Any] = {}
 
-    def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        if self.target.sets_isolation:
-            # What DSQL provides (snapshot isolation); DSQL itself gets a bare BEGIN.
-            conn.isolation_level = IsolationLevel.REPEATABLE_READ
-            if self.scenario.isolation != "repeatable-read":  # anomaly demonstrations ask for others
-                conn.isolation_level = IsolationLevel[self.scenario.isolation.upper().replace("-", "_")]
-        if self.scenario.lock_timeout_ms is not None:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{self.scenario.lock_timeout_ms}ms",))
-            conn.commit()
+    def warm_up(self, users: int | None = None) -> dict[str, Any]:
+        """Open every user's connection now, before the measured period starts.
+
+        Users that queue for a connection are not transactions in flight, and the
+        connecting would be counted in the first attempts. A target that cannot open
+        them all ends the run here, in one line saying what it answered (its
+        connection limit, usually).
+        """
+        n = self.scenario.users if users is None else users
+        t0 = time.monotonic()
+        try:
+            self.connections.prewarm(n, concurrency=WARMUP_CONCURRENCY)
+        except psycopg.Error as e:
+            lines = str(e).strip().splitlines()
+            said = lines[0] if lines else type(e).__name__
+            raise TargetError(
+                f"opened only {self.connections.opened:,} of the {n:,} connections the run needs (one per user): "
+                f"the target says: {said}; run fewer users"
+            ) from None
+        # When the measured period may start: no attempt begins before this.
+        self.warmup = {"connections": n, "seconds": round(time.monotonic() - t0, 3), "ended_at": datetime.now(UTC).isoformat()}
+        return self.warmup
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -180,6 +211,32 @@ def _gevent_connection_class() -> type[psycopg.Connection[Any]]:
     from loadgen.db.gwait import GeventConnection
 
     return GeventConnection
+
+
+#: Connections the warm-up opens at once (a DSQL target paces them further itself).
+WARMUP_CONCURRENCY = 32
+
+
+#: File descriptors a process needs beyond one per connection (logs, Parquet, the web UI).
+FD_RESERVE = 100
+
+
+def check_client_capacity(users: int) -> None:
+    """Refuse, in one line, more connections than this process may open (a file descriptor each).
+
+    Raises the soft limit up to the hard one first, as Locust's own command line does.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = users + FD_RESERVE
+    if soft == resource.RLIM_INFINITY or needed <= soft:
+        return
+    if hard == resource.RLIM_INFINITY or needed <= hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else needed, hard))
+        return
+    raise ConfigError(
+        f"{users:,} users need {needed:,} open files (a connection each, plus {FD_RESERVE}), but this process "
+        f"may open at most {hard:,} (ulimit -n); run fewer users, or spread them with --processes"
+    )
 
 
 def _check_gevent_cooperation() -> None:

@@ -3,25 +3,28 @@
 A row says how a setting is written in a scenario file (``key``), which ``Scenario``
 field it sets (``field``; ``retry.<name>`` for the retry policy), its ``loadgen run``
 option (``flag``), its option in the web UI's start form (``form``), its kind, check,
-help text and which targets (by dialect: ``postgresql``, ``dsql``) accept it. The default is never written here: it is the
-``Scenario`` (or ``RetryPolicy``) dataclass's own, read through ``Knob.default``.
+help text and which targets (by dialect: ``postgresql``, ``dsql``) accept it. The
+default is never written here: it is the ``Scenario`` (or ``RetryPolicy``)
+dataclass's own, read through ``Knob.default``.
 
 Everything else is derived from ``KNOBS``:
 
 - the scenario-file loader (loadgen.model.scenariofile: keys, tables, checks, sweeps);
-- ``loadgen run``'s options (``add_flags``, ``overrides_from_args``) and its help;
+- ``loadgen run``'s and ``loadgen ui``'s options (``add_flags``, ``overrides_from_args``);
 - the web UI's Locust options, form types and scenario (loadgen.ui.form);
 - the worker transport (``scenario_to_dict``/``scenario_from_dict``);
 - the check that a target accepts the scenario (``target_problem``, used by
   loadgen.targets.base.check_cells for every cell before any work).
 
 Adding a knob (issue 13's ``cc``, ``rtt_ms``, ...): give ``Scenario`` (or
-``RetryPolicy``) the field with its default and its range check in ``__post_init__``,
-then add one ``Knob(...)`` row below. ``tests/test_knobs.py`` then proves the new row
-reaches the file loader, the CLI and the UI form with the same default, and that
-every ``Scenario`` field has exactly one row. Set ``flag``/``form`` to ``None`` to keep
-a knob to scenario files; set ``dialects`` and ``refusal`` when only some targets can
-honour it.
+``RetryPolicy``) the field with its default and its range check in ``__post_init__``;
+add one ``Knob(...)`` row below; show the key at its default in the example of
+``scenarios/README.md``. ``tests/test_knobs.py`` then proves that the row reaches the
+file loader, the CLI and the UI form with the same default, that every ``Scenario``
+field has exactly one row, and that the README shows it. A new TOML table (say
+``[network]``) needs nothing more (``_GROUPS`` may title its ``--help`` group). Set
+``flag``/``form`` to None to keep a knob to scenario files; set ``dialects`` and
+``refusal`` when only some targets can honour it.
 
 Values travel in *file units* (what a user writes in TOML: seconds for durations,
 0 for "no lock timeout") until ``Knob.to_field`` turns them into the field's units.
@@ -36,7 +39,7 @@ from typing import Any
 
 from loadgen.errors import ConfigError
 from loadgen.model.retry import BACKOFFS, RetryPolicy
-from loadgen.model.scenario import DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
+from loadgen.model.scenario import CC_MODES, DISTRIBUTIONS, ISOLATION_LEVELS, LOAD_MODELS, READ_KINDS, SHAPES, Scenario, parse_duration
 
 __all__ = [
     "Knob",
@@ -309,10 +312,21 @@ KNOBS: tuple[Knob, ...] = (
          flag="--batches", check=_at_least(1)),
     Knob("load.arrival_rate", "number", "open load model: transactions started per second", field="arrival_rate",
          flag="--arrival-rate", check=_positive),
+    Knob("cc", "choice",
+         "concurrency control: occ (snapshot isolation; a writer never waits on a row lock, it fails at once, as on "
+         "DSQL) or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
+         field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
+         refusal="cc {value} is PostgreSQL's row-lock waiting: DSQL takes no row locks, it is always cc occ"),
+    Knob("rtt_ms", "number", "emulated latency: ms added to every round trip (each statement, BEGIN, COMMIT), client-side",
+         field="rtt_ms", flag="--rtt-ms", form="--rtt-ms", check=_at_least(0)),
+    Knob("rtt_jitter_ms", "number", "emulated latency: plus a random extra per round trip, exponential with this mean (ms)",
+         field="rtt_jitter_ms", flag="--rtt-jitter-ms", form="--rtt-jitter-ms", check=_at_least(0)),
+    Knob("commit_ms", "number", "emulated latency: ms more on COMMIT (DSQL's commit checks conflicts and replicates)",
+         field="commit_ms", flag="--commit-ms", form="--commit-ms", check=_at_least(0)),
     Knob("postgres.lock_timeout_ms", "number",
-         "PostgreSQL: give up row-lock waits after this many ms (e.g. 1), so it behaves like a lock-free OCC engine; 0: wait",
+         "cc locking only: give up a row-lock wait after this many ms; 0: wait (cc occ never waits: its lock timeout is 1 ms)",
          field="lock_timeout_ms", flag="--lock-timeout-ms", form="--lock-timeout-ms", check=_at_least(0),
-         zero_is_none=True, default_text="0 (wait, the server's default)", dialects=POSTGRESQL_ONLY,
+         zero_is_none=True, default_text="0 (cc locking waits; cc occ gives up after 1 ms)", dialects=POSTGRESQL_ONLY,
          refusal="lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"),
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
          field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,

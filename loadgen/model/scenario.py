@@ -7,9 +7,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loadgen.errors import ConfigError
+from loadgen.model.latency import Latency
 from loadgen.model.retry import RetryPolicy
 
-__all__ = ["Scenario", "parse_duration", "DISTRIBUTIONS", "SHAPES", "READ_KINDS", "LOAD_MODELS", "ISOLATION_LEVELS"]
+__all__ = [
+    "Scenario",
+    "parse_duration",
+    "DISTRIBUTIONS",
+    "SHAPES",
+    "READ_KINDS",
+    "LOAD_MODELS",
+    "ISOLATION_LEVELS",
+    "CC_MODES",
+    "OCC_LOCK_TIMEOUT_MS",
+]
 
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "zipf", "hotspot", "hotset")
 #: Transaction shapes (loadgen.db.shapes): how one transfer talks to the database.
@@ -24,6 +35,12 @@ SHAPES: tuple[str, ...] = (
 )
 #: PostgreSQL isolation levels a run may ask for (DSQL has one: snapshot isolation).
 ISOLATION_LEVELS: tuple[str, ...] = ("repeatable-read", "read-committed", "serializable")
+#: Concurrency control on PostgreSQL targets (loadgen.db.cc). occ: behave like a lock-free
+#: OCC engine (snapshot isolation, a writer never waits on another's row lock: it fails
+#: at once); locking: PostgreSQL's own row-lock waits (and deadlocks). DSQL is always occ.
+CC_MODES: tuple[str, ...] = ("occ", "locking")
+#: occ mode's lock_timeout: PostgreSQL's smallest (it counts whole milliseconds; 0 means wait forever).
+OCC_LOCK_TIMEOUT_MS = 1
 #: What a read-only transaction of the read mix does.
 READ_KINDS: tuple[str, ...] = ("balance", "audit")
 #: How transactions arrive (loadgen.engine.load).
@@ -62,7 +79,9 @@ class Scenario:
     amount: int = 1
     distribution: str = "uniform"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: PostgreSQL only: stop waiting on row locks after this many ms (None: wait).
+    #: Concurrency control: occ (default, what DSQL does) or locking (PostgreSQL's row-lock waits).
+    cc: str = "occ"
+    #: cc locking only: stop waiting on row locks after this many ms (None or 0: wait).
     lock_timeout_ms: float | None = None
     seed: int | None = None
     # Key distribution parameters (loadgen.model.keys), used by the distribution named above.
@@ -88,6 +107,12 @@ class Scenario:
     arrival_rate: float = 100.0
     #: PostgreSQL targets: the transactions' isolation level (repeatable-read is what DSQL gives).
     isolation: str = "repeatable-read"
+    #: Emulated latency (loadgen.model.latency): added to every round trip, client-side ...
+    rtt_ms: float = 0.0
+    #: ... plus a random extra of this mean (exponential) ...
+    rtt_jitter_ms: float = 0.0
+    #: ... and this much more on COMMIT.
+    commit_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.accounts < 2:
@@ -104,8 +129,16 @@ class Scenario:
             raise ConfigError(f"amount must be at least 1, got {self.amount}")
         if self.distribution not in DISTRIBUTIONS:
             raise ConfigError(f"key distribution must be one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}")
-        if self.lock_timeout_ms is not None and not self.lock_timeout_ms > 0:
-            raise ConfigError(f"lock timeout must be positive milliseconds, got {self.lock_timeout_ms}")
+        if self.cc not in CC_MODES:
+            raise ConfigError(f"concurrency control (cc) must be one of {', '.join(CC_MODES)}, got {self.cc!r}")
+        if self.lock_timeout_ms is not None:
+            if not self.lock_timeout_ms >= 0:
+                raise ConfigError(f"lock timeout must not be negative milliseconds, got {self.lock_timeout_ms}")
+            if self.cc == "occ":
+                raise ConfigError(
+                    f"lock_timeout_ms is for cc = locking; cc = occ never waits on row locks (its lock_timeout is {OCC_LOCK_TIMEOUT_MS} ms)"
+                )
+        Latency(self.rtt_ms, self.rtt_jitter_ms, self.commit_ms)  # checks the three
         self._check_workload()
 
     def _check_workload(self) -> None:
@@ -140,6 +173,11 @@ class Scenario:
             raise ConfigError(f"batches must be at least 1, got {self.batches}")
         if not self.arrival_rate > 0:
             raise ConfigError(f"arrival rate must be positive, got {self.arrival_rate}")
+
+    @property
+    def latency(self) -> Latency:
+        """The emulated latency added to each round trip."""
+        return Latency(self.rtt_ms, self.rtt_jitter_ms, self.commit_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

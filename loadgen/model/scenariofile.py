@@ -16,7 +16,9 @@ Layout (every key optional; the tables group knobs, declared in loadgen.model.kn
     [transaction] shape, legs, read_mix, read_kind
     [retry]       max_attempts, deadline, backoff, base_ms, cap_ms
     [load]        model, think_time, batches, arrival_rate
-    [postgres]    lock_timeout_ms  (0: wait on row locks, PostgreSQL's own default), isolation
+    cc = "occ"                      # or "locking" (loadgen.db.cc); DSQL is always occ
+    rtt_ms, rtt_jitter_ms, commit_ms  # emulated latency per round trip (loadgen.model.latency)
+    [postgres]    lock_timeout_ms  (cc = "locking" only; 0: wait, PostgreSQL's own default), isolation
     [target]      kind, dsn; for DSQL: endpoint, region, db_user, profile
 
 Built-in scenarios ship inside the package (``loadgen/scenarios/*.toml``), so a

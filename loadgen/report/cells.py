@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
 from loadgen.report.modelfit import ModelFit, fit_model
@@ -119,7 +120,7 @@ def faults_on_timeline(faults: Any, t0_ms: float | None) -> list[dict[str, Any]]
 def collision_for(run: Run) -> tuple[float | None, str]:
     """The pair collision probability c, and where it came from."""
     q = run.collision_probability
-    dist = str(run.scenario.get("distribution", "uniform"))
+    dist = str(run.scenario.get("distribution", Scenario.distribution))
     n = run.accounts
     if q is not None and not (dist == "uniform" and n is not None and abs(q - 1.0 / n) < 1e-12):
         return A.pair_collision(1.0 / q), f"q = {q:.3g} from run.json (N_eff = 1/q = {1.0 / q:,.0f})"
@@ -241,6 +242,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
         note = saturation_note(c.run.meta.get("client") if isinstance(c.run.meta.get("client"), dict) else None)
         if note:
             out.append(f"{name}: {note}.")
+        conc = c.run.meta.get("concurrency")
+        if isinstance(conc, dict) and conc.get("warning"):
+            out.append(f"{name}: {conc['warning']}.")
         if not c.run.meta.get("invariants_hold", True):
             out.append(f"{name}: invariants VIOLATED (see below): the database lost or invented money.")
     elapsed = [c.headline["elapsed_s"] for c in cells if c.headline["elapsed_s"] > 0]

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from loadgen import __version__
-from loadgen.model.outcomes import Outcome
+from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
@@ -116,6 +116,42 @@ def _invariants_html(cell: Cell) -> str:
     return f'<span class="ok">all {len(inv)} hold</span>'
 
 
+def _contention_kinds(h: dict[str, Any]) -> str:
+    """The contention rate's breakdown by kind: "conflict 161, lock_timeout 2,485"."""
+    kinds = {k: v for k, v in sorted(h["outcomes"].items()) if k in CONTENTION and v}
+    return ", ".join(f"{k} {v:,}" for k, v in kinds.items())
+
+
+def run_conditions(meta: dict[str, Any]) -> list[str]:
+    """What the run's figures were measured under: concurrency control, warm-up, concurrency, latency."""
+    out: list[str] = []
+    cc = meta.get("cc")
+    if isinstance(cc, dict) and cc.get("mode"):
+        out.append(f"concurrency control: cc {cc['mode']}: {cc.get('how', '')}")
+    warmup = meta.get("warmup")
+    if isinstance(warmup, dict) and warmup.get("connections"):
+        out.append(
+            f"warm-up: {warmup['connections']:,} connections opened in {warmup.get('seconds', 0):.1f} s before the "
+            "measured period (not part of any figure here)"
+        )
+    conc = meta.get("concurrency")
+    if isinstance(conc, dict) and conc.get("in_flight_mean") is not None:
+        out.append(
+            f"in flight: {conc['in_flight_mean']:,.1f} transactions on average against {conc['users']:,} users asked "
+            f"({conc['in_flight_share']:.0%})"
+        )
+    scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+    if any(scenario.get(k) for k in ("rtt_ms", "rtt_jitter_ms", "commit_ms")):
+        out.append(
+            f"emulated latency: +{scenario.get('rtt_ms', 0):g} ms per round trip (+ {scenario.get('rtt_jitter_ms', 0):g} ms "
+            f"mean jitter), +{scenario.get('commit_ms', 0):g} ms on COMMIT, client-side; attempt latencies include it"
+        )
+    waits = meta.get("lock_waits")
+    if isinstance(waits, dict):
+        out.append(f"row-lock waits longer than {waits.get('longer_than_ms')} ms: {waits.get('count'):,} ({waits.get('source')})")
+    return out
+
+
 def headline_section(cells: list[Cell], p: str) -> str:
     if len(cells) == 1:
         h = cells[0].headline
@@ -130,7 +166,7 @@ def headline_section(cells: list[Cell], p: str) -> str:
                     card(
                         "contention rate (contention / attempts)",
                         pct(h["contention_rate"]),
-                        f"{h['contention']:,} conflicts, deadlocks and lock timeouts",
+                        _contention_kinds(h) or f"{h['contention']:,} conflicts, deadlocks and lock timeouts",
                     ),
                     card("transactions retried", pct(h["retried_share"])),
                     card("retries per commit", rpc),
@@ -145,8 +181,10 @@ def headline_section(cells: list[Cell], p: str) -> str:
             )
             + "</div>"
         )
-        other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED and k != A.CONFLICT}
+        other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED and k not in CONTENTION}
+        kinds = _contention_kinds(h)
         extra = [
+            *([f"contention rate {pct(h['contention_rate'])} by kind: {kinds}"] if kinds else []),
             f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
             f"{h['failed_transactions']:,} transactions gave up",
             f"wasted work {pct(h['wasted_share'])} of all attempt time",
@@ -154,6 +192,9 @@ def headline_section(cells: list[Cell], p: str) -> str:
         if other:
             extra.append("other outcomes: " + ", ".join(f"{k} {v:,}" for k, v in other.items()))
         body += f'<p class="muted">{esc("; ".join(extra))}.</p>'
+        conditions = run_conditions(cells[0].run.meta)
+        if conditions:
+            body += '<ul class="conditions">' + "".join(f"<li>{esc(x)}</li>" for x in conditions) + "</ul>"
         return section(f"{p}headline", "Headline", body)
     rows, classes = [], []
     for c in cells:

@@ -30,6 +30,7 @@ from loadgen.model.keys import KeyDistribution, make_distribution
 from loadgen.model.occsim import DEFAULT_ATTEMPTS, STATEMENTS, Load, Sampled, SimAttempts, simulate, statements
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
+from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
@@ -45,6 +46,10 @@ __all__ = [
     "whatif_for",
     "applicability",
 ]
+
+
+#: What a run.json that leaves a setting out ran with.
+_DEFAULT = Scenario()
 
 
 @dataclass(frozen=True)
@@ -115,11 +120,11 @@ def _number(v: Any, default: float) -> float:
 
 def _key_params(scen: dict[str, Any], name: str) -> dict[str, Any]:
     if name == "zipf":
-        return {"s": _number(scen.get("zipf_s"), 1.0)}
+        return {"s": _number(scen.get("zipf_s"), _DEFAULT.zipf_s)}
     if name == "hotspot":
-        return {"ops": _number(scen.get("hot_ops"), 0.8), "keys": _number(scen.get("hot_keys"), 0.2)}
+        return {"ops": _number(scen.get("hot_ops"), _DEFAULT.hot_ops), "keys": _number(scen.get("hot_keys"), _DEFAULT.hot_keys)}
     if name == "hotset":
-        return {"p": _number(scen.get("hotset_p"), 0.9), "k": int(_number(scen.get("hotset_k"), 10))}
+        return {"p": _number(scen.get("hotset_p"), _DEFAULT.hotset_p), "k": int(_number(scen.get("hotset_k"), _DEFAULT.hotset_k))}
     return {}
 
 
@@ -135,12 +140,12 @@ def _policy(scen: dict[str, Any]) -> RetryPolicy:
 
 
 def _load(scen: dict[str, Any], users: int) -> Load:
-    model = str(scen.get("load", "closed"))
+    model = str(scen.get("load", _DEFAULT.load))
     if model == "open":
-        return Load("open", users, arrival_rate=_number(scen.get("arrival_rate"), 100.0), even=True)
+        return Load("open", users, arrival_rate=_number(scen.get("arrival_rate"), _DEFAULT.arrival_rate), even=True)
     if model == "batches":
         return Load("batches", users)
-    return Load("closed", users, think_ms=_number(scen.get("think_ms"), 0.0))
+    return Load("closed", users, think_ms=_number(scen.get("think_ms"), _DEFAULT.think_ms))
 
 
 def inputs_from_run(run: Run) -> SimInputs:
@@ -149,8 +154,8 @@ def inputs_from_run(run: Run) -> SimInputs:
     accounts, users = run.accounts, run.users
     if accounts is None or users is None:
         raise ReportInputError(f"{run.path}: run.json does not record accounts and users; cannot predict from it")
-    shape = str(scen.get("transaction", "update-returning"))
-    legs = int(_number(scen.get("legs"), 2)) if shape == "multi-leg" else 1
+    shape = str(scen.get("transaction", _DEFAULT.transaction))
+    legs = int(_number(scen.get("legs"), _DEFAULT.legs)) if shape == "multi-leg" else 1
     n_statements = statements(shape, legs)
     if n_statements is None:
         raise ReportInputError(
@@ -163,7 +168,7 @@ def inputs_from_run(run: Run) -> SimInputs:
         raise ReportInputError(f"{run.path}: no committed attempt to take durations from")
     commit_ms = _number(scen.get("commit_ms"), 0.0)
     window = A.snapshot_window_ms(latency, n_statements, commit_ms)
-    dist = str(scen.get("distribution", "uniform"))
+    dist = str(scen.get("distribution", _DEFAULT.distribution))
     return SimInputs(
         run_id=run.run_id,
         accounts=accounts,
@@ -172,7 +177,7 @@ def inputs_from_run(run: Run) -> SimInputs:
         key_params=_key_params(scen, dist),
         load=_load(scen, users),
         policy=_policy(scen),
-        read_share=_number(scen.get("read_mix"), 0.0),
+        read_share=_number(scen.get("read_mix"), _DEFAULT.read_mix),
         rows_per_txn=1 + legs,
         statements=n_statements,
         rtt_ms=_number(scen.get("rtt_ms"), 0.0) + _number(scen.get("rtt_jitter_ms"), 0.0),

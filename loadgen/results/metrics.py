@@ -32,7 +32,22 @@ import pandas as pd
 from loadgen.model.outcomes import COMMITTED as _COMMITTED
 from loadgen.model.outcomes import CONTENTION, Outcome
 
-__all__ = ["Counts", "rates", "share", "per_second", "outcome_counts", "summarize", "transactions", "percentiles", "PERCENTILES", "LABELS"]
+__all__ = [
+    "Counts",
+    "rates",
+    "share",
+    "per_second",
+    "outcome_counts",
+    "summarize",
+    "transactions",
+    "percentiles",
+    "PERCENTILES",
+    "LABELS",
+    "in_flight_mean",
+    "concurrency",
+    "IN_FLIGHT_WARN_SHARE",
+    "contention_by_kind",
+]
 
 PERCENTILES = (50, 95, 99, 99.9)
 
@@ -94,6 +109,11 @@ def outcome_counts(by_outcome: Mapping[str, int]) -> tuple[int, int, int]:
     conflicts = sum(n for o, n in by_outcome.items() if o == Outcome.CONFLICT)
     contention = sum(n for o, n in by_outcome.items() if o in CONTENTION)
     return int(commits), int(conflicts), int(contention)
+
+
+def contention_by_kind(by_outcome: Mapping[str, int]) -> dict[str, int]:
+    """The contention rate's breakdown: attempts by contention outcome (conflict, deadlock, lock_timeout)."""
+    return {str(o): int(n) for o, n in sorted(by_outcome.items()) if o in CONTENTION and n}
 
 
 def transactions(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -158,6 +178,7 @@ def summarize(attempts: pd.DataFrame) -> dict[str, Any]:
         "commits": commits,
         "conflicts": conflicts,
         "contention": contention,
+        "contention_by_kind": contention_by_kind(outcomes),
         "outcomes": dict(sorted(outcomes.items())),
         "sqlstates": {str(k): int(v) for k, v in sorted(attempts["sqlstate"].dropna().value_counts().to_dict().items())} if n else {},
         "failed_attempts": n - commits,
@@ -169,3 +190,39 @@ def summarize(attempts: pd.DataFrame) -> dict[str, Any]:
         "attempt_latency_ms": percentiles(attempts["latency_ms"]) if n else percentiles([]),
         "transaction_latency_ms": percentiles(txns["latency_ms"]) if len(txns) else percentiles([]),
     }
+
+
+#: Below this share of the users asked for, a closed-loop run says it measured less concurrency.
+IN_FLIGHT_WARN_SHARE = 0.9
+
+
+def in_flight_mean(attempts: pd.DataFrame) -> float | None:
+    """Transactions in flight at the database on average: attempts' database time / measured time.
+
+    Little's law over the measured period (first attempt's start to last attempt's end).
+    Waiting for a connection, backoff pauses and the client's own turns between
+    transactions are not in flight at the database, and do not count.
+    """
+    if attempts.empty:
+        return None
+    start_ms = _epoch_ms(attempts["started_at"])
+    latency = attempts["latency_ms"].to_numpy(dtype="float64")
+    window_ms = float((start_ms + latency).max() - start_ms.min())
+    return float(latency.sum()) / window_ms if window_ms > 0 else None
+
+
+def concurrency(attempts: pd.DataFrame, users: int, closed_loop: bool) -> dict[str, Any]:
+    """In-flight transactions against the users asked for, with a warning when well below.
+
+    Only a closed loop without think time promises ``users`` in flight; an open loop,
+    batches or think time ask for less by design, so there the share is shown, not judged.
+    """
+    mean = in_flight_mean(attempts)
+    ratio = share(mean, users)
+    warning = None
+    if closed_loop and mean is not None and ratio is not None and ratio < IN_FLIGHT_WARN_SHARE:
+        warning = (
+            f"{mean:,.1f} transactions were in flight on average against {users:,} users asked ({ratio:.0%}): "
+            "the client or the target could not keep every user busy, so latencies and rates describe less concurrency"
+        )
+    return {"users": users, "in_flight_mean": mean, "in_flight_share": ratio, "warning": warning}

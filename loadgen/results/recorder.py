@@ -34,6 +34,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("amount", pa.int64()),
         ("backoff_ms", pa.float64()),
         ("commit_unknown", pa.bool_()),
+        ("conn_wait_ms", pa.float64()),
         ("user", pa.int32()),
         ("worker", pa.string()),
     ]

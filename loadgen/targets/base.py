@@ -32,6 +32,8 @@ class Target(Protocol):
     kind: str
     #: Whether the server accepts an isolation level (DSQL has exactly one and rejects SET TRANSACTION).
     sets_isolation: bool
+    #: Whether the engine underneath takes row locks (PostgreSQL); DSQL takes none (loadgen.db.cc).
+    takes_row_locks: bool
 
     def prepare(self, users: int) -> None:
         """Make the server ready for ``users`` concurrent connections, or say why not."""
@@ -104,6 +106,7 @@ class EmbeddedTarget:
     server: EmbeddedPostgres
     kind: str = "embedded"
     sets_isolation: bool = True
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:
         self.server.ensure_running(min_connections=users)
@@ -122,6 +125,7 @@ class PostgresTarget:
     dsn: str
     kind: str = "postgres"
     sets_isolation: bool = True
+    takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:
         import psycopg

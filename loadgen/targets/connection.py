@@ -22,12 +22,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import gevent
 import psycopg
 import psycopg.errors as pg_errors
+from gevent.pool import Pool
 from psycopg.pq import TransactionStatus
 
+from loadgen.db.cc import with_session_settings
 from loadgen.db.classify import connect_sqlstate
 from loadgen.errors import TargetError
+
+#: The warm-up's tries of one connection refused for the connection rate (53400).
+RATE_LIMIT_RETRIES = 8
 
 __all__ = ["open_connection", "pool_options", "UserConnections", "UserConnection", "with_connect_sqlstate"]
 
@@ -78,11 +84,14 @@ class UserConnections:
         connection_class: type[psycopg.Connection[Any]] | None = None,
         configure: Callable[[psycopg.Connection[Any]], None] | None = None,
         connect_timeout_s: float = 10.0,
+        server_settings: dict[str, str] | None = None,
     ) -> None:
         options = pool_options(target, {**(kwargs or {}), "connect_timeout": max(1, round(connect_timeout_s))})
-        self._conninfo = target.conninfo()
+        # Settings every session starts with (loadgen.db.cc: isolation, lock timeout), as startup parameters.
+        self._conninfo = with_session_settings(target.conninfo(), server_settings or {})
         self._kwargs: Any = options["kwargs"]
-        self._class: type[psycopg.Connection[Any]] = options.get("connection_class") or connection_class or psycopg.Connection
+        # A class given here wins: the caller derives it from the target's (emulated latency).
+        self._class: type[psycopg.Connection[Any]] = connection_class or options.get("connection_class") or psycopg.Connection
         self._lifetime_s: float | None = options.get("max_lifetime")
         self._configure = configure
         self.opened = 0
@@ -95,6 +104,50 @@ class UserConnections:
         self.refused: str | None = None
         self.closed = False
         self._users: set[UserConnection] = set()
+        #: Opened before the measured period (prewarm), each handed to the next user without one.
+        self._spare: list[psycopg.Connection[Any]] = []
+
+    def prewarm(self, n: int, concurrency: int = 32) -> None:
+        """Open ``n`` connections now, ``concurrency`` at a time; users take them as they start.
+
+        Raises the first refusal (with its SQLSTATE) after closing what was opened.
+        """
+        needed = max(0, n - len(self._spare))
+        group = Pool(max(1, concurrency))
+        failures: list[BaseException] = []
+
+        def one() -> None:
+            for retry in range(RATE_LIMIT_RETRIES + 1):
+                if failures:
+                    return
+                try:
+                    self._spare.append(self.connect())
+                    return
+                except psycopg.Error as e:
+                    if e.sqlstate != "53400" or retry == RATE_LIMIT_RETRIES:
+                        failures.append(e)
+                        return
+                    # 53400: DSQL's connection *rate* was exceeded, not its capacity: pause, try again.
+                    gevent.sleep(min(2.0, 0.1 * 2**retry) * (0.5 + random.random()))
+                except Exception as e:  # noqa: BLE001 - the first failure is reported, the rest stop
+                    failures.append(e)
+                    return
+
+        for _ in range(needed):
+            group.spawn(one)
+        group.join()
+        if failures:
+            self._close_spares()
+            raise failures[0]
+
+    def take_spare(self) -> psycopg.Connection[Any] | None:
+        return self._spare.pop() if self._spare else None
+
+    def _close_spares(self) -> None:
+        while self._spare:
+            conn = self._spare.pop()
+            self.open -= 1
+            conn.close()
 
     def for_user(self) -> UserConnection:
         """A user's own connection slot (nothing opens until its first attempt)."""
@@ -149,6 +202,7 @@ class UserConnections:
         self.closed = True
         for slot in list(self._users):
             slot.close()
+        self._close_spares()
         return self.stats()
 
     def stats(self) -> dict[str, int]:
@@ -181,7 +235,7 @@ class UserConnection:
                 self._drop()  # DSQL ends a connection at 60 minutes: replace it first
             else:
                 return conn
-        conn = self._owner.connect()
+        conn = self._owner.take_spare() or self._owner.connect()
         self._conn, self._expires = conn, self._owner.expiry()
         return conn
 
@@ -192,7 +246,7 @@ class UserConnection:
         if conn.closed:
             self._owner.returned_broken += 1
             self._drop()
-        elif conn.info.transaction_status != TransactionStatus.IDLE:
+        elif conn.pgconn.transaction_status != TransactionStatus.IDLE:  # pgconn: conn.info builds an object per call
             self._owner.returned_broken += 1  # the attempt should have ended its transaction
             self._drop()
 

@@ -327,6 +327,8 @@ class DsqlDialectTarget:
 
         self.inner = inner
         self.kind: str = inner.kind
+        # PostgreSQL driven as DSQL still locks rows underneath; loadgen.db.cc keeps it from waiting.
+        self.takes_row_locks: bool = inner.takes_row_locks
         self.audit = StatementAudit()
         self.connection_class = self.audit.connection_class
         self.max_lifetime_s: float | None = getattr(inner, "max_lifetime_s", None)

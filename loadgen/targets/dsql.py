@@ -223,6 +223,7 @@ class DsqlTarget:
     hostaddr: str | None = None
     kind: str = "dsql"
     sets_isolation: bool = False
+    takes_row_locks: bool = False
     dialect: str = "dsql"
     max_lifetime_s: float = MAX_LIFETIME_S
     #: The cluster's connection quota (DSQL's default 10,000 is adjustable).

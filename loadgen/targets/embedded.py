@@ -27,12 +27,19 @@ from pathlib import Path
 
 from loadgen.errors import TargetError
 
-__all__ = ["EmbeddedPostgres", "ServerStatus", "default_home"]
+__all__ = ["EmbeddedPostgres", "ServerStatus", "default_home", "connection_capacity"]
 
 SYSTEM_USER = "loadgen-pg"
 DEFAULT_MAX_CONNECTIONS = 200
 #: Connections kept free for loadgen's own set-up, checks and psql sessions.
 RESERVED_CONNECTIONS = 10
+
+#: Memory one connection costs, server and client side, for the capacity check: a
+#: backend measured 1.5 MB idle here (MemAvailable over 500 connections), more once
+#: its caches fill; loadgen's own side adds a connection object and a greenlet.
+MEMORY_PER_CONNECTION = 4 * 1024 * 1024
+#: Processes left for everything else on the machine.
+PROCESS_RESERVE = 1000
 
 # Throwaway data: trade durability for speed, as the PostgreSQL docs suggest
 # for non-durable settings. Contention behaviour is unaffected.
@@ -46,7 +53,51 @@ SERVER_SETTINGS = {
     "log_min_messages": "warning",
     "log_min_error_statement": "panic",
     "deadlock_timeout": "10ms",
+    # Every row-lock wait longer than deadlock_timeout is logged: loadgen counts them
+    # per run (a lock-free OCC engine, and cc occ, never have one).
+    "log_lock_waits": "on",
 }
+#: The lock waits the server log shows are those longer than this (deadlock_timeout).
+LOCK_WAIT_LOGGED_AFTER_MS = 10
+_LOCK_WAIT_LINE = b"still waiting for"
+
+
+def connection_capacity() -> tuple[int, str]:
+    """About how many connections this machine can give the embedded server, and what sets that.
+
+    Every connection is a server process: the machine's free memory and its process
+    table both bound them. Unknown limits (not Linux) do not count.
+    """
+    limits: list[tuple[int, str]] = []
+    available = _meminfo_bytes("MemAvailable")
+    if available is not None:
+        limits.append(
+            (
+                available // MEMORY_PER_CONNECTION,
+                f"{available / 2**30:.1f} GiB of memory available at {MEMORY_PER_CONNECTION // 2**20} MiB each",
+            )
+        )
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        running = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit())
+        limits.append(
+            (pid_max - running - PROCESS_RESERVE, f"a process each, and the kernel allows {pid_max:,} (pid_max), {running:,} in use")
+        )
+    except (OSError, ValueError):
+        pass
+    if not limits:
+        return 1 << 31, "no known limit"
+    return min(limits)
+
+
+def _meminfo_bytes(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def default_home() -> Path:
@@ -120,6 +171,13 @@ class EmbeddedPostgres:
         if status.running:
             if status.max_connections is not None and status.max_connections >= needed:
                 return status
+        capacity, why = connection_capacity()
+        if min_connections > capacity:
+            raise TargetError(
+                f"{min_connections:,} connections (one per user) are more than this machine can give the embedded "
+                f"PostgreSQL: about {max(capacity, 0):,} ({why}); run fewer users, or use --target postgres"
+            )
+        if status.running:
             self.stop()
         self._init_if_needed()
         self._start(needed)
@@ -279,6 +337,25 @@ class EmbeddedPostgres:
                 except ValueError:
                     return None
         return None
+
+    def log_size(self) -> int:
+        """Where the server log ends now: mark it before a run, count lock waits after it."""
+        try:
+            return self.logfile.stat().st_size
+        except OSError:
+            return 0
+
+    def lock_waits_since(self, offset: int) -> int | None:
+        """Row-lock waits longer than deadlock_timeout logged since ``offset``; None if not logged."""
+        opts = self.pgdata / "postmaster.opts"
+        try:
+            if "log_lock_waits=on" not in opts.read_text():
+                return None  # started by an older loadgen: waits are not logged
+            with self.logfile.open("rb") as f:
+                f.seek(offset)
+                return sum(line.count(_LOCK_WAIT_LINE) for line in f)
+        except OSError:
+            return None
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the server accepts connections (after a restart, say)."""
