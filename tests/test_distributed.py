@@ -12,8 +12,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
+from test_dsql_target import ENDPOINT, fake_aws  # noqa: F401  - fixture
 
-from loadgen.engine.distributed import Fleet, _password, _without_password, run_distributed, scenario_from_dict
+from loadgen.engine.distributed import (
+    Fleet,
+    _password,
+    _target_setup,
+    _without_password,
+    run_distributed,
+    scenario_from_dict,
+    worker_target,
+)
 from loadgen.errors import ConfigError
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
@@ -117,8 +126,6 @@ def test_bad_scale_out_options_are_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "--master" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("run", "--processes", "2", "--load", "batches", "--out", str(tmp_path))
     assert r.returncode == 2 and "closed load model" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("run", "--processes", "2", "--dialect", "dsql", "--out", str(tmp_path))
-    assert r.returncode == 2 and "DSQL" in r.stderr and "Traceback" not in r.stderr
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
@@ -180,3 +187,43 @@ def test_a_worker_killed_mid_run_is_reported_not_hidden(target: EmbeddedTarget, 
     assert len(finished) == 1 and len(lost) == 1 and lost[0]["pid"] is None
     # The survivor's rows are all there.
     assert finished[0]["attempts_sent"] == finished[0]["attempts_received"] > 0
+
+
+def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_rate(fake_aws: dict[str, int]) -> None:
+    from loadgen.targets.dialect import DsqlDialectTarget
+    from loadgen.targets.dsql import DsqlTarget, make_dsql_target
+
+    signer = make_dsql_target(ENDPOINT, db_user="app_rw", connect_rate=80)
+    signer.prepare(100)  # signs a token: it must not travel
+    target = make_dsql_target(ENDPOINT, db_user="app_rw", profile="perf", connect_rate=80)
+    target.tokens = signer.tokens
+    setup = _target_setup(target, workers=4)
+    wire = json.dumps(setup)
+    assert "X-Amz" not in wire and "password" not in wire
+    rebuilt = worker_target(json.loads(wire))
+    assert isinstance(rebuilt, DsqlTarget)
+    assert (rebuilt.endpoint, rebuilt.region, rebuilt.db_user, rebuilt.profile) == (ENDPOINT, "us-east-1", "app_rw", "perf")
+    assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "system")
+    # DSQL limits new connections per cluster: four workers share the budget.
+    assert rebuilt.pacer.rate == 20.0 and rebuilt.pacer.burst == target.connect_burst // 4
+    rehearsal = worker_target(_target_setup(DsqlDialectTarget(target), workers=2))
+    assert isinstance(rehearsal, DsqlDialectTarget) and isinstance(rehearsal.inner, DsqlTarget)
+    rehearsal.audit.cleanup()
+
+
+def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connections(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--processes with --dialect dsql: the workers run the DSQL path and are audited; each worker opens
+    one connection per user it runs (before, every worker's pool opened one per user of the whole test)."""
+    r = run_cli(
+        "run", "--dialect", "dsql", "--processes", "2", "--users", "40", "--accounts", "200",
+        "--duration", "2", "--out", str(tmp_path), "-q",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    doc = _check_lossless(run_dir, workers=2)
+    assert doc["connections"]["opened"] == 40, doc["connections"]
+    per_worker = [w["connections"] for w in doc["workers"]]
+    assert sorted(c["peak_open"] for c in per_worker) == [20, 20] and sum(c["opened"] for c in per_worker) == 40
+    check = json.loads((run_dir / "dialect-check.json").read_text())
+    assert check["violations"] == [] and check["connections"] >= 40 and check["transactions"] > 40
+    assert "0 breaking DSQL's rules" in r.stdout

@@ -14,11 +14,13 @@ import locust  # noqa: F401  - must precede psycopg
 
 import json
 import logging
+import os
 import random
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -34,7 +36,7 @@ from loadgen.targets.dsql import DsqlTarget, direct_tls_supported
 
 STANDIN = textwrap.dedent(
     r"""
-    import json, socket, struct, sys, threading
+    import json, os, socket, ssl, struct, sys, threading
 
     def recv_exact(s, n):
         buf = b""
@@ -66,8 +68,24 @@ STANDIN = textwrap.dedent(
         s.sendall(msg(b"E", fields))
         report(event="refused", code=code)
 
+    tls = None
+    if os.environ.get("STANDIN_CERT"):  # speak TLS, with this certificate, as DSQL does
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(os.environ["STANDIN_CERT"], os.environ["STANDIN_KEY"])
+        tls.set_alpn_protocols(["postgresql"])
+
     def serve(s):
         try:
+            if tls is not None:
+                if s.recv(1, socket.MSG_PEEK) != b"\x16":  # not direct TLS: an SSLRequest first
+                    recv_exact(s, 8)
+                    s.sendall(b"S")
+                try:
+                    s = tls.wrap_socket(s, server_side=True)
+                except (ssl.SSLError, OSError) as e:
+                    report(event="tls-failed", reason=type(e).__name__)
+                    return
+                report(event="tls")
             while True:
                 head = recv_exact(s, 8)
                 if head[0] == 0x16:  # a TLS ClientHello straight away: direct TLS negotiation
@@ -128,9 +146,10 @@ STANDIN = textwrap.dedent(
 
 
 class StandIn:
-    def __init__(self, refusals: list[list[str]] | None = None) -> None:
+    def __init__(self, refusals: list[list[str]] | None = None, cert: tuple[Path, Path] | None = None) -> None:
         argv = [sys.executable, "-c", STANDIN] + ([json.dumps(refusals)] if refusals else [])
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        env = dict(os.environ, **({"STANDIN_CERT": str(cert[0]), "STANDIN_KEY": str(cert[1])} if cert else {}))
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
         first = json.loads(self.proc.stdout.readline())
         self.port: int = first["port"]
@@ -289,5 +308,41 @@ def test_refused_credentials_end_the_run_in_one_line(fake_aws: dict[str, int]) -
         reason = connections.refused
         assert reason is not None and "28000" in reason and "IAM authentication failed" in reason and "expired" in reason
         assert "\n" not in reason and "X-Amz" not in reason
+    finally:
+        server.close()
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for the cluster's host name that no public CA signed: an impostor's."""
+    cert, key = tmp_path / "impostor.pem", tmp_path / "impostor.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={ENDPOINT}",
+         "-addext", f"subjectAltName=DNS:{ENDPOINT}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_verify_full_is_the_default_and_keeps_the_token_from_an_impostor(fake_aws: dict[str, int], tmp_path: Path) -> None:
+    """A server with a certificate the system roots do not vouch for: the default (verify-full,
+    system roots) stops before any password is sent; --sslmode require would hand it the token."""
+    cert, key = _self_signed(tmp_path)
+    server = StandIn(cert=(cert, key))
+    try:
+        default = _target(server, sslmode="verify-full", sslrootcert="system")
+        assert DsqlTarget(ENDPOINT, "us-east-1").sslmode == "verify-full"  # what a user gets unasked
+        with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
+            open_connection(default, connect_timeout=5)
+        assert server.next_event() == {"event": "tls-failed", "reason": "SSLError"}
+        relaxed = _target(server, sslmode="require")
+        made = _spy_tokens(relaxed)
+        with open_connection(relaxed, autocommit=True, connect_timeout=5):
+            pass
+        assert server.next_event() == {"event": "tls"}
+        assert server.next_event()["password"] == made[0], "require: the impostor got a valid token"
+        trusted = _target(server, sslmode="verify-full", sslrootcert=str(cert))  # a CA bundle that does vouch for it
+        with open_connection(trusted, autocommit=True, connect_timeout=5):
+            pass
+        assert [server.next_event()["event"] for _ in range(2)] == ["tls", "password"]
     finally:
         server.close()

@@ -179,6 +179,8 @@ def test_rehearsal_conflicts_without_waiting_and_says_oc000(rehearsal: Any) -> N
         "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
         "SELECT count(*) FROM pg_stat_activity",
         "TRUNCATE transfers",
+        "LOCK TABLE accounts IN ACCESS SHARE MODE",
+        "SET statement_timeout = 0",
     ],
 )
 def test_rehearsal_refuses_what_dsql_refuses(rehearsal: Any, sql: str) -> None:

@@ -1,6 +1,7 @@
 """Scale-out: a Locust master in the loadgen process, Locust workers in other processes or machines.
 
-``loadgen run --processes N`` starts N worker processes on this machine;
+``loadgen run --processes N`` starts N worker processes on this machine (any target:
+PostgreSQL, DSQL, ``--dialect dsql``);
 ``loadgen run --master`` waits for workers started elsewhere with
 ``loadgen run --worker --master-host H``. It is Locust's own distributed mode:
 the master spreads the users over the workers and adds up their statistics.
@@ -54,6 +55,8 @@ from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.targets.base import Target, dialect_of
+from loadgen.targets.dialect import DsqlDialectTarget
+from loadgen.targets.dsql import DsqlTarget
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -126,9 +129,39 @@ def _check_scenario(scenario: Scenario) -> None:
 
 
 def _check_target(target: Target) -> None:
-    """Workers rebuild the target from a connection string: only plain PostgreSQL ones can be."""
-    if target.kind == "dsql" or any(hasattr(target, hook) for hook in ("connect_kwargs", "connection_class", "audit")):
-        raise ConfigError("--processes/--master/--worker work with the embedded and postgres targets only (not DSQL or --dialect dsql yet)")
+    """Workers rebuild the target from the master's settings: PostgreSQL ones from a connection
+    string, DSQL ones from the cluster's address (each worker signs its own tokens)."""
+    inner = getattr(target, "inner", target)  # --dialect dsql wraps the real target
+    if inner.kind != "dsql" and any(hasattr(inner, hook) for hook in ("connect_kwargs", "connection_class", "audit")):
+        raise ConfigError(f"--processes/--master/--worker cannot rebuild a {inner.kind} target with its own connection hooks in a worker")
+
+
+def _target_setup(target: Target, workers: int) -> dict[str, Any]:
+    """How a worker reaches the database: no secrets."""
+    inner: Any = getattr(target, "inner", target)
+    setup: dict[str, Any] = {
+        "kind": target.kind,
+        "sets_isolation": target.sets_isolation,
+        "dialect": dialect_of(target),
+        "audit": hasattr(target, "audit"),
+    }
+    if inner.kind == "dsql":
+        setup["dsql"] = inner.worker_settings(workers)
+    else:
+        setup["conninfo"] = _without_password(inner.conninfo())
+    return setup
+
+
+def worker_target(setup: dict[str, Any]) -> Any:
+    """The master's target as a worker reaches it (see :func:`_target_setup`)."""
+    target: Any
+    if "dsql" in setup:
+        target = DsqlTarget.from_worker_settings(setup["dsql"])
+    else:
+        target = WorkerTarget(setup["kind"], bool(setup["sets_isolation"]), setup["conninfo"])
+    if setup.get("audit"):
+        target = DsqlDialectTarget(target)  # the rehearsal and its audit, in this worker too
+    return target
 
 
 @dataclass
@@ -164,6 +197,7 @@ class WorkerAgent:
         self.env = env
         self.setup: dict[str, Any] | None = None
         self.bench: Bench | None = None
+        self.target: Any = None
         self.sent = 0
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
@@ -196,8 +230,8 @@ class WorkerAgent:
         if self.setup.get("user_class") != user_class.__name__:
             user_class = TransferUser
         self.env.user_classes = [user_class]
-        t = self.setup["target"]
-        target = WorkerTarget(t["kind"], bool(t["sets_isolation"]), t["conninfo"])
+        target = worker_target(self.setup["target"])
+        self.target = target
         recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
         bench = Bench(scenario, target, recorder)
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
@@ -223,7 +257,8 @@ class WorkerAgent:
         if not rows:
             return
         rec.rows, rec.users = [], []
-        self.env.runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users})  # type: ignore[union-attr]
+        message = {"rows": rows, "users": users, "refused": bench.connections.refused}
+        self.env.runner.send_message(MSG_ATTEMPTS, message)  # type: ignore[union-attr]
         self.sent += len(rows)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
@@ -235,6 +270,7 @@ class WorkerAgent:
             self._shipper = None
         self._ship()
         connections = bench.close()
+        audit = _worker_audit(self.target)
         runner: Any = self.env.runner
         # The last statistics before `done`: the master's counts are then complete.
         send_final_stats(self.env, runner)
@@ -248,6 +284,7 @@ class WorkerAgent:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "index": int(getattr(runner, "worker_index", -1)),
+                **({"dialect_check": audit} if audit is not None else {}),
             },
         )
         self.bench = None
@@ -255,6 +292,18 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def _worker_audit(target: Any) -> dict[str, Any] | None:
+    """A ``--dialect dsql`` worker's statement audit, for the master's dialect-check.json."""
+    audit = getattr(target, "audit", None)
+    if audit is None:
+        return None
+    try:
+        report = audit.check()
+    finally:
+        audit.cleanup()
+    return {**report.to_dict(), "connections": audit.connections}
 
 
 def send_final_stats(env: Environment, runner: Any) -> None:
@@ -297,6 +346,8 @@ class Collector:
         self.last_reached = time.monotonic()
         #: Why connecting is hopeless on some worker (its credentials refused), once known.
         self.refused: str | None = None
+        #: Hears each ``--dialect dsql`` worker's statement audit.
+        self.on_audit: Callable[[dict[str, Any]], None] | None = None
 
     def register(self, runner: Any) -> None:
         self._runner = runner
@@ -321,13 +372,15 @@ class Collector:
         rec.users.extend(msg.data["users"])
         if any(r[4] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
-        refused = next((r for r in rows if r[5] and r[5].startswith("28")), None)
-        if refused is not None and self.refused is None:
-            self.refused = f"the database refused a worker's credentials ({refused[5]}); see its log under workers/"
+        if msg.data.get("refused") and self.refused is None:
+            self.refused = f"worker {msg.node_id}: {msg.data['refused']}"
 
     def _on_done(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.done[msg.node_id] = msg.data
         self._recorder(msg.node_id)
+        audit = msg.data.get("dialect_check")
+        if audit is not None and self.on_audit is not None:
+            self.on_audit(audit)
 
     def to_table(self) -> pa.Table:
         tables = [rec.to_table() for rec in self.recorders.values()]
@@ -442,12 +495,11 @@ def run_distributed(
         "run_id": run_id,
         "user_class": user_class.__name__,
         "scenario": scenario_to_dict(scenario),
-        "target": {
-            "kind": target.kind,
-            "sets_isolation": target.sets_isolation,
-            "conninfo": _without_password(target.conninfo()),
-        },
+        "target": _target_setup(target, fleet.workers),
     }
+    audit = getattr(target, "audit", None)
+    if audit is not None:
+        collector.on_audit = audit.add_remote
 
     procs: list[subprocess.Popen[bytes]] = []
     state = {"interrupted": 0, "finishing": False}

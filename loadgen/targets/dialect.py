@@ -84,12 +84,13 @@ STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "no SET of a setting DSQL does not allow (e.g. lock_timeout)",
         re.compile(
-            r"^\s*(SET|RESET)\s+(SESSION\s+|LOCAL\s+)?(?!(application_name|search_path|time\s*zone|timezone|client_encoding)\b)\w"
-            r"|\bset_config\s*\(\s*'(?!(application_name|search_path|timezone|client_encoding)')",
+            r"^\s*(SET|RESET)\s+(SESSION\s+|LOCAL\s+)?(?!(application_name|search_path|time\s*zone|timezone|client_encoding|datestyle|extra_float_digits)\b)\w"
+            r"|\bset_config\s*\(\s*'(?!(application_name|search_path|timezone|client_encoding|datestyle|extra_float_digits)')",
             _I,
         ),
     ),
     ("no pg_stat_activity (not known to work on DSQL; AWS's own tests avoid it)", re.compile(r"\bpg_stat_activity\b", _I)),
+    ("no LOCK TABLE (DSQL: unsupported statement: Lock)", re.compile(r"^\s*LOCK\b", _I)),
 )
 #: DSQL takes ``SELECT ... FOR UPDATE`` only with an equality predicate on the primary key.
 _FOR_UPDATE = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", _I)
@@ -131,6 +132,23 @@ class AuditReport:
     def ok(self) -> bool:
         return not self.violations
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "statements": self.statements,
+            "transactions": self.transactions,
+            "max_rows_written": self.max_rows_written,
+            "violations": [v.to_dict() for v in self.violations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditReport:
+        return cls(
+            int(data["statements"]),
+            int(data["transactions"]),
+            [Violation(**v) for v in data["violations"]],
+            int(data["max_rows_written"]),
+        )
+
     def add(self, other: AuditReport) -> None:
         self.statements += other.statements
         self.transactions += other.transactions
@@ -151,7 +169,7 @@ def refusal(sql: str) -> psycopg.Error | None:
     broken = [rule for stmt in _split(sql) for rule in check_statement(stmt)]
     if not broken:
         return None
-    return pg_errors.lookup("0A000")(f"DSQL refuses this statement (--dialect dsql rehearsal): {broken[0]}: {_short(sql)}")
+    return pg_errors.lookup("0A000")(f"not supported: DSQL refuses this statement (--dialect dsql rehearsal): {broken[0]}: {_short(sql)}")
 
 
 def _split(sql: str) -> list[str]:
@@ -243,6 +261,8 @@ class StatementAudit:
         self._remove = weakref.finalize(self, shutil.rmtree, self.directory, True)
         self._numbers = itertools.count(1)
         self.connections = 0
+        #: Audits of other processes' connections (scale-out workers), added to this one's.
+        self.remote: list[AuditReport] = []
         audit = self
 
         class TracedConnection(psycopg.Connection[Any]):
@@ -289,7 +309,14 @@ class StatementAudit:
         report = AuditReport()
         for path in sorted(self.directory.glob("conn-*.trace")):
             report.add(check_trace(path.read_text(errors="replace"), path.stem))
+        for other in self.remote:
+            report.add(other)
         return report
+
+    def add_remote(self, data: dict[str, Any]) -> None:
+        """A worker process's audit (``AuditReport.to_dict()`` plus its ``connections``)."""
+        self.remote.append(AuditReport.from_dict(data))
+        self.connections += int(data.get("connections", 0))
 
     def cleanup(self) -> None:
         self._remove()

@@ -277,6 +277,30 @@ class DsqlTarget:
         self.pacer.wait()
         return {"password": self.tokens.token()}
 
+    def worker_settings(self, workers: int) -> dict[str, Any]:
+        """What a worker process needs to reach the cluster itself: no secret (each worker signs
+        its own tokens from its own credentials chain) and its share of the connection budget."""
+        share = max(1, workers)
+        return {
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "db_user": self.db_user,
+            "profile": self.profile,
+            "token_expiry_s": self.token_expiry_s,
+            "sslmode": self.sslmode,
+            "sslrootcert": self.sslrootcert,
+            # DSQL counts new connections per cluster: the workers share the rate and the burst.
+            "connect_rate": self.connect_rate / share,
+            "connect_burst": max(1, self.connect_burst // share),
+            "port": self.port,
+            "hostaddr": self.hostaddr,
+            "max_connections": self.max_connections,
+        }
+
+    @classmethod
+    def from_worker_settings(cls, settings: dict[str, Any]) -> DsqlTarget:
+        return cls(**settings)
+
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
