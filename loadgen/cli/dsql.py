@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from loadgen.targets.base import Target
 
 __all__ = [
     "add_run_options",
@@ -120,7 +124,7 @@ def apply_scenario_target(args: argparse.Namespace, sf: Any) -> None:
             setattr(args, key, value)
 
 
-def make_run_target(args: argparse.Namespace) -> Any:
+def make_run_target(args: argparse.Namespace) -> Target:
     """The run's target from the command line: dsql, or the core targets; wrapped for ``--dialect dsql``."""
     from loadgen.targets.base import make_target
 
@@ -133,7 +137,7 @@ def make_run_target(args: argparse.Namespace) -> Any:
             raise ConfigError("--lock-timeout-ms is a PostgreSQL setting; DSQL takes no row locks")
         if args.dialect == "postgresql":
             raise ConfigError("--target dsql always uses the dsql dialect")
-        target: Any = make_dsql_target(
+        target: Target = make_dsql_target(
             args.endpoint,
             region=args.region,
             db_user=args.db_user,
@@ -189,9 +193,9 @@ def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
         return run()
 
 
-def report_dialect_check(target: Any, run_dir: Any) -> bool:
+def report_dialect_check(target: Target, run_dir: Path) -> bool:
     """After a ``--dialect dsql`` run: the statement audit's verdict (True when clean, or no audit)."""
-    if getattr(target, "audit", None) is None:
+    if target.audit is None:
         return True
     from loadgen.targets.dialect import report_dialect_check as report
 

@@ -29,7 +29,7 @@ EXIT_OK, EXIT_INVARIANT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         # argparse prints usage; one clear line is friendlier in scripts and logs.
         self.exit(EXIT_USAGE, f"loadgen: {message}\n")
 
@@ -221,7 +221,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         run = result.results[0]
         # Known only now, the report written: the rest is printing and leaving (entry()).
-        fixed = fixed_cost(process_start_time(), *(run.attempt_span or (None, None)), time.time())
+        first, last = run.attempt_span or (None, None)
+        fixed = fixed_cost(process_start_time(), first, last, time.time())
         if fixed is not None:
             record_fixed_cost(run.run_dir, fixed)
             run.client["fixed_cost_s"] = fixed

@@ -54,7 +54,7 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
                     # psycopg sends BEGIN inside a transaction's first command: two round trips.
                     delay += draw(rng)
                 sleep(delay)
-            return super().wait(gen, interval, timeout)  # type: ignore[no-any-return]
+            return super().wait(gen, interval, timeout)
 
         def exchange(self) -> Any:
             # loadgen.db.prepared's fast path (a GeventConnection's): one round trip per call,

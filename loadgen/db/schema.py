@@ -1,4 +1,4 @@
-"""The bank: tables, seeding, reset and the invariants checked after every run.
+"""The bank: tables, seeding, reset and the invariants checked after every run (of every kind).
 
 DSQL-compatible from day one: no foreign keys, no sequences, one DDL statement per
 transaction, DDL never mixed with DML, at most 1,000 rows written per transaction
@@ -23,6 +23,8 @@ __all__ = [
     "Invariant",
     "ledger_ids",
     "sessions_left",
+    "joint_customers_accounts",
+    "customers_below_minimum",
 ]
 
 #: Rows written per set-up transaction. DSQL refuses a transaction that modifies more
@@ -123,11 +125,16 @@ def check_invariants(
     accounts: int,
     initial_balance: int,
     committed_ids: list[str],
+    *,
+    joint_minimum: int | None = None,
 ) -> list[Invariant]:
     """The bank's invariants after a run, against the commits loadgen recorded.
 
     Read in primary-key pages, each its own transaction: called once every writer
     has stopped, so the pages add up to one consistent picture.
+
+    ``joint_minimum``: the joint-withdrawal shapes' rule, that every customer's two
+    accounts still sum to at least this (broken by write skew).
     """
     total, negatives, rows = _account_totals(conn)
     expected_total = accounts * initial_balance
@@ -136,7 +143,7 @@ def check_invariants(
     duplicates = len(committed_ids) - len(recorded)
     missing = recorded - ledger  # recorded as committed, absent from the ledger
     extra = ledger - recorded  # in the ledger, never recorded as committed
-    return [
+    checks = [
         Invariant(
             "money_conserved",
             total == expected_total and rows == accounts,
@@ -152,6 +159,16 @@ def check_invariants(
         ),
         Invariant("no_duplicate_transfer", duplicates == 0, f"{duplicates} transfer ids committed twice"),
     ]
+    if joint_minimum is not None:
+        below, customers = customers_below_minimum(conn, accounts, joint_minimum)
+        checks.append(
+            Invariant(
+                "joint_minimum_kept",
+                below == 0,
+                f"{below} of {customers} customers below the joint minimum {joint_minimum}" + (" (write skew)" if below else ""),
+            )
+        )
+    return checks
 
 
 _ACCOUNTS_PAGE = (
@@ -216,3 +233,29 @@ def sessions_left(conn: psycopg.Connection[Any], application_name: str, dialect:
                 pass
         return None
     return int(row[0]) if row else 0
+
+
+def joint_customers_accounts(accounts: int) -> int:
+    """How many of the accounts belong to customers (an even number, about half)."""
+    return max(2, (accounts // 2) // 2 * 2)
+
+
+def customers_below_minimum(conn: psycopg.Connection[Any], accounts: int, minimum: int) -> tuple[int, int]:
+    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check.
+
+    Read in pages of account ids (a customer's two accounts always in one page), each
+    its own transaction, so a large bank stays within DSQL's per-query and
+    per-transaction limits; called once the writers have stopped.
+    """
+    last = joint_customers_accounts(accounts)
+    below = customers = 0
+    for first in range(1, last + 1, READ_PAGE_ROWS):  # READ_PAGE_ROWS is even: pages hold whole customers
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
+            " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id BETWEEN %s AND %s GROUP BY 1) t",
+            (minimum, first, min(last, first + READ_PAGE_ROWS - 1)),
+        ).fetchone()
+        conn.rollback()
+        assert row is not None
+        below, customers = below + int(row[0]), customers + int(row[1])
+    return below, customers

@@ -38,7 +38,7 @@ import psycopg
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
 from loadgen.db.prepared import transfer_prepared
-from loadgen.db.schema import READ_PAGE_ROWS
+from loadgen.db.schema import customers_below_minimum, joint_customers_accounts
 from loadgen.db.transfer import CREDIT, LEDGER, TransferRequest
 
 __all__ = [
@@ -198,32 +198,6 @@ def joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase:
 
 def joint_withdrawal_for_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
     _joint_withdrawal(conn, req, phase, lock=True)
-
-
-def joint_customers_accounts(accounts: int) -> int:
-    """How many of the accounts belong to customers (an even number, about half)."""
-    return max(2, (accounts // 2) // 2 * 2)
-
-
-def customers_below_minimum(conn: psycopg.Connection[Any], accounts: int, minimum: int) -> tuple[int, int]:
-    """(customers whose two accounts sum below ``minimum``, customers): the write-skew check.
-
-    Read in pages of account ids (a customer's two accounts always in one page), each
-    its own transaction, so a large bank stays within DSQL's per-query and
-    per-transaction limits; called once the writers have stopped.
-    """
-    last = joint_customers_accounts(accounts)
-    below = customers = 0
-    for first in range(1, last + 1, READ_PAGE_ROWS):  # READ_PAGE_ROWS is even: pages hold whole customers
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE s < %s), count(*) FROM"
-            " (SELECT (id + 1) / 2 AS customer, sum(balance) AS s FROM accounts WHERE id BETWEEN %s AND %s GROUP BY 1) t",
-            (minimum, first, min(last, first + READ_PAGE_ROWS - 1)),
-        ).fetchone()
-        conn.rollback()
-        assert row is not None
-        below, customers = below + int(row[0]), customers + int(row[1])
-    return below, customers
 
 
 SHAPE_FUNCTIONS: dict[str, Shape] = {

@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 
 from loadgen.db.classify import Classified, InsufficientFunds, NoSuchAccount, classify
+from loadgen.model.attempt import ATTEMPT_FIELDS, AttemptRow
 from loadgen.model.outcomes import RETRYABLE, Outcome
 from loadgen.model.retry import RetryPolicy
 
@@ -29,27 +30,6 @@ DEBIT = "UPDATE accounts SET balance = balance - %s WHERE id = %s RETURNING bala
 CREDIT = "UPDATE accounts SET balance = balance + %s WHERE id = %s"
 LEDGER = "INSERT INTO transfers (id, payer, payee, amount) VALUES (%s, %s, %s, %s)"
 LOOKUP = "SELECT 1 FROM transfers WHERE id = %s"
-
-#: The per-attempt record, as a plain tuple (cheap to build), in this column order.
-#: ``started_at`` and ``latency_ms`` are the attempt's database time: from having a
-#: connection in hand to the end. The wait for the connection before it is ``conn_wait_ms``,
-#: kept apart so that pool queueing never passes for time spent in the database.
-ATTEMPT_FIELDS = (
-    "txn_id",
-    "attempt",
-    "started_at",
-    "latency_ms",
-    "outcome",
-    "sqlstate",
-    "oc_code",
-    "payer",
-    "payee",
-    "amount",
-    "backoff_ms",
-    "commit_unknown",
-    "conn_wait_ms",
-)
-AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool, float]
 
 
 class _TxnIds:
@@ -239,6 +219,7 @@ def _row(
     commit_unknown: bool,
     conn_wait_ms: float,
 ) -> AttemptRow:
+    # In loadgen.model.attempt.Attempt's field order.
     return (
         req.txn_id,
         attempt,

@@ -37,7 +37,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +44,20 @@ import gevent
 import pyarrow as pa
 from locust.env import Environment
 from locust.rpc.protocol import Message
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.chaos import Chaos
+from loadgen.engine.load import workload_for
 from loadgen.engine.progress import OutcomeTally
-from loadgen.engine.users import APPLICATION_NAME, Bench, TransferUser
+from loadgen.engine.session import RunResult, RunSession
+from loadgen.engine.users import Bench, TransferUser, set_bench
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.attempt import OUTCOME
 from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
 from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
-from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
-from loadgen.targets.base import Target, dialect_of
+from loadgen.results.recorder import AttemptRecorder
+from loadgen.targets.base import Target, redact_conninfo
 from loadgen.targets.dialect import DsqlDialectTarget
 from loadgen.targets.dsql import DsqlTarget
 
@@ -98,16 +101,12 @@ class Fleet:
 
 
 def _without_password(conninfo: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
     params = conninfo_to_dict(conninfo)
     params.pop("password", None)
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _password(conninfo: str) -> str | None:
-    from psycopg.conninfo import conninfo_to_dict
-
     value = conninfo_to_dict(conninfo).get("password")
     return None if value is None else str(value)
 
@@ -121,7 +120,7 @@ def check_scale_out(target: Target, scenarios: list[Scenario]) -> None:
 
 def _check_scenario(scenario: Scenario) -> None:
     """What a worker can do alone: the closed loop. Batches and the open loop pace all users together."""
-    if getattr(scenario, "load", "closed") != "closed" or getattr(scenario, "read_mix", 0.0) > 0:
+    if scenario.load != "closed" or scenario.read_mix > 0:
         raise ConfigError(
             "--processes/--master run the closed load model without a read mix; "
             "batches, the open loop and read mixes are single-process for now"
@@ -131,46 +130,46 @@ def _check_scenario(scenario: Scenario) -> None:
 def _check_target(target: Target) -> None:
     """Workers rebuild the target from the master's settings: PostgreSQL ones from a connection
     string, DSQL ones from the cluster's address (each worker signs its own tokens)."""
-    inner = getattr(target, "inner", target)  # --dialect dsql wraps the real target
-    if inner.kind != "dsql" and any(hasattr(inner, hook) for hook in ("connect_kwargs", "connection_class", "audit")):
+    inner = target.underlying  # --dialect dsql wraps the real target
+    if not isinstance(inner, DsqlTarget) and not inner.rebuilt_from_conninfo:
         raise ConfigError(f"--processes/--master/--worker cannot rebuild a {inner.kind} target with its own connection hooks in a worker")
 
 
 def _target_setup(target: Target, workers: int) -> dict[str, Any]:
     """How a worker reaches the database: no secrets."""
-    inner: Any = getattr(target, "inner", target)
+    inner = target.underlying
     setup: dict[str, Any] = {
         "kind": target.kind,
         "sets_isolation": target.sets_isolation,
-        "dialect": dialect_of(target),
-        "audit": hasattr(target, "audit"),
+        "dialect": target.dialect,
+        "audit": target.audit is not None,
     }
-    if inner.kind == "dsql":
+    if isinstance(inner, DsqlTarget):
         setup["dsql"] = inner.worker_settings(workers)
     else:
         setup["conninfo"] = _without_password(inner.conninfo())
     return setup
 
 
-def worker_target(setup: dict[str, Any]) -> Any:
+def worker_target(setup: dict[str, Any]) -> Target:
     """The master's target as a worker reaches it (see :func:`_target_setup`)."""
-    target: Any
+    target: Target
     if "dsql" in setup:
         target = DsqlTarget.from_worker_settings(setup["dsql"])
     else:
-        target = WorkerTarget(setup["kind"], bool(setup["sets_isolation"]), setup["conninfo"])
+        target = WorkerTarget(setup["kind"], setup["conninfo"], sets_isolation=bool(setup["sets_isolation"]))
     if setup.get("audit"):
         target = DsqlDialectTarget(target)  # the rehearsal and its audit, in this worker too
     return target
 
 
 @dataclass
-class WorkerTarget:
+class WorkerTarget(Target):
     """The master's target as a worker reaches it: the master's connection string, or LOADGEN_DSN."""
 
     kind: str
-    sets_isolation: bool
     master_conninfo: str
+    sets_isolation: bool = True
     #: Scale-out runs only on PostgreSQL targets, which take row locks (loadgen.db.cc).
     takes_row_locks: bool = True
 
@@ -182,8 +181,6 @@ class WorkerTarget:
         return os.environ.get("LOADGEN_DSN") or self.master_conninfo
 
     def describe(self) -> dict[str, Any]:
-        from loadgen.targets.base import redact_conninfo
-
         return {"kind": self.kind, "dsn": redact_conninfo(self.conninfo())}
 
 
@@ -197,12 +194,12 @@ class WorkerAgent:
         self.env = env
         self.setup: dict[str, Any] | None = None
         self.bench: Bench | None = None
-        self.target: Any = None
+        self.target: Target | None = None
         self.sent = 0
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
         self._wall0 = 0.0
-        env.loadgen = None  # type: ignore[attr-defined]
+        set_bench(env, None)
         runner = env.runner
         assert runner is not None
         runner.register_message(MSG_SETUP, self._on_setup)
@@ -223,21 +220,18 @@ class WorkerAgent:
             log.error("loadgen worker: the test started before the master sent its settings")
             return
         scenario = scenario_from_dict(self.setup["scenario"])
-        from loadgen.engine.load import workload_for
-
         # The master spawns users by class name: the load model's class (same name here), or the plain one.
-        user_class, _ = workload_for(scenario)
+        user_class = workload_for(scenario)[0]
         if self.setup.get("user_class") != user_class.__name__:
             user_class = TransferUser
         self.env.user_classes = [user_class]
         target = worker_target(self.setup["target"])
         self.target = target
-        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id)
-        bench = Bench(scenario, target, recorder)
+        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
-        bench._user_ids = iter(range(index * USER_ID_STRIDE + 1, (index + 1) * USER_ID_STRIDE))  # type: ignore[assignment]
+        bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
         self.bench = bench
-        self.env.loadgen = bench  # type: ignore[attr-defined]
+        set_bench(self.env, bench)
         self.sent = 0
         self._cpu0, self._wall0 = time.process_time(), time.monotonic()
         self._shipper = gevent.spawn(self._ship_forever)
@@ -257,8 +251,9 @@ class WorkerAgent:
         if not rows:
             return
         rec.rows, rec.users = [], []
-        message = {"rows": rows, "users": users, "refused": bench.connections.refused}
-        self.env.runner.send_message(MSG_ATTEMPTS, message)  # type: ignore[union-attr]
+        runner = self.env.runner
+        assert runner is not None
+        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users, "refused": bench.connections.refused})
         self.sent += len(rows)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
@@ -288,15 +283,15 @@ class WorkerAgent:
             },
         )
         self.bench = None
-        self.env.loadgen = None  # type: ignore[attr-defined]
+        set_bench(self.env, None)
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
 
 
-def _worker_audit(target: Any) -> dict[str, Any] | None:
+def _worker_audit(target: Target | None) -> dict[str, Any] | None:
     """A ``--dialect dsql`` worker's statement audit, for the master's dialect-check.json."""
-    audit = getattr(target, "audit", None)
+    audit = target.audit if target is not None else None
     if audit is None:
         return None
     try:
@@ -336,8 +331,9 @@ def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
 class Collector:
     """The master's view of the workers' attempt rows and final reports."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, cell: str | None = None) -> None:
         self.run_id = run_id
+        self.cell = cell
         self.recorders: dict[str, AttemptRecorder] = {}
         self.done: dict[str, dict[str, Any]] = {}
         #: Workers that have been sent the settings.
@@ -362,7 +358,7 @@ class Collector:
     def _recorder(self, worker: str) -> AttemptRecorder:
         rec = self.recorders.get(worker)
         if rec is None:
-            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker)
+            rec = self.recorders[worker] = AttemptRecorder(self.run_id, worker=worker, cell=self.cell)
         return rec
 
     def _on_attempts(self, environment: Environment, msg: Message, **_: Any) -> None:
@@ -370,7 +366,7 @@ class Collector:
         rec = self._recorder(msg.node_id)
         rec.rows.extend(rows)
         rec.users.extend(msg.data["users"])
-        if any(r[4] != Outcome.CONNECTION_ERROR for r in rows):
+        if any(r[OUTCOME] != Outcome.CONNECTION_ERROR for r in rows):
             self.last_reached = time.monotonic()
         if msg.data.get("refused") and self.refused is None:
             self.refused = f"worker {msg.node_id}: {msg.data['refused']}"
@@ -384,7 +380,7 @@ class Collector:
 
     def to_table(self) -> pa.Table:
         tables = [rec.to_table() for rec in self.recorders.values()]
-        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id).to_table().cast(ATTEMPT_SCHEMA)
+        return pa.concat_tables(tables) if tables else AttemptRecorder(self.run_id, cell=self.cell).to_table()
 
     def workers(self) -> list[dict[str, Any]]:
         """run.json's account of each worker: who it was, what it sent, what it said it sent."""
@@ -471,51 +467,77 @@ def run_distributed(
     chaos: Chaos | None = None,
     unreachable_limit_s: float = 60.0,
     run_id: str | None = None,
-) -> Any:
+    cell: str | None = None,
+    annotations: Callable[[], dict[str, Any]] | None = None,
+) -> RunResult:
     """Like :func:`loadgen.engine.runner.run`, with the users on worker processes; the same run directory."""
-    from loadgen.db.schema import reset
-    from loadgen.engine import runner as core
-
     _check_target(target)
     _check_scenario(scenario)
-    run_id = run_id or core.new_run_id()
-    run_dir = core.prepare_out_dir(out, run_id)
-    target.prepare(scenario.users)
-    with core._connect(target) as conn:
-        server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        reset(conn, scenario.accounts, scenario.initial_balance, truncate=dialect_of(target) != "dsql")
-
-    env = Environment(user_classes=[user_class], stop_timeout=scenario.retry.deadline_s + 5)
+    session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations)
+    session.prepare(out)
+    assert session.run_dir is not None
+    collector = Collector(session.run_id, cell=cell)
+    env = session.environment(user_class, tally=OutcomeTally(lambda: [r.rows for r in collector.recorders.values()]))
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
-    collector = Collector(run_id)
-    env.loadgen_tally = OutcomeTally(lambda: [r.rows for r in collector.recorders.values()])  # type: ignore[attr-defined]
     collector.register(master)
     collector.setup = {
-        "run_id": run_id,
+        "run_id": session.run_id,
+        "cell": cell,
         "user_class": user_class.__name__,
         "scenario": scenario_to_dict(scenario),
         "target": _target_setup(target, fleet.workers),
     }
-    audit = getattr(target, "audit", None)
-    if audit is not None:
-        collector.on_audit = audit.add_remote
-
+    if target.audit is not None:
+        collector.on_audit = target.audit.add_remote
+    finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
-    state = {"interrupted": 0, "finishing": False}
-    aborted: list[str] = []
-    client: dict[str, float] = {}
-    faults = FaultLog()
-    finisher: list[gevent.Greenlet] = []
+    with session.signals(stop=finisher.start):
+        session.start()
+        try:
+            if fleet.processes:
+                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers")
+            _wait_for_workers(master, fleet, procs, port, collector.greeted)
+            session.run_load(
+                master,
+                env,
+                stop=finisher.start,
+                last_reached=lambda: collector.last_reached,
+                refused=lambda: collector.refused,
+                chaos=chaos,
+                unreachable_limit_s=unreachable_limit_s,
+                on_progress=on_progress,
+            )
+        finally:
+            if master.greenlet and not master.greenlet.dead:
+                master.quit()
+            _reap(procs)
+            workers = collector.workers()
+            complete = all(w["finished"] for w in workers)
+            result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers)
+    result.report = session.write_report()
+    return result
 
-    def finish() -> None:
-        """Stop the users, wait for every worker's last rows, then let the workers go."""
-        if state["finishing"]:
-            return
-        state["finishing"] = True
+
+class _Finisher:
+    """Ends a distributed run once: stop the users, wait for every worker's last rows, then let the workers go."""
+
+    def __init__(self, master: Any, collector: Collector, deadline_s: float, aborted: list[str]) -> None:
+        self.master = master
+        self.collector = collector
+        self.deadline_s = deadline_s
+        self.aborted = aborted
+        self.greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self.greenlet is None:
+            self.greenlet = gevent.spawn(self.finish)
+
+    def finish(self) -> None:
+        master, collector = self.master, self.collector
         expected = set(master.clients.keys()) | set(collector.recorders)
         master.stop()
-        deadline = time.monotonic() + scenario.retry.deadline_s + 30
+        deadline = time.monotonic() + self.deadline_s + 30
 
         def outstanding() -> set[str]:
             # A worker Locust has marked missing (no heartbeat) will not report again.
@@ -526,7 +548,7 @@ def run_distributed(
             gevent.sleep(0.05)
         missing = expected - set(collector.done)
         if missing:
-            aborted.append(
+            self.aborted.append(
                 f"worker(s) {', '.join(sorted(missing))} stopped before their final report: "
                 f"up to {SHIP_INTERVAL_S:g} s of their attempts are missing from attempts.parquet"
             )
@@ -535,66 +557,6 @@ def run_distributed(
         while not collector.greeted <= set(master.clients.keys()) and time.monotonic() < rejoin:
             gevent.sleep(0.05)
         master.quit()
-
-    def start_finish() -> None:
-        if not finisher:
-            finisher.append(gevent.spawn(finish))
-
-    def give_up(reason: str) -> None:
-        aborted.append(reason)
-        start_finish()
-
-    def stop_on_signal(*_: Any) -> None:
-        state["interrupted"] += 1
-        if state["interrupted"] > 1:
-            os._exit(130)
-        print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
-        start_finish()
-
-    handlers = [gevent.signal_handler(sig, stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-    try:
-        started = datetime.now(UTC)
-        try:
-            if fleet.processes:
-                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), run_dir / "workers")
-            _wait_for_workers(master, fleet, procs, port, collector.greeted)
-            helpers = [watch_reachability(lambda: collector.last_reached, unreachable_limit_s, give_up, lambda: collector.refused)]
-            if chaos is not None and chaos.active:
-                restart = getattr(getattr(target, "server", None), "restart", None)
-                helpers += inject_faults(chaos, target.conninfo(), APPLICATION_NAME, faults, restart)
-            t0, cpu0 = time.monotonic(), time.process_time()
-            master.start(scenario.users, spawn_rate=scenario.spawn_rate)
-            stopper = gevent.spawn_later(scenario.duration_s, start_finish)
-            ticker = gevent.spawn(core._tick, on_progress, env, t0) if on_progress is not None else None
-            try:
-                master.greenlet.join()
-            finally:
-                stopper.kill(block=False)
-                if ticker is not None:
-                    ticker.kill(block=False)
-                gevent.killall(helpers, block=False)
-                client["wall_s"] = time.monotonic() - t0
-                client["master_cpu_s"] = time.process_time() - cpu0
-        finally:
-            if master.greenlet and not master.greenlet.dead:
-                master.quit()
-            _reap(procs)
-            ended = datetime.now(UTC)
-            workers = collector.workers()
-            connections = _sum_connections(workers)
-            complete = state["interrupted"] == 0 and not aborted and all(w["finished"] for w in workers)
-            result = core.finish_run(collector, env, target, scenario, run_dir, connections, complete)  # type: ignore[arg-type]
-            result.aborted = aborted[0] if aborted else None
-            result.faults = faults.faults
-            client["cpu_s"] = client.get("master_cpu_s", 0.0)
-            result.client = core._client_load(client, result.summary["attempts"], workers)
-            result.workers = workers
-            core.write_run_json(result, scenario, target, server_version, started, ended, run_id, command_line)
-    finally:
-        for h in handlers:
-            h.cancel()
-    result.report = core.write_report(run_dir)
-    return result
 
 
 def _reap(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
-from loadgen.db.transfer import AttemptRow
+from loadgen.model.attempt import ATTEMPT, OUTCOME, PAYEE, PAYER, SQLSTATE, AttemptRow
 from loadgen.model.outcomes import COMMITTED as _COMMITTED
 from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.results.metrics import Counts, per_second, rates, share
@@ -103,14 +103,14 @@ class ContentionCounters:
 class LiveRecorder(AttemptRecorder):
     """An attempt recorder that also keeps the live counters up to date."""
 
-    def __init__(self, run_id: str, counters: ContentionCounters, worker: str = "local") -> None:
-        super().__init__(run_id, worker)
+    def __init__(self, run_id: str, counters: ContentionCounters, worker: str = "local", cell: str | None = None) -> None:
+        super().__init__(run_id, worker, cell)
         self.counters = counters
 
     def add(self, row: AttemptRow, user: int) -> None:
         self.rows.append(row)
         self.users.append(user)
-        self.counters.add_attempt(row[4], row[5], row[1], row[7], row[8])
+        self.counters.add_attempt(row[OUTCOME], row[SQLSTATE], row[ATTEMPT], row[PAYER], row[PAYEE])
 
 
 def merge(snapshots: list[dict[str, Any]], hot_accounts: int = HOT_ACCOUNTS) -> dict[str, Any]:

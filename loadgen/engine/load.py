@@ -153,7 +153,7 @@ class ScenarioUser(TransferUser):
         self.shape = self.bench.transaction  # the scenario's shape (loadgen.db.shapes)
         self.think_s = s.think_ms / 1000.0 if s.load == "closed" else 0.0
 
-    def wait_time(self) -> float:  # type: ignore[override]
+    def wait_time(self) -> float:
         return self.think_s
 
     def step(self) -> None:

@@ -12,12 +12,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION
+from loadgen.model.attempt import OUTCOME
 from loadgen.model.outcomes import CONTENTION
 from loadgen.results.metrics import Counts, outcome_counts, rates
 
 __all__ = ["progress_line", "OutcomeTally"]
-
-_OUTCOME = 4  # an attempt row's outcome (loadgen.db.transfer.ATTEMPT_FIELDS)
 
 
 class OutcomeTally:
@@ -35,7 +34,7 @@ class OutcomeTally:
             start = self._seen.get(id(rows), 0)
             end = len(rows)
             for i in range(start, end):
-                outcome = rows[i][_OUTCOME]
+                outcome = rows[i][OUTCOME]
                 by[outcome] = by.get(outcome, 0) + 1
             self._seen[id(rows)] = end
         return by

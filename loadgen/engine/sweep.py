@@ -9,24 +9,23 @@ every cell, so an interrupted sweep keeps its finished cells; the rest say
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from loadgen.engine import runner
 from loadgen.engine.distributed import run_distributed
-from loadgen.engine.runner import RunResult, prepare_out_dir
+from loadgen.engine.load import workload_for
+from loadgen.engine.progress import progress_line
+from loadgen.engine.session import RunResult, prepare_out_dir
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.targets.base import Target, check_cells, dialect_of
-from loadgen.targets.connection import open_connection
+from loadgen.results.records import SweepRecord
+from loadgen.targets.base import Target, check_cells
 
-__all__ = ["SweepResult", "run_file", "run_cell", "annotate_run"]
+__all__ = ["SweepResult", "run_file", "run_cell", "format_sweep"]
 
 Say = Callable[[str], None]
 
@@ -61,22 +60,31 @@ def run_cell(
     sweep: dict[str, Any] | None = None,
     run_options: dict[str, Any] | None = None,
 ) -> RunResult:
-    """One cell as a run: reset, run its load model, check, write, then tag the results with the cell."""
-    from loadgen.engine.load import workload_for
-
+    """One cell as a run: reset, run its load model, check, write; its results tagged with the cell."""
     user_class, extra = workload_for(cell.scenario)
     options = dict(run_options or {})
     fleet = options.pop("fleet", None)  # worker processes (--processes), or None: users run here
-    common = dict(user_class=user_class, on_progress=on_progress, command_line=command_line, run_id=run_id, **options)
+    workload: dict[str, Any] = {}
+
+    def annotations() -> dict[str, Any]:
+        # Called once the users have stopped: the load model's own figures are final.
+        workload.update(extra())
+        return {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload}
+
+    common: dict[str, Any] = dict(
+        user_class=user_class,
+        on_progress=on_progress,
+        command_line=command_line,
+        run_id=run_id,
+        cell=cell.slug if sweep else None,
+        annotations=annotations,
+        **options,
+    )
     if fleet is not None:
         result = run_distributed(cell.scenario, target, out, fleet, **common)
     else:
         result = runner.run(cell.scenario, target, out, **common)
-    workload = extra()
-    if cell.scenario.transaction.startswith("joint-withdrawal"):
-        _check_joint_minimum(result, target, cell.scenario.accounts, cell.scenario.initial_balance)
-    annotate_run(result.run_dir, cell.slug if sweep else None, {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload})
-    result.notes = workload_notes(workload)  # type: ignore[attr-defined]
+    result.notes = workload_notes(workload)
     return result
 
 
@@ -97,48 +105,6 @@ def workload_notes(workload: dict[str, Any]) -> list[str]:
     if reads and reads.get("audit_mismatches"):
         notes.append(f"{reads['audit_mismatches']} of {reads['audits']} audits saw a wrong total: {reads['audit_mismatch_examples'][0]}")
     return notes
-
-
-def _check_joint_minimum(result: RunResult, target: Target, accounts: int, minimum: int) -> None:
-    """The write-skew check: every customer's two accounts still sum to at least ``minimum``."""
-    from loadgen.db.schema import Invariant
-    from loadgen.db.shapes import customers_below_minimum
-
-    # The target's own way in: DSQL needs a signed token, --dialect dsql its traced connection.
-    with open_connection(target, autocommit=True, connect_timeout=10) as conn:
-        below, customers = customers_below_minimum(conn, accounts, minimum)
-    check = Invariant(
-        "joint_minimum_kept",
-        below == 0,
-        f"{below} of {customers} customers below the joint minimum {minimum}" + (" (write skew)" if below else ""),
-    )
-    result.invariants.append(check)
-    doc_path = result.run_dir / "run.json"
-    doc = json.loads(doc_path.read_text())
-    doc["invariants"].append(check.to_dict())
-    doc["invariants_hold"] = result.invariants_hold
-    _write_json(doc_path, doc)
-
-
-def annotate_run(run_dir: Path, cell: str | None, fields: dict[str, Any]) -> None:
-    """Add the ``cell`` column to attempts.parquet and ``fields`` to run.json (both rewritten atomically)."""
-    attempts = run_dir / "attempts.parquet"
-    table = pq.read_table(attempts)
-    if "cell" not in table.column_names:
-        table = table.append_column("cell", pa.array([cell] * table.num_rows, pa.string()))
-        tmp = attempts.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(attempts)
-    doc_path = run_dir / "run.json"
-    doc = json.loads(doc_path.read_text())
-    doc.update(fields)
-    _write_json(doc_path, doc)
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    tmp.replace(path)
 
 
 def _cell_line(s: dict[str, Any]) -> str:
@@ -168,9 +134,8 @@ def run_file(
 
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
-    from loadgen.engine.progress import progress_line
 
-    check_cells(dialect_of(target), sf.cells)  # every cell, before any work
+    check_cells(target.dialect, sf.cells)  # every cell, before any work
 
     def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
         if say is None:
@@ -186,30 +151,25 @@ def run_file(
 
     if not sf.is_sweep:
         (cell,) = sf.cells
-        result = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
-        for note in result.notes:  # type: ignore[attr-defined]
+        run = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
+        for note in run.notes:
             print(f"  warning: {note}", flush=True)
-        return SweepResult(result.run_dir, False, [result], completed=result.completed, report=result.report)
+        return SweepResult(run.run_dir, False, [run], completed=run.completed, report=run.report)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
-    started = datetime.now(UTC)
     entries: list[dict[str, Any]] = [{**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None} for c in sf.cells]
-    index: dict[str, Any] = {
-        "format": 1,
-        "kind": "sweep",
-        "name": sf.name,
-        "description": sf.description,
-        "source": sf.source,
-        "sweep_keys": list(sf.sweep_keys),
-        "target": target.describe(),
-        "command_line": command_line,
-        "started_at": started.isoformat(),
-        "ended_at": None,
-        "completed": False,
-        "cells": entries,
-    }
-    _write_json(sweep_dir / "sweep.json", index)
+    index = SweepRecord(
+        name=sf.name,
+        description=sf.description,
+        source=sf.source,
+        sweep_keys=list(sf.sweep_keys),
+        target=target.describe(),
+        command_line=command_line,
+        started_at=datetime.now(UTC).isoformat(),
+        cells=entries,
+    )
+    index.write(sweep_dir)
     result = SweepResult(sweep_dir, True, cells=entries, completed=False)
     n = len(sf.cells)
     sweep_ref = {"name": sf.name, "dir": str(sweep_dir), "cells": n}
@@ -218,7 +178,7 @@ def run_file(
             if say:
                 say(f"cell {cell.index + 1}/{n}  {cell.label}")
             entry["status"] = "running"
-            _write_json(sweep_dir / "sweep.json", index)
+            index.write(sweep_dir)
             run = run_cell(
                 cell,
                 target,
@@ -238,15 +198,15 @@ def run_file(
                 aborted=run.aborted,
                 scenario=cell.scenario.to_dict(),
             )
-            _write_json(sweep_dir / "sweep.json", index)
-            entry["notes"] = run.notes  # type: ignore[attr-defined]
+            index.write(sweep_dir)
+            entry["notes"] = run.notes
             broken = [i.name for i in run.invariants if not i.ok]
             entry["violated"] = broken
             if say:
                 say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
             if broken:
                 print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
-            for note in run.notes:  # type: ignore[attr-defined]
+            for note in run.notes:
                 print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
             if run.aborted or not run.completed:
                 break
@@ -260,9 +220,9 @@ def run_file(
                 entry["error"] = str(e) or type(e).__name__
         raise
     finally:
-        index["ended_at"] = datetime.now(UTC).isoformat()
-        index["completed"] = result.completed
-        _write_json(sweep_dir / "sweep.json", index)
+        index.ended_at = datetime.now(UTC).isoformat()
+        index.completed = result.completed
+        index.write(sweep_dir)
     if result.results:
         result.report = _write_sweep_report(sweep_dir)
     return result
@@ -270,9 +230,8 @@ def run_file(
 
 def _write_sweep_report(sweep_dir: Path) -> Path | None:
     """The sweep's report.html (every cell in one report); a failure must never cost the data."""
-    import sys
-
     try:
+        # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
         from loadgen.report import write_report
 
         return write_report([sweep_dir])

@@ -26,9 +26,12 @@ from locust.user.task import LOCUST_STATE_STOPPING
 
 from loadgen.db.cc import session_settings
 from loadgen.db.delay import with_latency
+from loadgen.db.gwait import GeventConnection
 from loadgen.db.prepared import transfer_prepared
-from loadgen.db.transfer import AttemptRow, TransferRequest, run_transfer, transfer_once
+from loadgen.db.shapes import Shape, shape
+from loadgen.db.transfer import TransferRequest, run_transfer, transfer_once
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.attempt import LATENCY_MS, OUTCOME, SQLSTATE, AttemptRow
 from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
@@ -36,7 +39,7 @@ from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
 from loadgen.targets.connection import UserConnection, UserConnections
 
-__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION"]
+__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION", "set_bench", "bench_of"]
 
 #: Locust request types: every attempt, and every whole transaction (retries included).
 ATTEMPT = "attempt"
@@ -54,24 +57,23 @@ class Bench:
 
     #: The transaction each attempt runs (a function of connection, request, commit phase):
     #: by default the talk's, as prepared statements straight through libpq.
-    transaction = staticmethod(transfer_prepared)
+    transaction: Shape = staticmethod(transfer_prepared)
 
-    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder) -> None:
+    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1) -> None:
         _check_gevent_cooperation()
         self.scenario = scenario
         self.target = target
         self.recorder = recorder
         self.keys: KeyDistribution = distribution_for(scenario)
         if scenario.transaction != "update-returning":  # the class default is the talk's shape
-            from loadgen.db.shapes import shape
-
             self.transaction = shape(scenario.transaction)
         elif scenario.latency.active:
             # Emulated latency hooks psycopg's Connection.wait, where a transaction's
             # first command carries BEGIN and COMMIT is known; the prepared path saves
             # tens of microseconds, nothing beside milliseconds of emulated round trips.
             self.transaction = transfer_once
-        self._user_ids = itertools.count(1)
+        #: User ids (and so per-user random streams) start here: distinct across worker processes.
+        self._user_ids = itertools.count(first_user_id)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
         if scenario.cc == "locking" and not target.takes_row_locks:
@@ -85,7 +87,8 @@ class Bench:
         # lock timeout (the concurrency-control mode, loadgen.db.cc) travel as startup
         # parameters: no round trip, no statement. Emulated latency, if any, is a
         # connection subclass that waits before each round trip (loadgen.db.delay).
-        base_class = getattr(target, "connection_class", None) or _gevent_connection_class()
+        # Queries wait through gevent's loop directly (loadgen.db.gwait), unless the target has its own class.
+        base_class = target.connection_class or GeventConnection
         self.connections = UserConnections(
             target,
             {"application_name": APPLICATION_NAME},
@@ -133,8 +136,7 @@ class TransferUser(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        bench: Bench = environment.loadgen  # type: ignore[attr-defined]
-        self.bench = bench
+        bench = self.bench = bench_of(environment)
         self.user_id = bench.next_user_id()
         seed = bench.scenario.seed
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
@@ -147,16 +149,16 @@ class TransferUser(User):
 
     def _on_attempt(self, row: AttemptRow) -> None:
         self.bench.recorder.add(row, self.user_id)
-        outcome = row[4]
+        outcome = row[OUTCOME]
         if outcome != Outcome.CONNECTION_ERROR:
             self.bench.last_reached = time.monotonic()
         ok = outcome in COMMITTED
         self._fire(
             request_type=ATTEMPT,
             name=NAME,
-            response_time=row[3],
+            response_time=row[LATENCY_MS],
             response_length=0,
-            exception=None if ok else AttemptFailed(_label(outcome, row[5])),
+            exception=None if ok else AttemptFailed(_label(outcome, row[SQLSTATE])),
             context={},
         )
 
@@ -206,11 +208,20 @@ class TransferUser(User):
         )
 
 
-def _gevent_connection_class() -> type[psycopg.Connection[Any]]:
-    """Queries wait through gevent's loop directly (see loadgen.db.gwait), unless the target has its own class."""
-    from loadgen.db.gwait import GeventConnection
+#: Where this process's bench hangs on Locust's Environment, for each new user to find.
+_BENCH_ATTRIBUTE = "loadgen"
 
-    return GeventConnection
+
+def set_bench(env: Environment, bench: Bench | None) -> None:
+    """Give the users Locust will start in ``env`` this bench (None: no test is running)."""
+    setattr(env, _BENCH_ATTRIBUTE, bench)
+
+
+def bench_of(env: Environment) -> Bench:
+    bench = getattr(env, _BENCH_ATTRIBUTE, None)
+    if not isinstance(bench, Bench):
+        raise RuntimeError("a loadgen user started without a bench: the test did not start (see the log)")
+    return bench
 
 
 #: Connections the warm-up opens at once (a DSQL target paces them further itself).

@@ -140,7 +140,7 @@ def run_conditions(meta: dict[str, Any]) -> list[str]:
             f"in flight: {conc['in_flight_mean']:,.1f} transactions on average against {conc['users']:,} users asked "
             f"({conc['in_flight_share']:.0%})"
         )
-    scenario = meta.get("scenario") if isinstance(meta.get("scenario"), dict) else {}
+    scenario = _dict(meta.get("scenario"))
     if any(scenario.get(k) for k in ("rtt_ms", "rtt_jitter_ms", "commit_ms")):
         out.append(
             f"emulated latency: +{scenario.get('rtt_ms', 0):g} ms per round trip (+ {scenario.get('rtt_jitter_ms', 0):g} ms "
@@ -665,7 +665,8 @@ def metadata_section(cells: list[Cell], p: str) -> str:
         rows += [[esc(f"version: {k}"), esc(v)] for k, v in versions.items()]
         if isinstance(m.get("client"), dict):
             rows.append(["load generator", esc(json.dumps(m["client"]))])
-        inv = m.get("invariants") if isinstance(m.get("invariants"), list) else []
+        found = m.get("invariants")
+        inv = found if isinstance(found, list) else []
         rows += [
             [
                 esc(f"invariant: {i.get('name')}"),
@@ -823,11 +824,15 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
     return section("compare", f"Comparison: A = {sa.label}, B = {sb.label}", body)
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _settings_diff(sa: Study, sb: Study) -> list[str]:
     from loadgen.report.cells import _flatten
 
     def common(study: Study, part: str) -> dict[str, Any]:
-        flats = [_flatten(r.meta.get(part) if isinstance(r.meta.get(part), dict) else {}) for r in study.runs]
+        flats = [_flatten(_dict(r.meta.get(part))) for r in study.runs]
         if not flats:
             return {}
         return {k: v for k, v in flats[0].items() if all(f.get(k) == v for f in flats[1:])}

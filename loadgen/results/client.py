@@ -14,7 +14,6 @@ last attempt to the report written (results, invariants, report).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from loadgen.results.records import RunRecord
 
 __all__ = [
     "SATURATED_SHARE",
@@ -72,7 +73,7 @@ def saturation_note(client: dict[str, Any] | None) -> str | None:
     share = busiest_share(client)
     if share is None or share < SATURATED_SHARE:
         return None
-    processes = int(client.get("processes") or 1)
+    processes = int((client or {}).get("processes") or 1)
     remedy = f"--processes {max(2, processes * 2)}" if processes > 1 else "--processes 2 (or more)"
     return (
         f"the load generator saturated a CPU core ({share:.0%} of one core): latencies include its own queueing "
@@ -121,10 +122,7 @@ def attempt_span(attempts: pd.DataFrame) -> tuple[float, float] | None:
 
 
 def record_fixed_cost(run_dir: Path, fixed: dict[str, float]) -> None:
-    """Add the fixed cost to run.json's ``client`` (rewritten atomically): it is known only once the report is written."""
-    path = run_dir / "run.json"
-    doc = json.loads(path.read_text())
-    doc.setdefault("client", {})["fixed_cost_s"] = fixed
-    tmp = path.with_name("run.json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    """Add the fixed cost to run.json's ``client``: it is known only once the report is written."""
+    record = RunRecord.read(run_dir)
+    record.client["fixed_cost_s"] = fixed
+    record.write(run_dir)

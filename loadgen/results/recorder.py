@@ -1,7 +1,8 @@
-"""The attempt recorder: every attempt buffered as a tuple, written once to Parquet.
+"""attempts.parquet: its Arrow schema, the recorder that buffers every attempt, the writer and reader.
 
-Appending a tuple to a list is the cheapest record path Python has; the columns
-are built only when the run ends.
+Appending a bare tuple (loadgen.model.attempt's field order) to a list is the cheapest
+record path Python has; the columns are built only when the run ends, and the file
+is written once.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loadgen.db.transfer import ATTEMPT_FIELDS, AttemptRow
+from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt, AttemptRow
 
-__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "read_attempts"]
+__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "read_attempts", "write_attempts"]
 
 # The ``outcome`` column holds loadgen.model.outcomes.Outcome names.
 
+#: attempts.parquet's columns: an attempt's fields (loadgen.model.attempt.Attempt) and where it ran.
 ATTEMPT_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
@@ -37,6 +39,8 @@ ATTEMPT_SCHEMA = pa.schema(
         ("conn_wait_ms", pa.float64()),
         ("user", pa.int32()),
         ("worker", pa.string()),
+        #: The sweep cell's slug (None outside a sweep).
+        ("cell", pa.string()),
     ]
 )
 
@@ -44,9 +48,10 @@ ATTEMPT_SCHEMA = pa.schema(
 class AttemptRecorder:
     """Collects attempt rows from every user of one process."""
 
-    def __init__(self, run_id: str, worker: str = "local") -> None:
+    def __init__(self, run_id: str, worker: str = "local", cell: str | None = None) -> None:
         self.run_id = run_id
         self.worker = worker
+        self.cell = cell
         self.rows: list[AttemptRow] = []
         self.users: list[int] = []
 
@@ -56,6 +61,10 @@ class AttemptRecorder:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def attempts(self) -> list[Attempt]:
+        """The rows so far with their fields named (for tests and inspection, not the hot path)."""
+        return [Attempt._make(r) for r in self.rows]
 
     def to_table(self) -> pa.Table:
         n = len(self.rows)
@@ -67,6 +76,7 @@ class AttemptRecorder:
             "started_at": micros.cast(pa.timestamp("us", tz="UTC")),
             "user": pa.array(self.users, pa.int32()),
             "worker": pa.array([self.worker] * n, pa.string()),
+            "cell": pa.array([self.cell] * n, pa.string()),
         }
         for name in ATTEMPT_FIELDS:
             if name in columns:

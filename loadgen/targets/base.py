@@ -6,12 +6,18 @@ isolation levels may be sent, and describes itself without secrets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.knobs import target_problem
 from loadgen.targets.embedded import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from loadgen.targets.dialect import StatementAudit
 
 __all__ = [
     "Target",
@@ -25,32 +31,68 @@ __all__ = [
     "TARGETS",
 ]
 
+#: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 
 
-class Target(Protocol):
+class Target:
+    """A database loadgen can drive: three methods every target has, and each optional capability
+    declared here with its default (a plain PostgreSQL reached by its connection string).
+
+    Code that opens connections, resets the bank or scales a run out reads these
+    attributes; it never probes a target for what it might have.
+    """
+
     kind: str
     #: Whether the server accepts an isolation level (DSQL has exactly one and rejects SET TRANSACTION).
-    sets_isolation: bool
+    sets_isolation: bool = True
     #: Whether the engine underneath takes row locks (PostgreSQL); DSQL takes none (loadgen.db.cc).
-    takes_row_locks: bool
+    takes_row_locks: bool = True
+    #: The SQL the run may send: "postgresql", or "dsql" (no TRUNCATE, set-up in small batches).
+    dialect: str = "postgresql"
+    #: Extra keyword arguments for *each new* connection, called once per connection
+    #: (DSQL: a fresh IAM token, so the secret is never part of a connection string); None: none.
+    connect_kwargs: Callable[[], dict[str, Any]] | None = None
+    #: The psycopg connection class to use (the dialect checker's traced connection); None: the default.
+    connection_class: type[psycopg.Connection[Any]] | None = None
+    #: How long the pool may keep a connection (DSQL ends them at 60 minutes); None: no limit.
+    max_lifetime_s: float | None = None
+    #: Restarts the server (fault injection); None when loadgen does not run the server.
+    restart: Callable[[], None] | None = None
+    #: The statement audit of a ``--dialect dsql`` run; None when nothing is audited.
+    audit: StatementAudit | None = None
 
     def prepare(self, users: int) -> None:
         """Make the server ready for ``users`` concurrent connections, or say why not."""
-        ...
+        raise NotImplementedError
 
     def conninfo(self) -> str:
         """A libpq connection string, secrets included: never log it."""
-        ...
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         """What the run's records say about the target: no secrets."""
-        ...
+        raise NotImplementedError
+
+    @property
+    def truncates(self) -> bool:
+        """Whether the bank's reset may TRUNCATE the ledger (DSQL has no TRUNCATE)."""
+        return self.dialect != "dsql"
+
+    @property
+    def underlying(self) -> Target:
+        """The target itself, or the one a wrapper (``--dialect dsql``) drives."""
+        return self
+
+    @property
+    def rebuilt_from_conninfo(self) -> bool:
+        """Whether another process reaches this target from ``conninfo()`` alone (no per-connection hooks)."""
+        return self.connect_kwargs is None and self.connection_class is None and self.audit is None
 
 
-def dialect_of(target: Any) -> str:
+def dialect_of(target: Target) -> str:
     """``dsql`` for DSQL and ``--dialect dsql`` targets (DSQL's rules apply), else ``postgresql``."""
-    return "dsql" if getattr(target, "dialect", None) == "dsql" or target.kind == "dsql" else "postgresql"
+    return target.dialect
 
 
 def scenario_problem(dialect: str, scenario: Any) -> str | None:
@@ -74,6 +116,7 @@ def check_cells(dialect: str, cells: Any) -> None:
 
 def redact_conninfo(conninfo: str) -> str:
     """The connection string with any password replaced by ``***``."""
+    # psycopg only inside functions here: the command line imports this module before Locust's gevent patching.
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     try:
@@ -82,12 +125,12 @@ def redact_conninfo(conninfo: str) -> str:
         return "<unparseable connection string>"
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def _max_connections(conninfo: str) -> tuple[int, int]:
     """(max_connections, connections in use) as the server sees them."""
-    import psycopg
+    import psycopg  # after gevent's patching (see redact_conninfo)
 
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
         row = conn.execute(
@@ -100,7 +143,7 @@ def _max_connections(conninfo: str) -> tuple[int, int]:
 
 
 @dataclass
-class EmbeddedTarget:
+class EmbeddedTarget(Target):
     """loadgen's own throwaway PostgreSQL, started (or resized) on demand."""
 
     server: EmbeddedPostgres
@@ -111,6 +154,9 @@ class EmbeddedTarget:
     def prepare(self, users: int) -> None:
         self.server.ensure_running(min_connections=users)
 
+    def restart(self) -> None:
+        self.server.restart()
+
     def conninfo(self) -> str:
         return self.server.conninfo
 
@@ -119,7 +165,7 @@ class EmbeddedTarget:
 
 
 @dataclass
-class PostgresTarget:
+class PostgresTarget(Target):
     """Any PostgreSQL-compatible server reached by a DSN."""
 
     dsn: str
@@ -128,7 +174,7 @@ class PostgresTarget:
     takes_row_locks: bool = True
 
     def prepare(self, users: int) -> None:
-        import psycopg
+        import psycopg  # after gevent's patching (see redact_conninfo)
 
         try:
             allowed, in_use = _max_connections(self.dsn)
@@ -161,11 +207,13 @@ def make_target(kind: str, dsn: str | None = None) -> Target:
     if kind == "postgres":
         if not dsn:
             raise ConfigError("--target postgres needs --dsn (e.g. postgresql://user@host:5432/db)")
-        from psycopg.conninfo import conninfo_to_dict
+        from psycopg.conninfo import conninfo_to_dict  # after gevent's patching (see redact_conninfo)
 
         try:
             conninfo_to_dict(dsn)
         except Exception:
             raise ConfigError("--dsn is not a valid PostgreSQL connection string or URL") from None
         return PostgresTarget(dsn)
+    if kind == "dsql":
+        raise ConfigError("--target dsql needs its own options (--endpoint, ...): use `loadgen run --target dsql`")
     raise ConfigError(f"unknown target {kind!r}: choose one of {', '.join(TARGETS)}")

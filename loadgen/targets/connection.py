@@ -1,8 +1,6 @@
-"""Opening connections to a target, honouring the target's optional hooks.
+"""Opening connections to a target, honouring the capabilities it declares (loadgen.targets.base.Target).
 
-A target always gives ``conninfo()``. It may also give:
-
-- ``connect_kwargs()``: extra keyword arguments for *each new* connection, called
+- ``connect_kwargs``: extra keyword arguments for *each new* connection, called
   once per connection (DSQL: ``{"password": <fresh IAM token>}``, so the secret is
   never part of a connection string);
 - ``connection_class``: the psycopg ``Connection`` class to use (the dialect
@@ -31,34 +29,42 @@ from psycopg.pq import TransactionStatus
 from loadgen.db.cc import with_session_settings
 from loadgen.db.classify import connect_sqlstate
 from loadgen.errors import TargetError
+from loadgen.targets.base import Target, redact_conninfo
 
 #: The warm-up's tries of one connection refused for the connection rate (53400).
 RATE_LIMIT_RETRIES = 8
 
-__all__ = ["open_connection", "pool_options", "UserConnections", "UserConnection", "with_connect_sqlstate"]
+__all__ = ["open_connection", "connect", "pool_options", "UserConnections", "UserConnection", "with_connect_sqlstate"]
 
 
-def open_connection(target: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+def open_connection(target: Target, **kwargs: Any) -> psycopg.Connection[Any]:
     """One connection to ``target`` (for set-up and checks), built like the pool's."""
-    cls = getattr(target, "connection_class", None) or psycopg.Connection
-    extra = target.connect_kwargs() if hasattr(target, "connect_kwargs") else {}
-    return cls.connect(target.conninfo(), **kwargs, **extra)  # type: ignore[no-any-return]
+    cls = target.connection_class or psycopg.Connection
+    extra = target.connect_kwargs() if target.connect_kwargs is not None else {}
+    return cls.connect(target.conninfo(), **kwargs, **extra)
 
 
-def pool_options(target: Any, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``ConnectionPool`` arguments for ``target``: ``kwargs`` for every connection, plus the target's hooks."""
+def connect(target: Target) -> psycopg.Connection[Any]:
+    """loadgen's own autocommit connection (set-up, checks), or a one-line TargetError saying why not."""
+    try:
+        return open_connection(target, autocommit=True, connect_timeout=10)
+    except psycopg.Error as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TargetError(f"cannot connect to {redact_conninfo(target.conninfo())}: {msg}") from None
+
+
+def pool_options(target: Target, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``ConnectionPool`` arguments for ``target``: ``kwargs`` for every connection, plus what the target declares."""
     base = dict(kwargs or {})
     options: dict[str, Any] = {"kwargs": base}
-    hook = getattr(target, "connect_kwargs", None)
+    hook = target.connect_kwargs
     if hook is not None:
         # Called by the pool for each new connection.
         options["kwargs"] = lambda: {**base, **hook()}
-    cls = getattr(target, "connection_class", None)
-    if cls is not None:
-        options["connection_class"] = cls
-    lifetime = getattr(target, "max_lifetime_s", None)
-    if lifetime is not None:
-        options["max_lifetime"] = float(lifetime)
+    if target.connection_class is not None:
+        options["connection_class"] = target.connection_class
+    if target.max_lifetime_s is not None:
+        options["max_lifetime"] = float(target.max_lifetime_s)
     return options
 
 
@@ -78,7 +84,7 @@ class UserConnections:
 
     def __init__(
         self,
-        target: Any,
+        target: Target,
         kwargs: dict[str, Any] | None = None,
         *,
         connection_class: type[psycopg.Connection[Any]] | None = None,

@@ -43,8 +43,10 @@ from typing import Any
 import psycopg
 import psycopg.errors as pg_errors
 from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.errors import ConfigError
+from loadgen.targets.base import Target
 
 __all__ = [
     "DIALECTS",
@@ -272,7 +274,7 @@ class StatementAudit:
             """
 
             @classmethod
-            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:  # type: ignore[override]
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> TracedConnection:
                 conn = super().connect(conninfo, **kwargs)
                 conn.cursor_factory = DsqlCursor
                 audit.attach(conn)
@@ -325,7 +327,7 @@ class StatementAudit:
 class DsqlCursor(psycopg.Cursor[Any]):
     """A cursor that answers like DSQL: refuses what DSQL refuses, reports conflicts as DSQL does."""
 
-    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> DsqlCursor:  # type: ignore[override]
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> DsqlCursor:
         text = query if isinstance(query, str) else query.as_string(self.connection) if hasattr(query, "as_string") else str(query)
         refused = refusal(text)
         if refused is not None:
@@ -343,43 +345,41 @@ class DsqlCursor(psycopg.Cursor[Any]):
 _SNAPSHOT_OPTION = r"-c default_transaction_isolation=repeatable\ read -c lock_timeout=1ms"
 
 
-class DsqlDialectTarget:
+class DsqlDialectTarget(Target):
     """Any target, driven as if it were DSQL, with every statement audited."""
 
     sets_isolation = False
     dialect = "dsql"
 
-    def __init__(self, inner: Any) -> None:
-        from psycopg.conninfo import conninfo_to_dict
-
+    def __init__(self, inner: Target) -> None:
         self.inner = inner
         self.kind: str = inner.kind
         # PostgreSQL driven as DSQL still locks rows underneath; loadgen.db.cc keeps it from waiting.
-        self.takes_row_locks: bool = inner.takes_row_locks
-        self.audit = StatementAudit()
+        self.takes_row_locks = inner.takes_row_locks
+        self.audit: StatementAudit | None = StatementAudit()
         self.connection_class = self.audit.connection_class
-        self.max_lifetime_s: float | None = getattr(inner, "max_lifetime_s", None)
+        self.max_lifetime_s = inner.max_lifetime_s
+        self.connect_kwargs = inner.connect_kwargs  # DSQL's fresh token per connection, if the inner target is DSQL
+        self.restart = inner.restart
         params = conninfo_to_dict(inner.conninfo())
         dbname = params.get("dbname") or params.get("user")
         if dbname != "postgres":
             raise ConfigError(f"--dialect dsql needs the database 'postgres' (DSQL has no other), not {dbname!r}")
 
+    @property
+    def underlying(self) -> Target:
+        return self.inner
+
     def prepare(self, users: int) -> None:
         self.inner.prepare(users)
 
     def conninfo(self) -> str:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
         info = self.inner.conninfo()
-        if getattr(self.inner, "dialect", None) == "dsql":
-            return str(info)  # real DSQL: snapshot isolation is all it has
+        if self.inner.dialect == "dsql":
+            return info  # real DSQL: snapshot isolation is all it has
         params = conninfo_to_dict(info)
         params["options"] = f"{params.get('options', '')} {_SNAPSHOT_OPTION}".strip()
-        return make_conninfo(**params)
-
-    def connect_kwargs(self) -> dict[str, Any]:
-        hook = getattr(self.inner, "connect_kwargs", None)
-        return hook() if hook else {}
+        return make_conninfo("", **params)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -390,9 +390,9 @@ class DsqlDialectTarget:
         }
 
 
-def report_dialect_check(target: Any, run_dir: Path) -> bool:
+def report_dialect_check(target: Target, run_dir: Path) -> bool:
     """After a run: check the audited traffic, write ``dialect-check.json``, print one line; True when clean."""
-    audit: StatementAudit | None = getattr(target, "audit", None)
+    audit = target.audit
     if audit is None:
         return True
     try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadgen.errors import ConfigError, TargetError
+from loadgen.targets.base import Target
 
 __all__ = [
     "DsqlTarget",
@@ -205,7 +206,7 @@ class ConnectPacer:
 
 
 @dataclass
-class DsqlTarget:
+class DsqlTarget(Target):
     """An Aurora DSQL cluster reached with IAM tokens over TLS."""
 
     endpoint: str

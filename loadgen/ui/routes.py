@@ -205,7 +205,8 @@ def _check_form(plugin: LoadgenPlugin) -> Response | None:
         if getattr(plugin.env.runner, "state", None) not in ("running", "spawning"):
             # A new test: make sure the database is there (and big enough) before users spawn.
             dsn = request.form.get("dsn") or plugin.dsn()
-            make_target(values["target"], dsn if values["target"] != "embedded" else None).prepare(users)
+            target_kind = str(values["target"])
+            make_target(target_kind, dsn if target_kind != "embedded" else None).prepare(users)
     except LoadgenError as e:
         return _refuse(plugin, str(e))
     return None  # each user opens its own connection when it starts

@@ -18,7 +18,6 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 # isort: split
 
 import io
-import json
 import logging
 import os
 import time
@@ -28,15 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import pyarrow.parquet as pq
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
-from loadgen.engine.users import TRANSACTION, Bench
+from loadgen.engine.session import RunSession, write_report
+from loadgen.engine.users import TRANSACTION, Bench, set_bench
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
-from loadgen.model.scenario import Scenario
+from loadgen.results.metrics import summarize
+from loadgen.results.records import RunRecord
 from loadgen.targets.base import Target, make_target, redact_conninfo
+from loadgen.ui import routes as webroutes
 from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
 
 __all__ = ["install", "add_arguments", "LoadgenPlugin", "scenario_from_options", "DEFAULT_WEB_HOST"]
@@ -70,18 +73,15 @@ class LoadgenPlugin:
         self.timeline = Timeline()
         self.worker_snaps: dict[str, dict[str, Any]] = {}
         self.bench: Bench | None = None
-        self.run_id: str | None = None
         self.run_dir: Path | None = None
-        self.started: datetime | None = None
         self.error: str | None = None
         self._sampler: gevent.Greenlet | None = None
-        self._scenario: Scenario | None = None
-        self._target: Target | None = None
+        #: The current (or last) test's run: its id, target, bank reset and records.
+        self.session: RunSession | None = None
         opts = environment.parsed_options
         # The DSN from the command line (or LOADGEN_DSN) stays here, never in a page.
         self._dsn = (getattr(opts, "dsn", "") or "") or os.environ.get("LOADGEN_DSN", "")
-        environment.loadgen = None  # type: ignore[attr-defined]
-        environment.loadgen_plugin = self  # type: ignore[attr-defined]
+        set_bench(environment, None)
 
     @property
     def role(self) -> str:
@@ -103,8 +103,6 @@ class LoadgenPlugin:
         if self.role == "worker":
             ev.report_to_master.add_listener(self.on_report_to_master)
         if self.env.web_ui is not None:
-            from loadgen.ui import routes as webroutes
-
             webroutes.attach(self, self.env.web_ui)
 
     # -- settings -------------------------------------------------------
@@ -156,29 +154,30 @@ class LoadgenPlugin:
         if self.role != "worker":
             self._sampler = gevent.spawn(self._sample_forever)
 
-    def _start_test(self) -> None:
-        from loadgen.db.schema import reset
-        from loadgen.engine.runner import _connect, new_run_id
+    @property
+    def run_id(self) -> str | None:
+        return self.session.run_id if self.session is not None else None
 
+    def _start_test(self) -> None:
         opts = self.env.parsed_options
         users = self.users_asked() if self.role != "worker" else _WORKER_POOL_START
         scenario = scenario_from_options(opts, users)
         make_distribution(scenario.distribution, scenario.accounts)
         target = self.make_target()
-        self.run_id = new_run_id()
-        self.started = datetime.now(UTC)
-        self._scenario, self._target = scenario, target
+        session = self.session = RunSession(scenario, target, command_line=["loadgen", "ui"])
+        session.start()
         if self.role != "worker":
             # One process seeds the bank, before any user (local or on a worker) starts.
-            target.prepare(scenario.users)
-            with _connect(target) as conn:
-                reset(conn, scenario.accounts, scenario.initial_balance, truncate=target.kind != "dsql")
-            log.info("loadgen: %s accounts seeded on %s; run %s", scenario.accounts, target.kind, self.run_id)
+            session.prepare()
+            log.info("loadgen: %s accounts seeded on %s; run %s", scenario.accounts, target.kind, session.run_id)
         if self.role != "master":
             worker = getattr(self.env.runner, "client_id", "local") if self.role == "worker" else "local"
-            recorder = LiveRecorder(self.run_id, self.counters, worker=str(worker))
+            recorder = LiveRecorder(session.run_id, self.counters, worker=str(worker))
             self.bench = Bench(scenario, target, recorder)
-            self.env.loadgen = self.bench  # type: ignore[attr-defined]
+            set_bench(self.env, self.bench)
+            if self.role == "local":
+                # Every user's connection open before Locust spawns them (a worker's share is not known yet).
+                self.bench.warm_up()
 
     def on_request(self, request_type: str, exception: BaseException | None, context: dict[str, Any], **_: Any) -> None:
         if request_type == TRANSACTION:
@@ -230,27 +229,22 @@ class LoadgenPlugin:
     # -- results --------------------------------------------------------
 
     def _write_run_dir(self, bench: Bench, connections: dict[str, int]) -> Path:
-        """The test's run directory, written as a headless run writes it (loadgen.engine.runner)."""
-        from loadgen.engine.runner import _connect, finish_run, prepare_out_dir, write_run_json
-
-        assert self.run_id is not None and self.started is not None and self._target is not None
+        """The test's run directory, written as a headless run writes it (loadgen.engine.session)."""
+        session = self.session
+        assert session is not None and session.started is not None
         out = Path(getattr(self.env.parsed_options, "out", "reports") or "reports").resolve()
-        run_dir = prepare_out_dir(out, self.run_id)
+        run_dir = session.open_run_dir(out)
         ended = datetime.now(UTC)
-        scenario = replace(bench.scenario, duration_s=max((ended - self.started).total_seconds(), 0.001))
-        with _connect(self._target) as conn:
-            server_version = conn.execute("SELECT version()").fetchone()[0]  # type: ignore[index]
-        result = finish_run(bench.recorder, self.env, self._target, scenario, run_dir, connections, True)
-        write_run_json(result, scenario, self._target, server_version, self.started, ended, self.run_id, ["loadgen", "ui"])
+        # The test ran as long as the user let it: that is the scenario's duration.
+        session.scenario = replace(bench.scenario, duration_s=max((ended - session.started).total_seconds(), 0.001))
+        result = session.finish(bench.recorder, self.env, connections)
         if not result.invariants_hold:
             log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in result.invariants if not i.ok))
-        self.write_report(run_dir)
+        session.write_report()
         return run_dir
 
     def write_report(self, run_dir: Path) -> None:
-        """``report.html`` beside the data; never fatal (see loadgen.engine.runner.write_report)."""
-        from loadgen.engine.runner import write_report
-
+        """``report.html`` beside the data; never fatal (see loadgen.engine.session.write_report)."""
         write_report(run_dir)
 
     def attempts_parquet(self) -> bytes | Path | None:
@@ -259,8 +253,6 @@ class LoadgenPlugin:
             return self.run_dir / "attempts.parquet"
         if self.bench is None:
             return None
-        import pyarrow.parquet as pq
-
         buf = io.BytesIO()
         pq.write_table(self.bench.recorder.to_table(), buf, compression="zstd")
         return buf.getvalue()
@@ -269,21 +261,19 @@ class LoadgenPlugin:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
         if self.run_dir is not None and (self.run_dir / "run.json").exists():
             return self.run_dir / "run.json"
-        if self.bench is None or self._target is None:
+        session = self.session
+        if self.bench is None or session is None:
             return None
-        from loadgen.results.metrics import summarize
-
-        doc = {
-            "format": 1,
-            "run_id": self.run_id,
-            "in_progress": True,
-            "scenario": self.bench.scenario.to_dict(),
-            "target": self._target.describe(),
-            "started_at": self.started.isoformat() if self.started else None,
-            "completed": False,
-            "summary": summarize(self.bench.recorder.to_table().to_pandas()),
-        }
-        return (json.dumps(doc, indent=2, default=str) + "\n").encode()
+        record = RunRecord(
+            run_id=session.run_id,
+            in_progress=True,
+            scenario=self.bench.scenario.to_dict(),
+            target=session.target.describe(),
+            started_at=session.started.isoformat() if session.started else None,
+            completed=False,
+            summary=summarize(self.bench.recorder.to_table().to_pandas()),
+        )
+        return record.to_json().encode()
 
     def data(self) -> dict[str, Any]:
         """Everything the Contention tab shows, as one JSON document."""

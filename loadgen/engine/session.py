@@ -1,0 +1,427 @@
+"""One run's life, the same for a headless run, a distributed master and a web UI test.
+
+``prepare`` (the run directory, the target ready for the users, the bank reset),
+``start`` (the clock; a headless run then drives the load inside ``signals`` with
+``run_load``: watchdog, fault injection, progress, the duration's end) and
+``finish`` (unknown commits settled, invariants checked, attempts.parquet and
+run.json written once). Callers differ only in where the users run and who stops them.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
+
+import os
+import platform
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import gevent
+import pandas as pd
+import psycopg
+import pyarrow
+import pyarrow as pa
+from locust.env import Environment
+
+from loadgen import __version__
+from loadgen.db.cc import describe_cc
+from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
+from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
+from loadgen.engine.progress import OutcomeTally
+from loadgen.engine.users import APPLICATION_NAME, ATTEMPT, NAME, TRANSACTION, TransferUser
+from loadgen.errors import OutputError, TargetError
+from loadgen.model.keys import distribution_for
+from loadgen.model.outcomes import COMMITTED, Outcome
+from loadgen.model.scenario import Scenario
+from loadgen.results.client import attempt_span, client_load
+from loadgen.results.metrics import concurrency, summarize
+from loadgen.results.recorder import write_attempts
+from loadgen.results.records import RunRecord
+from loadgen.targets.base import EmbeddedTarget, Target
+from loadgen.targets.connection import connect
+from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
+
+__all__ = ["RunSession", "RunResult", "AttemptSource", "new_run_id", "prepare_out_dir", "write_report"]
+
+Progress = Callable[[float, Environment], None]
+
+
+class AttemptSource(Protocol):
+    """Whatever holds a run's attempts at the end: a recorder, or the master's collector of workers' rows."""
+
+    def to_table(self) -> pa.Table: ...
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+    invariants: list[Invariant]
+    completed: bool
+    locust_counts: dict[str, int] = field(default_factory=dict)
+    #: The pool's counters, and loadgen's sessions left open afterwards (None: not asked).
+    connections: dict[str, int | None] = field(default_factory=dict)
+    #: Why the run ended early on its own (the database unreachable), if it did.
+    aborted: str | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    #: The load generator's CPU use during the run (loadgen.results.client).
+    client: dict[str, Any] = field(default_factory=dict)
+    report: Path | None = None
+    #: Distributed runs: each worker process, what it sent and what it cost.
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    #: Before the measured period: connections opened and how long that took.
+    warmup: dict[str, Any] = field(default_factory=dict)
+    #: The run's concurrency control (loadgen.db.cc.describe_cc).
+    cc: dict[str, Any] = field(default_factory=dict)
+    #: Row-lock waits the server logged during the run (embedded target only).
+    lock_waits: dict[str, Any] | None = None
+    #: Transactions in flight on average against the users asked for (loadgen.results.metrics.concurrency).
+    concurrency: dict[str, Any] = field(default_factory=dict)
+    #: Start of the first attempt and end of the last (Unix times): the measured period, for the fixed cost.
+    attempt_span: tuple[float, float] | None = None
+    #: Warnings a user must see (an open loop that could not keep up, ...): set by loadgen.engine.sweep.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def invariants_hold(self) -> bool:
+        return all(i.ok for i in self.invariants)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def prepare_out_dir(out: Path, run_id: str) -> Path:
+    """Create the run's directory under ``out``, or say plainly why not."""
+    run_dir = out / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise OutputError(f"cannot write results under {out}: {e.strerror or e}") from None
+    return run_dir
+
+
+def write_report(run_dir: Path) -> Path | None:
+    """report.html in the run directory; a failure here must never cost the run's data."""
+    try:
+        # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
+        from loadgen.report import write_run_report
+
+        return write_run_report(run_dir)
+    except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        print(
+            f"loadgen: could not write the report ({type(e).__name__}: {e}); the data is safe, try `loadgen report {run_dir}`",
+            file=sys.stderr,
+        )
+        return None
+
+
+class RunSession:
+    """One run of one scenario against one target: its directory, its clock, how it ended, its records."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        target: Target,
+        *,
+        run_id: str | None = None,
+        command_line: list[str] | None = None,
+        annotations: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.target = target
+        self.run_id = run_id or new_run_id()
+        self.command_line = command_line
+        #: run.json fields the caller adds when the run ends (a sweep's cell, the load model's figures).
+        self.annotations = annotations
+        self.run_dir: Path | None = None
+        self.server_version: str | None = None
+        self.started: datetime | None = None
+        #: Ctrl-C/SIGTERM received so far.
+        self.interrupted = 0
+        #: Why the run ended early on its own, first reason first.
+        self.aborted: list[str] = []
+        self.faults = FaultLog()
+        #: Wall and CPU seconds of the load phase (this process).
+        self.client: dict[str, float] = {}
+        #: The embedded server and its log's size at the start (row-lock waits are counted after it).
+        self._lock_log: tuple[EmbeddedPostgres, int] | None = None
+
+    # -- prepare --------------------------------------------------------
+
+    def open_run_dir(self, out: Path) -> Path:
+        self.run_dir = prepare_out_dir(out, self.run_id)
+        return self.run_dir
+
+    def prepare(self, out: Path | None = None) -> None:
+        """The run directory (under ``out``, if given), the target ready for the users, the bank reset."""
+        if out is not None:
+            self.open_run_dir(out)
+        self.target.prepare(self.scenario.users)
+        with connect(self.target) as conn:
+            row = conn.execute("SELECT version()").fetchone()
+            self.server_version = str(row[0]) if row else None
+            reset(conn, self.scenario.accounts, self.scenario.initial_balance, truncate=self.target.truncates)
+
+    def environment(self, user_class: type[TransferUser], tally: OutcomeTally | None = None) -> Environment:
+        """Locust's Environment for this run; ``tally`` counts outcomes for the progress line."""
+        # Users finish the transaction in hand when stopped; the retry deadline bounds that.
+        env = Environment(user_classes=[user_class], stop_timeout=self.scenario.retry.deadline_s + 5)
+        if tally is not None:
+            env.loadgen_tally = tally  # type: ignore[attr-defined]  # read by loadgen.engine.progress
+        return env
+
+    # -- start ----------------------------------------------------------
+
+    def start(self) -> None:
+        """The run's clock starts; so does the count of row-lock waits in the embedded server's log."""
+        self.started = datetime.now(UTC)
+        if isinstance(self.target, EmbeddedTarget):
+            self._lock_log = (self.target.server, self.target.server.log_size())
+
+    def abort(self, reason: str, stop: Callable[[], None]) -> None:
+        """End the run early on its own (the reason goes to run.json), then ``stop``."""
+        self.aborted.append(reason)
+        stop()
+
+    @contextmanager
+    def signals(self, stop: Callable[[], None]) -> Iterator[None]:
+        """Ctrl-C or SIGTERM calls ``stop`` (users finish the transaction in hand); a second one leaves at once.
+
+        Kept until the caller has written the results, so a second Ctrl-C still means "now".
+        """
+
+        def on_signal(*_: Any) -> None:
+            self.interrupted += 1
+            if self.interrupted > 1:
+                os._exit(130)  # a second Ctrl-C: leave at once
+            print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
+            stop()
+
+        handlers = [gevent.signal_handler(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
+        try:
+            yield
+        finally:
+            for h in handlers:
+                h.cancel()
+
+    def run_load(
+        self,
+        runner: Any,
+        env: Environment,
+        *,
+        stop: Callable[[], None],
+        last_reached: Callable[[], float],
+        refused: Callable[[], str | None] | None = None,
+        chaos: Chaos | None = None,
+        unreachable_limit_s: float = 60.0,
+        on_progress: Progress | None = None,
+    ) -> None:
+        """Start the users, then wait for ``runner`` to end: ``stop`` at the scenario's duration,
+        or when the database stays unreachable or ``refused`` says why no connection will open;
+        faults injected and progress ticked meanwhile."""
+        # Ends the run early when the database is gone, or refuses loadgen's credentials.
+        helpers = [
+            watch_reachability(last_reached, unreachable_limit_s, lambda reason: self.abort(reason, stop), refused or (lambda: None))
+        ]
+        try:
+            if chaos is not None and chaos.active:
+                helpers += inject_faults(chaos, self.target.conninfo(), APPLICATION_NAME, self.faults, self.target.restart)
+            t0, cpu0 = time.monotonic(), time.process_time()
+            runner.start(self.scenario.users, spawn_rate=self.scenario.spawn_rate)
+            stopper = gevent.spawn_later(self.scenario.duration_s, stop)
+            ticker = gevent.spawn(_tick, on_progress, env, t0) if on_progress is not None else None
+            try:
+                runner.greenlet.join()
+            finally:
+                stopper.kill(block=False)
+                if ticker is not None:
+                    ticker.kill(block=False)
+                # The load generator's own CPU: a saturated client measures itself, not the database.
+                self.client["wall_s"] = time.monotonic() - t0
+                self.client["cpu_s"] = time.process_time() - cpu0
+        finally:
+            gevent.killall(helpers, block=False)
+
+    # -- finish ---------------------------------------------------------
+
+    def finish(
+        self,
+        attempts: AttemptSource,
+        env: Environment,
+        pool_counts: Mapping[str, int],
+        *,
+        completed: bool = True,
+        workers: list[dict[str, Any]] | None = None,
+        warmup: dict[str, Any] | None = None,
+    ) -> RunResult:
+        """Settle unknown commits, check the invariants, write attempts.parquet and run.json.
+
+        ``completed``: the caller's own verdict (a distributed master: every worker reported);
+        an interruption or an abort makes any run incomplete.
+        """
+        assert self.run_dir is not None, "open_run_dir() before finish()"
+        ended = datetime.now(UTC)
+        table = attempts.to_table()
+        frame = table.to_pandas()
+        connections: dict[str, int | None] = dict(pool_counts)
+        try:
+            with connect(self.target) as conn:
+                resolve_unknown_commits(conn, frame)
+                committed_ids = frame.loc[frame["outcome"].isin(COMMITTED), "txn_id"].tolist()
+                invariants = check_invariants(
+                    conn,
+                    self.scenario.accounts,
+                    self.scenario.initial_balance,
+                    committed_ids,
+                    # The joint-withdrawal shapes promise each customer keeps the initial balance across two accounts.
+                    joint_minimum=self.scenario.initial_balance if self.scenario.transaction.startswith("joint-withdrawal") else None,
+                )
+                # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
+                connections["left_open"] = sessions_left(conn, APPLICATION_NAME, self.target.dialect)
+        except (TargetError, psycopg.Error) as e:
+            invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
+        finally:
+            # Whatever the database said, or if it is gone: the attempts are written, once,
+            # with unknown commits settled where the ledger could be asked.
+            outcome = table.schema.get_field_index("outcome")
+            table = table.set_column(outcome, "outcome", [frame["outcome"].tolist()])
+            write_attempts(table, self.run_dir / "attempts.parquet")
+        summary = summarize(frame)
+        result = RunResult(
+            self.run_dir,
+            summary,
+            invariants,
+            completed and self.interrupted == 0 and not self.aborted,
+            locust_counts(env),
+            connections,
+            aborted=self.aborted[0] if self.aborted else None,
+            faults=self.faults.faults,
+            client=self._client_load(summary["attempts"], workers),
+            workers=workers or [],
+            warmup=warmup or {},
+            cc=describe_cc(self.scenario, self.target.takes_row_locks),
+            lock_waits=self._lock_waits(),
+            # A closed loop without think time asks for one transaction in flight per user.
+            concurrency=concurrency(frame, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms),
+            attempt_span=attempt_span(frame),
+        )
+        self.record(result, ended).write(self.run_dir)
+        return result
+
+    def _lock_waits(self) -> dict[str, Any] | None:
+        if self._lock_log is None:
+            return None
+        server, mark = self._lock_log
+        count = server.lock_waits_since(mark)
+        return None if count is None else {"longer_than_ms": LOCK_WAIT_LOGGED_AFTER_MS, "count": count, "source": "server log"}
+
+    def _client_load(self, attempts: int, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """The load generator's CPU use: this process, plus every worker's in a distributed run."""
+        if not self.client:
+            return {}  # no load phase measured here (a web UI test: Locust drove it)
+        return client_load(self.client.get("wall_s", 0.0), self.client.get("cpu_s", 0.0), attempts, workers)
+
+    def record(self, result: RunResult, ended: datetime) -> RunRecord:
+        """run.json's content for a finished run."""
+        return RunRecord(
+            run_id=self.run_id,
+            scenario=self.scenario.to_dict(),
+            keys=keys_info(self.scenario),
+            target=self.target.describe(),
+            versions=versions(self.server_version or ""),
+            machine={"cpus": os.cpu_count(), "hostname": platform.node()},
+            command_line=self.command_line,
+            started_at=self.started.isoformat() if self.started else None,
+            ended_at=ended.isoformat(),
+            completed=result.completed,
+            aborted=result.aborted,
+            faults=result.faults,
+            client=result.client,
+            cc=result.cc,
+            latency_emulated=self.scenario.latency.active,
+            warmup=result.warmup,
+            lock_waits=result.lock_waits,
+            concurrency=result.concurrency,
+            summary=result.summary,
+            locust=result.locust_counts,
+            connections=result.connections,
+            invariants=[i.to_dict() for i in result.invariants],
+            workers=result.workers or None,
+            extra=self.annotations() if self.annotations is not None else {},
+        )
+
+    def write_report(self) -> Path | None:
+        assert self.run_dir is not None
+        return write_report(self.run_dir)
+
+
+def _tick(on_progress: Progress, env: Environment, t0: float) -> None:
+    while True:
+        gevent.sleep(1.0)
+        on_progress(time.monotonic() - t0, env)
+
+
+def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFrame) -> None:
+    """Settle attempts whose COMMIT outcome is unknown by looking their ids up in the ledger.
+
+    A transfer that lost its connection inside COMMIT (or was interrupted) and was
+    never tried again may or may not be in the ledger; the ledger decides.
+    """
+    if attempts.empty:
+        return
+    committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
+    last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
+    open_ &= ~attempts["txn_id"].isin(committed)
+    if not open_.any():
+        return
+    found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
+    conn.rollback()
+    hit = open_ & attempts["txn_id"].isin(found)
+    attempts.loc[hit, "outcome"] = Outcome.AMBIGUOUS_COMMITTED.value
+
+
+def locust_counts(env: Environment) -> dict[str, int]:
+    stats = env.stats
+    a = stats.get(NAME, ATTEMPT)
+    t = stats.get(NAME, TRANSACTION)
+    return {
+        "attempts": a.num_requests,
+        "attempt_failures": a.num_failures,
+        "transactions": t.num_requests,
+        "transaction_failures": t.num_failures,
+    }
+
+
+def versions(server_version: str) -> dict[str, str]:
+    return {
+        "loadgen": __version__,
+        "locust": locust.__version__,
+        "psycopg": psycopg.__version__,
+        "libpq": str(psycopg.pq.version()),
+        "pandas": pd.__version__,
+        "pyarrow": pyarrow.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "server": server_version,
+    }
+
+
+def keys_info(scenario: Scenario) -> dict[str, Any]:
+    """The key distribution and its collision probability sum(p_i^2), which the conflict model needs."""
+    keys = distribution_for(scenario)
+    return {**keys.describe(), "accounts": keys.accounts, "collision_probability": keys.collision_probability()}

@@ -1,0 +1,230 @@
+"""run.json and sweep.json: one class writes and reads each file, with a format version.
+
+A run directory's ``run.json`` says what ran (scenario, target, versions, machine),
+when, how it ended and what it measured; ``sweep.json`` indexes a sweep's cells.
+Both are written atomically (temporary file, then rename). A reader gets the named
+fields back and keeps any field it does not know in ``extra``, so files written by a
+newer loadgen still load; ``format`` says which layout a file has.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from loadgen.errors import LoadgenError
+
+__all__ = ["RUN_FILE", "SWEEP_FILE", "RUN_FORMAT", "SWEEP_FORMAT", "RunRecord", "SweepRecord", "RecordError", "write_json"]
+
+RUN_FILE = "run.json"
+SWEEP_FILE = "sweep.json"
+#: run.json's layout version: 1 is the data contract of DESIGN.md.
+RUN_FORMAT = 1
+SWEEP_FORMAT = 1
+
+
+class RecordError(LoadgenError):
+    """A run.json or sweep.json that cannot be read."""
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` atomically: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(to_json(doc))
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise RecordError(f"cannot read {path}: {e}") from None
+    if not isinstance(doc, dict):
+        raise RecordError(f"cannot read {path}: not a JSON object")
+    return doc
+
+
+def _split(cls: type, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``doc``'s known fields (as constructor arguments) and the rest."""
+    names = {f.name for f in fields(cls) if f.name != "extra"}
+    return {k: v for k, v in doc.items() if k in names}, {k: v for k, v in doc.items() if k not in names}
+
+
+@dataclass
+class RunRecord:
+    """run.json: the resolved scenario, the target (no secrets), versions, start and end,
+    how the run ended, its summary and the invariants checked afterwards."""
+
+    run_id: str
+    scenario: dict[str, Any]
+    target: dict[str, Any]
+    started_at: str | None = None
+    ended_at: str | None = None
+    #: Whether the run ran its course (not interrupted, not aborted).
+    completed: bool = False
+    #: Why the run ended early on its own (the database unreachable, a worker lost), if it did.
+    aborted: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    #: The key distribution and its collision probability sum(p_i^2).
+    keys: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    command_line: list[str] | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    #: The load generator's CPU use during the run.
+    client: dict[str, Any] = field(default_factory=dict)
+    #: The concurrency-control mode and what it meant on this target (loadgen.db.cc).
+    cc: dict[str, Any] = field(default_factory=dict)
+    #: Whether round trips were lengthened by emulated network latency.
+    latency_emulated: bool = False
+    #: Connections opened before the measured period, and how long that took.
+    warmup: dict[str, Any] = field(default_factory=dict)
+    #: Row-lock waits the server logged (embedded target only; None: not counted).
+    lock_waits: dict[str, Any] | None = None
+    #: Transactions in flight against the users asked for.
+    concurrency: dict[str, Any] = field(default_factory=dict)
+    #: Locust's own counts of attempts and transactions.
+    locust: dict[str, int] = field(default_factory=dict)
+    #: The pool's connection counters, and ``left_open`` (loadgen's sessions still open afterwards; None: not asked).
+    connections: dict[str, int | None] = field(default_factory=dict)
+    #: Each invariant as {name, ok, detail}; None while the run is in progress (nothing checked yet).
+    invariants: list[dict[str, Any]] | None = None
+    #: Distributed runs: each worker process, what it sent and what it cost.
+    workers: list[dict[str, Any]] | None = None
+    #: The web UI's view of a test still running.
+    in_progress: bool = False
+    #: Fields added by whoever ran the run (a sweep's ``cell`` and ``sweep``, the load model's
+    #: ``load``/``reads``), and fields this version does not know.
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: int = RUN_FORMAT
+
+    @property
+    def invariants_hold(self) -> bool | None:
+        """Whether every invariant held; None when none was checked yet."""
+        return None if self.invariants is None else all(bool(i.get("ok")) for i in self.invariants)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.in_progress:
+            doc: dict[str, Any] = {
+                "format": self.format,
+                "run_id": self.run_id,
+                "in_progress": True,
+                "scenario": self.scenario,
+                "target": self.target,
+                "started_at": self.started_at,
+                "completed": self.completed,
+                "summary": self.summary,
+            }
+            return {**doc, **self.extra}
+        doc = {
+            "format": self.format,
+            "run_id": self.run_id,
+            "scenario": self.scenario,
+            "keys": self.keys,
+            "target": self.target,
+            "versions": self.versions,
+            "machine": self.machine,
+            "command_line": self.command_line,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "completed": self.completed,
+            "aborted": self.aborted,
+            "faults": self.faults,
+            "client": self.client,
+            "cc": self.cc,
+            "latency_emulated": self.latency_emulated,
+            "warmup": self.warmup,
+            "lock_waits": self.lock_waits,
+            "concurrency": self.concurrency,
+            "summary": self.summary,
+            "locust": self.locust,
+            "connections": self.connections,
+            "invariants": self.invariants if self.invariants is not None else [],
+            "invariants_hold": self.invariants_hold,
+        }
+        if self.workers:
+            doc["workers"] = self.workers
+        return {**doc, **self.extra}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RunRecord:
+        known, extra = _split(cls, doc)
+        extra.pop("invariants_hold", None)  # derived from the invariants
+        known.setdefault("run_id", "")
+        known.setdefault("scenario", {})
+        known.setdefault("target", {})
+        return cls(**known, extra=extra)
+
+    def to_json(self) -> str:
+        return to_json(self.to_dict())
+
+    def write(self, run_dir: Path) -> Path:
+        path = run_dir / RUN_FILE
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def read(cls, run_dir: Path) -> RunRecord:
+        """The record in ``run_dir`` (or at a path to run.json itself)."""
+        path = run_dir if run_dir.name == RUN_FILE else run_dir / RUN_FILE
+        return cls.from_dict(_read_json(path))
+
+
+@dataclass
+class SweepRecord:
+    """sweep.json: a sweep's settings and an entry per cell (status, run directory, summary),
+    rewritten after every cell so that an interrupted sweep keeps its finished cells."""
+
+    name: str
+    description: str = ""
+    source: str = ""
+    sweep_keys: list[str] = field(default_factory=list)
+    target: dict[str, Any] = field(default_factory=dict)
+    command_line: list[str] | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    completed: bool = False
+    #: One dict per cell: its settings (label, slug, ...), status, run_dir, summary, ...
+    cells: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = "sweep"
+    format: int = SWEEP_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = {
+            "format": self.format,
+            "kind": self.kind,
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "sweep_keys": self.sweep_keys,
+            "target": self.target,
+            "command_line": self.command_line,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "completed": self.completed,
+            "cells": self.cells,
+        }
+        return {**doc, **self.extra}
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> SweepRecord:
+        known, extra = _split(cls, doc)
+        known.setdefault("name", "")
+        return cls(**known, extra=extra)
+
+    def write(self, sweep_dir: Path) -> Path:
+        path = sweep_dir / SWEEP_FILE
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def read(cls, sweep_dir: Path) -> SweepRecord:
+        path = sweep_dir if sweep_dir.name == SWEEP_FILE else sweep_dir / SWEEP_FILE
+        return cls.from_dict(_read_json(path))
