@@ -17,11 +17,13 @@ from typing import Any, NoReturn
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.cli import predict as predict_cli
+from loadgen.cli.display import progress_view
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model import knobs, scenariofile
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.client import fixed_cost, process_start_time, record_fixed_cost
 from loadgen.targets.base import check_cells, dialect_of
+from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
 
@@ -67,12 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--schema", help="--target postgres: the schema holding the tables, one live run at a time (default loadgen)")
-    r.add_argument(
-        "--resume",
-        type=Path,
-        metavar="SWEEP_DIR",
-        help="run the cells of an interrupted or killed sweep that did not finish, into its directory",
-    )
     r.add_argument("--keep-db", action="store_true", help="embedded target: keep the run's own database after it ends (default: dropped)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
     c = r.add_argument_group("fault injection (PostgreSQL targets)")
@@ -82,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress (a terminal gets a live display, logs and pipes plain lines)")
+    r.add_argument(
+        "--csv", metavar="PREFIX", help="also write PREFIX_stats.csv, PREFIX_failures.csv, PREFIX_attempts.csv (as Locust's --csv)"
+    )
+    r.add_argument("--html", metavar="FILE", type=Path, help="also write the HTML report to FILE (as Locust's --html)")
     s = r.add_argument_group("scale out (Locust distributed mode)")
     s.add_argument("--processes", type=_positive_int, help="run the users in this many worker processes on this machine")
     s.add_argument("--master", action="store_true", help="be the master: wait for --expect-workers workers started elsewhere")
@@ -177,9 +177,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     import locust  # noqa: F401
 
-    if args.resume is not None:
-        return cmd_resume(args, argv)
-
     from loadgen.model.scenario import parse_duration
 
     _check_no_locking_on_dsql(args)
@@ -219,22 +216,20 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     latency = s0.latency
     rtt = f", rtt +{latency.rtt_ms:g} ms" if latency.active and not sf.is_sweep else ""
     print(f"loadgen run{name}: {what}, target {target.kind}, cc {'/'.join(modes)}{rtt}", flush=True)
-    say = None if args.quiet else (lambda line: print(line, flush=True))
-    every = 5.0 if sf.is_sweep else 1.0
-    result = sweep.run_file(
-        sf,
-        target,
-        args.out,
-        say=say,
-        progress_every_s=every,
-        command_line=["loadgen", *_safe_argv(argv)],
-        run_options={
-            "chaos": chaos,
-            "unreachable_limit_s": unreachable_limit_s,
-            "keep_db": args.keep_db,
-            **({"fleet": fleet} if fleet else {}),
-        },
-    )
+    with progress_view(args.quiet, sf.name, sf.is_sweep) as view:
+        result = sweep.run_file(
+            sf,
+            target,
+            args.out,
+            progress=view,
+            command_line=["loadgen", *_safe_argv(argv)],
+            run_options={
+                "chaos": chaos,
+                "unreachable_limit_s": unreachable_limit_s,
+                "keep_db": args.keep_db,
+                **({"fleet": fleet} if fleet else {}),
+            },
+        )
     if result.is_sweep:
         print(sweep.format_sweep(result))
     else:
@@ -248,6 +243,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(format_summary(run))
     if result.report is not None:
         print(f"  report            {result.report}")
+    _locust_style_outputs(args, result)
     if not dsql_cli.report_dialect_check(target, result.out_dir):
         return EXIT_INVARIANT
     aborted = [r for r in result.results if r.aborted]
@@ -259,42 +255,17 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
 
 
-def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
-    """``loadgen run --resume SWEEP_DIR``: the cells run as recorded; target and run options come from this command line."""
-    from loadgen.engine import sweep
-    from loadgen.model.scenario import parse_duration
+def _locust_style_outputs(args: argparse.Namespace, result: Any) -> None:
+    """``--csv PREFIX`` and ``--html FILE``, as Locust's headless runs write them (loadgen's numbers)."""
+    if args.csv and result.results:
+        from loadgen.results.export import write_csv
 
-    if args.scenario:
-        raise ConfigError("--resume runs the sweep's own cells: give no scenario with it")
-    if not (args.resume / "sweep.json").is_file():
-        raise ConfigError(f"--resume needs a sweep directory (with sweep.json): {args.resume}")
-    target = dsql_cli.make_run_target(args)
-    fleet = _fleet_from_args(args)
+        for path in write_csv([r.run_dir for r in result.results], args.csv):
+            print(f"  csv               {path}")
+    if args.html and result.results:
+        from loadgen.report import write_report
 
-    def say(line: str) -> None:
-        # -q keeps the one line that says what is resumed.
-        if not args.quiet or line.startswith(("resuming", "nothing to resume")):
-            print(line, flush=True)
-
-    result = sweep.resume(
-        args.resume,
-        target,
-        say=say,
-        command_line=["loadgen", *_safe_argv(argv)],
-        run_options={
-            "chaos": _chaos_from_args(args),
-            "unreachable_limit_s": parse_duration(args.unreachable_limit),
-            "keep_db": args.keep_db,
-            **({"fleet": fleet} if fleet else {}),
-        },
-    )
-    if result.results:
-        print(sweep.format_sweep(result))
-    if result.report is not None:
-        print(f"  report            {result.report}")
-    if any(r.aborted for r in result.results) or not result.invariants_hold:
-        return EXIT_INVARIANT
-    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+        print(f"  html              {write_report([result.out_dir], args.html)}")
 
 
 def _fleet_from_args(args: argparse.Namespace) -> Any:
@@ -440,7 +411,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     locust_argv = [
         "locust",
         "-f",
-        str(Path(__file__).resolve().parent.parent / "ui" / "locustfile.py"),
+        str(LOCUSTFILE),
         "--web-host",
         args.web_host,
         "--web-port",

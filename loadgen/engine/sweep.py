@@ -9,11 +9,8 @@ every cell, so an interrupted sweep keeps its finished cells; the rest say
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,17 +19,13 @@ from typing import Any
 from loadgen.engine import runner
 from loadgen.engine.distributed import run_distributed
 from loadgen.engine.load import workload_for
-from loadgen.engine.progress import progress_line
+from loadgen.engine.progress import ProgressView
 from loadgen.engine.session import RunResult, prepare_out_dir
-from loadgen.errors import ConfigError, LoadgenError
-from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.results.records import RecordError, SweepRecord
+from loadgen.results.records import SweepRecord
 from loadgen.targets.base import Target, check_cells
 
-__all__ = ["SweepResult", "run_file", "run_cell", "format_sweep", "resume"]
-
-Say = Callable[[str], None]
+__all__ = ["SweepResult", "run_file", "run_cell", "format_sweep"]
 
 #: Cell status in sweep.json.
 DONE, INTERRUPTED, ABORTED, FAILED, NOT_RUN = "done", "interrupted", "aborted", "failed", "not run"
@@ -125,53 +118,37 @@ def _cell_line(s: dict[str, Any]) -> str:
     )
 
 
-def _progress_for(say: Say | None, every_s: float) -> Callable[[str], Callable[[float, Any], None] | None]:
-    def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
-        if say is None:
-            return None
-        last = [0.0]
-
-        def tick(t: float, env: Any) -> None:
-            if t - last[0] >= every_s - 0.5:
-                last[0] = t
-                say(prefix + progress_line(t, env).lstrip())
-
-        return tick
-
-    return progress_for
-
-
 def run_file(
     sf: ScenarioFile,
     target: Target,
     out: Path,
     *,
-    say: Say | None = print,
-    progress_every_s: float = 5.0,
+    progress: ProgressView | None = None,
     command_line: list[str] | None = None,
     run_options: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Run a scenario file: a single cell writes one run directory; a sweep writes a sweep directory.
 
+    ``progress`` hears every cell start, a tick a second and every cell's end (None: quiet).
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
-
     check_cells(target.dialect, sf.cells)  # every cell, before any work
-    progress_for = _progress_for(say, progress_every_s)
+    on_progress = progress.tick if progress is not None else None
 
     if not sf.is_sweep:
         (cell,) = sf.cells
-        run = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
+        if progress is not None:
+            progress.cell_started(0, 1, cell.label, cell.scenario.duration_s)
+        run = run_cell(cell, target, out, on_progress=on_progress, command_line=command_line, run_options=run_options)
+        if progress is not None:
+            progress.cell_done(0, 1, cell.label, _cell_line(run.summary))
         for note in run.notes:
             print(f"  warning: {note}", flush=True)
         return SweepResult(run.run_dir, False, [run], completed=run.completed, report=run.report)
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
-    # Each cell's whole scenario is kept, so that --resume runs exactly what was asked.
-    entries: list[dict[str, Any]] = [
-        {**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None, "scenario": scenario_to_dict(c.scenario)} for c in sf.cells
-    ]
+    entries: list[dict[str, Any]] = [{**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None} for c in sf.cells]
     index = SweepRecord(
         name=sf.name,
         description=sf.description,
@@ -182,83 +159,14 @@ def run_file(
         started_at=datetime.now(UTC).isoformat(),
         cells=entries,
     )
-    with _sweep_lock(sweep_dir):
-        return _run_cells(sweep_dir, index, list(sf.cells), target, say, progress_for, command_line, run_options)
-
-
-def resume(
-    sweep_dir: Path,
-    target: Target,
-    *,
-    say: Say | None = print,
-    progress_every_s: float = 5.0,
-    command_line: list[str] | None = None,
-    run_options: dict[str, Any] | None = None,
-) -> SweepResult:
-    """Run the cells of ``sweep_dir`` that did not finish (killed, interrupted, failed), into the same directory.
-
-    A cell cut off mid-way is moved aside to ``.cut-off/`` first, so the sweep's report
-    covers each cell once; the report is rewritten over all cells.
-    """
-    try:
-        index = SweepRecord.read(sweep_dir)
-    except RecordError:
-        raise ConfigError(f"--resume needs a sweep directory (with a readable sweep.json): {sweep_dir}") from None
-    entries = index.cells
-    try:
-        cells = [Cell(int(e["index"]), dict(e["settings"]), scenario_from_dict(e["scenario"])) for e in entries]
-    except (KeyError, TypeError, ValueError, LoadgenError):
-        raise ConfigError(
-            f"{sweep_dir / 'sweep.json'} does not hold every cell's scenario (an older loadgen wrote it): cannot resume it"
-        ) from None
-    kind = index.target.get("kind")
-    if kind and kind != target.kind:
-        raise ConfigError(f"the sweep ran on target {kind}; resume it there (--target {kind}), not on {target.kind}")
-    check_cells(target.dialect, cells)
-    with _sweep_lock(sweep_dir):
-        todo = [c for c, e in zip(cells, entries) if e.get("status") != DONE]
-        if say:
-            if todo:
-                say(f"resuming {index.name or sweep_dir.name}: {len(todo)} of {len(cells)} cells to run")
-            else:
-                say(f"nothing to resume: all {len(cells)} cells of {sweep_dir} are done")
-        if not todo:
-            return SweepResult(sweep_dir, True, cells=entries, completed=True)
-        aside = sweep_dir / ".cut-off"
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        for cell in todo:
-            partial = sweep_dir / cell.slug
-            if partial.exists():
-                aside.mkdir(exist_ok=True)
-                partial.replace(aside / f"{cell.slug}-{stamp}")
-            entry = entries[cell.index]
-            entry.update(status=NOT_RUN, run_dir=None, summary=None)
-            entry.pop("error", None)
-        index.extra["resumed_at"] = [*index.extra.get("resumed_at", []), datetime.now(UTC).isoformat()]
-        return _run_cells(sweep_dir, index, todo, target, say, _progress_for(say, progress_every_s), command_line, run_options)
-
-
-def _run_cells(
-    sweep_dir: Path,
-    index: SweepRecord,
-    cells: list[Cell],
-    target: Target,
-    say: Say | None,
-    progress_for: Callable[[str], Callable[[float, Any], None] | None],
-    command_line: list[str] | None,
-    run_options: dict[str, Any] | None,
-) -> SweepResult:
-    """Run ``cells`` of the sweep in order, rewriting sweep.json after every cell; the sweep's report at the end."""
-    entries = index.cells
     index.write(sweep_dir)
     result = SweepResult(sweep_dir, True, cells=entries, completed=False)
-    n = len(entries)
-    sweep_ref = {"name": index.name, "dir": str(sweep_dir), "cells": n}
+    n = len(sf.cells)
+    sweep_ref = {"name": sf.name, "dir": str(sweep_dir), "cells": n}
     try:
-        for cell in cells:
-            entry = entries[cell.index]
-            if say:
-                say(f"cell {cell.index + 1}/{n}  {cell.label}")
+        for cell, entry in zip(sf.cells, entries):
+            if progress is not None:
+                progress.cell_started(cell.index, n, cell.label, cell.scenario.duration_s)
             entry["status"] = "running"
             index.write(sweep_dir)
             run = run_cell(
@@ -266,7 +174,7 @@ def _run_cells(
                 target,
                 sweep_dir,
                 run_id=cell.slug,
-                on_progress=progress_for(f"  [{cell.index + 1}/{n}] "),
+                on_progress=on_progress,
                 command_line=command_line,
                 sweep=sweep_ref,
                 run_options=run_options,
@@ -278,13 +186,14 @@ def _run_cells(
                 summary=run.summary,
                 invariants_hold=run.invariants_hold,
                 aborted=run.aborted,
+                scenario=cell.scenario.to_dict(),
             )
             index.write(sweep_dir)
             entry["notes"] = run.notes
             broken = [i.name for i in run.invariants if not i.ok]
             entry["violated"] = broken
-            if say:
-                say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
+            if progress is not None:
+                progress.cell_done(cell.index, n, cell.label, _cell_line(run.summary))
             if broken:
                 print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
             for note in run.notes:
@@ -292,7 +201,7 @@ def _run_cells(
             if run.aborted or not run.completed:
                 break
         else:
-            result.completed = all(e["status"] == DONE for e in entries)
+            result.completed = True
     except BaseException as e:
         # Interrupted between cells, or a cell failed: keep what finished, mark the rest not run.
         for entry in entries:
@@ -304,26 +213,9 @@ def _run_cells(
         index.ended_at = datetime.now(UTC).isoformat()
         index.completed = result.completed
         index.write(sweep_dir)
-    interrupted = any(not r.completed and not r.aborted for r in result.results)
-    if result.results and not interrupted:
+    if result.results:
         result.report = _write_sweep_report(sweep_dir)
-    elif interrupted:
-        print(f"loadgen: sweep report not drawn after Ctrl-C; `loadgen report {sweep_dir}` draws it", file=sys.stderr)
     return result
-
-
-@contextlib.contextmanager
-def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
-    """Held while a process runs the sweep: a second ``--resume`` of it is refused, not run twice."""
-    fd = os.open(sweep_dir / ".running", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{sweep_dir} is being run by another loadgen process right now") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def _write_sweep_report(sweep_dir: Path) -> Path | None:
