@@ -24,6 +24,9 @@ import pytest
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.embedded import EmbeddedPostgres
 
+#: Playwright's browser fixtures, pointed at Debian's chromium (tests/chromium.py).
+pytest_plugins = ["chromium"]
+
 #: Room for the biggest test run plus loadgen's own sessions.
 TEST_MAX_CONNECTIONS = 400
 

@@ -19,6 +19,7 @@ from loadgen.results.client import (
     record_fixed_cost,
     saturation_note,
 )
+from loadgen.results.records import RunRecord
 
 
 def test_one_process() -> None:
@@ -66,7 +67,7 @@ def test_fixed_cost_and_attempt_span(tmp_path: Path) -> None:
     fixed = fixed_cost(first - 1.2, first, last, last + 0.3)
     assert fixed == {"startup_s": 1.2, "teardown_s": 0.3, "total_s": 1.5}
     assert fixed_cost(None, first, last, last) is None
-    (tmp_path / "run.json").write_text(json.dumps({"client": {"cpu_s": 1.0}, "run_id": "r"}))
+    RunRecord(run_id="r", scenario={}, target={}, client={"cpu_s": 1.0}).write(tmp_path)
     record_fixed_cost(tmp_path, fixed)
     doc = json.loads((tmp_path / "run.json").read_text())
     assert doc["client"] == {"cpu_s": 1.0, "fixed_cost_s": fixed} and doc["run_id"] == "r"

@@ -217,7 +217,8 @@ def test_predict_command(tmp_path: Path) -> None:
     cells = json.loads(out.stdout)
     assert [(c["accounts"], c["users"]) for c in cells] == [(100, 10), (1000, 10)]
     for c in cells:
-        assert {"accounts", "users", "conflict_rate", "retries_per_commit", "throughput_commits_per_s"} <= set(c)
+        assert {"accounts", "users", "conflict_rate", "retries_per_commit", "goodput_commits_per_s"} <= set(c)
+        assert c["goodput_commits_per_s"] == c["throughput_commits_per_s"]
     # Ten times the accounts, about a tenth of the conflicts.
     assert cells[0]["conflict_rate"] > 5 * cells[1]["conflict_rate"] > 0
     table = _cli(str(run), "--accounts", "100", "--users", "10", "--attempts", "500")

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import PageWatch
 from conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -88,161 +85,32 @@ def test_bad_path_is_one_line_exit_2(tmp_path: Path) -> None:
     assert r.stderr.strip().count("\n") == 0 and "no such run or sweep directory" in r.stderr
 
 
-# --- a real browser -------------------------------------------------------------------------------
-
-
-class Chromium:
-    """Headless Chromium driven through the DevTools protocol on a pipe (fds 3 and 4): no extra library."""
-
-    def __init__(self, exe: str) -> None:
-        self.profile = tempfile.mkdtemp(prefix="lg-chromium-")
-        to_child_r, self._to_child = os.pipe()
-        self._from_child, from_child_w = os.pipe()
-
-        def fds() -> None:  # the child's fd 3 reads commands, fd 4 writes answers
-            import fcntl
-
-            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)  # out of the way first: the pipes may be 3 or 4
-            b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--hide-scrollbars",
-                "--disable-extensions",
-                f"--user-data-dir={self.profile}",
-                "--remote-debugging-pipe",
-                "about:blank",
-            ],
-            close_fds=False,
-            preexec_fn=fds,  # close_fds would close 3 and 4 after preexec_fn
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self._id = 0
-        self._buf = b""
-        self.events: list[dict[str, Any]] = []
-
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30) -> dict[str, Any]:
-        self._id += 1
-        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
-        if session:
-            msg["sessionId"] = session
-        os.write(self._to_child, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = self._read(deadline)
-            if m.get("id") == self._id:
-                if "error" in m:
-                    raise RuntimeError(f"{method}: {m['error']}")
-                return m["result"]
-            self.events.append(m)
-        raise TimeoutError(method)
-
-    def wait_event(self, method: str, timeout: float = 30) -> dict[str, Any]:
-        for e in self.events:
-            if e.get("method") == method:
-                return e
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            m = self._read(deadline)
-            self.events.append(m)
-            if m.get("method") == method:
-                return m
-        raise TimeoutError(method)
-
-    def _read(self, deadline: float) -> dict[str, Any]:
-        import select
-
-        while b"\0" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._from_child], [], [], left)[0]:
-                raise TimeoutError("no answer from chromium")
-            chunk = os.read(self._from_child, 1 << 20)
-            if not chunk:
-                raise RuntimeError("chromium closed the pipe")
-            self._buf += chunk
-        raw, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(raw)
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close", timeout=5)
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_child)
-        os.close(self._from_child)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
-@pytest.fixture
-def chromium() -> Iterator[Chromium]:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    browser = Chromium(exe)
-    try:
-        yield browser
-    finally:
-        browser.close()
-
+# --- a real browser (Playwright, Debian's chromium: tests/chromium.py) ------------------------------
 
 #: Where the screenshot is kept for a person to look at.
 SCREENSHOT = Path(tempfile.gettempdir()) / "loadgen-report-screenshot.png"
 
 
-def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, chromium: Chromium) -> None:
+def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, watched: PageWatch) -> None:
     import numpy as np
     from PIL import Image
 
     out = tmp_path / "report.html"
     assert run_cli("report", str(sweep), "-o", str(out)).returncode == 0
     url = out.resolve().as_uri()
-    target = chromium.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = chromium.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-    for domain in ("Network", "Runtime", "Log", "Page"):
-        chromium.send(f"{domain}.enable", session=session)
-    chromium.send(
-        "Emulation.setDeviceMetricsOverride", {"width": 1200, "height": 2400, "deviceScaleFactor": 1, "mobile": False}, session=session
-    )
-    chromium.send("Page.navigate", {"url": url}, session=session)
-    chromium.wait_event("Page.loadEventFired")
-    title = chromium.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True}, session=session)["result"]["value"]
-    svgs = chromium.send(
-        "Runtime.evaluate", {"expression": "document.querySelectorAll('svg').length", "returnByValue": True}, session=session
-    )["result"]["value"]
-    shot = chromium.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
-    time.sleep(0.3)
-    try:  # drain late events
-        chromium.send("Runtime.evaluate", {"expression": "1"}, session=session)
-    except TimeoutError:
-        pass
+    page = watched.page
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(url, wait_until="load")
+    assert page.title().startswith("loadgen contention report")
+    # The charts are drawn: every section's SVG has a real size on the page.
+    assert page.locator("svg").count() >= 5
+    for section in ("hotspot", "heatmap", "latency"):
+        box = page.locator(f"#{section} svg").first.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 100, (section, box)
+    assert page.locator("#hotspot").get_by_text("conflict", exact=False).count() > 0
+    watched.assert_clean(url)  # self-contained: the file itself and data: URIs, nothing else
 
-    requested = [e["params"]["request"]["url"] for e in chromium.events if e.get("method") == "Network.requestWillBeSent"]
-    assert requested and all(u == url or u.startswith("data:") for u in requested), requested
-    console = [e for e in chromium.events if e.get("method") in ("Runtime.consoleAPICalled", "Runtime.exceptionThrown")]
-    errors = [e for e in chromium.events if e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"]
-    assert not console and not errors, (console, errors)
-    assert title.startswith("loadgen contention report")
-    assert svgs >= 5
-
-    png = base64.b64decode(shot)
+    png = page.screenshot(full_page=True)
     SCREENSHOT.write_bytes(png)
     img = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
     assert img.shape[0] >= 2000 and img.shape[1] >= 1000
@@ -250,37 +118,51 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, chromium: Chro
     assert (img < 128).mean() > 0.01  # some dark ink on the page
 
 
-_EXECUTE = """
-import sys, nbformat, nbclient
-src, dst = sys.argv[1], sys.argv[2]
-nb = nbformat.read(src, as_version=4)
-client = nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": sys.argv[3]}})
-try:
-    client.execute()
-finally:
-    nbformat.write(nb, dst)
-"""
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "contention.ipynb"
+SAMPLE = ROOT / "notebooks" / "sample-quickstart"
+
+
+def _execute(env_run: Path, done: Path) -> subprocess.CompletedProcess[str]:
+    # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
+    env = dict(os.environ, LOADGEN_RUN=str(env_run))
+    script = ROOT / "notebooks" / "execute.py"
+    return subprocess.run([sys.executable, str(script), str(NOTEBOOK), str(done)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _outputs(nb: Any) -> list[dict[str, Any]]:
+    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
 
 
 def test_notebook_runs_on_a_recorded_run(sweep: Path, tmp_path: Path) -> None:
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    root = Path(__file__).resolve().parent.parent
-    path = root / "notebooks" / "contention.ipynb"
     done = tmp_path / "executed.ipynb"
-    # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
-    env = dict(
-        os.environ, LOADGEN_RUN=str(sweep), PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
-    )  # this checkout's loadgen
-    r = subprocess.run(
-        [sys.executable, "-c", _EXECUTE, str(path), str(done), str(path.parent)], capture_output=True, text=True, timeout=300, env=env
-    )
+    r = _execute(sweep, done)
     assert r.returncode == 0, r.stderr[-3000:]
-    nb = nbformat.read(done, as_version=4)
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    outputs = _outputs(nbformat.read(done, as_version=4))
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = json.dumps(outputs)
-    assert "sweep " in text and "image/svg+xml" in text
+    assert f"sweep {sweep.name}" in text and "image/png" in text  # PNG: GitHub's notebook view shows no SVG
     assert "talk: model 7.0" in text
     assert "conflicts" in text  # the by-key slice
+
+
+def test_the_committed_notebook_reads_on_its_own() -> None:
+    """Committed executed against the sample shipped beside it, so GitHub shows its tables and charts."""
+    nbformat = pytest.importorskip("nbformat")
+    size = sum(p.stat().st_size for p in SAMPLE.rglob("*") if p.is_file())
+    assert 0 < size < 3 * 2**20, size  # a few MB at most
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "commit the notebook executed: python notebooks/execute.py"
+    outputs = _outputs(nb)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    text = json.dumps(outputs)
+    assert "sweep sample-quickstart: 4 run(s)" in text
+    # Its tables are the sample's numbers: every cell's attempt count appears.
+    for run_json in SAMPLE.glob("*/run.json"):
+        attempts = json.loads(run_json.read_text())["summary"]["attempts"]
+        assert str(attempts) in text, (run_json.parent.name, attempts)

@@ -14,7 +14,7 @@ import pytest
 from loadgen.report import analyse_runs, cells_frame, find_baseline, load_study, warnings_for
 from loadgen.report import analysis as A
 from loadgen.report.data import ReportInputError, compact, redact
-from loadgen.report.reference import TALK_NO_RETRY
+from loadgen.report.reference import TALK_NO_RETRY, replay_checks
 from loadgen.results.metrics import summarize
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -207,11 +207,27 @@ def test_ratio_to_published_baseline_when_none_measured(tmp_path: Path) -> None:
     assert pd.isna(f.loc[0, "apc_ratio"]) or f.loc[0, "apc_ratio"] is None
 
 
-def test_model_in_a_cell_uses_measured_rate_and_duration(tmp_path: Path) -> None:
+def test_model_in_a_cell_uses_measured_rate_and_window(tmp_path: Path) -> None:
     write_run(tmp_path / "r", ROWS, 1000, 4)
     (cell,) = analyse_runs(load_study(tmp_path / "r").runs)
-    expected = A.model_conflict_rate(3 / 0.020, (42 / 7) / 1000, A.pair_collision(1000))
+    # On PostgreSQL every attempt holds its row locks while it runs: lambda counts all 7 attempts
+    # in 20 ms; D is their mean latency (42/7 = 6 ms) cut to the snapshot-to-COMMIT window,
+    # 3 of update-returning's 5 round trips: 3.6 ms.
+    assert cell.fit is not None
+    assert cell.fit.window_ms == pytest.approx(3.6)
+    expected = A.model_conflict_rate(7 / 0.020, 3.6 / 1000, A.pair_collision(1000))
     assert cell.model_rate == pytest.approx(expected)
+    # Measured: contention (conflicts, deadlocks, lock timeouts) over all attempts: 3 of 7 (the error is not contention).
+    assert cell.fit.measured_rate == pytest.approx(3 / 7)
+    assert cell.fit.ratio == pytest.approx((3 / 7) / expected)
+
+
+def test_model_on_dsql_counts_only_commits(tmp_path: Path) -> None:
+    write_run(tmp_path / "d", ROWS, 1000, 4, target={"kind": "dsql"})
+    (cell,) = analyse_runs(load_study(tmp_path / "d").runs)
+    # First committer wins: only the 3 commits (8, 4, 5 ms: mean 17/3, window 17/5 = 3.4 ms) can hurt.
+    assert cell.fit is not None and cell.fit.window_ms == pytest.approx(3.4)
+    assert cell.model_rate == pytest.approx(A.model_conflict_rate(3 / 0.020, 3.4 / 1000, A.pair_collision(1000)))
 
 
 def test_model_prefers_recorded_collision_probability(tmp_path: Path) -> None:
@@ -243,3 +259,11 @@ def test_redact_hides_passwords() -> None:
     out = json.dumps(redact(doc))
     assert "s3cret" not in out and "hunter2" not in out and '"p"' not in out
     assert "host=x" in out
+
+
+def test_talk_replay_checks_by_hand() -> None:
+    # Published (immediate retry): 735 / 10,735 = 6.85% of attempts, 6.42% retried, at most 4 retries.
+    assert [r.ok for r in replay_checks(0.0700, 0.0600, 5)] == [True, True, True]
+    assert [r.ok for r in replay_checks(0.0586, 0.0493, 6)] == [True, True, True]  # 0.99 and 1.49 points off
+    assert [r.ok for r in replay_checks(0.0800, 0.0800, 7)] == [False, False, False]  # 1.15, 1.58 points; 7 attempts
+    assert [r.ok for r in replay_checks(None, None, 0)] == [False, False, False]

@@ -111,3 +111,17 @@ def test_cli_rejects_negative_rtt(embedded: EmbeddedPostgres, tmp_path: Path) ->
     done = run_cli("run", "--rtt-ms", "-5", "--duration", "1", "--out", str(tmp_path), timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--rtt-ms" in done.stderr
+
+
+def test_a_failed_statement_is_reported_when_commit_would_have_been(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
+    # DSQL reports a conflict at COMMIT; PostgreSQL at the failing statement. With COMMIT's
+    # extra time emulated, rolling back a failed transaction takes that time too, so an
+    # immediate retry does not spin on the winner's row lock while the winner waits in COMMIT.
+    reset(conn, 10, 100)
+    cls = with_latency(GeventConnection, Latency(commit_ms=40.0))
+    with cls.connect(embedded.conninfo) as c:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("SELECT 1 / 0")
+        t0 = time.perf_counter()
+        c.rollback()
+        assert (time.perf_counter() - t0) * 1000 >= 40.0

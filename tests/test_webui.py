@@ -1,7 +1,7 @@
 """`loadgen ui` for real: a subprocess serving Locust's web UI, driven through Locust's HTTP API.
 
 The embedded PostgreSQL of the test session is the target; headless Chromium
-(Debian's ``chromium``) looks at the pages.
+(Debian's ``chromium``, driven by Playwright: tests/chromium.py) uses the pages as a person would.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from chromium import PageWatch
+from playwright.sync_api import expect
 
 from loadgen.targets.embedded import EmbeddedPostgres
+from loadgen.ui import LOCUSTFILE
 
 
 def _free_port() -> int:
@@ -228,76 +231,70 @@ def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPost
     assert _client_backends(embedded) == 0
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.fail("Debian's chromium is needed for the browser test (apt-get install chromium)")
-    return path
-
-
-def _chromium_run(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / f"chromium-profile-{time.monotonic_ns()}"
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--disable-breakpad",
-        "--disable-crash-reporter",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def _cell(page: Any, metric: str) -> str:
+    """The value beside ``metric`` in the Contention tab's table."""
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=metric, exact=True))
+    return str(row.get_by_role("cell").nth(2).inner_text()).strip()
 
 
 @pytest.mark.slow
-def test_chromium_sees_live_contention(ui: UI, tmp_path: Path) -> None:
-    assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10})["success"]
-    ui.wait_for(lambda d: d["totals"]["conflicts"] > 0 and len(d["timeline"]) >= 3)
+def test_a_person_starts_watches_and_stops_a_test_in_the_browser(ui: UI, watched: PageWatch, context: Any, tmp_path: Path) -> None:
+    page = watched.page
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(ui.base + "/")
+    # Locust's own start form, with loadgen's fields under "Custom parameters".
+    page.locator("input[name=userCount]").fill("10")
+    page.locator("input[name=spawnRate]").fill("10")
+    page.get_by_text("Custom parameters").click()
+    page.locator("input[name=accounts]").fill("10")
+    page.get_by_role("button", name="Start").click()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    ui.wait_for(lambda d: d["state"] == "running" and d["settings"]["accounts"] == 10 and d["totals"]["conflicts"] > 0)
 
-    # The charts page: its cards are filled by the page's own polling script.
-    dom = _chromium_run(tmp_path, "--virtual-time-budget=5000", "--dump-dom", ui.base + "/contention").stdout
-    assert 'data-updated="' in dom, dom[:3000]
-    import re
+    # The Contention tab, live: its numbers move while the test runs.
+    page.get_by_role("tab", name="Contention").click()
+    rate = page.get_by_role("row").filter(has_text="conflict rate (40001 / attempts)")
+    expect(rate).to_contain_text(re.compile(r"[0-9.]+%"))
+    counts = "attempts / commits / transactions"
+    first = _cell(page, counts)
+    expect(page.get_by_role("row").filter(has_text=counts)).not_to_contain_text(first, timeout=20_000)
+    assert 0.0 < float(_cell(page, "conflict rate (40001 / attempts)").rstrip("%")) < 100.0
+    page.screenshot(path=str(tmp_path / "locust-contention-tab.png"))
 
-    rate = re.search(r'id="conflict-rate">([0-9.]+)%<', dom)
-    assert rate is not None, dom[:3000]
-    assert 0.0 < float(rate.group(1)) < 100.0
-    assert re.search(r'id="retries-per-commit">[0-9]+\.[0-9]{4}<', dom)
-    assert '<path d="M' in dom  # the timeline was drawn
-    assert re.search(r"<td>40001</td><td class=\"n\">[1-9][0-9]*</td>", dom)
+    # loadgen's own charts page, filled by its polling script.
+    charts = PageWatch.on(context.new_page())
+    charts.page.set_viewport_size({"width": 1400, "height": 1100})
+    charts.page.goto(ui.base + "/contention")
+    expect(charts.page.locator("body[data-updated]")).to_be_attached()
+    expect(charts.page.locator("#conflict-rate")).to_have_text(re.compile(r"^[0-9.]+%$"))
+    expect(charts.page.locator("#retries-per-commit")).to_have_text(re.compile(r"^[0-9]+\.[0-9]{4}$"))
+    expect(charts.page.locator("#timeline path").first).to_be_attached()  # the timeline was drawn
+    expect(charts.page.locator("#outcomes").get_by_role("cell", name="40001", exact=True)).to_be_visible()
+    charts.page.screenshot(path=str(tmp_path / "contention.png"))
 
-    # Locust's own UI, opened on its Contention tab.
-    tab = _chromium_run(tmp_path, "--virtual-time-budget=8000", "--dump-dom", ui.base + "/?tab=contention").stdout
-    assert "conflict rate (40001 / attempts)" in tab, tab[-3000:]
-    assert re.search(r">[0-9.]+%<", tab)
+    # Stopped with the UI's own button: the run is written, the page says so.
+    page.get_by_role("button", name="Stop").click()
+    # Users finish their transaction, then the run is written and checked: seconds on a busy machine.
+    stopped = ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None, timeout=90)
+    expect(page.get_by_text("stopped", exact=False).first).to_be_visible(timeout=30_000)
+    assert Path(stopped["run_dir"]).parent == tmp_path / "runs"
+    assert (Path(stopped["run_dir"]) / "attempts.parquet").is_file()
+    expect(charts.page.locator("#state")).to_have_text("stopped")
 
-    shot = tmp_path / "contention.png"
-    _chromium_run(tmp_path, "--virtual-time-budget=5000", "--window-size=1400,1100", f"--screenshot={shot}", ui.base + "/contention")
-    assert shot.exists() and shot.stat().st_size > 10_000
-    tab_shot = tmp_path / "locust-contention-tab.png"
-    _chromium_run(
-        tmp_path, "--virtual-time-budget=8000", "--window-size=1400,1000", f"--screenshot={tab_shot}", ui.base + "/?tab=contention"
-    )
-    assert tab_shot.exists()
+    watched.assert_clean(ui.base + "/")
+    charts.assert_clean(ui.base + "/")
     keep = os.environ.get("LOADGEN_KEEP_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(shot, Path(keep) / shot.name)
-        shutil.copy(tab_shot, Path(keep) / tab_shot.name)
-    assert ui.post("/stop")["success"]
+        for shot in ("contention.png", "locust-contention-tab.png"):
+            shutil.copy(tmp_path / shot, Path(keep) / shot)
 
 
 @pytest.mark.slow
 def test_distributed_master_shows_the_workers_totals(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     master_port = _free_port()
     ui = _start_ui(tmp_path, "--", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port))
-    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "ui" / "locustfile.py"
+    locustfile = LOCUSTFILE
     workers = []
     try:
         for i in range(2):
@@ -375,7 +372,7 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
     secret = "s3cret-pw-0815"
     dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
     port = _free_port()
-    locustfile = Path(__file__).resolve().parent.parent / "loadgen" / "ui" / "locustfile.py"
+    locustfile = LOCUSTFILE
     with (tmp_path / "locust.log").open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(locustfile), "--web-port", str(port), "--target", "postgres", "--dsn", dsn],

@@ -17,11 +17,13 @@ from typing import Any, NoReturn
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.cli import predict as predict_cli
+from loadgen.cli.display import progress_view
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model import knobs, scenariofile
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.client import fixed_cost, process_start_time, record_fixed_cost
 from loadgen.targets.base import check_cells, dialect_of
+from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
 
@@ -74,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--unreachable-limit", default="60s", help="end the run when no attempt reaches the database for this long (default 60s)"
     )
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress (a terminal gets a live display, logs and pipes plain lines)")
+    r.add_argument(
+        "--csv", metavar="PREFIX", help="also write PREFIX_stats.csv, PREFIX_failures.csv, PREFIX_attempts.csv (as Locust's --csv)"
+    )
+    r.add_argument("--html", metavar="FILE", type=Path, help="also write the HTML report to FILE (as Locust's --html)")
     s = r.add_argument_group("scale out (Locust distributed mode)")
     s.add_argument("--processes", type=_positive_int, help="run the users in this many worker processes on this machine")
     s.add_argument("--master", action="store_true", help="be the master: wait for --expect-workers workers started elsewhere")
@@ -205,17 +211,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     latency = s0.latency
     rtt = f", rtt +{latency.rtt_ms:g} ms" if latency.active and not sf.is_sweep else ""
     print(f"loadgen run{name}: {what}, target {target.kind}, cc {'/'.join(modes)}{rtt}", flush=True)
-    say = None if args.quiet else (lambda line: print(line, flush=True))
-    every = 5.0 if sf.is_sweep else 1.0
-    result = sweep.run_file(
-        sf,
-        target,
-        args.out,
-        say=say,
-        progress_every_s=every,
-        command_line=["loadgen", *_safe_argv(argv)],
-        run_options={"chaos": chaos, "unreachable_limit_s": unreachable_limit_s, **({"fleet": fleet} if fleet else {})},
-    )
+    with progress_view(args.quiet, sf.name, sf.is_sweep) as view:
+        result = sweep.run_file(
+            sf,
+            target,
+            args.out,
+            progress=view,
+            command_line=["loadgen", *_safe_argv(argv)],
+            run_options={"chaos": chaos, "unreachable_limit_s": unreachable_limit_s, **({"fleet": fleet} if fleet else {})},
+        )
     if result.is_sweep:
         print(sweep.format_sweep(result))
     else:
@@ -229,6 +233,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(format_summary(run))
     if result.report is not None:
         print(f"  report            {result.report}")
+    _locust_style_outputs(args, result)
     if not dsql_cli.report_dialect_check(target, result.out_dir):
         return EXIT_INVARIANT
     aborted = [r for r in result.results if r.aborted]
@@ -238,6 +243,19 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if not result.invariants_hold:
         return EXIT_INVARIANT
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def _locust_style_outputs(args: argparse.Namespace, result: Any) -> None:
+    """``--csv PREFIX`` and ``--html FILE``, as Locust's headless runs write them (loadgen's numbers)."""
+    if args.csv and result.results:
+        from loadgen.results.export import write_csv
+
+        for path in write_csv([r.run_dir for r in result.results], args.csv):
+            print(f"  csv               {path}")
+    if args.html and result.results:
+        from loadgen.report import write_report
+
+        print(f"  html              {write_report([result.out_dir], args.html)}")
 
 
 def _fleet_from_args(args: argparse.Namespace) -> Any:
@@ -353,7 +371,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     locust_argv = [
         "locust",
         "-f",
-        str(Path(__file__).resolve().parent.parent / "ui" / "locustfile.py"),
+        str(LOCUSTFILE),
         "--web-host",
         args.web_host,
         "--web-port",

@@ -61,7 +61,7 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
     lines = [
         f"predicted from run {inputs.run_id} ({inputs.accounts:,} accounts x {inputs.users:,} users, "
         f"{inputs.distribution} keys, {how[load.model]}):",
-        f"  attempt durations: {inputs.window_source}, mean {float((inputs.before_ms + inputs.window_ms).mean()):.2f} ms",
+        f"  attempt durations: {inputs.window_source}",
         f"  retry: at most {pol.max_attempts} attempts, backoff {pol.backoff}; conflicts decided at COMMIT (first committer wins)",
         "",
         f"  {'accounts':>10} {'users':>7} {'conflict rate':>14} {'retries/commit':>15} {'commits/s':>10} {'retried':>8} {'max att':>8}",

@@ -32,6 +32,7 @@ from loadgen.model.latency import Latency
 __all__ = ["with_latency"]
 
 IDLE = TransactionStatus.IDLE
+INERROR = TransactionStatus.INERROR
 
 
 def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int | None = None) -> type[psycopg.Connection[Any]]:
@@ -72,9 +73,17 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
             super().commit()
 
         def rollback(self) -> None:
-            if self.pgconn.transaction_status == IDLE:
+            status = self.pgconn.transaction_status
+            if status == IDLE:
                 self._quietly(super().rollback)
                 return
+            if status == INERROR and commit_s:
+                # A statement failed (in occ mode: another writer holds or committed the row).
+                # PostgreSQL says so at once; DSQL would have said so at COMMIT, after its
+                # extra time. Without this wait an immediate retry spins on the winner's row
+                # lock for as long as the winner sleeps in its COMMIT, one failure per round
+                # trip, where DSQL's loser would fail once and find the row committed.
+                sleep(commit_s)
             super().rollback()
 
         def _quietly(self, end: Callable[[], None]) -> None:

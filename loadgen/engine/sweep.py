@@ -19,15 +19,13 @@ from typing import Any
 from loadgen.engine import runner
 from loadgen.engine.distributed import run_distributed
 from loadgen.engine.load import workload_for
-from loadgen.engine.progress import progress_line
+from loadgen.engine.progress import ProgressView
 from loadgen.engine.session import RunResult, prepare_out_dir
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.records import SweepRecord
 from loadgen.targets.base import Target, check_cells
 
 __all__ = ["SweepResult", "run_file", "run_cell", "format_sweep"]
-
-Say = Callable[[str], None]
 
 #: Cell status in sweep.json.
 DONE, INTERRUPTED, ABORTED, FAILED, NOT_RUN = "done", "interrupted", "aborted", "failed", "not run"
@@ -125,33 +123,25 @@ def run_file(
     target: Target,
     out: Path,
     *,
-    say: Say | None = print,
-    progress_every_s: float = 5.0,
+    progress: ProgressView | None = None,
     command_line: list[str] | None = None,
     run_options: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Run a scenario file: a single cell writes one run directory; a sweep writes a sweep directory.
 
+    ``progress`` hears every cell start, a tick a second and every cell's end (None: quiet).
     ``run_options`` go to every cell's ``runner.run`` (fault injection, watchdog limit).
     """
-
     check_cells(target.dialect, sf.cells)  # every cell, before any work
-
-    def progress_for(prefix: str) -> Callable[[float, Any], None] | None:
-        if say is None:
-            return None
-        last = [0.0]
-
-        def tick(t: float, env: Any) -> None:
-            if t - last[0] >= progress_every_s - 0.5:
-                last[0] = t
-                say(prefix + progress_line(t, env).lstrip())
-
-        return tick
+    on_progress = progress.tick if progress is not None else None
 
     if not sf.is_sweep:
         (cell,) = sf.cells
-        run = run_cell(cell, target, out, on_progress=progress_for("  "), command_line=command_line, run_options=run_options)
+        if progress is not None:
+            progress.cell_started(0, 1, cell.label, cell.scenario.duration_s)
+        run = run_cell(cell, target, out, on_progress=on_progress, command_line=command_line, run_options=run_options)
+        if progress is not None:
+            progress.cell_done(0, 1, cell.label, _cell_line(run.summary))
         for note in run.notes:
             print(f"  warning: {note}", flush=True)
         return SweepResult(run.run_dir, False, [run], completed=run.completed, report=run.report)
@@ -175,8 +165,8 @@ def run_file(
     sweep_ref = {"name": sf.name, "dir": str(sweep_dir), "cells": n}
     try:
         for cell, entry in zip(sf.cells, entries):
-            if say:
-                say(f"cell {cell.index + 1}/{n}  {cell.label}")
+            if progress is not None:
+                progress.cell_started(cell.index, n, cell.label, cell.scenario.duration_s)
             entry["status"] = "running"
             index.write(sweep_dir)
             run = run_cell(
@@ -184,7 +174,7 @@ def run_file(
                 target,
                 sweep_dir,
                 run_id=cell.slug,
-                on_progress=progress_for(f"  [{cell.index + 1}/{n}] "),
+                on_progress=on_progress,
                 command_line=command_line,
                 sweep=sweep_ref,
                 run_options=run_options,
@@ -202,8 +192,8 @@ def run_file(
             entry["notes"] = run.notes
             broken = [i.name for i in run.invariants if not i.ok]
             entry["violated"] = broken
-            if say:
-                say(f"  done {cell.index + 1}/{n}  {cell.label}: {_cell_line(run.summary)}")
+            if progress is not None:
+                progress.cell_done(cell.index, n, cell.label, _cell_line(run.summary))
             if broken:
                 print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
             for note in run.notes:

@@ -15,6 +15,7 @@ import pandas as pd
 from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
+from loadgen.report.modelfit import ModelFit, fit_model
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
 from loadgen.results.client import saturation_note
 
@@ -44,6 +45,8 @@ class Cell:
     settings: dict[str, Any] = field(default_factory=dict)
     #: Injected faults (run.json ``faults``), with ``t_s`` on the timeline's clock.
     faults: list[dict[str, Any]] = field(default_factory=list)
+    #: The first-order model on this cell: its inputs, the measured contention, whether it applies.
+    fit: ModelFit | None = None
 
     @property
     def accounts(self) -> int | None:
@@ -85,9 +88,7 @@ def analyse_run(run: Run) -> Cell:
     txns = A.transactions(c)
     h = A.headline(c, txns)
     collision, source = collision_for(run)
-    model = None
-    if collision is not None and h["throughput_commits_per_s"] and h["mean_attempt_ms"] is not None:
-        model = A.model_conflict_rate(h["throughput_commits_per_s"], h["mean_attempt_ms"] / 1000.0, collision)
+    fit = fit_model(run, c, h, collision)
     cell = Cell(
         run=run,
         headline=h,
@@ -97,7 +98,8 @@ def analyse_run(run: Run) -> Cell:
         by_attempt=A.latency_by_attempt(c),
         collision=collision,
         collision_source=source,
-        model_rate=model,
+        model_rate=fit.model_rate,
+        fit=fit,
         faults=faults_on_timeline(run.meta.get("faults"), float(c["start_ms"].min()) if len(c) else None),
     )
     run.__dict__.pop("compact", None)  # drop the cached attempts: one run in memory at a time
@@ -203,6 +205,7 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "throughput_commits_per_s": h["throughput_commits_per_s"],
                 "goodput": h["throughput_commits_per_s"],
                 "model_rate": c.model_rate,
+                "model_applies": bool(c.fit and c.fit.not_applicable is None),
                 "txn_p99_ms": h["transaction_latency_ms"]["p99"],
                 "attempt_p50_ms": h["attempt_latency_ms"]["p50"],
                 "attempt_p99_ms": h["attempt_latency_ms"]["p99"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -18,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, PercentF
 
 from loadgen.report.reference import TALK_NO_RETRY  # noqa: E402
 
-__all__ = ["hotspot", "heatmap", "model", "latency", "cell_detail", "to_svg"]
+__all__ = ["hotspot", "heatmap", "model", "latency", "cell_detail", "to_svg", "as_png"]
 
 plt.rcParams.update(
     {
@@ -46,6 +47,28 @@ def to_svg(fig: Figure) -> str:
     svg = buf.getvalue()
     svg = svg[svg.index("<svg") :]
     return re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+
+
+def as_png(chart: Callable[..., str], *args: Any, dpi: int = 110, **kwargs: Any) -> bytes:
+    """One of this module's charts as PNG, for viewers that show no SVG (GitHub's notebook view).
+
+    The chart is drawn exactly as for the report; only the last step, ``to_svg``, is
+    swapped for a PNG encoder while it runs.
+    """
+    global to_svg
+    out = io.BytesIO()
+
+    def _png(fig: Figure) -> str:
+        fig.savefig(out, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        plt.close(fig)
+        return ""
+
+    svg, to_svg = to_svg, _png
+    try:
+        chart(*args, **kwargs)
+    finally:
+        to_svg = svg
+    return out.getvalue()
 
 
 def _int_fmt(x: float, _pos: int) -> str:
@@ -150,20 +173,37 @@ def heatmap(frame: pd.DataFrame) -> str:
 
 
 def model(frame: pd.DataFrame) -> str:
-    """Measured conflict rate against the first-order model's estimate, one point per cell."""
-    f = frame.dropna(subset=["model_rate", "conflict_rate"])
+    """Measured contention rate against the first-order model's estimate, one point per cell.
+
+    Cells where the model does not apply (locking mode, a saturated client) are hollow.
+    """
+    measured = "contention_rate" if "contention_rate" in frame else "conflict_rate"
+    f = frame.dropna(subset=["model_rate", measured])
     fig, ax = plt.subplots(figsize=(4.8, 4.0))
     if len(f):
-        top = max(f["model_rate"].max(), f["conflict_rate"].max(), 0.01) * 1.1
+        top = max(f["model_rate"].max(), f[measured].max(), 0.01) * 1.1
         ax.plot([0, top], [0, top], color="grey", ls="--", lw=1, label="measured = model")
+        ax.fill_between([0, top], [0, 0.7 * top], [0, 1.3 * top], color="grey", alpha=0.12, lw=0, label="within 30%")
+        applies = f["model_applies"] if "model_applies" in f else pd.Series(True, index=f.index)
         for i, (series, g) in enumerate(f.groupby("series", sort=False)):
-            ax.scatter(g["model_rate"], g["conflict_rate"], color=f"C{i % 10}", label=series, zorder=3)
+            ok = applies.loc[g.index].astype(bool)
+            color = f"C{i % 10}"
+            ax.scatter(g.loc[ok, "model_rate"], g.loc[ok, measured], color=color, label=series, zorder=3)
+            if (~ok).any():
+                ax.scatter(
+                    g.loc[~ok, "model_rate"],
+                    g.loc[~ok, measured],
+                    facecolors="none",
+                    edgecolors=color,
+                    label=f"{series} (model does not apply)",
+                    zorder=3,
+                )
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
     ax.xaxis.set_major_formatter(_PCT)
     ax.yaxis.set_major_formatter(_PCT)
     ax.set_xlabel("model: 1 - (1 - c)^(lambda D)")
-    ax.set_ylabel("measured conflict rate")
+    ax.set_ylabel("measured contention rate")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return to_svg(fig)

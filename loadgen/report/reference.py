@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Reference", "TALK_NO_RETRY", "TALK_RETRY", "TALK_LARGE", "SOURCE", "HOT_KEY_SOURCE", "BASELINE"]
+__all__ = [
+    "Reference",
+    "TALK_NO_RETRY",
+    "TALK_RETRY",
+    "TALK_LARGE",
+    "SOURCE",
+    "HOT_KEY_SOURCE",
+    "BASELINE",
+    "TALK_REPLAY",
+    "ReplayCheck",
+    "replay_checks",
+]
 
 SOURCE = (
     'AWS re:Invent 2025 DAT401 "Amazon Aurora DSQL: A developer\'s perspective", '
@@ -96,3 +107,42 @@ TALK_LARGE = Reference(
     mean_ms=409.45,
     note="1,000,000 calls from 50 workers x 200 parallel; conflict rate = 6,667 retries / 1,006,667 attempts",
 )
+
+
+#: The built-in scenario that replays the talk's immediate-retry row on a local database.
+TALK_REPLAY = "talk-replay"
+
+
+@dataclass(frozen=True)
+class ReplayCheck:
+    """One figure of a talk replay against the published one, and the tolerance it must meet."""
+
+    name: str
+    measured: float | None
+    published: float
+    tolerance: str
+    ok: bool
+
+
+def replay_checks(contention_rate: float | None, retried_share: float | None, max_attempts: int) -> list[ReplayCheck]:
+    """A replay's figures against ``TALK_RETRY``: conflicts/attempts within 1 point of 6.85%,
+    transactions retried within 1.5 points of 6.42%, at most 6 attempts for one transaction
+    (the talk's most was 5: 4 retries)."""
+    assert TALK_RETRY.retried_share is not None
+    return [
+        ReplayCheck(
+            "conflicts / attempts",
+            contention_rate,
+            TALK_RETRY.conflict_rate,
+            "+-1 point",
+            contention_rate is not None and abs(contention_rate - TALK_RETRY.conflict_rate) <= 0.01,
+        ),
+        ReplayCheck(
+            "transactions retried",
+            retried_share,
+            TALK_RETRY.retried_share,
+            "+-1.5 points",
+            retried_share is not None and abs(retried_share - TALK_RETRY.retried_share) <= 0.015,
+        ),
+        ReplayCheck("most attempts for one transaction", float(max_attempts), 5.0, "at most 6", 0 < max_attempts <= 6),
+    ]

@@ -16,8 +16,18 @@ from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
 from loadgen.report.data import Study, redact
-from loadgen.report.reference import HOT_KEY_SOURCE, SOURCE, TALK_LARGE, TALK_NO_RETRY, TALK_RETRY, Reference
-from loadgen.report.whatif import WhatIf, measured_contention
+from loadgen.report.modelfit import MIN_RATE, TOLERANCE
+from loadgen.report.reference import (
+    HOT_KEY_SOURCE,
+    SOURCE,
+    TALK_LARGE,
+    TALK_NO_RETRY,
+    TALK_REPLAY,
+    TALK_RETRY,
+    Reference,
+    replay_checks,
+)
+from loadgen.report.whatif import WhatIf
 from loadgen.results.metrics import Counts, rates
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
@@ -268,50 +278,61 @@ def heatmap_section(cells: list[Cell], p: str) -> str:
 
 
 def model_sentence(cells: list[Cell]) -> str:
-    ratios = [c.headline["conflict_rate"] / c.model_rate for c in cells if c.model_rate and c.headline["conflict_rate"] is not None]
-    if not ratios:
+    fits = [c.fit for c in cells if c.fit is not None]
+    if not any(f.model_rate is not None for f in fits):
         return "The model needs the number of accounts and at least one commit; it could not be computed here."
-    med = float(pd.Series(ratios).median())
-    if 0.75 <= med <= 1.33:
-        verdict = (
-            f"Measured rates are close to the model (median measured/model {med:.2f}): contention here is "
-            "explained by commit rate x attempt duration x key overlap alone, so a faster database (smaller D) "
-            "or more accounts (smaller c) lowers it in proportion."
-        )
-    elif med > 1.33:
-        verdict = (
-            f"Measured rates are above the model (median measured/model {med:.2f}): conflicts cluster beyond "
-            "random overlap, e.g. retries meeting the same hot keys again, or lock waits (PostgreSQL waits on "
-            "row locks where DSQL does not) stretching attempts while others commit."
-        )
-    else:
-        verdict = (
-            f"Measured rates are below the model (median measured/model {med:.2f}): fewer transactions overlap "
-            "than the average suggests, e.g. part of each attempt's time is spent before its snapshot or in "
-            "the client, or conflicts are resolved by waiting rather than aborting."
-        )
-    return (
-        "The model: an attempt of duration D sees about lambda x D other commits, each touching one of its two "
-        "accounts with probability c, so it conflicts with probability 1 - (1 - c)^(lambda D). " + verdict
+    judged = [f for f in fits if f.judged]
+    skipped = [c for c in cells if c.fit is not None and c.fit.not_applicable]
+    out = (
+        "The model: an attempt whose snapshot-to-COMMIT window lasts D overlaps about lambda x D other transactions, "
+        "each sharing one of its rows with probability c, so it fails with probability 1 - (1 - c)^(lambda D). "
+        "D is not the whole attempt: BEGIN and the first statement's trip come before the snapshot, so D is the "
+        "round trips after it (and any extra COMMIT time). lambda counts the transactions that can make another fail: "
+        "on DSQL those that commit; on PostgreSQL every attempt, since a failing one holds its row locks too. "
+        "The measured side is the contention rate (40001, 40P01 and 55P03 alike: one of two overlapping writers failed). "
     )
+    if judged:
+        ok = sum(1 for f in judged if f.fits)
+        ratios = [f.ratio for f in judged if f.ratio is not None]
+        out += (
+            f"On the {len(judged)} cell{'s' if len(judged) != 1 else ''} where it applies with at least "
+            f"{MIN_RATE:.0%} contention, measured / model is {min(ratios):.2f} to {max(ratios):.2f}: "
+            f"{ok} of {len(judged)} within {TOLERANCE:.0%}. "
+        )
+    if skipped:
+        reasons = sorted({c.fit.not_applicable.split(":")[0] for c in skipped if c.fit and c.fit.not_applicable})
+        out += (
+            f"It does not apply to {len(skipped)} cell{'s' if len(skipped) != 1 else ''} ({', '.join(reasons)}): "
+            "there, measured and model are shown but not compared."
+        )
+    return out
 
 
 def model_section(cells: list[Cell], p: str) -> str:
     rows = []
     for c in cells:
-        h = c.headline
-        lam = h["throughput_commits_per_s"]
-        d = h["mean_attempt_ms"]
+        f = c.fit
+        if f is None:
+            continue
+        lam, d = f.commit_rate, f.window_ms
+        if f.not_applicable:
+            verdict = f"does not apply: {f.not_applicable}"
+        elif f.fits is None:
+            verdict = f"below {MIN_RATE:.0%}: not judged" if f.ratio is not None else "-"
+        else:
+            verdict = "within 30%" if f.fits else "outside 30%"
         rows.append(
             [
                 esc(c.label),
                 num(lam, 1),
+                ms(f.attempt_ms),
                 ms(d),
-                "-" if c.collision is None else f"{c.collision:.5f}",
+                "-" if f.collision is None else f"{f.collision:.5f}",
                 "-" if lam is None or d is None else f"{lam * d / 1000:.2f}",
-                pct(c.model_rate),
-                pct(h["conflict_rate"]),
-                ratio(A.ratio_to_baseline(h["conflict_rate"], c.model_rate)),
+                pct(f.model_rate),
+                pct(f.measured_rate),
+                ratio(f.ratio),
+                esc(verdict),
                 esc(c.collision_source),
             ]
         )
@@ -321,18 +342,32 @@ def model_section(cells: list[Cell], p: str) -> str:
             "DSQL talk (published)",
             num(TALK_NO_RETRY.calls_per_s, 1),
             ms(TALK_NO_RETRY.mean_ms),
+            ms(TALK_NO_RETRY.mean_ms),
             f"{A.pair_collision(1000):.5f}",
             f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.2f}",
             pct(talk),
             pct(TALK_NO_RETRY.conflict_rate),
             ratio(TALK_NO_RETRY.conflict_rate / talk),
+            "D = the whole call (the only figure published)",
             "1,000 uniform accounts",
         ]
     )
     t = table(
-        ["cell", "lambda: commits/s", "D: mean attempt ms", "c", "lambda x D", "model", "measured", "measured / model", "c from"],
+        [
+            "cell",
+            "lambda: commits/s (DSQL) or attempts/s (PostgreSQL)",
+            "mean committed attempt ms",
+            "D: snapshot to COMMIT ms",
+            "c",
+            "lambda x D",
+            "model",
+            "measured contention",
+            "measured / model",
+            "fit",
+            "c from",
+        ],
         rows,
-        ["" for _ in cells] + ["muted"],
+        ["" for c in cells if c.fit is not None] + ["muted"],
     )
     return section(
         f"{p}model",
@@ -361,7 +396,7 @@ def whatif_section(w: WhatIf | None, p: str) -> str:
     check = table(
         ["this cell", "contention rate", "retries/commit", "commits/s"],
         [
-            ["measured", pct(measured_contention(h)), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
+            ["measured", pct(h["contention_rate"]), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
             ["simulated", pct(w.own.conflict_rate), num(w.own.retries_per_commit, 4), num(w.own.throughput_commits_per_s, 0)],
         ],
     )
@@ -465,12 +500,57 @@ def reference_section(cells: list[Cell], p: str) -> str:
             ],
         )
         classes.insert(0, "baseline")
+    replays = [c for c in cells if str(c.run.scenario.get("name", "")).startswith(TALK_REPLAY)]
+    checks = ""
+    for c in replays:
+        h = c.headline
+        contention = c.fit.measured_rate if c.fit else None
+        scen = c.run.scenario
+        emulated = f"emulated {_fmt_ms(scen.get('rtt_ms'))} ms per round trip, COMMIT {_fmt_ms(scen.get('commit_ms'))} ms more"
+        rows.append(
+            [
+                f"{esc(c.run.run_id)} (talk-replay, measured here)",
+                num(c.accounts),
+                num(c.users),
+                num(h["transactions"]),
+                pct(contention),
+                pct(h["retried_share"]),
+                num(h["attempts_per_commit"], 4),
+                num(h["transactions"] / h["elapsed_s"] if h["elapsed_s"] else None, 0),
+                ms(h["mean_attempt_ms"]),
+                esc(f"open loop, at most {c.users:,} in flight; {emulated}; at most {h['max_attempts']} attempts for one"),
+            ]
+        )
+        classes.append("baseline")
+        results = replay_checks(contention, h["retried_share"], h["max_attempts"])
+        checks += table(
+            [f"talk-replay {esc(c.run.run_id)}", "measured", "published (immediate retry)", "target", "met"],
+            [
+                [
+                    esc(r.name),
+                    (str(int(r.measured)) if r.measured is not None else "-") if r.name.startswith("most") else pct(r.measured),
+                    str(int(r.published)) if r.name.startswith("most") else pct(r.published),
+                    esc(r.tolerance),
+                    '<span class="ok">yes</span>' if r.ok else '<span class="bad">no</span>',
+                ]
+                for r in results
+            ],
+        )
     t = table(
         ["", "accounts", "concurrency", "calls", "conflict rate", "retried", "attempts/commit", "calls/s", "mean ms", "note"], rows, classes
     )
+    if replays:
+        t += (
+            '<p class="muted">talk-replay: conflict rate here is the contention rate (40001, 55P03: one of two '
+            "overlapping writers failed); calls/s counts transactions started per second of the run.</p>" + checks
+        )
     diffs = "<ul>" + "".join(f"<li>{d}</li>" for d in _differences(base)) + "</ul>"
     src = f'<p class="muted">Source: {esc(SOURCE)}. Also: {esc(HOT_KEY_SOURCE)}.</p>'
     return section(f"{p}reference", "Published Aurora DSQL reference", t + src + "<h3>What differs</h3>" + diffs)
+
+
+def _fmt_ms(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else "0"
 
 
 def latency_section(cells: list[Cell], p: str) -> str:

@@ -122,7 +122,8 @@ def attempt_span(attempts: pd.DataFrame) -> tuple[float, float] | None:
 
 
 def record_fixed_cost(run_dir: Path, fixed: dict[str, float]) -> None:
-    """Add the fixed cost to run.json's ``client``: it is known only once the report is written."""
+    """Add the fixed cost to run.json's ``client`` (through its one reader and writer, RunRecord):
+    it is known only once the report is written."""
     record = RunRecord.read(run_dir)
-    record.client["fixed_cost_s"] = fixed
+    record.client = {**(record.client or {}), "fixed_cost_s": fixed}
     record.write(run_dir)

@@ -40,6 +40,7 @@ from loadgen.results.metrics import summarize
 from loadgen.results.records import RunRecord
 from loadgen.targets.base import Target, make_target, redact_conninfo
 from loadgen.ui import routes as webroutes
+from loadgen.ui.exitcode import ExitCode
 from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
 
 __all__ = ["install", "add_arguments", "LoadgenPlugin", "scenario_from_options", "DEFAULT_WEB_HOST"]
@@ -61,7 +62,9 @@ def install(events: Any) -> None:
 
     @events.init.add_listener
     def _on_init(environment: Environment, **_: Any) -> None:
-        LoadgenPlugin(environment).register()
+        plugin = LoadgenPlugin(environment)
+        plugin.register()
+        ExitCode(plugin).register()  # conflicts are measured, not failures: loadgen's exit codes
 
 
 class LoadgenPlugin:

@@ -1,0 +1,74 @@
+"""Locust's own command line on loadgen's locustfile: results written, exit code by loadgen's rule.
+
+Locust would exit 1 on any failed request, and every conflicted attempt is one; loadgen
+exits 0 when the invariants hold and 1 when one broke (loadgen.ui.exitcode).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from loadgen.targets.embedded import EmbeddedPostgres
+from loadgen.ui import LOCUSTFILE
+
+pytestmark = pytest.mark.slow
+
+
+def _locust(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "10", "-r", "10", "--out", str(out), *extra]
+
+
+def _run_json(out: Path) -> dict[str, object]:
+    (run_dir,) = [p for p in out.iterdir() if (p / "run.json").is_file()]
+    return dict(json.loads((run_dir / "run.json").read_text()))
+
+
+def test_a_healthy_run_with_conflicts_exits_0(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    # Locust's run time includes seeding the bank: seconds on a busy machine.
+    r = subprocess.run(_locust(out, "-t", "8s", "--accounts", "10"), capture_output=True, text=True, timeout=180, env=dict(os.environ))
+    assert out.is_dir(), r.stderr[-3000:]
+    doc = _run_json(out)
+    summary = doc["summary"]
+    assert isinstance(summary, dict)
+    assert summary["conflicts"] > 0, summary  # Locust saw failed requests: it would have exited 1
+    assert "conflict (40001)" in r.stderr  # Locust's own failure table lists them
+    assert doc["invariants_hold"] is True
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Shutting down (exit code 0)" in r.stderr
+
+
+def test_money_from_nowhere_exits_1(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    log = tmp_path / "locust.log"
+    with log.open("wb") as f:
+        proc = subprocess.Popen(_locust(out, "-t", "6s", "--accounts", "50"), stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ))
+    try:
+        # Once this test's bank is seeded and transfers commit, someone else credits an account behind loadgen's back.
+        deadline = time.monotonic() + 60
+        with psycopg.connect(embedded.conninfo, autocommit=True) as conn:
+            while True:
+                seeded = "accounts seeded" in log.read_text()
+                row = conn.execute("SELECT count(*) FROM transfers").fetchone() if seeded else None
+                if row is not None and row[0] > 0:
+                    break
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            conn.execute("UPDATE accounts SET balance = balance + 1000 WHERE id = 1")
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert _run_json(out)["invariants_hold"] is False
+    assert rc == 1, text[-3000:]
+    assert "invariants broken" in text and "Shutting down (exit code 1)" in text
