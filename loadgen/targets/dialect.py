@@ -265,6 +265,8 @@ class StatementAudit:
         self._remove = weakref.finalize(self, shutil.rmtree, self.directory, True)
         self._numbers = itertools.count(1)
         self.connections = 0
+        #: Each traced connection's trace file descriptor, by the connection's id.
+        self._trace_fds: dict[int, int] = {}
         #: Audits of other processes' connections (scale-out workers), added to this one's.
         self.remote: list[AuditReport] = []
         audit = self
@@ -293,14 +295,13 @@ class StatementAudit:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         conn.pgconn.trace(fd)
         conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
-        conn._loadgen_trace_fd = fd  # type: ignore[attr-defined]
+        self._trace_fds[id(conn)] = fd
         self.connections += 1
 
     def detach(self, conn: psycopg.Connection[Any]) -> None:
-        fd = getattr(conn, "_loadgen_trace_fd", None)
+        fd = self._trace_fds.pop(id(conn), None)  # popped at close: the id cannot be reused before
         if fd is None:
             return
-        conn._loadgen_trace_fd = None  # type: ignore[attr-defined]
         # libpq flushes after every message; PQuntrace drops its FILE* without
         # closing it, so close the descriptor here (the FILE* is never used again).
         try:
