@@ -379,9 +379,13 @@ class DsqlDialectTarget(Target):
         self.inner.prepare(users)
 
     # A run's scope is the inner target's (its own database or schema).
-    @property  # type: ignore[override]
+    @property
     def scope(self) -> RunScope | None:
         return self.inner.scope
+
+    @scope.setter
+    def scope(self, value: RunScope | None) -> None:
+        self.inner.scope = value
 
     def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
         return self.inner.begin_run(run_id, users, exclusive=exclusive)

@@ -199,6 +199,7 @@ class LoadgenPlugin:
 
     def _start_test(self) -> None:
         opts = self.env.parsed_options
+        assert opts is not None  # Locust parses its options before any test starts
         users = self.users_asked() if self.role != "worker" else _WORKER_POOL_START
         scenario = scenario_from_options(opts, users)
         make_distribution(scenario.distribution, scenario.accounts)
