@@ -23,7 +23,7 @@ from loadgen.db.schema import reset
 from loadgen.errors import TargetError
 from loadgen.targets.base import EmbeddedTarget, PostgresTarget
 from loadgen.targets.embedded import EmbeddedPostgres
-from tests.conftest import run_cli
+from conftest import run_cli
 
 
 def _count(conninfo: str, sql: str) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from loadgen.results.stream import PARTS_DIR
 from loadgen.targets.embedded import EmbeddedPostgres
-from tests.conftest import run_cli
+from conftest import run_cli
 
 
 @pytest.mark.slow
