@@ -18,12 +18,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import run_cli
 
 from loadgen.db.schema import reset
 from loadgen.errors import TargetError
 from loadgen.targets.base import EmbeddedTarget, PostgresTarget
 from loadgen.targets.embedded import EmbeddedPostgres
-from conftest import run_cli
 
 
 def _count(conninfo: str, sql: str) -> int:

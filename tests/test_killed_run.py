@@ -13,10 +13,10 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_cli
 
 from loadgen.results.stream import PARTS_DIR
 from loadgen.targets.embedded import EmbeddedPostgres
-from conftest import run_cli
 
 
 @pytest.mark.slow
