@@ -49,20 +49,23 @@ def test_a_healthy_run_with_conflicts_exits_0(embedded: EmbeddedPostgres, tmp_pa
 def test_money_from_nowhere_exits_1(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     out = tmp_path / "runs"
     log = tmp_path / "locust.log"
+    before = set(embedded.run_databases())
     with log.open("wb") as f:
         proc = subprocess.Popen(_locust(out, "-t", "6s", "--accounts", "50"), stdout=f, stderr=subprocess.STDOUT, env=dict(os.environ))
     try:
-        # Once this test's bank is seeded and transfers commit, someone else credits an account behind loadgen's back.
+        # Once this test's bank is seeded (in the run's own database) and transfers commit,
+        # someone else credits an account behind loadgen's back.
         deadline = time.monotonic() + 60
-        with psycopg.connect(embedded.conninfo, autocommit=True) as conn:
-            while True:
-                seeded = "accounts seeded" in log.read_text()
-                row = conn.execute("SELECT count(*) FROM transfers").fetchone() if seeded else None
-                if row is not None and row[0] > 0:
-                    break
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(0.2)
-            conn.execute("UPDATE accounts SET balance = balance + 1000 WHERE id = 1")
+        while True:
+            new = sorted(set(embedded.run_databases()) - before) if "accounts seeded" in log.read_text() else []
+            if new:
+                with psycopg.connect(embedded.conninfo_for(new[0]), autocommit=True) as conn:
+                    row = conn.execute("SELECT count(*) FROM transfers").fetchone()
+                    if row is not None and row[0] > 0:
+                        conn.execute("UPDATE accounts SET balance = balance + 1000 WHERE id = 1")
+                        break
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
         rc = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
