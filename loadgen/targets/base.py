@@ -299,19 +299,28 @@ class PostgresTarget(Target):
     def _schema_for_run(self, conn: Any) -> tuple[str, bool]:
         """(the schema this run works in, whether to create it).
 
-        The asked-for schema if it exists or the role may create it. A role that may not
+        The asked-for schema if the role may use it, or create it. A role that may not
         create schemas (PostgreSQL 15+ gives none by default) runs where it stands
         (``current_schema()``, usually public) when no ``--schema`` was given; asked for
         one it cannot create, it is refused in one line.
         """
-        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone():
-            return self.schema, False
+        usable = conn.execute(
+            "SELECT has_schema_privilege(oid, 'USAGE') AND has_schema_privilege(oid, 'CREATE') FROM pg_namespace WHERE nspname = %s",
+            (self.schema,),
+        ).fetchone()
         row = conn.execute("SELECT has_database_privilege(current_database(), 'CREATE'), current_schema()").fetchone()
         may_create, current = (bool(row[0]), row[1]) if row else (False, None)
-        if may_create:
+        if usable is not None and usable[0]:
+            return self.schema, False
+        if usable is None and may_create:
             return self.schema, True
         if not self.schema_given and current:
             return str(current), False
+        if usable is not None:  # someone else's schema of that name: nothing can be created in it
+            raise TargetError(
+                f"schema {self.schema!r} exists but this role may not use it: "
+                "GRANT USAGE, CREATE ON SCHEMA to the role, or give the run another with --schema NAME"
+            )
         raise TargetError(
             f"schema {self.schema!r} does not exist and this role may not create it: create it first "
             "(CREATE SCHEMA ... AUTHORIZATION the role), or grant CREATE on the database"
