@@ -451,9 +451,12 @@ def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFram
     """
     if attempts.empty:
         return
+    in_doubt = attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED)
+    if not in_doubt.any():
+        return  # the usual case: no grouping of every attempt by transaction
     committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
     last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
-    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
+    open_ = last & in_doubt
     open_ &= ~attempts["txn_id"].isin(committed)
     if not open_.any():
         return
