@@ -75,6 +75,8 @@ def test_interrupted_sweep_keeps_finished_cells(embedded: EmbeddedPostgres, tmp_
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
+        # As a script's `loadgen run ... &` starts it: SIGINT ignored, so Python's own handler never comes.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         deadline = time.monotonic() + 60
