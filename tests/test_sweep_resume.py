@@ -1,25 +1,31 @@
-"""A sweep killed mid-way (SIGKILL), then ``loadgen run --resume SWEEP_DIR``: the cells not finished run, into the same directory."""
+"""Sweeps that survive: killed (SIGKILL) or stopped (Ctrl-C) mid-way, then ``loadgen run --resume SWEEP_DIR``
+runs the cells not finished, into the same directory."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from conftest import run_cli, start_cli, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
-def _index(sweep_dir: Path) -> dict:
+def _index(sweep_dir: Path) -> dict[str, Any]:
     return json.loads((sweep_dir / "sweep.json").read_text())
+
+
+def _statuses(out: Path) -> list[str]:
+    """The cells' statuses of the one sweep under ``out`` ([] before its sweep.json is there or while it is rewritten)."""
+    try:
+        return [c["status"] for c in _index(next(out.glob("sweep-*")))["cells"]]
+    except (StopIteration, OSError, ValueError):
+        return []
 
 
 @pytest.mark.slow
@@ -27,28 +33,18 @@ def test_killed_sweep_resumed_to_completion(embedded: EmbeddedPostgres, tmp_path
     scenario = tmp_path / "three.toml"
     scenario.write_text('name = "three"\nusers = 8\nduration = "4s"\n[[cells]]\naccounts = [20, 200, 2000]\n')
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out), "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+    proc = start_cli("run", str(scenario), "--out", str(out), "-q")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the sweep never reached its second cell"
-            sweeps = list(out.glob("sweep-*"))
-            if sweeps and (sweep_dir := sweeps[0]).joinpath("sweep.json").exists():
-                cells = _index(sweep_dir)["cells"]
-                second = sweep_dir / cells[1]["slug"] / "attempts.parts"
-                if cells[0]["status"] == "done" and cells[1]["status"] == "running" and any(second.glob("part-*")):
-                    break
-            time.sleep(0.2)
+        # Killed once the second cell's first attempts reached disk.
+        wait_until(
+            lambda: _statuses(out)[:2] == ["done", "running"] and any(out.glob("sweep-*/02_*/attempts.parts/part-*")),
+            proc,
+            "the sweep's second cell",
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+    (sweep_dir,) = out.glob("sweep-*")
 
     # What the kill left: the first cell finished, the second was under way, the third never started.
     assert [c["status"] for c in _index(sweep_dir)["cells"]] == ["done", "running", "not run"]
@@ -74,17 +70,6 @@ def test_killed_sweep_resumed_to_completion(embedded: EmbeddedPostgres, tmp_path
     assert again.returncode == 0 and "nothing to resume" in again.stdout
 
 
-def test_resume_needs_a_sweep_directory(tmp_path: Path) -> None:
-    proc = run_cli("run", "--resume", str(tmp_path))
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "sweep.json" in proc.stderr
-
-
-def test_resume_refuses_workload_options(tmp_path: Path) -> None:
-    (tmp_path / "sweep.json").write_text("{}")
-    proc = run_cli("run", "--resume", str(tmp_path), "--accounts", "10")
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "as recorded" in proc.stderr
-
-
 @pytest.mark.slow
 def test_ctrl_c_after_a_cell_then_resume(embedded: EmbeddedPostgres, conn: psycopg.Connection, tmp_path: Path) -> None:
     """SIGINT the moment the first cell is done (in the next cell's set-up, or its first second of load),
@@ -93,26 +78,9 @@ def test_ctrl_c_after_a_cell_then_resume(embedded: EmbeddedPostgres, conn: psyco
     scenario = tmp_path / "two.toml"
     scenario.write_text('name = "two"\nusers = 4\nduration = "2s"\n[[cells]]\naccounts = [23, 2311]\n')
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out), "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
-    )
+    proc = start_cli("run", str(scenario), "--out", str(out), "-q", ignore_sigint=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the first cell never finished"
-            index = next(out.glob("sweep-*/sweep.json"), None)
-            try:
-                if index is not None and json.loads(index.read_text())["cells"][0]["status"] == "done":
-                    break
-            except ValueError:
-                pass  # caught mid-rewrite
-            time.sleep(0.02)
+        wait_until(lambda: _statuses(out)[:1] == ["done"], proc, "the first cell's end", every=0.02)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=10)
     finally:
@@ -120,7 +88,7 @@ def test_ctrl_c_after_a_cell_then_resume(embedded: EmbeddedPostgres, conn: psyco
             proc.kill()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
-    sweep_dir = index.parent
+    (sweep_dir,) = out.glob("sweep-*")
     statuses = [c["status"] for c in _index(sweep_dir)["cells"]]
     assert statuses in (["done", "not run"], ["done", "interrupted"]), statuses
     left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'lg_02_accounts_2311%'").fetchall()
@@ -131,3 +99,14 @@ def test_ctrl_c_after_a_cell_then_resume(embedded: EmbeddedPostgres, conn: psyco
     assert "1 of 2 cells" in resumed.stdout
     assert [c["status"] for c in _index(sweep_dir)["cells"]] == ["done", "done"]
     assert (sweep_dir / "report.html").is_file()
+
+
+def test_resume_needs_a_sweep_directory(tmp_path: Path) -> None:
+    proc = run_cli("run", "--resume", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "sweep.json" in proc.stderr
+
+
+def test_resume_refuses_workload_options(tmp_path: Path) -> None:
+    (tmp_path / "sweep.json").write_text("{}")
+    proc = run_cli("run", "--resume", str(tmp_path), "--accounts", "10")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "as recorded" in proc.stderr
