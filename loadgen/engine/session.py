@@ -15,7 +15,6 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 import os
 import platform
-import signal
 import sys
 import time
 import uuid
@@ -31,11 +30,13 @@ import pandas as pd
 import psycopg
 import pyarrow
 import pyarrow as pa
+import pyarrow.compute as pc
 from locust.env import Environment
 
 from loadgen import __version__
 from loadgen.db.cc import describe_cc
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
+from loadgen.engine import interrupts
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.streaming import StreamedAttempts
@@ -45,10 +46,10 @@ from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import attempt_span, client_load, collector_paused
-from loadgen.results.metrics import concurrency, summarize
-from loadgen.results.recorder import AttemptRecorder, write_attempts
+from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency, summarize, summary_frame
+from loadgen.results.recorder import AttemptRecorder
 from loadgen.results.records import RunRecord
-from loadgen.results.stream import AttemptStream
+from loadgen.results.stream import AttemptStream, compact, read_parts, settle
 from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
 from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
@@ -229,24 +230,18 @@ class RunSession:
 
     @contextmanager
     def signals(self, stop: Callable[[], None]) -> Iterator[None]:
-        """Ctrl-C or SIGTERM calls ``stop`` (users finish the transaction in hand); a second one leaves at once.
+        """Ctrl-C or SIGTERM calls ``stop`` (users finish the transaction in hand); a second one leaves at once
+        (:mod:`loadgen.engine.interrupts`).
 
         Kept until the caller has written the results, so a second Ctrl-C still means "now".
         """
 
-        def on_signal(*_: Any) -> None:
+        def on_signal() -> None:
             self.interrupted += 1
-            if self.interrupted > 1:
-                os._exit(130)  # a second Ctrl-C: leave at once
-            print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
             stop()
 
-        handlers = [gevent.signal_handler(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-        try:
+        with interrupts.stopping(on_signal):
             yield
-        finally:
-            for h in handlers:
-                h.cancel()
 
     def run_load(
         self,
@@ -320,14 +315,19 @@ class RunSession:
     ) -> RunResult:
         assert self.run_dir is not None
         ended = datetime.now(UTC)
-        # Streamed: every attempt is on disk already (the last second's written now).
-        table = self.streamed.to_table() if self.streamed is not None else attempts.to_table()
-        frame = table.to_pandas()
+        # Every attempt is on disk by now (the last second's written here). A run of hours holds
+        # more attempts than memory: read back only the columns finishing needs, and compact
+        # the parts into attempts.parquet row group by row group.
+        streamed = self._stop_streaming(attempts)
+        table = read_parts(self.run_dir, FINISH_COLUMNS)
+        settled: dict[str, int] = {}
         connections: dict[str, int | None] = dict(pool_counts)
         try:
             with connect(self.target) as conn:
-                resolve_unknown_commits(conn, frame)
-                committed_ids = frame.loc[frame["outcome"].isin(COMMITTED), "txn_id"].tolist()
+                settled = resolve_unknown_commits(conn, open_transfers(table))
+                table = settle(table, settled)
+                committed = pc.is_in(table.column("outcome"), value_set=pa.array(sorted(COMMITTED), pa.string()))
+                committed_ids = pc.filter(table.column("txn_id"), committed).to_pylist()
                 invariants = check_invariants(
                     conn,
                     self.scenario.accounts,
@@ -336,6 +336,7 @@ class RunSession:
                     # The joint-withdrawal shapes promise each customer keeps the initial balance across two accounts.
                     joint_minimum=self.scenario.initial_balance if self.scenario.transaction.startswith("joint-withdrawal") else None,
                 )
+                del committed_ids
                 # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
                 connections["left_open"] = sessions_left(conn, self.target.application_name(), self.target.dialect)
         except (TargetError, psycopg.Error) as e:
@@ -343,11 +344,12 @@ class RunSession:
         finally:
             # Whatever the database said, or if it is gone: the attempts are written, once,
             # with unknown commits settled where the ledger could be asked.
-            outcome = table.schema.get_field_index("outcome")
-            table = table.set_column(outcome, "outcome", [frame["outcome"].tolist()])
-            write_attempts(table, self.run_dir / "attempts.parquet")
-            if self.streamed is not None:
-                self.streamed.discard_parts()
+            try:
+                compact(self.run_dir, settled)
+            finally:
+                streamed.close()
+        frame = summary_frame(table)
+        del table
         summary = summarize(frame)
         result = RunResult(
             self.run_dir,
@@ -369,6 +371,16 @@ class RunSession:
         )
         self.record(result, ended).write(self.run_dir)
         return result
+
+    def _stop_streaming(self, attempts: AttemptSource) -> StreamedAttempts | AttemptStream:
+        """The stream's last rows written; a run that never streamed (a caller of finish() alone) writes its attempts as one part."""
+        assert self.run_dir is not None
+        if self.streamed is not None:
+            self.streamed.stop()
+            return self.streamed
+        stream = AttemptStream(self.run_dir)
+        stream.write(attempts.to_table())
+        return stream
 
     def _lock_waits(self) -> dict[str, Any] | None:
         if self._lock_log is None:
@@ -444,27 +456,39 @@ def _tick(on_progress: Progress, env: Environment, t0: float) -> None:
         on_progress(time.monotonic() - t0, env)
 
 
-def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFrame) -> None:
+#: The attempt columns finishing a run reads back from disk: the summary's, and what settling unknown commits needs.
+FINISH_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "commit_unknown")
+
+
+def open_transfers(attempts: pa.Table) -> pd.DataFrame:
+    """Every attempt of the transfers that have one whose commit is unknown or interrupted
+    (all :func:`resolve_unknown_commits` looks at: a few rows, whatever the run's length)."""
+    unknown = pc.or_kleene(attempts.column("commit_unknown"), pc.equal(attempts.column("outcome"), Outcome.INTERRUPTED.value))
+    ids = pc.unique(pc.filter(attempts.column("txn_id"), pc.fill_null(unknown, False)))
+    return attempts.filter(pc.is_in(attempts.column("txn_id"), value_set=ids)).to_pandas()
+
+
+def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFrame) -> dict[str, int]:
     """Settle attempts whose COMMIT outcome is unknown by looking their ids up in the ledger.
 
     A transfer that lost its connection inside COMMIT (or was interrupted) and was
-    never tried again may or may not be in the ledger; the ledger decides.
+    never tried again may or may not be in the ledger; the ledger decides. ``attempts``
+    holds every attempt of the transfers concerned (:func:`open_transfers`). Returns
+    the attempts found committed, transfer id -> attempt number, for
+    loadgen.results.stream.settle to mark ``ambiguous_committed``.
     """
     if attempts.empty:
-        return
-    in_doubt = attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED)
-    if not in_doubt.any():
-        return  # the usual case: no grouping of every attempt by transaction
+        return {}
     committed = set(attempts.loc[attempts["outcome"].isin(COMMITTED), "txn_id"])
     last = attempts.groupby("txn_id", sort=False)["attempt"].transform("max") == attempts["attempt"]
-    open_ = last & in_doubt
+    open_ = last & (attempts["commit_unknown"] | (attempts["outcome"] == Outcome.INTERRUPTED))
     open_ &= ~attempts["txn_id"].isin(committed)
     if not open_.any():
-        return
+        return {}
     found = ledger_ids(conn, attempts.loc[open_, "txn_id"].tolist())
     conn.rollback()
     hit = open_ & attempts["txn_id"].isin(found)
-    attempts.loc[hit, "outcome"] = Outcome.AMBIGUOUS_COMMITTED.value
+    return {str(t): int(a) for t, a in zip(attempts.loc[hit, "txn_id"], attempts.loc[hit, "attempt"])}
 
 
 def locust_counts(env: Environment) -> dict[str, int]:

@@ -11,15 +11,13 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 # isort: split
 
-import shutil
 from collections.abc import Callable, Iterable
 
 import gevent
 import gevent.event
-import pyarrow as pa
 
 from loadgen.results.recorder import AttemptRecorder
-from loadgen.results.stream import PARTS_DIR, AttemptStream, read_parts
+from loadgen.results.stream import AttemptStream
 
 __all__ = ["StreamedAttempts", "FLUSH_INTERVAL_S"]
 
@@ -28,7 +26,7 @@ FLUSH_INTERVAL_S = 1.0
 
 
 class StreamedAttempts:
-    """The attempts of one run on their way to ``run_dir``; at the end, the table of all of them.
+    """The attempts of one run on their way to ``run_dir`` (compacted at its end by loadgen.results.stream.compact).
 
     ``sources`` gives the recorders to drain (one for a run in this process; the
     distributed master's grows as workers join).
@@ -74,12 +72,7 @@ class StreamedAttempts:
         """Attempts written so far."""
         return self.stream.rows
 
-    def to_table(self) -> pa.Table:
-        """Every attempt of the run, read back from disk (after :meth:`stop`)."""
-        self.stop()
-        return read_parts(self.stream.dir.parent)
-
-    def discard_parts(self) -> None:
-        """Once ``attempts.parquet`` holds them all: the parts go."""
+    def close(self) -> None:
+        """Release the stream's lock: only once attempts.parquet is written, so that ``loadgen report``
+        never takes a run being finished for one that was killed."""
         self.stream.close()
-        shutil.rmtree(self.stream.dir.parent / PARTS_DIR, ignore_errors=True)

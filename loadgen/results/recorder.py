@@ -1,12 +1,13 @@
 """attempts.parquet: its Arrow schema, the recorder that buffers every attempt, the writer and reader.
 
 Appending a bare tuple (loadgen.model.attempt's field order) to a list is the cheapest
-record path Python has; the columns are built only when the run ends, and the file
-is written once.
+record path Python has; the columns are built when the rows go to disk (each second,
+loadgen.results.stream), and the file is written once, at the end, row group by row group.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pyarrow.parquet as pq
 
 from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt, AttemptRow
 
-__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "read_attempts", "write_attempts"]
+__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "ROW_GROUP_ROWS", "read_attempts", "write_attempts"]
 
 # The ``outcome`` column holds loadgen.model.outcomes.Outcome names.
 
@@ -84,11 +85,38 @@ class AttemptRecorder:
         return pa.table([arrays[f.name] for f in ATTEMPT_SCHEMA], schema=ATTEMPT_SCHEMA)
 
 
-def write_attempts(table: pa.Table, path: Path) -> None:
-    """Write atomically: a reader never sees half a file."""
+#: Rows per row group of attempts.parquet. Writing holds at most about this many rows
+#: (some 20 MB) whatever the run's length; row groups this large still compress and read
+#: as well as one group for the whole file.
+ROW_GROUP_ROWS = 128 * 1024
+
+
+def write_attempts(tables: pa.Table | Iterable[pa.Table], path: Path) -> int:
+    """Write ``tables`` (in order) as the one attempts.parquet, a row group at a time; the rows written.
+
+    Atomic: a reader never sees half a file. Streamed: pieces are gathered into row
+    groups of :data:`ROW_GROUP_ROWS` and written as each fills, so a run of hours
+    is written without its attempts ever being in memory at once.
+    """
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    rows = 0
+    with pq.ParquetWriter(tmp, ATTEMPT_SCHEMA, compression="zstd") as writer:
+        pending: list[pa.Table] = []
+        held = 0
+        for table in [tables] if isinstance(tables, pa.Table) else tables:
+            pending.append(table if table.schema.equals(ATTEMPT_SCHEMA) else table.select(ATTEMPT_SCHEMA.names).cast(ATTEMPT_SCHEMA))
+            held += table.num_rows
+            while held >= ROW_GROUP_ROWS:
+                group = pa.concat_tables(pending)
+                writer.write_table(group.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
+                rest = group.slice(ROW_GROUP_ROWS)
+                pending, held = [rest], rest.num_rows
+                rows += ROW_GROUP_ROWS
+        if held:
+            writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+            rows += held
     tmp.replace(path)
+    return rows
 
 
 def read_attempts(path: Path) -> pa.Table:

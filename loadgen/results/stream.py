@@ -13,7 +13,8 @@ holds (``seg-000001-000060.parquet``); a reader skips parts a segment covers, so
 crash between writing a segment and deleting its parts never counts a row twice.
 
 At the end :func:`compact` turns the parts into the data contract's single
-``attempts.parquet`` and removes them; ``loadgen report`` does the same for a run
+``attempts.parquet``, row group by row group (memory holds about a second of
+attempts, not the run), and removes them; ``loadgen report`` does the same for a run
 that was cut off (:func:`recover`). While a stream is open its process holds a lock
 on ``attempts.parts/.writing``, so a reader can tell a run still going (leave its
 parts alone) from one that was killed (compact them).
@@ -28,17 +29,33 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loadgen.results.metrics import summarize
+from loadgen.model.outcomes import Outcome
+from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
 
-__all__ = ["AttemptStream", "CutOff", "PARTS_DIR", "MERGE_EVERY", "read_parts", "compact", "has_parts", "is_writing", "recover"]
+__all__ = [
+    "AttemptStream",
+    "CutOff",
+    "PARTS_DIR",
+    "MERGE_EVERY",
+    "read_parts",
+    "row_groups",
+    "compact",
+    "settle",
+    "has_parts",
+    "is_writing",
+    "recover",
+]
 
 PARTS_DIR = "attempts.parts"
 #: One-second parts merged into one segment (a minute at the usual pace).
@@ -175,15 +192,18 @@ def recover(run_dir: Path) -> CutOff | None:
     """Compact the parts of a run that was cut off (killed, OOM, power loss); None if there is nothing to recover.
 
     run.json (written when the run started) is marked as cut off, when, and with how
-    many attempts on disk; a run still being written is left alone.
+    many attempts on disk; a run still being written is left alone. Memory holds the
+    summary's few columns, never every attempt (a killed run may be hours long).
     """
     directory = run_dir / PARTS_DIR
     if not directory.is_dir() or is_writing(run_dir):
         return None
     files = [p for p in directory.iterdir() if _PART.match(p.name) or _SEGMENT.match(p.name)]
     last = max((p.stat().st_mtime for p in files), default=None)
-    table = read_parts(run_dir)
-    cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, table.num_rows)
+    narrow = read_parts(run_dir, SUMMARY_COLUMNS)
+    cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, narrow.num_rows)
+    summary = summarize(summary_frame(narrow))
+    del narrow
     meta_path = run_dir / "run.json"
     try:
         meta = json.loads(meta_path.read_text())
@@ -191,39 +211,84 @@ def recover(run_dir: Path) -> CutOff | None:
         meta = {"run_id": run_dir.name}
     if isinstance(meta, dict):
         # The summary of what reached disk; no invariants: nobody checked the bank.
-        meta.update(status="cut off", completed=False, in_progress=False, cut_off=cut.to_dict(), summary=summarize(table.to_pandas()))
+        meta.update(status="cut off", completed=False, in_progress=False, cut_off=cut.to_dict(), summary=summary)
         meta.setdefault("ended_at", cut.last_write)
         tmp = meta_path.with_name("run.json.tmp")
         tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
         tmp.replace(meta_path)
-    compact(run_dir, table)
+    compact(run_dir)
     return cut
 
 
-def read_parts(run_dir: Path) -> pa.Table:
-    """Every attempt that reached disk, in the order written (segments and the parts they do not cover)."""
-    directory = run_dir / PARTS_DIR
-    parts, segments = _listing(directory) if directory.is_dir() else ([], [])
-    pieces = [(lo, path) for lo, _, path in segments] + [(n, path) for n, path in parts if not _covered(n, segments)]
-    tables = []
-    for _, path in sorted(pieces):
+def row_groups(run_dir: Path, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+    """Every attempt that reached disk, in the order written, one row group at a time (``columns`` only, if given).
+
+    A part is one row group, a segment one per part it merged: memory holds about a
+    second of attempts at a time. A file that does not read is skipped from there on
+    (a part torn by a power loss: renamed, but not on disk whole; that second is lost).
+    """
+    for path in _pieces(run_dir):
         try:
-            tables.append(pq.read_table(path))
+            with pq.ParquetFile(path) as f:
+                for i in range(f.num_row_groups):
+                    yield f.read_row_group(i, columns=list(columns) if columns is not None else None)
         except (OSError, pa.ArrowInvalid):
-            continue  # a part torn by power loss (renamed but not on disk whole): lose that second only
+            continue
+
+
+def read_parts(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every attempt that reached disk, in the order written, as one table (``columns`` only, if given).
+
+    Every column of a long run is large: read only the columns a figure needs, or go
+    through :func:`row_groups`.
+    """
+    tables = list(row_groups(run_dir, columns))
+    schema = ATTEMPT_SCHEMA if columns is None else pa.schema([ATTEMPT_SCHEMA.field(c) for c in columns])
     if not tables:
-        return ATTEMPT_SCHEMA.empty_table()
+        return schema.empty_table()
     return pa.concat_tables(tables, promote_options="default")
 
 
-def compact(run_dir: Path, table: pa.Table | None = None) -> Path:
-    """Write ``attempts.parquet`` (``table``, or the parts as they are), then remove the parts."""
-    if table is None:
-        table = read_parts(run_dir)
+def compact(run_dir: Path, settled: Mapping[str, int] | None = None) -> Path:
+    """Write ``attempts.parquet`` from the parts, row group by row group, then remove the parts.
+
+    ``settled``: attempts whose unknown commit the ledger settled, by transfer id and
+    attempt number (loadgen.engine.session.resolve_unknown_commits): written as ``ambiguous_committed``.
+    """
     target = run_dir / "attempts.parquet"
-    write_attempts(table, target)
+    groups = row_groups(run_dir)
+    write_attempts((settle(t, settled) for t in groups) if settled else groups, target)
     shutil.rmtree(run_dir / PARTS_DIR, ignore_errors=True)
     return target
+
+
+def settle(table: pa.Table, settled: Mapping[str, int]) -> pa.Table:
+    """``table`` with the attempts ``settled`` names (transfer id -> attempt number) marked ``ambiguous_committed``.
+
+    ``table`` needs ``txn_id``, ``attempt`` and ``outcome``; ``settled`` is small (a few
+    lost COMMIT answers), so the rows are found by transfer id first.
+    """
+    if not settled or table.num_rows == 0:
+        return table
+    txn_ids = table.column("txn_id")
+    candidates = pc.indices_nonzero(pc.is_in(txn_ids, value_set=pa.array(list(settled), pa.string()))).to_pylist()
+    if not candidates:
+        return table
+    attempts = table.column("attempt")
+    hit = np.zeros(table.num_rows, dtype=bool)
+    for i in candidates:
+        hit[i] = settled[txn_ids[i].as_py()] == attempts[i].as_py()
+    index = table.schema.get_field_index("outcome")
+    outcome = pc.if_else(pa.array(hit), pa.scalar(Outcome.AMBIGUOUS_COMMITTED.value, pa.string()), table.column(index))
+    return table.set_column(index, table.schema.field(index), outcome)
+
+
+def _pieces(run_dir: Path) -> list[Path]:
+    """The files holding the attempts, in the order written: segments, and the parts no segment covers."""
+    directory = run_dir / PARTS_DIR
+    parts, segments = _listing(directory) if directory.is_dir() else ([], [])
+    pieces = [(lo, path) for lo, _, path in segments] + [(n, path) for n, path in parts if not _covered(n, segments)]
+    return [path for _, path in sorted(pieces)]
 
 
 def _write_atomically(table: pa.Table, path: Path, compression: str) -> None:

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ from loadgen.engine.session import RunSession, write_report
 from loadgen.engine.users import TRANSACTION, Bench, set_bench
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
-from loadgen.results.metrics import summarize
+from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.records import RunRecord
 from loadgen.results.stream import read_parts
 from loadgen.targets.base import Target, make_target, redact_conninfo
@@ -317,14 +318,16 @@ class LoadgenPlugin:
         pq.write_table(self._attempts_so_far(), buf, compression="zstd")
         return buf.getvalue()
 
-    def _attempts_so_far(self) -> pa.Table:
-        """The running test's attempts: those already on disk, then those still in memory."""
+    def _attempts_so_far(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The running test's attempts (``columns`` only, if given): those already on disk, then those still in memory."""
         assert self.bench is not None
         in_memory = self.bench.recorder.to_table()
+        if columns is not None:
+            in_memory = in_memory.select(list(columns))
         session = self.session
         if session is None or session.streamed is None or session.run_dir is None:
             return in_memory
-        return pa.concat_tables([read_parts(session.run_dir), in_memory], promote_options="default")
+        return pa.concat_tables([read_parts(session.run_dir, columns), in_memory], promote_options="default")
 
     def run_json(self) -> bytes | Path | None:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
@@ -340,7 +343,7 @@ class LoadgenPlugin:
             target=session.target.describe(),
             started_at=session.started.isoformat() if session.started else None,
             completed=False,
-            summary=summarize(self._attempts_so_far().to_pandas()),
+            summary=summarize(summary_frame(self._attempts_so_far(SUMMARY_COLUMNS))),
         )
         return record.to_json().encode()
 
