@@ -12,10 +12,12 @@ import locust  # noqa: F401  - must precede psycopg
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -64,6 +66,30 @@ def target(embedded: EmbeddedPostgres) -> EmbeddedTarget:
 def conn(embedded: EmbeddedPostgres) -> Iterator[psycopg.Connection]:
     with psycopg.connect(embedded.conninfo, autocommit=True) as c:
         yield c
+
+
+def start_cli(*args: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    """Start the real ``loadgen`` command line in the background (pipes for its output).
+
+    ``ignore_sigint``: as a script's ``loadgen ... &`` starts it, SIGINT ignored, so Python's own handler never comes.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
+    )
+
+
+def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[str], what: str, timeout: float = 120, every: float = 0.2) -> None:
+    """Poll ``ready`` while ``proc`` lives; fail saying ``what`` never happened (or how ``proc`` ended)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(every)
 
 
 def run_cli(

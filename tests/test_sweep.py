@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_cli, start_cli, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ)
-
-
 @pytest.mark.slow
 def test_small_sweep_hotter_bank_conflicts_more(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
-    from conftest import run_cli
-
     scenario = tmp_path / "small.toml"
     scenario.write_text(
         'name = "small"\nusers = [20]\nduration = "3s"\nseed = 5\n'
@@ -69,24 +61,19 @@ def test_interrupted_sweep_keeps_finished_cells(embedded: EmbeddedPostgres, tmp_
         'name = "long"\nusers = 5\n[[cells]]\naccounts = 10\nduration = "2s"\n[[cells]]\naccounts = [20, 30]\nduration = "30s"\n'
     )
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "run", str(scenario), "--out", str(out), "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
+    # As a script's `loadgen run ... &` starts it: SIGINT ignored, so Python's own handler never comes.
+    proc = start_cli("run", str(scenario), "--out", str(out), "-q", ignore_sigint=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def second_cell_running() -> bool:
             index = next(out.glob("*/sweep.json"), None)
-            if index is not None:
-                cells = json.loads(index.read_text())["cells"]
-                if cells[1]["status"] == "running":
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the sweep never reached its second cell")
+            try:
+                return index is not None and json.loads(index.read_text())["cells"][1]["status"] == "running"
+            except ValueError:
+                return False  # caught mid-rewrite
+
+        wait_until(second_cell_running, proc, "the sweep's second cell", timeout=60)
+        index = next(out.glob("*/sweep.json"))
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)

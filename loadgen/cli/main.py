@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--schema", help="--target postgres: the schema holding the tables, one live run at a time (default loadgen)")
+    r.add_argument(
+        "--resume",
+        type=Path,
+        metavar="SWEEP_DIR",
+        help="run the cells of a killed or interrupted sweep that did not finish, into its directory (target options as before)",
+    )
     r.add_argument("--keep-db", action="store_true", help="embedded target: keep the run's own database after it ends (default: dropped)")
     r.add_argument("--out", type=Path, default=Path("reports"), help="results go in a new directory under this one (default reports/)")
     c = r.add_argument_group("fault injection (PostgreSQL targets)")
@@ -177,8 +183,12 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
     import locust  # noqa: F401
 
+    from loadgen.engine import interrupts
     from loadgen.model.scenario import parse_duration
 
+    interrupts.install()  # Ctrl-C and SIGTERM from here on, also in a process started in the background
+    if args.resume is not None:
+        return cmd_resume(args, argv)
     _check_no_locking_on_dsql(args)
     sf = _scenario_file_from_args(args)  # validate before any database work
     chaos = _chaos_from_args(args)
@@ -251,6 +261,41 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"loadgen: run ended early: {aborted[0].aborted}; results so far are in {result.out_dir}", file=sys.stderr)
         return EXIT_INVARIANT
     if not result.invariants_hold:
+        return EXIT_INVARIANT
+    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+
+
+def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
+    """``loadgen run --resume SWEEP_DIR``: the sweep's recorded cells; target and run options from this command line."""
+    from loadgen.engine import sweep
+    from loadgen.model.scenario import parse_duration
+
+    if args.scenario or knobs.overrides_from_args(args):
+        raise ConfigError("--resume runs the sweep's own cells as recorded: give no scenario or workload options with it")
+    if not (args.resume / "sweep.json").is_file():
+        raise ConfigError(f"--resume needs a sweep directory (with sweep.json): {args.resume}")
+    _check_no_locking_on_dsql(args)
+    target = dsql_cli.make_run_target(args)
+    fleet = _fleet_from_args(args)
+    with progress_view(args.quiet, args.resume.name, True) as view:
+        result = sweep.resume(
+            args.resume,
+            target,
+            progress=view,
+            say=lambda line: print(line, flush=True),
+            command_line=["loadgen", *_safe_argv(argv)],
+            run_options={
+                "chaos": _chaos_from_args(args),
+                "unreachable_limit_s": parse_duration(args.unreachable_limit),
+                "keep_db": args.keep_db,
+                **({"fleet": fleet} if fleet else {}),
+            },
+        )
+    if result.results:
+        print(sweep.format_sweep(result))
+    if result.report is not None:
+        print(f"  report            {result.report}")
+    if any(r.aborted for r in result.results) or not result.invariants_hold:
         return EXIT_INVARIANT
     return EXIT_OK if result.completed else EXIT_INTERRUPTED
 

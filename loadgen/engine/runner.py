@@ -55,8 +55,9 @@ def run(
     bench = Bench(scenario, target, recorder)
     try:
         bench.warm_up()  # every connection open before the clock starts
-    except BaseException:
+    except BaseException:  # a refusal, or Ctrl-C while the connections open: the run's database goes too
         bench.close()
+        session.end_target()
         raise
     env = session.environment(user_class, tally=OutcomeTally(lambda: [recorder.rows]))
     set_bench(env, bench)

@@ -15,7 +15,6 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 import os
 import platform
-import signal
 import sys
 import time
 import uuid
@@ -37,6 +36,7 @@ from locust.env import Environment
 from loadgen import __version__
 from loadgen.db.cc import describe_cc
 from loadgen.db.schema import Invariant, check_invariants, ledger_ids, reset, sessions_left
+from loadgen.engine import interrupts
 from loadgen.engine.chaos import Chaos, FaultLog, inject_faults, watch_reachability
 from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.streaming import StreamedAttempts
@@ -229,24 +229,18 @@ class RunSession:
 
     @contextmanager
     def signals(self, stop: Callable[[], None]) -> Iterator[None]:
-        """Ctrl-C or SIGTERM calls ``stop`` (users finish the transaction in hand); a second one leaves at once.
+        """Ctrl-C or SIGTERM calls ``stop`` (users finish the transaction in hand); a second one leaves at once
+        (:mod:`loadgen.engine.interrupts`).
 
         Kept until the caller has written the results, so a second Ctrl-C still means "now".
         """
 
-        def on_signal(*_: Any) -> None:
+        def on_signal() -> None:
             self.interrupted += 1
-            if self.interrupted > 1:
-                os._exit(130)  # a second Ctrl-C: leave at once
-            print("\nstopping: finishing transactions in flight (Ctrl-C again to quit at once)", file=sys.stderr)
             stop()
 
-        handlers = [gevent.signal_handler(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)]
-        try:
+        with interrupts.stopping(on_signal):
             yield
-        finally:
-            for h in handlers:
-                h.cancel()
 
     def run_load(
         self,

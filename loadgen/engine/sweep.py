@@ -4,13 +4,16 @@ A sweep directory holds a sub-directory per cell (the run contract: attempts.par
 with a ``cell`` column, run.json with a ``cell`` field) and ``sweep.json``, an index
 of every cell's settings, status and summary. ``sweep.json`` is rewritten after
 every cell, so an interrupted sweep keeps its finished cells; the rest say
-``not run``.
+``not run``, and ``loadgen run --resume SWEEP_DIR`` (:func:`resume`) runs them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +24,18 @@ from loadgen.engine.distributed import run_distributed
 from loadgen.engine.load import workload_for
 from loadgen.engine.progress import ProgressView
 from loadgen.engine.session import RunResult, prepare_out_dir
+from loadgen.errors import ConfigError, LoadgenError
+from loadgen.model.knobs import scenario_from_dict
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.results.records import SweepRecord
+from loadgen.results.records import SWEEP_FILE, RecordError, SweepRecord
 from loadgen.targets.base import Target, check_cells
 
-__all__ = ["SweepResult", "run_file", "run_cell", "format_sweep"]
+__all__ = ["SweepResult", "run_file", "run_cell", "resume", "format_sweep", "CUT_OFF_DIR"]
 
 #: Cell status in sweep.json.
 DONE, INTERRUPTED, ABORTED, FAILED, NOT_RUN = "done", "interrupted", "aborted", "failed", "not run"
+#: Where ``--resume`` moves a cell's directory cut off mid-way, before running the cell again.
+CUT_OFF_DIR = ".cut-off"
 
 
 @dataclass
@@ -148,7 +155,10 @@ def run_file(
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     sweep_dir = prepare_out_dir(out, f"sweep-{sf.name}-{stamp}")
-    entries: list[dict[str, Any]] = [{**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None} for c in sf.cells]
+    # Each cell's whole scenario is kept, so that --resume runs exactly what was asked.
+    entries: list[dict[str, Any]] = [
+        {**c.to_dict(), "status": NOT_RUN, "run_dir": None, "summary": None, "scenario": c.scenario.to_dict()} for c in sf.cells
+    ]
     index = SweepRecord(
         name=sf.name,
         description=sf.description,
@@ -159,12 +169,87 @@ def run_file(
         started_at=datetime.now(UTC).isoformat(),
         cells=entries,
     )
+    with _sweep_lock(sweep_dir):
+        return _run_cells(sweep_dir, index, list(sf.cells), target, progress, command_line, run_options)
+
+
+def resume(
+    sweep_dir: Path,
+    target: Target,
+    *,
+    progress: ProgressView | None = None,
+    say: Callable[[str], None] = print,
+    command_line: list[str] | None = None,
+    run_options: dict[str, Any] | None = None,
+) -> SweepResult:
+    """Run the cells of ``sweep_dir`` that did not finish (killed, interrupted, failed), into the same directory.
+
+    A cell cut off mid-way is moved aside to ``.cut-off/`` first, so the sweep's report
+    covers each cell once; the report is rewritten over all cells. ``say`` hears what is resumed.
+    """
+    try:
+        index = SweepRecord.read(sweep_dir)
+    except RecordError:
+        raise ConfigError(f"--resume needs a sweep directory (with a readable sweep.json): {sweep_dir}") from None
+    entries = index.cells
+    try:
+        cells = [Cell(int(e["index"]), dict(e["settings"]), scenario_from_dict(e["scenario"])) for e in entries]
+    except (KeyError, TypeError, ValueError, LoadgenError):
+        raise ConfigError(
+            f"{sweep_dir / SWEEP_FILE} does not hold every cell's scenario (written by an older loadgen): cannot resume it"
+        ) from None
+    kind = index.target.get("kind")
+    if kind and kind != target.kind:
+        raise ConfigError(f"the sweep ran on target {kind}; resume it there (--target {kind}), not on {target.kind}")
+    check_cells(target.dialect, cells)
+    with _sweep_lock(sweep_dir):
+        todo = [c for c, e in zip(cells, entries) if e.get("status") != DONE]
+        if not todo:
+            say(f"nothing to resume: all {len(cells)} cells of {sweep_dir} are done")
+            return SweepResult(sweep_dir, True, cells=entries, completed=True)
+        say(f"resuming {index.name or sweep_dir.name}: {len(todo)} of {len(cells)} cells to run")
+        aside = sweep_dir / CUT_OFF_DIR
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        for cell in todo:
+            partial = sweep_dir / cell.slug
+            if partial.exists():
+                aside.mkdir(exist_ok=True)
+                partial.replace(aside / f"{cell.slug}-{stamp}")
+            entry = entries[cell.index]
+            entry.update(status=NOT_RUN, run_dir=None, summary=None)
+            for stale in ("error", "notes", "violated", "invariants_hold", "aborted"):
+                entry.pop(stale, None)
+        index.extra["resumed_at"] = [*index.extra.get("resumed_at", []), datetime.now(UTC).isoformat()]
+        index.ended_at = None
+        index.completed = False
+        return _run_cells(sweep_dir, index, todo, target, progress, command_line, run_options)
+
+
+def _run_cells(
+    sweep_dir: Path,
+    index: SweepRecord,
+    cells: list[Cell],
+    target: Target,
+    progress: ProgressView | None,
+    command_line: list[str] | None,
+    run_options: dict[str, Any] | None,
+) -> SweepResult:
+    """Run ``cells`` of the sweep in order, rewriting sweep.json around every cell; the sweep's report at the end.
+
+    Ctrl-C or SIGTERM (:mod:`loadgen.engine.interrupts`) during a cell stops that cell
+    gracefully; between cells it stops the sweep there. Either way the finished cells are kept
+    and the rest say ``not run``, for ``--resume``.
+    """
+    entries = index.cells
     index.write(sweep_dir)
     result = SweepResult(sweep_dir, True, cells=entries, completed=False)
-    n = len(sf.cells)
-    sweep_ref = {"name": sf.name, "dir": str(sweep_dir), "cells": n}
+    n = len(entries)
+    sweep_ref = {"name": index.name, "dir": str(sweep_dir), "cells": n}
+    on_progress = progress.tick if progress is not None else None
+    interrupted = False
     try:
-        for cell, entry in zip(sf.cells, entries):
+        for cell in cells:
+            entry = entries[cell.index]
             if progress is not None:
                 progress.cell_started(cell.index, n, cell.label, cell.scenario.duration_s)
             entry["status"] = "running"
@@ -187,35 +272,57 @@ def run_file(
                 invariants_hold=run.invariants_hold,
                 aborted=run.aborted,
                 scenario=cell.scenario.to_dict(),
+                notes=run.notes,
+                violated=[i.name for i in run.invariants if not i.ok],
             )
             index.write(sweep_dir)
-            entry["notes"] = run.notes
-            broken = [i.name for i in run.invariants if not i.ok]
-            entry["violated"] = broken
             if progress is not None:
                 progress.cell_done(cell.index, n, cell.label, _cell_line(run.summary))
-            if broken:
-                print(f"  cell {cell.index + 1}: VIOLATED {', '.join(broken)}", flush=True)
+            if entry["violated"]:
+                print(f"  cell {cell.index + 1}: VIOLATED {', '.join(entry['violated'])}", flush=True)
             for note in run.notes:
                 print(f"  warning: cell {cell.index + 1}: {note}", flush=True)
             if run.aborted or not run.completed:
+                interrupted = not run.aborted
                 break
         else:
-            result.completed = True
-    except BaseException as e:
-        # Interrupted between cells, or a cell failed: keep what finished, mark the rest not run.
+            result.completed = all(e["status"] == DONE for e in entries)
+    except KeyboardInterrupt:
+        # Between cells, or while a cell set up: the cell under way never ran its load.
+        interrupted = True
         for entry in entries:
             if entry["status"] == "running":
-                entry["status"] = NOT_RUN if isinstance(e, KeyboardInterrupt) else FAILED
+                entry["status"] = NOT_RUN
+    except BaseException as e:
+        for entry in entries:
+            if entry["status"] == "running":
+                entry["status"] = FAILED
                 entry["error"] = str(e) or type(e).__name__
         raise
     finally:
         index.ended_at = datetime.now(UTC).isoformat()
         index.completed = result.completed
         index.write(sweep_dir)
-    if result.results:
+    if interrupted:
+        # As a single run after Ctrl-C: the data is written, leaving quickly matters more than charts.
+        print(f"loadgen: sweep stopped; `loadgen run --resume {sweep_dir}` runs the cells not finished", file=sys.stderr)
+    elif result.results:
         result.report = _write_sweep_report(sweep_dir)
     return result
+
+
+@contextlib.contextmanager
+def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """Held while a process runs the sweep: a second ``--resume`` of it is refused, not run twice."""
+    fd = os.open(sweep_dir / ".running", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{sweep_dir} is being run by another loadgen process right now") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_sweep_report(sweep_dir: Path) -> Path | None:
