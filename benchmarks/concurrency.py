@@ -93,7 +93,7 @@ def main() -> int:
     scenario = Scenario(name="fidelity", accounts=1000, users=args.users, spawn_rate=float(args.users), duration_s=args.duration)
     out = Path(tempfile.mkdtemp(prefix="lg-fidelity-"))
     load0 = os.getloadavg()
-    result = runner.run(scenario, target, out, on_progress=on_progress)
+    result = runner.run(scenario, target, out, runner.RunOptions(on_progress=on_progress))
     peak_rss_mb = _status_kb("VmHWM") / 1024
     probe.close()
 

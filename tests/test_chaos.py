@@ -15,6 +15,7 @@ import pytest
 
 from loadgen.engine import runner
 from loadgen.engine.chaos import Chaos
+from loadgen.engine.options import RunOptions
 from loadgen.model.scenario import Scenario
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.embedded import EmbeddedPostgres
@@ -24,7 +25,7 @@ from loadgen.targets.embedded import EmbeddedPostgres
 def test_chaos_run_loses_nothing(target: EmbeddedTarget, tmp_path: Path) -> None:
     scenario = Scenario(accounts=50, users=20, spawn_rate=20, duration_s=6)
     chaos = Chaos(kill_every_s=1.0, kill_fraction=0.5, restart_at_s=3.0)
-    result = runner.run(scenario, target, tmp_path, chaos=chaos)
+    result = runner.run(scenario, target, tmp_path, RunOptions(chaos=chaos))
     df = pq.read_table(result.run_dir / "attempts.parquet").to_pandas()
 
     kinds = [f["kind"] for f in result.faults]
@@ -100,7 +101,7 @@ def test_unreachable_database_ends_run_with_results_written(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_report_shows_the_faults(target: EmbeddedTarget, tmp_path: Path) -> None:
     scenario = Scenario(accounts=50, users=10, spawn_rate=10, duration_s=3)
-    result = runner.run(scenario, target, tmp_path, chaos=Chaos(kill_every_s=1.0, kill_fraction=0.5))
+    result = runner.run(scenario, target, tmp_path, RunOptions(chaos=Chaos(kill_every_s=1.0, kill_fraction=0.5)))
     assert result.report is not None
     html = result.report.read_text()
     assert "Faults injected" in html and "terminate_backends" in html

@@ -23,6 +23,7 @@ from loadgen.engine.distributed import (
     scenario_from_dict,
     worker_target,
 )
+from loadgen.engine.options import RunOptions
 from loadgen.errors import ConfigError
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
@@ -155,7 +156,7 @@ def test_the_password_reaches_workers_through_their_environment_only(embedded, t
             seen.append((" ".join(child.cmdline()), child.environ().get("PGPASSWORD") == secret))
 
     scenario = Scenario(accounts=20, users=4, spawn_rate=4, duration_s=2.5)
-    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), on_progress=inspect_workers)
+    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), RunOptions(on_progress=inspect_workers))
     assert seen and all("loadgen.cli.worker" in cmd and secret not in cmd and has_pw for cmd, has_pw in seen)
     assert result.invariants_hold
     for path in result.run_dir.rglob("*"):
@@ -177,7 +178,7 @@ def test_a_worker_killed_mid_run_is_reported_not_hidden(target: EmbeddedTarget, 
 
     scenario = Scenario(accounts=100, users=6, spawn_rate=6, duration_s=5)
     t0 = time.monotonic()
-    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), on_progress=kill_one)
+    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), RunOptions(on_progress=kill_one))
     assert killed and time.monotonic() - t0 < 40  # no waiting out long timeouts for the dead
     assert result.aborted and "stopped before their final report" in result.aborted
     doc = json.loads((result.run_dir / "run.json").read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import start_cli, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 
@@ -64,3 +65,43 @@ def test_second_ctrl_c_exits_at_once(embedded: EmbeddedPostgres, tmp_path: Path)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_distributed_run(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    """The master of ``--processes 2``, started as a script would (SIGINT ignored): the workers' users finish
+    their transactions, every attempt they made is written, the process leaves within 10 s."""
+    proc = start_cli(
+        "run",
+        "--processes",
+        "2",
+        "--users",
+        "20",
+        "--accounts",
+        "100",
+        "--duration",
+        "60",
+        "--out",
+        str(tmp_path),
+        "-q",
+        ignore_sigint=True,
+    )
+    try:
+        wait_until(lambda: len(list(tmp_path.glob("run-*/attempts.parts/part-*"))) >= 2, proc, "the workers' first attempts on disk")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 10, f"took {took:.1f} s"
+    assert "Traceback" not in err
+    (run_dir,) = tmp_path.glob("run-*")
+    doc = json.loads((run_dir / "run.json").read_text())
+    assert doc["status"] == "interrupted" and doc["invariants_hold"], doc["invariants"]
+    outcomes = pq.read_table(run_dir / "attempts.parquet").column("outcome").to_pylist()
+    assert len(outcomes) == doc["summary"]["attempts"] > 0
+    assert "connection_error" not in outcomes
+    assert doc["connections"]["left_open"] == 0

@@ -46,8 +46,8 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadgen.engine.chaos import Chaos
 from loadgen.engine.load import workload_for
+from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
 from loadgen.engine.users import Bench, TransferUser, set_bench
@@ -458,37 +458,25 @@ def _wait_for_workers(runner: Any, fleet: Fleet, procs: list[subprocess.Popen[by
         gevent.sleep(0.1)
 
 
-def run_distributed(
-    scenario: Scenario,
-    target: Target,
-    out: Path,
-    fleet: Fleet,
-    *,
-    user_class: type[TransferUser] = TransferUser,
-    on_progress: Callable[[float, Environment], None] | None = None,
-    command_line: list[str] | None = None,
-    chaos: Chaos | None = None,
-    unreachable_limit_s: float = 60.0,
-    run_id: str | None = None,
-    cell: str | None = None,
-    annotations: Callable[[], dict[str, Any]] | None = None,
-    keep_db: bool = False,
-) -> RunResult:
+def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet, options: RunOptions = RunOptions()) -> RunResult:
     """Like :func:`loadgen.engine.runner.run`, with the users on worker processes; the same run directory."""
     _check_target(target)
     _check_scenario(scenario)
-    session = RunSession(scenario, target, run_id=run_id, command_line=command_line, annotations=annotations, keep_db=keep_db)
+    chaos, cell = options.chaos, options.cell
+    session = RunSession(
+        scenario, target, run_id=options.run_id, command_line=options.command_line, annotations=options.annotations, keep_db=options.keep_db
+    )
     session.prepare(out, exclusive=chaos is not None and chaos.restarts_server)
     assert session.run_dir is not None
     collector = Collector(session.run_id, cell=cell)
-    env = session.environment(user_class, tally=OutcomeTally(lambda: [r.rows for r in collector.recorders.values()]))
+    env = session.environment(options.user_class, tally=OutcomeTally(lambda: [r.rows for r in collector.recorders.values()]))
     port = fleet.bind_port or _free_port(fleet.bind_host)
     master = env.create_master_runner(fleet.bind_host, port)
     collector.register(master)
     collector.setup = {
         "run_id": session.run_id,
         "cell": cell,
-        "user_class": user_class.__name__,
+        "user_class": options.user_class.__name__,
         "scenario": scenario_to_dict(scenario),
         "target": _target_setup(target, fleet.workers),
     }
@@ -511,8 +499,8 @@ def run_distributed(
                 last_reached=lambda: collector.last_reached,
                 refused=lambda: collector.refused,
                 chaos=chaos,
-                unreachable_limit_s=unreachable_limit_s,
-                on_progress=on_progress,
+                unreachable_limit_s=options.unreachable_limit_s,
+                on_progress=options.on_progress,
             )
         finally:
             if master.greenlet and not master.greenlet.dead:

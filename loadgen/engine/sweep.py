@@ -22,6 +22,7 @@ from typing import Any
 from loadgen.engine import runner
 from loadgen.engine.distributed import run_distributed
 from loadgen.engine.load import workload_for
+from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import ProgressView
 from loadgen.engine.session import RunResult, prepare_out_dir
 from loadgen.errors import ConfigError, LoadgenError
@@ -76,7 +77,7 @@ def run_cell(
         workload.update(extra())
         return {"cell": cell.to_dict() if sweep else None, "sweep": sweep, **workload}
 
-    common: dict[str, Any] = dict(
+    run_as = RunOptions(
         user_class=user_class,
         on_progress=on_progress,
         command_line=command_line,
@@ -86,9 +87,9 @@ def run_cell(
         **options,
     )
     if fleet is not None:
-        result = run_distributed(cell.scenario, target, out, fleet, **common)
+        result = run_distributed(cell.scenario, target, out, fleet, run_as)
     else:
-        result = runner.run(cell.scenario, target, out, **common)
+        result = runner.run(cell.scenario, target, out, run_as)
     result.notes = workload_notes(workload)
     return result
 
