@@ -17,11 +17,13 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import psycopg.errors as pg_errors
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
@@ -124,6 +126,10 @@ def test_invariants_are_read_in_key_pages_and_add_up(embedded: Any, monkeypatch:
         broken = {i.name: i for i in check_invariants(c, 25, 100, ids[:-1])}
         assert not broken["money_conserved"].ok and "2505" in broken["money_conserved"].detail
         assert not broken["ledger_matches_commits"].ok and "1 in the ledger but not recorded" in broken["ledger_matches_commits"].detail
+        # Commits as an Arrow array (what a finishing run passes): one twice, one the ledger never saw.
+        odd = {i.name: i for i in check_invariants(c, 25, 100, pa.array([*ids, ids[0], str(uuid.uuid4())]))}
+        assert odd["ledger_matches_commits"].detail == "23 ledger rows, 24 recorded commits, 1 recorded but not in the ledger"
+        assert not odd["no_duplicate_transfer"].ok and odd["no_duplicate_transfer"].detail == "1 transfer ids committed twice"
 
 
 def test_joint_minimum_is_read_in_pages_of_whole_customers(embedded: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from loadgen.engine.live import ContentionCounters, Timeline, view
 from loadgen.model.outcomes import COMMITTED, CONTENTION, OUTCOMES, RETRYABLE, Outcome
 from loadgen.report import analysis as A
 from loadgen.report.data import compact
-from loadgen.results.metrics import Counts, rates, summarize
+from loadgen.results.metrics import Counts, rates, summarize, summary_frame, transactions
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 
@@ -104,3 +106,56 @@ def test_timeline_shows_both_rates() -> None:
     tl.sample({"attempts": 10, "conflicts": 2, "contention": 3, "commits": 7}, 5, now=2.0)
     (p,) = tl.points
     assert p["conflict_rate"] == 0.2 and p["contention_rate"] == 0.3 and p["throughput_commits_per_s"] == 3.5
+
+
+def _transactions_by_groupby(attempts: pd.DataFrame) -> pd.DataFrame:
+    """The pandas group-by that transactions() replaced (kept here as its definition)."""
+    df = pd.DataFrame(
+        {
+            "txn_id": attempts["txn_id"].to_numpy(),
+            "attempt": attempts["attempt"].to_numpy(),
+            "start_ms": attempts["started_at"].to_numpy(dtype="datetime64[us]").astype("int64") / 1000.0,
+            "latency_ms": attempts["latency_ms"].to_numpy(),
+            "outcome": attempts["outcome"].to_numpy(),
+        }
+    )
+    df["end_ms"] = df["start_ms"] + df["latency_ms"]
+    g = df.sort_values(["txn_id", "attempt"], kind="stable").groupby("txn_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "attempts": g["attempt"].max(),
+            "outcome": g["outcome"].last(),
+            "latency_ms": g["end_ms"].max() - g["start_ms"].min(),
+            "started_ms": g["start_ms"].min(),
+        }
+    )
+    return out.reset_index()
+
+
+def test_transactions_match_a_pandas_group_by_on_shuffled_attempts() -> None:
+    rng = np.random.default_rng(7)
+    rows = []
+    for t in range(2000):
+        for a in range(1, int(rng.integers(1, 5)) + 1):
+            rows.append((f"t{rng.integers(10**9):09d}-{t}", a, float(rng.uniform(0, 60_000)), float(rng.lognormal(1, 0.6))))
+    # Retries interleaved with other transfers, and a transfer's attempts out of order.
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    frame = pd.DataFrame(
+        {
+            "txn_id": [r[0] for r in rows],
+            "attempt": np.array([r[1] for r in rows], dtype="int32"),
+            "started_at": T0 + pd.to_timedelta([r[2] for r in rows], unit="ms"),
+            "latency_ms": [r[3] for r in rows],
+            "outcome": rng.choice(["committed", "conflict", "error"], len(rows)),
+            "sqlstate": None,
+        }
+    )
+    expected = _transactions_by_groupby(frame)
+    got = transactions(frame)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    # On transfer ids as codes (what a finishing run summarizes): the same transactions, ids aside.
+    coded = transactions(summary_frame(pa.Table.from_pandas(frame, preserve_index=False)))
+    key = ["attempts", "outcome", "latency_ms", "started_ms"]
+    pd.testing.assert_frame_equal(
+        coded[key].sort_values(key, ignore_index=True), expected[key].sort_values(key, ignore_index=True), check_dtype=False
+    )

@@ -91,6 +91,11 @@ class AttemptRecorder:
 ROW_GROUP_ROWS = 128 * 1024
 
 
+#: Columns whose values repeat (outcomes, accounts, workers...): dictionary-encoded. Ids, start
+#: times and latencies are all but unique, where a dictionary only costs (a third more bytes at 128k rows a group).
+_DICTIONARY_COLUMNS = [name for name in ATTEMPT_SCHEMA.names if name not in ("txn_id", "started_at", "latency_ms")]
+
+
 def write_attempts(tables: pa.Table | Iterable[pa.Table], path: Path) -> int:
     """Write ``tables`` (in order) as the one attempts.parquet, a row group at a time; the rows written.
 
@@ -100,7 +105,7 @@ def write_attempts(tables: pa.Table | Iterable[pa.Table], path: Path) -> int:
     """
     tmp = path.with_suffix(".parquet.tmp")
     rows = 0
-    with pq.ParquetWriter(tmp, ATTEMPT_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(tmp, ATTEMPT_SCHEMA, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS) as writer:
         pending: list[pa.Table] = []
         held = 0
         for table in [tables] if isinstance(tables, pa.Table) else tables:
