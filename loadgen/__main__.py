@@ -1,5 +1,5 @@
 """``python -m loadgen``: the same as the ``loadgen`` command."""
 
-from loadgen.cli.main import entry
+from loadgen.cli.command import entry
 
 entry()

@@ -429,7 +429,6 @@ def _ui_form_defaults(loaded: ScenarioFile) -> dict[str, str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import os
     import socket
 
     import locust  # noqa: F401  - gevent's monkey-patching before psycopg
@@ -531,19 +530,5 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def entry() -> NoReturn:
-    """The ``loadgen`` command: ``main``, then leave without tearing the interpreter down.
-
-    Everything is written and closed by then; what remains is Python freeing every
-    module (pandas, matplotlib, Locust), which took 0.3-1.3 s: a second of every run's
-    fixed cost (BENCHMARKS.md). Output and log handlers are flushed first.
-    """
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    entry()
+if __name__ == "__main__":  # pragma: no cover  - the command is loadgen.cli.command.entry
+    sys.exit(main())

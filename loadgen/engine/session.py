@@ -45,7 +45,7 @@ from loadgen.errors import OutputError, TargetError
 from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
-from loadgen.results.client import attempt_span, client_load
+from loadgen.results.client import attempt_span, client_load, collector_paused
 from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency, summarize, summary_frame
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.results.records import RunRecord
@@ -120,10 +120,11 @@ def prepare_out_dir(out: Path, run_id: str) -> Path:
 def write_report(run_dir: Path) -> Path | None:
     """report.html in the run directory; a failure here must never cost the run's data."""
     try:
-        # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
-        from loadgen.report import write_run_report
+        with collector_paused():  # importing matplotlib and drawing: a bounded burst of objects
+            # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
+            from loadgen.report import write_run_report
 
-        return write_run_report(run_dir)
+            return write_run_report(run_dir)
     except Exception as e:  # the data is on disk; `loadgen report` can retry later
         print(
             f"loadgen: could not write the report ({type(e).__name__}: {e}); the data is safe, try `loadgen report {run_dir}`",

@@ -229,14 +229,10 @@ def simulate(
     last_commit: dict[int, float] = {}  # account -> time of its latest committed write
     heap: list[tuple[float, int, int, int]] = []  # (time, kind, seq, attempt id); seq keeps ties in order
     seq = 0
-    # Per attempt, indexed by attempt id.
-    a_txn: list[int] = []
-    a_num: list[int] = []
-    a_start: list[float] = []
-    a_snap: list[float] = []
-    a_end: list[float] = []
+    # Per attempt, indexed by attempt id: (txn, number, start, snapshot, end, measured), and whether it committed.
+    # One tuple per attempt rather than a list per field: this loop is most of a run report's what-if section.
+    att: list[tuple[int, int, float, float, float, bool]] = []
     a_ok: list[bool] = []
-    a_measured: list[bool] = []
     # Per transaction: its rows, its start, its user slot.
     t_keys: list[tuple[int, ...]] = []
     t_start: list[float] = []
@@ -248,26 +244,25 @@ def simulate(
     in_flight = 0
     waiting: deque[float] = deque()  # open loop: arrivals waiting for a free slot
     batch_left = 0
+    heappush, heappop, next_duration, last_get = heapq.heappush, heapq.heappop, durations.next, last_commit.get
+    pair, never = keys.pair, -math.inf
 
     def begin_attempt(txn: int, number: int, at: float) -> None:
         nonlocal seq, measured, pending, stop_ms
-        before, window = durations.next()
-        aid = len(a_txn)
-        a_txn.append(txn)
-        a_num.append(number)
-        a_start.append(at)
-        a_snap.append(at + before)
-        a_end.append(at + before + window)
-        a_ok.append(False)
+        before, window = next_duration()
+        aid = len(att)
+        snap = at + before
+        end = snap + window
         counted = warm <= at < stop_ms
-        a_measured.append(counted)
+        att.append((txn, number, at, snap, end, counted))
+        a_ok.append(False)
         if counted:
             measured += 1
             pending += 1
             if measured >= attempts:
                 stop_ms = math.nextafter(at, math.inf)  # this attempt is the last one measured
         seq += 1
-        heapq.heappush(heap, (at + before + window, _END, seq, aid))
+        heappush(heap, (end, _END, seq, aid))
 
     def begin_txn(slot: int, at: float) -> None:
         nonlocal in_flight
@@ -275,7 +270,7 @@ def simulate(
         if read_share and rng.random() < read_share:
             t_keys.append(())
         elif rows_per_txn == 2:
-            t_keys.append(keys.pair(rng))
+            t_keys.append(pair(rng))
         else:
             t_keys.append(tuple(keys.distinct(rng, rows_per_txn)))
         t_start.append(at)
@@ -307,7 +302,7 @@ def simulate(
         nonlocal seq
         seq += 1
         gap = 1000.0 / load.arrival_rate if load.even else arrivals.expovariate(load.arrival_rate / 1000.0)
-        heapq.heappush(heap, (after + gap, _ARRIVAL, seq, -1))
+        heappush(heap, (after + gap, _ARRIVAL, seq, -1))
 
     if load.model == "closed":
         for u in range(load.users):
@@ -318,7 +313,7 @@ def simulate(
         schedule_arrival(0.0)
 
     while heap and not (stop_ms != math.inf and pending == 0):
-        at, kind, _, aid = heapq.heappop(heap)
+        at, kind, _, aid = heappop(heap)
         if kind == _ARRIVAL:
             if load.users and in_flight >= load.users:
                 waiting.append(at)
@@ -326,32 +321,37 @@ def simulate(
                 begin_txn(0, at)
             schedule_arrival(at)
             continue
-        if a_measured[aid]:
+        txn, number, _start, snap, _end, counted = att[aid]
+        if counted:
             pending -= 1
-        txn = a_txn[aid]
         rows = t_keys[txn]
-        snap = a_snap[aid]
-        if all(last_commit.get(k, -math.inf) <= snap for k in rows):
+        for k in rows:
+            if last_get(k, never) > snap:
+                break
+        else:
             a_ok[aid] = True
             for k in rows:
                 last_commit[k] = at
             txn_done(txn, at)
             continue
-        number = a_num[aid]
         if number >= policy.max_attempts or at - t_start[txn] >= deadline_ms:
             txn_done(txn, at)
             continue
         begin_attempt(txn, number + 1, at + policy.delay_ms(number, rng))
 
-    keep = np.asarray(a_measured, dtype="bool")
+    if att:
+        txns, numbers, starts, _snaps, ends, counted_ = zip(*att)
+    else:
+        txns = numbers = starts = ends = counted_ = ()
+    keep = np.asarray(counted_, dtype="bool")
     return SimAttempts(
-        txn=np.asarray(a_txn, dtype="int64")[keep],
-        attempt=np.asarray(a_num, dtype="int32")[keep],
-        start_ms=np.asarray(a_start)[keep],
-        end_ms=np.asarray(a_end)[keep],
+        txn=np.asarray(txns, dtype="int64")[keep],
+        attempt=np.asarray(numbers, dtype="int32")[keep],
+        start_ms=np.asarray(starts, dtype="float64")[keep],
+        end_ms=np.asarray(ends, dtype="float64")[keep],
         committed=np.asarray(a_ok, dtype="bool")[keep],
         from_ms=warm,
-        to_ms=stop_ms if stop_ms != math.inf else (max(a_start) if a_start else warm),
+        to_ms=stop_ms if stop_ms != math.inf else (max(starts) if starts else warm),
     )
 
 

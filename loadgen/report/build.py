@@ -8,6 +8,7 @@ from loadgen.report.cells import Cell, analyse_runs
 from loadgen.report.data import ReportInputError, Study, load_study
 from loadgen.report.render import compare_sections, esc, nav, render_page, study_sections
 from loadgen.report.whatif import whatif_for
+from loadgen.results.client import collector_paused
 
 __all__ = ["build_report", "write_report", "write_run_report", "REPORT_FILE"]
 
@@ -23,6 +24,11 @@ def build_report(paths: list[Path | str], compare: bool = False) -> str:
     """The report's HTML for any mix of run and sweep directories (two of them with ``compare``)."""
     if not paths:
         raise ReportInputError("give at least one run or sweep directory")
+    with collector_paused():  # a bounded burst of objects (frames, figures): the collector's passes cost two fifths
+        return _build_report(paths, compare)
+
+
+def _build_report(paths: list[Path | str], compare: bool) -> str:
     studies = [load_study(p) for p in paths]
     if compare:
         if len(studies) != 2:
