@@ -1,6 +1,7 @@
 """Finishing a long run: peak memory and time of the real ``RunSession.finish`` over N streamed attempts.
 
     PYTHONPATH=. LOADGEN_HOME=/tmp/lg-finish-home python benchmarks/finish_memory.py [--attempts 1000000] [--rate 1400]
+    PYTHONPATH=. python benchmarks/finish_memory.py --recover [--attempts 1000000]
 
 A 10-minute soak holds about 843,000 attempts; running one takes 10 minutes and a
 quiet machine. This makes the same end state in about a minute: a child process
@@ -16,6 +17,11 @@ before finishing, its peak (``ru_maxrss``) after, and the wall time of the finis
 The child's peak before the finish is printed too, so a reader can see that the
 generation did not set the peak. ``--report`` also draws report.html in the same
 process afterwards, as ``loadgen run`` does, and prints the peak after it.
+
+``--recover`` measures ``loadgen report``'s first step on a run that was killed instead:
+one child writes the parts (no database) and exits, as a killed run leaves them;
+a fresh child then runs ``loadgen.results.stream.recover`` on them (summary of what
+reached disk, run.json marked cut off, attempts.parquet compacted).
 
 Mix (per transfer): each attempt conflicts (40001) with probability 0.3 and is
 retried, up to 5 attempts; the last one commits, or 2 % end insufficient_funds,
@@ -48,6 +54,7 @@ from loadgen.engine.session import RunSession
 from loadgen.engine.users import TransferUser
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
+from loadgen.results.stream import AttemptStream, recover
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.embedded import EmbeddedPostgres
 
@@ -143,32 +150,76 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
+def write_killed(args: argparse.Namespace) -> dict[str, object]:
+    """Parts and a run.json as a run killed after N attempts leaves them."""
+    run_dir = args.out / "run-killed"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"run_id": run_dir.name, "status": "running", "completed": False}))
+    stream = AttemptStream(run_dir)
+    recorder = AttemptRecorder(run_dir.name)
+    rng = random.Random(12)
+    clock = [time.time() - args.attempts / args.rate]
+    while stream.rows < args.attempts:
+        fill(recorder, min(args.rate, args.attempts - stream.rows), clock, rng, [])
+        stream.drain(recorder)
+    stream.close()
+    return {"attempts": stream.rows}
+
+
+def recover_killed(args: argparse.Namespace) -> dict[str, object]:
+    run_dir = args.out / "run-killed"
+    gc.collect()
+    before = vm_rss_mb()
+    t0 = time.perf_counter()
+    cut = recover(run_dir)
+    assert cut is not None
+    return {
+        "attempts": cut.attempts,
+        "rss_before_recover_mb": round(before, 1),
+        "peak_after_recover_mb": round(peak_mb(), 1),
+        "recover_s": round(time.perf_counter() - t0, 1),
+        "attempts_parquet_mb": round((run_dir / "attempts.parquet").stat().st_size / 2**20, 1),
+    }
+
+
+def in_child(args: list[str]) -> dict[str, object]:
+    # A fresh process each time: ru_maxrss is the peak of this step alone, not of an earlier one.
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+    figures: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--attempts", type=int, default=1_000_000)
     ap.add_argument("--rate", type=int, default=1400, help="attempts per part (per second of the run it imitates)")
     ap.add_argument("--out", type=Path, default=None, help="where the run directory goes (default: a temporary directory)")
     ap.add_argument("--report", action="store_true", help="also draw report.html in the same process, as loadgen run does")
+    ap.add_argument("--recover", action="store_true", help="measure recover() of a killed run's parts instead of finish()")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["finish", "write-killed", "recover"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child:
-        print(json.dumps(child(args)))
+    if args.child is not None:
+        step = {"finish": child, "write-killed": write_killed, "recover": recover_killed}[args.child]
+        print(json.dumps(step(args)))
         return 0
-    if "LOADGEN_HOME" not in os.environ:
+    if not args.recover and "LOADGEN_HOME" not in os.environ:
         print("finish_memory: set LOADGEN_HOME (the embedded server's home)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="lg-finish-") as tmp:
         out = args.out or Path(tmp)
-        cmd = [sys.executable, __file__, "--child", "--attempts", str(args.attempts), "--rate", str(args.rate), "--out", str(out)]
-        if args.report:
-            cmd.append("--report")
-        # A fresh process: ru_maxrss is the peak of this finish alone, not of an earlier one.
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(done.stderr, file=sys.stderr)
+        common = ["--attempts", str(args.attempts), "--rate", str(args.rate), "--out", str(out)]
+        try:
+            if args.recover:
+                in_child(["--child", "write-killed", *common])
+                figures = in_child(["--child", "recover", *common])
+            else:
+                figures = in_child(["--child", "finish", *common, *(["--report"] if args.report else [])])
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
             return 1
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
     figures["load1"] = round(os.getloadavg()[0], 1)
     for k, v in figures.items():
         print(f"{k:>24} {v}")

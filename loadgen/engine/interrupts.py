@@ -63,5 +63,13 @@ def _on_signal() -> None:
         _stoppers[-1]()
         return
     print("\nstopping (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
-    # Thrown from the hub, as gevent does with a KeyboardInterrupt of its own, without its traceback.
-    gevent.get_hub().loop.run_callback(_state["main"].throw, KeyboardInterrupt)
+    gevent.get_hub().loop.run_callback(_interrupt_main)
+
+
+def _interrupt_main() -> None:
+    # Run by the hub, as gevent throws a KeyboardInterrupt of its own, without its traceback. The main
+    # greenlet may have started a run's load since the signal came: that run is stopped instead.
+    if _stoppers:
+        gevent.spawn(_stoppers[-1])
+    else:
+        _state["main"].throw(KeyboardInterrupt)

@@ -41,7 +41,7 @@ def run(scenario: Scenario, target: Target, out: Path, options: RunOptions = Run
         bench.warm_up()  # every connection open before the clock starts
     except BaseException:  # a refusal, or Ctrl-C while the connections open: the run's database goes too
         bench.close()
-        session.end_target()
+        session.abandon()
         raise
     env = session.environment(options.user_class, tally=OutcomeTally(lambda: [recorder.rows]))
     set_bench(env, bench)

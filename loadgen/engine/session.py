@@ -13,6 +13,7 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 # isort: split
 
+import contextlib
 import os
 import platform
 import sys
@@ -180,15 +181,23 @@ class RunSession:
         for its users (``exclusive``: it restarts the server, so it must be alone there), the bank reset."""
         if out is not None:
             self.open_run_dir(out)
-        self.target.begin_run(self.run_id, self.scenario.users, exclusive=exclusive)
         try:
+            self.target.begin_run(self.run_id, self.scenario.users, exclusive=exclusive)
             with connect(self.target) as conn:
                 row = conn.execute("SELECT version()").fetchone()
                 self.server_version = str(row[0]) if row else None
                 reset(conn, self.scenario.accounts, self.scenario.initial_balance, truncate=self.target.truncates)
         except BaseException:
-            self.end_target()
+            self.abandon()
             raise
+
+    def abandon(self) -> None:
+        """A run that never started (refused, or Ctrl-C while it set up): its corner of the target
+        given back, its run directory removed while still empty."""
+        self.end_target()
+        if self.run_dir is not None:
+            with contextlib.suppress(OSError):  # not empty: whatever is there stays
+                self.run_dir.rmdir()
 
     def end_target(self) -> None:
         """Give the run's corner of the target back (its database dropped unless --keep-db); safe to call twice."""
