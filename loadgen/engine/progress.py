@@ -113,26 +113,19 @@ def snapshot(elapsed_s: float, env: Any) -> Snapshot:
 
 
 def progress_line(elapsed_s: float, env: Any) -> str:
-    users = env.runner.user_count if env.runner else 0
+    """The once-a-second line: the counts of :func:`snapshot`, with the contention by kind where this process has the records."""
+    snap = snapshot(elapsed_s, env)
+    counts = snap.counts
+    line = (
+        f"  {elapsed_s:5.0f}s  users {snap.users:5d}  attempts {counts.attempts:8d}  commits {counts.commits:8d}"
+        f"  contention rate {snap.rate('contention_rate'):6.2%}"
+    )
     tally: OutcomeTally | None = getattr(env, "loadgen_tally", None)
     if tally is not None:
-        by = tally.update()
-        commits, conflicts, contention = outcome_counts(by)
-        attempts = sum(by.values())
-        rate = rates(Counts(attempts, commits, conflicts, contention))["contention_rate"] or 0.0
+        by = tally.by_outcome  # just counted by snapshot()
         kinds = ", ".join(f"{o} {by[o]}" for o in sorted(by) if o in CONTENTION and by[o])
-        return f"  {elapsed_s:5.0f}s  users {users:5d}  attempts {attempts:8d}  commits {commits:8d}  contention rate {rate:6.2%}" + (
-            f" ({kinds})" if kinds else ""
-        )
-    # No attempt records in this process (a distributed master): Locust's own counts.
-    a = env.stats.get(NAME, ATTEMPT)
-    t = env.stats.get(NAME, TRANSACTION)
-    counts = Counts(attempts=a.num_requests, commits=t.num_requests - t.num_failures, failed_attempts=a.num_failures)
-    failed = rates(counts)["failed_attempt_rate"] or 0.0
-    return (
-        f"  {elapsed_s:5.0f}s  users {users:5d}  attempts {counts.attempts:8d}  commits {counts.commits:8d}"
-        f"  failed attempts {counts.failed_attempts:7d} ({failed:6.2%})"
-    )
+        line += f" ({kinds})" if kinds else ""
+    return line
 
 
 class ProgressView(Protocol):
