@@ -14,8 +14,6 @@ import locust  # noqa: F401  - must precede psycopg
 
 import json
 import random
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +24,7 @@ import psycopg.errors as pg_errors
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from conftest import run_cli, start_cli, wait_until
 
 from loadgen.db import schema, shapes
 from loadgen.db.classify import classify
@@ -264,24 +262,24 @@ def test_more_users_than_the_connection_limit_are_refused_before_the_run(embedde
     assert "of the 7 connections" in line and "too many connections for role" in line
 
 
+def _sessions(c: psycopg.Connection, role: str) -> int:
+    """The loadgen sessions ``role`` holds on the server now."""
+    row = c.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND application_name LIKE 'loadgen/%%'", (role,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embedded: Any, tmp_path: Path) -> None:
     """A connection lost mid-run whose reopening the limit refuses: the refused attempts record 53300
     (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
     # 4 users and the session holding the schema's advisory lock (loadgen.targets.base.PostgresTarget).
     dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 5")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
-         "--users", "4", "--accounts", "50", "--duration", "4", "--deadline", "3s", "--out", str(tmp_path), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = start_cli(
+        "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
+        "--users", "4", "--accounts", "50", "--duration", "4", "--deadline", "3s", "--out", str(tmp_path), "-q",
     )  # fmt: skip
     try:
         with psycopg.connect(embedded.conninfo, autocommit=True) as c:
-            deadline = time.monotonic() + 60
-            while c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_capped' AND application_name LIKE 'loadgen/%'"
-            ).fetchone() != (4,):
-                assert time.monotonic() < deadline and proc.poll() is None, "the users never connected"
-                time.sleep(0.05)
+            wait_until(lambda: _sessions(c, "lg_capped") == 4, proc, "the users' four connections", timeout=60, every=0.05)
             c.execute("ALTER ROLE lg_capped CONNECTION LIMIT 4")  # now one connection too many
             c.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lg_capped' AND application_name LIKE 'loadgen/%' LIMIT 1"
@@ -307,19 +305,13 @@ def test_credentials_refused_mid_run_end_it_in_one_line_with_results_written(emb
     """The role loses its login mid-run (as expired credentials would); loadgen's connections are
     cut, and the reconnects are refused: one line says so, the attempts so far are written."""
     dsn = _role(embedded, "lg_expiring")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
-         "--users", "4", "--accounts", "50", "--duration", "60", "--out", str(tmp_path), "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = start_cli(
+        "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
+        "--users", "4", "--accounts", "50", "--duration", "60", "--out", str(tmp_path), "-q",
     )  # fmt: skip
     try:
         with psycopg.connect(embedded.conninfo, autocommit=True) as c:
-            deadline = time.monotonic() + 60
-            while c.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lg_expiring' AND application_name LIKE 'loadgen/%'"
-            ).fetchone() != (4,):
-                assert time.monotonic() < deadline and proc.poll() is None, "the users never connected"
-                time.sleep(0.1)
+            wait_until(lambda: _sessions(c, "lg_expiring") == 4, proc, "the users' four connections", timeout=60, every=0.1)
             time.sleep(0.5)
             c.execute("ALTER ROLE lg_expiring NOLOGIN")
             c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'lg_expiring'")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError
 
 if TYPE_CHECKING:
-    from loadgen.targets.base import Target
+    from loadgen.targets.base import Target  # lazy: DSQL's modules load for DSQL commands only
 
 __all__ = [
     "add_run_options",
@@ -89,7 +90,7 @@ def add_command(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
 
 
 def cmd_dsql(args: argparse.Namespace) -> int:
-    from loadgen.targets import dsql_cluster as lifecycle
+    from loadgen.targets import dsql_cluster as lifecycle  # lazy: DSQL's modules load for DSQL commands only
 
     if args.dsql_action == "create":
         client = lifecycle.dsql_client(args.region, args.profile)
@@ -102,7 +103,7 @@ def cmd_dsql(args: argparse.Namespace) -> int:
     identifier = lifecycle.cluster_id_of(args.cluster)
     region = args.region
     if region is None and "." in args.cluster:
-        from loadgen.targets.dsql import parse_endpoint
+        from loadgen.targets.dsql import parse_endpoint  # lazy: DSQL's modules load for DSQL commands only
 
         _, region = parse_endpoint(args.cluster)
     client = lifecycle.dsql_client(region, args.profile)
@@ -126,10 +127,10 @@ def apply_scenario_target(args: argparse.Namespace, sf: Any) -> None:
 
 def make_run_target(args: argparse.Namespace) -> Target:
     """The run's target from the command line: dsql, or the core targets; wrapped for ``--dialect dsql``."""
-    from loadgen.targets.base import make_target
+    from loadgen.targets.base import make_target  # lazy: DSQL's modules load for DSQL commands only
 
     if args.target == "dsql":
-        from loadgen.targets.dsql import make_dsql_target
+        from loadgen.targets.dsql import make_dsql_target  # lazy: DSQL's modules load for DSQL commands only
 
         if args.dsn:
             raise ConfigError("--dsn is for --target postgres; DSQL is reached by --endpoint")
@@ -159,7 +160,7 @@ def make_run_target(args: argparse.Namespace) -> Target:
             raise ConfigError(f"{', '.join(dsql_only)} {verb} only for --target dsql")
         target = make_target(args.target, args.dsn, schema=getattr(args, "schema", None))
     if args.dialect == "dsql":
-        from loadgen.targets.dialect import DsqlDialectTarget
+        from loadgen.targets.dialect import DsqlDialectTarget  # lazy: DSQL's modules load for DSQL commands only
 
         target = DsqlDialectTarget(target)
     return target
@@ -167,11 +168,9 @@ def make_run_target(args: argparse.Namespace) -> Target:
 
 def pace_spawn(args: argparse.Namespace, scenario: Any) -> Any:
     """On DSQL, start users no faster than connections may open, unless the user chose a spawn rate."""
-    from dataclasses import replace
-
     if args.target != "dsql" or args.spawn_rate is not None:
         return scenario
-    from loadgen.targets.dsql import DEFAULT_CONNECT_RATE
+    from loadgen.targets.dsql import DEFAULT_CONNECT_RATE  # lazy: DSQL's modules load for DSQL commands only
 
     rate = args.connect_rate or DEFAULT_CONNECT_RATE
     return replace(scenario, spawn_rate=min(float(scenario.users), rate))
@@ -179,7 +178,7 @@ def pace_spawn(args: argparse.Namespace, scenario: Any) -> Any:
 
 def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
     """``loadgen run --ephemeral``: a cluster for this run only, deleted afterwards whatever happens."""
-    from loadgen.targets import dsql_cluster as lifecycle
+    from loadgen.targets import dsql_cluster as lifecycle  # lazy: DSQL's modules load for DSQL commands only
 
     if args.target != "dsql":
         raise ConfigError("--ephemeral creates a DSQL cluster: use it with --target dsql")
@@ -197,6 +196,6 @@ def report_dialect_check(target: Target, run_dir: Path) -> bool:
     """After a ``--dialect dsql`` run: the statement audit's verdict (True when clean, or no audit)."""
     if target.audit is None:
         return True
-    from loadgen.targets.dialect import report_dialect_check as report
+    from loadgen.targets.dialect import report_dialect_check as report  # lazy: DSQL's modules load for DSQL commands only
 
     return report(target, run_dir)

@@ -15,7 +15,7 @@ from loadgen.errors import ConfigError
 from loadgen.model.occsim import DEFAULT_ATTEMPTS
 
 if TYPE_CHECKING:
-    from loadgen.report.whatif import Prediction, SimInputs
+    from loadgen.report.whatif import Prediction, SimInputs  # lazy: the report's modules (pandas) load when predicting only
 
 __all__ = ["add_command", "cmd_predict", "parse_list", "format_predictions"]
 
@@ -81,8 +81,8 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     # Here, not at the top: pandas imports ssl, which Locust must patch first in `loadgen run`.
-    from loadgen.report.data import load_run
-    from loadgen.report.whatif import inputs_from_run, predict_grid
+    from loadgen.report.data import load_run  # lazy: the report's modules (pandas) load when predicting only
+    from loadgen.report.whatif import inputs_from_run, predict_grid  # lazy: the report's modules (pandas) load when predicting only
 
     accounts = parse_list(args.accounts, "accounts")
     users = parse_list(args.users, "users")

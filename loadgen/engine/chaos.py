@@ -9,11 +9,18 @@ on fresh connections.
 
 from __future__ import annotations
 
+import locust  # noqa: F401  - first: gevent's monkey-patching must precede psycopg
+
+# isort: split
+
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import gevent
+import psycopg
 
 from loadgen.errors import ConfigError
 
@@ -59,7 +66,6 @@ class FaultLog:
 
 
 def _terminate_some(conninfo: str, application_name: str, fraction: float, rng: random.Random) -> int:
-    import psycopg
 
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
         pids = [
@@ -86,8 +92,6 @@ def inject_faults(
     rng: random.Random | None = None,
 ) -> list[Any]:
     """Start the fault greenlets; kill them when the run ends."""
-    import gevent
-    import psycopg
 
     rng = rng or random.Random()
     greenlets: list[gevent.Greenlet] = []
@@ -127,7 +131,6 @@ def watch_reachability(
 ) -> Any:
     """Call ``give_up`` once no attempt has reached the database for ``limit_s`` seconds,
     or at once when ``refused()`` says why no connection can open (credentials refused)."""
-    import gevent
 
     def watch() -> None:
         while True:

@@ -19,6 +19,7 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 # isort: split
 import gevent
 import psycopg
+import psycopg.waiting
 from locust import User, constant, task
 from locust.env import Environment
 from locust.exception import StopUser
@@ -256,8 +257,6 @@ def _check_gevent_cooperation() -> None:
     psycopg picks its wait function when first imported; imported before gevent
     patched ``select``, it blocks, and a thousand users silently run one at a time.
     """
-    import psycopg.waiting
-
     if psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None):
         raise RuntimeError("psycopg was imported before gevent patched the standard library: import locust first")
 

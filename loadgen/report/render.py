@@ -14,7 +14,7 @@ from loadgen import __version__
 from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.report import analysis as A
 from loadgen.report import charts
-from loadgen.report.cells import Cell, cells_frame, find_baseline, warnings_for
+from loadgen.report.cells import Cell, _flatten, cells_frame, find_baseline, warnings_for
 from loadgen.report.data import Study, redact
 from loadgen.report.modelfit import MIN_RATE, TOLERANCE
 from loadgen.report.reference import (
@@ -829,8 +829,6 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _settings_diff(sa: Study, sb: Study) -> list[str]:
-    from loadgen.report.cells import _flatten
-
     def common(study: Study, part: str) -> dict[str, Any]:
         flats = [_flatten(_dict(r.meta.get(part))) for r in study.runs]
         if not flats:

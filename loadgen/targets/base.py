@@ -22,7 +22,7 @@ from loadgen.targets.liveruns import RunLock
 from loadgen.targets.scope import DEFAULT_APPLICATION_NAME, RunScope, valid_identifier
 
 if TYPE_CHECKING:
-    import psycopg
+    import psycopg  # after gevent's patching: this module may load before Locust
 
     from loadgen.targets.dialect import StatementAudit
 
@@ -157,7 +157,7 @@ def check_cells(dialect: str, cells: Any) -> None:
 def redact_conninfo(conninfo: str) -> str:
     """The connection string with any password replaced by ``***``."""
     # psycopg only inside functions here: the command line imports this module before Locust's gevent patching.
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # after gevent's patching: this module may load before Locust
 
     try:
         params = conninfo_to_dict(conninfo)
@@ -249,7 +249,7 @@ class PostgresTarget(Target):
             raise ConfigError(f"--schema must be a lower-case SQL name (letters, digits, _; at most 63), not {self.schema!r}")
 
     def prepare(self, users: int) -> None:
-        import psycopg
+        import psycopg  # after gevent's patching: this module may load before Locust
 
         try:
             allowed, in_use = _max_connections(self.dsn)
@@ -264,7 +264,7 @@ class PostgresTarget(Target):
 
     def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope:
         """Hold the schema's advisory lock on a session of its own for the whole run, create the schema."""
-        import psycopg
+        import psycopg  # after gevent's patching: this module may load before Locust
 
         if self.scope is not None:
             self.end_run()
@@ -352,7 +352,7 @@ def _lock_key(schema: str) -> str:
 
 
 def _search_path(dsn: str, schema: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict  # after gevent's patching: this module may load before Locust
 
     options = str(conninfo_to_dict(dsn).get("options") or "")
     return f"{options} -c search_path={schema}".strip()

@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loadgen.errors import ConfigError, TargetError
@@ -86,14 +87,14 @@ def parse_endpoint(endpoint: str, region: str | None = None) -> tuple[str, str]:
 
 def system_roots_supported() -> bool:
     """Whether the installed libpq accepts ``sslrootcert=system`` (libpq 16+)."""
-    import psycopg
+    import psycopg  # after gevent's patching: this module may load before Locust
 
     return psycopg.pq.version() >= 160000
 
 
 def direct_tls_supported() -> bool:
     """Whether the installed libpq can open TLS without the SSLRequest round trip (libpq 17+)."""
-    import psycopg
+    import psycopg  # after gevent's patching: this module may load before Locust
 
     return psycopg.pq.version() >= 170000
 
@@ -163,8 +164,8 @@ class TokenSource:
 
 
 def _make_client(profile: str | None, region: str) -> Any:
-    import boto3
-    import botocore.exceptions
+    import boto3  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     try:
         return boto3.session.Session(profile_name=profile, region_name=region).client("dsql")
@@ -255,7 +256,7 @@ class DsqlTarget(Target):
 
     def conninfo(self) -> str:
         """Host, user, TLS settings; never the password."""
-        from psycopg.conninfo import make_conninfo
+        from psycopg.conninfo import make_conninfo  # after gevent's patching: this module may load before Locust
 
         params: dict[str, Any] = {
             "host": self.endpoint,
@@ -351,8 +352,6 @@ def make_dsql_target(
             )
         sslrootcert = "system"
     if sslrootcert and sslrootcert != "system":
-        from pathlib import Path
-
         if not Path(sslrootcert).is_file():
             raise ConfigError(f"--sslrootcert {sslrootcert}: no such file")
     return DsqlTarget(
@@ -370,8 +369,8 @@ def make_dsql_target(
 
 def _session_region(profile: str | None) -> str | None:
     """The Region boto3 would use (AWS_DEFAULT_REGION, the profile's config); no network."""
-    import boto3
-    import botocore.exceptions
+    import boto3  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     try:
         return boto3.session.Session(profile_name=profile).region_name

