@@ -29,10 +29,11 @@ import pyarrow.parquet as pq
 PARTS = "attempts.parts"
 
 
-def rss_mb(pid: int) -> float | None:
+def rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """The process's resident set now (VmRSS), or its high-water mark so far (VmHWM)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         return None
@@ -80,7 +81,14 @@ def main() -> int:
         rss = rss_mb(proc.pid)
         if rss is None:
             break
-        s = {"t_s": round(time.monotonic() - t0, 1), "rss_mb": round(rss, 1), "on_disk": on_disk(args.out), "load1": os.getloadavg()[0]}
+        hwm = rss_mb(proc.pid, "VmHWM") or rss
+        s = {
+            "t_s": round(time.monotonic() - t0, 1),
+            "rss_mb": round(rss, 1),
+            "hwm_mb": round(hwm, 1),
+            "on_disk": on_disk(args.out),
+            "load1": os.getloadavg()[0],
+        }
         samples.append(s)
         print(f"{s['t_s']:>6.0f} {s['rss_mb']:>8.1f} {s['on_disk']:>10,} {s['load1']:>6.2f}", flush=True)
     out, err = proc.communicate()
@@ -97,6 +105,8 @@ def main() -> int:
         "rss_end_mb": last and last["rss_mb"],
         "growth_mb": round(last["rss_mb"] - first_minute["rss_mb"], 1) if first_minute and last else None,
         "rss_peak_mb": max((s["rss_mb"] for s in samples), default=None),
+        # The kernel's high-water mark, read at each sample: catches the finish's peak between samples.
+        "rss_high_water_mb": max((s["hwm_mb"] for s in samples), default=None),
         "attempts": doc.get("summary", {}).get("attempts"),
         "attempts_per_s": round(doc["summary"]["attempts"] / duration, 1) if doc.get("summary") else None,
         "commits_per_s": doc.get("summary", {}).get("throughput_commits_per_s"),

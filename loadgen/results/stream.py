@@ -13,8 +13,8 @@ holds (``seg-000001-000060.parquet``); a reader skips parts a segment covers, so
 crash between writing a segment and deleting its parts never counts a row twice.
 
 At the end :func:`compact` turns the parts into the data contract's single
-``attempts.parquet``, row group by row group (memory holds about a second of
-attempts, not the run), and removes them; ``loadgen report`` does the same for a run
+``attempts.parquet``, row group by row group (memory holds one row group of the
+file, loadgen.results.recorder.ROW_GROUP_ROWS attempts, never the run), and removes them; ``loadgen report`` does the same for a run
 that was cut off (:func:`recover`). While a stream is open its process holds a lock
 on ``attempts.parts/.writing``, so a reader can tell a run still going (leave its
 parts alone) from one that was killed (compact them).
