@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python benchmarks/fixed_cost.py --dsn "host=127.0.0.1 port=5432 user=postgres dbname=postgres" [--runs 3]
     PYTHONPATH=. LOADGEN_HOME=/tmp/lg-bench python benchmarks/fixed_cost.py        # the embedded server
+    PYTHONPATH=. python benchmarks/fixed_cost.py --dsn ... --baseline /path/to/other/checkout --runs 5
 
 Runs ``loadgen run --accounts 1000 --users 16 --duration 2`` as a user would (a new
 process each time) and measures from outside: the process's start and exit around
@@ -9,6 +10,10 @@ the first attempt's start and the last attempt's end (from attempts.parquet). Pr
 that beside what run.json reports (``client.fixed_cost_s``, measured inside up to the
 report written) and the process's CPU time, in all and outside the measured period
 (``fixed_cpu_s``: the process's CPU less run.json's ``client.cpu_s``).
+
+``--baseline DIR`` alternates runs of another checkout's loadgen (DIR on PYTHONPATH)
+with this one's, one each per round, so both meet the same load on a shared machine;
+each line then says which it was (``tree``).
 """
 
 from __future__ import annotations
@@ -30,12 +35,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(dsn: str | None, accounts: int, users: int, duration: float, out: Path) -> dict[str, Any]:
+def one_run(dsn: str | None, accounts: int, users: int, duration: float, out: Path, tree: Path = ROOT) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "loadgen.cli", "run", "--accounts", str(accounts), "--users", str(users), "--duration", f"{duration:g}"]
     cmd += ["-q", "--out", str(out)] + (["--target", "postgres", "--dsn", dsn] if dsn else [])
     load = os.getloadavg()[0]
     before, t0 = os.times(), time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT, timeout=600)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(tree)), cwd=tree, timeout=600)
     t1, after = time.time(), os.times()
     if proc.returncode != 0:
         raise SystemExit(f"loadgen failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -67,22 +72,34 @@ def main() -> int:
     p.add_argument("--users", type=int, default=16)
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--json", type=Path, help="write all measurements here")
+    p.add_argument("--baseline", type=Path, help="another checkout of loadgen, run alternately with this one")
     args = p.parse_args()
     out = Path(tempfile.mkdtemp(prefix="lg-fixed-"))
+    trees = {"this": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
     runs = []
     for _ in range(args.runs):
-        m = one_run(args.dsn, args.accounts, args.users, args.duration, out)
-        runs.append(m)
-        print(json.dumps(m), flush=True)
-    summary = {
-        "fixed_cost_s_median": statistics.median(m["fixed_cost_s"] for m in runs),
-        "fixed_cpu_s_median": statistics.median(m["fixed_cpu_s"] for m in runs if m["fixed_cpu_s"] is not None),
-        "loadavg_after": os.getloadavg(),
-    }
+        for name, tree in trees.items():
+            m = one_run(args.dsn, args.accounts, args.users, args.duration, out, tree) | ({"tree": name} if args.baseline else {})
+            runs.append(m)
+            print(json.dumps(m), flush=True)
+    summary: dict[str, Any] = {"loadavg_after": os.getloadavg()}
+    for name in trees:
+        mine = [m for m in runs if m.get("tree", "this") == name]
+        prefix = f"{name}_" if args.baseline else ""
+        summary[f"{prefix}fixed_cost_s_median"] = statistics.median(m["fixed_cost_s"] for m in mine)
+        summary[f"{prefix}fixed_cpu_s_median"] = statistics.median(m["fixed_cpu_s"] for m in mine if m["fixed_cpu_s"] is not None)
     print(json.dumps(summary))
     if args.json:
         args.json.write_text(
-            json.dumps({"runs": runs, "summary": summary, "settings": vars(args) | {"dsn": None, "json": None}}, indent=2) + "\n"
+            json.dumps(
+                {
+                    "runs": runs,
+                    "summary": summary,
+                    "settings": vars(args) | {"dsn": None, "json": None, "baseline": str(args.baseline) if args.baseline else None},
+                },
+                indent=2,
+            )
+            + "\n"
         )
     return 0
 

@@ -184,7 +184,9 @@ def _read_table(path: Path, columns: list[str] | None) -> pa.Table:
             if missing:
                 raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}")
             columns = [c for c in columns if c in present]
-        return pq.read_table(path, columns=columns)
+        # One file: ParquetFile reads it without pq.read_table's dataset layer (pyarrow.dataset, 20 ms to import).
+        with pq.ParquetFile(path) as f:
+            return f.read(columns=columns)
     except (OSError, pa.ArrowException) as e:
         raise ReportInputError(f"cannot read {path}: {e}") from None
 

@@ -132,7 +132,9 @@ class AttemptStream:
             # Read the first part back: a writer that cannot produce a readable file is found
             # in the run's first second, not at its end; and the Parquet reader's fixed cost
             # (about 10-15 MB of code and buffers, measured) is paid now, not at the first merge.
-            if pq.ParquetFile(path).metadata.num_rows != table.num_rows or pq.read_table(path).num_rows != table.num_rows:
+            with pq.ParquetFile(path) as f:
+                whole = f.metadata.num_rows == table.num_rows and f.read().num_rows == table.num_rows
+            if not whole:
                 raise OSError(f"{path}: the part written does not read back whole")
         self.rows += table.num_rows
         self._unmerged.append(n)
@@ -148,7 +150,8 @@ class AttemptStream:
         tmp = target.with_name(target.name + ".tmp")
         with pq.ParquetWriter(tmp, pq.read_schema(paths[0]), compression="zstd") as writer:
             for path in paths:
-                writer.write_table(pq.read_table(path))
+                with pq.ParquetFile(path) as f:  # not pq.read_table: its dataset layer is a module more to load
+                    writer.write_table(f.read())
         _fsync(tmp)
         os.replace(tmp, target)
         for path in paths:  # a crash here leaves parts the segment covers: readers skip them
