@@ -2,27 +2,38 @@
 
 Anything the user can fix ends as one line on stderr and exit code 2; broken
 invariants end with exit code 1.
+
+Imports inside the ``cmd_*`` functions are on purpose ("lazy"): the engine's modules
+load Locust, which patches the standard library for gevent (it must come before
+psycopg) and takes about a second; the report's load pandas and matplotlib. Each
+subcommand loads what it runs and no more: ``loadgen report``, ``db`` and ``predict``
+never load Locust, and a run's fixed cost (issue 15, BENCHMARKS.md) carries no module
+it does not use.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from loadgen import __version__
 from loadgen.cli import dsql as dsql_cli
 from loadgen.cli import predict as predict_cli
-from loadgen.cli.display import progress_view
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model import knobs, scenariofile
+from loadgen.model.scenario import parse_duration
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.client import fixed_cost, process_start_time, record_fixed_cost
-from loadgen.targets.base import check_cells, dialect_of
+from loadgen.targets.base import check_cells, dialect_of, make_target, redact_conninfo
+from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
@@ -133,8 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _safe_argv(argv: list[str]) -> list[str]:
     """The command line as recorded: connection strings redacted."""
-    from loadgen.targets.base import redact_conninfo
-
     out: list[str] = []
     redact_next = False
     for arg in argv:
@@ -161,8 +170,7 @@ def _scenario_file_from_args(args: argparse.Namespace) -> ScenarioFile:
 
 
 def _chaos_from_args(args: argparse.Namespace) -> Any:
-    from loadgen.engine.chaos import Chaos
-    from loadgen.model.scenario import parse_duration
+    from loadgen.engine.chaos import Chaos  # lazy: see the module docstring
 
     return Chaos(
         kill_every_s=parse_duration(args.chaos_kill_every) if args.chaos_kill_every else None,
@@ -179,12 +187,10 @@ def _check_no_locking_on_dsql(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # Locust first: gevent must patch the standard library before anything imports psycopg.
-    from dataclasses import replace
-
     import locust  # noqa: F401
 
-    from loadgen.engine import interrupts
-    from loadgen.model.scenario import parse_duration
+    from loadgen.cli.display import progress_view  # lazy: see the module docstring
+    from loadgen.engine import interrupts  # lazy: see the module docstring
 
     interrupts.install()  # Ctrl-C and SIGTERM from here on, also in a process started in the background
     if args.resume is not None:
@@ -194,8 +200,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     chaos = _chaos_from_args(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
     fleet = _fleet_from_args(args)
-    from loadgen.cli.summary import format_summary
-    from loadgen.engine import sweep
+    from loadgen.cli.summary import format_summary  # lazy: see the module docstring
+    from loadgen.engine import sweep  # lazy: see the module docstring
 
     if args.target == "embedded" and not args.dsn and sf.target_kind:
         # The scenario file names the target; the command line's --target/--dsn would win.
@@ -209,7 +215,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
     sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
     if fleet is not None:
-        from loadgen.engine.distributed import check_scale_out
+        from loadgen.engine.distributed import check_scale_out  # lazy: see the module docstring
 
         check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
     if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
@@ -267,8 +273,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
     """``loadgen run --resume SWEEP_DIR``: the sweep's recorded cells; target and run options from this command line."""
-    from loadgen.engine import sweep
-    from loadgen.model.scenario import parse_duration
+    from loadgen.cli.display import progress_view  # lazy: see the module docstring
+    from loadgen.engine import sweep  # lazy: see the module docstring
 
     if args.scenario or knobs.overrides_from_args(args):
         raise ConfigError("--resume runs the sweep's own cells as recorded: give no scenario or workload options with it")
@@ -303,12 +309,12 @@ def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
 def _locust_style_outputs(args: argparse.Namespace, result: Any) -> None:
     """``--csv PREFIX`` and ``--html FILE``, as Locust's headless runs write them (loadgen's numbers)."""
     if args.csv and result.results:
-        from loadgen.results.export import write_csv
+        from loadgen.results.export import write_csv  # lazy: see the module docstring
 
         for path in write_csv([r.run_dir for r in result.results], args.csv):
             print(f"  csv               {path}")
     if args.html and result.results:
-        from loadgen.report import write_report
+        from loadgen.report import write_report  # lazy: see the module docstring
 
         print(f"  html              {write_report([result.out_dir], args.html)}")
 
@@ -319,7 +325,8 @@ def _fleet_from_args(args: argparse.Namespace) -> Any:
         if args.expect_workers or args.master_bind_host:
             raise ConfigError("--expect-workers and --master-bind-host are for --master")
         return None
-    from loadgen.engine.distributed import DEFAULT_MASTER_PORT, Fleet
+
+    from loadgen.engine.distributed import DEFAULT_MASTER_PORT, Fleet  # lazy: see the module docstring
 
     port = args.master_port or (0 if not args.master else DEFAULT_MASTER_PORT)
     expect = args.expect_workers or (1 if args.master and not args.processes else 0)
@@ -336,14 +343,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise ConfigError("--worker needs --master-host (the address of the loadgen --master)")
     import locust  # noqa: F401  - gevent's monkey-patching before psycopg
 
-    from loadgen.engine.distributed import DEFAULT_MASTER_PORT, run_worker
+    from loadgen.engine.distributed import DEFAULT_MASTER_PORT, run_worker  # lazy: see the module docstring
 
     print(f"loadgen worker: joining the master at {args.master_host}:{args.master_port or DEFAULT_MASTER_PORT}", flush=True)
     return run_worker(args.master_host, args.master_port or DEFAULT_MASTER_PORT)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from loadgen.report import write_report
+    from loadgen.report import write_report  # lazy: see the module docstring
 
     out = write_report(args.paths, args.output, compare=args.compare)
     for line in _cut_off_lines(args.paths):
@@ -354,8 +361,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _cut_off_lines(paths: list[Path]) -> list[str]:
     """One line per run that was cut off (killed before it finished), as the report found it."""
-    import json
-
     lines = []
     for path in paths:
         for meta_path in [path / "run.json", *sorted(path.glob("*/run.json"))]:
@@ -373,8 +378,6 @@ def _cut_off_lines(paths: list[Path]) -> list[str]:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    from loadgen.targets.embedded import EmbeddedPostgres
-
     server = EmbeddedPostgres()
     if args.action == "start":
         status = server.ensure_running(min_connections=args.max_connections)
@@ -429,11 +432,7 @@ def _ui_form_defaults(loaded: ScenarioFile) -> dict[str, str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    import socket
-
     import locust  # noqa: F401  - gevent's monkey-patching before psycopg
-
-    from loadgen.targets.base import make_target
 
     # Neither a scenario nor a knob option: the form keeps its own defaults (the Scenario's).
     asked = args.scenario is not None or knobs.overrides_from_args(args)
@@ -479,7 +478,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     where = target.describe().get("url") or target.describe().get("dsn")
     print(f"loadgen ui: target {target.kind} at {where}", flush=True)
     print(f"loadgen ui: web UI at http://{shown}:{args.web_port}/ (contention charts at /contention); Ctrl-C stops", flush=True)
-    from locust.main import main as locust_main
+    from locust.main import main as locust_main  # lazy: see the module docstring
 
     sys.argv = locust_argv + extra
     locust_main()
