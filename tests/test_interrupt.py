@@ -54,6 +54,7 @@ def test_signal_stops_run_and_keeps_every_attempt(sig: signal.Signals, embedded:
     assert doc["invariants_hold"] is True, doc["invariants"]
     assert doc["connections"]["left_open"] == 0
     assert "run interrupted" in out
+    assert "(results, invariants; no report drawn)" in out  # the fixed cost says what its teardown held
 
 
 @pytest.mark.slow

@@ -71,9 +71,11 @@ def format_summary(result: Any) -> str:
         lines.append(f"  client CPU        {cl['cpu_utilization']:.0%} of one core, {cl['cpu_per_attempt_us']:.0f} us per attempt")
         fixed = cl.get("fixed_cost_s")
         if fixed:
+            # What the time after the last attempt went to: no report after Ctrl-C (loadgen report draws it later).
+            after = "results, invariants, report" if result.report is not None else "results, invariants; no report drawn"
             lines.append(
                 f"  fixed cost        {fixed['total_s']:.2f} s: {fixed['startup_s']:.2f} s to the first attempt, "
-                f"{fixed['teardown_s']:.2f} s after the last (results, invariants, report)"
+                f"{fixed['teardown_s']:.2f} s after the last ({after})"
             )
         note = saturation_note(cl)
         if note:
