@@ -10,6 +10,7 @@ import locust  # noqa: F401  - must precede psycopg
 
 # isort: split
 
+import json
 import os
 import shutil
 import signal
@@ -90,6 +91,15 @@ def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[str], what: str
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, f"{what} never happened"
         time.sleep(every)
+
+
+def sweep_statuses(out: Path) -> list[str]:
+    """The cells' statuses of the one sweep under ``out`` ([] before its sweep.json is there, or while it is rewritten)."""
+    try:
+        index = json.loads(next(out.glob("sweep-*/sweep.json")).read_text())
+        return [c["status"] for c in index["cells"]]
+    except (StopIteration, OSError, ValueError):
+        return []
 
 
 def run_cli(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, start_cli, wait_until
+from conftest import run_cli, start_cli, sweep_statuses, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 
@@ -64,15 +64,7 @@ def test_interrupted_sweep_keeps_finished_cells(embedded: EmbeddedPostgres, tmp_
     # As a script's `loadgen run ... &` starts it: SIGINT ignored, so Python's own handler never comes.
     proc = start_cli("run", str(scenario), "--out", str(out), "-q", ignore_sigint=True)
     try:
-
-        def second_cell_running() -> bool:
-            index = next(out.glob("*/sweep.json"), None)
-            try:
-                return index is not None and json.loads(index.read_text())["cells"][1]["status"] == "running"
-            except ValueError:
-                return False  # caught mid-rewrite
-
-        wait_until(second_cell_running, proc, "the sweep's second cell", timeout=60)
+        wait_until(lambda: sweep_statuses(out)[1:2] == ["running"], proc, "the sweep's second cell", timeout=60)
         index = next(out.glob("*/sweep.json"))
         time.sleep(1.5)
         proc.send_signal(signal.SIGINT)

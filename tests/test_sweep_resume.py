@@ -11,21 +11,13 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, start_cli, wait_until
+from conftest import run_cli, start_cli, sweep_statuses, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _index(sweep_dir: Path) -> dict[str, Any]:
     return json.loads((sweep_dir / "sweep.json").read_text())
-
-
-def _statuses(out: Path) -> list[str]:
-    """The cells' statuses of the one sweep under ``out`` ([] before its sweep.json is there or while it is rewritten)."""
-    try:
-        return [c["status"] for c in _index(next(out.glob("sweep-*")))["cells"]]
-    except (StopIteration, OSError, ValueError):
-        return []
 
 
 @pytest.mark.slow
@@ -37,7 +29,7 @@ def test_killed_sweep_resumed_to_completion(embedded: EmbeddedPostgres, tmp_path
     try:
         # Killed once the second cell's first attempts reached disk.
         wait_until(
-            lambda: _statuses(out)[:2] == ["done", "running"] and any(out.glob("sweep-*/02_*/attempts.parts/part-*")),
+            lambda: sweep_statuses(out)[:2] == ["done", "running"] and any(out.glob("sweep-*/02_*/attempts.parts/part-*")),
             proc,
             "the sweep's second cell",
         )
@@ -80,7 +72,7 @@ def test_ctrl_c_after_a_cell_then_resume(embedded: EmbeddedPostgres, conn: psyco
     out = tmp_path / "out"
     proc = start_cli("run", str(scenario), "--out", str(out), "-q", ignore_sigint=True)
     try:
-        wait_until(lambda: _statuses(out)[:1] == ["done"], proc, "the first cell's end", every=0.02)
+        wait_until(lambda: sweep_statuses(out)[:1] == ["done"], proc, "the first cell's end", every=0.02)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=10)
     finally:

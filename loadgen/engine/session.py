@@ -407,14 +407,7 @@ class RunSession:
     def record(self, result: RunResult, ended: datetime) -> RunRecord:
         """run.json's content for a finished run."""
         return RunRecord(
-            run_id=self.run_id,
-            scenario=self.scenario.to_dict(),
-            keys=keys_info(self.scenario),
-            target=self.target.describe(),
-            versions=versions(self.server_version or ""),
-            machine={"cpus": os.cpu_count(), "hostname": platform.node()},
-            command_line=self.command_line,
-            started_at=self.started.isoformat() if self.started else None,
+            **self._identity(),
             ended_at=ended.isoformat(),
             completed=result.completed,
             status="completed" if result.completed else "aborted" if result.aborted else "interrupted",
@@ -436,18 +429,22 @@ class RunSession:
 
     def start_record(self) -> RunRecord:
         """run.json's content while the run goes (status running)."""
-        return RunRecord(
-            run_id=self.run_id,
-            scenario=self.scenario.to_dict(),
-            keys=keys_info(self.scenario),
-            target=self.target.describe(),
-            versions=versions(self.server_version or ""),
-            machine={"cpus": os.cpu_count(), "hostname": platform.node(), "pid": os.getpid()},
-            command_line=self.command_line,
-            started_at=self.started.isoformat() if self.started else None,
-            status="running",
-            in_progress=True,
-        )
+        record = RunRecord(**self._identity(), status="running", in_progress=True)
+        record.machine["pid"] = os.getpid()  # which process to look for while it runs
+        return record
+
+    def _identity(self) -> dict[str, Any]:
+        """What run.json says of the run from its start: what ran, where, with what, since when."""
+        return {
+            "run_id": self.run_id,
+            "scenario": self.scenario.to_dict(),
+            "keys": keys_info(self.scenario),
+            "target": self.target.describe(),
+            "versions": versions(self.server_version or ""),
+            "machine": {"cpus": os.cpu_count(), "hostname": platform.node()},
+            "command_line": self.command_line,
+            "started_at": self.started.isoformat() if self.started else None,
+        }
 
     def write_report(self) -> Path | None:
         """report.html; not after Ctrl-C: the data is written, and leaving quickly matters more

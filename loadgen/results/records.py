@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from loadgen.errors import LoadgenError
 
@@ -56,11 +56,36 @@ def _split(cls: type, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return {k: v for k, v in doc.items() if k in names}, {k: v for k, v in doc.items() if k not in names}
 
 
+class _RecordFile:
+    """A record kept as one JSON file in its directory: written atomically, read back whole."""
+
+    FILE: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+    def write(self, directory: Path) -> Path:
+        path = directory / self.FILE
+        write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def read(cls, directory: Path) -> Self:
+        """The record in ``directory`` (or at a path to the file itself)."""
+        path = directory if directory.name == cls.FILE else directory / cls.FILE
+        return cls.from_dict(_read_json(path))
+
+
 @dataclass
-class RunRecord:
+class RunRecord(_RecordFile):
     """run.json: the resolved scenario, the target (no secrets), versions, start and end,
     how the run ended, its summary and the invariants checked afterwards."""
 
+    FILE: ClassVar[str] = RUN_FILE
     run_id: str
     scenario: dict[str, Any]
     target: dict[str, Any]
@@ -169,23 +194,13 @@ class RunRecord:
     def to_json(self) -> str:
         return to_json(self.to_dict())
 
-    def write(self, run_dir: Path) -> Path:
-        path = run_dir / RUN_FILE
-        write_json(path, self.to_dict())
-        return path
-
-    @classmethod
-    def read(cls, run_dir: Path) -> RunRecord:
-        """The record in ``run_dir`` (or at a path to run.json itself)."""
-        path = run_dir if run_dir.name == RUN_FILE else run_dir / RUN_FILE
-        return cls.from_dict(_read_json(path))
-
 
 @dataclass
-class SweepRecord:
+class SweepRecord(_RecordFile):
     """sweep.json: a sweep's settings and an entry per cell (status, run directory, summary),
     rewritten after every cell so that an interrupted sweep keeps its finished cells."""
 
+    FILE: ClassVar[str] = SWEEP_FILE
     name: str
     description: str = ""
     source: str = ""
@@ -223,13 +238,3 @@ class SweepRecord:
         known, extra = _split(cls, doc)
         known.setdefault("name", "")
         return cls(**known, extra=extra)
-
-    def write(self, sweep_dir: Path) -> Path:
-        path = sweep_dir / SWEEP_FILE
-        write_json(path, self.to_dict())
-        return path
-
-    @classmethod
-    def read(cls, sweep_dir: Path) -> SweepRecord:
-        path = sweep_dir if sweep_dir.name == SWEEP_FILE else sweep_dir / SWEEP_FILE
-        return cls.from_dict(_read_json(path))

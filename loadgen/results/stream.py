@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -42,6 +41,7 @@ import pyarrow.parquet as pq
 from loadgen.model.outcomes import Outcome
 from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
+from loadgen.results.records import RecordError, RunRecord
 
 __all__ = [
     "AttemptStream",
@@ -207,18 +207,15 @@ def recover(run_dir: Path) -> CutOff | None:
     cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, narrow.num_rows)
     summary = summarize(summary_frame(narrow))
     del narrow
-    meta_path = run_dir / "run.json"
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
-        meta = {"run_id": run_dir.name}
-    if isinstance(meta, dict):
-        # The summary of what reached disk; no invariants: nobody checked the bank.
-        meta.update(status="cut off", completed=False, in_progress=False, cut_off=cut.to_dict(), summary=summary)
-        meta.setdefault("ended_at", cut.last_write)
-        tmp = meta_path.with_name("run.json.tmp")
-        tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
-        tmp.replace(meta_path)
+        record = RunRecord.read(run_dir)  # written when the run started
+    except RecordError:
+        record = RunRecord(run_id=run_dir.name, scenario={}, target={})
+    # The summary of what reached disk; no invariants: nobody checked the bank.
+    record.status, record.completed, record.in_progress, record.summary = "cut off", False, False, summary
+    record.ended_at = record.ended_at or cut.last_write
+    record.extra["cut_off"] = cut.to_dict()
+    record.write(run_dir)
     compact(run_dir)
     return cut
 
