@@ -15,7 +15,8 @@ import pandas as pd
 from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
-from loadgen.report.modelfit import ModelFit, fit_model
+from loadgen.report.modelfit import ModelFit, engine_takes_locks, fit_from, run_statements
+from loadgen.report.reduce import REQUIRED, reduce_attempts
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
 from loadgen.results.client import saturation_note
 
@@ -83,27 +84,38 @@ def _fmt_setting(v: Any) -> str:
 
 
 def analyse_run(run: Run) -> Cell:
-    """Reduce one run's attempts to its metrics."""
-    c = run.compact
-    txns = A.transactions(c)
-    h = A.headline(c, txns)
+    """Reduce one run's attempts to its metrics, out of core (loadgen.report.reduce): memory stays
+    bounded whatever the number of attempts."""
+    n, commit_ms = run_statements(run)
+    r = reduce_attempts(
+        run.attempt_files(REQUIRED),
+        all_harmful=engine_takes_locks(run),
+        window=(lambda lat: A.snapshot_window_ms(lat, n, commit_ms)) if n is not None else None,
+    )
     collision, source = collision_for(run)
-    fit = fit_model(run, c, h, collision)
-    cell = Cell(
+    s = r.fit
+    fit = fit_from(
+        run,
+        r.headline,
+        collision,
+        committed=s.committed,
+        committed_mean_ms=s.committed_latency_ms / s.committed if s.committed else None,
+        harmful=s.harmful,
+        window_mean_ms=s.harmful_window_ms / s.harmful if s.harmful else None,
+    )
+    return Cell(
         run=run,
-        headline=h,
-        timeline=A.timeline(c, txns),
-        distribution=A.attempts_distribution(txns),
-        hot_keys=A.hot_keys(c),
-        by_attempt=A.latency_by_attempt(c),
+        headline=r.headline,
+        timeline=r.timeline,
+        distribution=r.distribution,
+        hot_keys=r.hot_keys,
+        by_attempt=r.by_attempt,
         collision=collision,
         collision_source=source,
         model_rate=fit.model_rate,
         fit=fit,
-        faults=faults_on_timeline(run.meta.get("faults"), float(c["start_ms"].min()) if len(c) else None),
+        faults=faults_on_timeline(run.meta.get("faults"), r.t0_ms),
     )
-    run.__dict__.pop("compact", None)  # drop the cached attempts: one run in memory at a time
-    return cell
 
 
 def faults_on_timeline(faults: Any, t0_ms: float | None) -> list[dict[str, Any]]:

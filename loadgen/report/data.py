@@ -88,6 +88,19 @@ class Run:
         """The attempts table as pandas, columns as written (for notebooks and slicing)."""
         return _read_table(self.path / ATTEMPTS_FILE, columns).to_pandas()
 
+    def attempt_files(self, required: tuple[str, ...] = ()) -> list[Path]:
+        """The Parquet files holding the attempts, checked readable and holding the ``required`` columns
+        (for readers that go through them a batch at a time: loadgen.report.reduce)."""
+        path = self.path / ATTEMPTS_FILE
+        try:
+            present = set(pq.read_schema(path).names)
+        except (OSError, pa.ArrowException) as e:
+            raise ReportInputError(f"cannot read {path}: {e}") from None
+        missing = [c for c in required if c not in present]
+        if missing:
+            raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}")
+        return [path]
+
     @cached_property
     def compact(self) -> pd.DataFrame:
         """The report's compact frame (see :func:`compact`)."""

@@ -132,7 +132,45 @@ def engine_takes_locks(run: Run) -> bool:
 
 
 def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: float | None) -> ModelFit:
-    """The model on one run's compact attempts frame (``data.compact``) and headline.
+    """The model on one run's compact attempts frame (``data.compact``) and headline (see :func:`fit_from`)."""
+    n, commit_ms = run_statements(run)
+    committed = c["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
+    locks = engine_takes_locks(run)
+    harmful = np.ones_like(committed) if locks else committed
+    latency = c["latency_ms"].to_numpy(dtype="float64")[harmful]
+    committed_latency = c["latency_ms"].to_numpy(dtype="float64")[committed]
+    window = A.snapshot_window_ms(latency, n, commit_ms) if n is not None else latency
+    return fit_from(
+        run,
+        headline,
+        collision,
+        committed=int(committed_latency.size),
+        committed_mean_ms=float(committed_latency.mean()) if committed_latency.size else None,
+        harmful=int(latency.size),
+        window_mean_ms=float(np.mean(window)) if latency.size else None,
+    )
+
+
+def run_statements(run: Run) -> tuple[int | None, float]:
+    """The run's statements per attempt (None: a shape the model does not know) and COMMIT's extra time."""
+    scen = run.scenario
+    shape = str(scen.get("transaction", "update-returning"))
+    legs = int(_number(scen.get("legs")) or 2) if shape == "multi-leg" else 1
+    return statements(shape, legs), _number(scen.get("commit_ms"))
+
+
+def fit_from(
+    run: Run,
+    headline: dict[str, Any],
+    collision: float | None,
+    *,
+    committed: int,
+    committed_mean_ms: float | None,
+    harmful: int,
+    window_mean_ms: float | None,
+) -> ModelFit:
+    """The model from what it takes of the attempts: the committed attempts' mean latency, and the
+    mean snapshot window of the attempts that can make another fail (``harmful`` of them).
 
     Which transactions can make an attempt fail: on DSQL (first committer wins) only
     those that commit, so lambda is the commit rate; on PostgreSQL in occ mode (first
@@ -140,26 +178,17 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
     so lambda is the attempt rate and D the mean window of all attempts. lambda x D is
     then the mean number of such windows open at once, measured directly.
     """
-    scen = run.scenario
-    shape = str(scen.get("transaction", "update-returning"))
-    legs = int(_number(scen.get("legs")) or 2) if shape == "multi-leg" else 1
-    n = statements(shape, legs)
-    committed = c["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
+    n, commit_ms = run_statements(run)
     locks = engine_takes_locks(run)
-    harmful = np.ones_like(committed) if locks else committed
-    latency = c["latency_ms"].to_numpy(dtype="float64")[harmful]
-    commit_ms = _number(scen.get("commit_ms"))
-    committed_latency = c["latency_ms"].to_numpy(dtype="float64")[committed]
-    attempt_ms = float(committed_latency.mean()) if committed_latency.size else None
+    attempt_ms = committed_mean_ms if committed else None
     who = "all attempts (PostgreSQL: a failing one holds its row locks too)" if locks else "committed attempts (first committer wins)"
-    if latency.size and n is not None:
-        window_ms: float | None = float(np.mean(A.snapshot_window_ms(latency, n, commit_ms)))
+    window_ms = window_mean_ms if harmful else None
+    if harmful and n is not None:
         source = f"{n} of {n + 2} round trips of {who}" + (f", plus COMMIT's {commit_ms:g} ms" if commit_ms else "")
     else:
-        window_ms = float(latency.mean()) if latency.size else None
         source = f"whole attempts of {who} (shape not modelled)"
     elapsed = headline["elapsed_s"]
-    lam = (int(harmful.sum()) / elapsed if elapsed > 0 else None) if locks else headline["throughput_commits_per_s"]
+    lam = (harmful / elapsed if elapsed > 0 else None) if locks else headline["throughput_commits_per_s"]
     model = None
     if collision is not None and lam and window_ms is not None:
         model = A.model_conflict_rate(lam, window_ms / 1000.0, collision)

@@ -1,0 +1,270 @@
+"""One run's attempts reduced to the report's figures out of core, in memory independent of the number of attempts.
+
+The same figures as :mod:`loadgen.report.analysis` computes over the compact frame in memory
+(the what-if simulations, notebooks), counted over record batches instead
+(loadgen.results.outofcore): transactions grouped by DuckDB, the rest by numpy a batch at
+a time, percentiles exact. tests/test_reduce.py holds the two to the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+
+from loadgen.model.outcomes import Outcome
+from loadgen.report import analysis as A
+from loadgen.results.metrics import PERCENTILES, Counts, outcome_counts, rates
+from loadgen.results.outofcore import ALL, Tally, Transactions, batches, columns_of, committed_mask, percentiles_of, start_end_ms
+
+__all__ = ["Reduced", "FitSums", "reduce_attempts", "REQUIRED", "MAX_ATTEMPT_CLASS"]
+
+#: Columns without which there is no report.
+REQUIRED = ("txn_id", "attempt", "started_at", "latency_ms", "outcome")
+#: latency_by_attempt's classes: 1, 2, ..., this one and up pooled.
+MAX_ATTEMPT_CLASS = 5
+_CONFLICT = Outcome.CONFLICT.value
+
+
+@dataclass(frozen=True)
+class FitSums:
+    """What the first-order model takes from the attempts (loadgen.report.modelfit.fit_from)."""
+
+    committed: int
+    committed_latency_ms: float
+    #: Attempts whose window counts (all on PostgreSQL, committed on DSQL), and their windows' sum.
+    harmful: int
+    harmful_window_ms: float
+
+
+@dataclass
+class Reduced:
+    """A run's figures, as :func:`loadgen.report.analysis` names them."""
+
+    headline: dict[str, Any]
+    timeline: pd.DataFrame
+    distribution: pd.DataFrame
+    hot_keys: pd.DataFrame
+    by_attempt: pd.DataFrame
+    #: The first attempt's start (epoch ms), the timeline's zero; None without attempts.
+    t0_ms: float | None
+    fit: FitSums
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    return a if len(a) >= size else np.concatenate([a, np.zeros(size - len(a), dtype=a.dtype)])
+
+
+def reduce_attempts(
+    paths: list[Path],
+    *,
+    all_harmful: bool = True,
+    window: Callable[[np.ndarray], np.ndarray] | None = None,
+    bin_s: float | None = None,
+    top_keys: int = 10,
+) -> Reduced:
+    """Every figure of the report's cell from the attempt files ``paths``.
+
+    ``all_harmful``: whether every attempt's window counts for the model (PostgreSQL) or
+    only committed ones' (DSQL); ``window``: an attempt's snapshot window from its latency
+    (None: the whole latency).
+    """
+    present = columns_of(paths)
+    keys = [k for k in ("payer", "payee") if k in present]
+    cols = ["attempt", "started_at", "latency_ms", "outcome", *keys]
+    window = window or (lambda lat: lat)
+
+    # Pass 1: counts, sums, extremes, hot keys, classes.
+    n = retries = failed = conflicts_n = 0
+    total_ms = wasted_ms = committed_ms = harmful_ms = 0.0
+    committed_n = 0
+    t0, t_end = math.inf, -math.inf
+    outcomes = Tally()
+    touched = np.zeros(1, np.int64)
+    hit = np.zeros(1, np.int64)
+    class_n = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+    class_conflicts = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+    for b in batches(paths, cols):
+        if b.num_rows == 0:
+            continue
+        start, end, lat = start_end_ms(b)
+        attempt = b.column("attempt").to_numpy().astype("int32", copy=False)
+        ok = committed_mask(b.column("outcome"))
+        conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
+        outcomes.add(b.column("outcome"))
+        n += b.num_rows
+        retries += int((attempt >= 2).sum())
+        failed += int((~ok).sum())
+        conflicts_n += int(conflict.sum())
+        total_ms += float(lat.sum())
+        wasted_ms += float(lat[~ok].sum())
+        committed_n += int(ok.sum())
+        committed_ms += float(lat[ok].sum())
+        harmful_ms += float(window(lat if all_harmful else lat[ok]).sum())
+        t0, t_end = min(t0, float(start.min())), max(t_end, float(end.max()))
+        payer = b.column("payer").to_numpy() if "payer" in keys else np.zeros(b.num_rows, np.int64)
+        payee = b.column("payee").to_numpy() if "payee" in keys else np.zeros(b.num_rows, np.int64)
+        size = int(max(payer.max(), payee.max())) + 1
+        touched, hit = _pad(touched, size), _pad(hit, size)
+        touched[:size] += np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
+        hit[:size] += np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
+        cls = _classes(attempt)
+        class_n += np.bincount(cls, minlength=MAX_ATTEMPT_CLASS + 1)
+        class_conflicts += np.bincount(cls[conflict], minlength=MAX_ATTEMPT_CLASS + 1)
+
+    by_outcome = {k: v for k, v in outcomes.counts.items() if v}
+    commits, conflicts, contention = outcome_counts(by_outcome)
+    elapsed_s = (t_end - t0) / 1000.0 if n else 0.0
+
+    with Transactions(paths) as txns:
+        t, retried, failed_txns, max_attempts, committed_txns = txns.one(
+            "SELECT count(*), count(*) FILTER (attempts >= 2), count(*) FILTER (NOT committed), "
+            "coalesce(max(attempts), 0), count(*) FILTER (committed) FROM txns"
+        )
+        dist = txns.rows("SELECT attempts, count(*), count(*) FILTER (committed) FROM txns GROUP BY attempts ORDER BY attempts")
+        tl = _timeline(paths, txns, t0, elapsed_s, bin_s) if n else None
+
+        def txn_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for tb in txns.scan("start_ms, end_ms, committed"):
+                s, e = tb.column(0).to_numpy(), tb.column(1).to_numpy()
+                yield e - s, np.asarray(tb.column(2).to_numpy(zero_copy_only=False), dtype=np.int8)
+
+        txn_p = percentiles_of(txn_scan, {ALL: int(t), 1: int(committed_txns)}, PERCENTILES)
+
+    def attempt_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for b in batches(paths, ["attempt", "latency_ms"]):
+            yield b.column("latency_ms").to_numpy().astype("float64", copy=False), _classes(b.column("attempt").to_numpy())
+
+    counts = {ALL: n, **{k: int(class_n[k]) for k in range(1, MAX_ATTEMPT_CLASS + 1)}}
+    att_p = percentiles_of(attempt_scan, counts, PERCENTILES)
+
+    r = rates(Counts(n, commits, conflicts, contention, retries, int(t), int(retried), failed, elapsed_s))
+    headline = {
+        "attempts": n,
+        "transactions": int(t),
+        "commits": commits,
+        "conflicts": conflicts,
+        "contention": contention,
+        "outcomes": dict(sorted(by_outcome.items())),
+        "failed_attempts": failed,
+        **r,
+        "conflict_rate_95": A.wilson_interval(conflicts, n),
+        "contention_rate_95": A.wilson_interval(contention, n),
+        "retries": retries,
+        "failed_transactions": int(failed_txns),
+        "max_attempts": int(max_attempts),
+        "elapsed_s": elapsed_s,
+        "mean_attempt_ms": total_ms / n if n else None,
+        "wasted_ms": wasted_ms,
+        "wasted_share": wasted_ms / total_ms if total_ms > 0 else None,
+        "attempt_latency_ms": _named(att_p[ALL]),
+        "transaction_latency_ms": _named(txn_p[ALL]),
+        "committed_transaction_latency_ms": _named(txn_p[1]),
+    }
+    return Reduced(
+        headline=headline,
+        timeline=tl if tl is not None else A.timeline(pd.DataFrame(columns=["start_ms"]), pd.DataFrame()),
+        distribution=_distribution(dist, int(t)),
+        hot_keys=_hot_keys(touched, hit, conflicts_n, top_keys) if n else A.hot_keys(pd.DataFrame()),
+        by_attempt=_by_attempt(class_n, class_conflicts, att_p),
+        t0_ms=t0 if n else None,
+        fit=FitSums(committed_n, committed_ms, n if all_harmful else committed_n, harmful_ms),
+    )
+
+
+def _classes(attempt: np.ndarray) -> np.ndarray:
+    """Each attempt's class for latency_by_attempt: its number, the last class pooling the rest; 0 for none."""
+    return np.clip(attempt, 0, MAX_ATTEMPT_CLASS).astype(np.int64)
+
+
+def _named(values: list[float] | None) -> dict[str, float | None]:
+    if values is None:
+        return {f"p{p:g}": None for p in PERCENTILES}
+    return {f"p{p:g}": v for p, v in zip(PERCENTILES, values)}
+
+
+def _timeline(paths: list[Path], txns: Transactions, t0: float, elapsed_s: float, bin_s: float | None) -> pd.DataFrame:
+    """analysis.timeline, a batch at a time: bins by attempt end; in flight at each bin's start edge."""
+    width = bin_s or A.choose_bin_s(elapsed_s)
+    nbins = max(1, int(math.ceil(round(elapsed_s / width, 9))))
+    commits = np.zeros(nbins, np.int64)
+    conflicts = np.zeros(nbins, np.int64)
+    other = np.zeros(nbins, np.int64)
+    for b in batches(paths, ["started_at", "latency_ms", "outcome"]):
+        _, end, _ = start_end_ms(b)
+        pos = np.round((end - t0) / 1000.0 / width, 9)
+        idx = np.minimum(np.floor(pos).astype("int64"), nbins - 1)
+        ok = committed_mask(b.column("outcome"))
+        conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
+        commits += np.bincount(idx[ok], minlength=nbins)
+        conflicts += np.bincount(idx[conflict], minlength=nbins)
+        other += np.bincount(idx[~(ok | conflict)], minlength=nbins)
+    edges_ms = t0 + np.arange(nbins) * width * 1000.0
+    # In flight at an edge: started at or before it, ending after it. A start s counts at every
+    # edge from the first one >= s on: a histogram of those first edges, summed up.
+    started = np.zeros(nbins + 1, np.int64)
+    ended = np.zeros(nbins + 1, np.int64)
+    for tb in txns.scan("start_ms, end_ms"):
+        started += np.bincount(np.searchsorted(edges_ms, tb.column(0).to_numpy(), side="left"), minlength=nbins + 1)
+        ended += np.bincount(np.searchsorted(edges_ms, tb.column(1).to_numpy(), side="left"), minlength=nbins + 1)
+    in_flight = np.cumsum(started)[:nbins] - np.cumsum(ended)[:nbins]
+    return pd.DataFrame(
+        {
+            "t_s": np.arange(nbins) * width,
+            "commits_per_s": commits / width,
+            "conflicts_per_s": conflicts / width,
+            "errors_per_s": other / width,
+            "in_flight": in_flight,
+        }
+    )
+
+
+def _distribution(rows: list[tuple[Any, ...]], t: int) -> pd.DataFrame:
+    if not t:
+        return A.attempts_distribution(pd.DataFrame())
+    ks = np.array([int(r[0]) for r in rows], dtype=np.int64)
+    counts = np.array([int(r[1]) for r in rows], dtype=np.int64)
+    ok = np.array([int(r[2]) for r in rows], dtype=np.int64)
+    return pd.DataFrame({"attempts": ks, "transactions": counts, "share": counts / t, "committed": ok})
+
+
+def _hot_keys(touched: np.ndarray, hit: np.ndarray, conflicts: int, top: int) -> pd.DataFrame:
+    """analysis.hot_keys from its per-account counts."""
+    cols = ["account", "conflicts", "attempts", "conflict_rate", "share"]
+    if conflicts == 0:
+        return pd.DataFrame({k: [] for k in cols})
+    size = len(touched)
+    order = np.lexsort((np.arange(size), -hit))[:top]
+    order = order[hit[order] > 0]
+    return pd.DataFrame(
+        {
+            "account": order,
+            "conflicts": hit[order],
+            "attempts": touched[order],
+            "conflict_rate": hit[order] / np.maximum(touched[order], 1),
+            "share": hit[order] / conflicts,
+        }
+    )
+
+
+def _by_attempt(class_n: np.ndarray, class_conflicts: np.ndarray, att_p: dict[int, list[float] | None]) -> pd.DataFrame:
+    rows = []
+    for k in range(1, MAX_ATTEMPT_CLASS + 1):
+        if not class_n[k]:
+            continue
+        rows.append(
+            {
+                "attempt": f"{k}+" if k == MAX_ATTEMPT_CLASS else str(k),
+                "attempts": int(class_n[k]),
+                "conflict_rate": float(class_conflicts[k] / class_n[k]),
+                **_named(att_p[k]),
+            }
+        )
+    return pd.DataFrame(rows)
+

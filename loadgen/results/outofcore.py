@@ -1,0 +1,262 @@
+"""A run's attempts reduced out of core: every figure from its Parquet files, in memory independent of their length.
+
+What cannot be counted a row at a time is grouping attempts into transactions (tens of
+millions of ids): DuckDB does it, in a temporary database that spills to disk past
+:data:`MEMORY_LIMIT`. Everything else is counted by numpy over record batches
+(:func:`batches`), a million rows at a time. Percentiles stay exact, numpy's linear
+interpolation to the bit: :func:`order_statistics` finds the few ranked values they
+need by radix selection (a histogram of 16 bits of each value's sortable key per pass
+over the data, then the values of one bucket), never sorting the column.
+
+Chosen over Arrow record batches alone after measuring both on the same 10 M attempts
+(BENCHMARKS.md, "Bounded memory"): a hash partition of the ids written back to disk and
+grouped part by part took 48.6 s and 1.17 GB, DuckDB's grouping 9.4 s and 565 MB.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loadgen.model.outcomes import COMMITTED
+
+__all__ = [
+    "MEMORY_LIMIT",
+    "BATCH_ROWS",
+    "batches",
+    "columns_of",
+    "start_end_ms",
+    "committed_mask",
+    "percentiles_of",
+    "order_statistics",
+    "Transactions",
+    "Tally",
+]
+
+#: DuckDB's memory for grouping transactions; past it, it spills to a temporary directory.
+MEMORY_LIMIT = "400MB"
+#: Rows per record batch read from Parquet.
+BATCH_ROWS = 1 << 20
+#: A bucket this small is read whole and sorted (selection's last pass).
+_COLLECT = 1 << 16
+_DIGIT = 16
+
+_COMMITTED = pa.array(sorted(COMMITTED), pa.string())
+
+
+def columns_of(paths: Sequence[Path]) -> set[str]:
+    """The columns the files have (the first file's schema; a run's files share one)."""
+    return set(pq.read_schema(paths[0]).names) if paths else set()
+
+
+def batches(paths: Sequence[Path], columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """The files' rows, ``columns`` only, a record batch of about :data:`BATCH_ROWS` at a time, in file order."""
+    for path in paths:
+        with pq.ParquetFile(path) as f:
+            yield from f.iter_batches(batch_size=BATCH_ROWS, columns=list(columns))
+
+
+def start_end_ms(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each attempt's start and end (epoch milliseconds) and latency, computed as the report's compact frame does."""
+    start_us = pc.cast(batch.column("started_at"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    start_ms = start_us.to_numpy().astype("float64") / 1000.0
+    latency = batch.column("latency_ms").to_numpy().astype("float64", copy=False)
+    return start_ms, start_ms + latency, latency
+
+
+def committed_mask(outcome: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.is_in(outcome, value_set=_COMMITTED).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+# -- exact percentiles by selection ------------------------------------------------
+
+#: A scan: a fresh iterator of (values, labels) per call; labels (an int per value) say which series a value is in.
+Scan = Callable[[], Iterable[tuple[np.ndarray, np.ndarray | None]]]
+#: Every value, whatever its label.
+ALL = -1
+
+
+def _keys(values: np.ndarray) -> np.ndarray:
+    """Unsigned keys ordered as the float64 values are (negative values' bits flipped, the sign bit set on the rest)."""
+    bits = np.ascontiguousarray(values, dtype="float64").view(np.uint64)
+    negative = (bits >> np.uint64(63)).astype(bool)
+    return np.where(negative, ~bits, bits | np.uint64(1 << 63))
+
+
+def _value(key: int) -> float:
+    bits = key & ~(1 << 63) if key >> 63 else ~key & ((1 << 64) - 1)
+    return float(np.array([bits], dtype=np.uint64).view("float64")[0])
+
+
+@dataclass
+class _Group:
+    """Values of one series whose keys start with ``prefix`` (``bits`` long), and the ranks wanted among them."""
+
+    series: int
+    bits: int
+    prefix: int
+    count: int | None
+    ranks: dict[tuple[int, int], int] = field(default_factory=dict)  # (series, rank in series) -> rank in group
+
+
+def order_statistics(scan: Scan, wanted: dict[int, Sequence[int]]) -> dict[tuple[int, int], float]:
+    """The value of each rank (0-based, ascending) wanted in each series, exactly, in memory bounded by a few buckets.
+
+    Each pass over ``scan`` narrows every rank to the keys sharing 16 more leading bits
+    (a histogram of 65,536 counters); a bucket of at most 65,536 values is read whole and
+    sorted. At most four passes; usually two or three.
+    """
+    found: dict[tuple[int, int], float] = {}
+    groups = [_Group(s, 0, 0, None, {(s, r): r for r in ranks}) for s, ranks in wanted.items() if ranks]
+    while groups:
+        collect = [g for g in groups if g.count is not None and g.count <= _COLLECT]
+        split = [g for g in groups if g not in collect]
+        hist = {id(g): np.zeros(1 << _DIGIT, dtype=np.int64) for g in split}
+        held: dict[int, list[np.ndarray]] = {id(g): [] for g in collect}
+        for values, labels in scan():
+            keys = _keys(values)
+            for series in {g.series for g in groups}:
+                sel = slice(None) if series == ALL or labels is None else labels == series
+                k, v = keys[sel], values[sel]
+                for g in (g for g in groups if g.series == series):
+                    m = (k >> np.uint64(64 - g.bits)) == np.uint64(g.prefix) if g.bits else slice(None)
+                    if id(g) in held:
+                        held[id(g)].append(v[m])
+                    else:
+                        digit = (k[m] >> np.uint64(64 - g.bits - _DIGIT)) & np.uint64((1 << _DIGIT) - 1)
+                        hist[id(g)] += np.bincount(digit.astype(np.int64), minlength=1 << _DIGIT)
+        next_groups: dict[tuple[int, int, int], _Group] = {}
+        for g in collect:
+            ordered = np.sort(np.concatenate(held[id(g)]) if held[id(g)] else np.empty(0))
+            for target, r in g.ranks.items():
+                found[target] = float(ordered[r])
+        for g in split:
+            cum = np.cumsum(hist[id(g)])
+            for target, r in g.ranks.items():
+                d = int(np.searchsorted(cum, r, side="right"))
+                below = int(cum[d - 1]) if d else 0
+                bits, prefix = g.bits + _DIGIT, (g.prefix << _DIGIT) | d
+                if bits == 64:  # every value in the bucket is the same value
+                    found[target] = _value(prefix)
+                    continue
+                ng = next_groups.setdefault((g.series, bits, prefix), _Group(g.series, bits, prefix, int(hist[id(g)][d])))
+                ng.ranks[target] = r - below
+        groups = list(next_groups.values())
+    return found
+
+
+def _ranks(n: int, pcts: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's linear method: the virtual index (n - 1) * q, its floor, the next index (clipped), the weight."""
+    q = np.asarray(pcts, dtype="float64") / 100
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    nxt = np.minimum(previous + 1, n - 1)
+    gamma = np.asanyarray(virtual - previous, dtype="float64")
+    return previous.astype(np.int64), nxt.astype(np.int64), gamma
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    # numpy's own interpolation (numpy.lib._function_base_impl._lerp), so the results match np.percentile bit for bit.
+    diff = b - a
+    out = np.add(a, diff * t)
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return out
+
+
+def percentiles_of(scan: Scan, counts: dict[int, int], pcts: Sequence[float]) -> dict[int, list[float] | None]:
+    """``np.percentile(values, pcts)`` of each series (by label, ``counts`` values each), without holding the values; None when empty."""
+    plans = {s: _ranks(n, pcts) for s, n in counts.items() if n > 0}
+    wanted = {s: sorted({*p[0].tolist(), *p[1].tolist()}) for s, p in plans.items()}
+    found = order_statistics(scan, wanted)
+    out: dict[int, list[float] | None] = {s: None for s, n in counts.items() if n <= 0}
+    for s, (prev, nxt, gamma) in plans.items():
+        a = np.array([found[(s, int(i))] for i in prev])
+        b = np.array([found[(s, int(i))] for i in nxt])
+        out[s] = [float(x) for x in _lerp(a, b, gamma)]
+    return out
+
+
+# -- transactions, grouped by DuckDB ----------------------------------------------
+
+
+class Transactions:
+    """A run's attempts grouped into transactions, one row each, in a temporary DuckDB database that spills to disk.
+
+    Columns: ``attempts`` (the highest attempt number), ``start_ms`` (first start), ``end_ms``
+    (last end), ``committed`` (any attempt committed), ``last_committed`` (the attempt with
+    the highest number committed). Times are computed as :func:`start_end_ms` computes them.
+    """
+
+    def __init__(self, paths: Sequence[Path], memory_limit: str = MEMORY_LIMIT) -> None:
+        import duckdb  # a second or so of import: only where transactions are grouped
+
+        self._dir = Path(tempfile.mkdtemp(prefix="loadgen-txns-"))
+        try:
+            self.con = duckdb.connect(
+                str(self._dir / "txns.duckdb"),
+                config={"memory_limit": memory_limit, "temp_directory": str(self._dir / "spill"), "preserve_insertion_order": False},
+            )
+            committed = ", ".join(f"'{o}'" for o in sorted(COMMITTED))
+            files = [str(p) for p in paths]
+            self.con.execute(
+                f"""
+                CREATE TABLE txns AS
+                SELECT max(attempt) AS attempts, min(start_ms) AS start_ms, max(end_ms) AS end_ms,
+                       bool_or(ok) AS committed, arg_max(ok, attempt) AS last_committed
+                FROM (SELECT txn_id, attempt, start_ms, start_ms + latency_ms AS end_ms, outcome IN ({committed}) AS ok
+                      FROM (SELECT txn_id, attempt, epoch_us(started_at)::DOUBLE / 1000.0 AS start_ms,
+                                   latency_ms::DOUBLE AS latency_ms, outcome
+                            FROM read_parquet(?)))
+                GROUP BY txn_id
+                """,
+                [files],
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def one(self, sql: str) -> tuple[Any, ...]:
+        row = self.con.execute(sql).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.con.execute(sql).fetchall()]
+
+    def scan(self, columns: str) -> Iterator[pa.RecordBatch]:
+        """The transactions' ``columns`` (SQL select list), a record batch at a time."""
+        reader = self.con.sql(f"SELECT {columns} FROM txns").to_arrow_reader(BATCH_ROWS)
+        yield from reader
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> Transactions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Tally:
+    """Counts by value (outcome, SQLSTATE) over record batches."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, column: pa.Array | pa.ChunkedArray) -> None:
+        for row in pc.value_counts(column).to_pylist():
+            if row["values"] is not None:
+                self.counts[row["values"]] = self.counts.get(row["values"], 0) + int(row["counts"])
