@@ -8,7 +8,7 @@ when seeding or resetting, and invariants read in primary-key pages.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +39,8 @@ BATCH_ROWS = 1000
 #: Rows one invariant read covers, each read its own transaction: far below DSQL's
 #: 128 MiB per query and 5 minutes per transaction, however large the bank or ledger.
 READ_PAGE_ROWS = 10_000
+#: Compares the ledger's pages of ids with the commits recorded: (ledger rows, recorded ids, missing, extra, duplicates).
+LedgerComparer = Callable[[Iterator[pa.Array]], tuple[int, int, int, int, int]]
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)",
@@ -132,6 +134,7 @@ def check_invariants(
     committed_ids: Sequence[str] | pa.Array | pa.ChunkedArray,
     *,
     joint_minimum: int | None = None,
+    compare_ledger: LedgerComparer | None = None,
 ) -> list[Invariant]:
     """The bank's invariants after a run, against the commits loadgen recorded.
 
@@ -144,9 +147,18 @@ def check_invariants(
 
     ``joint_minimum``: the joint-withdrawal shapes' rule, that every customer's two
     accounts still sum to at least this (broken by write skew).
+
+    ``compare_ledger``: given, the ledger's pages are handed to it as they are read and
+    ``committed_ids`` is not used; it returns (ledger rows, recorded ids, missing, extra,
+    duplicates). A run of hours compares out of core (loadgen.results.outofcore.compare_ledger).
     """
     total, negatives, rows = _account_totals(conn)
     expected_total = accounts * initial_balance
+    if compare_ledger is not None:
+        ledger_rows, recorded_ids, missing, extra, duplicates = compare_ledger(_ledger_pages(conn))
+        return _checks(
+            conn, accounts, expected_total, total, negatives, rows, ledger_rows, recorded_ids, missing, extra, duplicates, joint_minimum
+        )
     ledger = _ledger(conn)  # unique: the ledger's primary key
     given = committed_ids if isinstance(committed_ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(committed_ids), pa.string())
     # Compared a group at a time (loadgen.model.idgroups: equal ids share their last byte).
@@ -162,6 +174,25 @@ def check_invariants(
     duplicates = len(given) - recorded_ids
     ledger_rows = len(ledger)
     del given, ledger, stored_groups
+    return _checks(
+        conn, accounts, expected_total, total, negatives, rows, ledger_rows, recorded_ids, missing, extra, duplicates, joint_minimum
+    )
+
+
+def _checks(
+    conn: psycopg.Connection[Any],
+    accounts: int,
+    expected_total: int,
+    total: int,
+    negatives: int,
+    rows: int,
+    ledger_rows: int,
+    recorded_ids: int,
+    missing: int,
+    extra: int,
+    duplicates: int,
+    joint_minimum: int | None,
+) -> list[Invariant]:
     checks = [
         Invariant(
             "money_conserved",
@@ -213,7 +244,11 @@ def _account_totals(conn: psycopg.Connection[Any]) -> tuple[int, int, int]:
 
 def _ledger(conn: psycopg.Connection[Any]) -> pa.ChunkedArray:
     """Every transfer id in the ledger (as text), a page of ids at a time in key order."""
-    pages: list[pa.Array] = []
+    return pa.chunked_array(list(_ledger_pages(conn)), pa.string())
+
+
+def _ledger_pages(conn: psycopg.Connection[Any]) -> Iterator[pa.Array]:
+    """The ledger's transfer ids (as text), a page at a time in key order."""
     after: str | None = None
     while True:
         if after is None:
@@ -223,9 +258,9 @@ def _ledger(conn: psycopg.Connection[Any]) -> pa.ChunkedArray:
                 "SELECT id::text FROM transfers WHERE id > %s::uuid ORDER BY id LIMIT %s", (after, READ_PAGE_ROWS)
             ).fetchall()
         conn.rollback()
-        pages.append(pa.array([r[0] for r in page], pa.string()))
+        yield pa.array([r[0] for r in page], pa.string())
         if len(page) < READ_PAGE_ROWS:
-            return pa.chunked_array(pages, pa.string())
+            return
         after = page[-1][0]
 
 

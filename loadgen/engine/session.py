@@ -46,11 +46,12 @@ from loadgen.errors import OutputError, TargetError
 from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
-from loadgen.results.client import attempt_span, client_load, collector_paused
-from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency, summarize, summary_frame
-from loadgen.results.recorder import AttemptRecorder
+from loadgen.results.client import client_load, collector_paused
+from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency_of
+from loadgen.results.outofcore import compare_ledger, summarize_files
+from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.results.records import RunRecord
-from loadgen.results.stream import AttemptStream, compact, read_parts, settle
+from loadgen.results.stream import AttemptStream, compact, row_groups
 from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
 from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
@@ -328,38 +329,43 @@ class RunSession:
         # more attempts than memory: read back only the columns finishing needs, and compact
         # the parts into attempts.parquet row group by row group.
         streamed = self._stop_streaming(attempts)
-        table = read_parts(self.run_dir, FINISH_COLUMNS)
+        run_dir = self.run_dir
         settled: dict[str, int] = {}
         connections: dict[str, int | None] = dict(pool_counts)
+        compacted: list[Path] = []
+
+        def compact_once() -> list[Path]:
+            # The attempts are written once, with unknown commits settled where the ledger could be asked.
+            if not compacted:
+                try:
+                    compacted.append(compact(run_dir, settled))
+                finally:
+                    streamed.close()
+            return compacted
+
         try:
             with connect(self.target) as conn:
-                settled = resolve_unknown_commits(conn, open_transfers(table))
-                table = settle(table, settled)
-                committed = pc.is_in(table.column("outcome"), value_set=pa.array(sorted(COMMITTED), pa.string()))
-                committed_ids = pc.filter(table.column("txn_id"), committed)  # Arrow strings: ~40 bytes an id, no Python objects
+                settled = resolve_unknown_commits(conn, open_transfers_in(run_dir))
+                files = compact_once()
                 invariants = check_invariants(
                     conn,
                     self.scenario.accounts,
                     self.scenario.initial_balance,
-                    committed_ids,
+                    (),
                     # The joint-withdrawal shapes promise each customer keeps the initial balance across two accounts.
                     joint_minimum=self.scenario.initial_balance if self.scenario.transaction.startswith("joint-withdrawal") else None,
+                    # Out of core: the ledger and the commits of a run of hours hold more ids than memory.
+                    compare_ledger=lambda pages: compare_ledger(files, pages).as_tuple(),
                 )
-                del committed_ids
                 # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
                 connections["left_open"] = sessions_left(conn, self.target.application_name(), self.target.dialect)
         except (TargetError, psycopg.Error) as e:
             invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
         finally:
-            # Whatever the database said, or if it is gone: the attempts are written, once,
-            # with unknown commits settled where the ledger could be asked.
-            try:
-                compact(self.run_dir, settled)
-            finally:
-                streamed.close()
-        frame = summary_frame(table)
-        del table
-        summary = summarize(frame)
+            # Whatever the database said, or if it is gone.
+            compact_once()
+        # Every figure read back from attempts.parquet a batch at a time: memory independent of the run's length.
+        summary, in_flight, span = summarize_files(compacted)
         result = RunResult(
             self.run_dir,
             summary,
@@ -375,8 +381,10 @@ class RunSession:
             cc=describe_cc(self.scenario, self.target.takes_row_locks),
             lock_waits=self._lock_waits(),
             # A closed loop without think time asks for one transaction in flight per user.
-            concurrency=concurrency(frame, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms),
-            attempt_span=attempt_span(frame),
+            concurrency=concurrency_of(
+                in_flight, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms
+            ),
+            attempt_span=span,
         )
         self.record(result, ended).write(self.run_dir)
         return result
@@ -466,10 +474,28 @@ def _tick(on_progress: Progress, env: Environment, t0: float) -> None:
 FINISH_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "commit_unknown")
 
 
+def open_transfers_in(run_dir: Path) -> pd.DataFrame:
+    """:func:`open_transfers` over a run's streamed parts, a row group at a time: the ids of the few
+    transfers concerned first, then their attempts."""
+    ids = [
+        pc.filter(t.column("txn_id"), pc.fill_null(_unknown(t), False))
+        for t in row_groups(run_dir, ("txn_id", "outcome", "commit_unknown"))
+    ]
+    wanted = pc.unique(pa.chunked_array(ids, pa.string()).combine_chunks()) if ids else pa.array([], pa.string())
+    if len(wanted) == 0:
+        return pa.schema([ATTEMPT_SCHEMA.field(c) for c in FINISH_COLUMNS]).empty_table().to_pandas()
+    rows = [t.filter(pc.is_in(t.column("txn_id"), value_set=wanted)) for t in row_groups(run_dir, FINISH_COLUMNS)]
+    return pa.concat_tables(rows).to_pandas()
+
+
+def _unknown(attempts: pa.Table) -> pa.ChunkedArray | pa.Array:
+    return pc.or_kleene(attempts.column("commit_unknown"), pc.equal(attempts.column("outcome"), Outcome.INTERRUPTED.value))
+
+
 def open_transfers(attempts: pa.Table) -> pd.DataFrame:
     """Every attempt of the transfers that have one whose commit is unknown or interrupted
     (all :func:`resolve_unknown_commits` looks at: a few rows, whatever the run's length)."""
-    unknown = pc.or_kleene(attempts.column("commit_unknown"), pc.equal(attempts.column("outcome"), Outcome.INTERRUPTED.value))
+    unknown = _unknown(attempts)
     ids = pc.unique(pc.filter(attempts.column("txn_id"), pc.fill_null(unknown, False)))
     return attempts.filter(pc.is_in(attempts.column("txn_id"), value_set=ids)).to_pandas()
 

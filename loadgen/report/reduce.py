@@ -267,4 +267,3 @@ def _by_attempt(class_n: np.ndarray, class_conflicts: np.ndarray, att_p: dict[in
             }
         )
     return pd.DataFrame(rows)
-

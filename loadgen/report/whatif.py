@@ -28,13 +28,13 @@ import pandas as pd
 from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution, make_distribution
 from loadgen.model.occsim import DEFAULT_ATTEMPTS, STATEMENTS, Load, Sampled, SimAttempts, simulate, statements
-from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
 from loadgen.report.modelfit import not_applicable
+from loadgen.results.outofcore import committed_latencies
 
 __all__ = [
     "SimInputs",
@@ -148,6 +148,10 @@ def _load(scen: dict[str, Any], users: int) -> Load:
     return Load("closed", users, think_ms=_number(scen.get("think_ms"), _DEFAULT.think_ms))
 
 
+#: Durations the simulation draws from, at most: a long run's are sampled (every k-th committed attempt).
+DURATIONS_KEPT = 1_000_000
+
+
 def inputs_from_run(run: Run) -> SimInputs:
     """The simulation's inputs from one run directory (its run.json and attempts)."""
     scen = run.scenario
@@ -161,9 +165,8 @@ def inputs_from_run(run: Run) -> SimInputs:
         raise ReportInputError(
             f"{run.path}: predict models transfers ({', '.join(STATEMENTS)}); the run's shape {shape!r} is not one of them"
         )
-    frame = run.attempts(["latency_ms", "outcome"])
-    committed = frame["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
-    latency = frame["latency_ms"].to_numpy(dtype="float64")[committed]
+    # Bounded: a run of tens of millions of attempts lends a systematic sample of its durations.
+    latency, committed = committed_latencies(run.attempt_files(("latency_ms", "outcome")), DURATIONS_KEPT)
     if latency.size == 0:
         raise ReportInputError(f"{run.path}: no committed attempt to take durations from")
     commit_ms = _number(scen.get("commit_ms"), 0.0)
@@ -185,7 +188,12 @@ def inputs_from_run(run: Run) -> SimInputs:
         before_ms=latency - window,
         window_ms=window,
         window_source=(
-            f"the run's {latency.size:,} committed attempts (database time, mean {latency.mean():.2f} ms), of which the "
+            (
+                f"the run's {latency.size:,} committed attempts"
+                if latency.size == committed
+                else f"{latency.size:,} of the run's {committed:,} committed attempts (one in {-(-committed // DURATIONS_KEPT)})"
+            )
+            + f" (database time, mean {latency.mean():.2f} ms), of which the "
             f"snapshot-to-COMMIT window is {n_statements} of {n_statements + 2} round trips"
             + (f" plus COMMIT's extra {commit_ms:g} ms" if commit_ms else "")
             + f" (mean {window.mean():.2f} ms)"

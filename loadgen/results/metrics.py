@@ -51,6 +51,7 @@ __all__ = [
     "LABELS",
     "in_flight_mean",
     "concurrency",
+    "concurrency_of",
     "IN_FLIGHT_WARN_SHARE",
     "contention_by_kind",
 ]
@@ -266,7 +267,11 @@ def concurrency(attempts: pd.DataFrame, users: int, closed_loop: bool) -> dict[s
     Only a closed loop without think time promises ``users`` in flight; an open loop,
     batches or think time ask for less by design, so there the share is shown, not judged.
     """
-    mean = in_flight_mean(attempts)
+    return concurrency_of(in_flight_mean(attempts), users, closed_loop)
+
+
+def concurrency_of(mean: float | None, users: int, closed_loop: bool) -> dict[str, Any]:
+    """:func:`concurrency` from the mean in flight (counted out of core: loadgen.results.outofcore.summarize_files)."""
     ratio = share(mean, users)
     warning = None
     if closed_loop and mean is not None and ratio is not None and ratio < IN_FLIGHT_WARN_SHARE:

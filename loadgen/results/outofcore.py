@@ -16,9 +16,10 @@ grouped part by part took 48.6 s and 1.17 GB, DuckDB's grouping 9.4 s and 565 MB
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ __all__ = [
 #: DuckDB's memory for grouping transactions; past it, it spills to a temporary directory.
 MEMORY_LIMIT = "400MB"
 #: Rows per record batch read from Parquet.
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 17
 #: A bucket this small is read whole and sorted (selection's last pass).
 _COLLECT = 1 << 16
 _DIGIT = 16
@@ -109,7 +110,7 @@ class _Group:
     ranks: dict[tuple[int, int], int] = field(default_factory=dict)  # (series, rank in series) -> rank in group
 
 
-def order_statistics(scan: Scan, wanted: dict[int, Sequence[int]]) -> dict[tuple[int, int], float]:
+def order_statistics(scan: Scan, wanted: Mapping[int, Sequence[int]]) -> dict[tuple[int, int], float]:
     """The value of each rank (0-based, ascending) wanted in each series, exactly, in memory bounded by a few buckets.
 
     Each pass over ``scan`` narrows every rank to the keys sharing 16 more leading bits
@@ -192,6 +193,10 @@ def percentiles_of(scan: Scan, counts: dict[int, int], pcts: Sequence[float]) ->
 class Transactions:
     """A run's attempts grouped into transactions, one row each, in a temporary DuckDB database that spills to disk.
 
+    Attempts are grouped by the MD5 of their transfer id, 128 bits (twice as fast as by
+    the 36 characters, measured): as unique as the ids themselves, which are UUIDs of
+    122 random bits.
+
     Columns: ``attempts`` (the highest attempt number), ``start_ms`` (first start), ``end_ms``
     (last end), ``committed`` (any attempt committed), ``last_committed`` (the attempt with
     the highest number committed). Times are computed as :func:`start_end_ms` computes them.
@@ -213,11 +218,11 @@ class Transactions:
                 CREATE TABLE txns AS
                 SELECT max(attempt) AS attempts, min(start_ms) AS start_ms, max(end_ms) AS end_ms,
                        bool_or(ok) AS committed, arg_max(ok, attempt) AS last_committed
-                FROM (SELECT txn_id, attempt, start_ms, start_ms + latency_ms AS end_ms, outcome IN ({committed}) AS ok
-                      FROM (SELECT txn_id, attempt, epoch_us(started_at)::DOUBLE / 1000.0 AS start_ms,
+                FROM (SELECT txn, attempt, start_ms, start_ms + latency_ms AS end_ms, outcome IN ({committed}) AS ok
+                      FROM (SELECT md5_number(txn_id) AS txn, attempt, epoch_us(started_at)::DOUBLE / 1000.0 AS start_ms,
                                    latency_ms::DOUBLE AS latency_ms, outcome
                             FROM read_parquet(?)))
-                GROUP BY txn_id
+                GROUP BY txn
                 """,
                 [files],
             )
@@ -226,9 +231,8 @@ class Transactions:
             raise
 
     def one(self, sql: str) -> tuple[Any, ...]:
-        row = self.con.execute(sql).fetchone()
-        assert row is not None
-        return tuple(row)
+        rows = self.con.execute(sql).fetchall()  # fetched to the end: the connection is free for the next query
+        return tuple(rows[0])
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self.con.execute(sql).fetchall()]
@@ -260,3 +264,153 @@ class Tally:
         for row in pc.value_counts(column).to_pylist():
             if row["values"] is not None:
                 self.counts[row["values"]] = self.counts.get(row["values"], 0) + int(row["counts"])
+
+
+def committed_latencies(paths: Sequence[Path], cap: int) -> tuple[np.ndarray, int]:
+    """Committed attempts' latencies (ms), at most ``cap`` of them: all when there are no more,
+    else every k-th in file order (a systematic sample across the whole run); and how many there were."""
+    total = 0
+    for b in batches(paths, ["outcome"]):
+        total += int(committed_mask(b.column("outcome")).sum())
+    step = max(1, -(-total // cap))
+    kept: list[np.ndarray] = []
+    seen = 0
+    for b in batches(paths, ["latency_ms", "outcome"]):
+        lat = b.column("latency_ms").to_numpy().astype("float64", copy=False)[committed_mask(b.column("outcome"))]
+        first = (-seen) % step
+        kept.append(lat[first::step].copy())
+        seen += len(lat)
+    return (np.concatenate(kept) if kept else np.empty(0))[:cap], total
+
+
+@dataclass(frozen=True)
+class LedgerComparison:
+    """The ledger against the commits recorded (loadgen.db.schema.check_invariants' ledger checks)."""
+
+    ledger_rows: int
+    #: Distinct transfer ids recorded as committed.
+    recorded_ids: int
+    #: Recorded as committed, not in the ledger.
+    missing: int
+    #: In the ledger, never recorded as committed.
+    extra: int
+    #: Committed attempts beyond one per transfer id.
+    duplicates: int
+
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return self.ledger_rows, self.recorded_ids, self.missing, self.extra, self.duplicates
+
+
+def compare_ledger(paths: Sequence[Path], ledger_pages: Iterable[pa.Array], memory_limit: str = MEMORY_LIMIT) -> LedgerComparison:
+    """The ledger's ids (pages of text, as the database gives them) against the committed attempts in ``paths``,
+    out of core: both sides kept by the MD5 of each id in a temporary DuckDB database (see :class:`Transactions`)."""
+    import duckdb
+
+    directory = Path(tempfile.mkdtemp(prefix="loadgen-ledger-"))
+    try:
+        con = duckdb.connect(
+            str(directory / "ledger.duckdb"),
+            config={"memory_limit": memory_limit, "temp_directory": str(directory / "spill"), "preserve_insertion_order": False},
+        )
+        try:
+            con.execute("CREATE TABLE ledger (h UHUGEINT)")
+            for page in ledger_pages:
+                con.register("page", pa.table({"id": page}))
+                con.execute("INSERT INTO ledger SELECT md5_number(id) FROM page")
+                con.unregister("page")
+            committed = ", ".join(f"'{o}'" for o in sorted(COMMITTED))
+            con.execute(
+                f"CREATE TABLE rec AS SELECT md5_number(txn_id) AS h, count(*) AS n FROM read_parquet(?) "
+                f"WHERE outcome IN ({committed}) GROUP BY h",
+                [[str(p) for p in paths]],
+            )
+
+            def one(sql: str) -> int:
+                rows = con.execute(sql).fetchall()
+                return int(rows[0][0] or 0) if rows else 0
+
+            return LedgerComparison(
+                ledger_rows=one("SELECT count(*) FROM ledger"),
+                recorded_ids=one("SELECT count(*) FROM rec"),
+                missing=one("SELECT count(*) FROM rec ANTI JOIN ledger USING (h)"),
+                extra=one("SELECT count(*) FROM ledger ANTI JOIN rec USING (h)"),
+                duplicates=one("SELECT sum(n) - count(*) FROM rec"),
+            )
+        finally:
+            con.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def summarize_files(paths: Sequence[Path]) -> tuple[dict[str, Any], float | None, tuple[float, float] | None]:
+    """run.json's summary (the figures of loadgen.results.metrics.summarize, the same to the last bit but for
+    float sums), the mean in flight (metrics.in_flight_mean) and the attempts' span (results.client.attempt_span),
+    from the attempt files, out of core."""
+    from loadgen.results.metrics import PERCENTILES, Counts, contention_by_kind, outcome_counts, rates
+
+    n = retries = 0
+    latency_ms = 0.0
+    first_us: int | None = None
+    t0, t_end = math.inf, -math.inf
+    outcomes, sqlstates = Tally(), Tally()
+    for b in batches(paths, ["attempt", "started_at", "latency_ms", "outcome", "sqlstate"]):
+        if b.num_rows == 0:
+            continue
+        start, end, lat = start_end_ms(b)
+        n += b.num_rows
+        retries += int((b.column("attempt").to_numpy() >= 2).sum())
+        latency_ms += float(lat.sum())
+        t0, t_end = min(t0, float(start.min())), max(t_end, float(end.max()))
+        us = int(pc.min(pc.cast(b.column("started_at"), pa.timestamp("us", tz="UTC")).cast(pa.int64())).as_py())
+        first_us = us if first_us is None else min(first_us, us)
+        outcomes.add(b.column("outcome"))
+        sqlstates.add(b.column("sqlstate"))
+    by_outcome = {k: v for k, v in outcomes.counts.items() if v}
+    commits, conflicts, contention = outcome_counts(by_outcome)
+    elapsed_s = (t_end - t0) / 1000.0 if n else 0.0
+
+    def attempt_scan() -> Iterator[tuple[np.ndarray, None]]:
+        for b in batches(paths, ["latency_ms"]):
+            yield b.column("latency_ms").to_numpy().astype("float64", copy=False), None
+
+    att_p = percentiles_of(attempt_scan, {ALL: n}, PERCENTILES)[ALL]
+    t = retried = max_attempts = failed_txns = 0
+    txn_p = None
+    if n:
+        with Transactions(paths) as txns:
+            t, retried, max_attempts, failed_txns = txns.one(
+                "SELECT count(*), count(*) FILTER (attempts >= 2), coalesce(max(attempts), 0), count(*) FILTER (NOT last_committed) FROM txns"
+            )
+
+            def txn_scan() -> Iterator[tuple[np.ndarray, None]]:
+                for tb in txns.scan("start_ms, end_ms"):
+                    yield tb.column(1).to_numpy() - tb.column(0).to_numpy(), None
+
+            txn_p = percentiles_of(txn_scan, {ALL: int(t)}, PERCENTILES)[ALL]
+
+    def named(values: list[float] | None) -> dict[str, float | None]:
+        return {f"p{p:g}": (values[i] if values is not None else None) for i, p in enumerate(PERCENTILES)}
+
+    counts = Counts(n, commits, conflicts, contention, retries, int(t), int(retried), n - commits, elapsed_s)
+    summary = {
+        "attempts": n,
+        "transactions": int(t),
+        "commits": commits,
+        "conflicts": conflicts,
+        "contention": contention,
+        "contention_by_kind": contention_by_kind(by_outcome),
+        "outcomes": dict(sorted(by_outcome.items())),
+        "sqlstates": dict(sorted(sqlstates.counts.items())),
+        "failed_attempts": n - commits,
+        "retries": retries,
+        **rates(counts),
+        "max_attempts": int(max_attempts),
+        "failed_transactions": int(failed_txns),
+        "elapsed_s": elapsed_s,
+        "attempt_latency_ms": named(att_p),
+        "transaction_latency_ms": named(txn_p),
+    }
+    window_ms = t_end - t0
+    in_flight = latency_ms / window_ms if n and window_ms > 0 else None
+    span = (first_us / 1e6, t_end / 1000.0) if n and first_us is not None else None
+    return summary, in_flight, span

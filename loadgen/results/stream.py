@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.model.outcomes import Outcome
-from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
+from loadgen.results.outofcore import summarize_files
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
 from loadgen.results.records import RecordError, RunRecord
 
@@ -195,18 +195,17 @@ def recover(run_dir: Path) -> CutOff | None:
     """Compact the parts of a run that was cut off (killed, OOM, power loss); None if there is nothing to recover.
 
     run.json (written when the run started) is marked as cut off, when, and with how
-    many attempts on disk; a run still being written is left alone. Memory holds the
-    summary's few columns, never every attempt (a killed run may be hours long).
+    many attempts on disk; a run still being written is left alone. Memory is bounded
+    (loadgen.results.outofcore): a killed run may be hours long.
     """
     directory = run_dir / PARTS_DIR
     if not directory.is_dir() or is_writing(run_dir):
         return None
     files = [p for p in directory.iterdir() if _PART.match(p.name) or _SEGMENT.match(p.name)]
     last = max((p.stat().st_mtime for p in files), default=None)
-    narrow = read_parts(run_dir, SUMMARY_COLUMNS)
-    cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, narrow.num_rows)
-    summary = summarize(summary_frame(narrow))
-    del narrow
+    # Compacted first (a torn part is skipped there), then summarized from the one file a batch at a time.
+    summary, _, _ = summarize_files([compact(run_dir)])
+    cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, int(summary["attempts"]))
     try:
         record = RunRecord.read(run_dir)  # written when the run started
     except RecordError:
@@ -216,7 +215,6 @@ def recover(run_dir: Path) -> CutOff | None:
     record.ended_at = record.ended_at or cut.last_write
     record.extra["cut_off"] = cut.to_dict()
     record.write(run_dir)
-    compact(run_dir)
     return cut
 
 
