@@ -37,8 +37,29 @@ def _uuid_like(rng: np.random.Generator, n: int) -> pa.Array:
     return pa.array(fixed, pa.binary(36)).cast(pa.string())
 
 
+#: Attempts made and written at a time: 50 M attempts are made as five runs' worth side by side.
+CHUNK = 10_000_000
+
+
 def synthesize(run_dir: Path, attempts: int, seed: int = 1) -> int:
-    rng = np.random.default_rng(seed)
+    """``attempts`` attempts into run_dir/attempts.parquet, made and written CHUNK at a time (memory: one chunk)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    total = 0
+    writer: pq.ParquetWriter | None = None
+    for i, start in enumerate(range(0, attempts, CHUNK)):
+        table = _chunk(np.random.default_rng(seed + i), min(CHUNK, attempts - start))
+        if writer is None:
+            writer = pq.ParquetWriter(run_dir / "attempts.parquet", table.schema, compression="zstd")
+        writer.write_table(table, row_group_size=1_000_000)
+        total += table.num_rows
+        del table
+    assert writer is not None
+    writer.close()
+    _write_meta(run_dir)
+    return total
+
+
+def _chunk(rng: np.random.Generator, attempts: int) -> pa.Table:
     p_conflict = 0.07
     # Attempts per transaction: geometric (1 + conflicts before the commit), capped at 20.
     n_txn = int(attempts * (1 - p_conflict))
@@ -76,8 +97,10 @@ def synthesize(run_dir: Path, attempts: int, seed: int = 1) -> int:
             "amount": pa.array(np.ones(total, np.int64)),
         }
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, run_dir / "attempts.parquet", compression="zstd", row_group_size=1_000_000)
+    return table
+
+
+def _write_meta(run_dir: Path) -> None:
     meta = {
         "format": 1,
         "run_id": "bench-10m",
@@ -88,7 +111,6 @@ def synthesize(run_dir: Path, attempts: int, seed: int = 1) -> int:
         "command_line": ["benchmarks/report_10m.py"],
     }
     (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
-    return total
 
 
 def main() -> int:

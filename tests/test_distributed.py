@@ -23,7 +23,9 @@ from loadgen.engine.distributed import (
     scenario_from_dict,
     worker_target,
 )
+from loadgen.engine.load import combine_open_loads, workload_for
 from loadgen.engine.options import RunOptions
+from loadgen.engine.sweep import workload_notes
 from loadgen.errors import ConfigError
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
@@ -126,7 +128,7 @@ def test_bad_scale_out_options_are_one_line(tmp_path: Path) -> None:
     r = run_cli("run", "--expect-workers", "2", "--out", str(tmp_path))
     assert r.returncode == 2 and "--master" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("run", "--processes", "2", "--load", "batches", "--out", str(tmp_path))
-    assert r.returncode == 2 and "closed load model" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "batches" in r.stderr and "Traceback" not in r.stderr
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
@@ -228,3 +230,35 @@ def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connectio
     check = json.loads((run_dir / "dialect-check.json").read_text())
     assert check["violations"] == [] and check["connections"] >= 40 and check["transactions"] > 40
     assert "0 breaking DSQL's rules" in r.stdout
+
+
+@pytest.mark.slow
+def test_the_open_loop_splits_its_arrivals_across_worker_processes(target: EmbeddedTarget, tmp_path: Path) -> None:
+    """Each worker takes every other arrival of the one schedule; the master adds their figures up."""
+    scenario = Scenario(accounts=1000, users=20, spawn_rate=20, duration_s=3, seed=3, load="open", arrival_rate=120)
+    user_class, extra = workload_for(scenario)
+    result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), RunOptions(user_class=user_class, annotations=extra))
+    doc = _check_lossless(result.run_dir, workers=2)
+    load = doc["load"]
+    assert load["model"] == "open" and load["arrival_rate"] == 120 and len(load["workers"]) == 2
+    planned = 120 * 3
+    assert 0.85 * planned <= load["started"] <= 1.25 * planned  # the whole schedule, once: not twice, not half (the stop takes a moment)
+    for w in load["workers"]:
+        assert w["arrival_rate"] == 60  # half the rate each
+        assert 0.4 * load["started"] <= w["started"] <= 0.6 * load["started"]
+        assert w["latency_from_intended_ms"]["p50"] >= 0
+    assert load["started"] == doc["summary"]["transactions"] == sum(w["started"] for w in load["workers"])
+    # The figures from the intended start are never below those from the actual start.
+    assert load["latency_from_intended_ms"]["max"] >= max(w["start_lag_ms"]["max"] for w in load["workers"])
+
+
+def test_a_worker_that_misses_its_schedule_is_named() -> None:
+    scenario = Scenario(load="open", arrival_rate=100)
+    ok = {"started": 300, "achieved_rate": 50.0, "late": 0, "kept_up": True, "arrival_rate": 50.0, "start_lag_ms": {"p99": 1.0}}
+    slow = {**ok, "started": 150, "achieved_rate": 25.0, "late": 120, "kept_up": False, "start_lag_ms": {"p99": 900.0}}
+    load = combine_open_loads(scenario, {"w1": ok, "w2": slow})
+    assert load["kept_up"] is False and load["achieved_rate"] == 75.0 and load["start_lag_ms"]["p99"] == 900.0
+    notes = workload_notes({"load": {"model": "open", **load}})
+    assert any("worker w2 could not keep its schedule" in n for n in notes)
+    assert not any("worker w1" in n for n in notes)
+    assert combine_open_loads(scenario, {"w1": ok, "w2": {**ok}})["kept_up"] is True

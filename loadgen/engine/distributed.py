@@ -46,7 +46,7 @@ from locust.env import Environment
 from locust.rpc.protocol import Message
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from loadgen.engine.load import workload_for
+from loadgen.engine.load import WorkloadStats, workload_for
 from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
@@ -119,11 +119,11 @@ def check_scale_out(target: Target, scenarios: list[Scenario]) -> None:
 
 
 def _check_scenario(scenario: Scenario) -> None:
-    """What a worker can do alone: the closed loop. Batches and the open loop pace all users together."""
-    if scenario.load != "closed" or scenario.read_mix > 0:
+    """What workers can do: the closed loop, and the open loop (each worker takes its share of the arrivals).
+    Batches pace all users together across one barrier."""
+    if scenario.load == "batches" or scenario.read_mix > 0:
         raise ConfigError(
-            "--processes/--master run the closed load model without a read mix; "
-            "batches, the open loop and read mixes are single-process for now"
+            "--processes/--master run the closed and open load models without a read mix; batches and read mixes are single-process for now"
         )
 
 
@@ -199,6 +199,8 @@ class WorkerAgent:
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
         self._wall0 = 0.0
+        #: The load model's run.json figures on this worker (the open loop's share), if it has any.
+        self._load: Callable[[], dict[str, Any]] | None = None
         set_bench(env, None)
         runner = env.runner
         assert runner is not None
@@ -221,9 +223,15 @@ class WorkerAgent:
             return
         scenario = scenario_from_dict(self.setup["scenario"])
         # The master spawns users by class name: the load model's class (same name here), or the plain one.
-        user_class = workload_for(scenario)[0]
+        user_class, self._load = workload_for(scenario)
         if self.setup.get("user_class") != user_class.__name__:
-            user_class = TransferUser
+            user_class, self._load = TransferUser, None
+        elif scenario.load == "open":
+            # This worker's share of the one schedule: every N-th arrival, N the workers.
+            index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
+            stats = getattr(user_class, "stats", None)
+            if isinstance(stats, WorkloadStats):
+                stats.split(index, int(self.setup.get("workers", 1)))
         self.env.user_classes = [user_class]
         target = worker_target(self.setup["target"])
         self.target = target
@@ -266,6 +274,15 @@ class WorkerAgent:
         self._ship()
         connections = bench.close()
         audit = _worker_audit(self.target)
+        load = self._load().get("load") if self._load is not None else None
+        if load and load.get("model") == "open" and not load.get("kept_up", True):
+            log.warning(
+                "loadgen worker %s could not keep its schedule: %.0f of %g arrivals/s started, %d late",
+                self.client_id,
+                load.get("achieved_rate", 0.0),
+                load.get("arrival_rate", 0.0),
+                load.get("late", 0),
+            )
         runner: Any = self.env.runner
         # The last statistics before `done`: the master's counts are then complete.
         send_final_stats(self.env, runner)
@@ -280,6 +297,7 @@ class WorkerAgent:
                 "pid": os.getpid(),
                 "index": int(getattr(runner, "worker_index", -1)),
                 **({"dialect_check": audit} if audit is not None else {}),
+                **({"load": load} if load and load.get("model") == "open" else {}),
             },
         )
         self.bench = None
@@ -346,6 +364,8 @@ class Collector:
         self.refused: str | None = None
         #: Hears each ``--dialect dsql`` worker's statement audit.
         self.on_audit: Callable[[dict[str, Any]], None] | None = None
+        #: Hears each worker's open-loop figures (its share of the arrivals).
+        self.on_load: Callable[[str, dict[str, Any]], None] | None = None
 
     def register(self, runner: Any) -> None:
         self._runner = runner
@@ -380,6 +400,8 @@ class Collector:
         audit = msg.data.get("dialect_check")
         if audit is not None and self.on_audit is not None:
             self.on_audit(audit)
+        if msg.data.get("load") and self.on_load is not None:
+            self.on_load(msg.node_id, msg.data["load"])
 
     def to_table(self) -> pa.Table:
         tables = [rec.to_table() for rec in self.recorders.values()]
@@ -479,9 +501,13 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
         "user_class": options.user_class.__name__,
         "scenario": scenario_to_dict(scenario),
         "target": _target_setup(target, fleet.workers),
+        "workers": fleet.workers,
     }
     if target.audit is not None:
         collector.on_audit = target.audit.add_remote
+    stats = getattr(options.user_class, "stats", None)
+    if isinstance(stats, WorkloadStats):  # the master's run.json gets the workers' load figures
+        collector.on_load = stats.add_worker
     finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
     with session.signals(stop=finisher.start):

@@ -6,6 +6,10 @@
 - open: transactions start at ``arrival_rate`` per second whatever their latency;
   ``users`` is the most that can be in flight. When every user is busy, arrivals
   start late; the lag is measured and the run says when it could not keep up.
+  Across worker processes each takes every N-th arrival of the one schedule
+  (:meth:`WorkloadStats.split`); the master adds their figures up and names a worker
+  that could not keep its share (:func:`combine_open_loads`). A transaction's latency
+  is also taken from its intended start, so a late start is not hidden.
 
 Every model runs the scenario's transaction shape and read mix. ``workload_for``
 gives the Locust user class for one run and a function returning what the run
@@ -29,7 +33,7 @@ from loadgen.db.transfer import TransferRequest, new_txn_id
 from loadgen.engine.users import AttemptFailed, TransferUser
 from loadgen.model.scenario import Scenario
 
-__all__ = ["workload_for", "ScenarioUser", "BatchUser", "OpenLoopUser", "WorkloadStats", "READ"]
+__all__ = ["workload_for", "ScenarioUser", "BatchUser", "OpenLoopUser", "WorkloadStats", "READ", "combine_open_loads"]
 
 #: Locust request type of the read mix's read-only transactions (name: balance or audit).
 READ = "read"
@@ -74,8 +78,22 @@ class WorkloadStats:
         self.t0: float | None = None
         self.next_arrival = 0
         self.lags: list[float] = []
+        #: Each transaction's latency from its intended start (its arrival's due time): no coordinated omission.
+        self.from_intended: list[float] = []
         self.quitting = False
         self.last_start = 0.0
+        #: This process's share of the open loop's arrivals: every ``stride``-th from ``slot`` (a worker's).
+        self.slot, self.stride = 0, 1
+        #: A distributed master's view: each worker's own ``load`` figures, by worker id.
+        self.workers: dict[str, dict[str, Any]] = {}
+
+    def split(self, slot: int, stride: int) -> None:
+        """Take arrivals ``slot``, ``slot + stride``, ... of the whole schedule: one worker's share of ``arrival_rate``."""
+        self.slot, self.stride = slot % max(stride, 1), max(stride, 1)
+
+    def add_worker(self, worker: str, load: dict[str, Any]) -> None:
+        """A worker's own open-loop figures (a distributed master: the users ran there)."""
+        self.workers[worker] = load
 
     def _batch_released(self) -> None:
         self.batch_marks.append(time.perf_counter())
@@ -85,7 +103,7 @@ class WorkloadStats:
         now = time.perf_counter()
         if self.t0 is None:
             self.t0 = now
-        due = self.t0 + self.next_arrival / self.scenario.arrival_rate
+        due = self.t0 + (self.slot + self.next_arrival * self.stride) / self.scenario.arrival_rate
         self.next_arrival += 1
         return due
 
@@ -113,25 +131,62 @@ class WorkloadStats:
                 batches_completed=len(durations),
                 batch_ms=durations,
             )
-        if s.load == "open":
+        if s.load == "open" and self.workers:
+            doc["load"].update(combine_open_loads(s, self.workers))
+        elif s.load == "open":
             lags = np.asarray(self.lags, dtype="float64") * 1000.0
+            rate = s.arrival_rate / self.stride
             started = len(self.lags)
             # Starts per second over the span they covered (one arrival interval per start).
-            span = (self.last_start - self.t0 + 1.0 / s.arrival_rate) if self.t0 is not None else 0.0
+            span = (self.last_start - self.t0 + 1.0 / rate) if self.t0 is not None else 0.0
             achieved = started / span if span > 0 else 0.0
             late = int((lags > LATE_S * 1000.0).sum())
-            kept_up = started > 0 and late <= 0.01 * started and achieved >= 0.95 * s.arrival_rate
+            kept_up = started > 0 and late <= 0.01 * started and achieved >= 0.95 * rate
             doc["load"].update(
-                arrival_rate=s.arrival_rate,
+                arrival_rate=rate,
                 max_in_flight=s.users,
                 started=started,
                 achieved_rate=achieved,
                 late=late,
                 late_threshold_ms=LATE_S * 1000.0,
                 start_lag_ms=_pcts(lags),
+                latency_from_intended_ms=_pcts(self.from_intended),
                 kept_up=bool(kept_up),
             )
+            if self.stride > 1:
+                doc["load"].update(share=f"arrivals {self.slot + 1}, {self.slot + 1 + self.stride}, ... of every {self.stride}")
         return doc
+
+
+def combine_open_loads(scenario: Scenario, workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The open loop across workers: counts and rates added up, kept up only if every worker kept its schedule.
+
+    Percentiles cannot be added: the lag and latency figures are the worst worker's (each
+    worker's own are under ``workers``).
+    """
+    loads = list(workers.values())
+
+    def worst(key: str, p: str) -> float | None:
+        values = [w.get(key, {}).get(p) for w in loads]
+        present = [float(v) for v in values if v is not None]
+        return max(present) if present else None
+
+    started = sum(int(w.get("started", 0)) for w in loads)
+    achieved = sum(float(w.get("achieved_rate", 0.0)) for w in loads)
+    late = sum(int(w.get("late", 0)) for w in loads)
+    return {
+        "arrival_rate": scenario.arrival_rate,
+        "max_in_flight": scenario.users,
+        "started": started,
+        "achieved_rate": achieved,
+        "late": late,
+        "late_threshold_ms": LATE_S * 1000.0,
+        "start_lag_ms": {p: worst("start_lag_ms", p) for p in ("p50", "p99", "max")},
+        "latency_from_intended_ms": {p: worst("latency_from_intended_ms", p) for p in ("p50", "p99", "max")},
+        "percentiles_of": "the worst worker",
+        "kept_up": bool(loads) and all(bool(w.get("kept_up")) for w in loads) and achieved >= 0.95 * scenario.arrival_rate,
+        "workers": [{"id": worker, **load} for worker, load in sorted(workers.items())],
+    }
 
 
 def _pcts(values: Any) -> dict[str, float | None]:
@@ -245,7 +300,13 @@ class OpenLoopUser(ScenarioUser):
             gevent.sleep(delay)
         self.stats.lags.append(max(0.0, -delay))
         self.stats.last_start = time.perf_counter()
-        self.one_transaction()
+        # Latency from the intended start: a late arrival's wait counts (no coordinated omission).
+        self.intended_start = due
+        try:
+            self.one_transaction()
+        finally:
+            self.intended_start = None
+        self.stats.from_intended.append((time.perf_counter() - due) * 1000.0)
 
 
 # Every model runs the base class's loop (loadgen.engine.users.TransferUser.closed_loop) over its own step.

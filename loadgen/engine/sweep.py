@@ -105,6 +105,12 @@ def workload_notes(workload: dict[str, Any]) -> list[str]:
             f"{load['late']:,} of {load['started']:,} late by more than {load['late_threshold_ms']:g} ms "
             f"(start lag p99 {lag['p99'] or 0:.0f} ms); raise users or lower arrival_rate"
         )
+    for w in load.get("workers", []):
+        if not w.get("kept_up", True):
+            notes.append(
+                f"worker {w['id']} could not keep its schedule: {w.get('achieved_rate', 0):.0f} of {w.get('arrival_rate', 0):g} "
+                f"arrivals/s started, {w.get('late', 0):,} of {w.get('started', 0):,} late"
+            )
     if load.get("model") == "batches" and load.get("batches_completed", 0) < load.get("batches_planned", 0):
         notes.append(f"only {load['batches_completed']} of {load['batches_planned']} batches completed before the duration ran out")
     reads = workload.get("reads")

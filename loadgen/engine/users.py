@@ -142,6 +142,8 @@ class TransferUser(User):
         seed = bench.scenario.seed
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
         self._fire = environment.events.request.fire
+        #: When the transaction under way was due to start (perf_counter seconds; the open loop sets it).
+        self.intended_start: float | None = None
         #: This user's own connection, opened by its first attempt, closed when it stops.
         self.connection: UserConnection = bench.connections.for_user()
 
@@ -199,10 +201,12 @@ class TransferUser(User):
         conn = self.connection
         result = run_transfer(req, conn.getconn, conn.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
         ok = result.outcome in COMMITTED
+        due = self.intended_start
         self._fire(
             request_type=TRANSACTION,
             name=NAME,
-            response_time=result.latency_ms,
+            # An open loop's transaction counts from when it was due to start (no coordinated omission).
+            response_time=result.latency_ms if due is None else (time.perf_counter() - due) * 1000.0,
             response_length=0,
             exception=None if ok else AttemptFailed(_label(result.outcome, result.sqlstate)),
             context={"attempts": result.attempts},
