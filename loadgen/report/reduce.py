@@ -80,55 +80,54 @@ def reduce_attempts(
     cols = ["attempt", "started_at", "latency_ms", "outcome", *keys]
     window = window or (lambda lat: lat)
 
-    # Pass 1: counts, sums, extremes, hot keys, classes.
-    n = retries = failed = conflicts_n = 0
-    total_ms = wasted_ms = committed_ms = harmful_ms = 0.0
-    committed_n = 0
-    t0, t_end = math.inf, -math.inf
-    outcomes = Tally()
-    touched = np.zeros(1, np.int64)
-    hit = np.zeros(1, np.int64)
-    class_n = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
-    class_conflicts = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
-    for b in batches(paths, cols):
-        if b.num_rows == 0:
-            continue
-        start, end, lat = start_end_ms(b)
-        attempt = b.column("attempt").to_numpy().astype("int32", copy=False)
-        ok = committed_mask(b.column("outcome"))
-        conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
-        outcomes.add(b.column("outcome"))
-        n += b.num_rows
-        retries += int((attempt >= 2).sum())
-        failed += int((~ok).sum())
-        conflicts_n += int(conflict.sum())
-        total_ms += float(lat.sum())
-        wasted_ms += float(lat[~ok].sum())
-        committed_n += int(ok.sum())
-        committed_ms += float(lat[ok].sum())
-        harmful_ms += float(window(lat if all_harmful else lat[ok]).sum())
-        t0, t_end = min(t0, float(start.min())), max(t_end, float(end.max()))
-        payer = b.column("payer").to_numpy() if "payer" in keys else np.zeros(b.num_rows, np.int64)
-        payee = b.column("payee").to_numpy() if "payee" in keys else np.zeros(b.num_rows, np.int64)
-        size = int(max(payer.max(), payee.max())) + 1
-        touched, hit = _pad(touched, size), _pad(hit, size)
-        touched[:size] += np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
-        hit[:size] += np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
-        cls = _classes(attempt)
-        class_n += np.bincount(cls, minlength=MAX_ATTEMPT_CLASS + 1)
-        class_conflicts += np.bincount(cls[conflict], minlength=MAX_ATTEMPT_CLASS + 1)
-
-    by_outcome = {k: v for k, v in outcomes.counts.items() if v}
-    commits, conflicts, contention = outcome_counts(by_outcome)
-    elapsed_s = (t_end - t0) / 1000.0 if n else 0.0
-
     with Transactions(paths) as txns:
-        t, retried, failed_txns, max_attempts, committed_txns = txns.one(
+        t, retried, failed_txns, max_attempts, committed_txns, first, last = txns.one(
             "SELECT count(*), count(*) FILTER (attempts >= 2), count(*) FILTER (NOT committed), "
-            "coalesce(max(attempts), 0), count(*) FILTER (committed) FROM txns"
+            "coalesce(max(attempts), 0), count(*) FILTER (committed), min(start_ms), max(end_ms) FROM txns"
         )
         dist = txns.rows("SELECT attempts, count(*), count(*) FILTER (committed) FROM txns GROUP BY attempts ORDER BY attempts")
-        tl = _timeline(paths, txns, t0, elapsed_s, bin_s) if n else None
+        # The first start and the last end, as the attempts have them (a transaction's are its attempts' extremes).
+        t0, t_end = (float(first), float(last)) if t else (math.inf, -math.inf)
+        elapsed_s = (t_end - t0) / 1000.0 if t else 0.0
+        timeline = _Timeline(t0, elapsed_s, bin_s) if t else None
+
+        # One pass over the attempts: counts, sums, hot keys, classes, the timeline's bins.
+        n = retries = failed = conflicts_n = committed_n = 0
+        total_ms = wasted_ms = committed_ms = harmful_ms = 0.0
+        outcomes = Tally()
+        touched = np.zeros(1, np.int64)
+        hit = np.zeros(1, np.int64)
+        class_n = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+        class_conflicts = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+        for b in batches(paths, cols):
+            if b.num_rows == 0:
+                continue
+            _, end, lat = start_end_ms(b)
+            attempt = b.column("attempt").to_numpy().astype("int32", copy=False)
+            ok = committed_mask(b.column("outcome"))
+            conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
+            outcomes.add(b.column("outcome"))
+            n += b.num_rows
+            retries += int((attempt >= 2).sum())
+            failed += int((~ok).sum())
+            conflicts_n += int(conflict.sum())
+            total_ms += float(lat.sum())
+            wasted_ms += float(lat[~ok].sum())
+            committed_n += int(ok.sum())
+            committed_ms += float(lat[ok].sum())
+            harmful_ms += float(window(lat if all_harmful else lat[ok]).sum())
+            payer = b.column("payer").to_numpy() if "payer" in keys else np.zeros(b.num_rows, np.int64)
+            payee = b.column("payee").to_numpy() if "payee" in keys else np.zeros(b.num_rows, np.int64)
+            size = int(max(payer.max(), payee.max())) + 1
+            touched, hit = _pad(touched, size), _pad(hit, size)
+            touched[:size] += np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
+            hit[:size] += np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
+            cls = _classes(attempt)
+            class_n += np.bincount(cls, minlength=MAX_ATTEMPT_CLASS + 1)
+            class_conflicts += np.bincount(cls[conflict], minlength=MAX_ATTEMPT_CLASS + 1)
+            if timeline is not None:
+                timeline.add_attempts(end, ok, conflict)
+        tl = timeline.frame(txns) if timeline is not None else None
 
         def txn_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for tb in txns.scan("start_ms, end_ms, committed"):
@@ -136,6 +135,9 @@ def reduce_attempts(
                 yield e - s, np.asarray(tb.column(2).to_numpy(zero_copy_only=False), dtype=np.int8)
 
         txn_p = percentiles_of(txn_scan, {ALL: int(t), 1: int(committed_txns)}, PERCENTILES)
+
+    by_outcome = {k: v for k, v in outcomes.counts.items() if v}
+    commits, conflicts, contention = outcome_counts(by_outcome)
 
     def attempt_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for b in batches(paths, ["attempt", "latency_ms"]):
@@ -173,7 +175,7 @@ def reduce_attempts(
         distribution=_distribution(dist, int(t)),
         hot_keys=_hot_keys(touched, hit, conflicts_n, top_keys) if n else A.hot_keys(pd.DataFrame()),
         by_attempt=_by_attempt(class_n, class_conflicts, att_p),
-        t0_ms=t0 if n else None,
+        t0_ms=t0 if t else None,
         fit=FitSums(committed_n, committed_ms, n if all_harmful else committed_n, harmful_ms),
     )
 
@@ -189,40 +191,46 @@ def _named(values: list[float] | None) -> dict[str, float | None]:
     return {f"p{p:g}": v for p, v in zip(PERCENTILES, values)}
 
 
-def _timeline(paths: list[Path], txns: Transactions, t0: float, elapsed_s: float, bin_s: float | None) -> pd.DataFrame:
+class _Timeline:
     """analysis.timeline, a batch at a time: bins by attempt end; in flight at each bin's start edge."""
-    width = bin_s or A.choose_bin_s(elapsed_s)
-    nbins = max(1, int(math.ceil(round(elapsed_s / width, 9))))
-    commits = np.zeros(nbins, np.int64)
-    conflicts = np.zeros(nbins, np.int64)
-    other = np.zeros(nbins, np.int64)
-    for b in batches(paths, ["started_at", "latency_ms", "outcome"]):
-        _, end, _ = start_end_ms(b)
-        pos = np.round((end - t0) / 1000.0 / width, 9)
+
+    def __init__(self, t0: float, elapsed_s: float, bin_s: float | None) -> None:
+        self.t0 = t0
+        self.width = bin_s or A.choose_bin_s(elapsed_s)
+        # Rounded: 0.020 s / 0.010 s is 2.0000000000000004 in floating point, and that is 2 bins.
+        self.nbins = max(1, int(math.ceil(round(elapsed_s / self.width, 9))))
+        self.commits = np.zeros(self.nbins, np.int64)
+        self.conflicts = np.zeros(self.nbins, np.int64)
+        self.other = np.zeros(self.nbins, np.int64)
+
+    def add_attempts(self, end: np.ndarray, ok: np.ndarray, conflict: np.ndarray) -> None:
+        nbins = self.nbins
+        pos = np.round((end - self.t0) / 1000.0 / self.width, 9)
         idx = np.minimum(np.floor(pos).astype("int64"), nbins - 1)
-        ok = committed_mask(b.column("outcome"))
-        conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
-        commits += np.bincount(idx[ok], minlength=nbins)
-        conflicts += np.bincount(idx[conflict], minlength=nbins)
-        other += np.bincount(idx[~(ok | conflict)], minlength=nbins)
-    edges_ms = t0 + np.arange(nbins) * width * 1000.0
-    # In flight at an edge: started at or before it, ending after it. A start s counts at every
-    # edge from the first one >= s on: a histogram of those first edges, summed up.
-    started = np.zeros(nbins + 1, np.int64)
-    ended = np.zeros(nbins + 1, np.int64)
-    for tb in txns.scan("start_ms, end_ms"):
-        started += np.bincount(np.searchsorted(edges_ms, tb.column(0).to_numpy(), side="left"), minlength=nbins + 1)
-        ended += np.bincount(np.searchsorted(edges_ms, tb.column(1).to_numpy(), side="left"), minlength=nbins + 1)
-    in_flight = np.cumsum(started)[:nbins] - np.cumsum(ended)[:nbins]
-    return pd.DataFrame(
-        {
-            "t_s": np.arange(nbins) * width,
-            "commits_per_s": commits / width,
-            "conflicts_per_s": conflicts / width,
-            "errors_per_s": other / width,
-            "in_flight": in_flight,
-        }
-    )
+        self.commits += np.bincount(idx[ok], minlength=nbins)
+        self.conflicts += np.bincount(idx[conflict], minlength=nbins)
+        self.other += np.bincount(idx[~(ok | conflict)], minlength=nbins)
+
+    def frame(self, txns: Transactions) -> pd.DataFrame:
+        nbins, width = self.nbins, self.width
+        edges_ms = self.t0 + np.arange(nbins) * width * 1000.0
+        # In flight at an edge: started at or before it, ending after it. A start s counts at every
+        # edge from the first one >= s on: a histogram of those first edges, summed up.
+        started = np.zeros(nbins + 1, np.int64)
+        ended = np.zeros(nbins + 1, np.int64)
+        for tb in txns.scan("start_ms, end_ms"):
+            started += np.bincount(np.searchsorted(edges_ms, tb.column(0).to_numpy(), side="left"), minlength=nbins + 1)
+            ended += np.bincount(np.searchsorted(edges_ms, tb.column(1).to_numpy(), side="left"), minlength=nbins + 1)
+        in_flight = np.cumsum(started)[:nbins] - np.cumsum(ended)[:nbins]
+        return pd.DataFrame(
+            {
+                "t_s": np.arange(nbins) * width,
+                "commits_per_s": self.commits / width,
+                "conflicts_per_s": self.conflicts / width,
+                "errors_per_s": self.other / width,
+                "in_flight": in_flight,
+            }
+        )
 
 
 def _distribution(rows: list[tuple[Any, ...]], t: int) -> pd.DataFrame:

@@ -152,8 +152,8 @@ def _load(scen: dict[str, Any], users: int) -> Load:
 DURATIONS_KEPT = 1_000_000
 
 
-def inputs_from_run(run: Run) -> SimInputs:
-    """The simulation's inputs from one run directory (its run.json and attempts)."""
+def inputs_from_run(run: Run, commits: int | None = None) -> SimInputs:
+    """The simulation's inputs from one run directory (its run.json and attempts); ``commits``: its committed attempts, if known."""
     scen = run.scenario
     accounts, users = run.accounts, run.users
     if accounts is None or users is None:
@@ -166,7 +166,7 @@ def inputs_from_run(run: Run) -> SimInputs:
             f"{run.path}: predict models transfers ({', '.join(STATEMENTS)}); the run's shape {shape!r} is not one of them"
         )
     # Bounded: a run of tens of millions of attempts lends a systematic sample of its durations.
-    latency, committed = committed_latencies(run.attempt_files(("latency_ms", "outcome")), DURATIONS_KEPT)
+    latency, committed = committed_latencies(run.attempt_files(("latency_ms", "outcome")), DURATIONS_KEPT, commits)
     if latency.size == 0:
         raise ReportInputError(f"{run.path}: no committed attempt to take durations from")
     commit_ms = _number(scen.get("commit_ms"), 0.0)
@@ -337,7 +337,7 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
     source = find_baseline(candidates) or max(candidates, key=lambda c: c.headline["commits"])
     caveats = applicability(source)
     try:
-        inputs = inputs_from_run(source.run)
+        inputs = inputs_from_run(source.run, source.headline["commits"])
     except ReportInputError as e:
         return WhatIf(source, None, None, [], [*caveats, str(e)])
     assert source.accounts is not None and source.users is not None
