@@ -262,3 +262,71 @@ def test_a_worker_that_misses_its_schedule_is_named() -> None:
     assert any("worker w2 could not keep its schedule" in n for n in notes)
     assert not any("worker w1" in n for n in notes)
     assert combine_open_loads(scenario, {"w1": ok, "w2": {**ok}})["kept_up"] is True
+
+
+SMALL_SWEEP = """
+name = "remote-sweep"
+accounts = [20, 40]
+users = 6
+duration = "1s"
+seed = 5
+"""
+
+
+def _remote_workers(port: int, n: int) -> list[subprocess.Popen[str]]:
+    cmd = [sys.executable, "-m", "loadgen.cli", "run", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    return [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
+
+
+def _leave(workers: list[subprocess.Popen[str]]) -> list[str]:
+    outs = []
+    for w in workers:
+        try:
+            outs.append(w.communicate(timeout=60)[0])
+        finally:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+    return outs
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_every_cell_on_the_same_remote_workers_and_resumes(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sweep_file = tmp_path / "remote-sweep.toml"
+    sweep_file.write_text(SMALL_SWEEP)
+    out = tmp_path / "out"
+    port = _free_port()
+    master_args = ["--master", "--expect-workers", "2", "--master-port", str(port), "-q"]
+    workers = _remote_workers(port, 2)
+    try:
+        r = run_cli("run", str(sweep_file), *master_args, "--out", str(out), timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        outs = _leave(workers)
+    # The workers stayed from the first cell to the second, and left after the last.
+    assert all(w.returncode == 0 for w in workers), outs
+    assert all(o.count("staying for the next cell") == 1 for o in outs), outs
+    (sweep_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    index = json.loads((sweep_dir / "sweep.json").read_text())
+    assert [c["status"] for c in index["cells"]] == ["done", "done"]
+    pids = []
+    for cell in index["cells"]:
+        doc = _check_lossless(sweep_dir / cell["run_dir"], workers=2)
+        assert doc["invariants_hold"] is True  # each cell on a fresh bank: its own commits and nothing else
+        pids.append(sorted(w["pid"] for w in doc["workers"]))
+    assert pids[0] == pids[1] == sorted(w.pid for w in workers)
+
+    # --resume with --master: the cell marked unfinished runs again on (new) remote workers.
+    index["cells"][1]["status"] = "interrupted"
+    (sweep_dir / "sweep.json").write_text(json.dumps(index))
+    workers = _remote_workers(port, 2)
+    try:
+        r = run_cli("run", "--resume", str(sweep_dir), *master_args, timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        outs = _leave(workers)
+    assert all(w.returncode == 0 for w in workers) and not any("staying" in o for o in outs), outs
+    index = json.loads((sweep_dir / "sweep.json").read_text())
+    assert [c["status"] for c in index["cells"]] == ["done", "done"]
+    doc = _check_lossless(sweep_dir / index["cells"][1]["run_dir"], workers=2)
+    assert sorted(w["pid"] for w in doc["workers"]) == sorted(w.pid for w in workers)

@@ -15,6 +15,9 @@ What loadgen adds, over Locust custom messages:
   never through a command line or a message.
 - ``loadgen_attempts`` (worker -> master, about once a second): the attempt rows
   recorded since the last batch. The worker keeps none of them afterwards.
+- ``loadgen_next`` (master -> remote worker, before the master's quit, when a sweep has
+  cells left): stay; the worker then joins the next cell's master at the same address,
+  so every cell of a sweep runs on the same worker processes.
 - ``loadgen_done`` (worker -> master, at the worker's test stop, after its last
   batch and its last statistics report): how many rows it sent, its CPU time and
   its connection counters. One ZeroMQ connection keeps a worker's messages in
@@ -69,12 +72,16 @@ MSG_HELLO = "loadgen_hello"
 MSG_SETUP = "loadgen_setup"
 MSG_ATTEMPTS = "loadgen_attempts"
 MSG_DONE = "loadgen_done"
+MSG_NEXT = "loadgen_next"
 #: How often a worker ships its attempt rows to the master.
 SHIP_INTERVAL_S = 1.0
 #: User ids on worker k start at k * USER_ID_STRIDE + 1: unique across workers, and
 #: so are the per-user random streams of a seeded run.
 USER_ID_STRIDE = 100_000
 DEFAULT_MASTER_PORT = 5557
+#: A worker kept for a sweep's next cell waits this long after the quit before joining again
+#: (Locust's master answers for 0.5 s after sending its quit).
+REJOIN_AFTER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -199,16 +206,19 @@ class WorkerAgent:
         self._shipper: gevent.Greenlet | None = None
         self._cpu0 = 0.0
         self._wall0 = 0.0
+        #: Told by the master to stay for the next run (a sweep's next cell).
+        self.stay = False
         #: The load model's run.json figures on this worker (the open loop's share), if it has any.
         self._load: Callable[[], dict[str, Any]] | None = None
         set_bench(env, None)
         runner = env.runner
         assert runner is not None
         runner.register_message(MSG_SETUP, self._on_setup)
+        runner.register_message(MSG_NEXT, self._on_next)
         env.events.test_start.add_listener(self._on_test_start)
         env.events.test_stop.add_listener(self._on_test_stop)
         # Only now can the answer be heard: ask for the settings.
-        runner.send_message(MSG_HELLO, {"pid": os.getpid()})
+        runner.send_message(MSG_HELLO, {"pid": os.getpid(), "host": socket.gethostname()})
 
     @property
     def client_id(self) -> str:
@@ -216,6 +226,9 @@ class WorkerAgent:
 
     def _on_setup(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.setup = msg.data
+
+    def _on_next(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.stay = bool(msg.data.get("stay"))
 
     def _on_test_start(self, environment: Environment, **_: Any) -> None:
         if self.setup is None:
@@ -334,13 +347,29 @@ def run_worker(master_host: str, master_port: int = DEFAULT_MASTER_PORT) -> int:
     """A worker process: connect to the master, run the users it is given, until it says quit."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    env = Environment(user_classes=[TransferUser])
-    runner = env.create_worker_runner(master_host, master_port)
-    WorkerAgent(env)
-    gevent.signal_handler(signal.SIGTERM, runner.quit)
-    gevent.signal_handler(signal.SIGINT, runner.quit)
-    runner.greenlet.join()
-    return 0
+    while True:
+        env = Environment(user_classes=[TransferUser])
+        try:
+            runner = env.create_worker_runner(master_host, master_port)
+        except ConnectionError:  # Locust gave up after its retries (five minutes)
+            print(f"loadgen worker: no master at {master_host}:{master_port} came back; leaving", flush=True)
+            return 1
+        agent = WorkerAgent(env)
+        stopped: list[bool] = []
+
+        def leave(runner: Any = runner, stopped: list[bool] = stopped) -> None:
+            stopped.append(True)
+            runner.quit()
+
+        gevent.signal_handler(signal.SIGTERM, leave)
+        gevent.signal_handler(signal.SIGINT, leave)
+        runner.greenlet.join()
+        if not agent.stay or stopped:
+            return 0
+        # A sweep's next cell: its master binds the same address once the bank is reset. Not at once:
+        # the quitting master still answers for half a second, and its answer would bind us to it.
+        print(f"loadgen worker: staying for the next cell; joining {master_host}:{master_port} again", flush=True)
+        time.sleep(REJOIN_AFTER_S)
 
 
 # -- the master side --------------------------------------------------------
@@ -358,6 +387,8 @@ class Collector:
         self.done: dict[str, dict[str, Any]] = {}
         #: Workers that have been sent the settings.
         self.greeted: set[str] = set()
+        #: Each worker's (host, pid), from its hello.
+        self.processes: dict[str, tuple[str | None, int | None]] = {}
         self.setup: dict[str, Any] = {}
         self.last_reached = time.monotonic()
         #: Why connecting is hopeless on some worker (its credentials refused), once known.
@@ -376,6 +407,7 @@ class Collector:
     def _on_hello(self, environment: Environment, msg: Message, **_: Any) -> None:
         self._runner.send_message(MSG_SETUP, self.setup, client_id=msg.node_id)
         self.greeted.add(msg.node_id)
+        self.processes[msg.node_id] = (msg.data.get("host"), msg.data.get("pid"))
 
     def _recorder(self, worker: str) -> AttemptRecorder:
         rec = self.recorders.get(worker)
@@ -508,8 +540,17 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
     stats = getattr(options.user_class, "stats", None)
     if isinstance(stats, WorkloadStats):  # the master's run.json gets the workers' load figures
         collector.on_load = stats.add_worker
-    finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
+
+    def stayers() -> list[str]:
+        """The remote workers to keep for the next run: when one follows and this one ended well."""
+        if not options.keep_workers or session.interrupted or session.aborted:
+            return []
+        here = socket.gethostname()
+        local = {p.pid for p in procs}
+        return [w for w, (host, pid) in collector.processes.items() if not (host == here and pid in local)]
+
+    finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted, stayers)
     with session.signals(stop=finisher.start):
         session.start()
         # The workers' rows go to disk as they arrive, like a local run's.
@@ -529,9 +570,11 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
                 on_progress=options.on_progress,
             )
         finally:
-            if master.greenlet and not master.greenlet.dead:
+            if master.greenlet and len(master.greenlet):  # a Group: still running while it holds greenlets
                 master.quit()
             _reap(procs)
+            # Locust's quit leaves the socket bound: a sweep's next cell binds the same address.
+            master.server.close(linger=1000)
             workers = collector.workers()
             complete = all(w["finished"] for w in workers)
             result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers)
@@ -542,11 +585,15 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
 class _Finisher:
     """Ends a distributed run once: stop the users, wait for every worker's last rows, then let the workers go."""
 
-    def __init__(self, master: Any, collector: Collector, deadline_s: float, aborted: list[str]) -> None:
+    def __init__(
+        self, master: Any, collector: Collector, deadline_s: float, aborted: list[str], stayers: Callable[[], list[str]] = list
+    ) -> None:
         self.master = master
         self.collector = collector
         self.deadline_s = deadline_s
         self.aborted = aborted
+        #: The workers to keep for the next run (told before the quit).
+        self.stayers = stayers
         self.greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
@@ -576,6 +623,8 @@ class _Finisher:
         rejoin = time.monotonic() + 10
         while not collector.greeted <= set(master.clients.keys()) and time.monotonic() < rejoin:
             gevent.sleep(0.05)
+        for worker in self.stayers():  # one connection per worker keeps this ahead of the quit
+            master.send_message(MSG_NEXT, {"stay": True}, client_id=worker)
         master.quit()
 
 

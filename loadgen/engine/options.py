@@ -42,3 +42,5 @@ class RunOptions:
     annotations: Callable[[], dict[str, Any]] | None = None
     #: Embedded target: keep the run's own database after it ends.
     keep_db: bool = False
+    #: A distributed run followed by another (a sweep's cells): the remote workers rejoin the next run's master.
+    keep_workers: bool = False

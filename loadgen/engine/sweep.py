@@ -255,8 +255,10 @@ def _run_cells(
     on_progress = progress.tick if progress is not None else None
     interrupted = False
     try:
-        for cell in cells:
+        for position, cell in enumerate(cells):
             entry = entries[cell.index]
+            # A distributed sweep keeps its remote workers from one cell to the next (not after the last).
+            keep = (run_options or {}).get("fleet") is not None and position < len(cells) - 1
             if progress is not None:
                 progress.cell_started(cell.index, n, cell.label, cell.scenario.duration_s)
             entry["status"] = "running"
@@ -269,7 +271,7 @@ def _run_cells(
                 on_progress=on_progress,
                 command_line=command_line,
                 sweep=sweep_ref,
-                run_options=run_options,
+                run_options={**(run_options or {}), "keep_workers": keep},
             )
             result.results.append(run)
             entry.update(
