@@ -43,6 +43,9 @@ def report(checkout: Path, run_dir: Path, out: Path, limit_gb: float | None) -> 
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "report", str(run_dir), "-o", str(out)],
         env=env,
+        # Not the current directory: `python -m` puts it first on sys.path, ahead of PYTHONPATH,
+        # and a checkout there would shadow the one asked for.
+        cwd=run_dir.parent,
         preexec_fn=cap,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
