@@ -25,7 +25,7 @@ from loadgen.report.whatif import inputs_from_run
 from loadgen.results import outofcore
 from loadgen.results.client import attempt_span
 from loadgen.results.metrics import SUMMARY_COLUMNS, in_flight_mean, summarize, summary_frame
-from loadgen.results.outofcore import ALL, committed_latencies, compare_ledger, percentiles_of, summarize_files
+from loadgen.results.outofcore import ALL, Transactions, committed_latencies, compare_ledger, percentiles_of, summarize_files
 
 PCTS = (50, 95, 99, 99.9)
 #: Sums of floats taken batch by batch differ from numpy's pairwise sum in the last bits, no more.
@@ -163,9 +163,12 @@ def test_ledger_compared_out_of_core(tmp_path: Path) -> None:
             "outcome": ["committed"] * 4 + ["ambiguous_committed", "committed", "conflict"],
         }
     )
-    pq.write_table(table, tmp_path / "a.parquet")
     pages = [pa.array(["a-1", "a-2"]), pa.array(["dup", "zzz", "a-5"])]  # a-3, a-4 missing; zzz and a-5 extra
-    got = compare_ledger([tmp_path / "a.parquet"], iter(pages))
+    table = table.append_column("attempt", pa.array([1] * 7, pa.int32()))
+    table = table.append_column("started_at", pa.array([0] * 7, pa.timestamp("us", tz="UTC")))
+    pq.write_table(table.append_column("latency_ms", pa.array([1.0] * 7)), tmp_path / "a.parquet")
+    with Transactions([tmp_path / "a.parquet"]) as txns:
+        got = compare_ledger(txns, iter(pages))
     assert got.as_tuple() == (5, 5, 2, 2, 1)
 
 

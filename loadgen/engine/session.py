@@ -48,7 +48,7 @@ from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import client_load, collector_paused
 from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency_of
-from loadgen.results.outofcore import compare_ledger, summarize_files
+from loadgen.results.outofcore import Transactions, compare_ledger, summarize_files
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.results.records import RunRecord
 from loadgen.results.stream import AttemptStream, compact, row_groups
@@ -343,10 +343,13 @@ class RunSession:
                     streamed.close()
             return compacted
 
+        grouped = contextlib.ExitStack()  # the attempts grouped into transactions, once, for the ledger and the summary
+        txns: Transactions | None = None
         try:
             with connect(self.target) as conn:
                 settled = resolve_unknown_commits(conn, open_transfers_in(run_dir))
-                files = compact_once()
+                txns = grouped.enter_context(Transactions(compact_once()))  # the summary's too, below
+                grouping = txns
                 invariants = check_invariants(
                     conn,
                     self.scenario.accounts,
@@ -355,7 +358,7 @@ class RunSession:
                     # The joint-withdrawal shapes promise each customer keeps the initial balance across two accounts.
                     joint_minimum=self.scenario.initial_balance if self.scenario.transaction.startswith("joint-withdrawal") else None,
                     # Out of core: the ledger and the commits of a run of hours hold more ids than memory.
-                    compare_ledger=lambda pages: compare_ledger(files, pages).as_tuple(),
+                    compare_ledger=lambda pages: compare_ledger(grouping, pages).as_tuple(),
                 )
                 # Its own guard: None when skipped (DSQL) or refused, never the invariants' loss.
                 connections["left_open"] = sessions_left(conn, self.target.application_name(), self.target.dialect)
@@ -365,7 +368,8 @@ class RunSession:
             # Whatever the database said, or if it is gone.
             compact_once()
         # Every figure read back from attempts.parquet a batch at a time: memory independent of the run's length.
-        summary, in_flight, span = summarize_files(compacted)
+        with grouped:
+            summary, in_flight, span = summarize_files(compacted, txns=txns)
         result = RunResult(
             self.run_dir,
             summary,

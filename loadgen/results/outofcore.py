@@ -197,9 +197,11 @@ class Transactions:
     the 36 characters, measured): as unique as the ids themselves, which are UUIDs of
     122 random bits.
 
-    Columns: ``attempts`` (the highest attempt number), ``start_ms`` (first start), ``end_ms``
-    (last end), ``committed`` (any attempt committed), ``last_committed`` (the attempt with
-    the highest number committed). Times are computed as :func:`start_end_ms` computes them.
+    Columns: ``txn`` (the id's MD5), ``attempts`` (the highest attempt number), ``start_ms``
+    (first start), ``end_ms`` (last end), ``committed`` (any attempt committed),
+    ``last_committed`` (the attempt with the highest number committed), ``commits`` (its
+    committed attempts: more than one is a transfer committed twice). Times are computed
+    as :func:`start_end_ms` computes them.
     """
 
     def __init__(self, paths: Sequence[Path], memory_limit: str = MEMORY_LIMIT) -> None:
@@ -216,8 +218,8 @@ class Transactions:
             self.con.execute(
                 f"""
                 CREATE TABLE txns AS
-                SELECT max(attempt) AS attempts, min(start_ms) AS start_ms, max(end_ms) AS end_ms,
-                       bool_or(ok) AS committed, arg_max(ok, attempt) AS last_committed
+                SELECT txn, max(attempt) AS attempts, min(start_ms) AS start_ms, max(end_ms) AS end_ms,
+                       bool_or(ok) AS committed, arg_max(ok, attempt) AS last_committed, count(*) FILTER (ok) AS commits
                 FROM (SELECT txn, attempt, start_ms, start_ms + latency_ms AS end_ms, outcome IN ({committed}) AS ok
                       FROM (SELECT md5_number(txn_id) AS txn, attempt, epoch_us(started_at)::DOUBLE / 1000.0 AS start_ms,
                                    latency_ms::DOUBLE AS latency_ms, outcome
@@ -305,51 +307,34 @@ class LedgerComparison:
         return self.ledger_rows, self.recorded_ids, self.missing, self.extra, self.duplicates
 
 
-def compare_ledger(paths: Sequence[Path], ledger_pages: Iterable[pa.Array], memory_limit: str = MEMORY_LIMIT) -> LedgerComparison:
-    """The ledger's ids (pages of text, as the database gives them) against the committed attempts in ``paths``,
-    out of core: both sides kept by the MD5 of each id in a temporary DuckDB database (see :class:`Transactions`)."""
-    import duckdb
-
-    directory = Path(tempfile.mkdtemp(prefix="loadgen-ledger-"))
-    try:
-        con = duckdb.connect(
-            str(directory / "ledger.duckdb"),
-            config={"memory_limit": memory_limit, "temp_directory": str(directory / "spill"), "preserve_insertion_order": False},
-        )
-        try:
-            con.execute("CREATE TABLE ledger (h UHUGEINT)")
-            for page in ledger_pages:
-                con.register("page", pa.table({"id": page}))
-                con.execute("INSERT INTO ledger SELECT md5_number(id) FROM page")
-                con.unregister("page")
-            committed = ", ".join(f"'{o}'" for o in sorted(COMMITTED))
-            con.execute(
-                f"CREATE TABLE rec AS SELECT md5_number(txn_id) AS h, count(*) AS n FROM read_parquet(?) "
-                f"WHERE outcome IN ({committed}) GROUP BY h",
-                [[str(p) for p in paths]],
-            )
-
-            def one(sql: str) -> int:
-                rows = con.execute(sql).fetchall()
-                return int(rows[0][0] or 0) if rows else 0
-
-            return LedgerComparison(
-                ledger_rows=one("SELECT count(*) FROM ledger"),
-                recorded_ids=one("SELECT count(*) FROM rec"),
-                missing=one("SELECT count(*) FROM rec ANTI JOIN ledger USING (h)"),
-                extra=one("SELECT count(*) FROM ledger ANTI JOIN rec USING (h)"),
-                duplicates=one("SELECT sum(n) - count(*) FROM rec"),
-            )
-        finally:
-            con.close()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+def compare_ledger(txns: Transactions, ledger_pages: Iterable[pa.Array]) -> LedgerComparison:
+    """The ledger's ids (pages of text, as the database gives them) against the committed attempts, out of core:
+    the ledger kept by the MD5 of each id in the transactions' temporary database, beside them."""
+    con = txns.con
+    con.execute("CREATE OR REPLACE TABLE ledger (txn UHUGEINT)")
+    for page in ledger_pages:
+        con.register("page", pa.table({"id": page}))
+        con.execute("INSERT INTO ledger SELECT md5_number(id) FROM page")
+        con.unregister("page")
+    ledger_rows, recorded, missing, extra, duplicates = txns.one(
+        """
+        SELECT (SELECT count(*) FROM ledger),
+               (SELECT count(*) FROM txns WHERE commits > 0),
+               (SELECT count(*) FROM (SELECT txn FROM txns WHERE commits > 0) ANTI JOIN ledger USING (txn)),
+               (SELECT count(*) FROM ledger ANTI JOIN (SELECT txn FROM txns WHERE commits > 0) USING (txn)),
+               (SELECT coalesce(sum(commits - 1), 0) FROM txns WHERE commits > 1)
+        """
+    )
+    con.execute("DROP TABLE ledger")
+    return LedgerComparison(int(ledger_rows), int(recorded), int(missing), int(extra), int(duplicates))
 
 
-def summarize_files(paths: Sequence[Path]) -> tuple[dict[str, Any], float | None, tuple[float, float] | None]:
+def summarize_files(
+    paths: Sequence[Path], txns: Transactions | None = None
+) -> tuple[dict[str, Any], float | None, tuple[float, float] | None]:
     """run.json's summary (the figures of loadgen.results.metrics.summarize, the same to the last bit but for
     float sums), the mean in flight (metrics.in_flight_mean) and the attempts' span (results.client.attempt_span),
-    from the attempt files, out of core."""
+    from the attempt files, out of core; ``txns``: their transactions, if grouped already."""
     from loadgen.results.metrics import PERCENTILES, Counts, contention_by_kind, outcome_counts, rates
 
     n = retries = 0
@@ -381,7 +366,9 @@ def summarize_files(paths: Sequence[Path]) -> tuple[dict[str, Any], float | None
     t = retried = max_attempts = failed_txns = 0
     txn_p = None
     if n:
-        with Transactions(paths) as txns:
+        with contextlib.ExitStack() as stack:
+            if txns is None:
+                txns = stack.enter_context(Transactions(paths))
             t, retried, max_attempts, failed_txns = txns.one(
                 "SELECT count(*), count(*) FILTER (attempts >= 2), coalesce(max(attempts), 0), count(*) FILTER (NOT last_committed) FROM txns"
             )
