@@ -111,6 +111,10 @@ def main() -> int:
         "attempts_per_s": round(doc["summary"]["attempts"] / duration, 1) if doc.get("summary") else None,
         "commits_per_s": doc.get("summary", {}).get("throughput_commits_per_s"),
         "invariants_hold": doc.get("invariants_hold"),
+        # After the last attempt: results, invariants, report (run.json's fixed cost, teardown).
+        "finish_s": ((doc.get("client") or {}).get("fixed_cost_s") or {}).get("teardown_s"),
+        # Locust counted every attempt as it happened; attempts.parquet must hold each one.
+        "attempts_lost": (doc.get("locust", {}).get("attempts", 0) - doc.get("summary", {}).get("attempts", 0)) if doc else None,
         "load_average_mean": round(sum(s["load1"] for s in samples) / len(samples), 2) if samples else None,
         "cpus": os.cpu_count(),
         "run_dir": str(run_dirs[-1]) if run_dirs else None,
