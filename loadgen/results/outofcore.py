@@ -46,6 +46,9 @@ __all__ = [
 
 #: DuckDB's memory for grouping transactions; past it, it spills to a temporary directory.
 MEMORY_LIMIT = "400MB"
+#: DuckDB's memory once they are grouped: scans stream the table from its file (measured: RSS 474 -> 243 MB
+#: for 9.3 M transactions, the scans no slower), and what Python counts next has the rest.
+SCAN_MEMORY_LIMIT = "64MB"
 #: Rows per record batch read from Parquet.
 BATCH_ROWS = 1 << 17
 #: A bucket this small is read whole and sorted (selection's last pass).
@@ -207,6 +210,7 @@ class Transactions:
     def __init__(self, paths: Sequence[Path], memory_limit: str = MEMORY_LIMIT) -> None:
         import duckdb  # a second or so of import: only where transactions are grouped
 
+        self._memory = memory_limit
         self._dir = Path(tempfile.mkdtemp(prefix="loadgen-txns-"))
         try:
             self.con = duckdb.connect(
@@ -228,9 +232,19 @@ class Transactions:
                 """,
                 [files],
             )
+            self.con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")
         except BaseException:
             self.close()
             raise
+
+    @contextlib.contextmanager
+    def working_memory(self) -> Iterator[None]:
+        """The grouping's memory limit for a query that builds hash tables (a join), then back to scanning's."""
+        self.con.execute(f"SET memory_limit = '{self._memory}'")
+        try:
+            yield
+        finally:
+            self.con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")
 
     def one(self, sql: str) -> tuple[Any, ...]:
         rows = self.con.execute(sql).fetchall()  # fetched to the end: the connection is free for the next query
@@ -310,6 +324,11 @@ class LedgerComparison:
 def compare_ledger(txns: Transactions, ledger_pages: Iterable[pa.Array]) -> LedgerComparison:
     """The ledger's ids (pages of text, as the database gives them) against the committed attempts, out of core:
     the ledger kept by the MD5 of each id in the transactions' temporary database, beside them."""
+    with txns.working_memory():
+        return _compare_ledger(txns, ledger_pages)
+
+
+def _compare_ledger(txns: Transactions, ledger_pages: Iterable[pa.Array]) -> LedgerComparison:
     con = txns.con
     con.execute("CREATE OR REPLACE TABLE ledger (txn UHUGEINT)")
     for page in ledger_pages:
