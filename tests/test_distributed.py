@@ -241,10 +241,12 @@ def test_the_open_loop_splits_its_arrivals_across_worker_processes(target: Embed
     doc = _check_lossless(result.run_dir, workers=2)
     load = doc["load"]
     assert load["model"] == "open" and load["arrival_rate"] == 120 and len(load["workers"]) == 2
-    planned = 120 * 3
-    assert 0.85 * planned <= load["started"] <= 1.25 * planned  # the whole schedule, once: not twice, not half (the stop takes a moment)
+    # The whole schedule, once: not twice, not half (counted over the span the starts covered: a busy
+    # machine's slow stop adds starts, not rate).
+    assert 0.7 * 120 <= load["achieved_rate"] <= 1.1 * 120
     for w in load["workers"]:
         assert w["arrival_rate"] == 60  # half the rate each
+        assert 0.7 * 60 <= w["achieved_rate"] <= 1.1 * 60
         assert 0.4 * load["started"] <= w["started"] <= 0.6 * load["started"]
         assert w["latency_from_intended_ms"]["p50"] >= 0
     assert load["started"] == doc["summary"]["transactions"] == sum(w["started"] for w in load["workers"])
