@@ -479,8 +479,9 @@ FINISH_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "commit_unknown")
 
 
 def open_transfers_in(run_dir: Path) -> pd.DataFrame:
-    """:func:`open_transfers` over a run's streamed parts, a row group at a time: the ids of the few
-    transfers concerned first, then their attempts."""
+    """Every attempt of the transfers that have one whose commit is unknown or interrupted (all
+    :func:`resolve_unknown_commits` looks at: a few rows, whatever the run's length), from the run's
+    streamed parts a row group at a time: the ids of the transfers concerned first, then their attempts."""
     ids = [
         pc.filter(t.column("txn_id"), pc.fill_null(_unknown(t), False))
         for t in row_groups(run_dir, ("txn_id", "outcome", "commit_unknown"))
@@ -496,20 +497,12 @@ def _unknown(attempts: pa.Table) -> pa.ChunkedArray | pa.Array:
     return pc.or_kleene(attempts.column("commit_unknown"), pc.equal(attempts.column("outcome"), Outcome.INTERRUPTED.value))
 
 
-def open_transfers(attempts: pa.Table) -> pd.DataFrame:
-    """Every attempt of the transfers that have one whose commit is unknown or interrupted
-    (all :func:`resolve_unknown_commits` looks at: a few rows, whatever the run's length)."""
-    unknown = _unknown(attempts)
-    ids = pc.unique(pc.filter(attempts.column("txn_id"), pc.fill_null(unknown, False)))
-    return attempts.filter(pc.is_in(attempts.column("txn_id"), value_set=ids)).to_pandas()
-
-
 def resolve_unknown_commits(conn: psycopg.Connection[Any], attempts: pd.DataFrame) -> dict[str, int]:
     """Settle attempts whose COMMIT outcome is unknown by looking their ids up in the ledger.
 
     A transfer that lost its connection inside COMMIT (or was interrupted) and was
     never tried again may or may not be in the ledger; the ledger decides. ``attempts``
-    holds every attempt of the transfers concerned (:func:`open_transfers`). Returns
+    holds every attempt of the transfers concerned (:func:`open_transfers_in`). Returns
     the attempts found committed, transfer id -> attempt number, for
     loadgen.results.stream.settle to mark ``ambiguous_committed``.
     """
