@@ -95,12 +95,12 @@ def _find(doc: Any, key: str) -> Any:
 
 
 def cc_mode(run: Run) -> str:
-    """occ or locking: as run.json records it, else as the scenario implies (runs before --cc)."""
+    """occ, nowait or locking: as run.json records it, else as the scenario implies (runs before --cc)."""
     cc = run.meta.get("cc")
-    if isinstance(cc, dict) and cc.get("mode") in ("occ", "locking"):
+    if isinstance(cc, dict) and cc.get("mode") in ("occ", "nowait", "locking"):
         return str(cc["mode"])
     scen = run.scenario
-    if scen.get("cc") in ("occ", "locking"):
+    if scen.get("cc") in ("occ", "nowait", "locking"):
         return str(scen["cc"])
     target = run.meta.get("target")
     kind = str(target.get("kind", "")) if isinstance(target, dict) else ""
