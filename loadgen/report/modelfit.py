@@ -37,7 +37,7 @@ from loadgen.report import analysis as A
 from loadgen.report.data import Run
 from loadgen.results.client import SATURATED_SHARE, busiest_share
 
-__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "engine_takes_locks", "MIN_RATE", "TOLERANCE"]
+__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "engine_takes_locks", "snapshot_at_begin", "MIN_RATE", "TOLERANCE"]
 #: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
 MIN_RATE = 0.01
 #: The model "fits" a cell when measured / model is within this share of 1.
@@ -125,10 +125,18 @@ def not_applicable(run: Run) -> str | None:
     return None
 
 
-def engine_takes_locks(run: Run) -> bool:
-    """Whether the engine underneath holds row locks while a transaction runs (PostgreSQL; DSQL does not)."""
+def snapshot_at_begin(run: Run) -> bool:
+    """Whether the run's transactions took their snapshot at BEGIN (run.json's cc says; DSQL always does)."""
+    cc = run.meta.get("cc")
+    if isinstance(cc, dict) and "snapshot" in cc:
+        return bool(cc["snapshot"] == "begin")
     target = run.meta.get("target")
-    return not (isinstance(target, dict) and target.get("kind") == "dsql")
+    return isinstance(target, dict) and target.get("kind") == "dsql"
+
+
+def engine_takes_locks(run: Run) -> bool:
+    """Whether a transaction holds row locks while it runs (PostgreSQL's own statements; not DSQL, nor cc occ's first-committer-wins)."""
+    return not snapshot_at_begin(run)
 
 
 def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: float | None) -> ModelFit:
@@ -153,8 +161,9 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
     attempt_ms = float(committed_latency.mean()) if committed_latency.size else None
     who = "all attempts (PostgreSQL: a failing one holds its row locks too)" if locks else "committed attempts (first committer wins)"
     if latency.size and n is not None:
-        window_ms: float | None = float(np.mean(A.snapshot_window_ms(latency, n, commit_ms)))
-        source = f"{n} of {n + 2} round trips of {who}" + (f", plus COMMIT's {commit_ms:g} ms" if commit_ms else "")
+        trips = 1 if snapshot_at_begin(run) else 2
+        window_ms: float | None = float(np.mean(A.snapshot_window_ms(latency, n, commit_ms, before=trips)))
+        source = f"{n + 2 - trips} of {n + 2} round trips of {who}" + (f", plus COMMIT's {commit_ms:g} ms" if commit_ms else "")
     else:
         window_ms = float(latency.mean()) if latency.size else None
         source = f"whole attempts of {who} (shape not modelled)"
