@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from loadgen.model.outcomes import COMMITTED, CONTENTION
 from loadgen.model.steps import step_order
@@ -38,28 +40,30 @@ class StepFailures:
     conflicts: int
 
 
-def by_step(frame: pd.DataFrame) -> list[StepFailures]:
-    """Failed attempts per ``failed_at`` step, in the order attempts meet the steps; [] without the column."""
-    if "failed_at" not in frame.columns:
+def by_step(table: pa.Table) -> list[StepFailures]:
+    """Failed attempts per ``failed_at`` step, in the order attempts meet the steps; [] without the column.
+
+    ``table``: attempts with ``outcome`` and ``failed_at`` (Arrow: counted without a Python object per row).
+    """
+    if "failed_at" not in table.column_names or table.num_rows == 0:
         return []
-    failed = frame[~frame["outcome"].isin(COMMITTED)]
-    if failed.empty:
+    failed = table.filter(pc.invert(pc.is_in(table["outcome"], pa.array(sorted(COMMITTED)))))
+    if failed.num_rows == 0:
         return []
-    steps = failed["failed_at"].fillna("unknown").astype(str)
-    total = len(failed)
-    out = []
-    for step in step_order(set(steps)):
-        mine = failed[steps == step]
-        out.append(
-            StepFailures(
-                step=step,
-                failed=len(mine),
-                share=len(mine) / total,
-                contention=int(mine["outcome"].isin(CONTENTION).sum()),
-                conflicts=int((mine["outcome"] == "conflict").sum()),
-            )
-        )
-    return out
+    counts = failed.select(["failed_at", "outcome"]).group_by(["failed_at", "outcome"]).aggregate([("outcome", "count")]).to_pylist()
+    per_step: dict[str, list[int]] = {}
+    for row in counts:
+        step = row["failed_at"] or "unknown"
+        n = int(row["outcome_count"])
+        total = per_step.setdefault(step, [0, 0, 0])
+        total[0] += n
+        total[1] += n if row["outcome"] in CONTENTION else 0
+        total[2] += n if row["outcome"] == "conflict" else 0
+    return [
+        StepFailures(step, failed_, failed_ / failed.num_rows, contention, conflicts)
+        for step in step_order(set(per_step))
+        for failed_, contention, conflicts in [per_step[step]]
+    ]
 
 
 @dataclass(frozen=True)
