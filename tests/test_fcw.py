@@ -8,8 +8,10 @@ test's to choose.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 import gevent
 import psycopg
 import pytest
@@ -21,9 +23,14 @@ from loadgen.db.occ import OCC_SHAPES, Snapshot, occ_shape
 from loadgen.db.schema import reset
 from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, read_balance
 from loadgen.db.transfer import TransferRequest, new_txn_id, run_transfer
+from loadgen.engine import runner
 from loadgen.model.attempt import Attempt
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
+from loadgen.report.data import load_run
+from loadgen.report.failures import COLUMNS, occ_fidelity
+from loadgen.report.whatif import inputs_from_run, predict
+from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.embedded import EmbeddedPostgres
 
 INITIAL = 1000
@@ -219,3 +226,23 @@ def test_occ_refuses_another_isolation_level() -> None:
     with pytest.raises(ConfigError, match="cc = occ reads at a snapshot"):
         Scenario(isolation="read-committed")
     assert Scenario(isolation="read-committed", cc="nowait").cc == "nowait"
+
+
+@pytest.mark.slow
+def test_a_hot_run_fails_like_dsql_and_agrees_with_the_simulation(target: EmbeddedTarget, tmp_path: Path) -> None:
+    # Issue 20, item 4, on a hot bank (20 accounts x 40 users) with 5 ms per round trip.
+    scenario = Scenario(accounts=20, users=40, duration_s=4, rtt_ms=5, seed=1)
+    result = runner.run(scenario, target, tmp_path)
+    assert result.invariants_hold
+    run = load_run(result.run_dir)
+    frame = run.attempts(COLUMNS)
+    fid = occ_fidelity(frame)
+    assert fid.contention_failures > 200
+    assert fid.at_commit_40001 is not None and fid.at_commit_40001 >= 0.95, fid
+    assert fid.failed_over_committed is not None and fid.failed_over_committed >= 0.85, fid
+    assert fid.with_winner_inside == 1.0, fid  # every loser had a winner on one of its accounts, inside its window
+    summary = json.loads((result.run_dir / "run.json").read_text())["summary"]
+    predicted = predict(inputs_from_run(run), 20, 40)
+    assert predicted.conflict_rate and predicted.retries_per_commit
+    assert abs(summary["contention_rate"] / predicted.conflict_rate - 1) <= 0.15, (summary["contention_rate"], predicted)
+    assert abs(summary["retries_per_commit"] / predicted.retries_per_commit - 1) <= 0.20, (summary["retries_per_commit"], predicted)
