@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
+
 import gevent
 import psycopg
 import pytest
@@ -215,7 +216,15 @@ def test_a_commit_waiting_on_a_stalled_commit_gives_up_with_lock_timeout(conninf
         holder.execute("UPDATE accounts SET balance = balance WHERE id = 5")  # holds row 5 (a commit that stalled)
         rows: list[Attempt] = []
         req = TransferRequest(new_txn_id(), 5, 6, 1)
-        run_transfer(req, lambda: conn, lambda c: None, RetryPolicy(max_attempts=1), random.Random(0), lambda r: rows.append(Attempt._make(r)), occ_shape("update-returning"))
+        run_transfer(
+            req,
+            lambda: conn,
+            lambda c: None,
+            RetryPolicy(max_attempts=1),
+            random.Random(0),
+            lambda r: rows.append(Attempt._make(r)),
+            occ_shape("update-returning"),
+        )
         holder.rollback()
     assert [(r.outcome, r.sqlstate, r.failed_at) for r in rows] == [("lock_timeout", "55P03", "commit")]
 

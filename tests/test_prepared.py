@@ -16,7 +16,7 @@ from loadgen.db.classify import InsufficientFunds, NoSuchAccount
 from loadgen.db.gwait import GeventConnection
 from loadgen.db.prepared import STATEMENTS, begin_statement, transfer_prepared
 from loadgen.db.schema import reset
-from loadgen.db.transfer import CREDIT, DEBIT, LEDGER, TransferRequest, AttemptProgress, new_txn_id, run_transfer
+from loadgen.db.transfer import CREDIT, DEBIT, LEDGER, AttemptProgress, TransferRequest, new_txn_id, run_transfer
 from loadgen.model.retry import RetryPolicy
 from loadgen.targets.embedded import EmbeddedPostgres
 

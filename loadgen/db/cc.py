@@ -114,4 +114,10 @@ def describe_cc(scenario: Scenario, takes_row_locks: bool, dialect: str = "postg
     else:
         wait = f"for at most {timeout} ms (lock_timeout)" if timeout else "as long as it takes (no lock_timeout)"
         how = f"PostgreSQL {scenario.isolation} with row-lock waits {wait}; deadlocks possible"
-    return {"mode": scenario.cc, "lock_timeout_ms": timeout or None, "isolation": scenario.isolation, "snapshot": "first statement", "how": how}
+    return {
+        "mode": scenario.cc,
+        "lock_timeout_ms": timeout or None,
+        "isolation": scenario.isolation,
+        "snapshot": "first statement",
+        "how": how,
+    }

@@ -20,10 +20,10 @@ from typing import Any
 import psycopg
 
 from loadgen.db.classify import Classified, InsufficientFunds, NoSuchAccount, classify
+from loadgen.model import steps
 from loadgen.model.attempt import ATTEMPT_FIELDS, AttemptRow
 from loadgen.model.outcomes import COMMITTED, RETRYABLE, Outcome
 from loadgen.model.retry import RetryPolicy
-from loadgen.model import steps
 
 __all__ = [
     "TransferRequest",

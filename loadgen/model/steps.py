@@ -10,7 +10,19 @@ is named after that statement.
 from __future__ import annotations
 
 __all__ = [
-    "CONNECT", "BEGIN", "DEBIT", "CREDIT", "LEDGER", "COMMIT", "READ", "READ_PAYEE", "CHECK", "LOCK", "TRANSFER", "SHAPE_STEPS", "step_order",
+    "CONNECT",
+    "BEGIN",
+    "DEBIT",
+    "CREDIT",
+    "LEDGER",
+    "COMMIT",
+    "READ",
+    "READ_PAYEE",
+    "CHECK",
+    "LOCK",
+    "TRANSFER",
+    "SHAPE_STEPS",
+    "step_order",
 ]
 
 CONNECT = "connect"

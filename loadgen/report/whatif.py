@@ -198,7 +198,6 @@ def inputs_from_run(run: Run) -> SimInputs:
     )
 
 
-
 def _durations(inputs: SimInputs, rtt_ms: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Measured durations, with ``rtt_ms`` per round trip instead of the run's own emulated latency.
 
