@@ -255,3 +255,28 @@ def test_a_hot_run_fails_like_dsql_and_agrees_with_the_simulation(target: Embedd
     assert predicted.conflict_rate and predicted.retries_per_commit
     assert abs(summary["contention_rate"] / predicted.conflict_rate - 1) <= 0.15, (summary["contention_rate"], predicted)
     assert abs(summary["retries_per_commit"] / predicted.retries_per_commit - 1) <= 0.20, (summary["retries_per_commit"], predicted)
+
+
+@pytest.mark.parametrize("shape", list(OCC_SHAPES))
+def test_each_shape_moves_money_once_and_refuses_to_overdraw(shape: str, conninfo: str) -> None:
+    rows: list[Attempt] = []
+    with GeventConnection.connect(conninfo) as conn:
+        for amount in (INITIAL + 1, 7):  # more than the payer has, then a transfer that fits
+            req = _request(shape, 1, 11, amount)
+            run_transfer(
+                req,
+                lambda: conn,
+                lambda c: None,
+                RetryPolicy(max_attempts=1),
+                random.Random(0),
+                lambda r: rows.append(Attempt._make(r)),
+                occ_shape(shape),
+            )
+            assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    refused, done = rows
+    assert refused.outcome == "insufficient_funds" and refused.failed_at not in (None, "commit"), refused
+    _committed(done)
+    balances = _balances(conninfo)
+    assert (balances[1], balances[11], sum(balances.values())) == (INITIAL - 7, INITIAL + 7, 20 * INITIAL)
+    with psycopg.connect(conninfo) as c:
+        assert c.execute("SELECT count(*) FROM transfers").fetchone() == (1,)

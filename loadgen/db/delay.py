@@ -13,7 +13,10 @@ Sleeping before the request rather than after the answer puts the delay where a
 network does for the conflict window: from the snapshot (the first statement
 reaching the server) to COMMIT reaching it lie the later round trips' delays in
 full. With no latency asked for, nothing here is on the path: the class is returned
-as it was given.
+as it was given. cc occ's transactions (loadgen.db.occ) drive libpq directly and call
+``delay`` before sending each round trip, ``delay(commit=True)`` before the COMMIT
+pipeline. ``commit_ms`` is added to COMMIT only, as DSQL's commit time; a ROLLBACK
+takes none.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
             # loadgen.db.occ calls this before sending each round trip: the delay comes
             # before the server has the request, as in ``wait``; its exchange then adds none.
             self._lg_delayed = True
-            sleep(draw(rng) + commit_s if commit else draw(rng))
+            sleep((draw(rng) + commit_s) if commit else draw(rng))
 
         def exchange(self) -> Any:
             # loadgen.db.prepared's fast path (a GeventConnection's): one round trip per call,

@@ -39,7 +39,7 @@ loadgen.db.gwait.GeventConnection (the run's users' own).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 
@@ -158,7 +158,7 @@ class Snapshot:
         pg.pipeline_sync()
         conn.exchange_pipeline()
 
-    def fail(self, exc: Exception) -> None:
+    def fail(self, exc: Exception) -> NoReturn:
         """Roll back (one round trip) and raise ``exc``: the shape's own refusal (no such account, no funds)."""
         self.conn.delay()
         self.pg.send_query(_ROLLBACK)
@@ -170,7 +170,6 @@ def _credit(t: Snapshot, payee: int, amount: int) -> None:
     balance = t.balance(payee)
     if balance is None:
         t.fail(NoSuchAccount(f"account {payee} does not exist"))
-        return
     t.write(payee, balance + amount)
 
 
@@ -179,7 +178,6 @@ def _debit(t: Snapshot, payer: int, amount: int) -> None:
     balance = t.balance(payer)
     if balance is None:
         t.fail(NoSuchAccount(f"account {payer} does not exist"))
-        return
     if balance - amount < 0:
         t.fail(InsufficientFunds(f"account {payer} would go to {balance - amount}"))
     t.write(payer, balance - amount)
@@ -202,7 +200,6 @@ def _read_checked(t: Snapshot, req: TransferRequest) -> int:
     balance = t.balance(req.payer)
     if balance is None:
         t.fail(NoSuchAccount(f"account {req.payer} does not exist"))
-        raise AssertionError  # not reached: fail raises
     if balance < req.amount:
         t.fail(InsufficientFunds(f"account {req.payer} has {balance}, needs {req.amount}"))
     return balance
@@ -258,7 +255,6 @@ def read_modify_write(conn: psycopg.Connection[Any], req: TransferRequest, phase
     payee = t.balance(req.payee)
     if payee is None:
         t.fail(NoSuchAccount(f"account {req.payee} does not exist"))
-        return
     t.phase.step = steps.DEBIT
     t.write(req.payer, payer - req.amount)
     t.phase.step = steps.CREDIT
