@@ -11,7 +11,8 @@ out and, before the connection was split out, the wait for a pooled connection).
 The best the records allow: each attempt's database time (``latency_ms``, which
 excludes the wait for a connection) cut to the round trips inside the window
 (``analysis.snapshot_window_ms``). Whose windows count: on DSQL only the committing
-transactions can make another fail; on PostgreSQL in occ mode every attempt holds its
+transactions can make another fail (and under cc occ's first-committer-wins too); on
+PostgreSQL in nowait mode (loadgen's occ before issue 20) every attempt holds its
 row locks until it ends, so a doomed one makes others fail too, and at high
 contention that matters (100 accounts x 40 users: measured / model 1.45 counting
 commits only, 0.92 counting every attempt). What it is compared with: the contention rate
@@ -143,7 +144,7 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
     """The model on one run's compact attempts frame (``data.compact``) and headline.
 
     Which transactions can make an attempt fail: on DSQL (first committer wins) only
-    those that commit, so lambda is the commit rate; on PostgreSQL in occ mode (first
+    those that commit, so lambda is the commit rate (so under cc occ); on PostgreSQL in nowait mode (first
     *updater* wins) every attempt holds its rows' locks until it ends, a doomed one too,
     so lambda is the attempt rate and D the mean window of all attempts. lambda x D is
     then the mean number of such windows open at once, measured directly.
