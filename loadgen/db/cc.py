@@ -105,7 +105,7 @@ def describe_cc(scenario: Scenario, takes_row_locks: bool, dialect: str = "postg
     timeout = lock_timeout_ms(scenario, fcw)
     if fcw:
         how = (
-            f"PostgreSQL repeatable-read driven as first-committer-wins: {CC_MEANING['occ']}; "
+            f"{CC_MEANING['occ']}, on PostgreSQL repeatable-read (loadgen.db.occ); "
             f"a COMMIT waits at most {timeout} ms for a row another COMMIT holds (55P03 then: the server stalled)"
         )
         return {"mode": "occ", "lock_timeout_ms": timeout, "isolation": scenario.isolation, "snapshot": "begin", "how": how}
