@@ -312,12 +312,6 @@ KNOBS: tuple[Knob, ...] = (
          flag="--batches", check=_at_least(1)),
     Knob("load.arrival_rate", "number", "open load model: transactions started per second", field="arrival_rate",
          flag="--arrival-rate", check=_positive),
-    Knob("cc", "choice",
-         "concurrency control: occ (first committer wins, as on DSQL: snapshot reads, writes applied with COMMIT, "
-         "the later committer fails at COMMIT), nowait (the later writer fails at its statement at once, 55P03) "
-         "or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
-         field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
-         refusal="cc {value} is PostgreSQL's row locking: DSQL takes no row locks, it is always cc occ"),
     Knob("rtt_ms", "number", "emulated latency: ms added to every round trip (each statement, BEGIN, COMMIT), client-side",
          field="rtt_ms", flag="--rtt-ms", form="--rtt-ms", check=_at_least(0)),
     Knob("rtt_jitter_ms", "number", "emulated latency: plus a random extra per round trip, exponential with this mean (ms)",
@@ -333,6 +327,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
          field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
          refusal="isolation {value}: DSQL has one isolation level (snapshot, as repeatable-read); run this cell on a PostgreSQL target"),
+    # After isolation: a cell DSQL cannot run for its isolation level is refused for that, its root cause.
+    Knob("cc", "choice",
+         "concurrency control: occ (first committer wins, as on DSQL: snapshot reads, writes applied with COMMIT, "
+         "the later committer fails at COMMIT), nowait (the later writer fails at its statement at once, 55P03) "
+         "or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
+         field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
+         refusal="cc {value} is PostgreSQL's row locking: DSQL takes no row locks, it is always cc occ"),
     Knob("target.kind", "text", "where to run: embedded, postgres or dsql", sweep=False),
     Knob("target.dsn", "text", "connection string for target postgres", sweep=False),
     Knob("target.schema", "text", "target postgres: the schema holding the tables (default loadgen; --schema)", sweep=False),
