@@ -26,6 +26,7 @@ from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, read_balance
 from loadgen.db.transfer import TransferRequest, new_txn_id, run_transfer
 from loadgen.engine import runner
 from loadgen.model.attempt import Attempt
+from loadgen.model.occsim import OCC_STATEMENTS, statements
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.report.data import load_run
@@ -280,3 +281,23 @@ def test_each_shape_moves_money_once_and_refuses_to_overdraw(shape: str, conninf
     assert (balances[1], balances[11], sum(balances.values())) == (INITIAL - 7, INITIAL + 7, 20 * INITIAL)
     with psycopg.connect(conninfo) as c:
         assert c.execute("SELECT count(*) FROM transfers").fetchone() == (1,)
+
+
+class CountingConnection(GeventConnection):
+    """Counts round trips: loadgen.db.occ calls ``delay`` once before each."""
+
+    trips = 0
+
+    def delay(self, commit: bool = False) -> None:
+        self.trips += 1
+
+
+@pytest.mark.parametrize("shape", list(OCC_STATEMENTS))
+def test_the_simulation_knows_each_shapes_round_trips(shape: str, conninfo: str) -> None:
+    # loadgen predict and the model cut the snapshot-to-COMMIT window by round trips: BEGIN, the
+    # statements (occsim.OCC_STATEMENTS), COMMIT with the writes.
+    with CountingConnection.connect(conninfo) as conn:
+        occ_shape(shape)(conn, _request(shape, 1, 11, 1), None)  # prepares the statements (not counted)
+        conn.trips = 0
+        occ_shape(shape)(conn, _request(shape, 1, 11, 1), None)
+        assert conn.trips == statements(shape, 1, first_committer_wins=True) + 2  # type: ignore[operator]

@@ -38,7 +38,17 @@ from loadgen.report import analysis as A
 from loadgen.report.data import Run
 from loadgen.results.client import SATURATED_SHARE, busiest_share
 
-__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "engine_takes_locks", "snapshot_at_begin", "MIN_RATE", "TOLERANCE"]
+__all__ = [
+    "ModelFit",
+    "fit_model",
+    "not_applicable",
+    "cc_mode",
+    "engine_takes_locks",
+    "snapshot_at_begin",
+    "runs_occ_form",
+    "MIN_RATE",
+    "TOLERANCE",
+]
 #: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
 MIN_RATE = 0.01
 #: The model "fits" a cell when measured / model is within this share of 1.
@@ -135,6 +145,14 @@ def snapshot_at_begin(run: Run) -> bool:
     return isinstance(target, dict) and target.get("kind") == "dsql"
 
 
+def runs_occ_form(run: Run) -> bool:
+    """Whether the run's transfers took loadgen.db.occ's first-committer-wins form (cc occ on PostgreSQL)."""
+    cc = run.meta.get("cc")
+    target = run.meta.get("target")
+    kind = target.get("kind") if isinstance(target, dict) else None
+    return isinstance(cc, dict) and cc.get("mode") == "occ" and cc.get("snapshot") == "begin" and kind != "dsql"
+
+
 def engine_takes_locks(run: Run) -> bool:
     """Whether a transaction holds row locks while it runs (PostgreSQL's own statements; not DSQL, nor cc occ's first-committer-wins)."""
     return not snapshot_at_begin(run)
@@ -152,7 +170,7 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
     scen = run.scenario
     shape = str(scen.get("transaction", "update-returning"))
     legs = int(_number(scen.get("legs")) or 2) if shape == "multi-leg" else 1
-    n = statements(shape, legs)
+    n = statements(shape, legs, runs_occ_form(run))
     committed = c["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
     locks = engine_takes_locks(run)
     harmful = np.ones_like(committed) if locks else committed

@@ -34,7 +34,7 @@ from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
-from loadgen.report.modelfit import not_applicable, snapshot_at_begin
+from loadgen.report.modelfit import not_applicable, runs_occ_form, snapshot_at_begin
 
 __all__ = [
     "SimInputs",
@@ -159,7 +159,7 @@ def inputs_from_run(run: Run) -> SimInputs:
         raise ReportInputError(f"{run.path}: run.json does not record accounts and users; cannot predict from it")
     shape = str(scen.get("transaction", _DEFAULT.transaction))
     legs = int(_number(scen.get("legs"), _DEFAULT.legs)) if shape == "multi-leg" else 1
-    n_statements = statements(shape, legs)
+    n_statements = statements(shape, legs, runs_occ_form(run))
     if n_statements is None:
         raise ReportInputError(
             f"{run.path}: predict models transfers ({', '.join(STATEMENTS)}); the run's shape {shape!r} is not one of them"
