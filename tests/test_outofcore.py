@@ -20,6 +20,7 @@ import pytest
 from loadgen.report import analysis as A
 from loadgen.report.cells import analyse_run
 from loadgen.report.data import load_run
+from loadgen.report.failures import by_step
 from loadgen.report.modelfit import fit_model
 from loadgen.report.whatif import inputs_from_run
 from loadgen.results import outofcore
@@ -57,7 +58,8 @@ def attempts_table(seed: int, transfers: int = 1500) -> pa.Table:
                 else str(rng.choice(outcomes))
             )
             state = {"conflict": "40001", "deadlock": "40P01", "lock_timeout": "55P03"}.get(outcome)
-            rows.append((f"{t:08x}-{seed}", a, start, lat, outcome, state, payer, payee))
+            step = None if outcome in ("committed", "ambiguous_committed") else str(rng.choice(["debit", "credit", "commit", "unknown"]))
+            rows.append((f"{t:08x}-{seed}", a, start, lat, outcome, state, payer, payee, None if step == "unknown" else step))
             start += int(lat * 1000) + int(rng.integers(0, 3000))
     rows.sort(key=lambda r: r[2] + r[3] * 1000)  # recorded when each attempt ends
     cols = list(zip(*rows))
@@ -72,6 +74,7 @@ def attempts_table(seed: int, transfers: int = 1500) -> pa.Table:
             "sqlstate": pa.array(cols[5], pa.string()),
             "payer": pa.array(cols[6], pa.int64()),
             "payee": pa.array(cols[7], pa.int64()),
+            "failed_at": pa.array(cols[8], pa.string()),
         }
     )
 
@@ -125,6 +128,7 @@ def test_report_figures_unchanged(tmp_path: Path, target: str) -> None:
     pd.testing.assert_frame_equal(cell.distribution, A.attempts_distribution(txns))
     pd.testing.assert_frame_equal(cell.hot_keys, A.hot_keys(c))
     pd.testing.assert_frame_equal(cell.by_attempt, A.latency_by_attempt(c))
+    assert cell.failures == by_step(run.attempts_table(["outcome", "failed_at"])) and len(cell.failures) == 4
     fit = fit_model(run, c, before, cell.collision)
     assert cell.fit is not None
     assert cell.fit.window_source == fit.window_source and cell.fit.commit_rate == fit.commit_rate

@@ -15,6 +15,7 @@ import pandas as pd
 from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
+from loadgen.report.failures import StepFailures, by_step_batches
 from loadgen.report.modelfit import ModelFit, engine_takes_locks, fit_from, run_statements
 from loadgen.report.reduce import REQUIRED, reduce_attempts
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
@@ -48,6 +49,8 @@ class Cell:
     faults: list[dict[str, Any]] = field(default_factory=list)
     #: The first-order model on this cell: its inputs, the measured contention, whether it applies.
     fit: ModelFit | None = None
+    #: Failed attempts by the step of the shape they ended at (attempts.parquet's failed_at; [] before it).
+    failures: list[StepFailures] = field(default_factory=list)
 
     @property
     def accounts(self) -> int | None:
@@ -86,11 +89,11 @@ def _fmt_setting(v: Any) -> str:
 def analyse_run(run: Run) -> Cell:
     """Reduce one run's attempts to its metrics, out of core (loadgen.report.reduce): memory stays
     bounded whatever the number of attempts."""
-    n, commit_ms = run_statements(run)
+    n, commit_ms, trips = run_statements(run)
     r = reduce_attempts(
         run.attempt_files(REQUIRED),
         all_harmful=engine_takes_locks(run),
-        window=(lambda lat: A.snapshot_window_ms(lat, n, commit_ms)) if n is not None else None,
+        window=(lambda lat: A.snapshot_window_ms(lat, n, commit_ms, before=trips)) if n is not None else None,
     )
     collision, source = collision_for(run)
     s = r.fit
@@ -115,6 +118,7 @@ def analyse_run(run: Run) -> Cell:
         model_rate=fit.model_rate,
         fit=fit,
         faults=faults_on_timeline(run.meta.get("faults"), r.t0_ms),
+        failures=by_step_batches(run.attempt_files(REQUIRED)),
     )
 
 

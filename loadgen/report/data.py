@@ -101,6 +101,10 @@ class Run:
             raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}")
         return [path]
 
+    def attempts_table(self, columns: list[str]) -> pa.Table:
+        """Some columns of the attempts table, as Arrow (those the file has)."""
+        return _read_table(self.path / ATTEMPTS_FILE, columns)
+
     @cached_property
     def compact(self) -> pd.DataFrame:
         """The report's compact frame (see :func:`compact`)."""
