@@ -48,7 +48,7 @@ from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import client_load, collector_paused
 from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency_of
-from loadgen.results.outofcore import Transactions, compare_ledger, summarize_files
+from loadgen.results.outofcore import OutOfCoreError, Transactions, compare_ledger, summarize_files
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.results.records import RunRecord
 from loadgen.results.stream import AttemptStream, compact, row_groups
@@ -364,6 +364,8 @@ class RunSession:
                 connections["left_open"] = sessions_left(conn, self.target.application_name(), self.target.dialect)
         except (TargetError, psycopg.Error) as e:
             invariants = [Invariant("database_reachable", False, f"invariants not checked: {e}")]
+        except OutOfCoreError as e:  # the run's results are written all the same, saying so
+            invariants = [Invariant("ledger_matches_commits", False, str(e))]
         finally:
             # Whatever the database said, or if it is gone.
             compact_once()
