@@ -244,6 +244,9 @@ class Transactions:
                 [files],
             )
             self.con.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")
+        except duckdb.Error as e:
+            self.close()
+            raise OutOfCoreError(f"the attempts could not be grouped into transactions: {e}".splitlines()[0]) from None
         except BaseException:
             self.close()
             raise
