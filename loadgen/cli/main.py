@@ -14,7 +14,6 @@ it does not use.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ from loadgen.model import knobs, scenariofile
 from loadgen.model.scenario import parse_duration
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.client import fixed_cost, process_start_time, record_fixed_cost
+from loadgen.results.records import SweepRecord
 from loadgen.targets.base import check_cells, dialect_of, make_target, redact_conninfo
 from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.ui import LOCUSTFILE
@@ -278,7 +278,7 @@ def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.scenario or knobs.overrides_from_args(args):
         raise ConfigError("--resume runs the sweep's own cells as recorded: give no scenario or workload options with it")
-    if not (args.resume / "sweep.json").is_file():
+    if not SweepRecord.exists(args.resume):
         raise ConfigError(f"--resume needs a sweep directory (with sweep.json): {args.resume}")
     _check_no_locking_on_dsql(args)
     target = dsql_cli.make_run_target(args)
@@ -351,30 +351,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from loadgen.report import write_report  # lazy: see the module docstring
+    from loadgen.results.rundir import recover_cut_off  # lazy: pyarrow, for the commands that read results
 
+    # Recovering a killed run writes (its parts compacted, its run.json marked cut off):
+    # a step of its own, said out loud, never a side effect of reading.
+    for path in args.paths:
+        for recovered in recover_cut_off(path):
+            print(recovered.describe())
     out = write_report(args.paths, args.output, compare=args.compare)
-    for line in _cut_off_lines(args.paths):
-        print(line)
     print(f"report: {out}")
     return EXIT_OK
-
-
-def _cut_off_lines(paths: list[Path]) -> list[str]:
-    """One line per run that was cut off (killed before it finished), as the report found it."""
-    lines = []
-    for path in paths:
-        for meta_path in [path / "run.json", *sorted(path.glob("*/run.json"))]:
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                continue
-            cut = meta.get("cut_off") if isinstance(meta, dict) else None
-            if isinstance(cut, dict):
-                lines.append(
-                    f"{meta_path.parent}: cut off (killed before it finished); last attempts on disk at "
-                    f"{cut.get('last_write')}, {cut.get('attempts_on_disk', 0):,} attempts recovered into attempts.parquet"
-                )
-    return lines
 
 
 def cmd_db(args: argparse.Namespace) -> int:

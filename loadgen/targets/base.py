@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.knobs import target_problem
@@ -23,8 +23,6 @@ from loadgen.targets.scope import DEFAULT_APPLICATION_NAME, RunScope, valid_iden
 
 if TYPE_CHECKING:
     import psycopg  # after gevent's patching: this module may load before Locust
-
-    from loadgen.targets.dialect import StatementAudit
 
 __all__ = [
     "Target",
@@ -37,7 +35,43 @@ __all__ = [
     "check_cells",
     "TARGETS",
     "DEFAULT_SCHEMA",
+    "Audit",
+    "AuditFindings",
 ]
+
+
+class AuditFindings(Protocol):
+    """What a statement audit found (loadgen.targets.dialect.AuditReport)."""
+
+    statements: int
+    transactions: int
+    #: The most rows one transaction wrote.
+    max_rows_written: int
+
+    @property
+    def ok(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]:
+        """statements, transactions, max_rows_written and each violation as {rule, statement, connection}."""
+        ...
+
+
+class Audit(Protocol):
+    """A target's check of every statement a run sends (loadgen.targets.dialect.StatementAudit: ``--dialect dsql``).
+
+    A Protocol, as psycopg_pool's abc.py does: the target holds an audit without importing
+    the dialect module, which builds its targets on this one.
+    """
+
+    #: Connections audited, this process's and the workers' (add_remote).
+    connections: int
+
+    def check(self) -> AuditFindings: ...
+    def add_remote(self, data: dict[str, Any]) -> None:
+        """Add a worker process's findings (``AuditFindings.to_dict()`` plus its ``connections``)."""
+        ...
+
+    def cleanup(self) -> None: ...
+
 
 #: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
@@ -70,7 +104,7 @@ class Target:
     #: Restarts the server (fault injection); None when loadgen does not run the server.
     restart: Callable[[], None] | None = None
     #: The statement audit of a ``--dialect dsql`` run; None when nothing is audited.
-    audit: StatementAudit | None = None
+    audit: Audit | None = None
     #: The live run's corner of the server (its own database or schema); None outside a run.
     scope: RunScope | None = None
 
