@@ -17,7 +17,8 @@ from loadgen.results import rundir
 from loadgen.results.recorder import ATTEMPT_SCHEMA, ATTEMPTS_FORMAT, ATTEMPTS_FORMAT_KEY, AttemptRecorder, write_attempts
 from loadgen.results.records import RUN_FORMAT, FormatError, RecordError, RunRecord, SweepRecord
 from loadgen.results.sections import Summary
-from loadgen.targets.base import PostgresTarget, Target, make_target
+from loadgen.targets.base import PostgresTarget, Target
+from loadgen.targets.spec import TargetSpec, make_target
 
 PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
 
@@ -191,7 +192,7 @@ def test_the_ui_offers_only_targets_make_target_builds() -> None:
     (action,) = [a for a in parser._actions if a.dest == "target"]
     assert list(action.choices or []) == list(UI_TARGETS) == ["embedded", "postgres"]
     with pytest.raises(ConfigError, match="--endpoint"):
-        make_target("dsql")
+        make_target(TargetSpec("dsql"))
 
 
 def _importers(name: str) -> set[str]:

@@ -14,9 +14,11 @@ from loadgen.db.classify import InsufficientFunds
 from loadgen.db.schema import reset
 from loadgen.db.shapes import SHAPE_FUNCTIONS, MultiLegRequest, audit, read_balance, shape
 from loadgen.db.transfer import TransferRequest, run_transfer
+from loadgen.model.occsim import STATEMENTS, statements
 from loadgen.model.retry import RetryPolicy
-from loadgen.model.scenario import Scenario
+from loadgen.model.scenario import SHAPES, Scenario
 from loadgen.model.scenariofile import Cell
+from loadgen.model.shapes import TRANSACTION_SHAPES
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
@@ -34,6 +36,12 @@ def _balances(conn: psycopg.Connection[Any]) -> dict[int, int]:
     rows = conn.execute("SELECT id, balance FROM accounts ORDER BY id").fetchall()
     conn.rollback()
     return dict(rows)
+
+
+def test_one_registry_of_shapes_is_what_the_model_the_simulator_and_the_database_read() -> None:
+    assert list(SHAPE_FUNCTIONS) == list(TRANSACTION_SHAPES) == list(SHAPES)  # a function per row, in its order
+    assert set(STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.statements is not None}
+    assert (statements("update-returning"), statements("multi-leg", 3), statements("joint-withdrawal")) == (3, 5, None)
 
 
 @pytest.mark.parametrize("name", ["update-returning", "select-then-update", "single-statement"])

@@ -37,6 +37,7 @@ from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution
 from loadgen.model.outcomes import Outcome
 from loadgen.model.retry import RetryPolicy
+from loadgen.model.shapes import TRANSACTION_SHAPES, statements
 
 __all__ = [
     "Durations",
@@ -56,23 +57,12 @@ __all__ = [
 COMMITTED = Outcome.COMMITTED.value
 CONFLICT = Outcome.CONFLICT.value
 LoadModel = Literal["closed", "open", "batches"]
-#: Statements before COMMIT in each transaction shape the simulation models: each writes its payer and
-#: payee(s) and nothing else another transfer could touch (loadgen.db.shapes). multi-leg: 2 + legs.
+#: The transaction shapes the simulation models, with their statements before COMMIT (multi-leg: None,
+#: 2 + legs): each writes its payer and payee(s) and nothing else another transfer could touch.
+#: From the one registry, loadgen.model.shapes.
 STATEMENTS: dict[str, int | None] = {
-    "update-returning": 3,
-    "select-then-update": 4,
-    "single-statement": 2,
-    "read-modify-write": 5,
-    "multi-leg": None,
+    s.name: None if s.per_leg else s.statements for s in TRANSACTION_SHAPES.values() if s.statements is not None
 }
-
-
-def statements(shape: str, legs: int = 1) -> int | None:
-    """Statements before COMMIT in one attempt of ``shape``; None for a shape the simulation does not model."""
-    if shape not in STATEMENTS:
-        return None
-    return STATEMENTS[shape] or 2 + legs
-
 
 #: Attempts simulated per cell: a conflict rate near 5% comes out within about +-3% of itself (one sigma).
 DEFAULT_ATTEMPTS = 20_000

@@ -7,6 +7,8 @@ Between ``begin_run`` and ``end_run`` a target works for one run: its connection
 string then leads to that run's own database (embedded) or schema (postgres) and
 names the run's sessions (:mod:`loadgen.targets.scope`). A target that does not
 scope runs (DSQL: one database, nothing to share it with) only prepares for them.
+
+Which target to make, and from what settings, is data: loadgen.targets.spec.
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ __all__ = [
     "Target",
     "EmbeddedTarget",
     "PostgresTarget",
-    "make_target",
     "redact_conninfo",
     "dialect_of",
     "scenario_problem",
     "check_cells",
-    "TARGETS",
     "DEFAULT_SCHEMA",
     "Audit",
     "AuditFindings",
@@ -73,8 +73,6 @@ class Audit(Protocol):
     def cleanup(self) -> None: ...
 
 
-#: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
-TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 #: --target postgres: where the tables live unless --schema says otherwise.
 DEFAULT_SCHEMA = "loadgen"
 
@@ -403,25 +401,3 @@ def _with_params(conninfo: str, **params: Any) -> str:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def make_target(kind: str, dsn: str | None = None, *, schema: str | None = None) -> Target:
-    if schema is not None and kind != "postgres":
-        raise ConfigError("--schema is for --target postgres (the embedded target gives each run a database of its own)")
-    if kind == "embedded":
-        if dsn:
-            raise ConfigError("--dsn is for --target postgres; the embedded target needs none")
-        return EmbeddedTarget(EmbeddedPostgres())
-    if kind == "postgres":
-        if not dsn:
-            raise ConfigError("--target postgres needs --dsn (e.g. postgresql://user@host:5432/db)")
-        from psycopg.conninfo import conninfo_to_dict  # after gevent's patching (see redact_conninfo)
-
-        try:
-            conninfo_to_dict(dsn)
-        except Exception:
-            raise ConfigError("--dsn is not a valid PostgreSQL connection string or URL") from None
-        return PostgresTarget(dsn, schema=schema or DEFAULT_SCHEMA, schema_given=schema is not None)
-    if kind == "dsql":
-        raise ConfigError("--target dsql needs its own options (--endpoint, ...): use `loadgen run --target dsql`")
-    raise ConfigError(f"unknown target {kind!r}: choose one of {', '.join(TARGETS)}")

@@ -19,7 +19,7 @@ from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
 from loadgen.results.metrics import LABELS
-from loadgen.targets.base import make_target
+from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
 if TYPE_CHECKING:
@@ -233,7 +233,7 @@ def _check_form(plugin: Plugin) -> Response | None:
             # A new test: make sure the database is there (and big enough) before users spawn.
             dsn = request.form.get("dsn") or plugin.dsn()
             target_kind = str(values["target"])
-            make_target(target_kind, dsn if target_kind != "embedded" else None).prepare(users)
+            make_target(TargetSpec.from_options({"kind": target_kind, "dsn": dsn if target_kind != "embedded" else None})).prepare(users)
     except LoadgenError as e:
         return _refuse(plugin, str(e))
     return None  # each user opens its own connection when it starts

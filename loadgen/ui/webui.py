@@ -43,8 +43,9 @@ from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.records import RunRecord
 from loadgen.results.rundir import attempts_bytes, attempts_file, run_file
 from loadgen.results.stream import read_parts
-from loadgen.targets.base import Target, make_target, redact_conninfo
+from loadgen.targets.base import Target, redact_conninfo
 from loadgen.targets.scope import RunScope
+from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui import routes as webroutes
 from loadgen.ui.exitcode import ExitCode
 from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
@@ -152,7 +153,7 @@ class LoadgenPlugin:
 
     def make_target(self) -> Target:
         opts = self.env.parsed_options
-        return make_target(getattr(opts, "target", "embedded"), self.dsn() or None)
+        return make_target(TargetSpec.from_options({"kind": getattr(opts, "target", "embedded"), "dsn": self.dsn() or None}))
 
     def settings(self) -> dict[str, Any]:
         """The start form's loadgen settings as they stand, without secrets."""
