@@ -122,6 +122,9 @@ def test_sections_read_back_typed_and_keep_what_they_do_not_know() -> None:
         summary={**summary, "new_figure": 7},
         client={"busiest_process_share": 0.95, "saturated": True, "fixed_cost_s": {"total_s": 2.0}},
         connections={"opened": 4, "left_open": None},
+        keys={"name": "zipf", "s": 1.1, "accounts": 100, "collision_probability": 0.05},
+        cc={"mode": "locking", "lock_timeout_ms": None, "isolation": "repeatable-read", "how": "..."},
+        lock_waits={"longer_than_ms": 10, "count": 3, "source": "server log"},
         extra={"cut_off": {"last_write": "2026-01-01T00:00:03+00:00", "attempts_on_disk": 10}, "cell": {"label": "users=2"}},
     )
     sections = record.sections
@@ -134,10 +137,13 @@ def test_sections_read_back_typed_and_keep_what_they_do_not_know() -> None:
     assert sections.invariants is not None and sections.invariants[0].ok and sections.invariants[0].name == "money_conserved"
     assert sections.cut_off is not None and sections.cut_off.attempts_on_disk == 10
     assert sections.cell == {"label": "users=2"}
+    assert (sections.keys.name, sections.keys.collision_probability, sections.keys.extra) == ("zipf", 0.05, {"s": 1.1})
+    assert (sections.cc.mode, sections.cc.lock_timeout_ms) == ("locking", None)
+    assert sections.lock_waits is not None and sections.lock_waits.count == 3
     with pytest.raises(FrozenInstanceError):
         sections.summary.attempts = 11  # type: ignore[misc]
     bare = RunRecord(run_id="r", scenario={}, target={}).sections  # a run in progress: nothing yet, not an error
-    assert bare.summary.attempts is None and bare.invariants == () and bare.cut_off is None
+    assert bare.summary.attempts is None and bare.invariants == () and bare.cut_off is None and bare.lock_waits is None
 
 
 def test_attempts_parquet_carries_its_format_and_a_newer_one_is_refused(tmp_path: Path) -> None:

@@ -24,6 +24,9 @@ __all__ = [
     "Warmup",
     "Invariant",
     "CutOff",
+    "Keys",
+    "ConcurrencyControl",
+    "LockWaits",
     "RunSections",
 ]
 
@@ -261,6 +264,43 @@ class CutOff(_Section):
 
 
 @dataclass(frozen=True)
+class Keys(_Section):
+    """``keys``: the key distribution (its name and parameters in ``extra``) and sum(p_i^2), the conflict model's input."""
+
+    name: str | None = None
+    accounts: int | None = None
+    collision_probability: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _COERCE: ClassVar[Mapping[str, Any]] = {"accounts": _count, "collision_probability": _number}
+
+
+@dataclass(frozen=True)
+class ConcurrencyControl(_Section):
+    """``cc``: the concurrency-control mode and what it meant on this target (loadgen.db.cc.describe_cc)."""
+
+    mode: str | None = None
+    isolation: str | None = None
+    lock_timeout_ms: int | None = None
+    how: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _COERCE: ClassVar[Mapping[str, Any]] = {"lock_timeout_ms": _count}
+
+
+@dataclass(frozen=True)
+class LockWaits(_Section):
+    """``lock_waits``: row-lock waits the embedded server logged (longer than ``longer_than_ms``)."""
+
+    count: int | None = None
+    longer_than_ms: float | None = None
+    source: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _COERCE: ClassVar[Mapping[str, Any]] = {"count": _count, "longer_than_ms": _number}
+
+
+@dataclass(frozen=True)
 class RunSections:
     """Every typed section of one run.json (:meth:`RunRecord.sections`)."""
 
@@ -270,6 +310,10 @@ class RunSections:
     machine: Machine
     concurrency: Concurrency
     warmup: Warmup
+    keys: Keys
+    cc: ConcurrencyControl
+    #: None: not counted (only the embedded server logs them).
+    lock_waits: LockWaits | None
     invariants: tuple[Invariant, ...] | None
     #: Set when ``loadgen report`` recovered the run after it was killed.
     cut_off: CutOff | None
@@ -279,7 +323,7 @@ class RunSections:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RunSections:
         invariants = doc.get("invariants")
-        cut, cell = doc.get("cut_off"), doc.get("cell")
+        cut, cell, waits = doc.get("cut_off"), doc.get("cell"), doc.get("lock_waits")
         return cls(
             summary=Summary.from_dict(doc.get("summary")),
             client=ClientLoad.from_dict(doc.get("client")),
@@ -287,6 +331,9 @@ class RunSections:
             machine=Machine.from_dict(doc.get("machine")),
             concurrency=Concurrency.from_dict(doc.get("concurrency")),
             warmup=Warmup.from_dict(doc.get("warmup")),
+            keys=Keys.from_dict(doc.get("keys")),
+            cc=ConcurrencyControl.from_dict(doc.get("cc")),
+            lock_waits=LockWaits.from_dict(waits) if isinstance(waits, Mapping) else None,
             invariants=tuple(Invariant.from_dict(i) for i in invariants) if isinstance(invariants, list) else None,
             cut_off=CutOff.from_dict(cut) if isinstance(cut, Mapping) else None,
             cell=dict(cell) if isinstance(cell, Mapping) else None,
