@@ -34,7 +34,7 @@ from loadgen.results.client import fixed_cost, process_start_time, record_fixed_
 from loadgen.results.records import SweepRecord
 from loadgen.targets.base import check_cells, redact_conninfo
 from loadgen.targets.embedded import EmbeddedPostgres
-from loadgen.targets.spec import TargetSpec, make_target
+from loadgen.targets.spec import KINDS, TargetSpec, make_target
 from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: quickstart, or a single run when workload options are given)",
     )
     knobs.add_flags(r)  # every scenario knob with a flag: loadgen.model.knobs
-    r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
+    r.add_argument("--target", default="embedded", help=f"{', '.join(KINDS)} (default embedded)")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--schema", help="--target postgres: the schema holding the tables, one live run at a time (default loadgen)")
     r.add_argument(
