@@ -202,3 +202,19 @@ def test_the_checker_sees_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     with pytest.raises(AssertionError):
         assert _cycles({"a": {"b"}, "b": {"a"}}) == []
+
+
+#: The one function allowed to run long: the simulator's event loop (its locals are its speed).
+LONG_FUNCTIONS = {"loadgen.model.occsim.simulate"}
+
+
+def test_no_function_is_over_90_lines() -> None:
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                name = f"{_module_name(path)}.{node.name}"
+                if lines > 90 and name not in LONG_FUNCTIONS:
+                    long.append(f"{name} ({lines} lines)")
+    assert not long, "split these into functions a reader can hold in mind: " + ", ".join(long)
