@@ -11,14 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from loadgen.db.classify import InsufficientFunds
+from loadgen.db.occ import OCC_SHAPES
 from loadgen.db.schema import reset
 from loadgen.db.shapes import SHAPE_FUNCTIONS, MultiLegRequest, audit, read_balance, shape
 from loadgen.db.transfer import TransferRequest, run_transfer
-from loadgen.model.occsim import STATEMENTS, statements
+from loadgen.model.occsim import OCC_STATEMENTS, STATEMENTS, statements
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import SHAPES, Scenario
 from loadgen.model.scenariofile import Cell
 from loadgen.model.shapes import TRANSACTION_SHAPES
+from loadgen.model.steps import SHAPE_STEPS
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
@@ -39,9 +41,12 @@ def _balances(conn: psycopg.Connection[Any]) -> dict[int, int]:
 
 
 def test_one_registry_of_shapes_is_what_the_model_the_simulator_and_the_database_read() -> None:
-    assert list(SHAPE_FUNCTIONS) == list(TRANSACTION_SHAPES) == list(SHAPES)  # a function per row, in its order
+    # A function per row in both of the database code's forms, steps per row, in the registry's order.
+    assert list(SHAPE_FUNCTIONS) == list(OCC_SHAPES) == list(SHAPE_STEPS) == list(TRANSACTION_SHAPES) == list(SHAPES)
     assert set(STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.statements is not None}
+    assert set(OCC_STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.occ_statements is not None}
     assert (statements("update-returning"), statements("multi-leg", 3), statements("joint-withdrawal")) == (3, 5, None)
+    assert (statements("read-modify-write", first_committer_wins=True), statements("multi-leg", 2, first_committer_wins=True)) == (3, 4)
 
 
 @pytest.mark.parametrize("name", ["update-returning", "select-then-update", "single-statement"])
@@ -148,7 +153,16 @@ def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres,
     from loadgen.engine.sweep import run_cell
     from loadgen.targets.base import EmbeddedTarget
 
-    s = Scenario(accounts=5, users=10, duration_s=2.5, initial_balance=1000, transaction="read-modify-write", isolation=isolation, seed=2)
+    s = Scenario(
+        accounts=5,
+        users=10,
+        duration_s=2.5,
+        initial_balance=1000,
+        transaction="read-modify-write",
+        isolation=isolation,
+        cc="nowait",
+        seed=2,
+    )
     result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)
     money = {i.name: i for i in result.invariants}["money_conserved"]
     assert money.ok is conserved, money.detail

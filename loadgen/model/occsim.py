@@ -51,6 +51,7 @@ __all__ = [
     "CONFLICT",
     "DEFAULT_ATTEMPTS",
     "STATEMENTS",
+    "OCC_STATEMENTS",
     "statements",
 ]
 
@@ -62,6 +63,12 @@ LoadModel = Literal["closed", "open", "batches"]
 #: From the one registry, loadgen.model.shapes.
 STATEMENTS: dict[str, int | None] = {
     s.name: None if s.per_leg else s.statements for s in TRANSACTION_SHAPES.values() if s.statements is not None
+}
+
+
+#: The same in each shape's first-committer-wins form (cc occ on PostgreSQL, loadgen.db.occ).
+OCC_STATEMENTS: dict[str, int | None] = {
+    s.name: None if s.per_leg else s.occ_statements for s in TRANSACTION_SHAPES.values() if s.occ_statements is not None
 }
 
 #: Attempts simulated per cell: a conflict rate near 5% comes out within about +-3% of itself (one sigma).

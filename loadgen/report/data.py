@@ -92,6 +92,10 @@ class Run:
         """The attempts table as pandas, columns as written (for notebooks and slicing)."""
         return rundir.read_attempts(self.path, columns).to_pandas()
 
+    def attempts_table(self, columns: list[str]) -> pa.Table:
+        """Some columns of the attempts table, as Arrow (those the file has)."""
+        return rundir.read_attempts(self.path, columns)
+
     @cached_property
     def compact(self) -> pd.DataFrame:
         """The report's compact frame (see :func:`compact`)."""
