@@ -2,7 +2,9 @@
 (run-time and type-level), function-level imports of loadgen's own modules, and the places
 outside loadgen.results that parse run.json or open attempts.parquet themselves.
 
-    python benchmarks/layout_figures.py [PACKAGE_DIR]
+    python benchmarks/layout_figures.py
+
+(Of the worktree it sits in: the cycles and readers come from tests/test_layout.py's checker.)
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_layout import _cycles, _graph, run_dir_readers  # noqa: E402
-
-PACKAGE = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "loadgen")
+from test_layout import PACKAGE, _cycles, _graph, run_dir_readers  # noqa: E402
 
 
 def main() -> None:

@@ -34,10 +34,10 @@ def _attempts(run_id: str, n: int = 60) -> AttemptRecorder:
     for i in range(n):
         txn, start = str(uuid.uuid4()), T0 + 0.01 * i
         if i % 5 == 0:
-            rec.add((txn, 1, start, 4.0, "conflict", "40001", None, i % 7, 1 + i % 5, 1, 0.0, False, 0.0), i % 4)
-            rec.add((txn, 2, start + 0.005, 3.0, "committed", None, None, i % 7, 1 + i % 5, 1, 1.0, False, 0.0), i % 4)
+            rec.add((txn, 1, start, 4.0, "conflict", "40001", None, i % 7, 1 + i % 5, 1, 0.0, False, 0.0, "commit"), i % 4)
+            rec.add((txn, 2, start + 0.005, 3.0, "committed", None, None, i % 7, 1 + i % 5, 1, 1.0, False, 0.0, None), i % 4)
         else:
-            rec.add((txn, 1, start, 2.0 + i % 3, "committed", None, None, i % 7, 1 + i % 5, 1, 0.0, False, 0.0), i % 4)
+            rec.add((txn, 1, start, 2.0 + i % 3, "committed", None, None, i % 7, 1 + i % 5, 1, 0.0, False, 0.0, None), i % 4)
     return rec
 
 
