@@ -95,11 +95,8 @@ class Run:
     def attempt_files(self, required: tuple[str, ...] = ()) -> list[Path]:
         """The Parquet files holding the attempts, checked readable and holding the ``required`` columns
         (for readers that go through them a batch at a time: loadgen.report.reduce)."""
-        path = self.path / ATTEMPTS_FILE
-        try:
-            present = set(pq.read_schema(path).names)
-        except (OSError, pa.ArrowException) as e:
-            raise ReportInputError(f"cannot read {path}: {e}") from None
+        path = self.path / rundir.ATTEMPTS_FILE
+        present = set(rundir.attempts_schema(self.path).names)  # its format checked
         missing = [c for c in required if c not in present]
         if missing:
             raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from loadgen.model.outcomes import Outcome
 from loadgen.report import analysis as A
-from loadgen.results.metrics import PERCENTILES, Counts, outcome_counts, rates
+from loadgen.results.metrics import PERCENTILES, Counts, contention_by_kind, outcome_counts, rates
 from loadgen.results.outofcore import ALL, Tally, Transactions, batches, columns_of, committed_mask, percentiles_of, start_end_ms
 
 __all__ = ["Reduced", "FitSums", "reduce_attempts", "REQUIRED", "MAX_ATTEMPT_CLASS"]
@@ -82,68 +83,39 @@ def reduce_attempts(
 
     with Transactions(paths) as txns:
         t, retried, failed_txns, max_attempts, committed_txns, first, last = txns.one(
-            "SELECT count(*), count(*) FILTER (attempts >= 2), count(*) FILTER (NOT committed), "
-            "coalesce(max(attempts), 0), count(*) FILTER (committed), min(start_ms), max(end_ms) FROM txns"
+            # A transaction committed when its last attempt did (metrics.transactions_of: the one definition).
+            "SELECT count(*), count(*) FILTER (attempts >= 2), count(*) FILTER (NOT last_committed), "
+            "coalesce(max(attempts), 0), count(*) FILTER (last_committed), min(start_ms), max(end_ms) FROM txns"
         )
-        dist = txns.rows("SELECT attempts, count(*), count(*) FILTER (committed) FROM txns GROUP BY attempts ORDER BY attempts")
+        dist = txns.rows("SELECT attempts, count(*), count(*) FILTER (last_committed) FROM txns GROUP BY attempts ORDER BY attempts")
         # The first start and the last end, as the attempts have them (a transaction's are its attempts' extremes).
         t0, t_end = (float(first), float(last)) if t else (math.inf, -math.inf)
         elapsed_s = (t_end - t0) / 1000.0 if t else 0.0
         timeline = _Timeline(t0, elapsed_s, bin_s) if t else None
 
         # One pass over the attempts: counts, sums, hot keys, classes, the timeline's bins.
-        n = retries = failed = conflicts_n = committed_n = 0
-        total_ms = wasted_ms = committed_ms = harmful_ms = 0.0
-        outcomes = Tally()
-        touched = np.zeros(1, np.int64)
-        hit = np.zeros(1, np.int64)
-        class_n = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
-        class_conflicts = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+        c = _Counts(window, all_harmful)
         for b in batches(paths, cols):
-            if b.num_rows == 0:
-                continue
-            _, end, lat = start_end_ms(b)
-            attempt = b.column("attempt").to_numpy().astype("int32", copy=False)
-            ok = committed_mask(b.column("outcome"))
-            conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
-            outcomes.add(b.column("outcome"))
-            n += b.num_rows
-            retries += int((attempt >= 2).sum())
-            failed += int((~ok).sum())
-            conflicts_n += int(conflict.sum())
-            total_ms += float(lat.sum())
-            wasted_ms += float(lat[~ok].sum())
-            committed_n += int(ok.sum())
-            committed_ms += float(lat[ok].sum())
-            harmful_ms += float(window(lat if all_harmful else lat[ok]).sum())
-            payer = b.column("payer").to_numpy() if "payer" in keys else np.zeros(b.num_rows, np.int64)
-            payee = b.column("payee").to_numpy() if "payee" in keys else np.zeros(b.num_rows, np.int64)
-            size = int(max(payer.max(), payee.max())) + 1
-            touched, hit = _pad(touched, size), _pad(hit, size)
-            touched[:size] += np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
-            hit[:size] += np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
-            cls = _classes(attempt)
-            class_n += np.bincount(cls, minlength=MAX_ATTEMPT_CLASS + 1)
-            class_conflicts += np.bincount(cls[conflict], minlength=MAX_ATTEMPT_CLASS + 1)
-            if timeline is not None:
-                timeline.add_attempts(end, ok, conflict)
+            if b.num_rows:
+                c.add(b, timeline)
         tl = timeline.frame(txns) if timeline is not None else None
 
         def txn_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for tb in txns.scan("start_ms, end_ms, committed"):
+            for tb in txns.scan("start_ms, end_ms, last_committed"):
                 s, e = tb.column(0).to_numpy(), tb.column(1).to_numpy()
                 yield e - s, np.asarray(tb.column(2).to_numpy(zero_copy_only=False), dtype=np.int8)
 
         txn_p = percentiles_of(txn_scan, {ALL: int(t), 1: int(committed_txns)}, PERCENTILES)
 
-    by_outcome = {k: v for k, v in outcomes.counts.items() if v}
+    n, retries, failed = c.n, c.retries, c.failed
+    by_outcome = {k: v for k, v in c.outcomes.counts.items() if v}
     commits, conflicts, contention = outcome_counts(by_outcome)
 
     def attempt_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for b in batches(paths, ["attempt", "latency_ms"]):
             yield b.column("latency_ms").to_numpy().astype("float64", copy=False), _classes(b.column("attempt").to_numpy())
 
-    counts = {ALL: n, **{k: int(class_n[k]) for k in range(1, MAX_ATTEMPT_CLASS + 1)}}
+    counts = {ALL: n, **{k: int(c.class_n[k]) for k in range(1, MAX_ATTEMPT_CLASS + 1)}}
     att_p = percentiles_of(attempt_scan, counts, PERCENTILES)
 
     r = rates(Counts(n, commits, conflicts, contention, retries, int(t), int(retried), failed, elapsed_s))
@@ -153,6 +125,7 @@ def reduce_attempts(
         "commits": commits,
         "conflicts": conflicts,
         "contention": contention,
+        "contention_by_kind": contention_by_kind(by_outcome),
         "outcomes": dict(sorted(by_outcome.items())),
         "failed_attempts": failed,
         **r,
@@ -162,9 +135,9 @@ def reduce_attempts(
         "failed_transactions": int(failed_txns),
         "max_attempts": int(max_attempts),
         "elapsed_s": elapsed_s,
-        "mean_attempt_ms": total_ms / n if n else None,
-        "wasted_ms": wasted_ms,
-        "wasted_share": wasted_ms / total_ms if total_ms > 0 else None,
+        "mean_attempt_ms": c.total_ms / n if n else None,
+        "wasted_ms": c.wasted_ms,
+        "wasted_share": c.wasted_ms / c.total_ms if c.total_ms > 0 else None,
         "attempt_latency_ms": _named(att_p[ALL]),
         "transaction_latency_ms": _named(txn_p[ALL]),
         "committed_transaction_latency_ms": _named(txn_p[1]),
@@ -173,11 +146,54 @@ def reduce_attempts(
         headline=headline,
         timeline=tl if tl is not None else A.timeline(pd.DataFrame(columns=["start_ms"]), pd.DataFrame()),
         distribution=_distribution(dist, int(t)),
-        hot_keys=_hot_keys(touched, hit, conflicts_n, top_keys) if n else A.hot_keys(pd.DataFrame()),
-        by_attempt=_by_attempt(class_n, class_conflicts, att_p),
+        hot_keys=_hot_keys(c.touched, c.hit, c.conflicts, top_keys) if n else A.hot_keys(pd.DataFrame()),
+        by_attempt=_by_attempt(c.class_n, c.class_conflicts, att_p),
         t0_ms=t0 if t else None,
-        fit=FitSums(committed_n, committed_ms, n if all_harmful else committed_n, harmful_ms),
+        fit=FitSums(c.committed, c.committed_ms, n if all_harmful else c.committed, c.harmful_ms),
     )
+
+
+class _Counts:
+    """What one pass over the attempts counts, a record batch at a time (analysis.headline's sums,
+    hot_keys' per-account counts, latency_by_attempt's classes, the model's sums)."""
+
+    def __init__(self, window: Callable[[np.ndarray], np.ndarray], all_harmful: bool) -> None:
+        self.window, self.all_harmful = window, all_harmful
+        self.n = self.retries = self.failed = self.conflicts = self.committed = 0
+        self.total_ms = self.wasted_ms = self.committed_ms = self.harmful_ms = 0.0
+        self.outcomes = Tally()
+        self.touched = np.zeros(1, np.int64)
+        self.hit = np.zeros(1, np.int64)
+        self.class_n = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+        self.class_conflicts = np.zeros(MAX_ATTEMPT_CLASS + 1, np.int64)
+
+    def add(self, b: pa.RecordBatch, timeline: _Timeline | None) -> None:
+        _, end, lat = start_end_ms(b)
+        attempt = b.column("attempt").to_numpy().astype("int32", copy=False)
+        ok = committed_mask(b.column("outcome"))
+        conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
+        self.outcomes.add(b.column("outcome"))
+        self.n += b.num_rows
+        self.retries += int((attempt >= 2).sum())
+        self.failed += int((~ok).sum())
+        self.conflicts += int(conflict.sum())
+        self.total_ms += float(lat.sum())
+        self.wasted_ms += float(lat[~ok].sum())
+        self.committed += int(ok.sum())
+        self.committed_ms += float(lat[ok].sum())
+        self.harmful_ms += float(self.window(lat if self.all_harmful else lat[ok]).sum())
+        names = b.schema.names
+        payer = b.column("payer").to_numpy() if "payer" in names else np.zeros(b.num_rows, np.int64)
+        payee = b.column("payee").to_numpy() if "payee" in names else np.zeros(b.num_rows, np.int64)
+        size = int(max(payer.max(), payee.max())) + 1
+        self.touched, self.hit = _pad(self.touched, size), _pad(self.hit, size)
+        self.touched[:size] += np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
+        self.hit[:size] += np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
+        cls = _classes(attempt)
+        self.class_n += np.bincount(cls, minlength=MAX_ATTEMPT_CLASS + 1)
+        self.class_conflicts += np.bincount(cls[conflict], minlength=MAX_ATTEMPT_CLASS + 1)
+        if timeline is not None:
+            timeline.add_attempts(end, ok, conflict)
 
 
 def _classes(attempt: np.ndarray) -> np.ndarray:
