@@ -7,6 +7,7 @@ from typing import Any
 from loadgen.engine.progress import progress_line
 from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.results.client import saturation_note
+from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown
 
 __all__ = ["format_summary", "progress_line"]
 
@@ -17,10 +18,6 @@ def _ms(v: float | None) -> str:
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2%}"
-
-
-def _kinds(by_kind: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in by_kind.items())
 
 
 def format_summary(result: Any) -> str:
@@ -36,12 +33,15 @@ def format_summary(result: Any) -> str:
         lines.append(
             f"  warm-up           {warmup['connections']:,} connections opened in {warmup['seconds']:.1f} s, before the measured period"
         )
+    kinds = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
     lines += [
-        f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
+        f"  {CONFLICT_RATE:<18}{_pct(s['conflict_rate'])}   {s['conflicts']:,} of {s['attempts']:,} attempts failed on contention"
+        + ("" if result.completed else "   (run interrupted: incomplete)"),
+    ]
+    if kinds:
+        lines.append(f"    conflicts by kind  {kinds}")
+    lines += [
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
-        f"  contention        {s['contention']:,}   contention rate {_pct(s['contention_rate'])} of attempts"
-        + (f" ({_kinds(s['contention_by_kind'])})" if s["contention_by_kind"] else ""),
-        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts (40001, OC000/OC001 only)",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
         f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",

@@ -28,6 +28,7 @@ from loadgen.engine.session import RunResult, prepare_out_dir
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model.knobs import scenario_from_dict
 from loadgen.model.scenariofile import Cell, ScenarioFile
+from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown
 from loadgen.results.records import SWEEP_FILE, RecordError, SweepRecord
 from loadgen.targets.base import Target, check_cells
 
@@ -115,14 +116,14 @@ def workload_notes(workload: dict[str, Any]) -> list[str]:
 
 def _cell_line(s: dict[str, Any]) -> str:
     rate = s.get("conflict_rate")
-    contention = s.get("contention_rate")
     tput = s.get("throughput_commits_per_s")
     p50 = (s.get("transaction_latency_ms") or {}).get("p50")
+    kinds = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
     return (
-        f"commits {s['commits']:,}  conflict rate {'-' if rate is None else format(rate, '.2%')}"
-        f" (contention {'-' if contention is None else format(contention, '.2%')})"
+        f"{CONFLICT_RATE} {'-' if rate is None else format(rate, '.2%')}  commits {s['commits']:,}"
         f"  {'-' if tput is None else format(tput, '.0f')}/s"
         f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms"
+        + (f"  (conflicts: {kinds})" if kinds else "")
     )
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadgen.model.outcomes import COMMITTED, Outcome
-from loadgen.results.metrics import PERCENTILES, Counts, outcome_counts, percentiles, rates
+from loadgen.model.outcomes import COMMITTED, CONTENTION
+from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, percentiles, rates
 
 __all__ = [
     "COMMITTED",
@@ -34,7 +34,6 @@ __all__ = [
     "choose_bin_s",
 ]
 
-CONFLICT = Outcome.CONFLICT.value
 
 
 def transactions(c: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +75,7 @@ def headline(c: pd.DataFrame, txns: pd.DataFrame) -> dict[str, Any]:
     """The numbers a reader looks at first."""
     n = len(c)
     outcomes = {str(k): int(v) for k, v in c["outcome"].value_counts().items() if v}
-    commits, conflicts, contention = outcome_counts(outcomes)
+    commits, conflicts = outcome_counts(outcomes)
     retries = int((c["attempt"].to_numpy() >= 2).sum())
     elapsed_s = float(c["end_ms"].max() - c["start_ms"].min()) / 1000.0 if n else 0.0
     failed_mask = ~c["outcome"].isin(COMMITTED).to_numpy()
@@ -85,18 +84,17 @@ def headline(c: pd.DataFrame, txns: pd.DataFrame) -> dict[str, Any]:
     total_ms = float(latency.sum())
     t = len(txns)
     retried = int((txns["attempts"].to_numpy() >= 2).sum()) if t else 0
-    r = rates(Counts(n, commits, conflicts, contention, retries, t, retried, int(failed_mask.sum()), elapsed_s))
+    r = rates(Counts(n, commits, conflicts, retries, t, retried, int(failed_mask.sum()), elapsed_s))
     return {
         "attempts": n,
         "transactions": t,
         "commits": commits,
         "conflicts": conflicts,
-        "contention": contention,
+        "conflicts_by_kind": conflicts_by_kind(outcomes),
         "outcomes": dict(sorted(outcomes.items())),
         "failed_attempts": int(failed_mask.sum()),
         **r,
         "conflict_rate_95": wilson_interval(conflicts, n),
-        "contention_rate_95": wilson_interval(contention, n),
         "retries": retries,
         "failed_transactions": int((~txns["committed"]).sum()) if t else 0,
         "max_attempts": int(txns["attempts"].max()) if t else 0,
@@ -119,7 +117,8 @@ def choose_bin_s(elapsed_s: float, max_bins: int = 240) -> float:
 
 
 def timeline(c: pd.DataFrame, txns: pd.DataFrame, bin_s: float | None = None) -> pd.DataFrame:
-    """Per time bin (by attempt end): commits, conflicts and other failures per second; in-flight transactions.
+    """Per time bin (by attempt end): commits, conflicts (every contention failure: 40001, 55P03, 40P01)
+    and other failures (not contention) per second; in-flight transactions.
 
     ``t_s`` is the bin's start in seconds from the first attempt's start; in-flight is the
     number of transactions started and not yet finished at that instant.
@@ -135,7 +134,7 @@ def timeline(c: pd.DataFrame, txns: pd.DataFrame, bin_s: float | None = None) ->
     pos = np.round((c["end_ms"].to_numpy() - t0) / 1000.0 / width, 9)
     idx = np.minimum(np.floor(pos).astype("int64"), nbins - 1)
     committed = c["outcome"].isin(COMMITTED).to_numpy()
-    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    conflict = c["outcome"].isin(CONTENTION).to_numpy()
     other = ~(committed | conflict)
     edges_ms = t0 + np.arange(nbins) * width * 1000.0
     starts = np.sort(txns["start_ms"].to_numpy())
@@ -174,7 +173,7 @@ def hot_keys(c: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     if c.empty:
         return pd.DataFrame({k: [] for k in cols})
     payer, payee = c["payer"].to_numpy(), c["payee"].to_numpy()
-    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    conflict = c["outcome"].isin(CONTENTION).to_numpy()
     size = int(max(payer.max(), payee.max())) + 1
     touched = np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
     hit = np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
@@ -199,7 +198,7 @@ def latency_by_attempt(c: pd.DataFrame, max_attempt: int = 5) -> pd.DataFrame:
     rows = []
     a = c["attempt"].to_numpy()
     lat = c["latency_ms"].to_numpy()
-    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    conflict = c["outcome"].isin(CONTENTION).to_numpy()
     for k in range(1, max_attempt + 1):
         mask = a >= k if k == max_attempt else a == k
         if not mask.any():

@@ -45,7 +45,7 @@ class Cell:
     settings: dict[str, Any] = field(default_factory=dict)
     #: Injected faults (run.json ``faults``), with ``t_s`` on the timeline's clock.
     faults: list[dict[str, Any]] = field(default_factory=list)
-    #: The first-order model on this cell: its inputs, the measured contention, whether it applies.
+    #: The first-order model on this cell: its inputs, the measured conflict rate, whether it applies.
     fit: ModelFit | None = None
 
     @property
@@ -201,7 +201,6 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "conflict_rate": h["conflict_rate"],
                 "attempts_per_commit": h["attempts_per_commit"],
                 "retried_share": h["retried_share"],
-                "contention_rate": h["contention_rate"],
                 "throughput_commits_per_s": h["throughput_commits_per_s"],
                 "goodput": h["throughput_commits_per_s"],
                 "model_rate": c.model_rate,

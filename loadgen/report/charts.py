@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator, PercentFormatter
 
 from loadgen.report.reference import TALK_NO_RETRY
+from loadgen.results.metrics import CONFLICT_RATE
 
 __all__ = ["hotspot", "heatmap", "model", "latency", "cell_detail", "to_svg", "as_png"]
 
@@ -170,7 +171,7 @@ def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, 
         ax1.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         _plain_log(ax1.yaxis, _pct())
     ax1.yaxis.set_major_formatter(_pct())
-    ax1.set_ylabel("conflict rate (conflicts / attempts)")
+    ax1.set_ylabel(f"{CONFLICT_RATE} (contention failures / attempts)")
     ax1.set_title("Conflict rate")
     if _log_ok(frame["attempts_per_commit"] - 1 + 1e-12) and frame["attempts_per_commit"].max() > 3:
         ax2.set_yscale("log")
@@ -210,11 +211,11 @@ def heatmap(frame: pd.DataFrame) -> str:
 
 @_chart
 def model(frame: pd.DataFrame) -> str:
-    """Measured contention rate against the first-order model's estimate, one point per cell.
+    """The measured conflict rate against the first-order model's estimate, one point per cell.
 
     Cells where the model does not apply (locking mode, a saturated client) are hollow.
     """
-    measured = "contention_rate" if "contention_rate" in frame else "conflict_rate"
+    measured = "conflict_rate"
     f = frame.dropna(subset=["model_rate", measured])
     fig = Figure(figsize=(4.8, 4.0))
     ax = fig.subplots()
@@ -241,7 +242,7 @@ def model(frame: pd.DataFrame) -> str:
     ax.xaxis.set_major_formatter(_pct())
     ax.yaxis.set_major_formatter(_pct())
     ax.set_xlabel("model: 1 - (1 - c)^(lambda D)")
-    ax.set_ylabel("measured contention rate")
+    ax.set_ylabel(f"measured {CONFLICT_RATE}")
     ax.legend(fontsize=7)
     _margins(fig, left=0.9, right=0.3, bottom=0.55, top=0.15)
     return to_svg(fig)
@@ -292,9 +293,9 @@ def cell_detail(
         for ax in (ax_t, ax_f):
             ax.axvline(f["t_s"], color="0.45", linestyle=":", linewidth=1, label="fault injected" if i == 0 and ax is ax_t else None)
     ax_t.plot(t["t_s"], t["commits_per_s"], color="C2", label="commits/s", drawstyle="steps-post")
-    ax_t.plot(t["t_s"], t["conflicts_per_s"], color="C3", label="conflicts/s", drawstyle="steps-post")
+    ax_t.plot(t["t_s"], t["conflicts_per_s"], color="C3", label="conflicts/s (40001, 55P03, 40P01)", drawstyle="steps-post")
     if len(t) and t["errors_per_s"].max() > 0:
-        ax_t.plot(t["t_s"], t["errors_per_s"], color="C1", label="other failures/s", drawstyle="steps-post")
+        ax_t.plot(t["t_s"], t["errors_per_s"], color="C1", label="other failures/s (not contention)", drawstyle="steps-post")
     ax_t.set_xlabel("seconds since start")
     ax_t.set_ylabel("per second")
     ax_t.set_title("Commits, conflicts and errors over time")

@@ -173,6 +173,8 @@ def _load_meta(run_dir: Path) -> Run:
             raise ReportInputError(f"cannot read {f}: {e}") from None
         if isinstance(loaded, dict):
             meta = loaded
+    if int(meta.get("format") or 1) < 2 and isinstance(meta.get("summary"), dict):
+        meta["summary"] = upgrade_summary(meta["summary"])  # format 1: two rates (loadgen.results.records)
     return Run(path=run_dir, meta=meta)
 
 

@@ -14,7 +14,7 @@ excludes the wait for a connection) cut to the round trips inside the window
 transactions can make another fail; on PostgreSQL in occ mode every attempt holds its
 row locks until it ends, so a doomed one makes others fail too, and at high
 contention that matters (100 accounts x 40 users: measured / model 1.45 counting
-commits only, 0.92 counting every attempt). What it is compared with: the contention rate
+commits only, 0.92 counting every attempt). What it is compared with: the conflict rate
 (loadgen.results.metrics: 40001, 40P01 and 55P03 alike, one of two overlapping writers failed).
 
 Where it does not apply, the fit says so instead of fitting: PostgreSQL's locking mode
@@ -38,7 +38,7 @@ from loadgen.report.data import Run
 from loadgen.results.client import SATURATED_SHARE, busiest_share
 
 __all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "engine_takes_locks", "MIN_RATE", "TOLERANCE"]
-#: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
+#: The fit is judged on cells with at least this conflict rate (below, a handful of failures decide).
 MIN_RATE = 0.01
 #: The model "fits" a cell when measured / model is within this share of 1.
 TOLERANCE = 0.3
@@ -46,7 +46,7 @@ TOLERANCE = 0.3
 
 @dataclass(frozen=True)
 class ModelFit:
-    """The model's inputs and answer for one cell, beside the measured contention rate."""
+    """The model's inputs and answer for one cell, beside the measured conflict rate."""
 
     commit_rate: float | None  # lambda: commits/s (DSQL) or attempts/s (PostgreSQL: every writer holds locks)
     window_ms: float | None  # D: mean snapshot-to-COMMIT window of those transactions
@@ -54,7 +54,7 @@ class ModelFit:
     window_source: str
     collision: float | None  # c
     model_rate: float | None
-    measured_rate: float | None  # contention rate
+    measured_rate: float | None  # the conflict rate (loadgen.results.metrics)
     #: Why the model does not describe this cell (None: it should).
     not_applicable: str | None
 
@@ -170,6 +170,6 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
         window_source=source,
         collision=collision,
         model_rate=model,
-        measured_rate=headline["contention_rate"],
+        measured_rate=headline["conflict_rate"],
         not_applicable=not_applicable(run),
     )

@@ -124,7 +124,7 @@ class ReplayCheck:
     ok: bool
 
 
-def replay_checks(contention_rate: float | None, retried_share: float | None, max_attempts: int) -> list[ReplayCheck]:
+def replay_checks(conflict_rate: float | None, retried_share: float | None, max_attempts: int) -> list[ReplayCheck]:
     """A replay's figures against ``TALK_RETRY``: conflicts/attempts within 1 point of 6.85%,
     transactions retried within 1.5 points of 6.42%, at most 6 attempts for one transaction
     (the talk's most was 5: 4 retries)."""
@@ -132,10 +132,10 @@ def replay_checks(contention_rate: float | None, retried_share: float | None, ma
     return [
         ReplayCheck(
             "conflicts / attempts",
-            contention_rate,
+            conflict_rate,
             TALK_RETRY.conflict_rate,
             "+-1 point",
-            contention_rate is not None and abs(contention_rate - TALK_RETRY.conflict_rate) <= 0.01,
+            conflict_rate is not None and abs(conflict_rate - TALK_RETRY.conflict_rate) <= 0.01,
         ),
         ReplayCheck(
             "transactions retried",

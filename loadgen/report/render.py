@@ -28,7 +28,7 @@ from loadgen.report.reference import (
     replay_checks,
 )
 from loadgen.report.whatif import WhatIf
-from loadgen.results.metrics import Counts, rates
+from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, Counts, breakdown, rates
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
 
@@ -116,10 +116,9 @@ def _invariants_html(cell: Cell) -> str:
     return f'<span class="ok">all {len(inv)} hold</span>'
 
 
-def _contention_kinds(h: dict[str, Any]) -> str:
-    """The contention rate's breakdown by kind: "conflict 161, lock_timeout 2,485"."""
-    kinds = {k: v for k, v in sorted(h["outcomes"].items()) if k in CONTENTION and v}
-    return ", ".join(f"{k} {v:,}" for k, v in kinds.items())
+def _conflict_kinds(h: dict[str, Any]) -> str:
+    """The conflicts' breakdown as counts and shares of them: "40001 ... 161 (6%), 55P03 ... 2,485 (94%)"."""
+    return breakdown({k: v for k, v in sorted(h["outcomes"].items()) if k in CONTENTION}, KIND_LABELS)
 
 
 def run_conditions(meta: dict[str, Any]) -> list[str]:
@@ -160,14 +159,13 @@ def headline_section(cells: list[Cell], p: str) -> str:
             '<div class="cards">'
             + "".join(
                 [
+                    card(
+                        CONFLICT_RATE,
+                        pct(h["conflict_rate"]),
+                        f"{h['conflicts']:,} of {h['attempts']:,} attempts failed on contention: {CONFLICT_RATE_DEFINITION}",
+                    ),
                     card("attempts", num(h["attempts"])),
                     card("commits", num(h["commits"])),
-                    card("conflict rate (conflicts / attempts)", pct(h["conflict_rate"]), f"{h['conflicts']:,} attempts ended in 40001"),
-                    card(
-                        "contention rate (contention / attempts)",
-                        pct(h["contention_rate"]),
-                        _contention_kinds(h) or f"{h['contention']:,} conflicts, deadlocks and lock timeouts",
-                    ),
                     card("transactions retried", pct(h["retried_share"])),
                     card("retries per commit", rpc),
                     card("throughput (commits/s)", num(h["throughput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
@@ -182,9 +180,9 @@ def headline_section(cells: list[Cell], p: str) -> str:
             + "</div>"
         )
         other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED and k not in CONTENTION}
-        kinds = _contention_kinds(h)
+        kinds = _conflict_kinds(h)
         extra = [
-            *([f"contention rate {pct(h['contention_rate'])} by kind: {kinds}"] if kinds else []),
+            *([f"{h['conflicts']:,} conflicts by kind: {kinds}"] if kinds else []),
             f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
             f"{h['failed_transactions']:,} transactions gave up",
             f"wasted work {pct(h['wasted_share'])} of all attempt time",
@@ -202,10 +200,10 @@ def headline_section(cells: list[Cell], p: str) -> str:
         rows.append(
             [
                 esc(c.label),
+                pct(h["conflict_rate"]),
+                esc(_conflict_kinds(h) or "-"),
                 num(h["attempts"]),
                 num(h["commits"]),
-                pct(h["conflict_rate"]),
-                pct(h["contention_rate"]),
                 pct(h["retried_share"]),
                 "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}",
                 num(h["throughput_commits_per_s"], 1),
@@ -217,10 +215,10 @@ def headline_section(cells: list[Cell], p: str) -> str:
     body = table(
         [
             "cell",
+            CONFLICT_RATE,
+            "conflicts by kind",
             "attempts",
             "commits",
-            "conflict rate",
-            "contention rate",
             "retried",
             "retries/commit",
             "commits/s",
@@ -289,14 +287,14 @@ def model_sentence(cells: list[Cell]) -> str:
         "D is not the whole attempt: BEGIN and the first statement's trip come before the snapshot, so D is the "
         "round trips after it (and any extra COMMIT time). lambda counts the transactions that can make another fail: "
         "on DSQL those that commit; on PostgreSQL every attempt, since a failing one holds its row locks too. "
-        "The measured side is the contention rate (40001, 40P01 and 55P03 alike: one of two overlapping writers failed). "
+        f"The measured side is the {CONFLICT_RATE}: {CONFLICT_RATE_DEFINITION} (one of two overlapping writers failed). "
     )
     if judged:
         ok = sum(1 for f in judged if f.fits)
         ratios = [f.ratio for f in judged if f.ratio is not None]
         out += (
             f"On the {len(judged)} cell{'s' if len(judged) != 1 else ''} where it applies with at least "
-            f"{MIN_RATE:.0%} contention, measured / model is {min(ratios):.2f} to {max(ratios):.2f}: "
+            f"{MIN_RATE:.0%} {CONFLICT_RATE}, measured / model is {min(ratios):.2f} to {max(ratios):.2f}: "
             f"{ok} of {len(judged)} within {TOLERANCE:.0%}. "
         )
     if skipped:
@@ -361,7 +359,7 @@ def model_section(cells: list[Cell], p: str) -> str:
             "c",
             "lambda x D",
             "model",
-            "measured contention",
+            f"measured {CONFLICT_RATE}",
             "measured / model",
             "fit",
             "c from",
@@ -394,9 +392,9 @@ def whatif_section(w: WhatIf | None, p: str) -> str:
         return section(f"{p}whatif", "What if: predicted cells", intro + caveats)
     h = src.headline
     check = table(
-        ["this cell", "contention rate", "retries/commit", "commits/s"],
+        ["this cell", CONFLICT_RATE, "retries/commit", "commits/s"],
         [
-            ["measured", pct(h["contention_rate"]), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
+            ["measured", pct(h["conflict_rate"]), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
             ["simulated", pct(w.own.conflict_rate), num(w.own.retries_per_commit, 4), num(w.own.throughput_commits_per_s, 0)],
         ],
     )
@@ -504,7 +502,7 @@ def reference_section(cells: list[Cell], p: str) -> str:
     checks = ""
     for c in replays:
         h = c.headline
-        contention = c.fit.measured_rate if c.fit else None
+        measured = h["conflict_rate"]
         scen = c.run.scenario
         emulated = f"emulated {_fmt_ms(scen.get('rtt_ms'))} ms per round trip, COMMIT {_fmt_ms(scen.get('commit_ms'))} ms more"
         rows.append(
@@ -513,7 +511,7 @@ def reference_section(cells: list[Cell], p: str) -> str:
                 num(c.accounts),
                 num(c.users),
                 num(h["transactions"]),
-                pct(contention),
+                pct(measured),
                 pct(h["retried_share"]),
                 num(h["attempts_per_commit"], 4),
                 num(h["transactions"] / h["elapsed_s"] if h["elapsed_s"] else None, 0),
@@ -522,7 +520,7 @@ def reference_section(cells: list[Cell], p: str) -> str:
             ]
         )
         classes.append("baseline")
-        results = replay_checks(contention, h["retried_share"], h["max_attempts"])
+        results = replay_checks(measured, h["retried_share"], h["max_attempts"])
         checks += table(
             [f"talk-replay {esc(c.run.run_id)}", "measured", "published (immediate retry)", "target", "met"],
             [
@@ -541,8 +539,8 @@ def reference_section(cells: list[Cell], p: str) -> str:
     )
     if replays:
         t += (
-            '<p class="muted">talk-replay: conflict rate here is the contention rate (40001, 55P03: one of two '
-            "overlapping writers failed); calls/s counts transactions started per second of the run.</p>" + checks
+            f'<p class="muted">{CONFLICT_RATE}: {esc(CONFLICT_RATE_DEFINITION)}, here as in every section; the published '
+            "figures count every failed call the same way. calls/s counts transactions started per second of the run.</p>" + checks
         )
     diffs = "<ul>" + "".join(f"<li>{d}</li>" for d in _differences(base)) + "</ul>"
     src = f'<p class="muted">Source: {esc(SOURCE)}. Also: {esc(HOT_KEY_SOURCE)}.</p>'
@@ -755,7 +753,6 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
             attempts=sum(c.headline["attempts"] for c in cells),
             commits=sum(c.headline["commits"] for c in cells),
             conflicts=sum(c.headline["conflicts"] for c in cells),
-            contention=sum(c.headline["contention"] for c in cells),
             retries=sum(c.headline["retries"] for c in cells),
             elapsed_s=sum(c.headline["elapsed_s"] for c in cells),
         )
@@ -765,8 +762,7 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
         ["cells", num(pa_["cells"]), num(pb_["cells"])],
         ["attempts", num(pa_["attempts"]), num(pb_["attempts"])],
         ["commits", num(pa_["commits"]), num(pb_["commits"])],
-        ["conflict rate", pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
-        ["contention rate", pct(pa_["contention_rate"]), pct(pb_["contention_rate"])],
+        [CONFLICT_RATE, pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
         ["retries per commit", num(pa_["retries_per_commit"], 4), num(pb_["retries_per_commit"], 4)],
         [
             "throughput (commits per measured second, cells pooled)",

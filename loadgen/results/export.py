@@ -12,7 +12,6 @@ Read from the run directories, so they say exactly what the run's files say.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pyarrow.csv as pacsv
 
 from loadgen.model.outcomes import COMMITTED
 from loadgen.results.recorder import read_attempts
+from loadgen.results.records import RunRecord
 
 __all__ = ["write_csv", "STATS_COLUMNS"]
 
@@ -66,7 +66,7 @@ def _stats_row(doc: dict[str, Any]) -> dict[str, Any]:
 def write_csv(run_dirs: list[Path], prefix: str | Path) -> list[Path]:
     """Write the three files for these runs (in order); return their paths."""
     prefix = str(prefix)
-    docs = [json.loads((d / "run.json").read_text()) for d in run_dirs]
+    docs = [RunRecord.read(d).to_dict() for d in run_dirs]  # format 1 read under format 2's names
     paths = [Path(f"{prefix}_{name}.csv") for name in ("stats", "failures", "attempts")]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
 

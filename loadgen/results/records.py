@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from loadgen.errors import LoadgenError
+from loadgen.results.metrics import upgrade_summary
 
 __all__ = ["RUN_FILE", "SWEEP_FILE", "RUN_FORMAT", "SWEEP_FORMAT", "RunRecord", "SweepRecord", "RecordError", "write_json"]
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
-#: run.json's layout version: 1 is the data contract of DESIGN.md.
-RUN_FORMAT = 1
-SWEEP_FORMAT = 1
+#: run.json's layout version: 1 is the data contract of DESIGN.md; 2 has one conflict rate
+#: (``summary.conflict_rate`` counts every contention failure; format 1's 40001-only figure is
+#: gone and its ``contention_rate`` renamed), read from a format-1 file by upgrade_summary.
+RUN_FORMAT = 2
+#: sweep.json's: 2 holds format-2 summaries in its cells.
+SWEEP_FORMAT = 2
 
 
 class RecordError(LoadgenError):
@@ -189,6 +193,8 @@ class RunRecord(_RecordFile):
         known.setdefault("run_id", "")
         known.setdefault("scenario", {})
         known.setdefault("target", {})
+        if int(known.get("format") or 1) < 2 and known.get("summary"):
+            known["summary"] = upgrade_summary(known["summary"])
         return cls(**known, extra=extra)
 
     def to_json(self) -> str:
@@ -237,4 +243,9 @@ class SweepRecord(_RecordFile):
     def from_dict(cls, doc: dict[str, Any]) -> SweepRecord:
         known, extra = _split(cls, doc)
         known.setdefault("name", "")
+        if int(known.get("format") or 1) < 2:
+            known["cells"] = [
+                {**c, "summary": upgrade_summary(c["summary"])} if isinstance(c.get("summary"), dict) else c
+                for c in known.get("cells") or []
+            ]
         return cls(**known, extra=extra)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
-from loadgen.results.metrics import LABELS
+from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, LABELS, breakdown
 from loadgen.targets.base import make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
@@ -55,7 +55,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     t = data["totals"]
     rows = [
         {"section": "headline", "metric": LABELS["conflict_rate"], "value": _pct(t["conflict_rate"])},
-        {"section": "headline", "metric": LABELS["contention_rate"], "value": _pct(t["contention_rate"])},
+        {"section": "headline", "metric": "conflicts by kind", "value": breakdown(t.get("conflicts_by_kind") or {}, KIND_LABELS) or "–"},
         {"section": "headline", "metric": LABELS["retried_share"], "value": _pct(t["retried_share"])},
         {"section": "headline", "metric": LABELS["retries_per_commit"], "value": _num(t["retries_per_commit"])},
         {
@@ -67,7 +67,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     ]
     if data.get("timeline"):
         last = data["timeline"][-1]
-        rows.append({"section": "now", "metric": "conflict rate, last second", "value": _pct(last["conflict_rate"])})
+        rows.append({"section": "now", "metric": f"{CONFLICT_RATE}, last second", "value": _pct(last["conflict_rate"])})
         rows.append({"section": "now", "metric": LABELS["throughput_commits_per_s"], "value": _num(last["throughput_commits_per_s"], 1)})
     for h in t["attempts_histogram"]:
         rows.append({"section": "attempts per transaction", "metric": f"{h['attempts']} attempt(s)", "value": str(h["transactions"])})
@@ -139,6 +139,8 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
     def contention_data() -> Response:
         data = plugin.data()
         data["downloads"] = {"report": report}
+        # The page titles the figure with the one label (loadgen.results.metrics), not a copy of it.
+        data["labels"] = {"conflict_rate": CONFLICT_RATE, "conflict_rate_definition": CONFLICT_RATE_DEFINITION, "kinds": KIND_LABELS}
         return jsonify(data)
 
     @app.route("/contention/download/<name>")
