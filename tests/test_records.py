@@ -152,4 +152,4 @@ def test_a_format_1_run_json_reads_with_one_conflict_rate(tmp_path: Path) -> Non
     (tmp_path / "run.json").write_text(json.dumps(old))
     record = RunRecord.read(tmp_path)
     assert record.summary["conflict_rate"] == 0.4 and record.summary["conflicts"] == 4 and "contention_rate" not in record.summary
-    assert RUN_FORMAT == 2 and record.format == 1  # what the file says it is; its summary read under format 2's names
+    assert record.format == RUN_FORMAT == 2  # upgraded: written back, it is a format-2 file

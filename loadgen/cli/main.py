@@ -1,7 +1,7 @@
 """The ``loadgen`` command line: thin over the library; each subcommand is a small ``cmd_*``.
 
 Anything the user can fix ends as one line on stderr and exit code 2; broken
-invariants end with exit code 1.
+invariants end with exit code 1; a breached gate (``--max-conflict-rate`` ...) with 3.
 
 Imports inside the ``cmd_*`` functions are on purpose ("lazy"): the engine's modules
 load Locust, which patches the standard library for gevent (it must come before
@@ -268,7 +268,22 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_INVARIANT
     if not result.invariants_hold:
         return EXIT_INVARIANT
-    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+    return _gates_exit(result)
+
+
+def _gates_exit(result: Any) -> int:
+    """After the invariants (which win): interrupted, else one line per breached gate and exit 3, else 0."""
+    from loadgen.results.gates import EXIT_GATE, breach_lines  # lazy: see the module docstring
+
+    if not result.completed:
+        return EXIT_INTERRUPTED
+    lines = []
+    for run in result.results:
+        where = "" if len(result.results) == 1 else f" (cell {run.run_dir.name})"
+        lines += breach_lines(run.gates, where)
+    for line in lines:
+        print(f"loadgen: {line}", file=sys.stderr, flush=True)
+    return EXIT_GATE if lines else EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
@@ -303,7 +318,7 @@ def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"  report            {result.report}")
     if any(r.aborted for r in result.results) or not result.invariants_hold:
         return EXIT_INVARIANT
-    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+    return _gates_exit(result)
 
 
 def _locust_style_outputs(args: argparse.Namespace, result: Any) -> None:

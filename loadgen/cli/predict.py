@@ -56,6 +56,7 @@ def _pct(v: float | None) -> str:
 def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
     """The table ``loadgen predict`` prints, with what the simulation took from the run."""
     from loadgen.results.metrics import CONFLICT_RATE  # lazy: pandas, as above
+
     load = inputs.load
     how = {"closed": "closed loop", "open": f"open loop at {load.arrival_rate:g}/s, users = most in flight", "batches": "batches of users"}
     pol = inputs.policy
@@ -95,7 +96,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     inputs = inputs_from_run(run)
     cells = predict_grid(inputs, accounts, users, rtt_ms=args.rtt_ms, attempts=args.attempts, seed=args.seed)
     if args.json:
-        summary = run.meta.get("summary") if isinstance(run.meta.get("summary"), dict) else {}
+        found = run.meta.get("summary")
+        summary: dict[str, Any] = found if isinstance(found, dict) else {}
         docs = [c.to_dict() for c in cells]
         for doc in docs:  # the run's own cell: what was measured there, under the same name, beside the simulation
             if (doc["accounts"], doc["users"]) == (inputs.accounts, inputs.users):

@@ -6,7 +6,7 @@ from typing import Any
 
 from loadgen.engine.progress import progress_line
 from loadgen.model.outcomes import CONTENTION, Outcome
-from loadgen.results.client import saturation_note
+from loadgen.results.gates import gate_text
 from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown
 
 __all__ = ["format_summary", "progress_line"]
@@ -33,13 +33,13 @@ def format_summary(result: Any) -> str:
         lines.append(
             f"  warm-up           {warmup['connections']:,} connections opened in {warmup['seconds']:.1f} s, before the measured period"
         )
-    kinds = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
+    by_kind = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
     lines += [
         f"  {CONFLICT_RATE:<18}{_pct(s['conflict_rate'])}   {s['conflicts']:,} of {s['attempts']:,} attempts failed on contention"
         + ("" if result.completed else "   (run interrupted: incomplete)"),
     ]
-    if kinds:
-        lines.append(f"    conflicts by kind  {kinds}")
+    if by_kind:
+        lines.append(f"    conflicts by kind  {by_kind}")
     lines += [
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
@@ -53,8 +53,6 @@ def format_summary(result: Any) -> str:
         lines.append(
             f"  in flight         {conc['in_flight_mean']:,.1f} transactions on average, {conc['in_flight_share']:.0%} of {conc['users']:,} users"
         )
-        if conc.get("warning"):
-            lines.append(f"    warning: {conc['warning']}")
     waits = getattr(result, "lock_waits", None)
     if waits:
         lines.append(f"  lock waits        {waits['count']:,} longer than {waits['longer_than_ms']} ms ({waits['source']})")
@@ -77,9 +75,6 @@ def format_summary(result: Any) -> str:
                 f"  fixed cost        {fixed['total_s']:.2f} s: {fixed['startup_s']:.2f} s to the first attempt, "
                 f"{fixed['teardown_s']:.2f} s after the last ({after})"
             )
-        note = saturation_note(cl)
-        if note:
-            lines.append(f"    SATURATED: {note}")
     c = result.connections
     if c:
         left = c.get("left_open")
@@ -93,5 +88,19 @@ def format_summary(result: Any) -> str:
             kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
         hit = s["outcomes"].get(Outcome.CONNECTION_ERROR, 0)
         lines.append("  faults injected   " + ", ".join(f"{k} x{v}" for k, v in kinds.items()) + f"; {hit:,} attempts hit")
+    m = getattr(result, "machine", None) or {}
+    if m.get("host_cpu_busy") is not None:
+        load = m.get("load_average") or []
+        server = f", database server {m['server_cpu_cores']:.2f} cores" if m.get("server_cpu_cores") is not None else ""
+        lines.append(
+            f"  machine           CPUs {m['host_cpu_busy']:.0%} busy over the measured period"
+            + (f", load average {load[0]:g}" if load else "")
+            + server
+        )
+    # Every warning run.json lists (loadgen.results.warnings), and every gate the scenario set.
+    for w in getattr(result, "warnings", None) or []:
+        lines.append(f"  WARNING           {w.removeprefix('this run: ')}")
+    for g in getattr(result, "gates", None) or []:
+        lines.append(f"  gate              {gate_text(g)}")
     lines.append(f"  results           {result.run_dir}")
     return "\n".join(lines)

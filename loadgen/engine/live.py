@@ -110,9 +110,7 @@ class LiveRecorder(AttemptRecorder):
 
 def merge(snapshots: list[dict[str, Any]], hot_accounts: int = HOT_ACCOUNTS) -> dict[str, Any]:
     """Add up snapshots (one per worker). Hot accounts are summed over each worker's top list."""
-    total: dict[str, Any] = {
-        k: 0 for k in ("attempts", "commits", "conflicts", "retries", "transactions", "retried", "failed")
-    }
+    total: dict[str, Any] = {k: 0 for k in ("attempts", "commits", "conflicts", "retries", "transactions", "retried", "failed")}
     outcomes: dict[tuple[str, str | None], int] = {}
     hist: dict[str, int] = {}
     hot: dict[int, int] = {}

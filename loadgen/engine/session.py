@@ -47,10 +47,13 @@ from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import attempt_span, client_load, collector_paused
+from loadgen.results.gates import evaluate as evaluate_gates
+from loadgen.results.machine import MachineWindow, light_rtt_ms
 from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency, summarize, summary_frame
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.results.records import RunRecord
 from loadgen.results.stream import AttemptStream, compact, read_parts, settle
+from loadgen.results.warnings import run_warnings
 from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
 from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
@@ -95,6 +98,12 @@ class RunResult:
     attempt_span: tuple[float, float] | None = None
     #: Warnings a user must see (an open loop that could not keep up, ...): set by loadgen.engine.sweep.
     notes: list[str] = field(default_factory=list)
+    #: What the machine did over the measured period (loadgen.results.machine), with the idle round trip.
+    machine: dict[str, Any] = field(default_factory=dict)
+    #: Every warning about the run's figures, as run.json lists them (loadgen.results.warnings).
+    warnings: list[str] = field(default_factory=list)
+    #: The gates the scenario set, each with its limit, the run's value and whether it held (loadgen.results.gates).
+    gates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def invariants_hold(self) -> bool:
@@ -169,6 +178,9 @@ class RunSession:
         self.streamed: StreamedAttempts | None = None
         #: The embedded server and its log's size at the start (row-lock waits are counted after it).
         self._lock_log: tuple[EmbeddedPostgres, int] | None = None
+        #: The machine's CPU over the measured period, and a round trip on an idle connection before it.
+        self.machine: MachineWindow | None = None
+        self.light_rtt_ms: float | None = None
 
     # -- prepare --------------------------------------------------------
 
@@ -218,11 +230,25 @@ class RunSession:
     def start(self) -> None:
         """The run's clock starts; run.json says the run is running (a run killed later still says what it was);
         the count of row-lock waits in the embedded server's log starts too."""
-        self.started = datetime.now(UTC)
+        self._measure_light_rtt()
+        server_pid = None
         if isinstance(self.target, EmbeddedTarget):
             self._lock_log = (self.target.server, self.target.server.log_size())
+            server_pid = self.target.server.status().pid
+        self.machine = MachineWindow(server_pid)
+        self.machine.start()
+        self.started = datetime.now(UTC)
         if self.run_dir is not None:
             self.start_record().write(self.run_dir)
+
+    def _measure_light_rtt(self) -> None:
+        """The target's round trip on an idle connection, before any load: what "lightly loaded" means
+        when attempt latencies are judged (loadgen.results.warnings)."""
+        try:
+            with connect(self.target) as conn:
+                self.light_rtt_ms = light_rtt_ms(conn.execute)
+        except (TargetError, psycopg.Error):
+            self.light_rtt_ms = None  # a reference only; the run says so by leaving it out
 
     def stream(self, sources: Callable[[], Iterable[AttemptRecorder]], env: Environment | None = None) -> None:
         """From now on the attempts ``sources`` hold reach the run directory every second
@@ -287,6 +313,8 @@ class RunSession:
                 # The load generator's own CPU: a saturated client measures itself, not the database.
                 self.client["wall_s"] = time.monotonic() - t0
                 self.client["cpu_s"] = time.process_time() - cpu0
+                if self.machine is not None:
+                    self.machine.stop()  # the measured period ends with the load, not with the checks after it
         finally:
             gevent.killall(helpers, block=False)
 
@@ -324,6 +352,7 @@ class RunSession:
     ) -> RunResult:
         assert self.run_dir is not None
         ended = datetime.now(UTC)
+        machine = self.machine.stop() if self.machine is not None else {}
         # Every attempt is on disk by now (the last second's written here). A run of hours holds
         # more attempts than memory: read back only the columns finishing needs, and compact
         # the parts into attempts.parquet row group by row group.
@@ -377,8 +406,14 @@ class RunSession:
             # A closed loop without think time asks for one transaction in flight per user.
             concurrency=concurrency(frame, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms),
             attempt_span=attempt_span(frame),
+            machine={**machine, "light_rtt_ms": self.light_rtt_ms},
         )
-        self.record(result, ended).write(self.run_dir)
+        record = self.record(result, ended)
+        doc = record.to_dict()
+        result.gates = evaluate_gates(doc["scenario"], summary)
+        result.warnings = run_warnings(doc)
+        record.extra = {**record.extra, "warnings": result.warnings, "gates": result.gates}
+        record.write(self.run_dir)
         return result
 
     def _stop_streaming(self, attempts: AttemptSource) -> StreamedAttempts | AttemptStream:
@@ -406,8 +441,10 @@ class RunSession:
 
     def record(self, result: RunResult, ended: datetime) -> RunRecord:
         """run.json's content for a finished run."""
+        identity = self._identity()
+        identity["machine"] = {**identity["machine"], **result.machine}
         return RunRecord(
-            **self._identity(),
+            **identity,
             ended_at=ended.isoformat(),
             completed=result.completed,
             status="completed" if result.completed else "aborted" if result.aborted else "interrupted",

@@ -122,8 +122,7 @@ def _cell_line(s: dict[str, Any]) -> str:
     return (
         f"{CONFLICT_RATE} {'-' if rate is None else format(rate, '.2%')}  commits {s['commits']:,}"
         f"  {'-' if tput is None else format(tput, '.0f')}/s"
-        f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms"
-        + (f"  (conflicts: {kinds})" if kinds else "")
+        f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms" + (f"  (conflicts: {kinds})" if kinds else "")
     )
 
 

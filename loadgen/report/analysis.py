@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from loadgen.model.outcomes import COMMITTED, CONTENTION
-from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, percentiles, rates
+from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, percentiles, rates, wilson_interval
 
 __all__ = [
     "COMMITTED",
@@ -33,7 +33,6 @@ __all__ = [
     "ratio_to_baseline",
     "choose_bin_s",
 ]
-
 
 
 def transactions(c: pd.DataFrame) -> pd.DataFrame:
@@ -253,17 +252,6 @@ def snapshot_window_ms(latency_ms: Any, statements: int, commit_ms: float = 0.0)
     lat = np.asarray(latency_ms, dtype="float64")
     extra = np.minimum(lat, commit_ms)
     return (lat - extra) * statements / (statements + 2) + extra
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """95% Wilson score interval for a proportion k/n (None when n is 0)."""
-    if n <= 0:
-        return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def ratio_to_baseline(value: float | None, baseline: float | None) -> float | None:

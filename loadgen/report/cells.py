@@ -17,16 +17,12 @@ from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
 from loadgen.report.modelfit import ModelFit, fit_model
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
-from loadgen.results.client import saturation_note
+from loadgen.results.warnings import run_warnings
 
 __all__ = ["Cell", "analyse_run", "analyse_study", "varying_settings", "find_baseline", "warnings_for", "cells_frame"]
 
 #: Settings that differ between cells without making them different experiments.
 _IGNORED_SETTINGS = {"name", "seed", "spawn_rate"}
-#: With no conflict at all, fewer attempts than this cannot tell a rate of 0 from one of a few tenths of a percent.
-MIN_ATTEMPTS = 1000
-#: Below this, no rate is worth comparing; above it, the 95% interval decides (wider than +-20% of the rate: warn).
-MIN_ATTEMPTS_ANY = 200
 
 
 @dataclass
@@ -223,36 +219,9 @@ def warnings_for(cells: list[Cell]) -> list[str]:
     """Reasons not to trust some of what the report shows, one sentence each."""
     out: list[str] = []
     for c in cells:
-        h = c.headline
         name = c.label if len(cells) > 1 else "this run"
-        cut = c.run.meta.get("cut_off")
-        if isinstance(cut, dict):
-            out.append(
-                f"{name}: the run was cut off (killed before it finished); its last attempts reached disk at "
-                f"{cut.get('last_write') or 'an unknown time'}, {cut.get('attempts_on_disk', 0):,} attempts in all; "
-                "rates cover only that part, and the bank's invariants were never checked."
-            )
-        elif c.run.completed is False:
-            out.append(f"{name}: the run was interrupted (incomplete); its rates cover only the part that ran.")
-        elif c.run.completed is None:
-            out.append(f"{name}: no run.json or no completion flag: the run may be incomplete.")
-        ci = h["conflict_rate_95"]
-        rate = h["conflict_rate"] or 0.0
-        wide = ci is not None and rate > 0 and (ci[1] - ci[0]) / 2 > 0.2 * rate
-        if h["attempts"] < MIN_ATTEMPTS_ANY or wide or (rate == 0 and h["attempts"] < MIN_ATTEMPTS):
-            span = f" (95% interval {ci[0]:.2%} to {ci[1]:.2%})" if ci else ""
-            out.append(
-                f"{name}: only {h['attempts']:,} attempts and {h['conflicts']:,} conflicts: "
-                f"the conflict rate {_pct(h['conflict_rate'])} is uncertain{span}."
-            )
-        note = saturation_note(c.run.meta.get("client") if isinstance(c.run.meta.get("client"), dict) else None)
-        if note:
-            out.append(f"{name}: {note}.")
-        conc = c.run.meta.get("concurrency")
-        if isinstance(conc, dict) and conc.get("warning"):
-            out.append(f"{name}: {conc['warning']}.")
-        if not c.run.meta.get("invariants_hold", True):
-            out.append(f"{name}: invariants VIOLATED (see below): the database lost or invented money.")
+        # The run's own warnings, as run.json lists them (loadgen.results.warnings), on the report's figures.
+        out += run_warnings({**c.run.meta, "summary": c.headline}, name)
     elapsed = [c.headline["elapsed_s"] for c in cells if c.headline["elapsed_s"] > 0]
     if len(elapsed) > 1 and max(elapsed) > 1.5 * min(elapsed):
         out.append(
@@ -260,7 +229,3 @@ def warnings_for(cells: list[Cell]) -> list[str]:
             "warm-up and ramp-up weigh differently in each, so compare their rates with care."
         )
     return out
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"

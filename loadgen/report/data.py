@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.errors import LoadgenError
+from loadgen.results.metrics import upgrade_summary
 from loadgen.results.stream import PARTS_DIR, is_writing, recover
 
 __all__ = [

@@ -36,6 +36,7 @@ from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.report import analysis as A
 from loadgen.report.data import Run
 from loadgen.results.client import SATURATED_SHARE, busiest_share
+from loadgen.results.warnings import distortion
 
 __all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "engine_takes_locks", "MIN_RATE", "TOLERANCE"]
 #: The fit is judged on cells with at least this conflict rate (below, a handful of failures decide).
@@ -122,7 +123,7 @@ def not_applicable(run: Run) -> str | None:
         return f"saturated client: the load generator used {cpu:.0%} of a core, so attempt times include its own queueing"
     if _find(run.meta, "kept_up") is False:
         return "saturated: the open loop could not start its arrivals on time, so the rate is the client's limit"
-    return None
+    return distortion(run.meta)  # a saturated machine, or attempts far slower than lightly loaded
 
 
 def engine_takes_locks(run: Run) -> bool:

@@ -639,7 +639,7 @@ def warnings_section(cells: list[Cell], p: str) -> str:
         return section(
             f"{p}warnings",
             "Warnings",
-            '<p class="ok">None: enough attempts, complete runs, comparable durations, no sign of a saturated load generator.</p>',
+            '<p class="ok">None: enough attempts, complete runs, comparable durations, no sign of a saturated load generator or machine, attempts as fast as the target answers lightly loaded.</p>',
         )
     items = "".join(f"<li>{esc(x)}</li>" for x in w)
     return section(f"{p}warnings", "Warnings", f'<div class="warnings"><ul>{items}</ul></div>')

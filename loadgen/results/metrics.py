@@ -26,6 +26,7 @@ same everywhere it is shown (terminal summary, progress line, web UI, report, ru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ __all__ = [
     "KIND_LABELS",
     "breakdown",
     "upgrade_summary",
+    "wilson_interval",
 ]
 
 PERCENTILES = (50, 95, 99, 99.9)
@@ -72,8 +74,7 @@ PERCENTILES = (50, 95, 99, 99.9)
 CONFLICT_RATE = "conflict rate"
 #: What it counts, in one line (report, UI, --help).
 CONFLICT_RATE_DEFINITION = (
-    "attempts that failed on contention / attempts "
-    "(40001 with or without OC000/OC001, OC000/OC001, and on PostgreSQL 40P01 and 55P03)"
+    "attempts that failed on contention / attempts (40001 with or without OC000/OC001, OC000/OC001, and on PostgreSQL 40P01 and 55P03)"
 )
 #: How each contention kind is named in a breakdown (the outcome names of attempts.parquet).
 KIND_LABELS: dict[str, str] = {
@@ -111,6 +112,17 @@ class Counts:
 def share(part: float | None, whole: float | None) -> float | None:
     """part / whole, or None when either is unknown or the whole is zero."""
     return None if part is None or not whole else part / whole
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval for a proportion k/n (None when n is 0)."""
+    if n <= 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def per_second(count: float | None, elapsed_s: float | None) -> float | None:

@@ -193,8 +193,9 @@ class RunRecord(_RecordFile):
         known.setdefault("run_id", "")
         known.setdefault("scenario", {})
         known.setdefault("target", {})
-        if int(known.get("format") or 1) < 2 and known.get("summary"):
-            known["summary"] = upgrade_summary(known["summary"])
+        if int(known.get("format") or 1) < 2:  # upgraded: written back, it is a format-2 file
+            known["summary"] = upgrade_summary(known.get("summary") or {})
+            known["format"] = RUN_FORMAT
         return cls(**known, extra=extra)
 
     def to_json(self) -> str:
@@ -248,4 +249,5 @@ class SweepRecord(_RecordFile):
                 {**c, "summary": upgrade_summary(c["summary"])} if isinstance(c.get("summary"), dict) else c
                 for c in known.get("cells") or []
             ]
+            known["format"] = SWEEP_FORMAT
         return cls(**known, extra=extra)
