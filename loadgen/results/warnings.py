@@ -22,6 +22,7 @@ from loadgen.results.metrics import CONFLICT_RATE, wilson_interval
 
 __all__ = [
     "run_warnings",
+    "workload_warnings",
     "distortion",
     "machine_saturated",
     "latency_inflation",
@@ -57,7 +58,7 @@ def machine_saturated(doc: Mapping[str, Any]) -> str | None:
         return None
     load = m.get("load_average")
     cpus = m.get("cpus")
-    parts = [f"its CPUs were {busy:.0%} busy over the measured period"]
+    parts = [f"its CPUs {busy:.0%} busy over the measured period"]
     if isinstance(load, list) and load:
         parts.append(f"load average {load[0]:g}" + (f" on {cpus} cores" if cpus else ""))
     if isinstance(m.get("server_cpu_cores"), (int, float)):
@@ -66,8 +67,8 @@ def machine_saturated(doc: Mapping[str, Any]) -> str | None:
     if isinstance(client.get("cpu_utilization"), (int, float)):
         parts.append(f"the load generator {client['cpu_utilization']:.2f}")
     return (
-        "the machine was saturated (" + ", ".join(parts) + "): attempts also waited for a CPU, so latencies, "
-        "throughput and the conflict rate describe this machine's limit, not the database's"
+        "the machine was saturated: " + ", ".join(parts) + "; attempts also waited for a CPU, so latencies, "
+        f"throughput and the {CONFLICT_RATE} describe this machine's limit, not the database's"
     )
 
 
@@ -96,9 +97,9 @@ def _latency_note(doc: Mapping[str, Any]) -> str | None:
     ratio, light = found
     p50 = doc["summary"]["attempt_latency_ms"]["p50"]
     return (
-        f"attempt latency p50 {p50:,.1f} ms is {ratio:,.0f}x what this target takes lightly loaded (about {light:,.2f} ms, "
-        "from a round trip measured on an idle connection before the load): attempts were queueing (for a CPU, "
-        "a connection or a lock), so the figures describe an overloaded system"
+        f"attempts queued: attempt latency p50 {p50:,.1f} ms is {ratio:,.0f}x what this target takes lightly loaded "
+        f"(about {light:,.2f} ms, from a round trip measured on an idle connection before the load), so the attempts "
+        "waited (for a CPU, a connection or a lock) and the figures describe an overloaded system"
     )
 
 
@@ -106,6 +107,27 @@ def distortion(doc: Mapping[str, Any]) -> str | None:
     """Why the model and the what-if simulation do not describe this run (a saturated machine or
     attempts far slower than lightly loaded), in one sentence; None when neither."""
     return machine_saturated(doc) or _latency_note(doc)
+
+
+def workload_warnings(doc: Mapping[str, Any]) -> list[str]:
+    """The load model's and the read mix's own warnings (run.json's ``load``, ``reads``): an open loop that
+    could not keep up, batches cut short, audits that found money missing."""
+    notes = []
+    load = _d(doc.get("load"))
+    if load.get("model") == "open" and not load.get("kept_up", True):
+        lag = _d(load.get("start_lag_ms"))
+        notes.append(
+            f"open loop could not keep up: {_n(load.get('achieved_rate')):.0f} of {_n(load.get('arrival_rate')):g} transactions/s "
+            f"started, {int(_n(load.get('late'))):,} of {int(_n(load.get('started'))):,} late by more than "
+            f"{_n(load.get('late_threshold_ms')):g} ms (start lag p99 {_n(lag.get('p99')):.0f} ms); raise users or lower arrival_rate"
+        )
+    if load.get("model") == "batches" and _n(load.get("batches_completed")) < _n(load.get("batches_planned")):
+        notes.append(f"only {load['batches_completed']} of {load['batches_planned']} batches completed before the duration ran out")
+    reads = _d(doc.get("reads"))
+    if reads.get("audit_mismatches"):
+        examples = reads.get("audit_mismatch_examples") or [""]
+        notes.append(f"{reads['audit_mismatches']} of {reads.get('audits')} audits saw a wrong total: {examples[0]}")
+    return notes
 
 
 def run_warnings(doc: Mapping[str, Any], name: str = "this run") -> list[str]:
@@ -138,6 +160,7 @@ def run_warnings(doc: Mapping[str, Any], name: str = "this run") -> list[str]:
     for sentence in (machine_saturated(doc), _latency_note(doc)):
         if sentence:
             out.append(f"{name}: {sentence}.")
+    out += [f"{name}: {note}." for note in workload_warnings(doc)]
     conc = _d(doc.get("concurrency"))
     if conc.get("warning"):
         out.append(f"{name}: {conc['warning']}.")
