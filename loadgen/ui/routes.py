@@ -35,6 +35,35 @@ _PAGE = Path(__file__).with_name("static") / "contention.html"
 _STOPPING_STATES = ("cleanup", "stopping")
 
 
+#: Opens the start form's "Custom parameters" panel once React has drawn it (Locust keeps it collapsed).
+_OPEN_FIELDS = """<script>
+(() => {
+  const open = () => {
+    const summary = [...document.querySelectorAll("[aria-expanded]")].find((e) => e.textContent.trim() === "Custom parameters");
+    if (!summary) return false;
+    if (summary.getAttribute("aria-expanded") !== "true") summary.click();
+    return true;
+  };
+  if (!open()) {
+    const watch = new MutationObserver(() => { if (open()) watch.disconnect(); });
+    watch.observe(document.documentElement, {childList: true, subtree: true});
+  }
+})();
+</script>
+"""
+
+
+def target_description(plugin: LoadgenPlugin) -> str:
+    """Where the test runs, without secrets: ``embedded PostgreSQL at postgresql://...`` for the Host field."""
+    try:
+        target = plugin.make_target()
+    except LoadgenError:
+        return str(getattr(plugin.env.parsed_options, "target", "embedded"))
+    d = target.describe()
+    where = d.get("url") or d.get("dsn") or d.get("endpoint") or ""
+    return f"loadgen target {target.kind}" + (f": {where}" if where else "")
+
+
 def _report_available() -> bool:
     try:
         return importlib.util.find_spec("loadgen.report") is not None
@@ -89,8 +118,10 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _scrub_secrets(web_ui: WebUI) -> None:
-    """Keep secret options' command-line values out of the page's template arguments."""
+def _scrub_secrets(web_ui: WebUI, plugin: LoadgenPlugin) -> None:
+    """Keep secret options' command-line values out of the page's template arguments, and speak loadgen
+    in the start form: its Host field shows where the test runs (the target's redacted description),
+    so Locust's "no host attribute" notice never shows."""
     original = web_ui.update_template_args
 
     def update_template_args() -> None:
@@ -98,6 +129,8 @@ def _scrub_secrets(web_ui: WebUI) -> None:
         for option in (web_ui.template_args.get("extra_options") or {}).values():
             if option.get("is_secret"):
                 option["default_value"] = ""
+        web_ui.template_args["host"] = target_description(plugin)
+        web_ui.template_args["missing_host_warning"] = False
 
     web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
 
@@ -107,7 +140,11 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
     assert app is not None
     guard = web_ui.auth_required_if_enabled
     report = _report_available()
-    _scrub_secrets(web_ui)
+    _scrub_secrets(web_ui, plugin)
+    # The page gets its options through Jinja's tojson, which sorts keys: the start form would list
+    # loadgen's fields alphabetically. Kept in the order they were declared: target first, then the
+    # workload (the knob table's order), then the retry policy and the rest.
+    app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
 
     downloads = [
         {"href": "./contention", "title": "Contention: live charts"},
@@ -167,6 +204,16 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
         resp = Response(found, mimetype=mimetype)
         resp.headers["Content-Disposition"] = f"attachment; filename={name}"
         return resp
+
+    @app.after_request
+    def open_loadgen_fields(response: Response) -> Response:
+        # Locust's form keeps its custom parameters (target, workload) in a collapsed panel: open it
+        # when the page has drawn it, so loadgen's own fields are in sight with Locust's.
+        if request.path in ("/", "/index.html") and response.mimetype == "text/html" and not response.direct_passthrough:
+            page = response.get_data(as_text=True)
+            if "</body>" in page:
+                response.set_data(page.replace("</body>", _OPEN_FIELDS + "</body>", 1))
+        return response
 
     @app.before_request
     def check_swarm_form() -> Response | None:
