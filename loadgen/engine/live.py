@@ -158,6 +158,9 @@ class Timeline:
                 "t": round(now - self._t0, 2),
                 "users": users,
                 "conflict_rate": r["conflict_rate"],
+                # The counts the point's rate divides: the chart's figures add up to the cards'.
+                "attempts": attempts,
+                "conflicts": conflicts,
                 "throughput_commits_per_s": r["throughput_commits_per_s"],
                 "attempts_per_s": per_second(attempts, dt),
             }
