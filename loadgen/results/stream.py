@@ -42,6 +42,7 @@ from loadgen.model.outcomes import Outcome
 from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
 from loadgen.results.records import RecordError, RunRecord
+from loadgen.results.warnings import run_warnings
 
 __all__ = [
     "AttemptStream",
@@ -215,6 +216,7 @@ def recover(run_dir: Path) -> CutOff | None:
     record.status, record.completed, record.in_progress, record.summary = "cut off", False, False, summary
     record.ended_at = record.ended_at or cut.last_write
     record.extra["cut_off"] = cut.to_dict()
+    record.extra["warnings"] = run_warnings(record.to_dict())  # the report's warnings, cut off included
     record.write(run_dir)
     compact(run_dir)
     return cut
