@@ -27,6 +27,7 @@ import pytest
 from chromium import PageWatch
 from playwright.sync_api import expect
 
+from loadgen.results.metrics import CONFLICT_RATE
 from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.ui import LOCUSTFILE
 
@@ -486,3 +487,50 @@ def test_ctrl_c_during_a_test_writes_it_without_connection_errors(sig: signal.Si
     assert len(outcomes) == doc["summary"]["attempts"] > 300
     assert "connection_error" not in outcomes
     assert doc["connections"]["left_open"] == 0
+
+
+@pytest.mark.slow
+def test_the_web_uis_cards_chart_and_last_second_lead_with_its_run_json(
+    embedded: object, tmp_path: Path, watched: PageWatch, context: Any
+) -> None:
+    """One conflict rate (tests/test_contention_rate.py), in the web UI: a hot test in locking mode with a
+    1 ms lock timeout (55P03 and 40001 differ by more than 2x); the cards, the chart's data and Locust's
+    "last second" row lead with the figure of that test's run.json, in Chromium."""
+    ui = _start_ui(tmp_path)
+    try:
+        form = {"user_count": 30, "spawn_rate": 30, "accounts": 10, "cc": "locking", "lock_timeout_ms": 1}
+        assert ui.post("/swarm", form)["success"]
+        ui.wait_for(lambda d: d["state"] == "running" and d["totals"]["attempts"] > 1000 and len(d["timeline"]) >= 2)
+        assert ui.post("/stop")["success"]
+        data = ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None, timeout=90)
+        doc = json.loads((Path(data["run_dir"]) / "run.json").read_text())
+        rate = doc["summary"]["conflict_rate"]
+        shown = f"{rate:.2%}"
+        kinds = sorted(doc["summary"]["conflicts_by_kind"].values())
+        assert len(kinds) >= 2 and kinds[-1] > 2 * kinds[-2]
+        # The cards and the chart's data, as the page gets them.
+        assert data["totals"]["conflict_rate"] == pytest.approx(rate)
+        points = data["timeline"]
+        assert sum(p["conflicts"] for p in points) / sum(p["attempts"] for p in points) == pytest.approx(rate, abs=5e-5)
+
+        # In the browser: the contention page's first card, and Locust's own tab with its "last second" row.
+        page = watched.page
+        page.goto(ui.base + "/contention")
+        expect(page.locator("body[data-updated]")).to_be_attached()
+        expect(page.locator(".card .v").first).to_have_text(shown)
+        expect(page.locator("#conflict-rate-label")).to_have_text(CONFLICT_RATE)
+        last = points[-1]["conflict_rate"]
+        assert last is not None
+        tab = PageWatch.on(context.new_page())
+        tab.page.goto(ui.base + "/")
+        tab.page.get_by_role("tab", name="Contention").click()
+        row = tab.page.get_by_role("row").filter(has=tab.page.get_by_role("cell", name=CONFLICT_RATE, exact=True))
+        expect(row).to_contain_text(shown)
+        now = tab.page.get_by_role("row").filter(has=tab.page.get_by_role("cell", name=f"{CONFLICT_RATE}, last second", exact=True))
+        expect(now).to_contain_text(f"{last:.2%}")
+        first_row = tab.page.get_by_role("row").nth(1)
+        expect(first_row).to_contain_text(CONFLICT_RATE)
+        watched.assert_clean(ui.base + "/")
+        tab.assert_clean(ui.base + "/")
+    finally:
+        _stop_ui(ui)
