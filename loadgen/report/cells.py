@@ -88,7 +88,7 @@ class Cell:
 
 
 #: Settings the load's name already says (or that only bound the time): not repeated in a series name.
-_LOAD_SETTINGS = {"accounts", "users", "load", "load.model", "load.arrival_rate", "arrival_rate"}
+_LOAD_SETTINGS = {"accounts", "users", "load", "load.model", "load.arrival_rate", "arrival_rate", "duration_s", "duration"}
 
 
 def _fmt_setting(v: Any) -> str:
@@ -179,7 +179,10 @@ def analyse_runs(runs: list[Run]) -> list[Cell]:
         flat = _flatten(run.scenario)
         cell.settings = {k: flat.get(k) for k in keys}
         cells.append(cell)
-    cells.sort(key=lambda c: (c.series, c.accounts or 0))
+    # The talk's load (the hot-spot axis and its baseline) first, then the concurrency axis.
+    cells.sort(
+        key=lambda c: (c.axis == "concurrency", c.series if c.axis != "concurrency" else "", c.users or 0, c.series, c.accounts or 0)
+    )
     return cells
 
 

@@ -179,8 +179,11 @@ def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, 
         _plain_log(ax2.yaxis, FuncFormatter(lambda x, _p: f"{x:g}"))
     ax2.set_ylabel("attempts per commit")
     ax2.set_title("Attempts per commit")
-    ax1.legend(fontsize=7, loc="best")
-    _margins(fig, left=0.9, right=0.2, bottom=0.55, top=0.35, wspace=0.22)
+    # Below the charts: inside, it would hide the published point beside the baseline.
+    handles, labels = ax1.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(3, max(1, len(labels))), frameon=False)
+    rows = (len(labels) + 2) // 3
+    _margins(fig, left=0.9, right=0.2, bottom=0.6 + 0.18 * rows, top=0.35, wspace=0.22)
     return to_svg(fig)
 
 
