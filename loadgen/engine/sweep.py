@@ -257,6 +257,8 @@ def _run_cells(
                 aborted=run.aborted,
                 scenario=cell.scenario.to_dict(),
                 notes=run.notes,
+                warnings=run.warnings,
+                gates=run.gates,
                 violated=[i.name for i in run.invariants if not i.ok],
             )
             index.write(sweep_dir)
@@ -341,6 +343,9 @@ def format_sweep(result: SweepResult) -> str:
         where = axis(scen)
         baseline = baseline or where == "baseline"
         violated = "  VIOLATED " + ", ".join(e["violated"]) if e.get("violated") else ""
+        # Figures the run cannot vouch for are flagged beside them (the warnings, by their first words).
+        why = sorted({w.split(": ", 1)[-1].split(":")[0].split(" (")[0] for w in e.get("warnings") or []})
+        violated += f"  WARNED: {'; '.join(why)}" if why else ""
         kinds = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
         lines.append(
             f"  {i:<4} {where:<11} {scen.get('accounts', 0):>8,}  {load_label(scen):<24}"

@@ -227,6 +227,8 @@ def cells_frame(cells: list[Cell], baseline: Cell | None = None) -> pd.DataFrame
                 "goodput": h["throughput_commits_per_s"],
                 "model_rate": c.model_rate,
                 "model_applies": bool(c.fit and c.fit.not_applicable is None),
+                # Why the cell's figures describe something else (a saturated machine, queueing): flagged beside them.
+                "caveat": c.fit.not_applicable.split(":")[0] if c.fit and c.fit.not_applicable else "",
                 "txn_p99_ms": h["transaction_latency_ms"]["p99"],
                 "attempt_p50_ms": h["attempt_latency_ms"]["p50"],
                 "attempt_p99_ms": h["attempt_latency_ms"]["p99"],

@@ -269,6 +269,7 @@ def hotspot_section(cells: list[Cell], p: str) -> str:
             ratio(r.apc_ratio),
             num(r.throughput_commits_per_s, 1),
             ratio(r.throughput_ratio),
+            f'<span class="bad">{esc(r.caveat)}</span>' if r.caveat else "",
         ]
         for r in frame.itertuples()
     ]
@@ -284,11 +285,12 @@ def hotspot_section(cells: list[Cell], p: str) -> str:
             "-",
             num(TALK_RETRY.calls_per_s, 1),
             "-",
+            "published",
         ]
     )
     classes.append("muted")
     t = table(
-        ["cell", "load", CONFLICT_RATE, f"vs {ref}", "attempts", "attempts/commit", f"vs {ref}", "commits/s", f"vs {ref}"],
+        ["cell", "load", CONFLICT_RATE, f"vs {ref}", "attempts", "attempts/commit", f"vs {ref}", "commits/s", f"vs {ref}", "caveat"],
         rows,
         classes,
     )
