@@ -122,7 +122,7 @@ def not_applicable(run: Run) -> str | None:
     if cpu is not None and cpu >= SATURATED_SHARE:
         return f"saturated client: the load generator used {cpu:.0%} of a core, so attempt times include its own queueing"
     if _find(run.meta, "kept_up") is False:
-        return "saturated: the open loop could not start its arrivals on time, so the rate is the client's limit"
+        return "open loop fell behind: it could not start its arrivals on time (see the warnings), so the rate is the client's limit"
     return distortion(run.meta)  # a saturated machine, or attempts far slower than lightly loaded
 
 
