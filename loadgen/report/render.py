@@ -320,7 +320,7 @@ def concurrency_section(cells: list[Cell], p: str) -> str:
 def heatmap_section(cells: list[Cell], p: str) -> str:
     frame = cells_frame(cells)
     frame = frame[frame["closed_loop"]]  # users mean in-flight transactions only in a closed loop
-    if frame["accounts"].nunique() < 2 or frame["users"].nunique() < 2:
+    if frame.empty or (frame["accounts"].nunique() < 2 and frame["users"].nunique() < 2):
         return ""
     return section(
         f"{p}heatmap", f"Heatmap: {CONFLICT_RATE} over accounts x closed-loop users", chart(charts.heatmap(frame.reset_index(drop=True)))
