@@ -77,3 +77,9 @@ def test_broken_invariants_exit_1_even_with_a_gate_breached(embedded: object, tm
     doc = json.loads((_run_dir(out) / "run.json").read_text())
     assert doc["invariants_hold"] is False and doc["gates"][0]["ok"] is False
     assert r.returncode == 1, r.stderr[-2000:]
+
+
+def test_the_gates_are_in_run_help() -> None:
+    r = run_cli("run", "--help", timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]  # a help text with a bare % would not even format
+    assert "--max-conflict-rate" in r.stdout and "--max-retries-per-commit" in r.stdout and "--max-txn-p99-ms" in r.stdout

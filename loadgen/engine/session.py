@@ -199,6 +199,9 @@ class RunSession:
                 row = conn.execute("SELECT version()").fetchone()
                 self.server_version = str(row[0]) if row else None
                 reset(conn, self.scenario.accounts, self.scenario.initial_balance, truncate=self.target.truncates)
+                # The target's round trip on an idle connection, before any load: what "lightly loaded"
+                # means when attempt latencies are judged (loadgen.results.warnings).
+                self.light_rtt_ms = light_rtt_ms(conn.execute)
         except BaseException:
             self.abandon()
             raise
@@ -230,26 +233,15 @@ class RunSession:
     def start(self) -> None:
         """The run's clock starts; run.json says the run is running (a run killed later still says what it was);
         the count of row-lock waits in the embedded server's log starts too."""
-        self._measure_light_rtt()
         server_pid = None
         if isinstance(self.target, EmbeddedTarget):
             self._lock_log = (self.target.server, self.target.server.log_size())
-            with contextlib.suppress(Exception):  # the server's CPU is a figure to add, not a reason to fail
-                server_pid = self.target.server.status().pid
+            server_pid = self.target.server.postmaster_pid()
         self.machine = MachineWindow(server_pid)
         self.machine.start()
         self.started = datetime.now(UTC)
         if self.run_dir is not None:
             self.start_record().write(self.run_dir)
-
-    def _measure_light_rtt(self) -> None:
-        """The target's round trip on an idle connection, before any load: what "lightly loaded" means
-        when attempt latencies are judged (loadgen.results.warnings)."""
-        try:
-            with connect(self.target) as conn:
-                self.light_rtt_ms = light_rtt_ms(conn.execute)
-        except Exception:  # noqa: BLE001 - a reference only, never a reason to fail a run: left out
-            self.light_rtt_ms = None
 
     def stream(self, sources: Callable[[], Iterable[AttemptRecorder]], env: Environment | None = None) -> None:
         """From now on the attempts ``sources`` hold reach the run directory every second

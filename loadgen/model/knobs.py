@@ -331,7 +331,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
          field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
          refusal="isolation {value}: DSQL has one isolation level (snapshot, as repeatable-read); run this cell on a PostgreSQL target"),
-    Knob("gates.max_conflict_rate", "number", "gate for CI: exit 3 when the conflict rate is above this share (0.05 = 5%)",
+    Knob("gates.max_conflict_rate", "number", "gate for CI: exit 3 when the conflict rate is above this share (0.05: 5 percent)",
          field="max_conflict_rate", flag="--max-conflict-rate", form="--max-conflict-rate", check=_share, zero_is_none=True,
          sweep=False, default_text="no gate"),
     Knob("gates.max_retries_per_commit", "number", "gate for CI: exit 3 when retries per commit are above this",
