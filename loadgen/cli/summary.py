@@ -34,9 +34,11 @@ def format_summary(result: Any) -> str:
             f"  warm-up           {warmup['connections']:,} connections opened in {warmup['seconds']:.1f} s, before the measured period"
         )
     by_kind = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
+    warned = getattr(result, "warnings", None) or []
     lines += [
         f"  {CONFLICT_RATE:<18}{_pct(s['conflict_rate'])}   {s['conflicts']:,} of {s['attempts']:,} attempts failed on contention"
-        + ("" if result.completed else "   (run interrupted: incomplete)"),
+        + ("" if result.completed else "   (run interrupted: incomplete)")
+        + (f"   (see the {len(warned)} WARNING line{'s' if len(warned) != 1 else ''} below)" if warned else ""),
     ]
     if by_kind:
         lines.append(f"    conflicts by kind  {by_kind}")
