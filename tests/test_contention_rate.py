@@ -2,8 +2,8 @@
 
 The conflict rate is attempts that failed on contention (40001 with or without OC000/OC001,
 OC000/OC001, and on PostgreSQL 40P01 and 55P03) / attempts, computed once
-(loadgen.results.metrics). A hot cell in PostgreSQL's locking mode with a 1 ms lock timeout
-fails mostly with 55P03 and some 40001: the kinds differ by more than 2x, so a view that
+(loadgen.results.metrics). A hot cell in cc nowait (the later writer fails at its statement,
+55P03, and some transactions with 40001) fails mostly with 55P03: the kinds differ by more than 2x, so a view that
 led with the 40001-only share would show a different number. To the printed precision
 (two decimals of a percent) the same figure must lead the progress line, the summary,
 the sweep's cell line and table, run.json, the --csv stats file, ``predict --json`` and
@@ -45,10 +45,7 @@ accounts = 10
 users = 30
 duration = "2s"
 seed = 7
-cc = "locking"
-
-[postgres]
-lock_timeout_ms = 1
+cc = "nowait"
 """
 
 

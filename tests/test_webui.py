@@ -495,12 +495,12 @@ def test_ctrl_c_during_a_test_writes_it_without_connection_errors(sig: signal.Si
 def test_the_web_uis_cards_chart_and_last_second_lead_with_its_run_json(
     embedded: object, tmp_path: Path, watched: PageWatch, context: Any
 ) -> None:
-    """One conflict rate (tests/test_contention_rate.py), in the web UI: a hot test in locking mode with a
-    1 ms lock timeout (55P03 and 40001 differ by more than 2x); the cards, the chart's data and Locust's
+    """One conflict rate (tests/test_contention_rate.py), in the web UI: a hot test in cc nowait
+    (55P03 and 40001 differ by more than 2x); the cards, the chart's data and Locust's
     "last second" row lead with the figure of that test's run.json, in Chromium."""
     ui = _start_ui(tmp_path)
     try:
-        form = {"user_count": 30, "spawn_rate": 30, "accounts": 10, "cc": "locking", "lock_timeout_ms": 1}
+        form = {"user_count": 30, "spawn_rate": 30, "accounts": 10, "cc": "nowait"}
         assert ui.post("/swarm", form)["success"]
         ui.wait_for(lambda d: d["state"] == "running" and d["totals"]["attempts"] > 1000 and len(d["timeline"]) >= 2)
         assert ui.post("/stop")["success"]

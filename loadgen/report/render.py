@@ -13,6 +13,7 @@ import pandas as pd
 from loadgen import __version__
 from loadgen.model.baseline import TALK_CONDITIONS
 from loadgen.model.outcomes import CONTENTION, Outcome
+from loadgen.model.steps import step_order
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, _flatten, cells_frame, find_baseline, warnings_for
@@ -518,12 +519,19 @@ def _differences(base: Cell | None) -> list[str]:
             "writers wait on row locks (and may deadlock, 40P01) before PostgreSQL reports 40001, where DSQL never waits; "
             "the model does not apply to such cells."
         )
+    elif mode == "nowait":
+        how = f" ({esc(cc['how'])})" if cc.get("how") else ""
+        out.append(
+            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}) in cc nowait mode{how}: no "
+            "writer waits on a row lock, but the later *writer* fails at its statement (55P03), where DSQL fails the later "
+            f"*committer* at COMMIT (40001); the {CONFLICT_RATE} counts both kinds the same way."
+        )
     else:
         how = f" ({esc(cc['how'])})" if cc.get("how") else ""
         out.append(
-            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}) in cc occ mode{how}: no writer "
-            "waits on a row lock, as on DSQL; which SQLSTATE a loser gets (40001 or 55P03) and at which statement may "
-            f"differ from DSQL's, and the {CONFLICT_RATE} counts every kind the same way."
+            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}) in cc occ mode{how}: "
+            "first committer wins, as on DSQL: reads at the snapshot, writes applied with COMMIT, the later committer "
+            f"fails at COMMIT with 40001; the {CONFLICT_RATE} counts every contention failure whatever its SQLSTATE."
         )
     f = base.fit
     h = base.headline
@@ -632,6 +640,31 @@ def latency_section(cells: list[Cell], p: str) -> str:
     if frame["accounts"].nunique() > 1:
         body += chart(charts.latency(frame))
     return section(f"{p}latency", "Latency against contention", body)
+
+
+def failures_section(cells: list[Cell], p: str) -> str:
+    """Failed attempts by the step of the transaction shape they ended at (attempts.parquet's failed_at)."""
+    with_steps = [c for c in cells if c.failures]
+    if not with_steps:
+        return ""
+    steps: list[str] = []
+    for c in with_steps:
+        steps += [f.step for f in c.failures if f.step not in steps]
+    steps = step_order(steps)
+    rows = []
+    for c in with_steps:
+        at = {f.step: f for f in c.failures}
+        rows.append(
+            [esc(c.label), num(sum(f.failed for f in c.failures))]
+            + [f"{num(at[s].failed)} ({pct(at[s].share, 1)})" if s in at else "-" for s in steps]
+        )
+    body = (
+        '<p class="muted">Where failed attempts ended, by the step of the transaction shape (begin, debit, credit, '
+        "ledger, commit, ...; connect: no connection came). On DSQL, and under cc occ, a conflict ends an attempt at "
+        "commit, after all its statements; under cc nowait or locking, at the statement that met another's row lock.</p>"
+    )
+    body += table(["cell", "failed attempts"] + [esc(s) for s in steps], rows)
+    return section(f"{p}failures", "Failures by step", body)
 
 
 def detail_section(cells: list[Cell], p: str) -> str:
@@ -747,6 +780,7 @@ SECTIONS = [
     ("whatif", "What if"),
     ("reference", "DSQL reference"),
     ("latency", "Latency"),
+    ("failures", "Failures by step"),
     ("detail", "Over time & hot keys"),
     ("metadata", "Metadata"),
 ]
@@ -765,6 +799,7 @@ def study_sections(cells: list[Cell], p: str = "", whatif: WhatIf | None = None)
             whatif_section(whatif, p),
             reference_section(cells, p),
             latency_section(cells, p),
+            failures_section(cells, p),
             detail_section(cells, p),
             metadata_section(cells, p),
         ]
