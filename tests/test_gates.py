@@ -69,10 +69,10 @@ def test_an_unbreached_gate_exits_0(embedded: object, tmp_path: Path) -> None:
 
 def test_broken_invariants_exit_1_even_with_a_gate_breached(embedded: object, tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    # Read-modify-write under READ COMMITTED loses updates: money disappears.
+    # Read-modify-write under READ COMMITTED loses updates: money disappears (cc nowait, as the lost-update scenario).
     r = run_cli(
         "run", "--accounts", "10", "--users", "20", "--duration", "2s", "--shape", "read-modify-write",
-        "--isolation", "read-committed", "--max-txn-p99-ms", "0.001", "--out", str(out), "-q",
+        "--isolation", "read-committed", "--cc", "nowait", "--max-txn-p99-ms", "0.001", "--out", str(out), "-q",
     )  # fmt: skip
     doc = json.loads((_run_dir(out) / "run.json").read_text())
     assert doc["invariants_hold"] is False and doc["gates"][0]["ok"] is False
