@@ -12,11 +12,12 @@ broken invariants win over gates.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
+from loadgen.errors import LoadgenError
 from loadgen.results.gates import EXIT_GATE, breach_lines
+from loadgen.results.rundir import read_run
 
 __all__ = ["ExitCode", "EXIT_OK", "EXIT_BROKEN", "EXIT_INTERRUPTED", "EXIT_GATE"]
 
@@ -49,14 +50,17 @@ class ExitCode:
                 self.broken.append("the test ended before its results were written (stopped while the bank was being seeded?)")
             return
         try:
-            doc = json.loads((plugin.run_dir / "run.json").read_text())
-        except (OSError, ValueError) as e:
-            self.broken.append(f"cannot read {plugin.run_dir / 'run.json'}: {e}")
+            record = read_run(plugin.run_dir)
+        except LoadgenError as e:
+            self.broken.append(str(e))
             return
-        if not doc.get("invariants_hold", False):
-            failed = [i.get("detail") or i.get("name") for i in doc.get("invariants", []) if not i.get("ok")]
+        if record is None:
+            self.broken.append(f"{plugin.run_dir}: no run.json written")
+            return
+        if not record.invariants_hold:
+            failed = [i.detail or i.name for i in record.sections.invariants or () if not i.ok]
             self.broken.append(f"{plugin.run_dir.name}: invariants broken: {'; '.join(map(str, failed))}")
-        self.breached += breach_lines(doc.get("gates"), f" ({plugin.run_dir.name})")
+        self.breached += breach_lines(record.to_dict().get("gates"), f" ({plugin.run_dir.name})")
 
     def on_quitting(self, environment: Any, **_: Any) -> None:
         state = getattr(environment.runner, "state", None)

@@ -13,21 +13,42 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
 from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, LABELS, breakdown
-from loadgen.targets.base import make_target
+from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
 if TYPE_CHECKING:
+    from locust.env import Environment
     from locust.web import WebUI
 
-    from loadgen.ui.webui import LoadgenPlugin
+__all__ = ["attach", "tab_rows", "TAB_KEY", "Plugin"]
 
-__all__ = ["attach", "tab_rows", "TAB_KEY"]
+
+class Plugin(Protocol):
+    """What the routes ask of loadgen's state in the Locust process (loadgen.ui.webui.LoadgenPlugin).
+
+    A Protocol, as psycopg_pool's abc.py does: the plugin attaches the routes, and the
+    routes need not import the plugin's module back.
+    """
+
+    env: Environment
+    run_dir: Path | None
+
+    @property
+    def role(self) -> str: ...
+    def dsn(self) -> str: ...
+    def users_asked(self) -> int: ...
+    def data(self) -> dict[str, Any]: ...
+    def attempts_parquet(self) -> bytes | Path | None: ...
+    def run_json(self) -> bytes | Path | None: ...
+    def write_report(self, run_dir: Path) -> None: ...
+    def make_target(self) -> Any: ...
+
 
 TAB_KEY = "contention"
 _PAGE = Path(__file__).with_name("static") / "contention.html"
@@ -53,7 +74,7 @@ _OPEN_FIELDS = """<script>
 """
 
 
-def target_description(plugin: LoadgenPlugin) -> str:
+def target_description(plugin: Plugin) -> str:
     """Where the test runs, without secrets: ``embedded PostgreSQL at postgresql://...`` for the Host field."""
     try:
         target = plugin.make_target()
@@ -118,7 +139,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _scrub_secrets(web_ui: WebUI, plugin: LoadgenPlugin) -> None:
+def _scrub_secrets(web_ui: WebUI, plugin: Plugin) -> None:
     """Keep secret options' command-line values out of the page's template arguments, and speak loadgen
     in the start form: its Host field shows where the test runs (the target's redacted description),
     so Locust's "no host attribute" notice never shows."""
@@ -135,16 +156,31 @@ def _scrub_secrets(web_ui: WebUI, plugin: LoadgenPlugin) -> None:
     web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
 
 
-def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
+def _start_form_speaks_loadgen(app: Any) -> None:
+    """Locust's start form with loadgen's fields in sight and in their declared order."""
+    # The page gets its options through Jinja's tojson, which sorts keys: the start form would list
+    # loadgen's fields alphabetically. Kept in the order they were declared: target first, then the
+    # workload (the knob table's order), then the retry policy and the rest.
+    app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+
+    @app.after_request
+    def open_loadgen_fields(response: Response) -> Response:
+        # Locust's form keeps its custom parameters (target, workload) in a collapsed panel: open it
+        # when the page has drawn it, so loadgen's own fields are in sight with Locust's.
+        if request.path in ("/", "/index.html") and response.mimetype == "text/html" and not response.direct_passthrough:
+            page = response.get_data(as_text=True)
+            if "</body>" in page:
+                response.set_data(page.replace("</body>", _OPEN_FIELDS + "</body>", 1))
+        return response
+
+
+def attach(plugin: Plugin, web_ui: WebUI) -> None:
     app = web_ui.app
     assert app is not None
     guard = web_ui.auth_required_if_enabled
     report = _report_available()
     _scrub_secrets(web_ui, plugin)
-    # The page gets its options through Jinja's tojson, which sorts keys: the start form would list
-    # loadgen's fields alphabetically. Kept in the order they were declared: target first, then the
-    # workload (the knob table's order), then the retry policy and the rest.
-    app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+    _start_form_speaks_loadgen(app)
 
     downloads = [
         {"href": "./contention", "title": "Contention: live charts"},
@@ -205,16 +241,6 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
         resp.headers["Content-Disposition"] = f"attachment; filename={name}"
         return resp
 
-    @app.after_request
-    def open_loadgen_fields(response: Response) -> Response:
-        # Locust's form keeps its custom parameters (target, workload) in a collapsed panel: open it
-        # when the page has drawn it, so loadgen's own fields are in sight with Locust's.
-        if request.path in ("/", "/index.html") and response.mimetype == "text/html" and not response.direct_passthrough:
-            page = response.get_data(as_text=True)
-            if "</body>" in page:
-                response.set_data(page.replace("</body>", _OPEN_FIELDS + "</body>", 1))
-        return response
-
     @app.before_request
     def check_swarm_form() -> Response | None:
         # Say what is wrong in the form's own error line, before Locust starts anything.
@@ -238,7 +264,7 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
         return response
 
 
-def _check_form(plugin: LoadgenPlugin) -> Response | None:
+def _check_form(plugin: Plugin) -> Response | None:
     opts = plugin.env.parsed_options
     values = {k: getattr(opts, k, None) for k in FORM_TYPES}
     for key in ("run_time", "spawn_rate"):
@@ -262,17 +288,17 @@ def _check_form(plugin: LoadgenPlugin) -> Response | None:
             # A new test: make sure the database is there (and big enough) before users spawn.
             dsn = request.form.get("dsn") or plugin.dsn()
             target_kind = str(values["target"])
-            make_target(target_kind, dsn if target_kind != "embedded" else None).prepare(users)
+            make_target(TargetSpec.from_options({"kind": target_kind, "dsn": dsn if target_kind != "embedded" else None})).prepare(users)
     except LoadgenError as e:
         return _refuse(plugin, str(e))
     return None  # each user opens its own connection when it starts
 
 
-def _refuse(plugin: LoadgenPlugin, message: str) -> Response:
+def _refuse(plugin: Plugin, message: str) -> Response:
     return jsonify({"success": False, "message": message, "host": plugin.env.host})
 
 
-def _report(plugin: LoadgenPlugin) -> Path | None:
+def _report(plugin: Plugin) -> Path | None:
     """The last test's ``report.html`` (written at test stop; made now if it is missing)."""
     run_dir = plugin.run_dir
     if run_dir is None:
