@@ -203,7 +203,9 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     assert "X-Amz" not in wire and "password" not in wire
     rebuilt = worker_target(json.loads(wire))
     assert isinstance(rebuilt, DsqlTarget)
-    assert (rebuilt.endpoint, rebuilt.region, rebuilt.db_user, rebuilt.profile) == (ENDPOINT, "us-east-1", "app_rw", "perf")
+    # Nothing naming the master's machine: a remote worker signs with its own credentials chain.
+    assert (rebuilt.endpoint, rebuilt.region, rebuilt.db_user, rebuilt.profile) == (ENDPOINT, "us-east-1", "app_rw", None)
+    assert "perf" not in wire
     assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "system")
     # DSQL limits new connections per cluster: four workers share the budget.
     assert rebuilt.pacer.rate == 20.0 and rebuilt.pacer.burst == target.connect_burst // 4
@@ -212,12 +214,41 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     rehearsal.audit.cleanup()
 
 
+def test_a_ca_bundle_file_reaches_workers_as_its_content_not_the_masters_path(fake_aws: dict[str, int], tmp_path: Path) -> None:
+    """A remote worker has no file at the master's path: the bundle's certificates travel (they are public)."""
+    from loadgen.targets.dsql import DsqlTarget, make_dsql_target
+
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")
+    target = make_dsql_target(ENDPOINT, sslrootcert=str(bundle), profile="perf")
+    wire = json.dumps(_target_setup(target, workers=2))
+    assert str(tmp_path) not in wire and "perf" not in wire
+    rebuilt = worker_target(json.loads(wire))
+    assert isinstance(rebuilt, DsqlTarget) and rebuilt.sslrootcert is not None
+    assert rebuilt.sslrootcert != str(bundle) and Path(rebuilt.sslrootcert).read_text() == bundle.read_text()
+    assert f"sslrootcert={rebuilt.sslrootcert}" in rebuilt.conninfo()
+
+
 def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connections(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """--processes with --dialect dsql: the workers run the DSQL path and are audited; each worker opens
-    one connection per user it runs (before, every worker's pool opened one per user of the whole test)."""
-    r = run_cli(
-        "run", "--dialect", "dsql", "--processes", "2", "--users", "40", "--accounts", "200",
-        "--duration", "2", "--out", str(tmp_path), "-q",
+    one connection per user it runs (before, every worker's pool opened one per user of the whole test),
+    and checks its file-descriptor capacity for those only: under a limit that holds 20 users' connections
+    and loadgen's reserve but not 40, the run goes (before, each worker refused all 40 users)."""
+    import resource
+    import subprocess
+    import sys
+
+    from loadgen.engine.users import FD_RESERVE
+
+    limit = 20 + FD_RESERVE + 10  # a worker's share fits, the whole run's 40 users would not
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "run", "--dialect", "dsql", "--processes", "2", "--users", "40",
+         "--accounts", "200", "--duration", "2", "--out", str(tmp_path), "-q"],
+        capture_output=True, text=True, timeout=180, preexec_fn=low_fd_limit,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]

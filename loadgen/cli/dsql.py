@@ -109,7 +109,10 @@ def cmd_dsql(args: argparse.Namespace) -> int:
     client = lifecycle.dsql_client(region, args.profile)
     print(f"deleting DSQL cluster {identifier} (waiting until it is gone)...", flush=True)
     status = lifecycle.delete_cluster(client, identifier)
-    print(f"{identifier}: {status.lower()}")
+    if status == lifecycle.PENDING_DELETE:
+        print(f"{identifier}: pending_delete: a multi-Region cluster, gone once its peer clusters are deleted too")
+    else:
+        print(f"{identifier}: {status.lower()}")
     return 0
 
 
@@ -176,8 +179,16 @@ def pace_spawn(args: argparse.Namespace, scenario: Any) -> Any:
     return replace(scenario, spawn_rate=min(float(scenario.users), rate))
 
 
-def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
-    """``loadgen run --ephemeral``: a cluster for this run only, deleted afterwards whatever happens."""
+#: Stands for the cluster ``--ephemeral`` will create while the run's options are checked.
+_PLACEHOLDER_CLUSTER = "ephemeralclusterplaceholder"
+
+
+def run_ephemeral(args: argparse.Namespace, run: Callable[[], int], check: Callable[[], object] | None = None) -> int:
+    """``loadgen run --ephemeral``: a cluster for this run only, deleted afterwards whatever happens.
+
+    ``check`` validates the whole run (TLS options, chaos, processes, every cell) against a
+    stand-in endpoint in the cluster's Region first: a run refused must not cost a cluster.
+    """
     from loadgen.targets import dsql_cluster as lifecycle  # lazy: DSQL's modules load for DSQL commands only
 
     if args.target != "dsql":
@@ -185,6 +196,13 @@ def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
     if args.endpoint:
         raise ConfigError("--ephemeral creates its own cluster: leave out --endpoint")
     client = lifecycle.dsql_client(args.region, args.profile)
+    if check is not None:
+        region = args.region
+        args.endpoint = f"{_PLACEHOLDER_CLUSTER}.dsql.{client.meta.region_name}.on.aws"
+        try:
+            check()
+        finally:
+            args.endpoint, args.region = None, region
     print(f"loadgen dsql: creating an ephemeral cluster in {client.meta.region_name}...", flush=True)
     with lifecycle.ephemeral_cluster(client, log=lambda line: print(line, flush=True)) as cluster:
         args.endpoint = cluster.endpoint

@@ -185,24 +185,14 @@ def _check_no_locking_on_dsql(args: argparse.Namespace) -> None:
         raise ConfigError(f"{flag} is for PostgreSQL targets; DSQL takes no row locks (it is always cc occ)")
 
 
-def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    # Locust first: gevent must patch the standard library before anything imports psycopg.
-    import locust  # noqa: F401
-
-    from loadgen.cli.display import progress_view  # lazy: see the module docstring
-    from loadgen.engine import interrupts  # lazy: see the module docstring
-
-    interrupts.install()  # Ctrl-C and SIGTERM from here on, also in a process started in the background
-    if args.resume is not None:
-        return cmd_resume(args, argv)
+def _plan_run(args: argparse.Namespace) -> tuple[ScenarioFile, Any, Any, Any]:
+    """What ``loadgen run`` will do, every option checked, before any database work (and, with
+    ``--ephemeral``, before a cluster is created): (scenario file, target, chaos, fleet)."""
     _check_no_locking_on_dsql(args)
-    sf = _scenario_file_from_args(args)  # validate before any database work
+    sf = _scenario_file_from_args(args)
     chaos = _chaos_from_args(args)
-    unreachable_limit_s = parse_duration(args.unreachable_limit)
+    parse_duration(args.unreachable_limit)
     fleet = _fleet_from_args(args)
-    from loadgen.cli.summary import format_summary  # lazy: see the module docstring
-    from loadgen.engine import sweep  # lazy: see the module docstring
-
     if args.target == "embedded" and not args.dsn and sf.target_kind:
         # The scenario file names the target; the command line's --target/--dsn would win.
         args.target, args.dsn = sf.target_kind, sf.dsn
@@ -221,6 +211,24 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
         # Remote workers leave after a run; a sweep would need them back for every cell.
         raise ConfigError("a sweep cannot use --master with remote workers yet: use --processes, or run the cells one by one")
+    return sf, target, chaos, fleet
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    # Locust first: gevent must patch the standard library before anything imports psycopg.
+    import locust  # noqa: F401
+
+    from loadgen.cli.display import progress_view  # lazy: see the module docstring
+    from loadgen.engine import interrupts  # lazy: see the module docstring
+
+    interrupts.install()  # Ctrl-C and SIGTERM from here on, also in a process started in the background
+    if args.resume is not None:
+        return cmd_resume(args, argv)
+    sf, target, chaos, fleet = _plan_run(args)
+    unreachable_limit_s = parse_duration(args.unreachable_limit)
+    from loadgen.cli.summary import format_summary  # lazy: see the module docstring
+    from loadgen.engine import sweep  # lazy: see the module docstring
+
     s0 = sf.cells[0].scenario
     what = (
         f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}"
@@ -501,10 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
-            _check_no_locking_on_dsql(args)
-            # Validate every cell as DSQL would take it before creating a cluster.
-            check_cells("dsql", _scenario_file_from_args(args).cells)
-            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
+            import locust  # noqa: F401  - before the checks: they may load psycopg, which must follow gevent's patching
+
+            # Every option checked as the run will take it (TLS, chaos, processes, cells) before creating a cluster.
+            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv), check=lambda: _plan_run(args))
         if args.command == "run" and args.worker:
             return cmd_worker(args)
         if args.command == "run":

@@ -17,7 +17,9 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadgen.db.classify import classify
 from loadgen.model.idgroups import id_groups, last_bytes
+from loadgen.model.outcomes import Outcome
 
 __all__ = [
     "BATCH_ROWS",
@@ -60,13 +62,18 @@ SETUP_ATTEMPTS = 10
 
 
 def _one_statement(conn: psycopg.Connection[Any], query: str, params: tuple = ()) -> int:
-    """Run one statement in a transaction of its own, retried on 40001; its row count."""
+    """Run one statement in a transaction of its own, retried on a conflict; its row count.
+
+    A conflict as the retry loop knows it (loadgen.db.classify): 40001, and DSQL's
+    OC000/OC001, which may arrive as their own SQLSTATE in a plain ``DatabaseError``
+    (OC001 follows DDL: the schema changed under the statement).
+    """
     for attempt in range(1, SETUP_ATTEMPTS + 1):
         try:
             with conn.transaction():
                 return conn.execute(query, params).rowcount
-        except psycopg.errors.SerializationFailure:
-            if attempt == SETUP_ATTEMPTS:
+        except psycopg.DatabaseError as e:
+            if classify(e).outcome != Outcome.CONFLICT or attempt == SETUP_ATTEMPTS:
                 raise
             time.sleep(min(1.0, 0.01 * 2**attempt))
     raise AssertionError("unreachable")

@@ -229,7 +229,7 @@ class WorkerAgent:
         self.target = target
         recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
-        bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
+        bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1, users=worker_share(scenario.users, self.setup))
         self.bench = bench
         set_bench(self.env, bench)
         self.sent = 0
@@ -287,6 +287,12 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def worker_share(users: int, setup: dict[str, Any]) -> int:
+    """The most users the master gives one worker: Locust spreads them evenly, the first workers taking one more."""
+    workers = max(1, int(setup.get("workers") or 1))
+    return -(-users // workers)
 
 
 def _worker_audit(target: Target | None) -> dict[str, Any] | None:
@@ -413,8 +419,10 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _start_local_workers(n: int, host: str, port: int, conninfo: str, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
+def _start_local_workers(
+    n: int, host: str, port: int, conninfo: str, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, **(extra_env or {})}
     password = _password(conninfo)
     if password is not None:
         env["PGPASSWORD"] = password  # the environment, never argv: argv is public in ps
@@ -436,6 +444,15 @@ def _start_local_workers(n: int, host: str, port: int, conninfo: str, log_dir: P
                 )
             )
     return procs
+
+
+def _local_worker_env(target: Target) -> dict[str, str]:
+    """What workers started on this machine inherit beyond the environment: the run's AWS profile
+    (a name, not a secret; remote workers use their own credentials chain)."""
+    inner = target.underlying
+    if isinstance(inner, DsqlTarget) and inner.profile:
+        return {"AWS_PROFILE": inner.profile}
+    return {}
 
 
 def _wait_for_workers(runner: Any, fleet: Fleet, procs: list[subprocess.Popen[bytes]], port: int, greeted: set[str]) -> None:
@@ -479,6 +496,7 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
         "user_class": options.user_class.__name__,
         "scenario": scenario_to_dict(scenario),
         "target": _target_setup(target, fleet.workers),
+        "workers": fleet.workers,
     }
     if target.audit is not None:
         collector.on_audit = target.audit.add_remote
@@ -490,7 +508,9 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
         session.stream(lambda: list(collector.recorders.values()), env)
         try:
             if fleet.processes:
-                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers")
+                procs = _start_local_workers(
+                    fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers", _local_worker_env(target)
+                )
             _wait_for_workers(master, fleet, procs, port, collector.greeted)
             session.run_load(
                 master,

@@ -59,7 +59,10 @@ class Bench:
     #: by default the talk's, as prepared statements straight through libpq.
     transaction: Shape = staticmethod(transfer_prepared)
 
-    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1) -> None:
+    def __init__(
+        self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1, *, users: int | None = None
+    ) -> None:
+        """``users``: how many of the scenario's users this process runs (a worker's share); all by default."""
         _check_gevent_cooperation()
         self.scenario = scenario
         self.target = target
@@ -78,7 +81,9 @@ class Bench:
         self.last_reached = time.monotonic()
         if scenario.cc == "locking" and not target.takes_row_locks:
             raise ConfigError(f"cc = locking needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
-        check_client_capacity(scenario.users)
+        #: The users this process runs, so the connections it opens.
+        self.users = scenario.users if users is None else users
+        check_client_capacity(self.users)
         # One connection per user (opened before the measured period by warm_up, or
         # else by the user's first attempt), so a refused connection is that attempt's
         # error and a process holds only its users' connections. Named after the
@@ -107,7 +112,7 @@ class Bench:
         them all ends the run here, in one line saying what it answered (its
         connection limit, usually).
         """
-        n = self.scenario.users if users is None else users
+        n = self.users if users is None else users
         t0 = time.monotonic()
         try:
             self.connections.prewarm(n, concurrency=WARMUP_CONCURRENCY)

@@ -41,6 +41,8 @@ __all__ = [
 
 #: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
 TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
+#: DSQL refuses a transaction that writes more rows than this (54000); exactly this many is allowed.
+DSQL_MAX_ROWS_PER_TRANSACTION = 3000
 #: --target postgres: where the tables live unless --schema says otherwise.
 DEFAULT_SCHEMA = "loadgen"
 
@@ -142,7 +144,15 @@ def scenario_problem(dialect: str, scenario: Any) -> str | None:
     ``set_config('lock_timeout')`` DSQL refuses on every connection, and an isolation
     level other than snapshot would be silently ignored, mislabelling the cell.
     """
-    return target_problem(dialect, scenario)  # the knob table says which knobs a dialect refuses
+    problem = target_problem(dialect, scenario)  # the knob table says which knobs a dialect refuses
+    if problem is None and dialect == "dsql" and scenario.transaction == "multi-leg":
+        rows = scenario.legs + 2  # the payer, each payee, the ledger row
+        if rows > DSQL_MAX_ROWS_PER_TRANSACTION:
+            return (
+                f"legs = {scenario.legs} writes {rows:,} rows per transfer, beyond DSQL's {DSQL_MAX_ROWS_PER_TRANSACTION:,} rows "
+                f"per transaction (every attempt would fail with 54000): at most {DSQL_MAX_ROWS_PER_TRANSACTION - 2:,} legs"
+            )
+    return problem
 
 
 def check_cells(dialect: str, cells: Any) -> None:

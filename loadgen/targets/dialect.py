@@ -46,7 +46,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.errors import ConfigError
-from loadgen.targets.base import Target
+from loadgen.targets.base import DSQL_MAX_ROWS_PER_TRANSACTION, Target
 from loadgen.targets.embedded import RUN_DATABASE_PREFIX
 from loadgen.targets.scope import RunScope
 
@@ -65,7 +65,6 @@ __all__ = [
 ]
 
 DIALECTS: tuple[str, ...] = ("postgresql", "dsql")
-DSQL_MAX_ROWS_PER_TRANSACTION = 3000
 
 _I = re.IGNORECASE | re.DOTALL
 #: Statement-level rules: (rule, pattern that breaks it).
