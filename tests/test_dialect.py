@@ -119,7 +119,8 @@ def test_set_up_on_the_dsql_path_keeps_the_rules_and_postgres_path_does_not(embe
 
 
 def test_set_up_retries_a_conflict(embedded: Any) -> None:
-    """A seeding batch that meets a concurrent update gets 40001 (as DSQL's OC000/OC001) and is tried again."""
+    """A set-up statement that meets a concurrent update gets 40001 (as DSQL's OC000/OC001) and is tried again:
+    here the reset's DROP of the accounts (the DSQL path drops and remakes the tables) meets the row lock."""
     import threading
 
     target = DsqlDialectTarget(EmbeddedTarget(embedded))
@@ -145,8 +146,8 @@ def test_set_up_retries_a_conflict(embedded: Any) -> None:
         holder.close()
         assert target.audit.check().ok
         traffic = "".join(p.read_text() for p in target.audit.directory.glob("*.trace"))
-        assert '"55P03"' in traffic, "the batch met the conflict (no lock waits: lock not granted, reported as 40001 OC000)"
-        assert traffic.count('"INSERT INTO accounts') >= 3, "first reset, then the conflicted batch and its retry"
+        assert '"55P03"' in traffic, "the DROP met the conflict (no lock waits: lock not granted, reported as 40001 OC000)"
+        assert traffic.count('"DROP TABLE IF EXISTS accounts"') >= 3, "first reset, then the conflicted DROP and its retry"
     finally:
         target.audit.cleanup()
 

@@ -186,7 +186,15 @@ class RunSession:
             with connect(self.target) as conn:
                 row = conn.execute("SELECT version()").fetchone()
                 self.server_version = str(row[0]) if row else None
-                reset(conn, self.scenario.accounts, self.scenario.initial_balance, truncate=self.target.truncates)
+                setup = reset(
+                    conn,
+                    self.scenario.accounts,
+                    self.scenario.initial_balance,
+                    truncate=self.target.truncates,
+                    reconnect=lambda: connect(self.target),  # set-up outlasting a connection (DSQL: 60 minutes)
+                )
+                if setup.conn is not conn:
+                    setup.conn.close()
         except BaseException:
             self.abandon()
             raise
