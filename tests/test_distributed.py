@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
@@ -256,6 +257,16 @@ def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connectio
     assert doc["connections"]["opened"] == 40, doc["connections"]
     per_worker = [w["connections"] for w in doc["workers"]]
     assert sorted(c["peak_open"] for c in per_worker) == [20, 20] and sum(c["opened"] for c in per_worker) == 40
+    # Each worker opened its share before the measured period, which starts when all have (issue 22, point 2).
+    warmup = doc["warmup"]
+    assert warmup["connections"] == 40 and warmup["workers"] == 2, warmup
+    assert warmup["started_at"] <= warmup["ended_at"] <= doc["started_at"]
+    df = pq.read_table(run_dir / "attempts.parquet", columns=["user", "started_at"]).to_pandas()
+    first = df.groupby("user")["started_at"].min()
+    start = pd.Timestamp(doc["started_at"])
+    assert len(first) == 40 and (first >= start).all(), "no attempt before the measured period"
+    late = (first - start).max().total_seconds()
+    assert late < 1.5, f"every user at work within {late:.2f} s of the start: no ramp inside the measured period"
     check = json.loads((run_dir / "dialect-check.json").read_text())
     assert check["violations"] == [] and check["connections"] >= 40 and check["transactions"] > 40
     assert "0 breaking DSQL's rules" in r.stdout

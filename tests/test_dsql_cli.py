@@ -53,3 +53,26 @@ def test_legs_within_dsql_row_limit() -> None:
     check_cells("postgresql", _multi_leg(4000))
     with pytest.raises(ConfigError, match=r"legs = 2999 writes 3,001 rows per transfer.*at most 2,998 legs"):
         check_cells("dsql", _multi_leg(2999))
+
+
+ENDPOINT = f"abcdefghijklmnopqrstuvwxyz.dsql.{REGION}.on.aws"
+
+
+@pytest.mark.parametrize(("extra", "file_rate", "expected"), [([], None, 1000.0), ([], 7.0, 7.0), (["--spawn-rate", "3"], 7.0, 3.0)])
+def test_dsql_users_start_at_the_scenarios_spawn_rate(
+    extra: list[str], file_rate: float | None, expected: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection budget paces the opening of connections (the warm-up), not the users: before, a DSQL run
+    started 1,000 users at 80/s inside the measured period, whatever the scenario said."""
+    from loadgen.cli.main import _plan_run, build_parser
+
+    for name, value in NO_AWS.items():
+        monkeypatch.setenv(name, value)
+    args = ["run", "--target", "dsql", "--endpoint", ENDPOINT, "--accounts", "5000", "--users", "1000", *extra]
+    if file_rate is not None:
+        scenario = tmp_path / "paced.toml"
+        scenario.write_text(f"name = 'paced'\nusers = 1000\naccounts = 5000\nspawn_rate = {file_rate}\n")
+        args = ["run", str(scenario), "--target", "dsql", "--endpoint", ENDPOINT, *extra]
+    sf, target, _, _ = _plan_run(build_parser().parse_args(args))
+    assert target.kind == "dsql"
+    assert [c.scenario.spawn_rate for c in sf.cells] == [expected]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,6 @@ __all__ = [
     "cmd_dsql",
     "make_run_target",
     "apply_scenario_target",
-    "pace_spawn",
     "run_ephemeral",
     "report_dialect_check",
 ]
@@ -167,16 +165,6 @@ def make_run_target(args: argparse.Namespace) -> Target:
 
         target = DsqlDialectTarget(target)
     return target
-
-
-def pace_spawn(args: argparse.Namespace, scenario: Any) -> Any:
-    """On DSQL, start users no faster than connections may open, unless the user chose a spawn rate."""
-    if args.target != "dsql" or args.spawn_rate is not None:
-        return scenario
-    from loadgen.targets.dsql import DEFAULT_CONNECT_RATE  # lazy: DSQL's modules load for DSQL commands only
-
-    rate = args.connect_rate or DEFAULT_CONNECT_RATE
-    return replace(scenario, spawn_rate=min(float(scenario.users), rate))
 
 
 #: Stands for the cluster ``--ephemeral`` will create while the run's options are checked.

@@ -20,7 +20,6 @@ import os
 import socket
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -203,7 +202,6 @@ def _plan_run(args: argparse.Namespace) -> tuple[ScenarioFile, Any, Any, Any]:
     check_cells(dialect_of(target), sf.cells)  # every cell against the target, before any work
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
-    sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, c.scenario)) for c in sf.cells))
     if fleet is not None:
         from loadgen.engine.distributed import check_scale_out  # lazy: see the module docstring
 

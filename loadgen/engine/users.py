@@ -108,12 +108,15 @@ class Bench:
         """Open every user's connection now, before the measured period starts.
 
         Users that queue for a connection are not transactions in flight, and the
-        connecting would be counted in the first attempts. A target that cannot open
-        them all ends the run here, in one line saying what it answered (its
-        connection limit, usually).
+        connecting would be counted in the first attempts. The target's own pacing
+        (DSQL's connection-rate budget) applies here, to the opening of connections
+        only: users then start as fast as the scenario's spawn rate says, each on a
+        warm connection, so the measured period starts at full concurrency. A target
+        that cannot open them all ends the run here, in one line saying what it
+        answered (its connection limit, usually).
         """
         n = self.users if users is None else users
-        t0 = time.monotonic()
+        t0, started = time.monotonic(), datetime.now(UTC)
         try:
             self.connections.prewarm(n, concurrency=WARMUP_CONCURRENCY)
         except psycopg.Error as e:
@@ -124,7 +127,12 @@ class Bench:
                 f"the target says: {said}; run fewer users"
             ) from None
         # When the measured period may start: no attempt begins before this.
-        self.warmup = {"connections": n, "seconds": round(time.monotonic() - t0, 3), "ended_at": datetime.now(UTC).isoformat()}
+        self.warmup = {
+            "connections": n,
+            "seconds": round(time.monotonic() - t0, 3),
+            "started_at": started.isoformat(),
+            "ended_at": datetime.now(UTC).isoformat(),
+        }
         return self.warmup
 
     def next_user_id(self) -> int:
