@@ -207,7 +207,7 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     # Nothing naming the master's machine: a remote worker signs with its own credentials chain.
     assert (rebuilt.endpoint, rebuilt.region, rebuilt.db_user, rebuilt.profile) == (ENDPOINT, "us-east-1", "app_rw", None)
     assert "perf" not in wire
-    assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "system")
+    assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "certifi"), "each worker resolves certifi's bundle itself"
     # DSQL limits new connections per cluster: four workers share the budget.
     assert rebuilt.pacer.rate == 20.0 and rebuilt.pacer.burst == target.connect_burst // 4
     rehearsal = worker_target(_target_setup(DsqlDialectTarget(target), workers=2))

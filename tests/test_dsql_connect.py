@@ -324,13 +324,13 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_verify_full_is_the_default_and_keeps_the_token_from_an_impostor(fake_aws: dict[str, int], tmp_path: Path) -> None:
-    """A server with a certificate the system roots do not vouch for: the default (verify-full,
-    system roots) stops before any password is sent; --sslmode require would hand it the token."""
+    """A server with a certificate no trusted root vouches for: the default (verify-full against
+    certifi's roots) stops before any password is sent; --sslmode require would hand it the token."""
     cert, key = _self_signed(tmp_path)
     server = StandIn(cert=(cert, key))
     try:
-        default = _target(server, sslmode="verify-full", sslrootcert="system")
-        assert DsqlTarget(ENDPOINT, "us-east-1").sslmode == "verify-full"  # what a user gets unasked
+        default = _target(server, sslmode="verify-full")
+        assert (DsqlTarget(ENDPOINT, "us-east-1").sslmode, default.sslrootcert) == ("verify-full", "certifi")  # what a user gets unasked
         with pytest.raises(psycopg.OperationalError, match="certificate verify failed"):
             open_connection(default, connect_timeout=5)
         assert server.next_event() == {"event": "tls-failed", "reason": "SSLError"}
@@ -344,5 +344,60 @@ def test_verify_full_is_the_default_and_keeps_the_token_from_an_impostor(fake_aw
         with open_connection(trusted, autocommit=True, connect_timeout=5):
             pass
         assert [server.next_event()["event"] for _ in range(2)] == ["tls", "password"]
+    finally:
+        server.close()
+
+
+#: What a user's machine lacks and this one exports: libpq's bundled OpenSSL must not need them.
+SSL_ENVIRONMENT = ("SSL_CERT_FILE", "SSL_CERT_DIR", "PGSSLROOTCERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def _ca_signed(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate for the cluster's host name that it signed: (CA, certificate, key)."""
+    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca.key"
+    cert, key, csr = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "server.csr"
+    ext = tmp_path / "san.ext"
+    ext.write_text(f"subjectAltName=DNS:{ENDPOINT}\n")
+    for argv in (
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=loadgen test root",
+         "-keyout", str(ca_key), "-out", str(ca)],
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={ENDPOINT}", "-keyout", str(key), "-out", str(csr)],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "1",
+         "-extfile", str(ext), "-out", str(cert)],
+    ):  # fmt: skip
+        subprocess.run(argv, check=True, capture_output=True)
+    return ca, cert, key
+
+
+def test_the_default_roots_hold_amazons_and_need_no_ssl_environment(
+    fake_aws: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SSL_CERT_FILE and friends unset, as on a user's machine, the default verify-full
+    checks the server against certifi's bundle: a server whose CA is in that bundle gets the
+    TLS handshake and then the token; a self-signed one gets neither (the test above)."""
+    for name in SSL_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    import ssl
+
+    import certifi
+
+    real = ssl.create_default_context(cafile=certifi.where()).get_ca_certs()
+    names = {v for cert in real for rdn in cert["subject"] for k, v in rdn if k == "commonName"}
+    assert {f"Amazon Root CA {i}" for i in range(1, 5)} <= names, "DSQL's certificates chain to Amazon's roots"
+
+    ca, cert, key = _ca_signed(tmp_path)
+    store = tmp_path / "store.pem"  # certifi's bundle with one more root, placed there for this test
+    store.write_text(Path(certifi.where()).read_text() + ca.read_text())
+    monkeypatch.setattr(certifi, "where", lambda: str(store))
+    server = StandIn(cert=(cert, key))
+    try:
+        target = _target(server, sslmode="verify-full")  # no --sslrootcert: the default
+        assert psycopg.conninfo.conninfo_to_dict(target.conninfo())["sslrootcert"] == str(store)
+        made = _spy_tokens(target)
+        with open_connection(target, autocommit=True, connect_timeout=5):
+            pass
+        handshake, login = server.next_event(), server.next_event()
+        assert handshake == {"event": "tls"} and login["event"] == "password"
+        assert login["password"] == made[0], "the token reached the server the trusted root vouches for"
     finally:
         server.close()

@@ -10,6 +10,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import certifi
 import psycopg
 import psycopg.errors as pg_errors
 import pytest
@@ -95,7 +96,11 @@ def test_tls_is_required_and_verified_by_default(tmp_path) -> None:
     with pytest.raises(ConfigError, match="require checks no certificate"):
         make_dsql_target(ENDPOINT, sslmode="require", sslrootcert="system")
     params = psycopg.conninfo.conninfo_to_dict(make_dsql_target(ENDPOINT).conninfo())
-    assert params["sslmode"] == "verify-full" and params["sslrootcert"] == "system", "AWS's samples: verify-full, system roots"
+    assert params["sslmode"] == "verify-full", "AWS's samples: verify-full"
+    assert params["sslrootcert"] == certifi.where(), "certifi's roots, found on any machine (not libpq's 'system')"
+    assert make_dsql_target(ENDPOINT).describe()["sslrootcert"] == "certifi"
+    system = psycopg.conninfo.conninfo_to_dict(make_dsql_target(ENDPOINT, sslrootcert="system").conninfo())
+    assert system["sslrootcert"] == "system", "the system's roots stay one option away"
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     target = make_dsql_target(ENDPOINT, sslrootcert=str(bundle))

@@ -52,7 +52,11 @@ def add_run_options(run: argparse.ArgumentParser) -> None:
         "--sslmode",
         help="verify-full (default: the server's certificate checked against --sslrootcert) or require (encrypted, not verified)",
     )
-    g.add_argument("--sslrootcert", help="CA bundle verify-full checks against: a file, or 'system' (default: the system's roots)")
+    g.add_argument(
+        "--sslrootcert",
+        help="roots verify-full checks against: 'certifi' (default: certifi's bundle, which holds Amazon's roots), a CA bundle file, "
+        "or 'system' (the roots of libpq's own OpenSSL, libpq 16+)",
+    )
     g.add_argument("--connect-rate", type=_float, help="new connections per second (default 80; DSQL allows 100)")
     g.add_argument(
         "--max-connections",

@@ -6,10 +6,12 @@ DSQL speaks the PostgreSQL protocol; the differences a load generator meets:
   client; it is checked only when a connection opens, so every new connection
   gets a fresh one (one client per process: making a client costs tens of ms,
   signing a token far below one);
-- TLS is mandatory, and verified by default (``sslmode=verify-full`` against the
-  system's CA roots, ``sslrootcert=system``, as AWS's samples connect): ``require``
-  encrypts but would hand the token to any server that answers; libpq >= 17 can
-  skip the SSLRequest round trip (``sslnegotiation=direct``);
+- TLS is mandatory, and verified by default (``sslmode=verify-full``, as AWS's
+  samples connect) against certifi's CA bundle, which holds Amazon Root CA 1-4:
+  ``sslrootcert=system`` would ask psycopg's bundled OpenSSL for a certificate file
+  that exists on no user's machine unless ``SSL_CERT_FILE`` names one, so every
+  connection would fail. ``require`` encrypts but would hand the token to any server
+  that answers; libpq >= 17 can skip the SSLRequest round trip (``sslnegotiation=direct``);
 - a connection lives at most 60 minutes, and new connections are limited to
   100/s (burst 1,000) per cluster: the pool replaces connections at 50 minutes
   and new connections are paced below the limit;
@@ -40,6 +42,8 @@ __all__ = [
     "direct_tls_supported",
     "DSQL_MAX_CONNECTIONS",
     "ADMIN",
+    "CERTIFI",
+    "root_certificates",
 ]
 
 ADMIN = "admin"
@@ -53,8 +57,11 @@ DEFAULT_CONNECT_RATE = 80.0
 DEFAULT_CONNECT_BURST = 100
 DEFAULT_TOKEN_EXPIRY_S = 900
 SSLMODES = ("require", "verify-full")
+#: ``--sslrootcert`` by default: certifi's bundle (Mozilla's roots, Amazon Root CA 1-4 among
+#: them), found on every machine that has loadgen, whatever ``SSL_CERT_FILE`` says.
+CERTIFI = "certifi"
 #: ``--sslrootcert`` values that name a root store rather than a file: resolved on each machine.
-NAMED_ROOT_STORES = ("system", "certifi")
+NAMED_ROOT_STORES = ("system", CERTIFI)
 
 _ENDPOINT = re.compile(r"^(?P<cluster>[a-z0-9]+)\.dsql(?:-[a-z0-9]+)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.on\.aws\.?$")
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{10,}$")
@@ -92,6 +99,16 @@ def system_roots_supported() -> bool:
     import psycopg  # after gevent's patching: this module may load before Locust
 
     return psycopg.pq.version() >= 160000
+
+
+def root_certificates(sslrootcert: str) -> str:
+    """The value libpq gets for ``sslrootcert``: ``certifi`` is resolved on this machine
+    (a worker resolves it on its own), ``system`` and a file path pass through."""
+    if sslrootcert == CERTIFI:
+        import certifi
+
+        return certifi.where()
+    return sslrootcert
 
 
 def direct_tls_supported() -> bool:
@@ -218,8 +235,9 @@ class DsqlTarget(Target):
     profile: str | None = None
     token_expiry_s: int = DEFAULT_TOKEN_EXPIRY_S
     sslmode: str = "verify-full"
-    #: A CA bundle, or ``system`` (libpq >= 16): the roots verify-full checks against.
-    sslrootcert: str | None = "system"
+    #: The roots verify-full checks against: ``certifi`` (its bundle), a CA bundle file, or
+    #: ``system`` (libpq >= 16: the roots of the OpenSSL libpq was built with).
+    sslrootcert: str | None = CERTIFI
     connect_rate: float = DEFAULT_CONNECT_RATE
     connect_burst: int = DEFAULT_CONNECT_BURST
     port: int = 5432
@@ -271,7 +289,7 @@ class DsqlTarget(Target):
         if self.hostaddr:
             params["hostaddr"] = self.hostaddr
         if self.sslrootcert and self.sslmode == "verify-full":
-            params["sslrootcert"] = self.sslrootcert
+            params["sslrootcert"] = root_certificates(self.sslrootcert)
         if self.sslmode != "disable" and direct_tls_supported():
             params["sslnegotiation"] = "direct"
         return make_conninfo(**params)
@@ -362,13 +380,13 @@ def make_dsql_target(
     if mode == "require" and sslrootcert:
         raise ConfigError("--sslrootcert is for --sslmode verify-full; require checks no certificate")
     if mode == "verify-full" and not sslrootcert:
-        if not system_roots_supported():
-            raise ConfigError(
-                "this libpq (< 16) cannot verify against the system's CA roots: give --sslrootcert PATH (a CA bundle), "
-                "or --sslmode require (encrypted, but the server's certificate is not checked)"
-            )
-        sslrootcert = "system"
-    if sslrootcert and sslrootcert != "system":
+        sslrootcert = CERTIFI
+    if sslrootcert == "system" and not system_roots_supported():
+        raise ConfigError(
+            "this libpq (< 16) cannot verify against the system's CA roots: leave --sslrootcert out (certifi's roots), "
+            "give a CA bundle file, or --sslmode require (encrypted, but the server's certificate is not checked)"
+        )
+    if sslrootcert and sslrootcert not in NAMED_ROOT_STORES:
         if not Path(sslrootcert).is_file():
             raise ConfigError(f"--sslrootcert {sslrootcert}: no such file")
     return DsqlTarget(
