@@ -95,6 +95,8 @@ class RunResult:
     attempt_span: tuple[float, float] | None = None
     #: Warnings a user must see (an open loop that could not keep up, ...): set by loadgen.engine.sweep.
     notes: list[str] = field(default_factory=list)
+    #: The server's own counters over the measured window (DSQL: CloudWatch), if the target has them.
+    cluster_metrics: dict[str, Any] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -386,8 +388,24 @@ class RunSession:
             concurrency=concurrency(frame, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms),
             attempt_span=attempt_span(frame),
         )
+        result.cluster_metrics = self._cluster_metrics(result.attempt_span, ended)
         self.record(result, ended).write(self.run_dir)
         return result
+
+    def _cluster_metrics(self, span: tuple[float, float] | None, ended: datetime) -> dict[str, Any] | None:
+        """The target's own counters over the measured window (first attempt to last); one line when unavailable."""
+        counters = self.target.cluster_counters
+        if counters is None or self.started is None:
+            return None
+        if span is not None:
+            start, end = datetime.fromtimestamp(span[0], UTC), datetime.fromtimestamp(span[1], UTC)
+        else:
+            start, end = self.started, ended
+        found = counters(start, end)
+        said = found.get("unavailable") or found.get("note")
+        if said:
+            print(f"loadgen: the cluster's own counters: {said}", file=sys.stderr)
+        return found
 
     def _stop_streaming(self, attempts: AttemptSource) -> StreamedAttempts | AttemptStream:
         """The stream's last rows written; a run that never streamed (a caller of finish() alone) writes its attempts as one part."""
@@ -432,7 +450,10 @@ class RunSession:
             connections=result.connections,
             invariants=[i.to_dict() for i in result.invariants],
             workers=result.workers or None,
-            extra=self.annotations() if self.annotations is not None else {},
+            extra={
+                **(self.annotations() if self.annotations is not None else {}),
+                **({"cluster_metrics": result.cluster_metrics} if result.cluster_metrics is not None else {}),
+            },
         )
 
     def start_record(self) -> RunRecord:

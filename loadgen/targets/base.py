@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError, TargetError
@@ -75,6 +76,9 @@ class Target:
     audit: StatementAudit | None = None
     #: The live run's corner of the server (its own database or schema); None outside a run.
     scope: RunScope | None = None
+    #: The server's own counters over a window (DSQL: its CloudWatch metrics), for run.json's
+    #: ``cluster_metrics``; never raises (a problem is one line in ``unavailable``). None: it has none.
+    cluster_counters: Callable[[datetime, datetime], dict[str, Any]] | None = None
 
     def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
         """Claim a corner of the server for one run, and room for its ``users`` connections,

@@ -385,6 +385,7 @@ class DsqlDialectTarget(Target):
         self.connection_class = self.audit.connection_class
         self.max_lifetime_s = inner.max_lifetime_s
         self.connect_kwargs = inner.connect_kwargs  # DSQL's fresh token per connection, if the inner target is DSQL
+        self.cluster_counters = inner.cluster_counters  # DSQL's CloudWatch metrics, likewise
         self.restart = inner.restart
         params = conninfo_to_dict(inner.conninfo())
         dbname = params.get("dbname") or params.get("user")

@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +338,12 @@ class DsqlTarget(Target):
         if pem is not None:
             settings["sslrootcert"] = _private_file("loadgen-ca-", ".pem", pem)  # the master's CA bundle, here
         return cls(**settings)
+
+    def cluster_counters(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """The cluster's CloudWatch metrics over ``start``..``end`` (loadgen.targets.dsql_cloudwatch)."""
+        from loadgen.targets.dsql_cloudwatch import cluster_metrics  # lazy: DSQL's modules load for DSQL commands only
+
+        return cluster_metrics(self.endpoint.split(".", 1)[0], self.region, self.profile, start, end)
 
     def describe(self) -> dict[str, Any]:
         return {
