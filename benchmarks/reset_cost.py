@@ -91,7 +91,9 @@ def main() -> None:
                         check=True,
                     )
                     result = json.loads(out.stdout)
-                    print(json.dumps({"checkout": name, "ledger": ledger, "accounts": args.accounts, **result, "load_1m": load}), flush=True)
+                    print(
+                        json.dumps({"checkout": name, "ledger": ledger, "accounts": args.accounts, **result, "load_1m": load}), flush=True
+                    )
                 finally:
                     with psycopg.connect(server.conninfo, autocommit=True) as admin:
                         admin.execute(f"DROP DATABASE {db} WITH (FORCE)".encode())
