@@ -198,3 +198,20 @@ def test_a_lost_set_up_connection_is_replaced(embedded: EmbeddedPostgres, db: st
                     assert setup.conn.execute("SELECT count(*) FROM accounts").fetchone() == (10,)
     for c in opened:
         c.close()
+
+
+@pytest.mark.parametrize("truncate", [True, False], ids=["postgresql", "dsql-path"])
+def test_set_up_without_an_answer_from_the_catalogue_falls_back_to_if_exists(
+    db: str, truncate: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a server lack the catalogue function (not known for DSQL: it needs a cluster to find out), set-up
+    still runs as before: IF [NOT] EXISTS statements that need no answer."""
+    monkeypatch.setattr(schema, "CATALOGUE_QUERY", "SELECT no_such_catalogue_function('accounts'), true")
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert schema.SetupConnection(conn).existing_tables() is None
+        schema.reset(conn, 12, 5, truncate=truncate)  # on an empty database
+        conn.execute("INSERT INTO transfers (id, payer, payee, amount) VALUES (gen_random_uuid(), 1, 2, 1)")
+        conn.execute("UPDATE accounts SET balance = 0 WHERE id = 1")
+        schema.reset(conn, 12, 5, truncate=truncate)  # over the tables and rows of a run
+        assert conn.execute("SELECT count(*), sum(balance) FROM accounts").fetchone() == (12, 60)
+        assert conn.execute("SELECT count(*) FROM transfers").fetchone() == (0,)

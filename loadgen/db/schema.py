@@ -58,6 +58,8 @@ DDL = {
 SETUP_ATTEMPTS = 10
 
 Connect = Callable[[], "psycopg.Connection[Any]"]
+#: Whether each table exists where the run's unqualified names resolve (the search path).
+CATALOGUE_QUERY = "SELECT to_regclass('accounts') IS NOT NULL, to_regclass('transfers') IS NOT NULL"
 
 
 class SetupConnection:
@@ -105,16 +107,23 @@ class SetupConnection:
             return True
         return classify(e).outcome == Outcome.CONFLICT
 
-    def existing_tables(self) -> set[str]:
+    def existing_tables(self) -> set[str] | None:
         """Which of the bank's tables the run's names resolve to already (the catalogue, not CREATE, decides:
-        PostgreSQL checks the CREATE privilege before IF NOT EXISTS, so a role without it could not run)."""
+        PostgreSQL checks the CREATE privilege before IF NOT EXISTS, so a role without it could not run).
+
+        None when the server will not say (a catalogue function it lacks): set-up then
+        falls back to statements that need no answer (IF [NOT] EXISTS).
+        """
         for attempt in range(1, SETUP_ATTEMPTS + 1):
             try:
-                row = self.conn.execute("SELECT to_regclass('accounts') IS NOT NULL, to_regclass('transfers') IS NOT NULL").fetchone()
+                row = self.conn.execute(CATALOGUE_QUERY, prepare=False).fetchone()
                 self.conn.rollback()  # a no-op in autocommit
                 assert row is not None
                 return {name for name, there in zip(("accounts", "transfers"), row) if there}
             except psycopg.Error as e:
+                if not self.conn.closed and classify(e).outcome != Outcome.CONFLICT:
+                    self.conn.rollback()  # the server refused the question, not the connection
+                    return None
                 if attempt == SETUP_ATTEMPTS or not self._recovered(e):
                     raise
         raise AssertionError("unreachable")
@@ -131,7 +140,7 @@ def create_tables(conn: psycopg.Connection[Any] | SetupConnection) -> None:
     privileges on tables made for it (docs/dsql.md) runs set-up without a CREATE privilege.
     """
     setup = _setup(conn)
-    existing = setup.existing_tables()
+    existing = setup.existing_tables() or set()  # unknown: IF NOT EXISTS decides
     for table, statement in DDL.items():
         if table not in existing:
             setup.statement(statement)
@@ -199,7 +208,8 @@ def reset(
         if _truncate(setup):
             emptied = {"accounts", "transfers"}
     else:
-        existing = setup.existing_tables()
+        known = setup.existing_tables()
+        existing = set(DDL) if known is None else known  # unknown: DROP IF EXISTS either way
         emptied = {table for table in ("transfers", "accounts") if table in existing and _drop(setup, table)}
         create_tables(setup)
         emptied |= set(DDL) - existing  # made just now: empty
