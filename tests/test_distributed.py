@@ -270,3 +270,20 @@ def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connectio
     check = json.loads((run_dir / "dialect-check.json").read_text())
     assert check["violations"] == [] and check["connections"] >= 40 and check["transactions"] > 40
     assert "0 breaking DSQL's rules" in r.stdout
+
+
+def test_a_worker_that_cannot_open_its_share_stops_the_run_before_it_starts(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The warm-up happens in the workers now: a refusal there ends the command in one line, before any measured
+    period (no run.json: the run never started), and the workers leave."""
+    from test_dsql_rehearsal import _role
+
+    dsn = _role(embedded, "lg_capped_workers", "CONNECTION LIMIT 6")  # 8 users' connections will not fit
+    r = run_cli(
+        "run", "--target", "postgres", "--dsn", dsn, "--processes", "2", "--users", "8", "--accounts", "50",
+        "--duration", "2", "--out", str(tmp_path), "-q", timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "a worker could not open its connections" in lines[0] and "too many connections for role" in lines[0]
+    assert not list(tmp_path.glob("*/run.json"))

@@ -541,20 +541,20 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
         collector.on_audit = target.audit.add_remote
     finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted)
     procs: list[subprocess.Popen[bytes]] = []
+    # Before the start, as a local run's warm-up: Ctrl-C interrupts (loadgen.engine.interrupts), nothing to finish.
+    try:
+        if fleet.processes:
+            procs = _start_local_workers(
+                fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers", _local_worker_env(target)
+            )
+        _wait_for_workers(master, fleet, procs, port, collector.greeted)
+        warmup = _wait_for_warm_up(master, fleet, procs, collector)
+    except BaseException:  # refused, or Ctrl-C before the start: the run never started
+        master.quit()  # tells any worker connected so far to leave
+        _reap(procs)
+        session.abandon()
+        raise
     with session.signals(stop=finisher.start):
-        try:
-            if fleet.processes:
-                procs = _start_local_workers(
-                    fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers", _local_worker_env(target)
-                )
-            _wait_for_workers(master, fleet, procs, port, collector.greeted)
-            warmup = _wait_for_warm_up(master, fleet, procs, collector, lambda: session.interrupted > 0)
-        except BaseException:  # refused, or Ctrl-C before the start: the run never started
-            if master.greenlet and not master.greenlet.dead:
-                master.quit()
-            _reap(procs)
-            session.abandon()
-            raise
         session.start()
         # The workers' rows go to disk as they arrive, like a local run's.
         session.stream(lambda: list(collector.recorders.values()), env)
@@ -580,14 +580,13 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
     return result
 
 
-def _wait_for_warm_up(
-    master: Any, fleet: Fleet, procs: list[subprocess.Popen[bytes]], collector: Collector, interrupted: Callable[[], bool]
-) -> dict[str, Any]:
+def _wait_for_warm_up(master: Any, fleet: Fleet, procs: list[subprocess.Popen[bytes]], collector: Collector) -> dict[str, Any]:
     """Until every worker has opened its share of the connections; the run's warm-up for run.json.
 
     No timeout of its own: a worker paced by the connection budget (DSQL: 9,000 users at
     80/s take almost two minutes) takes as long as it takes; a worker that dies, goes
-    silent or cannot open its connections ends the wait at once, and so does Ctrl-C.
+    silent or cannot open its connections ends the wait at once, and so does Ctrl-C
+    (a KeyboardInterrupt here: the run has not started).
     """
     while len(collector.ready) < fleet.workers:
         for p in procs:
@@ -595,8 +594,6 @@ def _wait_for_warm_up(
                 raise TargetError(f"a worker process exited with code {p.returncode} while opening its connections")
         if any(c.id in collector.greeted for c in master.clients.missing):
             raise TargetError("a worker stopped answering while opening its connections")
-        if interrupted():
-            raise KeyboardInterrupt
         gevent.sleep(0.05)
     refusals = [r["error"] for r in collector.ready.values() if r.get("error")]
     if refusals:
