@@ -49,7 +49,7 @@ def sleep_one_second(conn: psycopg.Connection[Any], req: Any, phase: Any = None)
     """The benchmark's transaction: one second on the server, then COMMIT."""
     conn.execute("SELECT pg_sleep(1)")
     if phase is not None:
-        phase.in_commit = True
+        phase.step = "commit"
     conn.commit()
 
 

@@ -87,18 +87,18 @@ def fill(rec: AttemptRecorder, rows: int, clock: list[float], rng: random.Random
             latency = rng.lognormvariate(0.7, 0.5)
             n += 1
             if attempt < 5 and rng.random() < 0.3:
-                rec.add((txn, attempt, t, latency, "conflict", "40001", None, payer, payee, 1, 0.0, False, 0.0), user)
+                rec.add((txn, attempt, t, latency, "conflict", "40001", None, payer, payee, 1, 0.0, False, 0.0, "commit"), user)
                 attempt += 1
                 continue
             r = rng.random()
             if r < 0.02:
-                rec.add((txn, attempt, t, latency, "insufficient_funds", "23514", None, payer, payee, 1, 0.0, False, 0.0), user)
+                rec.add((txn, attempt, t, latency, "insufficient_funds", "23514", None, payer, payee, 1, 0.0, False, 0.0, "debit"), user)
             elif r < 0.022:
-                rec.add((txn, attempt, t, latency, "connection_error", "08006", None, payer, payee, 1, 0.0, True, 0.0), user)
+                rec.add((txn, attempt, t, latency, "connection_error", "08006", None, payer, payee, 1, 0.0, True, 0.0, "commit"), user)
                 if r < 0.021:
                     ledger.append((txn, payer, payee))  # the COMMIT landed; its answer was lost
             else:
-                rec.add((txn, attempt, t, latency, "committed", None, None, payer, payee, 1, 0.0, False, 0.0), user)
+                rec.add((txn, attempt, t, latency, "committed", None, None, payer, payee, 1, 0.0, False, 0.0, None), user)
                 ledger.append((txn, payer, payee))
             break
 

@@ -19,6 +19,7 @@ from loadgen.db.transfer import TransferRequest, run_transfer
 from loadgen.engine import runner
 from loadgen.engine.users import check_client_capacity
 from loadgen.errors import ConfigError, TargetError
+from loadgen.model.attempt import CONN_WAIT_MS, LATENCY_MS, STARTED_AT
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.results.metrics import concurrency
@@ -51,7 +52,7 @@ def test_the_wait_for_a_connection_is_apart_from_database_time() -> None:
     t_call = time.time()
     run_transfer(TransferRequest.new(1, 2, 1), slow_getconn, lambda c: None, RetryPolicy(), random.Random(1), rows.append, transaction)
     (row,) = rows
-    started_at, latency_ms, conn_wait_ms = row[2], row[3], row[-1]
+    started_at, latency_ms, conn_wait_ms = row[STARTED_AT], row[LATENCY_MS], row[CONN_WAIT_MS]
     assert conn_wait_ms >= 50.0 and latency_ms >= 30.0
     assert started_at >= t_call + 0.05  # the attempt's database time starts once the connection is in hand
 

@@ -110,7 +110,8 @@ def test_a_flag_sets_its_field_as_the_file_key_does(knob) -> None:
         value = 30  # above hotset_k
     if knob.key == "keys.hotset_k":
         value = 5
-    locking = knob.key == "postgres.lock_timeout_ms"  # a lock timeout is for cc locking
+    # A lock timeout is for cc locking; another isolation level than snapshot for cc nowait or locking.
+    locking = knob.key in ("postgres.lock_timeout_ms", "postgres.isolation")
     args = _run_args(knob.flag, _text(value), *(["--cc", "locking"] if locking else []))
     from_flag = _scenario_file_from_args(args).cells[0].scenario
     toml_value = json.dumps(value)
@@ -224,8 +225,10 @@ def test_a_target_refuses_knobs_it_cannot_honour() -> None:
     s = build_scenario({"cc": "locking", "postgres.lock_timeout_ms": 1.0})
     assert target_problem("postgresql", s) is None
     assert "DSQL takes no row locks" in (target_problem("dsql", s) or "")
-    s = build_scenario({"postgres.isolation": "serializable"})
+    s = build_scenario({"cc": "nowait", "postgres.isolation": "serializable"})  # cc occ reads at a snapshot: repeatable-read only
+    # The isolation level is the root cause: refused for that before its cc.
     assert (target_problem("dsql", s) or "").startswith("isolation serializable: DSQL has one isolation level")
+    assert "DSQL takes no row locks" in (target_problem("dsql", build_scenario({"cc": "nowait"})) or "")
     assert target_problem("dsql", Scenario()) is None  # defaults are fine everywhere
     assert all(k.refusal for k in KNOBS if k.dialects is not None)
 

@@ -63,8 +63,8 @@ def test_merge_adds_workers_up() -> None:
 def test_live_recorder_records_and_counts() -> None:
     c = ContentionCounters()
     rec = LiveRecorder("run-x", c)
-    rec.add(("t1", 1, 0.0, 1.0, "conflict", "40001", None, 3, 4, 1, 0.0, False, 0.0), 1)
-    rec.add(("t1", 2, 0.0, 1.0, "committed", None, None, 3, 4, 1, 0.0, False, 0.0), 1)
+    rec.add(("t1", 1, 0.0, 1.0, "conflict", "40001", None, 3, 4, 1, 0.0, False, 0.0, None), 1)
+    rec.add(("t1", 2, 0.0, 1.0, "committed", None, None, 3, 4, 1, 0.0, False, 0.0, None), 1)
     assert len(rec) == 2 and rec.to_table().num_rows == 2
     assert (c.attempts, c.conflicts, c.commits, c.retries) == (2, 1, 1, 1)
     assert c.hot == {3: 1, 4: 1}

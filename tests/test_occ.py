@@ -1,4 +1,4 @@
-"""Concurrency-control mode: cc occ makes PostgreSQL act as a lock-free OCC engine, cc locking keeps its waits."""
+"""Concurrency-control modes: cc occ (first committer wins, tests/test_fcw.py), cc nowait (the later writer fails at once), cc locking (waits)."""
 
 from __future__ import annotations
 
@@ -28,22 +28,24 @@ def _session(embedded: EmbeddedPostgres, scenario: Scenario) -> psycopg.Connecti
     return psycopg.connect(with_session_settings(embedded.conninfo, settings))
 
 
-def test_occ_sessions_start_with_snapshot_isolation_and_no_lock_wait(embedded: EmbeddedPostgres) -> None:
-    with _session(embedded, Scenario()) as occ, _session(embedded, Scenario(cc="locking")) as locking:
-        assert occ.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
-        assert occ.execute("SHOW lock_timeout").fetchone() == ("1ms",)
+def test_sessions_start_with_snapshot_isolation_and_their_lock_timeout(embedded: EmbeddedPostgres) -> None:
+    with _session(embedded, Scenario(cc="nowait")) as nowait, _session(embedded, Scenario(cc="locking")) as locking:
+        assert nowait.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
+        assert nowait.execute("SHOW lock_timeout").fetchone() == ("1ms",)
         assert locking.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
         assert locking.execute("SHOW lock_timeout").fetchone() == ("0",)
+    with _session(embedded, Scenario()) as occ:  # first committer wins: only COMMIT can meet a held row, briefly
+        assert occ.execute("SHOW lock_timeout").fetchone() == ("50ms",)
 
 
-def test_occ_second_writer_fails_at_once_and_locking_waits(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
+def test_nowait_second_writer_fails_at_once_and_locking_waits(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
     reset(conn, 10, 100)
     with psycopg.connect(embedded.conninfo) as holder:
         holder.execute(UPDATE, (1,))  # holds row 1's lock until the end of the test
-        with _session(embedded, Scenario()) as occ:
+        with _session(embedded, Scenario(cc="nowait")) as nowait:
             with pytest.raises(pg_errors.LockNotAvailable) as err:
-                occ.execute(UPDATE, (1,))
-            # occ mode's immediate failure is a contention outcome, as DSQL's 40001 is.
+                nowait.execute(UPDATE, (1,))
+            # nowait mode's immediate failure is a contention outcome, as DSQL's 40001 is.
             assert classify(err.value).outcome == "lock_timeout"
             assert err.value.sqlstate == "55P03"
         with _session(embedded, Scenario(cc="locking")) as locking:
@@ -53,11 +55,11 @@ def test_occ_second_writer_fails_at_once_and_locking_waits(embedded: EmbeddedPos
         holder.rollback()
 
 
-def test_occ_cannot_deadlock(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
-    # The classic deadlock: A holds 1 and wants 2, B holds 2 and wants 1. In occ the
+def test_nowait_cannot_deadlock(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
+    # The classic deadlock: A holds 1 and wants 2, B holds 2 and wants 1. In nowait the
     # first to want a held row fails at once, so the cycle never closes.
     reset(conn, 10, 100)
-    with _session(embedded, Scenario()) as a, _session(embedded, Scenario()) as b:
+    with _session(embedded, Scenario(cc="nowait")) as a, _session(embedded, Scenario(cc="nowait")) as b:
         a.execute(UPDATE, (1,))
         b.execute(UPDATE, (2,))
         with pytest.raises(pg_errors.LockNotAvailable):
@@ -72,20 +74,23 @@ def test_lock_timeout_is_for_locking_mode() -> None:
         Scenario(lock_timeout_ms=5)
     assert Scenario(cc="locking", lock_timeout_ms=5).lock_timeout_ms == 5
     assert Scenario(cc="locking", lock_timeout_ms=0).lock_timeout_ms == 0  # 0: wait, PostgreSQL's default
-    with pytest.raises(ConfigError, match="occ, locking"):
+    with pytest.raises(ConfigError, match="lock_timeout_ms is for cc = locking"):
+        Scenario(cc="nowait", lock_timeout_ms=5)
+    with pytest.raises(ConfigError, match="occ, nowait, locking"):
         Scenario(cc="optimistic")
 
 
 @pytest.mark.slow
-def test_hot_run_in_occ_mode_has_no_deadlock_and_no_lock_wait(target: EmbeddedTarget, tmp_path: Path) -> None:
-    result = runner.run(Scenario(accounts=10, users=50, spawn_rate=50, duration_s=3, seed=1), target, tmp_path)
+def test_hot_run_in_nowait_mode_has_no_deadlock_and_no_lock_wait(target: EmbeddedTarget, tmp_path: Path) -> None:
+    result = runner.run(Scenario(accounts=10, users=50, spawn_rate=50, duration_s=3, seed=1, cc="nowait"), target, tmp_path)
     df = pq.read_table(result.run_dir / "attempts.parquet").to_pandas()
     doc = json.loads((result.run_dir / "run.json").read_text())
-    assert doc["cc"]["mode"] == "occ" and doc["scenario"]["cc"] == "occ"
+    assert doc["cc"]["mode"] == "nowait" and doc["scenario"]["cc"] == "nowait" and "fails at its statement" in doc["cc"]["how"]
     assert "deadlock" not in set(df["outcome"])
     assert doc["lock_waits"] == {"longer_than_ms": 10, "count": 0, "source": "server log"}
-    # Hot data: writers did collide, and failed at once rather than waited.
-    assert (df["outcome"] == "lock_timeout").sum() > 0
+    # Hot data: writers did collide, and failed at once, at a statement, rather than waited.
+    timeouts = df[df["outcome"] == "lock_timeout"]
+    assert len(timeouts) > 0 and set(timeouts["failed_at"]) <= {"debit", "credit"}
     assert result.invariants_hold
 
 
@@ -101,8 +106,9 @@ def test_locking_mode_waits_on_row_locks(target: EmbeddedTarget, tmp_path: Path)
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["--cc", "optimistic"], "occ, locking"),
+        (["--cc", "optimistic"], "occ, nowait, locking"),
         (["--lock-timeout-ms", "1"], "lock_timeout_ms is for cc = locking"),
+        (["--isolation", "read-committed"], "cc = occ reads at a snapshot"),
         (["--cc", "locking", "--lock-timeout-ms", "-1"], "at least 0"),
     ],
 )

@@ -16,7 +16,7 @@ from loadgen.db.classify import InsufficientFunds, NoSuchAccount
 from loadgen.db.gwait import GeventConnection
 from loadgen.db.prepared import STATEMENTS, begin_statement, transfer_prepared
 from loadgen.db.schema import reset
-from loadgen.db.transfer import CREDIT, DEBIT, LEDGER, TransferRequest, _CommitPhase, new_txn_id, run_transfer
+from loadgen.db.transfer import CREDIT, DEBIT, LEDGER, AttemptProgress, TransferRequest, new_txn_id, run_transfer
 from loadgen.model.retry import RetryPolicy
 from loadgen.targets.embedded import EmbeddedPostgres
 
@@ -47,7 +47,7 @@ def test_the_statements_are_transfer_onces(gconn: GeventConnection) -> None:
 
 
 def test_a_transfer_moves_money_and_writes_the_ledger(gconn: GeventConnection, conn: psycopg.Connection) -> None:
-    phase = _CommitPhase()
+    phase = AttemptProgress()
     req = TransferRequest(new_txn_id(), 1, 2, 7)
     for _ in range(3):  # the first prepares, the others reuse
         transfer_prepared(gconn, TransferRequest(new_txn_id(), 3, 4, 1))

@@ -17,7 +17,7 @@ from loadgen.targets.base import PostgresTarget, Target, make_target
 
 PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
 
-ROW = ("t-1", 2, 1_700_000_000.25, 3.5, "conflict", "40001", "OC000", 4, 7, 1, 5.0, False, 0.25)
+ROW = ("t-1", 2, 1_700_000_000.25, 3.5, "conflict", "40001", "OC000", 4, 7, 1, 5.0, False, 0.25, "commit")
 
 
 def test_each_index_constant_names_its_field() -> None:

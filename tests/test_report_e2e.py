@@ -50,8 +50,16 @@ def test_sweep_report_has_every_section_and_the_numbers(sweep: Path, tmp_path: P
     assert r.returncode == 0, r.stderr
     assert str(out) in r.stdout
     html = out.read_text()
-    for sid in ("headline", "warnings", "hotspot", "heatmap", "model", "reference", "latency", "detail", "metadata"):
+    for sid in ("headline", "warnings", "hotspot", "heatmap", "model", "reference", "latency", "failures", "detail", "metadata"):
         assert f'id="{sid}"' in html, sid
+    # Failures by step: the hot cell's failed attempts, all at commit (cc occ), as attempts.parquet has them.
+    import pyarrow.parquet as pq
+
+    hot = next(d for d, meta in _runs(sweep) if meta["scenario"]["accounts"] == 10)
+    steps = pq.read_table(hot / "attempts.parquet", columns=["outcome", "failed_at"]).to_pandas()
+    failed = steps[steps["outcome"] != "committed"]
+    assert len(failed) > 0 and set(failed["failed_at"]) == {"commit"}
+    assert f"{len(failed):,} (100.0%)" in html
     assert "no 1,000 accounts x 1,000 users baseline cell" in html
     assert "6.56%" in html and "riv25-codetalk" in html
     runs = _runs(sweep)
@@ -108,6 +116,7 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, watched: PageW
         box = page.locator(f"#{section} svg").first.bounding_box()
         assert box is not None and box["width"] > 300 and box["height"] > 100, (section, box)
     assert page.locator("#hotspot").get_by_text("conflict", exact=False).count() > 0
+    assert page.locator("#failures th", has_text="commit").first.is_visible()
     watched.assert_clean(url)  # self-contained: the file itself and data: URIs, nothing else
 
     png = page.screenshot(full_page=True)

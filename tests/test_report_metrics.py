@@ -225,9 +225,10 @@ def test_model_in_a_cell_uses_measured_rate_and_window(tmp_path: Path) -> None:
 def test_model_on_dsql_counts_only_commits(tmp_path: Path) -> None:
     write_run(tmp_path / "d", ROWS, 1000, 4, target={"kind": "dsql"})
     (cell,) = analyse_runs(load_study(tmp_path / "d").runs)
-    # First committer wins: only the 3 commits (8, 4, 5 ms: mean 17/3, window 17/5 = 3.4 ms) can hurt.
-    assert cell.fit is not None and cell.fit.window_ms == pytest.approx(3.4)
-    assert cell.model_rate == pytest.approx(A.model_conflict_rate(3 / 0.020, 3.4 / 1000, A.pair_collision(1000)))
+    # First committer wins: only the 3 commits (8, 4, 5 ms: mean 17/3) can hurt; DSQL takes the
+    # snapshot at BEGIN, so the window is 4 of their 5 round trips: 17/3 x 4/5 = 4.53 ms.
+    assert cell.fit is not None and cell.fit.window_ms == pytest.approx(17 / 3 * 4 / 5)
+    assert cell.model_rate == pytest.approx(A.model_conflict_rate(3 / 0.020, 17 / 3 * 4 / 5 / 1000, A.pair_collision(1000)))
 
 
 def test_model_prefers_recorded_collision_probability(tmp_path: Path) -> None:

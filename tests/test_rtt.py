@@ -15,6 +15,7 @@ from conftest import run_cli
 
 from loadgen.db.delay import with_latency
 from loadgen.db.gwait import GeventConnection
+from loadgen.db.occ import occ_shape
 from loadgen.db.schema import reset
 from loadgen.db.transfer import TransferRequest, transfer_once
 from loadgen.engine import runner
@@ -113,10 +114,9 @@ def test_cli_rejects_negative_rtt(embedded: EmbeddedPostgres, tmp_path: Path) ->
     assert done.stderr.strip().count("\n") == 0 and "--rtt-ms" in done.stderr
 
 
-def test_a_failed_statement_is_reported_when_commit_would_have_been(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
-    # DSQL reports a conflict at COMMIT; PostgreSQL at the failing statement. With COMMIT's
-    # extra time emulated, rolling back a failed transaction takes that time too, so an
-    # immediate retry does not spin on the winner's row lock while the winner waits in COMMIT.
+def test_commit_time_is_commits_only(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
+    # COMMIT's extra time stands for DSQL's commit: a rollback takes none (no spin guard:
+    # under cc occ a conflict surfaces at COMMIT, after that time, as on DSQL).
     reset(conn, 10, 100)
     cls = with_latency(GeventConnection, Latency(commit_ms=40.0))
     with cls.connect(embedded.conninfo) as c:
@@ -124,4 +124,17 @@ def test_a_failed_statement_is_reported_when_commit_would_have_been(embedded: Em
             c.execute("SELECT 1 / 0")
         t0 = time.perf_counter()
         c.rollback()
-        assert (time.perf_counter() - t0) * 1000 >= 40.0
+        assert (time.perf_counter() - t0) * 1000 < 40.0
+
+
+def test_first_committer_wins_transfer_keeps_its_round_trips_lengthened(embedded: EmbeddedPostgres, conn: psycopg.Connection) -> None:
+    # cc occ's transfer (loadgen.db.occ): BEGIN with its snapshot, debit read, credit read,
+    # ledger row, and the writes pipelined with COMMIT: five round trips, each delayed, and COMMIT's extra.
+    reset(conn, 10, 100)
+    cls = with_latency(GeventConnection, Latency(rtt_ms=RTT_MS, commit_ms=10.0))
+    with cls.connect(embedded.conninfo) as c:
+        occ_shape("update-returning")(c, TransferRequest.new(1, 2, 1), None)  # prepares its statements first
+        t0 = time.perf_counter()
+        occ_shape("update-returning")(c, TransferRequest.new(1, 2, 1), None)
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+    assert 5 * RTT_MS + 10.0 <= elapsed_ms < 6 * RTT_MS + 10.0

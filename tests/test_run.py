@@ -94,7 +94,8 @@ def test_broken_invariant_exits_1(
     embedded: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(Bench, "transaction", staticmethod(_rigged_transfer))
-    code = cli.main(["run", "--accounts", "100", "--users", "4", "--duration", "1.5", "--out", str(tmp_path), "-q"])
+    # cc nowait: Bench's own transaction runs (cc occ takes the shape's first-committer-wins form).
+    code = cli.main(["run", "--accounts", "100", "--users", "4", "--duration", "1.5", "--cc", "nowait", "--out", str(tmp_path), "-q"])
     out = capsys.readouterr().out
     assert code == 1
     assert "money_conserved VIOLATED" in out

@@ -31,7 +31,7 @@ from loadgen.targets.base import EmbeddedTarget
 
 def _fill(rec: AttemptRecorder, n: int, outcome: str = "committed") -> None:
     for _ in range(n):
-        rec.add((str(uuid.uuid4()), 1, time.time(), 1.5, outcome, None, None, 1, 2, 1, 0.0, False, 0.0), 7)
+        rec.add((str(uuid.uuid4()), 1, time.time(), 1.5, outcome, None, None, 1, 2, 1, 0.0, False, 0.0, None), 7)
 
 
 def test_parts_merge_into_segments_and_compact_into_one_file(tmp_path: Path) -> None:
@@ -78,11 +78,11 @@ _KILLED_WRITER = textwrap.dedent(
     s = AttemptStream(Path(sys.argv[1]))
     for i in range(5):
         for _ in range(100):
-            rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0), 1)
+            rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0, None), 1)
         s.drain(rec)
     print("written", flush=True)
     for _ in range(100):  # recorded, never flushed: lost with the process
-        rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0), 1)
+        rec.add((str(uuid.uuid4()), 1, time.time(), 1.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0, None), 1)
     time.sleep(600)
     """
 )
@@ -116,12 +116,12 @@ def _realistic(rec: AttemptRecorder, transfers: int, rng: random.Random, t0: flo
     for _ in range(transfers):
         txn, attempt = str(uuid.uuid4()), 1
         while attempt < 4 and rng.random() < 0.4:
-            rec.add((txn, attempt, t, rng.uniform(0.5, 9), "conflict", "40001", None, 1, 2, 1, 0.0, False, 0.0), rng.randrange(8))
+            rec.add((txn, attempt, t, rng.uniform(0.5, 9), "conflict", "40001", None, 1, 2, 1, 0.0, False, 0.0, None), rng.randrange(8))
             attempt, t = attempt + 1, t + 0.001
         outcome, sqlstate, unknown = rng.choice(
             [("committed", None, False)] * 6 + [("insufficient_funds", "23514", False), ("connection_error", "08006", True)]
         )
-        rec.add((txn, attempt, t, rng.uniform(0.5, 9), outcome, sqlstate, None, 1, 2, 1, 0.0, unknown, 0.0), rng.randrange(8))
+        rec.add((txn, attempt, t, rng.uniform(0.5, 9), outcome, sqlstate, None, 1, 2, 1, 0.0, unknown, 0.0, None), rng.randrange(8))
         t += 0.001
 
 
@@ -186,21 +186,21 @@ def test_finish_settles_a_lost_commit_from_the_ledger_and_compacts(target: Embed
     session.stream(lambda: (rec,), env)
     landed, lost, committed = (str(uuid.uuid4()) for _ in range(3))
     now = time.time()
-    rec.add((committed, 1, now, 2.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0), 0)
-    rec.add((landed, 1, now, 2.0, "conflict", "40001", None, 1, 2, 1, 0.0, False, 0.0), 1)
-    rec.add((landed, 2, now + 0.01, 2.0, "connection_error", "08006", None, 1, 2, 1, 0.0, True, 0.0), 1)
-    rec.add((lost, 1, now + 0.02, 2.0, "connection_error", "08006", None, 3, 4, 1, 0.0, True, 0.0), 0)
+    rec.add((committed, 1, now, 2.0, "committed", None, None, 1, 2, 1, 0.0, False, 0.0, None), 0)
+    rec.add((landed, 1, now, 2.0, "conflict", "40001", None, 1, 2, 1, 0.0, False, 0.0, None), 1)
+    rec.add((landed, 2, now + 0.01, 2.0, "connection_error", "08006", None, 1, 2, 1, 0.0, True, 0.0, "commit"), 1)
+    rec.add((lost, 1, now + 0.02, 2.0, "connection_error", "08006", None, 3, 4, 1, 0.0, True, 0.0, "commit"), 0)
     with psycopg.connect(target.conninfo(), autocommit=True) as c:  # the COMMIT of ``landed`` reached the ledger
         for txn in (committed, landed):
             c.execute("INSERT INTO transfers (id, payer, payee, amount) VALUES (%s, 1, 2, 0)", (txn,))
     result = session.finish(rec, env, {})
     assert result.invariants_hold, result.invariants
     written = pq.read_table(session.run_dir / "attempts.parquet").to_pylist()
-    assert [(r["txn_id"], r["attempt"], r["outcome"]) for r in written] == [
-        (committed, 1, "committed"),
-        (landed, 1, "conflict"),
-        (landed, 2, "ambiguous_committed"),
-        (lost, 1, "connection_error"),
+    assert [(r["txn_id"], r["attempt"], r["outcome"], r["failed_at"]) for r in written] == [
+        (committed, 1, "committed", None),
+        (landed, 1, "conflict", None),
+        (landed, 2, "ambiguous_committed", None),  # its COMMIT landed: it failed nowhere
+        (lost, 1, "connection_error", "commit"),
     ]
     assert result.summary["commits"] == 2 and result.summary["attempts"] == 4 and result.summary["transactions"] == 3
     assert not (session.run_dir / st.PARTS_DIR).exists()

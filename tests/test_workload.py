@@ -140,7 +140,16 @@ def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres,
     from loadgen.engine.sweep import run_cell
     from loadgen.targets.base import EmbeddedTarget
 
-    s = Scenario(accounts=5, users=10, duration_s=2.5, initial_balance=1000, transaction="read-modify-write", isolation=isolation, seed=2)
+    s = Scenario(
+        accounts=5,
+        users=10,
+        duration_s=2.5,
+        initial_balance=1000,
+        transaction="read-modify-write",
+        isolation=isolation,
+        cc="nowait",
+        seed=2,
+    )
     result = run_cell(Cell(0, {}, s), EmbeddedTarget(embedded), tmp_path)
     money = {i.name: i for i in result.invariants}["money_conserved"]
     assert money.ok is conserved, money.detail

@@ -179,8 +179,8 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
 
 
 def _check_no_locking_on_dsql(args: argparse.Namespace) -> None:
-    if args.target == "dsql" and (args.lock_timeout_ms is not None or args.cc == "locking"):
-        flag = "--lock-timeout-ms" if args.lock_timeout_ms is not None else "--cc locking"
+    if args.target == "dsql" and (args.lock_timeout_ms is not None or args.cc in ("locking", "nowait")):
+        flag = "--lock-timeout-ms" if args.lock_timeout_ms is not None else f"--cc {args.cc}"
         raise ConfigError(f"{flag} is for PostgreSQL targets; DSQL takes no row locks (it is always cc occ)")
 
 

@@ -13,7 +13,10 @@ Sleeping before the request rather than after the answer puts the delay where a
 network does for the conflict window: from the snapshot (the first statement
 reaching the server) to COMMIT reaching it lie the later round trips' delays in
 full. With no latency asked for, nothing here is on the path: the class is returned
-as it was given.
+as it was given. cc occ's transactions (loadgen.db.occ) drive libpq directly and call
+``delay`` before sending each round trip, ``delay(commit=True)`` before the COMMIT
+pipeline. ``commit_ms`` is added to COMMIT only, as DSQL's commit time; a ROLLBACK
+takes none.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from loadgen.model.latency import Latency
 __all__ = ["with_latency"]
 
 IDLE = TransactionStatus.IDLE
-INERROR = TransactionStatus.INERROR
 
 
 def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int | None = None) -> type[psycopg.Connection[Any]]:
@@ -46,6 +48,7 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
 
     class LatencyConnection(cls):  # type: ignore[valid-type, misc]
         _lg_quiet = False  # set while a COMMIT or ROLLBACK that sends nothing runs
+        _lg_delayed = False  # ``delay`` has waited for the round trip ``exchange`` finishes
 
         def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
             if not self._lg_quiet:
@@ -56,13 +59,29 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
                 sleep(delay)
             return super().wait(gen, interval, timeout)
 
+        def delay(self, commit: bool = False) -> None:
+            # loadgen.db.occ calls this before sending each round trip: the delay comes
+            # before the server has the request, as in ``wait``; its exchange then adds none.
+            self._lg_delayed = True
+            sleep((draw(rng) + commit_s) if commit else draw(rng))
+
         def exchange(self) -> Any:
             # loadgen.db.prepared's fast path (a GeventConnection's): one round trip per call,
             # the query already sent, so the delay comes after the server had it; the
             # window from snapshot to COMMIT grows the same. (Bench takes psycopg's path
             # when latency is emulated; this only keeps any other caller honest.)
-            sleep(draw(rng))
+            if self._lg_delayed:
+                self._lg_delayed = False
+            else:
+                sleep(draw(rng))
             return super().exchange()
+
+        def exchange_pipeline(self) -> Any:
+            if self._lg_delayed:
+                self._lg_delayed = False
+            else:
+                sleep(draw(rng))
+            return super().exchange_pipeline()
 
         def commit(self) -> None:
             if self.pgconn.transaction_status == IDLE:
@@ -73,17 +92,10 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
             super().commit()
 
         def rollback(self) -> None:
-            status = self.pgconn.transaction_status
-            if status == IDLE:
+            # No extra time here: COMMIT's extra stands for DSQL's commit, and a rollback is none.
+            if self.pgconn.transaction_status == IDLE:
                 self._quietly(super().rollback)
                 return
-            if status == INERROR and commit_s:
-                # A statement failed (in occ mode: another writer holds or committed the row).
-                # PostgreSQL says so at once; DSQL would have said so at COMMIT, after its
-                # extra time. Without this wait an immediate retry spins on the winner's row
-                # lock for as long as the winner sleeps in its COMMIT, one failure per round
-                # trip, where DSQL's loser would fail once and find the row committed.
-                sleep(commit_s)
             super().rollback()
 
         def _quietly(self, end: Callable[[], None]) -> None:

@@ -31,6 +31,8 @@ __all__ = ["GeventConnection", "wait_gevent", "park"]
 _EV_READ, _EV_WRITE = 1, 2
 _EVENTS = {Wait.R: _EV_READ, Wait.W: _EV_WRITE, Wait.RW: _EV_READ | _EV_WRITE}
 FATAL_ERROR = ExecStatus.FATAL_ERROR
+PIPELINE_SYNC = ExecStatus.PIPELINE_SYNC
+PIPELINE_ABORTED = ExecStatus.PIPELINE_ABORTED
 _READY = {_EV_READ: Ready.R, _EV_WRITE: Ready.W, _EV_READ | _EV_WRITE: Ready.RW}
 
 
@@ -94,6 +96,8 @@ class GeventConnection(psycopg.Connection[Any]):
     _lg_watchers: tuple[int, dict[int, Any]] | None = None
     #: The connection's BEGIN once loadgen.db.prepared has prepared its statements here.
     _lg_begin: bytes | None = None
+    #: Whether loadgen.db.occ has prepared its statements here.
+    _lg_occ_prepared: bool = False
 
     def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
         fileno = self.pgconn.socket
@@ -146,6 +150,53 @@ class GeventConnection(psycopg.Connection[Any]):
                         return result
                     if result is None or result.status != FATAL_ERROR:
                         result = got  # the first error wins, else the last result
+        except BaseException as ex:
+            if not isinstance(ex, Exception):
+                pg.finish()
+            raise
+
+    def delay(self, commit: bool = False) -> None:
+        """Before a round trip of loadgen.db.occ: the emulated latency's wait (loadgen.db.delay); none here."""
+
+    def exchange_pipeline(self) -> PGresult | None:
+        """Finish a pipeline just sent and synced on ``pgconn`` (libpq pipeline mode): one round trip.
+
+        Reads every query's results up to the sync point, then leaves pipeline mode.
+        Raises the first failed query's error (the later ones were skipped: aborted);
+        returns the last result otherwise.
+        """
+        pg = self.pgconn
+        fileno = pg.socket
+        cached = self._lg_watchers
+        if cached is None or cached[0] != fileno:
+            cached = self._lg_watchers = (fileno, {})
+        watchers = cached[1]
+        hub = get_hub()
+        reader = watchers.get(_EV_READ)
+        if reader is None:
+            reader = watchers[_EV_READ] = hub.loop.io(fileno, _EV_READ)
+        failed = last = None
+        try:
+            while pg.flush():
+                if park(watchers, fileno, _EV_READ | _EV_WRITE) & _EV_READ:
+                    pg.consume_input()
+            while True:
+                hub.wait(reader)
+                pg.consume_input()
+                while not pg.is_busy():
+                    got = pg.get_result()
+                    if got is None:  # the end of one query's results; the next query's follow
+                        continue
+                    status = got.status
+                    if status == PIPELINE_SYNC:
+                        pg.exit_pipeline_mode()
+                        if failed is not None:
+                            raise e.error_from_result(failed, encoding=self.info.encoding)
+                        return last
+                    if status == FATAL_ERROR:
+                        failed = failed or got
+                    elif status != PIPELINE_ABORTED:
+                        last = got
         except BaseException as ex:
             if not isinstance(ex, Exception):
                 pg.finish()

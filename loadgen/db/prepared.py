@@ -22,6 +22,7 @@ from psycopg import IsolationLevel
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
 from loadgen.db.gwait import GeventConnection
 from loadgen.db.transfer import TransferRequest, transfer_once
+from loadgen.model import steps
 
 __all__ = ["transfer_prepared", "begin_statement", "STATEMENTS"]
 
@@ -67,6 +68,8 @@ def transfer_prepared(conn: psycopg.Connection[Any], req: TransferRequest, phase
     amount, payer, payee = str(req.amount).encode(), str(req.payer).encode(), str(req.payee).encode()
     pg.send_query(begin)
     exchange()
+    if phase is not None:
+        phase.step = steps.DEBIT
     pg.send_query_prepared(_DEBIT, (amount, payer))
     res = exchange()
     if res.ntuples == 0:
@@ -76,14 +79,18 @@ def transfer_prepared(conn: psycopg.Connection[Any], req: TransferRequest, phase
     if balance < 0:
         _rollback(conn)
         raise InsufficientFunds(f"account {req.payer} would go to {balance}")
+    if phase is not None:
+        phase.step = steps.CREDIT
     pg.send_query_prepared(_CREDIT, (amount, payee))
     if exchange().command_tuples != 1:
         _rollback(conn)
         raise NoSuchAccount(f"account {req.payee} does not exist")
+    if phase is not None:
+        phase.step = steps.LEDGER
     pg.send_query_prepared(_LEDGER, (req.txn_id.encode(), payer, payee, amount))
     exchange()
     if phase is not None:
-        phase.in_commit = True
+        phase.step = steps.COMMIT
     pg.send_query(_COMMIT)
     exchange()
 

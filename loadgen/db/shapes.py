@@ -39,7 +39,8 @@ import psycopg
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
 from loadgen.db.prepared import transfer_prepared
 from loadgen.db.schema import customers_below_minimum, joint_customers_accounts
-from loadgen.db.transfer import CREDIT, LEDGER, TransferRequest
+from loadgen.db.transfer import CREDIT, LEDGER, AttemptProgress, TransferRequest
+from loadgen.model import steps
 
 __all__ = [
     "MultiLegRequest",
@@ -86,9 +87,16 @@ class JointRequest(TransferRequest):
     minimum: int = 0
 
 
+def _at(phase: Any, step: str) -> Any:
+    """Mark the attempt as having reached ``step`` (loadgen.model.steps); the progress object, made if none came."""
+    if phase is None:
+        phase = AttemptProgress()
+    phase.step = step
+    return phase
+
+
 def _commit(conn: psycopg.Connection[Any], phase: Any) -> None:
-    if phase is not None:
-        phase.in_commit = True
+    _at(phase, steps.COMMIT)
     conn.commit()
 
 
@@ -104,14 +112,18 @@ def update_returning(conn: psycopg.Connection[Any], req: TransferRequest, phase:
 
 def _debit_credit_record(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any) -> None:
     """The tail of the shapes that check the balance first: debit, credit, ledger row, COMMIT."""
+    phase = _at(phase, steps.DEBIT)
     conn.execute(DEBIT_PLAIN, (req.amount, req.payer))
+    phase.step = steps.CREDIT
     if conn.execute(CREDIT, (req.amount, req.payee)).rowcount != 1:
         _fail(conn, NoSuchAccount(f"account {req.payee} does not exist"))
+    phase.step = steps.LEDGER
     conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
     _commit(conn, phase)
 
 
 def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    phase = _at(phase, steps.READ)
     row = conn.execute(SELECT_BALANCE, (req.payer,)).fetchone()
     if row is None:
         _fail(conn, NoSuchAccount(f"account {req.payer} does not exist"))
@@ -122,12 +134,14 @@ def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phas
 
 
 def single_statement(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    phase = _at(phase, steps.TRANSFER)
     rows = conn.execute(BOTH, {"payer": req.payer, "payee": req.payee, "amount": req.amount}).fetchall()
     if len(rows) != 2:
         _fail(conn, NoSuchAccount(f"accounts {req.payer} and {req.payee} are not both there"))
     balance = dict(rows)[req.payer]
     if balance < 0:
         _fail(conn, InsufficientFunds(f"account {req.payer} would go to {balance}"))
+    phase.step = steps.LEDGER
     conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
     _commit(conn, phase)
 
@@ -135,29 +149,37 @@ def single_statement(conn: psycopg.Connection[Any], req: TransferRequest, phase:
 def multi_leg(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
     payees = getattr(req, "payees", ()) or (req.payee,)
     total = req.amount * len(payees)
+    phase = _at(phase, steps.DEBIT)
     row = conn.execute(DEBIT_RETURNING, (total, req.payer)).fetchone()
     if row is None:
         _fail(conn, NoSuchAccount(f"account {req.payer} does not exist"))
     assert row is not None
     if row[0] < 0:
         _fail(conn, InsufficientFunds(f"account {req.payer} would go to {row[0]}"))
+    phase.step = steps.CREDIT
     for payee in payees:
         if conn.execute(CREDIT, (req.amount, payee)).rowcount != 1:
             _fail(conn, NoSuchAccount(f"account {payee} does not exist"))
+    phase.step = steps.LEDGER
     conn.execute(LEDGER, (req.txn_id, req.payer, payees[0], total))
     _commit(conn, phase)
 
 
 def read_modify_write(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    phase = _at(phase, steps.READ)
     payer = conn.execute(SELECT_BALANCE, (req.payer,)).fetchone()
+    phase.step = steps.READ_PAYEE
     payee = conn.execute(SELECT_BALANCE, (req.payee,)).fetchone()
     if payer is None or payee is None:
         _fail(conn, NoSuchAccount(f"accounts {req.payer} and {req.payee} are not both there"))
     assert payer is not None and payee is not None
     if payer[0] < req.amount:
         _fail(conn, InsufficientFunds(f"account {req.payer} has {payer[0]}, needs {req.amount}"))
+    phase.step = steps.DEBIT
     conn.execute(SET_BALANCE, (payer[0] - req.amount, req.payer))
+    phase.step = steps.CREDIT
     conn.execute(SET_BALANCE, (payee[0] + req.amount, req.payee))
+    phase.step = steps.LEDGER
     conn.execute(LEDGER, (req.txn_id, req.payer, req.payee, req.amount))
     _commit(conn, phase)
 
@@ -175,6 +197,7 @@ SELECT_FOR_UPDATE = "SELECT balance FROM accounts WHERE id = %s FOR UPDATE"
 def _joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any, lock: bool) -> None:
     pair = (req.payer, sibling(req.payer))
     balances: dict[int, int] = {}
+    phase = _at(phase, steps.LOCK if lock else steps.CHECK)
     if lock:
         # In id order, so two payments of one customer queue rather than deadlock.
         for account in sorted(pair):

@@ -382,7 +382,7 @@ class RunSession:
             client=self._client_load(summary["attempts"], workers),
             workers=workers or [],
             warmup=warmup or {},
-            cc=describe_cc(self.scenario, self.target.takes_row_locks),
+            cc=describe_cc(self.scenario, self.target.takes_row_locks, self.target.dialect),
             lock_waits=self._lock_waits(),
             # A closed loop without think time asks for one transaction in flight per user.
             concurrency=concurrency(frame, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms),

@@ -25,9 +25,10 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.user.task import LOCUST_STATE_STOPPING
 
-from loadgen.db.cc import session_settings
+from loadgen.db.cc import first_committer_wins, session_settings
 from loadgen.db.delay import with_latency
 from loadgen.db.gwait import GeventConnection
+from loadgen.db.occ import occ_shape
 from loadgen.db.prepared import transfer_prepared
 from loadgen.db.shapes import Shape, shape
 from loadgen.db.transfer import TransferRequest, run_transfer, transfer_once
@@ -68,7 +69,11 @@ class Bench:
         self.target = target
         self.recorder = recorder
         self.keys: KeyDistribution = distribution_for(scenario)
-        if scenario.transaction != "update-returning":  # the class default is the talk's shape
+        fcw = first_committer_wins(scenario, takes_row_locks=target.takes_row_locks, dialect=target.dialect)
+        if fcw:
+            # cc occ on PostgreSQL: the shape as an OCC engine runs it (loadgen.db.occ).
+            self.transaction = occ_shape(scenario.transaction)
+        elif scenario.transaction != "update-returning":  # the class default is the talk's shape
             self.transaction = shape(scenario.transaction)
         elif scenario.latency.active:
             # Emulated latency hooks psycopg's Connection.wait, where a transaction's
@@ -79,8 +84,8 @@ class Bench:
         self._user_ids = itertools.count(first_user_id)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
-        if scenario.cc == "locking" and not target.takes_row_locks:
-            raise ConfigError(f"cc = locking needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
+        if scenario.cc != "occ" and not target.takes_row_locks:
+            raise ConfigError(f"cc = {scenario.cc} needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
         #: The users this process runs, so the connections it opens.
         self.users = scenario.users if users is None else users
         check_client_capacity(self.users)
@@ -95,11 +100,15 @@ class Bench:
         # connection subclass that waits before each round trip (loadgen.db.delay).
         # Queries wait through gevent's loop directly (loadgen.db.gwait), unless the target has its own class.
         base_class = target.connection_class or GeventConnection
+        if fcw and not issubclass(base_class, GeventConnection):
+            raise ConfigError(f"cc = occ runs on loadgen's own connections; {target.kind} brings its own: run it with cc = nowait")
         self.connections = UserConnections(
             target,
             {"application_name": target.application_name()},
             connection_class=with_latency(base_class, scenario.latency, scenario.seed),
-            server_settings=session_settings(scenario, sets_isolation=target.sets_isolation, takes_row_locks=target.takes_row_locks),
+            server_settings=session_settings(
+                scenario, sets_isolation=target.sets_isolation, takes_row_locks=target.takes_row_locks, dialect=target.dialect
+            ),
         )
         #: The warm-up: connections opened before the measured period, and how long it took.
         self.warmup: dict[str, Any] = {}

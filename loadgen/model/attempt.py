@@ -29,6 +29,7 @@ __all__ = [
     "BACKOFF_MS",
     "COMMIT_UNKNOWN",
     "CONN_WAIT_MS",
+    "FAILED_AT",
 ]
 
 
@@ -57,10 +58,13 @@ class Attempt(NamedTuple):
     #: The wait for a connection before the attempt: kept apart from ``latency_ms`` (which
     #: starts with the connection in hand) so that queueing never passes for database time.
     conn_wait_ms: float
+    #: The step of the transaction shape at which the attempt failed (``begin``, ``debit``,
+    #: ``credit``, ``ledger``, ``commit``, ... loadgen.db.steps); None when it committed.
+    failed_at: str | None
 
 
 #: The bare tuple the retry loop emits, in ``Attempt``'s field order.
-AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool, float]
+AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool, float, str | None]
 ATTEMPT_FIELDS: tuple[str, ...] = Attempt._fields
 
 # Literal positions, so that a type checker knows each field's type; tests/test_records.py
@@ -78,3 +82,4 @@ AMOUNT: Final = 9
 BACKOFF_MS: Final = 10
 COMMIT_UNKNOWN: Final = 11
 CONN_WAIT_MS: Final = 12
+FAILED_AT: Final = 13

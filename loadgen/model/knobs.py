@@ -312,11 +312,6 @@ KNOBS: tuple[Knob, ...] = (
          flag="--batches", check=_at_least(1)),
     Knob("load.arrival_rate", "number", "open load model: transactions started per second", field="arrival_rate",
          flag="--arrival-rate", check=_positive),
-    Knob("cc", "choice",
-         "concurrency control: occ (snapshot isolation; a writer never waits on a row lock, it fails at once, as on "
-         "DSQL) or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
-         field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
-         refusal="cc {value} is PostgreSQL's row-lock waiting: DSQL takes no row locks, it is always cc occ"),
     Knob("rtt_ms", "number", "emulated latency: ms added to every round trip (each statement, BEGIN, COMMIT), client-side",
          field="rtt_ms", flag="--rtt-ms", form="--rtt-ms", check=_at_least(0)),
     Knob("rtt_jitter_ms", "number", "emulated latency: plus a random extra per round trip, exponential with this mean (ms)",
@@ -324,13 +319,21 @@ KNOBS: tuple[Knob, ...] = (
     Knob("commit_ms", "number", "emulated latency: ms more on COMMIT (DSQL's commit checks conflicts and replicates)",
          field="commit_ms", flag="--commit-ms", form="--commit-ms", check=_at_least(0)),
     Knob("postgres.lock_timeout_ms", "number",
-         "cc locking only: give up a row-lock wait after this many ms; 0: wait (cc occ never waits: its lock timeout is 1 ms)",
+         "cc locking only: give up a row-lock wait after this many ms; 0: wait (cc nowait gives up after 1 ms; "
+         "cc occ's COMMIT after 50 ms)",
          field="lock_timeout_ms", flag="--lock-timeout-ms", form="--lock-timeout-ms", check=_at_least(0),
-         zero_is_none=True, default_text="0 (cc locking waits; cc occ gives up after 1 ms)", dialects=POSTGRESQL_ONLY,
+         zero_is_none=True, default_text="0 (cc locking waits; cc nowait gives up after 1 ms)", dialects=POSTGRESQL_ONLY,
          refusal="lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"),
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
          field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
          refusal="isolation {value}: DSQL has one isolation level (snapshot, as repeatable-read); run this cell on a PostgreSQL target"),
+    # After isolation: a cell DSQL cannot run for its isolation level is refused for that, its root cause.
+    Knob("cc", "choice",
+         "concurrency control: occ (first committer wins, as on DSQL: snapshot reads, writes applied with COMMIT, "
+         "the later committer fails at COMMIT), nowait (the later writer fails at its statement at once, 55P03) "
+         "or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
+         field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
+         refusal="cc {value} is PostgreSQL's row locking: DSQL takes no row locks, it is always cc occ"),
     Knob("target.kind", "text", "where to run: embedded, postgres or dsql", sweep=False),
     Knob("target.dsn", "text", "connection string for target postgres", sweep=False),
     Knob("target.schema", "text", "target postgres: the schema holding the tables (default loadgen; --schema)", sweep=False),

@@ -50,6 +50,7 @@ __all__ = [
     "CONFLICT",
     "DEFAULT_ATTEMPTS",
     "STATEMENTS",
+    "OCC_STATEMENTS",
     "statements",
 ]
 
@@ -67,11 +68,23 @@ STATEMENTS: dict[str, int | None] = {
 }
 
 
-def statements(shape: str, legs: int = 1) -> int | None:
-    """Statements before COMMIT in one attempt of ``shape``; None for a shape the simulation does not model."""
-    if shape not in STATEMENTS:
+#: The same in each shape's first-committer-wins form (cc occ on PostgreSQL, loadgen.db.occ):
+#: round trips before COMMIT after BEGIN; a write whose value an earlier read gave takes none.
+OCC_STATEMENTS: dict[str, int | None] = {
+    "update-returning": 3,  # debit (read), credit (read), ledger
+    "select-then-update": 3,  # read, credit (read), ledger
+    "single-statement": 2,  # both balances, ledger
+    "read-modify-write": 3,  # read, read payee, ledger
+    "multi-leg": None,  # debit, a credit per leg, ledger
+}
+
+
+def statements(shape: str, legs: int = 1, first_committer_wins: bool = False) -> int | None:
+    """Statements before COMMIT in one attempt of ``shape`` (in its loadgen.db.occ form if asked); None if not modelled."""
+    table = OCC_STATEMENTS if first_committer_wins else STATEMENTS
+    if shape not in table:
         return None
-    return STATEMENTS[shape] or 2 + legs
+    return table[shape] or 2 + legs
 
 
 #: Attempts simulated per cell: a conflict rate near 5% comes out within about +-3% of itself (one sigma).

@@ -19,7 +19,8 @@ __all__ = [
     "LOAD_MODELS",
     "ISOLATION_LEVELS",
     "CC_MODES",
-    "OCC_LOCK_TIMEOUT_MS",
+    "NOWAIT_LOCK_TIMEOUT_MS",
+    "OCC_COMMIT_LOCK_TIMEOUT_MS",
 ]
 
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "zipf", "hotspot", "hotset")
@@ -35,12 +36,16 @@ SHAPES: tuple[str, ...] = (
 )
 #: PostgreSQL isolation levels a run may ask for (DSQL has one: snapshot isolation).
 ISOLATION_LEVELS: tuple[str, ...] = ("repeatable-read", "read-committed", "serializable")
-#: Concurrency control on PostgreSQL targets (loadgen.db.cc). occ: behave like a lock-free
-#: OCC engine (snapshot isolation, a writer never waits on another's row lock: it fails
-#: at once); locking: PostgreSQL's own row-lock waits (and deadlocks). DSQL is always occ.
-CC_MODES: tuple[str, ...] = ("occ", "locking")
-#: occ mode's lock_timeout: PostgreSQL's smallest (it counts whole milliseconds; 0 means wait forever).
-OCC_LOCK_TIMEOUT_MS = 1
+#: Concurrency control on PostgreSQL targets (loadgen.db.cc). occ: first committer wins, as
+#: on DSQL (snapshot reads, writes applied with COMMIT, the later committer fails there);
+#: nowait: PostgreSQL's own writes with no lock wait (the later *writer* fails at once, 55P03);
+#: locking: PostgreSQL's own row-lock waits (and deadlocks). DSQL is always occ.
+CC_MODES: tuple[str, ...] = ("occ", "nowait", "locking")
+#: nowait mode's lock_timeout: PostgreSQL's smallest (it counts whole milliseconds; 0 means wait forever).
+NOWAIT_LOCK_TIMEOUT_MS = 1
+#: occ mode's safety net: the longest a COMMIT waits for a row another COMMIT holds (its
+#: pipeline holds it for microseconds; longer means the server stalled).
+OCC_COMMIT_LOCK_TIMEOUT_MS = 50
 #: What a read-only transaction of the read mix does.
 READ_KINDS: tuple[str, ...] = ("balance", "audit")
 #: How transactions arrive (loadgen.engine.load).
@@ -134,10 +139,8 @@ class Scenario:
         if self.lock_timeout_ms is not None:
             if not self.lock_timeout_ms >= 0:
                 raise ConfigError(f"lock timeout must not be negative milliseconds, got {self.lock_timeout_ms}")
-            if self.cc == "occ":
-                raise ConfigError(
-                    f"lock_timeout_ms is for cc = locking; cc = occ never waits on row locks (its lock_timeout is {OCC_LOCK_TIMEOUT_MS} ms)"
-                )
+            if self.cc != "locking":
+                raise ConfigError(f"lock_timeout_ms is for cc = locking; cc = {self.cc} sets its own lock_timeout")
         Latency(self.rtt_ms, self.rtt_jitter_ms, self.commit_ms)  # checks the three
         self._check_workload()
 
@@ -150,6 +153,11 @@ class Scenario:
         ):
             if value not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if self.cc == "occ" and self.isolation != "repeatable-read":
+            raise ConfigError(
+                f"cc = occ reads at a snapshot (isolation repeatable-read), so it cannot run isolation {self.isolation}; "
+                "use cc = nowait or locking for it"
+            )
         if not self.zipf_s > 0:
             raise ConfigError(f"zipf exponent must be positive, got {self.zipf_s}")
         for name, share in (("hotspot operation share", self.hot_ops), ("hotspot key share", self.hot_keys)):

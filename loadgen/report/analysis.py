@@ -241,19 +241,20 @@ def model_conflict_rate(commit_rate_per_s: float, mean_attempt_s: float, collisi
     return 1.0 - math.exp(commit_rate_per_s * mean_attempt_s * math.log1p(-collision))
 
 
-def snapshot_window_ms(latency_ms: Any, statements: int, commit_ms: float = 0.0) -> np.ndarray:
+def snapshot_window_ms(latency_ms: Any, statements: int, commit_ms: float = 0.0, before: int = 2) -> np.ndarray:
     """The part of each attempt another commit can hurt: from its snapshot to its COMMIT reaching the server.
 
     An attempt makes ``statements + 2`` round trips (BEGIN, the statements, COMMIT); the
-    snapshot is taken when the first statement reaches the server, after two of them,
-    and COMMIT decides on arrival. With round trips of equal mean length (emulated
-    latency sleeps before each; a local server's are alike), the window is
-    ``statements`` of them, plus any extra time COMMIT takes before deciding
+    snapshot is taken after ``before`` of them: two on PostgreSQL's own path (when the
+    first statement reaches the server), one where it is taken at BEGIN (DSQL, and cc occ's
+    first-committer-wins); COMMIT decides on arrival. With round trips of equal mean length
+    (emulated latency sleeps before each; a local server's are alike), the window is
+    ``statements + 2 - before`` of them, plus any extra time COMMIT takes before deciding
     (``commit_ms``). ``latency_ms`` is database time, a connection already in hand.
     """
     lat = np.asarray(latency_ms, dtype="float64")
     extra = np.minimum(lat, commit_ms)
-    return (lat - extra) * statements / (statements + 2) + extra
+    return (lat - extra) * (statements + 2 - before) / (statements + 2) + extra
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:

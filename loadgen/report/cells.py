@@ -15,6 +15,7 @@ import pandas as pd
 from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.data import Run, Study
+from loadgen.report.failures import StepFailures, by_step
 from loadgen.report.modelfit import ModelFit, fit_model
 from loadgen.report.reference import BASELINE, TALK_NO_RETRY
 from loadgen.results.client import saturation_note
@@ -47,6 +48,8 @@ class Cell:
     faults: list[dict[str, Any]] = field(default_factory=list)
     #: The first-order model on this cell: its inputs, the measured contention, whether it applies.
     fit: ModelFit | None = None
+    #: Failed attempts by the step of the shape they ended at (attempts.parquet's failed_at; [] before it).
+    failures: list[StepFailures] = field(default_factory=list)
 
     @property
     def accounts(self) -> int | None:
@@ -101,6 +104,7 @@ def analyse_run(run: Run) -> Cell:
         model_rate=fit.model_rate,
         fit=fit,
         faults=faults_on_timeline(run.meta.get("faults"), float(c["start_ms"].min()) if len(c) else None),
+        failures=by_step(run.attempts_table(["outcome", "failed_at"])),
     )
     run.__dict__.pop("compact", None)  # drop the cached attempts: one run in memory at a time
     return cell

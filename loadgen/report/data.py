@@ -88,6 +88,10 @@ class Run:
         """The attempts table as pandas, columns as written (for notebooks and slicing)."""
         return _read_table(self.path / ATTEMPTS_FILE, columns).to_pandas()
 
+    def attempts_table(self, columns: list[str]) -> pa.Table:
+        """Some columns of the attempts table, as Arrow (those the file has)."""
+        return _read_table(self.path / ATTEMPTS_FILE, columns)
+
     @cached_property
     def compact(self) -> pd.DataFrame:
         """The report's compact frame (see :func:`compact`)."""

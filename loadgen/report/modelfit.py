@@ -11,7 +11,8 @@ out and, before the connection was split out, the wait for a pooled connection).
 The best the records allow: each attempt's database time (``latency_ms``, which
 excludes the wait for a connection) cut to the round trips inside the window
 (``analysis.snapshot_window_ms``). Whose windows count: on DSQL only the committing
-transactions can make another fail; on PostgreSQL in occ mode every attempt holds its
+transactions can make another fail (and under cc occ's first-committer-wins too); on
+PostgreSQL in nowait mode (loadgen's occ before issue 20) every attempt holds its
 row locks until it ends, so a doomed one makes others fail too, and at high
 contention that matters (100 accounts x 40 users: measured / model 1.45 counting
 commits only, 0.92 counting every attempt). What it is compared with: the contention rate
@@ -37,7 +38,17 @@ from loadgen.report import analysis as A
 from loadgen.report.data import Run
 from loadgen.results.client import SATURATED_SHARE, busiest_share
 
-__all__ = ["ModelFit", "fit_model", "not_applicable", "cc_mode", "engine_takes_locks", "MIN_RATE", "TOLERANCE"]
+__all__ = [
+    "ModelFit",
+    "fit_model",
+    "not_applicable",
+    "cc_mode",
+    "engine_takes_locks",
+    "snapshot_at_begin",
+    "runs_occ_form",
+    "MIN_RATE",
+    "TOLERANCE",
+]
 #: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
 MIN_RATE = 0.01
 #: The model "fits" a cell when measured / model is within this share of 1.
@@ -95,12 +106,12 @@ def _find(doc: Any, key: str) -> Any:
 
 
 def cc_mode(run: Run) -> str:
-    """occ or locking: as run.json records it, else as the scenario implies (runs before --cc)."""
+    """occ, nowait or locking: as run.json records it, else as the scenario implies (runs before --cc)."""
     cc = run.meta.get("cc")
-    if isinstance(cc, dict) and cc.get("mode") in ("occ", "locking"):
+    if isinstance(cc, dict) and cc.get("mode") in ("occ", "nowait", "locking"):
         return str(cc["mode"])
     scen = run.scenario
-    if scen.get("cc") in ("occ", "locking"):
+    if scen.get("cc") in ("occ", "nowait", "locking"):
         return str(scen["cc"])
     target = run.meta.get("target")
     kind = str(target.get("kind", "")) if isinstance(target, dict) else ""
@@ -125,17 +136,33 @@ def not_applicable(run: Run) -> str | None:
     return None
 
 
-def engine_takes_locks(run: Run) -> bool:
-    """Whether the engine underneath holds row locks while a transaction runs (PostgreSQL; DSQL does not)."""
+def snapshot_at_begin(run: Run) -> bool:
+    """Whether the run's transactions took their snapshot at BEGIN (run.json's cc says; DSQL always does)."""
+    cc = run.meta.get("cc")
+    if isinstance(cc, dict) and "snapshot" in cc:
+        return bool(cc["snapshot"] == "begin")
     target = run.meta.get("target")
-    return not (isinstance(target, dict) and target.get("kind") == "dsql")
+    return isinstance(target, dict) and target.get("kind") == "dsql"
+
+
+def runs_occ_form(run: Run) -> bool:
+    """Whether the run's transfers took loadgen.db.occ's first-committer-wins form (cc occ on PostgreSQL)."""
+    cc = run.meta.get("cc")
+    target = run.meta.get("target")
+    kind = target.get("kind") if isinstance(target, dict) else None
+    return isinstance(cc, dict) and cc.get("mode") == "occ" and cc.get("snapshot") == "begin" and kind != "dsql"
+
+
+def engine_takes_locks(run: Run) -> bool:
+    """Whether a transaction holds row locks while it runs (PostgreSQL's own statements; not DSQL, nor cc occ's first-committer-wins)."""
+    return not snapshot_at_begin(run)
 
 
 def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: float | None) -> ModelFit:
     """The model on one run's compact attempts frame (``data.compact``) and headline.
 
     Which transactions can make an attempt fail: on DSQL (first committer wins) only
-    those that commit, so lambda is the commit rate; on PostgreSQL in occ mode (first
+    those that commit, so lambda is the commit rate (so under cc occ); on PostgreSQL in nowait mode (first
     *updater* wins) every attempt holds its rows' locks until it ends, a doomed one too,
     so lambda is the attempt rate and D the mean window of all attempts. lambda x D is
     then the mean number of such windows open at once, measured directly.
@@ -143,7 +170,7 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
     scen = run.scenario
     shape = str(scen.get("transaction", "update-returning"))
     legs = int(_number(scen.get("legs")) or 2) if shape == "multi-leg" else 1
-    n = statements(shape, legs)
+    n = statements(shape, legs, runs_occ_form(run))
     committed = c["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
     locks = engine_takes_locks(run)
     harmful = np.ones_like(committed) if locks else committed
@@ -153,8 +180,9 @@ def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: fl
     attempt_ms = float(committed_latency.mean()) if committed_latency.size else None
     who = "all attempts (PostgreSQL: a failing one holds its row locks too)" if locks else "committed attempts (first committer wins)"
     if latency.size and n is not None:
-        window_ms: float | None = float(np.mean(A.snapshot_window_ms(latency, n, commit_ms)))
-        source = f"{n} of {n + 2} round trips of {who}" + (f", plus COMMIT's {commit_ms:g} ms" if commit_ms else "")
+        trips = 1 if snapshot_at_begin(run) else 2
+        window_ms: float | None = float(np.mean(A.snapshot_window_ms(latency, n, commit_ms, before=trips)))
+        source = f"{n + 2 - trips} of {n + 2} round trips of {who}" + (f", plus COMMIT's {commit_ms:g} ms" if commit_ms else "")
     else:
         window_ms = float(latency.mean()) if latency.size else None
         source = f"whole attempts of {who} (shape not modelled)"

@@ -12,6 +12,7 @@ import pandas as pd
 
 from loadgen import __version__
 from loadgen.model.outcomes import CONTENTION, Outcome
+from loadgen.model.steps import step_order
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, _flatten, cells_frame, find_baseline, warnings_for
@@ -578,6 +579,31 @@ def latency_section(cells: list[Cell], p: str) -> str:
     return section(f"{p}latency", "Latency against contention", body)
 
 
+def failures_section(cells: list[Cell], p: str) -> str:
+    """Failed attempts by the step of the transaction shape they ended at (attempts.parquet's failed_at)."""
+    with_steps = [c for c in cells if c.failures]
+    if not with_steps:
+        return ""
+    steps: list[str] = []
+    for c in with_steps:
+        steps += [f.step for f in c.failures if f.step not in steps]
+    steps = step_order(steps)
+    rows = []
+    for c in with_steps:
+        at = {f.step: f for f in c.failures}
+        rows.append(
+            [esc(c.label), num(sum(f.failed for f in c.failures))]
+            + [f"{num(at[s].failed)} ({pct(at[s].share, 1)})" if s in at else "-" for s in steps]
+        )
+    body = (
+        '<p class="muted">Where failed attempts ended, by the step of the transaction shape (begin, debit, credit, '
+        "ledger, commit, ...; connect: no connection came). On DSQL, and under cc occ, a conflict ends an attempt at "
+        "commit, after all its statements; under cc nowait or locking, at the statement that met another's row lock.</p>"
+    )
+    body += table(["cell", "failed attempts"] + [esc(s) for s in steps], rows)
+    return section(f"{p}failures", "Failures by step", body)
+
+
 def detail_section(cells: list[Cell], p: str) -> str:
     parts = []
     for i, c in enumerate(cells):
@@ -705,6 +731,7 @@ SECTIONS = [
     ("reference", "DSQL reference"),
     ("cluster", "Cluster counters"),
     ("latency", "Latency"),
+    ("failures", "Failures by step"),
     ("detail", "Over time & hot keys"),
     ("metadata", "Metadata"),
 ]
@@ -723,6 +750,7 @@ def study_sections(cells: list[Cell], p: str = "", whatif: WhatIf | None = None)
             reference_section(cells, p),
             cluster_section(cells, p),
             latency_section(cells, p),
+            failures_section(cells, p),
             detail_section(cells, p),
             metadata_section(cells, p),
         ]

@@ -34,7 +34,7 @@ from loadgen.model.scenario import Scenario
 from loadgen.report import analysis as A
 from loadgen.report.cells import Cell, find_baseline
 from loadgen.report.data import ReportInputError, Run
-from loadgen.report.modelfit import not_applicable
+from loadgen.report.modelfit import not_applicable, runs_occ_form, snapshot_at_begin
 
 __all__ = [
     "SimInputs",
@@ -75,6 +75,9 @@ class SimInputs:
     window_ms: np.ndarray = field(repr=False)
     #: How ``window_ms`` was measured, in a sentence for the output.
     window_source: str = ""
+    #: Round trips up to the snapshot: 2 where the first statement takes it (PostgreSQL's own
+    #: path), 1 where BEGIN does (DSQL, cc occ's first-committer-wins).
+    snapshot_trips: int = 2
 
     def keys(self, accounts: int) -> KeyDistribution:
         return make_distribution(self.distribution, accounts, **self.key_params)
@@ -156,7 +159,7 @@ def inputs_from_run(run: Run) -> SimInputs:
         raise ReportInputError(f"{run.path}: run.json does not record accounts and users; cannot predict from it")
     shape = str(scen.get("transaction", _DEFAULT.transaction))
     legs = int(_number(scen.get("legs"), _DEFAULT.legs)) if shape == "multi-leg" else 1
-    n_statements = statements(shape, legs)
+    n_statements = statements(shape, legs, runs_occ_form(run))
     if n_statements is None:
         raise ReportInputError(
             f"{run.path}: predict models transfers ({', '.join(STATEMENTS)}); the run's shape {shape!r} is not one of them"
@@ -167,7 +170,8 @@ def inputs_from_run(run: Run) -> SimInputs:
     if latency.size == 0:
         raise ReportInputError(f"{run.path}: no committed attempt to take durations from")
     commit_ms = _number(scen.get("commit_ms"), 0.0)
-    window = A.snapshot_window_ms(latency, n_statements, commit_ms)
+    trips = 1 if snapshot_at_begin(run) else 2
+    window = A.snapshot_window_ms(latency, n_statements, commit_ms, before=trips)
     dist = str(scen.get("distribution", _DEFAULT.distribution))
     return SimInputs(
         run_id=run.run_id,
@@ -186,10 +190,11 @@ def inputs_from_run(run: Run) -> SimInputs:
         window_ms=window,
         window_source=(
             f"the run's {latency.size:,} committed attempts (database time, mean {latency.mean():.2f} ms), of which the "
-            f"snapshot-to-COMMIT window is {n_statements} of {n_statements + 2} round trips"
+            f"snapshot-to-COMMIT window is {n_statements + 2 - trips} of {n_statements + 2} round trips"
             + (f" plus COMMIT's extra {commit_ms:g} ms" if commit_ms else "")
             + f" (mean {window.mean():.2f} ms)"
         ),
+        snapshot_trips=trips,
     )
 
 
@@ -202,8 +207,8 @@ def _durations(inputs: SimInputs, rtt_ms: float | None) -> tuple[np.ndarray, np.
     if rtt_ms is None or rtt_ms == inputs.rtt_ms:
         return inputs.before_ms, inputs.window_ms
     delta = rtt_ms - inputs.rtt_ms
-    before = inputs.before_ms + 2 * delta
-    window = inputs.window_ms + delta * inputs.statements
+    before = inputs.before_ms + inputs.snapshot_trips * delta
+    window = inputs.window_ms + delta * (inputs.statements + 2 - inputs.snapshot_trips)
     if (window < 0).any() or (before < 0).any():
         raise ConfigError(
             f"--rtt-ms {rtt_ms:g} is below what the run measured: its attempts took as little as "

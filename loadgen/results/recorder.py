@@ -38,6 +38,8 @@ ATTEMPT_SCHEMA = pa.schema(
         ("backoff_ms", pa.float64()),
         ("commit_unknown", pa.bool_()),
         ("conn_wait_ms", pa.float64()),
+        #: Where a failed attempt ended: its transaction shape's step (null when committed).
+        ("failed_at", pa.string()),
         ("user", pa.int32()),
         ("worker", pa.string()),
         #: The sweep cell's slug (None outside a sweep).

@@ -280,7 +280,12 @@ def settle(table: pa.Table, settled: Mapping[str, int]) -> pa.Table:
         hit[i] = settled[txn_ids[i].as_py()] == attempts[i].as_py()
     index = table.schema.get_field_index("outcome")
     outcome = pc.if_else(pa.array(hit), pa.scalar(Outcome.AMBIGUOUS_COMMITTED.value, pa.string()), table.column(index))
-    return table.set_column(index, table.schema.field(index), outcome)
+    table = table.set_column(index, table.schema.field(index), outcome)
+    where = table.schema.get_field_index("failed_at")
+    if where >= 0:  # a settled attempt committed: it failed nowhere
+        failed_at = pc.if_else(pa.array(hit), pa.scalar(None, pa.string()), table.column(where))
+        table = table.set_column(where, table.schema.field(where), failed_at)
+    return table
 
 
 def _pieces(run_dir: Path) -> list[Path]:
