@@ -218,7 +218,7 @@ def test_a_scenario_file_names_a_dsql_endpoint(tmp_path: Path) -> None:
     line = _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
     assert "disagrees with the endpoint's Region us-east-1" in line, "the file's endpoint and region reached the target"
     scenario.write_text(f'users = 2\n[target]\nkind = "postgres"\nendpoint = "{endpoint}"\n')
-    assert "for a DSQL target" in _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
+    assert "--endpoint is only for --target dsql" in _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
 
 
 def test_ephemeral_checks_every_cell_before_creating_a_cluster(tmp_path: Path) -> None:

@@ -208,7 +208,7 @@ def test_schema_cli_errors_are_one_line(embedded: EmbeddedPostgres, tmp_path: Pa
     bad = run_cli("run", "--target", "postgres", "--dsn", embedded.url, "--schema", "Bad-Name", "--out", str(tmp_path))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--schema" in bad.stderr
     wrong = run_cli("run", "--schema", "x", "--out", str(tmp_path))
-    assert wrong.returncode == 2 and "--schema is for --target postgres" in wrong.stderr
+    assert wrong.returncode == 2 and "--schema is only for --target postgres" in wrong.stderr
 
 
 @pytest.mark.slow

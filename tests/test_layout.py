@@ -1,4 +1,5 @@
-"""The package's layout holds: dependencies point one way and no import cycle exists.
+"""The package's layout holds: dependencies point one way, no import cycle exists (not even
+one for type checkers only), and only ``loadgen.results`` opens a run directory's files.
 
 Reads every module's imports (function-level ones included) with ``ast``; needs no
 database. A new import that points the wrong way, or closes a cycle, fails here.
@@ -39,11 +40,15 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every ``loadgen`` module ``path`` imports, at any depth of the file."""
-    tree = ast.parse(path.read_text(), str(path))
+def _imports(path: Path, type_level: bool = False) -> set[str]:
+    """Every ``loadgen`` module ``path`` imports, at any depth of the file; with ``type_level``,
+    also those imported for type checkers only (under ``if TYPE_CHECKING:``)."""
+    return _imports_in(ast.parse(path.read_text(), str(path)), type_level)
+
+
+def _imports_in(tree: ast.AST, type_level: bool = False) -> set[str]:
     for node in ast.walk(tree):  # imports for type checkers only are no run-time dependency
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+        if not type_level and isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
             node.body = []
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -61,9 +66,9 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(type_level: bool = False) -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    return {name: {m for m in _imports(path, type_level) if m in modules and m != name} for name, path in modules.items()}
 
 
 def _area(module: str) -> str | None:
@@ -126,14 +131,90 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle() -> None:
-    graph = _graph()
+@pytest.mark.parametrize("type_level", [False, True], ids=["run-time", "type-level"])
+def test_no_import_cycle(type_level: bool) -> None:
+    """Not even for type checkers: a cycle under TYPE_CHECKING is still two modules that
+    cannot be read apart (break it with a Protocol, as psycopg_pool's abc.py does)."""
+    graph = _graph(type_level)
     # A package's __init__ re-exporting its own modules is not a cycle between concepts.
     graph = {m: {d for d in deps if not (m.startswith(d + ".") or d.startswith(m + "."))} for m, deps in graph.items()}
     assert _cycles(graph) == []
+
+
+def test_type_level_imports_count_as_edges() -> None:
+    routes = PACKAGE / "ui" / "routes.py"
+    assert _imports(routes) <= _imports(routes, type_level=True)
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from loadgen.errors import LoadgenError\n"
+    assert _imports_in(ast.parse(source), type_level=False) == set()
+    assert _imports_in(ast.parse(source), type_level=True) == {"loadgen.errors"}
+
+
+#: A run directory's files: only loadgen.results reads or writes them (loadgen.results.rundir).
+RUN_DIR_FILES = ("run.json", "sweep.json", "attempts.parquet")
+
+
+def _opens_run_dir_file(tree: ast.AST) -> list[int]:
+    """Lines where a module builds a path to a run directory's file, or reads Parquet or JSON files itself."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            right = node.right
+            if isinstance(right, ast.Constant) and isinstance(right.value, str) and right.value.endswith(RUN_DIR_FILES):
+                lines.append(node.lineno)  # run_dir / "run.json"
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and node.value.value in RUN_DIR_FILES:
+            lines.append(node.lineno)  # a constant of its own: RUN_FILE = "run.json"
+        elif isinstance(node, ast.Call):
+            for arg in node.args:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and arg.value.endswith(RUN_DIR_FILES):
+                    lines.append(node.lineno)  # open("run.json"), glob("*/run.json"), Path("attempts.parquet")
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [f"{node.module}.{a.name}" for a in node.names]
+            if any(n.startswith("pyarrow.parquet") for n in names):
+                lines.append(node.lineno)  # Parquet reading and writing belongs to results
+    return lines
+
+
+def run_dir_readers() -> list[str]:
+    """Modules outside loadgen.results that open a run directory's files themselves (with the lines)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if _area(_module_name(path)) == "results":
+            continue
+        lines = _opens_run_dir_file(ast.parse(path.read_text(), str(path)))
+        if lines:
+            found.append(f"{_module_name(path)}:{','.join(map(str, sorted(set(lines))))}")
+    return found
+
+
+def test_only_results_opens_a_run_directory() -> None:
+    assert run_dir_readers() == [], "read and write run directories through loadgen.results.rundir"
+
+
+def test_the_checker_sees_a_module_opening_run_json() -> None:
+    assert _opens_run_dir_file(ast.parse('json.loads((d / "run.json").read_text())')) == [1]
+    assert _opens_run_dir_file(ast.parse('for p in path.glob("*/run.json"): pass')) == [1]
+    assert _opens_run_dir_file(ast.parse("import pyarrow.parquet as pq")) == [1]
+    assert _opens_run_dir_file(ast.parse('RUN_FILE = "run.json"')) == [1]
+    assert _opens_run_dir_file(ast.parse('d / RUN_FILE; help = "attempts.parquet and run.json"')) == []
 
 
 def test_the_checker_sees_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     with pytest.raises(AssertionError):
         assert _cycles({"a": {"b"}, "b": {"a"}}) == []
+
+
+#: The one function allowed to run long: the simulator's event loop (its locals are its speed).
+LONG_FUNCTIONS = {"loadgen.model.occsim.simulate"}
+
+
+def test_no_function_is_over_90_lines() -> None:
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                name = f"{_module_name(path)}.{node.name}"
+                if lines > 90 and name not in LONG_FUNCTIONS:
+                    long.append(f"{name} ({lines} lines)")
+    assert not long, "split these into functions a reader can hold in mind: " + ", ".join(long)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import ast
 import json
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from loadgen.errors import ConfigError
 from loadgen.model import attempt as attempt_module
 from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt
-from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
-from loadgen.results.records import RUN_FORMAT, RecordError, RunRecord, SweepRecord
-from loadgen.targets.base import PostgresTarget, Target, make_target
+from loadgen.results import rundir
+from loadgen.results.recorder import ATTEMPT_SCHEMA, ATTEMPTS_FORMAT, ATTEMPTS_FORMAT_KEY, AttemptRecorder, write_attempts
+from loadgen.results.records import RUN_FORMAT, FormatError, RecordError, RunRecord, SweepRecord
+from loadgen.results.sections import Summary
+from loadgen.targets.base import PostgresTarget, Target
+from loadgen.targets.spec import TargetSpec, make_target
 
 PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
 
@@ -82,11 +87,80 @@ def test_invariants_hold_is_derived_and_unknown_while_in_progress() -> None:
     assert doc["in_progress"] is True and doc["completed"] is False and "invariants_hold" not in doc
 
 
-def test_a_newer_field_survives_a_round_trip(tmp_path: Path) -> None:
-    (tmp_path / "run.json").write_text(json.dumps({"format": 2, "run_id": "r", "scenario": {}, "target": {}, "later": [1]}))
+def test_a_field_this_version_does_not_know_survives_a_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps({"format": RUN_FORMAT, "run_id": "r", "scenario": {}, "target": {}, "later": [1]}))
     record = RunRecord.read(tmp_path)
-    assert record.format == 2 and record.extra == {"later": [1]}
+    assert record.format == RUN_FORMAT and record.extra == {"later": [1]}
     assert record.to_dict()["later"] == [1]
+
+
+@pytest.mark.parametrize("found", [RUN_FORMAT + 1, "2.0", None, True, 0], ids=["newer", "text", "null", "bool", "zero"])
+@pytest.mark.parametrize("kind", [RunRecord, SweepRecord])
+def test_a_newer_or_unknown_format_is_refused_by_name(tmp_path: Path, kind: type, found: object) -> None:
+    doc = {"run_id": "r", "name": "s", "scenario": {}, "target": {}, "format": found}
+    (tmp_path / kind.FILE).write_text(json.dumps(doc))
+    if found is None:  # "format": null reads as a file from before the field existed: the first layout
+        assert kind.read(tmp_path).format == kind.FORMAT
+        return
+    with pytest.raises(FormatError, match=f"{kind.FILE}: .*format") as e:
+        kind.read(tmp_path)
+    assert "\n" not in str(e.value) and not isinstance(e.value, RecordError)  # one line; never "unreadable, replace it"
+
+
+def test_an_older_run_json_is_read_and_upgraded(tmp_path: Path) -> None:
+    # Written before run.json had a format field: read as the first layout, written back as this one.
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "old", "scenario": {"accounts": 5}, "target": {}, "completed": True}))
+    record = RunRecord.read(tmp_path)
+    assert (record.run_id, record.scenario, record.completed, record.format) == ("old", {"accounts": 5}, True, RUN_FORMAT)
+    record.write(tmp_path)
+    assert json.loads((tmp_path / "run.json").read_text())["format"] == RUN_FORMAT
+
+
+def test_sections_read_back_typed_and_keep_what_they_do_not_know() -> None:
+    summary = {"attempts": 10, "conflict_rate": 0.2, "outcomes": {"committed": 8}, "attempt_latency_ms": {"p50": 1.5, "p99.9": 9.0}}
+    record = _record(
+        summary={**summary, "new_figure": 7},
+        client={"busiest_process_share": 0.95, "saturated": True, "fixed_cost_s": {"total_s": 2.0}},
+        connections={"opened": 4, "left_open": None},
+        keys={"name": "zipf", "s": 1.1, "accounts": 100, "collision_probability": 0.05},
+        cc={"mode": "locking", "lock_timeout_ms": None, "isolation": "repeatable-read", "how": "..."},
+        lock_waits={"longer_than_ms": 10, "count": 3, "source": "server log"},
+        extra={"cut_off": {"last_write": "2026-01-01T00:00:03+00:00", "attempts_on_disk": 10}, "cell": {"label": "users=2"}},
+    )
+    sections = record.sections
+    assert isinstance(sections.summary, Summary)
+    assert (sections.summary.attempts, sections.summary.conflict_rate, sections.summary.transactions) == (10, 0.2, None)
+    assert sections.summary.attempt_latency_ms.p99_9 == 9.0 and sections.summary.extra == {"new_figure": 7}
+    assert sections.summary.to_dict()["attempt_latency_ms"]["p99.9"] == 9.0 and sections.summary.to_dict()["new_figure"] == 7
+    assert sections.client.saturated is True and sections.client.fixed_cost_s == {"total_s": 2.0}
+    assert (sections.connections.opened, sections.connections.left_open) == (4, None)
+    assert sections.invariants is not None and sections.invariants[0].ok and sections.invariants[0].name == "money_conserved"
+    assert sections.cut_off is not None and sections.cut_off.attempts_on_disk == 10
+    assert sections.cell == {"label": "users=2"}
+    assert (sections.keys.name, sections.keys.collision_probability, sections.keys.extra) == ("zipf", 0.05, {"s": 1.1})
+    assert (sections.cc.mode, sections.cc.lock_timeout_ms) == ("locking", None)
+    assert sections.lock_waits is not None and sections.lock_waits.count == 3
+    with pytest.raises(FrozenInstanceError):
+        sections.summary.attempts = 11  # type: ignore[misc]
+    bare = RunRecord(run_id="r", scenario={}, target={}).sections  # a run in progress: nothing yet, not an error
+    assert bare.summary.attempts is None and bare.invariants == () and bare.cut_off is None and bare.lock_waits is None
+
+
+def test_attempts_parquet_carries_its_format_and_a_newer_one_is_refused(tmp_path: Path) -> None:
+    rec = AttemptRecorder("run-x")
+    rec.add(ROW, user=1)
+    write_attempts(rec.to_table(), tmp_path / "attempts.parquet")
+    schema = pq.read_schema(tmp_path / "attempts.parquet")
+    assert schema.metadata[ATTEMPTS_FORMAT_KEY] == str(ATTEMPTS_FORMAT).encode()
+    assert rundir.read_attempts(tmp_path).num_rows == 1
+    # A file from before the format was recorded reads as the first layout.
+    pq.write_table(rec.to_table().replace_schema_metadata(None), tmp_path / "attempts.parquet")
+    assert rundir.read_attempts(tmp_path, ["txn_id", "outcome"]).num_rows == 1
+    newer = rec.to_table().replace_schema_metadata({ATTEMPTS_FORMAT_KEY: str(ATTEMPTS_FORMAT + 1).encode()})
+    pq.write_table(newer, tmp_path / "attempts.parquet")
+    for read in (lambda: rundir.read_attempts(tmp_path), lambda: rundir.read_attempts(tmp_path, ["txn_id"])):
+        with pytest.raises(FormatError, match="attempts.parquet: format 2 is newer"):
+            read()
 
 
 def test_unreadable_run_json_is_one_clear_error(tmp_path: Path) -> None:
@@ -124,7 +198,7 @@ def test_the_ui_offers_only_targets_make_target_builds() -> None:
     (action,) = [a for a in parser._actions if a.dest == "target"]
     assert list(action.choices or []) == list(UI_TARGETS) == ["embedded", "postgres"]
     with pytest.raises(ConfigError, match="--endpoint"):
-        make_target("dsql")
+        make_target(TargetSpec("dsql"))
 
 
 def _importers(name: str) -> set[str]:

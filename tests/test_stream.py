@@ -98,7 +98,7 @@ def test_recover_a_killed_writer(tmp_path: Path) -> None:
     proc.wait(timeout=10)
     assert not st.is_writing(tmp_path)
     cut = st.recover(tmp_path)
-    assert cut is not None and cut.attempts == 500
+    assert cut is not None and cut.attempts_on_disk == 500
     doc = json.loads((tmp_path / "run.json").read_text())
     assert doc["status"] == "cut off" and doc["completed"] is False
     assert doc["cut_off"]["attempts_on_disk"] == 500 and doc["cut_off"]["last_write"]

@@ -11,12 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from loadgen.db.classify import InsufficientFunds
+from loadgen.db.occ import OCC_SHAPES
 from loadgen.db.schema import reset
 from loadgen.db.shapes import SHAPE_FUNCTIONS, MultiLegRequest, audit, read_balance, shape
 from loadgen.db.transfer import TransferRequest, run_transfer
+from loadgen.model.occsim import OCC_STATEMENTS, STATEMENTS, statements
 from loadgen.model.retry import RetryPolicy
-from loadgen.model.scenario import Scenario
+from loadgen.model.scenario import SHAPES, Scenario
 from loadgen.model.scenariofile import Cell
+from loadgen.model.shapes import TRANSACTION_SHAPES
+from loadgen.model.steps import SHAPE_STEPS
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
@@ -34,6 +38,15 @@ def _balances(conn: psycopg.Connection[Any]) -> dict[int, int]:
     rows = conn.execute("SELECT id, balance FROM accounts ORDER BY id").fetchall()
     conn.rollback()
     return dict(rows)
+
+
+def test_one_registry_of_shapes_is_what_the_model_the_simulator_and_the_database_read() -> None:
+    # A function per row in both of the database code's forms, steps per row, in the registry's order.
+    assert list(SHAPE_FUNCTIONS) == list(OCC_SHAPES) == list(SHAPE_STEPS) == list(TRANSACTION_SHAPES) == list(SHAPES)
+    assert set(STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.statements is not None}
+    assert set(OCC_STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.occ_statements is not None}
+    assert (statements("update-returning"), statements("multi-leg", 3), statements("joint-withdrawal")) == (3, 5, None)
+    assert (statements("read-modify-write", first_committer_wins=True), statements("multi-leg", 2, first_committer_wins=True)) == (3, 4)
 
 
 @pytest.mark.parametrize("name", ["update-returning", "select-then-update", "single-statement"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadgen.errors import ConfigError
+from loadgen.targets.spec import KINDS, TargetSpec
 
 if TYPE_CHECKING:
     from loadgen.targets.base import Target  # lazy: DSQL's modules load for DSQL commands only
@@ -20,8 +21,8 @@ __all__ = [
     "add_run_options",
     "add_command",
     "cmd_dsql",
-    "make_run_target",
-    "apply_scenario_target",
+    "target_spec",
+    "options_dialect",
     "run_ephemeral",
     "report_dialect_check",
 ]
@@ -118,57 +119,34 @@ def cmd_dsql(args: argparse.Namespace) -> int:
     return 0
 
 
-def apply_scenario_target(args: argparse.Namespace, sf: Any) -> None:
-    """A scenario file's ``[target]`` DSQL keys, where the command line gave none."""
-    if not sf.dsql:
-        return
-    if args.target != "dsql":
-        keys = ", ".join(f"target.{k}" for k in sf.dsql)
-        raise ConfigError(f'{sf.source}: {keys}: for a DSQL target (target.kind = "dsql"), not {args.target}')
-    for key, value in sf.dsql.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+def target_spec(args: argparse.Namespace, sf: Any = None) -> TargetSpec:
+    """The run's target as data: the command line's options over the scenario file's ``[target]``
+    (``--target``'s default, embedded, gives way to a file that names its target)."""
+    given = {
+        "kind": args.target,
+        "dsn": args.dsn,
+        "schema": getattr(args, "schema", None),
+        "endpoint": args.endpoint,
+        "region": args.region,
+        "db_user": args.db_user,
+        "profile": args.profile,
+        "token_expiry_s": args.token_expiry,
+        "sslmode": args.sslmode,
+        "sslrootcert": args.sslrootcert,
+        "connect_rate": args.connect_rate,
+        "max_connections": args.dsql_max_connections,
+        "dialect": args.dialect,
+    }
+    from_file = dict(sf.target) if sf is not None else {}
+    if args.target == "embedded" and not args.dsn and "kind" in from_file:
+        del given["kind"]
+    return TargetSpec.from_options({**from_file, **{k: v for k, v in given.items() if v is not None}})
 
 
-def make_run_target(args: argparse.Namespace) -> Target:
-    """The run's target from the command line: dsql, or the core targets; wrapped for ``--dialect dsql``."""
-    from loadgen.targets.base import make_target  # lazy: DSQL's modules load for DSQL commands only
-
-    if args.target == "dsql":
-        from loadgen.targets.dsql import make_dsql_target  # lazy: DSQL's modules load for DSQL commands only
-
-        if args.dsn:
-            raise ConfigError("--dsn is for --target postgres; DSQL is reached by --endpoint")
-        if args.lock_timeout_ms is not None:
-            raise ConfigError("--lock-timeout-ms is a PostgreSQL setting; DSQL takes no row locks")
-        if args.dialect == "postgresql":
-            raise ConfigError("--target dsql always uses the dsql dialect")
-        target: Target = make_dsql_target(
-            args.endpoint,
-            region=args.region,
-            db_user=args.db_user,
-            profile=args.profile,
-            token_expiry_s=args.token_expiry,
-            sslrootcert=args.sslrootcert,
-            sslmode=args.sslmode,
-            connect_rate=args.connect_rate,
-            max_connections=args.dsql_max_connections,
-        )
-    else:
-        dsql_only = [
-            f"--{name.removeprefix('dsql_').replace('_', '-')}"
-            for name in ("endpoint", "db_user", "profile", "token_expiry", "sslmode", "sslrootcert", "connect_rate", "dsql_max_connections")
-            if getattr(args, name) is not None
-        ] + (["--ephemeral"] if args.ephemeral else [])
-        if dsql_only:
-            verb = "is" if len(dsql_only) == 1 else "are"
-            raise ConfigError(f"{', '.join(dsql_only)} {verb} only for --target dsql")
-        target = make_target(args.target, args.dsn, schema=getattr(args, "schema", None))
-    if args.dialect == "dsql":
-        from loadgen.targets.dialect import DsqlDialectTarget  # lazy: DSQL's modules load for DSQL commands only
-
-        target = DsqlDialectTarget(target)
-    return target
+def options_dialect(args: argparse.Namespace) -> str:
+    """The dialect the command line's own ``--target``/``--dialect`` speak (a scenario file may change the target later)."""
+    kind = KINDS.get(args.target)
+    return args.dialect or (kind.dialect if kind is not None else None) or "postgresql"
 
 
 #: Stands for the cluster ``--ephemeral`` will create while the run's options are checked.

@@ -14,7 +14,6 @@ it does not use.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import socket
@@ -31,8 +30,10 @@ from loadgen.model import knobs, scenariofile
 from loadgen.model.scenario import parse_duration
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.client import fixed_cost, process_start_time, record_fixed_cost
-from loadgen.targets.base import check_cells, dialect_of, make_target, redact_conninfo
+from loadgen.results.records import SweepRecord
+from loadgen.targets.base import check_cells, redact_conninfo
 from loadgen.targets.embedded import EmbeddedPostgres
+from loadgen.targets.spec import KINDS, TargetSpec, make_target
 from loadgen.ui import LOCUSTFILE
 
 __all__ = ["main"]
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: quickstart, or a single run when workload options are given)",
     )
     knobs.add_flags(r)  # every scenario knob with a flag: loadgen.model.knobs
-    r.add_argument("--target", default="embedded", help="embedded (default), postgres or dsql")
+    r.add_argument("--target", default="embedded", help=f"{', '.join(KINDS)} (default embedded)")
     r.add_argument("--dsn", help="connection string or URL for --target postgres")
     r.add_argument("--schema", help="--target postgres: the schema holding the tables, one live run at a time (default loadgen)")
     r.add_argument(
@@ -178,28 +179,20 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def _check_no_locking_on_dsql(args: argparse.Namespace) -> None:
-    if args.target == "dsql" and (args.lock_timeout_ms is not None or args.cc in ("locking", "nowait")):
-        flag = "--lock-timeout-ms" if args.lock_timeout_ms is not None else f"--cc {args.cc}"
-        raise ConfigError(f"{flag} is for PostgreSQL targets; DSQL takes no row locks (it is always cc occ)")
-
-
 def _plan_run(args: argparse.Namespace) -> tuple[ScenarioFile, Any, Any, Any]:
     """What ``loadgen run`` will do, every option checked, before any database work (and, with
     ``--ephemeral``, before a cluster is created): (scenario file, target, chaos, fleet)."""
-    _check_no_locking_on_dsql(args)
-    sf = _scenario_file_from_args(args)
+    # The command line's settings against its own target first: one DSQL refuses is named for DSQL.
+    problem = knobs.options_problem(dsql_cli.options_dialect(args), knobs.overrides_from_args(args))
+    if problem:
+        raise ConfigError(problem)
+    sf = _scenario_file_from_args(args)  # validate before any database work
     chaos = _chaos_from_args(args)
     parse_duration(args.unreachable_limit)
     fleet = _fleet_from_args(args)
-    if args.target == "embedded" and not args.dsn and sf.target_kind:
-        # The scenario file names the target; the command line's --target/--dsn would win.
-        args.target, args.dsn = sf.target_kind, sf.dsn
-    if args.schema is None and sf.schema:
-        args.schema = sf.schema
-    dsql_cli.apply_scenario_target(args, sf)  # a file's DSQL endpoint, region, role, profile
-    target = dsql_cli.make_run_target(args)  # make_target, or DSQL, or --dialect dsql
-    check_cells(dialect_of(target), sf.cells)  # every cell against the target, before any work
+    spec = dsql_cli.target_spec(args, sf)  # the command line's target options over the file's [target]
+    check_cells(spec.sql_dialect, sf.cells)  # every cell against the target, before any work
+    target = make_target(spec)
     if chaos.active and target.kind == "dsql":
         raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
     if fleet is not None:
@@ -284,10 +277,9 @@ def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.scenario or knobs.overrides_from_args(args):
         raise ConfigError("--resume runs the sweep's own cells as recorded: give no scenario or workload options with it")
-    if not (args.resume / "sweep.json").is_file():
+    if not SweepRecord.exists(args.resume):
         raise ConfigError(f"--resume needs a sweep directory (with sweep.json): {args.resume}")
-    _check_no_locking_on_dsql(args)
-    target = dsql_cli.make_run_target(args)
+    target = make_target(dsql_cli.target_spec(args))
     fleet = _fleet_from_args(args)
     with progress_view(args.quiet, args.resume.name, True) as view:
         result = sweep.resume(
@@ -357,30 +349,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from loadgen.report import write_report  # lazy: see the module docstring
+    from loadgen.results.rundir import recover_cut_off  # lazy: pyarrow, for the commands that read results
 
+    # Recovering a killed run writes (its parts compacted, its run.json marked cut off):
+    # a step of its own, said out loud, never a side effect of reading.
+    for path in args.paths:
+        for recovered in recover_cut_off(path):
+            print(recovered.describe())
     out = write_report(args.paths, args.output, compare=args.compare)
-    for line in _cut_off_lines(args.paths):
-        print(line)
     print(f"report: {out}")
     return EXIT_OK
-
-
-def _cut_off_lines(paths: list[Path]) -> list[str]:
-    """One line per run that was cut off (killed before it finished), as the report found it."""
-    lines = []
-    for path in paths:
-        for meta_path in [path / "run.json", *sorted(path.glob("*/run.json"))]:
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError):
-                continue
-            cut = meta.get("cut_off") if isinstance(meta, dict) else None
-            if isinstance(cut, dict):
-                lines.append(
-                    f"{meta_path.parent}: cut off (killed before it finished); last attempts on disk at "
-                    f"{cut.get('last_write')}, {cut.get('attempts_on_disk', 0):,} attempts recovered into attempts.parquet"
-                )
-    return lines
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -446,7 +424,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     users = int(form.pop("--users", knobs.BY_KEY["users"].default))
     spawn_rate = float(form.pop("--spawn-rate", users))
     dsn = args.dsn or os.environ.get("LOADGEN_DSN") or None
-    target = make_target(args.target, dsn)
+    target = make_target(TargetSpec.from_options({"kind": args.target, "dsn": dsn}))
     try:  # say so plainly now rather than in a Locust traceback later
         with socket.socket(socket.AF_INET6 if ":" in args.web_host else socket.AF_INET) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -223,6 +223,7 @@ def joint_withdrawal_for_update(conn: psycopg.Connection[Any], req: TransferRequ
     _joint_withdrawal(conn, req, phase, lock=True)
 
 
+#: The function of every shape in the registry (loadgen.model.shapes.TRANSACTION_SHAPES, by name).
 SHAPE_FUNCTIONS: dict[str, Shape] = {
     "update-returning": update_returning,
     "select-then-update": select_then_update,
@@ -235,7 +236,7 @@ SHAPE_FUNCTIONS: dict[str, Shape] = {
 
 
 def shape(name: str) -> Shape:
-    """The transaction function of a shape's name (names as in loadgen.model.scenario.SHAPES)."""
+    """The transaction function of a shape's name (names as in loadgen.model.shapes)."""
     return SHAPE_FUNCTIONS[name]
 
 

@@ -29,6 +29,7 @@ from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model.knobs import scenario_from_dict
 from loadgen.model.scenariofile import Cell, ScenarioFile
 from loadgen.results.records import SWEEP_FILE, RecordError, SweepRecord
+from loadgen.results.rundir import read_run
 from loadgen.targets.base import Target, check_cells
 
 __all__ = ["SweepResult", "run_file", "run_cell", "resume", "format_sweep", "CUT_OFF_DIR"]
@@ -203,6 +204,9 @@ def resume(
     if kind and kind != target.kind:
         raise ConfigError(f"the sweep ran on target {kind}; resume it there (--target {kind}), not on {target.kind}")
     check_cells(target.dialect, cells)
+    for e in entries:  # the sweep's report reads every finished cell: refuse one this loadgen cannot read now, not after the run
+        if e.get("status") == DONE and e.get("run_dir"):
+            read_run(sweep_dir / str(e["run_dir"]))
     with _sweep_lock(sweep_dir):
         todo = [c for c, e in zip(cells, entries) if e.get("status") != DONE]
         if not todo:

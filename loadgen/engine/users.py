@@ -38,7 +38,7 @@ from loadgen.model.keys import KeyDistribution, distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
-from loadgen.targets.base import Target
+from loadgen.targets.base import Target, dialect_of, scenario_problem
 from loadgen.targets.connection import UserConnection, UserConnections
 
 __all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION", "set_bench", "bench_of"]
@@ -84,8 +84,9 @@ class Bench:
         self._user_ids = itertools.count(first_user_id)
         #: When an attempt last reached the database (monotonic seconds): the watchdog's clock.
         self.last_reached = time.monotonic()
-        if scenario.cc != "occ" and not target.takes_row_locks:
-            raise ConfigError(f"cc = {scenario.cc} needs a PostgreSQL target; {target.kind} takes no row locks (it is always occ)")
+        problem = scenario_problem(dialect_of(target), scenario)  # the knob table's refusals: one place
+        if problem:
+            raise ConfigError(problem)
         #: The users this process runs, so the connections it opens.
         self.users = scenario.users if users is None else users
         check_client_capacity(self.users)

@@ -50,6 +50,7 @@ __all__ = [
     "LOCUST",
     "build_scenario",
     "target_problem",
+    "options_problem",
     "add_flags",
     "overrides_from_args",
     "scenario_to_dict",
@@ -378,6 +379,18 @@ def target_problem(dialect: str, scenario: Scenario) -> str | None:
             continue
         value = field_value(scenario, knob.field)
         if value != field_default(knob.field):
+            return knob.refusal.format(value=value) or f"{knob.key} is for {' and '.join(knob.dialects)} targets only"
+    return None
+
+
+def options_problem(dialect: str, values: Mapping[str, Any]) -> str | None:
+    """:func:`target_problem` for knobs given as options (file units, by key), before they make a
+    scenario: a setting the target refuses is named for the target, not for another rule it breaks."""
+    for key, value in values.items():
+        knob = BY_KEY.get(key)
+        if knob is None or knob.dialects is None or knob.field is None or dialect in knob.dialects:
+            continue
+        if knob.to_field(value) != field_default(knob.field):
             return knob.refusal.format(value=value) or f"{knob.key} is for {' and '.join(knob.dialects)} targets only"
     return None
 

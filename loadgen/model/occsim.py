@@ -37,6 +37,7 @@ from loadgen.errors import ConfigError
 from loadgen.model.keys import KeyDistribution
 from loadgen.model.outcomes import Outcome
 from loadgen.model.retry import RetryPolicy
+from loadgen.model.shapes import TRANSACTION_SHAPES, statements
 
 __all__ = [
     "Durations",
@@ -57,35 +58,18 @@ __all__ = [
 COMMITTED = Outcome.COMMITTED.value
 CONFLICT = Outcome.CONFLICT.value
 LoadModel = Literal["closed", "open", "batches"]
-#: Statements before COMMIT in each transaction shape the simulation models: each writes its payer and
-#: payee(s) and nothing else another transfer could touch (loadgen.db.shapes). multi-leg: 2 + legs.
+#: The transaction shapes the simulation models, with their statements before COMMIT (multi-leg: None,
+#: 2 + legs): each writes its payer and payee(s) and nothing else another transfer could touch.
+#: From the one registry, loadgen.model.shapes.
 STATEMENTS: dict[str, int | None] = {
-    "update-returning": 3,
-    "select-then-update": 4,
-    "single-statement": 2,
-    "read-modify-write": 5,
-    "multi-leg": None,
+    s.name: None if s.per_leg else s.statements for s in TRANSACTION_SHAPES.values() if s.statements is not None
 }
 
 
-#: The same in each shape's first-committer-wins form (cc occ on PostgreSQL, loadgen.db.occ):
-#: round trips before COMMIT after BEGIN; a write whose value an earlier read gave takes none.
+#: The same in each shape's first-committer-wins form (cc occ on PostgreSQL, loadgen.db.occ).
 OCC_STATEMENTS: dict[str, int | None] = {
-    "update-returning": 3,  # debit (read), credit (read), ledger
-    "select-then-update": 3,  # read, credit (read), ledger
-    "single-statement": 2,  # both balances, ledger
-    "read-modify-write": 3,  # read, read payee, ledger
-    "multi-leg": None,  # debit, a credit per leg, ledger
+    s.name: None if s.per_leg else s.occ_statements for s in TRANSACTION_SHAPES.values() if s.occ_statements is not None
 }
-
-
-def statements(shape: str, legs: int = 1, first_committer_wins: bool = False) -> int | None:
-    """Statements before COMMIT in one attempt of ``shape`` (in its loadgen.db.occ form if asked); None if not modelled."""
-    table = OCC_STATEMENTS if first_committer_wins else STATEMENTS
-    if shape not in table:
-        return None
-    return table[shape] or 2 + legs
-
 
 #: Attempts simulated per cell: a conflict rate near 5% comes out within about +-3% of itself (one sigma).
 DEFAULT_ATTEMPTS = 20_000

@@ -9,6 +9,7 @@ from typing import Any
 from loadgen.errors import ConfigError
 from loadgen.model.latency import Latency
 from loadgen.model.retry import RetryPolicy
+from loadgen.model.shapes import SHAPE_NAMES
 
 __all__ = [
     "Scenario",
@@ -24,16 +25,8 @@ __all__ = [
 ]
 
 DISTRIBUTIONS: tuple[str, ...] = ("uniform", "zipf", "hotspot", "hotset")
-#: Transaction shapes (loadgen.db.shapes): how one transfer talks to the database.
-SHAPES: tuple[str, ...] = (
-    "update-returning",
-    "select-then-update",
-    "single-statement",
-    "multi-leg",
-    "read-modify-write",
-    "joint-withdrawal",
-    "joint-withdrawal-for-update",
-)
+#: Transaction shapes by name (the registry: loadgen.model.shapes).
+SHAPES: tuple[str, ...] = SHAPE_NAMES
 #: PostgreSQL isolation levels a run may ask for (DSQL has one: snapshot isolation).
 ISOLATION_LEVELS: tuple[str, ...] = ("repeatable-read", "read-committed", "serializable")
 #: Concurrency control on PostgreSQL targets (loadgen.db.cc). occ: first committer wins, as

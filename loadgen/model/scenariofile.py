@@ -90,12 +90,10 @@ class ScenarioFile:
     source: str
     cells: tuple[Cell, ...]
     sweep_keys: tuple[str, ...] = ()
-    target_kind: str | None = None
-    dsn: str | None = field(default=None, repr=False)  # may hold a password: never log it
-    #: target postgres: the schema holding the tables (``target.schema``; --schema wins).
-    schema: str | None = None
-    #: DSQL: the cluster to reach (``target.endpoint``, ``region``, ``db_user``, ``profile``).
-    dsql: dict[str, str] = field(default_factory=dict)
+    #: The ``[target]`` table by key (kind, dsn, schema; DSQL's endpoint, region, db_user, profile):
+    #: loadgen.targets.spec.TargetSpec's fields, the command line's options winning. ``dsn`` may
+    #: hold a password: never log it.
+    target: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def is_sweep(self) -> bool:
@@ -184,10 +182,7 @@ def load_text(text: str, source: str, overrides: Mapping[str, Any] | None = None
         source=source,
         cells=tuple(cells),
         sweep_keys=swept_t,
-        target_kind=fixed.get("target.kind"),
-        dsn=fixed.get("target.dsn"),
-        schema=fixed.get("target.schema"),
-        dsql={k[7:]: v for k, v in fixed.items() if k in ("target.endpoint", "target.region", "target.db_user", "target.profile")},
+        target={k.removeprefix("target."): v for k, v in fixed.items() if k.startswith("target.")},
     )
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from loadgen.model.outcomes import COMMITTED, Outcome
-from loadgen.results.metrics import PERCENTILES, Counts, outcome_counts, percentiles, rates
+from loadgen.results.metrics import PERCENTILES, figures, percentiles, transactions_of
 
 __all__ = [
     "COMMITTED",
@@ -38,74 +38,27 @@ CONFLICT = Outcome.CONFLICT.value
 
 
 def transactions(c: pd.DataFrame) -> pd.DataFrame:
-    """One row per logical transfer: ``attempts``, ``start_ms``, ``end_ms``, ``latency_ms``, ``committed``."""
-    if c.empty:
-        return pd.DataFrame(
-            {
-                "attempts": pd.Series(dtype="int64"),
-                "start_ms": pd.Series(dtype="float64"),
-                "end_ms": pd.Series(dtype="float64"),
-                "latency_ms": pd.Series(dtype="float64"),
-                "committed": pd.Series(dtype="bool"),
-            }
-        )
-    committed = c["outcome"].isin(COMMITTED).to_numpy()
-    frame = pd.DataFrame(
-        {
-            "txn": c["txn"].to_numpy(),
-            "attempt": c["attempt"].to_numpy(),
-            "start_ms": c["start_ms"].to_numpy(),
-            "end_ms": c["end_ms"].to_numpy(),
-            "committed": committed,
-        }
-    )
-    g = frame.groupby("txn", sort=False)
-    out = pd.DataFrame(
-        {
-            "attempts": g["attempt"].max().astype("int64"),
-            "start_ms": g["start_ms"].min(),
-            "end_ms": g["end_ms"].max(),
-            "committed": g["committed"].any(),
-        }
-    )
-    out["latency_ms"] = out["end_ms"] - out["start_ms"]
-    return out.reset_index(drop=True)
+    """One row per logical transfer of the compact frame (loadgen.results.metrics.transactions_of's columns:
+    ``attempts``, ``start_ms``, ``end_ms``, ``latency_ms``, ``committed``, ...)."""
+    return transactions_of(c["txn"].to_numpy(), c["attempt"].to_numpy(), c["start_ms"].to_numpy(), c["end_ms"].to_numpy(), c["outcome"])
 
 
 def headline(c: pd.DataFrame, txns: pd.DataFrame) -> dict[str, Any]:
-    """The numbers a reader looks at first."""
+    """The numbers a reader looks at first: run.json's summary figures (loadgen.results.metrics.figures,
+    the one definition), with the report's additions (intervals, time spent on attempts that failed)."""
     n = len(c)
-    outcomes = {str(k): int(v) for k, v in c["outcome"].value_counts().items() if v}
-    commits, conflicts, contention = outcome_counts(outcomes)
-    retries = int((c["attempt"].to_numpy() >= 2).sum())
-    elapsed_s = float(c["end_ms"].max() - c["start_ms"].min()) / 1000.0 if n else 0.0
-    failed_mask = ~c["outcome"].isin(COMMITTED).to_numpy()
+    h = figures(c["outcome"], c["attempt"].to_numpy(), c["start_ms"].to_numpy(), c["latency_ms"].to_numpy(), txns)
     latency = c["latency_ms"].to_numpy()
-    wasted_ms = float(latency[failed_mask].sum())
+    wasted_ms = float(latency[~c["outcome"].isin(COMMITTED).to_numpy()].sum())
     total_ms = float(latency.sum())
     t = len(txns)
-    retried = int((txns["attempts"].to_numpy() >= 2).sum()) if t else 0
-    r = rates(Counts(n, commits, conflicts, contention, retries, t, retried, int(failed_mask.sum()), elapsed_s))
     return {
-        "attempts": n,
-        "transactions": t,
-        "commits": commits,
-        "conflicts": conflicts,
-        "contention": contention,
-        "outcomes": dict(sorted(outcomes.items())),
-        "failed_attempts": int(failed_mask.sum()),
-        **r,
-        "conflict_rate_95": wilson_interval(conflicts, n),
-        "contention_rate_95": wilson_interval(contention, n),
-        "retries": retries,
-        "failed_transactions": int((~txns["committed"]).sum()) if t else 0,
-        "max_attempts": int(txns["attempts"].max()) if t else 0,
-        "elapsed_s": elapsed_s,
+        **h,
+        "conflict_rate_95": wilson_interval(h["conflicts"], n),
+        "contention_rate_95": wilson_interval(h["contention"], n),
         "mean_attempt_ms": total_ms / n if n else None,
         "wasted_ms": wasted_ms,
         "wasted_share": wasted_ms / total_ms if total_ms > 0 else None,
-        "attempt_latency_ms": percentiles(latency),
-        "transaction_latency_ms": percentiles(txns["latency_ms"].to_numpy() if t else []),
         "committed_transaction_latency_ms": percentiles(txns.loc[txns["committed"], "latency_ms"].to_numpy() if t else []),
     }
 

@@ -1,8 +1,9 @@
-"""Finding and loading run directories: what a report or a notebook reads.
+"""Loading run directories for a report or a notebook.
 
 A run directory holds ``attempts.parquet`` and ``run.json`` (the data contract
 users script against: README.md, "Running", lists their columns and fields). A sweep is any directory whose sub-directories are run directories,
-with or without a ``sweep.json`` index. Attempts are loaded column by column
+with or without a ``sweep.json`` index. The files are found and read through their one
+owner, loadgen.results.rundir (format checked, nothing written). Attempts are loaded column by column
 through pyarrow into a compact frame (integer transaction codes, epoch
 milliseconds as floats, outcomes as categories) so ten million rows stay a few
 hundred megabytes and every later step is vectorized.
@@ -10,7 +11,6 @@ hundred megabytes and every later step is vectorized.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from loadgen.errors import LoadgenError
-from loadgen.results.stream import PARTS_DIR, is_writing, recover
+from loadgen.results import rundir
+from loadgen.results.records import RunRecord
+from loadgen.results.rundir import RunDirError, find_run_dirs
+from loadgen.results.sections import RunSections
 
 __all__ = [
     "ReportInputError",
@@ -38,23 +39,26 @@ __all__ = [
     "redact",
 ]
 
-ATTEMPTS_FILE = "attempts.parquet"
-RUN_FILE = "run.json"
-SWEEP_FILE = "sweep.json"
 #: Columns the report needs; everything else stays on disk.
 _REPORT_COLUMNS = ("txn_id", "attempt", "started_at", "latency_ms", "outcome", "payer", "payee")
 
-
-class ReportInputError(LoadgenError):
-    """A path given to the report is not a run or sweep directory, or cannot be read."""
+#: A path given to the report is not a run or sweep directory, or cannot be read.
+ReportInputError = RunDirError
 
 
 @dataclass
 class Run:
-    """One run directory: its metadata (run.json) and its attempts, loaded on demand."""
+    """One run directory: its run.json (``record``; ``meta`` is the same as a dict) and its attempts, loaded on demand."""
 
     path: Path
     meta: dict[str, Any]
+    #: run.json as read (None: the directory has attempts only).
+    record: RunRecord | None = None
+
+    @cached_property
+    def sections(self) -> RunSections:
+        """run.json's sections, typed (loadgen.results.sections); empty ones for a run without run.json."""
+        return RunSections.from_dict(self.meta)
 
     @property
     def run_id(self) -> str:
@@ -86,17 +90,16 @@ class Run:
 
     def attempts(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The attempts table as pandas, columns as written (for notebooks and slicing)."""
-        return _read_table(self.path / ATTEMPTS_FILE, columns).to_pandas()
+        return rundir.read_attempts(self.path, columns).to_pandas()
 
     def attempts_table(self, columns: list[str]) -> pa.Table:
         """Some columns of the attempts table, as Arrow (those the file has)."""
-        return _read_table(self.path / ATTEMPTS_FILE, columns)
+        return rundir.read_attempts(self.path, columns)
 
     @cached_property
     def compact(self) -> pd.DataFrame:
         """The report's compact frame (see :func:`compact`)."""
-        table = _read_table(self.path / ATTEMPTS_FILE, list(_REPORT_COLUMNS))
-        return compact_from_arrow(table)
+        return compact_from_arrow(rundir.read_attempts(self.path, list(_REPORT_COLUMNS)))
 
 
 @dataclass
@@ -114,36 +117,6 @@ class Study:
         return name or self.path.name
 
 
-def find_run_dirs(path: Path) -> tuple[list[Path], bool]:
-    """The run directories ``path`` names, and whether it is a sweep."""
-    path = Path(path)
-    if path.is_file() and path.name in (ATTEMPTS_FILE, RUN_FILE):
-        path = path.parent
-    if not path.exists():
-        raise ReportInputError(f"no such run or sweep directory: {path}")
-    if not path.is_dir():
-        raise ReportInputError(f"not a run or sweep directory: {path}")
-    _recover_cut_off(path)
-    if (path / ATTEMPTS_FILE).is_file():
-        return [path], False
-    for sub in path.iterdir():
-        if sub.is_dir():
-            _recover_cut_off(sub)
-    cells = sorted(p for p in path.iterdir() if p.is_dir() and (p / ATTEMPTS_FILE).is_file())
-    if not cells:
-        raise ReportInputError(f"not a run or sweep directory (no {ATTEMPTS_FILE} in it or its sub-directories): {path}")
-    return cells, True
-
-
-def _recover_cut_off(run_dir: Path) -> None:
-    """A run killed mid-way left its attempts in parts: compact them, so it reads like any run."""
-    if not (run_dir / PARTS_DIR).is_dir() or (run_dir / ATTEMPTS_FILE).is_file():
-        return
-    if is_writing(run_dir):
-        raise ReportInputError(f"{run_dir} is a run still going: report on it when it ends")
-    recover(run_dir)
-
-
 def load_run(path: Path | str) -> Run:
     """One run directory (or its attempts.parquet)."""
     dirs, is_sweep = find_run_dirs(Path(path))
@@ -157,42 +130,19 @@ def load_study(path: Path | str) -> Study:
     path = Path(path)
     dirs, is_sweep = find_run_dirs(path)
     index: dict[str, Any] = {}
-    if is_sweep and (path / SWEEP_FILE).is_file():
+    if is_sweep:
         try:
-            loaded = json.loads((path / SWEEP_FILE).read_text())
-            index = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            index = {}
+            sweep = rundir.read_sweep(path)
+        except RunDirError:  # the cells are found without their index (a FormatError is no RunDirError: refused)
+            sweep = None
+        index = sweep.to_dict() if sweep is not None else {}
     runs = [_load_meta(d) for d in dirs]
     return Study(path=path if is_sweep else dirs[0], runs=runs, is_sweep=is_sweep, index=index)
 
 
 def _load_meta(run_dir: Path) -> Run:
-    meta: dict[str, Any] = {}
-    f = run_dir / RUN_FILE
-    if f.is_file():
-        try:
-            loaded = json.loads(f.read_text())
-        except (OSError, ValueError) as e:
-            raise ReportInputError(f"cannot read {f}: {e}") from None
-        if isinstance(loaded, dict):
-            meta = loaded
-    return Run(path=run_dir, meta=meta)
-
-
-def _read_table(path: Path, columns: list[str] | None) -> pa.Table:
-    try:
-        if columns is not None:
-            present = set(pq.read_schema(path).names)
-            missing = [c for c in columns if c not in present and c in ("txn_id", "attempt", "started_at", "latency_ms", "outcome")]
-            if missing:
-                raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}")
-            columns = [c for c in columns if c in present]
-        # One file: ParquetFile reads it without pq.read_table's dataset layer (pyarrow.dataset, 20 ms to import).
-        with pq.ParquetFile(path) as f:
-            return f.read(columns=columns)
-    except (OSError, pa.ArrowException) as e:
-        raise ReportInputError(f"cannot read {path}: {e}") from None
+    record = rundir.read_run(run_dir)
+    return Run(path=run_dir, meta=record.to_dict() if record is not None else {}, record=record)
 
 
 def compact_from_arrow(table: pa.Table) -> pd.DataFrame:

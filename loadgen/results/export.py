@@ -12,7 +12,6 @@ Read from the run directories, so they say exactly what the run's files say.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from loadgen.model.outcomes import COMMITTED
-from loadgen.results.recorder import read_attempts
+from loadgen.results.records import RunRecord
+from loadgen.results.rundir import RunDirError, read_attempts, read_run
 
 __all__ = ["write_csv", "STATS_COLUMNS"]
 
@@ -52,31 +52,39 @@ STATS_COLUMNS = (
 )
 
 
-def _stats_row(doc: dict[str, Any]) -> dict[str, Any]:
-    s, sc = doc["summary"], doc["scenario"]
+def _stats_row(record: RunRecord) -> dict[str, Any]:
+    sections, sc = record.sections, record.scenario
+    s = sections.summary.to_dict()
     a, t = s["attempt_latency_ms"], s["transaction_latency_ms"]
     row = {k: sc.get(k) for k in ("accounts", "users", "duration_s", "distribution")}
     row |= {k: s.get(k) for k in STATS_COLUMNS if k in s}
     row |= {f"attempt_{p}_ms": a.get(p) for p in ("p50", "p95", "p99")}
     row |= {f"transaction_{p}_ms": t.get(p) for p in ("p50", "p95", "p99")}
-    row |= {"invariants_hold": doc.get("invariants_hold"), "completed": doc.get("completed")}
-    return {"run_id": doc["run_id"], "cell": (doc.get("cell") or {}).get("label", ""), **row}
+    row |= {"invariants_hold": record.invariants_hold, "completed": record.completed}
+    return {"run_id": record.run_id, "cell": (sections.cell or {}).get("label", ""), **row}
+
+
+def _record(run_dir: Path) -> RunRecord:
+    record = read_run(run_dir)
+    if record is None:
+        raise RunDirError(f"{run_dir}: no run.json to export")
+    return record
 
 
 def write_csv(run_dirs: list[Path], prefix: str | Path) -> list[Path]:
     """Write the three files for these runs (in order); return their paths."""
     prefix = str(prefix)
-    docs = [json.loads((d / "run.json").read_text()) for d in run_dirs]
+    records = [_record(d) for d in run_dirs]
     paths = [Path(f"{prefix}_{name}.csv") for name in ("stats", "failures", "attempts")]
     paths[0].parent.mkdir(parents=True, exist_ok=True)
 
     with _atomic(paths[0]) as f:
         w = csv.DictWriter(f, fieldnames=["run_id", "cell", *STATS_COLUMNS], lineterminator="\n")
         w.writeheader()
-        for doc in docs:
-            w.writerow(_stats_row(doc))
+        for record in records:
+            w.writerow(_stats_row(record))
 
-    tables = [read_attempts(d / "attempts.parquet") for d in run_dirs]
+    tables = [read_attempts(d) for d in run_dirs]
     attempts = pa.concat_tables(tables, promote_options="default") if tables else None
     with _atomic(paths[1]) as f:
         fw = csv.writer(f, lineterminator="\n")

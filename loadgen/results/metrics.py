@@ -46,6 +46,8 @@ __all__ = [
     "summary_frame",
     "transfer_codes",
     "transactions",
+    "transactions_of",
+    "figures",
     "percentiles",
     "PERCENTILES",
     "LABELS",
@@ -123,38 +125,64 @@ def contention_by_kind(by_outcome: Mapping[str, int]) -> dict[str, int]:
 
 
 def transactions(attempts: pd.DataFrame) -> pd.DataFrame:
-    """One row per logical transfer: attempts used, final outcome, whole latency (ms).
+    """One row per logical transfer of an attempt table (or its :func:`summary_frame`): see :func:`transactions_of`."""
+    if attempts.empty:
+        return transactions_of(np.empty(0, "int64"), np.empty(0, "int32"), np.empty(0), np.empty(0), attempts["outcome"])
+    ids = attempts["txn_id"].to_numpy()
+    uniques = None
+    if ids.dtype.kind not in "iu":  # not codes already (summary_frame)
+        ids, uniques = pd.factorize(ids, sort=True)
+    start_ms = _epoch_ms(attempts["started_at"])
+    txns = transactions_of(
+        ids, attempts["attempt"].to_numpy(), start_ms, start_ms + attempts["latency_ms"].to_numpy(dtype="float64"), attempts["outcome"]
+    )
+    if uniques is not None:
+        txns["txn_id"] = uniques[txns["txn_id"].to_numpy()]
+    return txns
+
+
+def transactions_of(codes: np.ndarray, attempt: np.ndarray, start_ms: np.ndarray, end_ms: np.ndarray, outcome: pd.Series) -> pd.DataFrame:
+    """One row per logical transfer: ``txn_id`` (its code), ``attempts`` used, final ``outcome``,
+    whether it ``committed``, ``start_ms``/``end_ms`` (epoch ms: its first attempt's start, its last
+    attempt's end) and its whole ``latency_ms``, backoff included. The one definition of a transaction's
+    figures: the run's summary and the report both group attempts here.
 
     Plain numpy over the attempts sorted by transfer and attempt number: a pandas
     group-by costs about twice the memory, which the end of a run of hours has not got.
     """
-    if attempts.empty:
-        return pd.DataFrame(columns=["txn_id", "attempts", "outcome", "latency_ms", "started_ms"])
-    ids = attempts["txn_id"].to_numpy()
-    if ids.dtype.kind in "iu":  # already codes (summary_frame)
-        codes, uniques = ids, None
-    else:
-        codes, uniques = pd.factorize(ids, sort=True)
-    attempt = attempts["attempt"].to_numpy()
+    if len(codes) == 0:
+        return pd.DataFrame(
+            {
+                "txn_id": pd.Series(dtype="int64"),
+                "attempts": pd.Series(dtype="int64"),
+                "outcome": pd.Series(dtype="object"),
+                "committed": pd.Series(dtype="bool"),
+                "start_ms": pd.Series(dtype="float64"),
+                "end_ms": pd.Series(dtype="float64"),
+                "latency_ms": pd.Series(dtype="float64"),
+            }
+        )
+    codes = np.asarray(codes)
+    attempt = np.asarray(attempt)
     order = np.lexsort((attempt, codes))  # by transfer, then attempt; stable
     sorted_codes = codes[order]
     first = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
     last = np.r_[first[1:], len(order)] - 1
     txn = sorted_codes[first]
     del sorted_codes
-    start_ms = _epoch_ms(attempts["started_at"])[order]
-    end_ms = start_ms + attempts["latency_ms"].to_numpy(dtype="float64")[order]
-    started = np.minimum.reduceat(start_ms, first)
-    latency = np.maximum.reduceat(end_ms, first) - started
-    del start_ms, end_ms
+    started = np.minimum.reduceat(np.asarray(start_ms, dtype="float64")[order], first)
+    ended = np.maximum.reduceat(np.asarray(end_ms, dtype="float64")[order], first)
+    # A Series, not to_numpy(): outcomes stay Arrow strings (or categories), not a Python str per attempt.
+    final = outcome.take(order[last]).reset_index(drop=True)
     return pd.DataFrame(
         {
-            "txn_id": txn if uniques is None else uniques[txn],
-            "attempts": np.maximum.reduceat(attempt[order], first),
-            # A Series, not to_numpy(): outcomes stay Arrow strings, not a Python str per attempt.
-            "outcome": attempts["outcome"].take(order[last]).reset_index(drop=True),
-            "latency_ms": latency,
-            "started_ms": started,
+            "txn_id": txn,
+            "attempts": np.maximum.reduceat(attempt[order], first).astype("int64"),
+            "outcome": final,
+            "committed": final.isin(_COMMITTED).to_numpy(),
+            "start_ms": started,
+            "end_ms": ended,
+            "latency_ms": ended - started,
         }
     )
 
@@ -209,36 +237,61 @@ def transfer_codes(ids: pa.ChunkedArray | pa.Array) -> np.ndarray:
 def summarize(attempts: pd.DataFrame) -> dict[str, Any]:
     """The run's headline numbers (run.json's ``summary``), from the attempt table or its :func:`summary_frame`."""
     n = len(attempts)
-    outcomes = {str(k): int(v) for k, v in attempts["outcome"].value_counts().items()} if n else {}
+    start_ms = _epoch_ms(attempts["started_at"]) if n else np.empty(0)
+    return figures(
+        attempts["outcome"],
+        attempts["attempt"].to_numpy(),
+        start_ms,
+        attempts["latency_ms"].to_numpy(),
+        transactions(attempts),
+        attempts["sqlstate"],
+    )
+
+
+def figures(
+    outcome: pd.Series,
+    attempt: np.ndarray,
+    start_ms: np.ndarray,
+    latency_ms: np.ndarray,
+    txns: pd.DataFrame,
+    sqlstate: pd.Series | None = None,
+) -> dict[str, Any]:
+    """Every headline figure of a set of attempts (``start_ms``: epoch ms) and their :func:`transactions_of`:
+    run.json's ``summary`` (:func:`summarize`) and the report's headline are both this."""
+    n = len(outcome)
+    outcomes = {str(k): int(v) for k, v in outcome.value_counts().items() if v} if n else {}
     commits, conflicts, contention = outcome_counts(outcomes)
-    retries = int((attempts["attempt"] >= 2).sum()) if n else 0
-    txns = transactions(attempts)
-    if n:
-        start_ms = _epoch_ms(attempts["started_at"])
-        elapsed_s = float((start_ms + attempts["latency_ms"].to_numpy()).max() - start_ms.min()) / 1000.0
-    else:
-        elapsed_s = 0.0
-    retried = int((txns["attempts"] >= 2).sum()) if len(txns) else 0
-    counts = Counts(n, commits, conflicts, contention, retries, len(txns), retried, n - commits, elapsed_s)
+    retries = int((np.asarray(attempt) >= 2).sum()) if n else 0
+    latency = np.asarray(latency_ms, dtype="float64")
+    elapsed_s = float((start_ms + latency).max() - start_ms.min()) / 1000.0 if n else 0.0
+    t = len(txns)
+    retried = int((txns["attempts"] >= 2).sum()) if t else 0
+    counts = Counts(n, commits, conflicts, contention, retries, t, retried, n - commits, elapsed_s)
     r = rates(counts)
+    # A frame without the sqlstate column (the report's) has no count to give, not a count of zero.
+    sqlstates = {} if sqlstate is None else {"sqlstates": _value_counts(sqlstate.dropna()) if n else {}}
     return {
         "attempts": n,
-        "transactions": len(txns),
+        "transactions": t,
         "commits": commits,
         "conflicts": conflicts,
         "contention": contention,
         "contention_by_kind": contention_by_kind(outcomes),
         "outcomes": dict(sorted(outcomes.items())),
-        "sqlstates": {str(k): int(v) for k, v in sorted(attempts["sqlstate"].dropna().value_counts().to_dict().items())} if n else {},
+        **sqlstates,
         "failed_attempts": n - commits,
         "retries": retries,
         **r,  # conflict_rate, contention_rate, retries_per_commit, throughput_commits_per_s, ...
-        "max_attempts": int(txns["attempts"].max()) if len(txns) else 0,
-        "failed_transactions": int((~txns["outcome"].isin(_COMMITTED)).sum()) if len(txns) else 0,
+        "max_attempts": int(txns["attempts"].max()) if t else 0,
+        "failed_transactions": int((~txns["committed"]).sum()) if t else 0,
         "elapsed_s": elapsed_s,
-        "attempt_latency_ms": percentiles(attempts["latency_ms"]) if n else percentiles([]),
-        "transaction_latency_ms": percentiles(txns["latency_ms"]) if len(txns) else percentiles([]),
+        "attempt_latency_ms": percentiles(latency),
+        "transaction_latency_ms": percentiles(txns["latency_ms"]) if t else percentiles([]),
     }
+
+
+def _value_counts(values: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in sorted(values.value_counts().to_dict().items())}
 
 
 #: Below this share of the users asked for, a closed-loop run says it measured less concurrency.

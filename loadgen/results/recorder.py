@@ -1,4 +1,6 @@
-"""attempts.parquet: its Arrow schema, the recorder that buffers every attempt, the writer and reader.
+"""attempts.parquet: its Arrow schema and format, the recorder that buffers every attempt, the writer.
+
+(Its reader is loadgen.results.rundir.read_attempts.)
 
 Appending a bare tuple (loadgen.model.attempt's field order) to a list is the cheapest
 record path Python has; the columns are built when the rows go to disk (each second,
@@ -16,8 +18,24 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt, AttemptRow
+from loadgen.results.records import check_format
 
-__all__ = ["AttemptRecorder", "ATTEMPT_SCHEMA", "ROW_GROUP_ROWS", "read_attempts", "write_attempts"]
+__all__ = [
+    "AttemptRecorder",
+    "ATTEMPT_SCHEMA",
+    "ATTEMPTS_FILE",
+    "ATTEMPTS_FORMAT",
+    "ATTEMPTS_FORMAT_KEY",
+    "ROW_GROUP_ROWS",
+    "attempts_format",
+    "write_attempts",
+]
+
+ATTEMPTS_FILE = "attempts.parquet"
+#: attempts.parquet's layout version, kept in the Parquet schema's metadata under
+#: :data:`ATTEMPTS_FORMAT_KEY` (1: the data contract of DESIGN.md; a file without it is a 1).
+ATTEMPTS_FORMAT = 1
+ATTEMPTS_FORMAT_KEY = b"loadgen.attempts_format"
 
 # The ``outcome`` column holds loadgen.model.outcomes.Outcome names.
 
@@ -44,7 +62,8 @@ ATTEMPT_SCHEMA = pa.schema(
         ("worker", pa.string()),
         #: The sweep cell's slug (None outside a sweep).
         ("cell", pa.string()),
-    ]
+    ],
+    metadata={ATTEMPTS_FORMAT_KEY: str(ATTEMPTS_FORMAT).encode()},
 )
 
 
@@ -126,5 +145,12 @@ def write_attempts(tables: pa.Table | Iterable[pa.Table], path: Path) -> int:
     return rows
 
 
-def read_attempts(path: Path) -> pa.Table:
-    return pq.read_table(path)
+def attempts_format(path: Path, schema: pa.Schema) -> int:
+    """The layout version ``schema`` (read from ``path``) says it has, if this loadgen reads it
+    (loadgen.results.records.FormatError if not)."""
+    raw = (schema.metadata or {}).get(ATTEMPTS_FORMAT_KEY)
+    try:
+        found: object = int(raw) if raw is not None else None
+    except ValueError:
+        found = raw.decode(errors="replace") if raw is not None else None
+    return check_format(path, found, ATTEMPTS_FORMAT)

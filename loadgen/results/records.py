@@ -3,8 +3,11 @@
 A run directory's ``run.json`` says what ran (scenario, target, versions, machine),
 when, how it ended and what it measured; ``sweep.json`` indexes a sweep's cells.
 Both are written atomically (temporary file, then rename). A reader gets the named
-fields back and keeps any field it does not know in ``extra``, so files written by a
-newer loadgen still load; ``format`` says which layout a file has.
+fields back and keeps any field it does not know in ``extra``. ``format`` says which
+layout a file has and is checked on every read: an older layout is read (and upgraded
+to this one's when written back), a newer or unknown one is refused by name
+(:class:`FormatError`) rather than misread. loadgen.results.rundir is how the rest of
+loadgen finds and reads a run directory; its typed sections are loadgen.results.sections.
 """
 
 from __future__ import annotations
@@ -15,8 +18,20 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from loadgen.errors import LoadgenError
+from loadgen.results.sections import RunSections
 
-__all__ = ["RUN_FILE", "SWEEP_FILE", "RUN_FORMAT", "SWEEP_FORMAT", "RunRecord", "SweepRecord", "RecordError", "write_json"]
+__all__ = [
+    "RUN_FILE",
+    "SWEEP_FILE",
+    "RUN_FORMAT",
+    "SWEEP_FORMAT",
+    "RunRecord",
+    "SweepRecord",
+    "RecordError",
+    "FormatError",
+    "check_format",
+    "write_json",
+]
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
@@ -27,6 +42,25 @@ SWEEP_FORMAT = 1
 
 class RecordError(LoadgenError):
     """A run.json or sweep.json that cannot be read."""
+
+
+class FormatError(LoadgenError):
+    """A run directory's file in a newer or unknown layout: refused, never guessed at.
+
+    Not a :class:`RecordError`: code that replaces an unreadable record (a killed run's
+    recovery) must not overwrite a file a newer loadgen wrote."""
+
+
+def check_format(path: Path, found: Any, known: int) -> int:
+    """The layout version ``found`` in ``path``, if this loadgen reads it (``known`` or older;
+    missing: written before the field existed, the first layout)."""
+    if found is None:
+        return 1
+    if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+        raise FormatError(f"{path}: unknown format {found!r} (this loadgen reads format {known} and older)")
+    if found > known:
+        raise FormatError(f"{path}: format {found} is newer than this loadgen reads ({known}): upgrade loadgen to read it")
+    return found
 
 
 def to_json(doc: dict[str, Any]) -> str:
@@ -60,6 +94,8 @@ class _RecordFile:
     """A record kept as one JSON file in its directory: written atomically, read back whole."""
 
     FILE: ClassVar[str]
+    #: The layout this version writes and the newest it reads.
+    FORMAT: ClassVar[int]
 
     def to_dict(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -74,10 +110,18 @@ class _RecordFile:
         return path
 
     @classmethod
+    def exists(cls, directory: Path) -> bool:
+        return (directory / cls.FILE).is_file()
+
+    @classmethod
     def read(cls, directory: Path) -> Self:
         """The record in ``directory`` (or at a path to the file itself)."""
         path = directory if directory.name == cls.FILE else directory / cls.FILE
-        return cls.from_dict(_read_json(path))
+        doc = _read_json(path)
+        check_format(path, doc.get("format"), cls.FORMAT)
+        # An older layout is read as it is (every field added since has a default) and is this
+        # one from here on. (An upgrade step per format goes here when a layout changes a field's meaning.)
+        return cls.from_dict({**doc, "format": cls.FORMAT})
 
 
 @dataclass
@@ -86,6 +130,7 @@ class RunRecord(_RecordFile):
     how the run ended, its summary and the invariants checked afterwards."""
 
     FILE: ClassVar[str] = RUN_FILE
+    FORMAT: ClassVar[int] = RUN_FORMAT
     run_id: str
     scenario: dict[str, Any]
     target: dict[str, Any]
@@ -131,6 +176,11 @@ class RunRecord(_RecordFile):
     #: ``load``/``reads``), and fields this version does not know.
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = RUN_FORMAT
+
+    @property
+    def sections(self) -> RunSections:
+        """The sections read back as typed, frozen records (loadgen.results.sections)."""
+        return RunSections.from_dict(self.to_dict())
 
     @property
     def invariants_hold(self) -> bool | None:
@@ -201,6 +251,7 @@ class SweepRecord(_RecordFile):
     rewritten after every cell so that an interrupted sweep keeps its finished cells."""
 
     FILE: ClassVar[str] = SWEEP_FILE
+    FORMAT: ClassVar[int] = SWEEP_FORMAT
     name: str
     description: str = ""
     source: str = ""

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from loadgen.model.outcomes import Outcome
 from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
 from loadgen.results.records import RecordError, RunRecord
+from loadgen.results.sections import CutOff
 
 __all__ = [
     "AttemptStream",
@@ -177,18 +177,6 @@ def is_writing(run_dir: Path) -> bool:
     finally:
         os.close(fd)
     return False
-
-
-@dataclass(frozen=True)
-class CutOff:
-    """What a run that never finished left on disk."""
-
-    #: When its last attempts reached disk (UTC, ISO 8601); None if none did.
-    last_write: str | None
-    attempts: int
-
-    def to_dict(self) -> dict[str, object]:
-        return {"last_write": self.last_write, "attempts_on_disk": self.attempts}
 
 
 def recover(run_dir: Path) -> CutOff | None:

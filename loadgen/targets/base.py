@@ -7,6 +7,8 @@ Between ``begin_run`` and ``end_run`` a target works for one run: its connection
 string then leads to that run's own database (embedded) or schema (postgres) and
 names the run's sessions (:mod:`loadgen.targets.scope`). A target that does not
 scope runs (DSQL: one database, nothing to share it with) only prepares for them.
+
+Which target to make, and from what settings, is data: loadgen.targets.spec.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.knobs import target_problem
@@ -25,25 +27,55 @@ from loadgen.targets.scope import DEFAULT_APPLICATION_NAME, RunScope, valid_iden
 if TYPE_CHECKING:
     import psycopg  # after gevent's patching: this module may load before Locust
 
-    from loadgen.targets.dialect import StatementAudit
-
 __all__ = [
     "Target",
     "EmbeddedTarget",
     "PostgresTarget",
-    "make_target",
     "redact_conninfo",
     "dialect_of",
     "scenario_problem",
     "check_cells",
-    "TARGETS",
     "DEFAULT_SCHEMA",
+    "Audit",
+    "AuditFindings",
 ]
 
-#: Targets ``make_target`` builds; ``dsql`` is built by the command line (loadgen.cli.dsql), which has its options.
-TARGETS: tuple[str, ...] = ("embedded", "postgres", "dsql")
 #: DSQL refuses a transaction that writes more rows than this (54000); exactly this many is allowed.
 DSQL_MAX_ROWS_PER_TRANSACTION = 3000
+
+class AuditFindings(Protocol):
+    """What a statement audit found (loadgen.targets.dialect.AuditReport)."""
+
+    statements: int
+    transactions: int
+    #: The most rows one transaction wrote.
+    max_rows_written: int
+
+    @property
+    def ok(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]:
+        """statements, transactions, max_rows_written and each violation as {rule, statement, connection}."""
+        ...
+
+
+class Audit(Protocol):
+    """A target's check of every statement a run sends (loadgen.targets.dialect.StatementAudit: ``--dialect dsql``).
+
+    A Protocol, as psycopg_pool's abc.py does: the target holds an audit without importing
+    the dialect module, which builds its targets on this one.
+    """
+
+    #: Connections audited, this process's and the workers' (add_remote).
+    connections: int
+
+    def check(self) -> AuditFindings: ...
+    def add_remote(self, data: dict[str, Any]) -> None:
+        """Add a worker process's findings (``AuditFindings.to_dict()`` plus its ``connections``)."""
+        ...
+
+    def cleanup(self) -> None: ...
+
+
 #: --target postgres: where the tables live unless --schema says otherwise.
 DEFAULT_SCHEMA = "loadgen"
 
@@ -73,7 +105,7 @@ class Target:
     #: Restarts the server (fault injection); None when loadgen does not run the server.
     restart: Callable[[], None] | None = None
     #: The statement audit of a ``--dialect dsql`` run; None when nothing is audited.
-    audit: StatementAudit | None = None
+    audit: Audit | None = None
     #: The live run's corner of the server (its own database or schema); None outside a run.
     scope: RunScope | None = None
     #: The server's own counters over a window (DSQL: its CloudWatch metrics), for run.json's
@@ -383,25 +415,3 @@ def _with_params(conninfo: str, **params: Any) -> str:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
-
-
-def make_target(kind: str, dsn: str | None = None, *, schema: str | None = None) -> Target:
-    if schema is not None and kind != "postgres":
-        raise ConfigError("--schema is for --target postgres (the embedded target gives each run a database of its own)")
-    if kind == "embedded":
-        if dsn:
-            raise ConfigError("--dsn is for --target postgres; the embedded target needs none")
-        return EmbeddedTarget(EmbeddedPostgres())
-    if kind == "postgres":
-        if not dsn:
-            raise ConfigError("--target postgres needs --dsn (e.g. postgresql://user@host:5432/db)")
-        from psycopg.conninfo import conninfo_to_dict  # after gevent's patching (see redact_conninfo)
-
-        try:
-            conninfo_to_dict(dsn)
-        except Exception:
-            raise ConfigError("--dsn is not a valid PostgreSQL connection string or URL") from None
-        return PostgresTarget(dsn, schema=schema or DEFAULT_SCHEMA, schema_given=schema is not None)
-    if kind == "dsql":
-        raise ConfigError("--target dsql needs its own options (--endpoint, ...): use `loadgen run --target dsql`")
-    raise ConfigError(f"unknown target {kind!r}: choose one of {', '.join(TARGETS)}")

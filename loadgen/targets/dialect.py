@@ -445,6 +445,7 @@ def report_dialect_check(target: Target, run_dir: Path) -> bool:
         report = audit.check()
     finally:
         audit.cleanup()
+    violations = report.to_dict()["violations"]
     doc = {
         "dialect": "dsql",
         "method": "libpq protocol trace of every connection",
@@ -452,13 +453,13 @@ def report_dialect_check(target: Target, run_dir: Path) -> bool:
         "statements": report.statements,
         "transactions": report.transactions,
         "max_rows_written_per_transaction": report.max_rows_written,
-        "violations": [v.to_dict() for v in report.violations],
+        "violations": violations,
     }
     (run_dir / "dialect-check.json").write_text(json.dumps(doc, indent=2) + "\n")
     print(
         f"dialect dsql: {report.statements} statements in {report.transactions} transactions over "
-        f"{audit.connections} connections checked, {len(report.violations)} breaking DSQL's rules"
+        f"{audit.connections} connections checked, {len(violations)} breaking DSQL's rules"
     )
-    for v in report.violations[:10]:
-        print(f"  {v.rule}: {v.statement}")
+    for v in violations[:10]:
+        print(f"  {v['rule']}: {v['statement']}")
     return report.ok

@@ -10,9 +10,11 @@ while users run) exits 130, as ``loadgen run`` does.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
+
+from loadgen.errors import LoadgenError
+from loadgen.results.rundir import read_run
 
 __all__ = ["ExitCode", "EXIT_OK", "EXIT_BROKEN", "EXIT_INTERRUPTED"]
 
@@ -44,12 +46,15 @@ class ExitCode:
                 self.broken.append("the test ended before its results were written (stopped while the bank was being seeded?)")
             return
         try:
-            doc = json.loads((plugin.run_dir / "run.json").read_text())
-        except (OSError, ValueError) as e:
-            self.broken.append(f"cannot read {plugin.run_dir / 'run.json'}: {e}")
+            record = read_run(plugin.run_dir)
+        except LoadgenError as e:
+            self.broken.append(str(e))
             return
-        if not doc.get("invariants_hold", False):
-            failed = [i.get("detail") or i.get("name") for i in doc.get("invariants", []) if not i.get("ok")]
+        if record is None:
+            self.broken.append(f"{plugin.run_dir}: no run.json written")
+            return
+        if not record.invariants_hold:
+            failed = [i.detail or i.name for i in record.sections.invariants or () if not i.ok]
             self.broken.append(f"{plugin.run_dir.name}: invariants broken: {'; '.join(map(str, failed))}")
 
     def on_quitting(self, environment: Any, **_: Any) -> None:

@@ -13,21 +13,41 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
 from loadgen.results.metrics import LABELS
-from loadgen.targets.base import make_target
+from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
 if TYPE_CHECKING:
+    from locust.env import Environment
     from locust.web import WebUI
 
-    from loadgen.ui.webui import LoadgenPlugin
+__all__ = ["attach", "tab_rows", "TAB_KEY", "Plugin"]
 
-__all__ = ["attach", "tab_rows", "TAB_KEY"]
+
+class Plugin(Protocol):
+    """What the routes ask of loadgen's state in the Locust process (loadgen.ui.webui.LoadgenPlugin).
+
+    A Protocol, as psycopg_pool's abc.py does: the plugin attaches the routes, and the
+    routes need not import the plugin's module back.
+    """
+
+    env: Environment
+    run_dir: Path | None
+
+    @property
+    def role(self) -> str: ...
+    def dsn(self) -> str: ...
+    def users_asked(self) -> int: ...
+    def data(self) -> dict[str, Any]: ...
+    def attempts_parquet(self) -> bytes | Path | None: ...
+    def run_json(self) -> bytes | Path | None: ...
+    def write_report(self, run_dir: Path) -> None: ...
+
 
 TAB_KEY = "contention"
 _PAGE = Path(__file__).with_name("static") / "contention.html"
@@ -102,7 +122,7 @@ def _scrub_secrets(web_ui: WebUI) -> None:
     web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
 
 
-def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
+def attach(plugin: Plugin, web_ui: WebUI) -> None:
     app = web_ui.app
     assert app is not None
     guard = web_ui.auth_required_if_enabled
@@ -189,7 +209,7 @@ def attach(plugin: LoadgenPlugin, web_ui: WebUI) -> None:
         return response
 
 
-def _check_form(plugin: LoadgenPlugin) -> Response | None:
+def _check_form(plugin: Plugin) -> Response | None:
     opts = plugin.env.parsed_options
     values = {k: getattr(opts, k, None) for k in FORM_TYPES}
     for key in ("run_time", "spawn_rate"):
@@ -213,17 +233,17 @@ def _check_form(plugin: LoadgenPlugin) -> Response | None:
             # A new test: make sure the database is there (and big enough) before users spawn.
             dsn = request.form.get("dsn") or plugin.dsn()
             target_kind = str(values["target"])
-            make_target(target_kind, dsn if target_kind != "embedded" else None).prepare(users)
+            make_target(TargetSpec.from_options({"kind": target_kind, "dsn": dsn if target_kind != "embedded" else None})).prepare(users)
     except LoadgenError as e:
         return _refuse(plugin, str(e))
     return None  # each user opens its own connection when it starts
 
 
-def _refuse(plugin: LoadgenPlugin, message: str) -> Response:
+def _refuse(plugin: Plugin, message: str) -> Response:
     return jsonify({"success": False, "message": message, "host": plugin.env.host})
 
 
-def _report(plugin: LoadgenPlugin) -> Path | None:
+def _report(plugin: Plugin) -> Path | None:
     """The last test's ``report.html`` (written at test stop; made now if it is missing)."""
     run_dir = plugin.run_dir
     if run_dir is None:

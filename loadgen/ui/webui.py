@@ -17,7 +17,6 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 # isort: split
 
-import io
 import json
 import logging
 import os
@@ -32,7 +31,6 @@ from typing import Any
 
 import gevent
 import pyarrow as pa
-import pyarrow.parquet as pq
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -43,9 +41,11 @@ from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
 from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
 from loadgen.results.records import RunRecord
+from loadgen.results.rundir import attempts_bytes, attempts_file, run_file
 from loadgen.results.stream import read_parts
-from loadgen.targets.base import Target, make_target, redact_conninfo
+from loadgen.targets.base import Target, redact_conninfo
 from loadgen.targets.scope import RunScope
+from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui import routes as webroutes
 from loadgen.ui.exitcode import ExitCode
 from loadgen.ui.form import DEFAULT_WEB_HOST, FORM_TYPES, add_arguments, scenario_from_options
@@ -153,7 +153,7 @@ class LoadgenPlugin:
 
     def make_target(self) -> Target:
         opts = self.env.parsed_options
-        return make_target(getattr(opts, "target", "embedded"), self.dsn() or None)
+        return make_target(TargetSpec.from_options({"kind": getattr(opts, "target", "embedded"), "dsn": self.dsn() or None}))
 
     def settings(self) -> dict[str, Any]:
         """The start form's loadgen settings as they stand, without secrets."""
@@ -310,13 +310,11 @@ class LoadgenPlugin:
 
     def attempts_parquet(self) -> bytes | Path | None:
         """The last test's file, or the current test's attempts so far."""
-        if self.run_dir is not None and (self.run_dir / "attempts.parquet").exists():
-            return self.run_dir / "attempts.parquet"
+        if self.run_dir is not None and (done := attempts_file(self.run_dir)) is not None:
+            return done
         if self.bench is None:
             return None
-        buf = io.BytesIO()
-        pq.write_table(self._attempts_so_far(), buf, compression="zstd")
-        return buf.getvalue()
+        return attempts_bytes(self._attempts_so_far())
 
     def _attempts_so_far(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The running test's attempts (``columns`` only, if given): those already on disk, then those still in memory."""
@@ -331,8 +329,8 @@ class LoadgenPlugin:
 
     def run_json(self) -> bytes | Path | None:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
-        if self.run_dir is not None and (self.run_dir / "run.json").exists():
-            return self.run_dir / "run.json"
+        if self.run_dir is not None and (done := run_file(self.run_dir)) is not None:
+            return done
         session = self.session
         if self.bench is None or session is None:
             return None
