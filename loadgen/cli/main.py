@@ -19,7 +19,6 @@ import os
 import socket
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -180,6 +179,32 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _plan_run(args: argparse.Namespace) -> tuple[ScenarioFile, Any, Any, Any]:
+    """What ``loadgen run`` will do, every option checked, before any database work (and, with
+    ``--ephemeral``, before a cluster is created): (scenario file, target, chaos, fleet)."""
+    # The command line's settings against its own target first: one DSQL refuses is named for DSQL.
+    problem = knobs.options_problem(dsql_cli.options_dialect(args), knobs.overrides_from_args(args))
+    if problem:
+        raise ConfigError(problem)
+    sf = _scenario_file_from_args(args)  # validate before any database work
+    chaos = _chaos_from_args(args)
+    parse_duration(args.unreachable_limit)
+    fleet = _fleet_from_args(args)
+    spec = dsql_cli.target_spec(args, sf)  # the command line's target options over the file's [target]
+    check_cells(spec.sql_dialect, sf.cells)  # every cell against the target, before any work
+    target = make_target(spec)
+    if chaos.active and target.kind == "dsql":
+        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
+    if fleet is not None:
+        from loadgen.engine.distributed import check_scale_out  # lazy: see the module docstring
+
+        check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
+    if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
+        # Remote workers leave after a run; a sweep would need them back for every cell.
+        raise ConfigError("a sweep cannot use --master with remote workers yet: use --processes, or run the cells one by one")
+    return sf, target, chaos, fleet
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # Locust first: gevent must patch the standard library before anything imports psycopg.
     import locust  # noqa: F401
@@ -190,30 +215,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     interrupts.install()  # Ctrl-C and SIGTERM from here on, also in a process started in the background
     if args.resume is not None:
         return cmd_resume(args, argv)
-    # The command line's settings against its own target first: one DSQL refuses is named for DSQL.
-    problem = knobs.options_problem(dsql_cli.options_dialect(args), knobs.overrides_from_args(args))
-    if problem:
-        raise ConfigError(problem)
-    sf = _scenario_file_from_args(args)  # validate before any database work
-    chaos = _chaos_from_args(args)
+    sf, target, chaos, fleet = _plan_run(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
-    fleet = _fleet_from_args(args)
     from loadgen.cli.summary import format_summary  # lazy: see the module docstring
     from loadgen.engine import sweep  # lazy: see the module docstring
 
-    spec = dsql_cli.target_spec(args, sf)  # the command line's target options over the file's [target]
-    check_cells(spec.sql_dialect, sf.cells)  # every cell against the target, before any work
-    target = make_target(spec)
-    if chaos.active and target.kind == "dsql":
-        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
-    sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, spec, c.scenario)) for c in sf.cells))
-    if fleet is not None:
-        from loadgen.engine.distributed import check_scale_out  # lazy: see the module docstring
-
-        check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
-    if fleet is not None and fleet.expect_workers > fleet.processes and sf.is_sweep:
-        # Remote workers leave after a run; a sweep would need them back for every cell.
-        raise ConfigError("a sweep cannot use --master with remote workers yet: use --processes, or run the cells one by one")
     s0 = sf.cells[0].scenario
     what = (
         f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}"
@@ -494,9 +500,10 @@ def main(argv: list[str] | None = None) -> int:
     args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
-            # Validate every cell as DSQL would take it before creating a cluster.
-            check_cells("dsql", _scenario_file_from_args(args).cells)
-            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
+            import locust  # noqa: F401  - before the checks: they may load psycopg, which must follow gevent's patching
+
+            # Every option checked as the run will take it (TLS, chaos, processes, cells) before creating a cluster.
+            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv), check=lambda: _plan_run(args))
         if args.command == "run" and args.worker:
             return cmd_worker(args)
         if args.command == "run":

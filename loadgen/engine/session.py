@@ -104,6 +104,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     #: The gates the scenario set, each with its limit, the run's value and whether it held (loadgen.results.gates).
     gates: list[dict[str, Any]] = field(default_factory=list)
+    #: The server's own counters over the measured window (DSQL: CloudWatch), if the target has them.
+    cluster_metrics: dict[str, Any] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -198,10 +200,18 @@ class RunSession:
             with connect(self.target) as conn:
                 row = conn.execute("SELECT version()").fetchone()
                 self.server_version = str(row[0]) if row else None
-                reset(conn, self.scenario.accounts, self.scenario.initial_balance, truncate=self.target.truncates)
+                setup = reset(
+                    conn,
+                    self.scenario.accounts,
+                    self.scenario.initial_balance,
+                    truncate=self.target.truncates,
+                    reconnect=lambda: connect(self.target),  # set-up outlasting a connection (DSQL: 60 minutes)
+                )
                 # The target's round trip on an idle connection, before any load: what "lightly loaded"
                 # means when attempt latencies are judged (loadgen.results.warnings).
-                self.light_rtt_ms = light_rtt_ms(conn.execute)
+                self.light_rtt_ms = light_rtt_ms(setup.conn.execute)
+                if setup.conn is not conn:
+                    setup.conn.close()
         except BaseException:
             self.abandon()
             raise
@@ -401,6 +411,7 @@ class RunSession:
             attempt_span=attempt_span(frame),
             machine={**machine, "light_rtt_ms": self.light_rtt_ms},
         )
+        result.cluster_metrics = self._cluster_metrics(result.attempt_span, ended)
         record = self.record(result, ended)
         doc = record.to_dict()
         result.gates = evaluate_gates(doc["scenario"], summary)
@@ -408,6 +419,21 @@ class RunSession:
         record.extra = {**record.extra, "warnings": result.warnings, "gates": result.gates}
         record.write(self.run_dir)
         return result
+
+    def _cluster_metrics(self, span: tuple[float, float] | None, ended: datetime) -> dict[str, Any] | None:
+        """The target's own counters over the measured window (first attempt to last); one line when unavailable."""
+        counters = self.target.cluster_counters
+        if counters is None or self.started is None:
+            return None
+        if span is not None:
+            start, end = datetime.fromtimestamp(span[0], UTC), datetime.fromtimestamp(span[1], UTC)
+        else:
+            start, end = self.started, ended
+        found = counters(start, end)
+        said = found.get("unavailable") or found.get("note")
+        if said:
+            print(f"loadgen: the cluster's own counters: {said}", file=sys.stderr)
+        return found
 
     def _stop_streaming(self, attempts: AttemptSource) -> StreamedAttempts | AttemptStream:
         """The stream's last rows written; a run that never streamed (a caller of finish() alone) writes its attempts as one part."""
@@ -454,7 +480,10 @@ class RunSession:
             connections=result.connections,
             invariants=[i.to_dict() for i in result.invariants],
             workers=result.workers or None,
-            extra=self.annotations() if self.annotations is not None else {},
+            extra={
+                **(self.annotations() if self.annotations is not None else {}),
+                **({"cluster_metrics": result.cluster_metrics} if result.cluster_metrics is not None else {}),
+            },
         )
 
     def start_record(self) -> RunRecord:

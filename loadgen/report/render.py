@@ -17,6 +17,7 @@ from loadgen.model.steps import step_order
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, _flatten, cells_frame, find_baseline, warnings_for
+from loadgen.report.cluster import cluster_caption, cluster_rows
 from loadgen.report.data import Study, redact
 from loadgen.report.modelfit import MIN_RATE, TOLERANCE, cc_mode, not_applicable
 from loadgen.report.reference import (
@@ -770,6 +771,20 @@ def metadata_section(cells: list[Cell], p: str) -> str:
     return section(f"{p}metadata", "Metadata", "".join(parts))
 
 
+def cluster_section(cells: list[Cell], p: str) -> str:
+    """DSQL's own counters (CloudWatch) beside loadgen's; "" when no cell has them (every other target)."""
+    parts = []
+    for c in cells:
+        caption = cluster_caption(c)
+        if caption is None:
+            continue
+        rows = cluster_rows(c)
+        label = f"<h3>{esc(c.label)}</h3>" if len(cells) > 1 else ""
+        shown = table(["", "loadgen counted", "the cluster counted"], [[esc(x) for x in r] for r in rows]) if rows else ""
+        parts.append(f'{label}{shown}<p class="muted">{esc(caption)}</p>')
+    return section(f"{p}cluster", "The cluster's own counters", "".join(parts)) if parts else ""
+
+
 SECTIONS = [
     ("headline", "Headline"),
     ("warnings", "Warnings"),
@@ -779,6 +794,7 @@ SECTIONS = [
     ("model", "Model"),
     ("whatif", "What if"),
     ("reference", "DSQL reference"),
+    ("cluster", "Cluster counters"),
     ("latency", "Latency"),
     ("failures", "Failures by step"),
     ("detail", "Over time & hot keys"),
@@ -798,6 +814,7 @@ def study_sections(cells: list[Cell], p: str = "", whatif: WhatIf | None = None)
             model_section(cells, p),
             whatif_section(whatif, p),
             reference_section(cells, p),
+            cluster_section(cells, p),
             latency_section(cells, p),
             failures_section(cells, p),
             detail_section(cells, p),
