@@ -38,7 +38,7 @@ def figures(run_dir: Path) -> dict[str, Any]:
         "accounts": run.accounts,
         "users": run.users,
         "attempts": s["attempts"],
-        "contention_rate": s.get("contention_rate"),
+        "conflict_rate": s.get("conflict_rate"),
         "retries_per_commit": s.get("retries_per_commit"),
         "max_attempts": s.get("max_attempts"),
         **fid.to_dict(),
@@ -46,7 +46,7 @@ def figures(run_dir: Path) -> dict[str, Any]:
         "predicted_retries_per_commit": p.retries_per_commit,
         "predicted_max_attempts": p.max_attempts,
     }
-    out["rate_ratio"] = _ratio(out["contention_rate"], p.conflict_rate)
+    out["rate_ratio"] = _ratio(out["conflict_rate"], p.conflict_rate)
     out["rpc_ratio"] = _ratio(out["retries_per_commit"], p.retries_per_commit)
     return out
 
@@ -83,7 +83,7 @@ def main() -> None:
     )
     for r in rows:
         print(
-            f"{r['accounts']:>5}x{r['users']:<6} {r['cc'] or '-':>7} {_f(r['contention_rate'], '.2%'):>10} "
+            f"{r['accounts']:>5}x{r['users']:<6} {r['cc'] or '-':>7} {_f(r['conflict_rate'], '.2%'):>10} "
             f"{_f(r['retries_per_commit'], '.3f'):>7} {r['max_attempts']:>4} "
             f"{_f(r['median_failed_ms'], '.1f')}/{_f(r['median_committed_ms'], '.1f'):<5} "
             f"{_f(r['at_commit_40001'], '.1%'):>12} {_f(r['with_winner_inside'], '.1%'):>9} "

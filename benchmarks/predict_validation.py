@@ -105,7 +105,7 @@ def _measured(run_dir: Path) -> dict[str, Any]:
         "run": str(run_dir),
         "accounts": cell.accounts,
         "users": cell.users,
-        "contention_rate": h["contention_rate"],
+        "conflict_rate": h["conflict_rate"],
         "retries_per_commit": h["retries_per_commit"],
         "throughput_commits_per_s": h["throughput_commits_per_s"],
         "mean_attempt_ms": h["mean_attempt_ms"],
@@ -134,8 +134,8 @@ def cells(args: argparse.Namespace) -> dict[str, Any]:
         "check": m_check,
         "simulated_source": own.to_dict(),
         "predicted_check": other.to_dict(),
-        "ratio_source": (m_source["contention_rate"] or 0) / own.conflict_rate if own.conflict_rate else None,
-        "ratio_check": (m_check["contention_rate"] or 0) / other.conflict_rate if other.conflict_rate else None,
+        "ratio_source": (m_source["conflict_rate"] or 0) / own.conflict_rate if own.conflict_rate else None,
+        "ratio_check": (m_check["conflict_rate"] or 0) / other.conflict_rate if other.conflict_rate else None,
         "window_source": inputs.window_source,
     }
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
@@ -25,12 +26,12 @@ from loadgen.engine.distributed import (
 )
 from loadgen.engine.load import combine_open_loads, workload_for
 from loadgen.engine.options import RunOptions
-from loadgen.engine.sweep import workload_notes
 from loadgen.errors import ConfigError
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA
+from loadgen.results.warnings import workload_warnings
 from loadgen.targets.base import EmbeddedTarget
 
 
@@ -155,7 +156,10 @@ def test_the_password_reaches_workers_through_their_environment_only(embedded, t
 
     def inspect_workers(elapsed: float, env) -> None:  # type: ignore[no-untyped-def]
         for child in psutil.Process().children():
-            seen.append((" ".join(child.cmdline()), child.environ().get("PGPASSWORD") == secret))
+            cmd = " ".join(child.cmdline())
+            if "playwright" in cmd:
+                continue  # pytest-playwright's driver, left by a browser test earlier in the session: not a worker
+            seen.append((cmd, child.environ().get("PGPASSWORD") == secret))
 
     scenario = Scenario(accounts=20, users=4, spawn_rate=4, duration_s=2.5)
     result = run_distributed(scenario, target, tmp_path, Fleet(processes=2), RunOptions(on_progress=inspect_workers))
@@ -205,7 +209,9 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     assert "X-Amz" not in wire and "password" not in wire
     rebuilt = worker_target(json.loads(wire))
     assert isinstance(rebuilt, DsqlTarget)
-    assert (rebuilt.endpoint, rebuilt.region, rebuilt.db_user, rebuilt.profile) == (ENDPOINT, "us-east-1", "app_rw", "perf")
+    # Nothing naming the master's machine: a remote worker signs with its own credentials chain.
+    assert (rebuilt.endpoint, rebuilt.region, rebuilt.db_user, rebuilt.profile) == (ENDPOINT, "us-east-1", "app_rw", None)
+    assert "perf" not in wire
     assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "certifi"), "each worker resolves certifi's bundle itself"
     # DSQL limits new connections per cluster: four workers share the budget.
     assert rebuilt.pacer.rate == 20.0 and rebuilt.pacer.burst == target.connect_burst // 4
@@ -214,12 +220,41 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     rehearsal.audit.cleanup()
 
 
+def test_a_ca_bundle_file_reaches_workers_as_its_content_not_the_masters_path(fake_aws: dict[str, int], tmp_path: Path) -> None:
+    """A remote worker has no file at the master's path: the bundle's certificates travel (they are public)."""
+    from loadgen.targets.dsql import DsqlTarget, make_dsql_target
+
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")
+    target = make_dsql_target(ENDPOINT, sslrootcert=str(bundle), profile="perf")
+    wire = json.dumps(_target_setup(target, workers=2))
+    assert str(tmp_path) not in wire and "perf" not in wire
+    rebuilt = worker_target(json.loads(wire))
+    assert isinstance(rebuilt, DsqlTarget) and rebuilt.sslrootcert is not None
+    assert rebuilt.sslrootcert != str(bundle) and Path(rebuilt.sslrootcert).read_text() == bundle.read_text()
+    assert f"sslrootcert={rebuilt.sslrootcert}" in rebuilt.conninfo()
+
+
 def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connections(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """--processes with --dialect dsql: the workers run the DSQL path and are audited; each worker opens
-    one connection per user it runs (before, every worker's pool opened one per user of the whole test)."""
-    r = run_cli(
-        "run", "--dialect", "dsql", "--processes", "2", "--users", "40", "--accounts", "200",
-        "--duration", "2", "--out", str(tmp_path), "-q",
+    one connection per user it runs (before, every worker's pool opened one per user of the whole test),
+    and checks its file-descriptor capacity for those only: under a limit that holds 20 users' connections
+    and loadgen's reserve but not 40, the run goes (before, each worker refused all 40 users)."""
+    import resource
+    import subprocess
+    import sys
+
+    from loadgen.engine.users import FD_RESERVE
+
+    limit = 20 + FD_RESERVE + 10  # a worker's share fits, the whole run's 40 users would not
+
+    def low_fd_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "run", "--dialect", "dsql", "--processes", "2", "--users", "40",
+         "--accounts", "200", "--duration", "2", "--out", str(tmp_path), "-q"],
+        capture_output=True, text=True, timeout=180, preexec_fn=low_fd_limit,
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
@@ -227,6 +262,16 @@ def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connectio
     assert doc["connections"]["opened"] == 40, doc["connections"]
     per_worker = [w["connections"] for w in doc["workers"]]
     assert sorted(c["peak_open"] for c in per_worker) == [20, 20] and sum(c["opened"] for c in per_worker) == 40
+    # Each worker opened its share before the measured period, which starts when all have (issue 22, point 2).
+    warmup = doc["warmup"]
+    assert warmup["connections"] == 40 and warmup["workers"] == 2, warmup
+    assert warmup["started_at"] <= warmup["ended_at"] <= doc["started_at"]
+    df = pq.read_table(run_dir / "attempts.parquet", columns=["user", "started_at"]).to_pandas()
+    first = df.groupby("user")["started_at"].min()
+    start = pd.Timestamp(doc["started_at"])
+    assert len(first) == 40 and (first >= start).all(), "no attempt before the measured period"
+    late = (first - start).max().total_seconds()
+    assert late < 1.5, f"every user at work within {late:.2f} s of the start: no ramp inside the measured period"
     check = json.loads((run_dir / "dialect-check.json").read_text())
     assert check["violations"] == [] and check["connections"] >= 40 and check["transactions"] > 40
     assert "0 breaking DSQL's rules" in r.stdout
@@ -260,7 +305,7 @@ def test_a_worker_that_misses_its_schedule_is_named() -> None:
     slow = {**ok, "started": 150, "achieved_rate": 25.0, "late": 120, "kept_up": False, "start_lag_ms": {"p99": 900.0}}
     load = combine_open_loads(scenario, {"w1": ok, "w2": slow})
     assert load["kept_up"] is False and load["achieved_rate"] == 75.0 and load["start_lag_ms"]["p99"] == 900.0
-    notes = workload_notes({"load": {"model": "open", **load}})
+    notes = workload_warnings({"load": {"model": "open", **load}})
     assert any("worker w2 could not keep its schedule" in n for n in notes)
     assert not any("worker w1" in n for n in notes)
     assert combine_open_loads(scenario, {"w1": ok, "w2": {**ok}})["kept_up"] is True
@@ -332,3 +377,20 @@ def test_a_sweep_runs_every_cell_on_the_same_remote_workers_and_resumes(embedded
     assert [c["status"] for c in index["cells"]] == ["done", "done"]
     doc = _check_lossless(sweep_dir / index["cells"][1]["run_dir"], workers=2)
     assert sorted(w["pid"] for w in doc["workers"]) == sorted(w.pid for w in workers)
+
+
+def test_a_worker_that_cannot_open_its_share_stops_the_run_before_it_starts(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The warm-up happens in the workers now: a refusal there ends the command in one line, before any measured
+    period (no run.json: the run never started), and the workers leave."""
+    from test_dsql_rehearsal import _role
+
+    dsn = _role(embedded, "lg_capped_workers", "CONNECTION LIMIT 6")  # 8 users' connections will not fit
+    r = run_cli(
+        "run", "--target", "postgres", "--dsn", dsn, "--processes", "2", "--users", "8", "--accounts", "50",
+        "--duration", "2", "--out", str(tmp_path), "-q", timeout=180,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "a worker could not open its connections" in lines[0] and "too many connections for role" in lines[0]
+    assert not list(tmp_path.glob("*/run.json"))

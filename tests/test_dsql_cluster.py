@@ -221,3 +221,43 @@ def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], message: str, mon
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_delete_takes_a_multi_region_cluster_waiting_for_its_peer_as_it_is(client: Any) -> None:
+    """PENDING_SETUP (created, never peered) stays so for ever: delete it, do not wait for ACTIVE."""
+    with Stubber(client) as stub:
+        _expect_get(stub, "PENDING_SETUP", True)
+        _expect_update(stub, False)
+        _expect_get(stub, "UPDATING")
+        _expect_get(stub, "PENDING_SETUP")
+        _expect_delete_call(stub)
+        _expect_gone(stub)
+        assert delete_cluster(client, ID, delay_s=0, max_wait_s=1) == "DELETED"
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("first", ["PENDING_DELETE", "DELETING"])
+def test_pending_delete_is_reported_at_once_not_waited_for(client: Any, first: str) -> None:
+    """PENDING_DELETE waits for the peer clusters' deletion, which this command does not do: no wait until a timeout."""
+    with Stubber(client) as stub:
+        _expect_get(stub, first)
+        if first == "DELETING":
+            _expect_get(stub, "PENDING_DELETE")
+        assert delete_cluster(client, ID, delay_s=0, max_wait_s=3600) == "PENDING_DELETE"
+        stub.assert_no_pending_responses()
+
+
+def test_restoring_protection_retries_a_conflict(client: Any) -> None:
+    """The cluster is still busy with the change that turned protection off: ConflictException, then it takes."""
+    naps: list[float] = []
+    with Stubber(client) as stub:
+        _expect_get(stub, "ACTIVE", True)
+        _expect_update(stub, False)
+        _expect_get(stub, "ACTIVE")
+        stub.add_client_error("delete_cluster", "AccessDeniedException", "not allowed: dsql:DeleteCluster", 403)
+        stub.add_client_error("update_cluster", "ConflictException", "cluster is being updated", 409)
+        _expect_update(stub, True)
+        with pytest.raises(TargetError, match=r"deletion protection turned back on\)"):
+            delete_cluster(client, ID, delay_s=0.25, sleep=naps.append)
+        stub.assert_no_pending_responses()
+    assert naps == [0.25]

@@ -383,3 +383,71 @@ def test_the_write_skew_scenario_runs_whole_under_the_rehearsal(tmp_path: Path) 
     attempts = pq.read_table(locked / "attempts.parquet").to_pandas()
     conflicts = attempts[attempts["outcome"] == "conflict"]
     assert len(conflicts) > 0 and set(conflicts["sqlstate"]) == {"40001"} and set(conflicts["oc_code"]) == {"OC000"}
+
+
+# -- the rehearsal against cases recorded on a live cluster (issue 22, point 6) ---
+
+
+def test_rehearsal_accepts_what_dsql_accepts(rehearsal: Any) -> None:
+    """DSQL accepts BEGIN ISOLATION LEVEL REPEATABLE READ (its own level) and foreign keys."""
+    table = f"child_{uuid.uuid4().hex[:8]}"
+    with open_connection(rehearsal, autocommit=True) as c:
+        reset(c, 4, 100, truncate=False)
+        c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        assert c.execute("SELECT balance FROM accounts WHERE id = 1").fetchone() == (100,)
+        c.execute("COMMIT")
+        c.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, account bigint REFERENCES accounts (id))")
+        c.execute(f"DROP TABLE {table}")
+        for level in ("SERIALIZABLE", "READ COMMITTED"):
+            with pytest.raises(pg_errors.FeatureNotSupported, match="DSQL refuses"):
+                c.execute(f"BEGIN ISOLATION LEVEL {level}")
+    audit = rehearsal.audit.check()
+    assert audit.ok, audit.violations
+
+
+@pytest.mark.parametrize("lock", ["FOR SHARE", "FOR NO KEY UPDATE"])
+def test_rehearsal_refuses_the_locking_reads_dsql_refuses(rehearsal: Any, lock: str) -> None:
+    with open_connection(rehearsal, autocommit=True) as c:
+        reset(c, 4, 100, truncate=False)
+        with pytest.raises(pg_errors.FeatureNotSupported, match="FOR SHARE or FOR NO KEY UPDATE"):
+            c.execute(f"SELECT balance FROM accounts WHERE id = 1 {lock}")
+        # FOR UPDATE and FOR KEY SHARE by key are DSQL's locking reads: let through.
+        for allowed in ("FOR UPDATE", "FOR KEY SHARE"):
+            c.execute("BEGIN")
+            assert c.execute(f"SELECT balance FROM accounts WHERE id = 1 {allowed}").fetchone() == (100,)
+            c.execute("COMMIT")
+
+
+@pytest.mark.parametrize("autocommit", [False, True])
+def test_a_refused_statement_aborts_the_transaction_as_on_dsql(rehearsal: Any, autocommit: bool) -> None:
+    """Later statements get 25P02 and COMMIT answers ROLLBACK: the write before the refusal is lost."""
+    with open_connection(rehearsal, autocommit=True) as c:
+        reset(c, 4, 100, truncate=False)
+    with open_connection(rehearsal, autocommit=autocommit) as c:
+        if autocommit:
+            c.execute("BEGIN")
+        c.execute("UPDATE accounts SET balance = balance - 1 WHERE id = 1")
+        with pytest.raises(pg_errors.FeatureNotSupported):
+            c.execute("SAVEPOINT before_the_rest")
+        with pytest.raises(pg_errors.InFailedSqlTransaction):
+            c.execute("UPDATE accounts SET balance = balance + 1 WHERE id = 2")
+        cur = c.execute("COMMIT") if autocommit else None
+        if cur is not None:
+            assert cur.statusmessage == "ROLLBACK"
+        else:
+            c.commit()  # psycopg sends COMMIT; the server answers ROLLBACK
+        assert c.execute("SELECT balance FROM accounts WHERE id = 1").fetchone() == (100,), "nothing of it committed"
+        c.rollback()
+    # Outside a transaction, a refusal costs nothing more.
+    with open_connection(rehearsal, autocommit=True) as c:
+        with pytest.raises(pg_errors.FeatureNotSupported):
+            c.execute("TRUNCATE transfers")
+        assert c.execute("SELECT 1").fetchone() == (1,)
+    audit = rehearsal.audit.check()
+    assert audit.ok, audit.violations  # the stand-in the server failed is not a statement the run sent
+
+
+def test_rehearsal_conflict_reads_as_dsqls_current_text() -> None:
+    assert DSQL_CONFLICT_MESSAGE == "mutation conflicts with another transaction, retry as needed (OC000)"
+    c = classify(pg_errors.SerializationFailure(DSQL_CONFLICT_MESSAGE))
+    assert (c.outcome, c.sqlstate, c.oc_code) == ("conflict", "40001", "OC000")

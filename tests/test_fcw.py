@@ -254,7 +254,7 @@ def test_a_hot_run_fails_like_dsql_and_agrees_with_the_simulation(target: Embedd
     summary = json.loads((result.run_dir / "run.json").read_text())["summary"]
     predicted = predict(inputs_from_run(run), 20, 40)
     assert predicted.conflict_rate and predicted.retries_per_commit
-    assert abs(summary["contention_rate"] / predicted.conflict_rate - 1) <= 0.15, (summary["contention_rate"], predicted)
+    assert abs(summary["conflict_rate"] / predicted.conflict_rate - 1) <= 0.15, (summary["conflict_rate"], predicted)
     assert abs(summary["retries_per_commit"] / predicted.retries_per_commit - 1) <= 0.20, (summary["retries_per_commit"], predicted)
 
 

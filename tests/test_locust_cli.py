@@ -75,3 +75,21 @@ def test_money_from_nowhere_exits_1(embedded: EmbeddedPostgres, tmp_path: Path) 
     assert _run_json(out)["invariants_hold"] is False
     assert rc == 1, text[-3000:]
     assert "invariants broken" in text and "Shutting down (exit code 1)" in text
+
+
+def test_a_breached_gate_exits_3(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
+    """Locust's own command line honours loadgen's gates: the option, run.json's ``gates``, exit 3."""
+    out = tmp_path / "runs"
+    r = subprocess.run(
+        _locust(out, "-t", "5s", "--accounts", "10", "--max-conflict-rate", "0.001"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=dict(os.environ),
+    )
+    doc = _run_json(out)
+    gates = doc["gates"]
+    assert isinstance(gates, list) and gates[0]["name"] == "max_conflict_rate" and gates[0]["ok"] is False
+    assert doc["invariants_hold"] is True
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert "gate max_conflict_rate breached" in r.stderr and "Shutting down (exit code 3)" in r.stderr

@@ -11,7 +11,7 @@ from loadgen.engine.live import ContentionCounters, Timeline, view
 from loadgen.model.outcomes import COMMITTED, CONTENTION, OUTCOMES, RETRYABLE, Outcome
 from loadgen.report import analysis as A
 from loadgen.report.data import compact
-from loadgen.results.metrics import Counts, rates, summarize, summary_frame, transactions
+from loadgen.results.metrics import Counts, outcome_counts, rates, summarize, summary_frame, transactions, upgrade_summary
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 
@@ -27,7 +27,7 @@ ROWS = [
     ("D", 1, 2, 3, "error", "XX000"),
     ("E", 1, 3, 17, "ambiguous_committed", None),
 ]
-FIGURES = ("conflict_rate", "contention_rate", "retries_per_commit", "retried_share", "attempts_per_commit", "failed_attempt_rate")
+FIGURES = ("conflict_rate", "retries_per_commit", "retried_share", "attempts_per_commit", "failed_attempt_rate")
 
 
 def _frame() -> pd.DataFrame:
@@ -66,9 +66,9 @@ def test_the_sets_are_what_the_names_say() -> None:
 
 
 def test_rates_by_hand() -> None:
-    r = rates(Counts(attempts=9, commits=4, conflicts=2, contention=4, retries=4, transactions=5, retried=3, elapsed_s=0.5))
-    assert r["conflict_rate"] == pytest.approx(2 / 9)
-    assert r["contention_rate"] == pytest.approx(4 / 9)
+    r = rates(Counts(attempts=9, commits=4, conflicts=4, retries=4, transactions=5, retried=3, elapsed_s=0.5))
+    assert r["conflict_rate"] == pytest.approx(4 / 9)
+    assert "contention_rate" not in r  # one conflict rate, no second figure beside it
     assert r["failed_attempt_rate"] == pytest.approx(5 / 9)
     assert r["retries_per_commit"] == pytest.approx(1.0)
     assert r["retried_share"] == pytest.approx(3 / 5)
@@ -83,29 +83,54 @@ def test_summary_report_and_live_counters_agree() -> None:
     c = compact(_frame())
     h = A.headline(c, A.transactions(c))
     live = _live()
-    assert s["conflicts"] == h["conflicts"] == live["conflicts"] == 2
-    assert s["contention"] == h["contention"] == live["contention"] == 4
+    assert s["conflicts"] == h["conflicts"] == live["conflicts"] == 4  # 40001s, a deadlock and a lock timeout
+    assert s["conflicts_by_kind"] == h["conflicts_by_kind"] == live["conflicts_by_kind"]
+    assert sum(s["conflicts_by_kind"].values()) == 4 and s["conflicts_by_kind"]["conflict"] == 2
     assert s["commits"] == h["commits"] == live["commits"] == 4
     for name in FIGURES:
         assert s[name] == pytest.approx(h[name]) == pytest.approx(live[name]), name
-    assert s["contention_rate"] == pytest.approx(4 / 9) and s["conflict_rate"] == pytest.approx(2 / 9)
+    assert s["conflict_rate"] == pytest.approx(4 / 9)
+    assert sum(s["conflicts_by_sqlstate"].values()) == 4
     assert s["throughput_commits_per_s"] == pytest.approx(h["throughput_commits_per_s"])
 
 
 def test_live_conflicts_count_by_outcome_not_sqlstate() -> None:
     counters = ContentionCounters()
     counters.add_attempt(Outcome.CONFLICT, None, 1, 1, 2)  # a conflict whatever SQLSTATE came with it
-    counters.add_attempt(Outcome.LOCK_TIMEOUT, "40001", 1, 1, 2)  # not a conflict, but contention
+    counters.add_attempt(Outcome.LOCK_TIMEOUT, "40001", 1, 1, 2)  # a conflict too: contention, whatever the code
+    counters.add_attempt(Outcome.ERROR, "40001", 1, 1, 2)  # not contention: classified otherwise at the source
     v = view(counters.snapshot())
-    assert v["conflicts"] == 1 and v["contention"] == 2
+    assert v["conflicts"] == 2 and v["conflicts_by_kind"] == {"conflict": 1, "lock_timeout": 1}
 
 
-def test_timeline_shows_both_rates() -> None:
+def test_timeline_shows_the_conflict_rate() -> None:
     tl = Timeline()
-    tl.sample({"attempts": 0, "conflicts": 0, "contention": 0, "commits": 0}, 5, now=0.0)
-    tl.sample({"attempts": 10, "conflicts": 2, "contention": 3, "commits": 7}, 5, now=2.0)
+    tl.sample({"attempts": 0, "conflicts": 0, "commits": 0}, 5, now=0.0)
+    tl.sample({"attempts": 10, "conflicts": 3, "commits": 7}, 5, now=2.0)
     (p,) = tl.points
-    assert p["conflict_rate"] == 0.2 and p["contention_rate"] == 0.3 and p["throughput_commits_per_s"] == 3.5
+    assert p["conflict_rate"] == 0.3 and "contention_rate" not in p and p["throughput_commits_per_s"] == 3.5
+
+
+def test_the_rate_does_not_depend_on_which_sqlstate_dominates() -> None:
+    """occ mode may report its losers as 55P03 at the statement or as 40001 at COMMIT: one figure either way."""
+    by_lock = {"committed": 90, "lock_timeout": 9, "conflict": 1}
+    by_commit = {"committed": 90, "conflict": 10}
+    for by in (by_lock, by_commit):
+        commits, conflicts = outcome_counts(by)
+        assert rates(Counts(100, commits, conflicts))["conflict_rate"] == pytest.approx(0.10)
+
+
+def test_a_format_1_summary_reads_under_format_2s_names() -> None:
+    old = {
+        "attempts": 100, "commits": 80, "conflicts": 5, "contention": 20, "conflict_rate": 0.05, "contention_rate": 0.2,
+        "contention_by_kind": {"conflict": 5, "lock_timeout": 15}, "outcomes": {"committed": 80, "conflict": 5, "lock_timeout": 15},
+    }  # fmt: skip
+    new = upgrade_summary(old)
+    assert new["conflict_rate"] == 0.2 and new["conflicts"] == 20 and new["conflicts_by_kind"] == {"conflict": 5, "lock_timeout": 15}
+    assert "contention_rate" not in new and "contention" not in new
+    # Older still: no contention figures at all, only the outcomes.
+    older = upgrade_summary({"attempts": 100, "conflict_rate": 0.05, "outcomes": old["outcomes"]})
+    assert older["conflict_rate"] == 0.2 and older["conflicts"] == 20
 
 
 def _transactions_by_groupby(attempts: pd.DataFrame) -> pd.DataFrame:

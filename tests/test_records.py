@@ -15,7 +15,7 @@ from loadgen.model import attempt as attempt_module
 from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt
 from loadgen.results import rundir
 from loadgen.results.recorder import ATTEMPT_SCHEMA, ATTEMPTS_FORMAT, ATTEMPTS_FORMAT_KEY, AttemptRecorder, write_attempts
-from loadgen.results.records import RUN_FORMAT, FormatError, RecordError, RunRecord, SweepRecord
+from loadgen.results.records import RUN_FORMAT, SWEEP_FORMAT, FormatError, RecordError, RunRecord, SweepRecord
 from loadgen.results.sections import Summary
 from loadgen.targets.base import PostgresTarget, Target
 from loadgen.targets.spec import TargetSpec, make_target
@@ -173,7 +173,7 @@ def test_sweep_json_round_trips(tmp_path: Path) -> None:
     sweep = SweepRecord(name="s", sweep_keys=["users"], cells=[{"slug": "a", "status": "done"}], completed=True)
     sweep.write(tmp_path)
     doc = json.loads((tmp_path / "sweep.json").read_text())
-    assert (doc["format"], doc["kind"], doc["cells"][0]["status"]) == (1, "sweep", "done")
+    assert (doc["format"], doc["kind"], doc["cells"][0]["status"]) == (SWEEP_FORMAT, "sweep", "done")
     assert SweepRecord.read(tmp_path) == sweep
 
 
@@ -214,3 +214,16 @@ def _importers(name: str) -> set[str]:
 def test_one_module_resets_the_bank_and_checks_invariants_for_every_kind_of_run() -> None:
     assert _importers("reset") == {"loadgen.engine.session"}
     assert _importers("check_invariants") == {"loadgen.engine.session"}
+
+
+def test_a_format_1_run_json_reads_with_one_conflict_rate(tmp_path: Path) -> None:
+    """Format 1 had two rates (40001-only ``conflict_rate``, full ``contention_rate``); read back, the full one is the rate."""
+    old = {
+        "format": 1, "run_id": "r1", "scenario": {}, "target": {},
+        "summary": {"attempts": 10, "commits": 6, "conflicts": 1, "contention": 4, "conflict_rate": 0.1, "contention_rate": 0.4,
+                    "contention_by_kind": {"conflict": 1, "lock_timeout": 3}, "outcomes": {"committed": 6, "conflict": 1, "lock_timeout": 3}},
+    }  # fmt: skip
+    (tmp_path / "run.json").write_text(json.dumps(old))
+    record = RunRecord.read(tmp_path)
+    assert record.summary["conflict_rate"] == 0.4 and record.summary["conflicts"] == 4 and "contention_rate" not in record.summary
+    assert record.format == RUN_FORMAT == 2  # upgraded: written back, it is a format-2 file

@@ -14,7 +14,7 @@ import pytest
 from loadgen.report import analyse_runs, cells_frame, find_baseline, load_study, warnings_for
 from loadgen.report import analysis as A
 from loadgen.report.data import ReportInputError, compact, redact
-from loadgen.report.reference import TALK_NO_RETRY, replay_checks
+from loadgen.report.reference import TALK_RETRY, replay_checks
 from loadgen.results.metrics import summarize
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -162,7 +162,9 @@ def test_wilson_interval_brackets_the_rate() -> None:
     assert A.wilson_interval(0, 0) is None
 
 
-def write_run(directory: Path, rows: list[tuple], accounts: int, users: int, completed: bool = True, **meta) -> Path:
+def write_run(
+    directory: Path, rows: list[tuple], accounts: int, users: int, completed: bool = True, scenario_extra: dict | None = None, **meta
+) -> Path:
     directory.mkdir(parents=True)
     df = attempts_frame(rows)
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), directory / "attempts.parquet")
@@ -170,7 +172,7 @@ def write_run(directory: Path, rows: list[tuple], accounts: int, users: int, com
         "run_id": directory.name,
         "completed": completed,
         "invariants_hold": True,
-        "scenario": {"accounts": accounts, "users": users, "distribution": "uniform", "seed": 1},
+        "scenario": {"accounts": accounts, "users": users, "distribution": "uniform", "seed": 1, **(scenario_extra or {})},
         **meta,
     }
     (directory / "run.json").write_text(json.dumps(doc))
@@ -182,15 +184,21 @@ def _rows(n: int, conflicts: int) -> list[tuple]:
     return [(f"t{i}", 1, i, 1.0, "conflict" if i < conflicts else "committed", 1, 2) for i in range(n)]
 
 
+TALK_LOAD = {"load": "open", "arrival_rate": 908.0, "retry": {"backoff": "none"}}
+
+
 def test_ratio_to_measured_baseline(tmp_path: Path) -> None:
-    write_run(tmp_path / "s" / "base", _rows(10, 1), 1000, 1000)
-    write_run(tmp_path / "s" / "hot", _rows(10, 5), 10, 1000)
+    """The baseline is the cell with the talk's conditions (1,000 accounts, its open-loop rate), not a 1,000-user closed loop."""
+    write_run(tmp_path / "s" / "base", _rows(10, 1), 1000, 100, scenario_extra=TALK_LOAD)
+    write_run(tmp_path / "s" / "hot", _rows(10, 5), 10, 100, scenario_extra=TALK_LOAD)
+    write_run(tmp_path / "s" / "closed", _rows(10, 8), 1000, 1000)
     study = load_study(tmp_path / "s")
-    assert study.is_sweep and len(study.runs) == 2
+    assert study.is_sweep and len(study.runs) == 3
     cells = analyse_runs(study.runs)
     base = find_baseline(cells)
     assert base is not None and base.run.run_id == "base"
-    f = cells_frame(cells, base).set_index("accounts")
+    f = cells_frame(cells, base).set_index("cell")
+    f = f[f["load"] == "open loop 908/s"].set_index("accounts")
     assert f.loc[10, "conflict_rate"] == pytest.approx(0.5)
     assert f.loc[10, "conflict_ratio"] == pytest.approx(0.5 / 0.1)
     assert f.loc[1000, "conflict_ratio"] == pytest.approx(1.0)
@@ -203,7 +211,7 @@ def test_ratio_to_published_baseline_when_none_measured(tmp_path: Path) -> None:
     cells = analyse_runs(load_study(tmp_path / "only").runs)
     assert find_baseline(cells) is None
     f = cells_frame(cells, None)
-    assert f.loc[0, "conflict_ratio"] == pytest.approx(0.2 / TALK_NO_RETRY.conflict_rate)
+    assert f.loc[0, "conflict_ratio"] == pytest.approx(0.2 / TALK_RETRY.conflict_rate)  # the same definition: failed attempts / attempts
     assert pd.isna(f.loc[0, "apc_ratio"]) or f.loc[0, "apc_ratio"] is None
 
 

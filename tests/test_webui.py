@@ -27,6 +27,7 @@ import pytest
 from chromium import PageWatch
 from playwright.sync_api import expect
 
+from loadgen.results.metrics import CONFLICT_RATE
 from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.ui import LOCUSTFILE
 
@@ -174,7 +175,9 @@ def test_bad_form_values_are_refused_in_one_line(ui: UI) -> None:
 @pytest.mark.slow
 def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     page = ui.get("/").decode()
-    assert '"extended_tabs": [{"key": "contention", "title": "Contention"}]' in page
+    found = re.search(r"window\.templateArgs = (.*)", page)
+    assert found, page[-2000:]
+    assert json.loads(found.group(1))["extended_tabs"] == [{"title": "Contention", "key": "contention"}]
 
     r = ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 10, "max_attempts": 50})
     assert r["success"], r
@@ -245,10 +248,16 @@ def test_a_person_starts_watches_and_stops_a_test_in_the_browser(ui: UI, watched
     page = watched.page
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(ui.base + "/")
-    # Locust's own start form, with loadgen's fields under "Custom parameters".
+    # Locust's own start form speaks loadgen: Host says where the test runs (no password), no
+    # "no host attribute" notice, and loadgen's fields are open, where the test runs first.
+    expect(page.locator("input[name=accounts]")).to_be_visible()  # open without a click
+    host = page.locator("input[name=host]")
+    expect(host).to_have_value(re.compile(r"^loadgen target embedded: postgresql://"))
+    assert "no host attribute" not in page.content()
+    names = page.locator("form [name]").evaluate_all('els => els.map(e => e.getAttribute("name"))')
+    assert names.index("target") < names.index("accounts") < names.index("backoff"), names
     page.locator("input[name=userCount]").fill("10")
     page.locator("input[name=spawnRate]").fill("10")
-    page.get_by_text("Custom parameters").click()
     page.locator("input[name=accounts]").fill("10")
     page.get_by_role("button", name="Start").click()
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
@@ -256,12 +265,12 @@ def test_a_person_starts_watches_and_stops_a_test_in_the_browser(ui: UI, watched
 
     # The Contention tab, live: its numbers move while the test runs.
     page.get_by_role("tab", name="Contention").click()
-    rate = page.get_by_role("row").filter(has_text="conflict rate (40001 / attempts)")
+    rate = page.get_by_role("row").filter(has=page.get_by_role("cell", name="conflict rate", exact=True))
     expect(rate).to_contain_text(re.compile(r"[0-9.]+%"))
     counts = "attempts / commits / transactions"
     first = _cell(page, counts)
     expect(page.get_by_role("row").filter(has_text=counts)).not_to_contain_text(first, timeout=20_000)
-    assert 0.0 < float(_cell(page, "conflict rate (40001 / attempts)").rstrip("%")) < 100.0
+    assert 0.0 < float(_cell(page, "conflict rate").rstrip("%")) < 100.0
     page.screenshot(path=str(tmp_path / "locust-contention-tab.png"))
 
     # loadgen's own charts page, filled by its polling script.
@@ -480,3 +489,50 @@ def test_ctrl_c_during_a_test_writes_it_without_connection_errors(sig: signal.Si
     assert len(outcomes) == doc["summary"]["attempts"] > 300
     assert "connection_error" not in outcomes
     assert doc["connections"]["left_open"] == 0
+
+
+@pytest.mark.slow
+def test_the_web_uis_cards_chart_and_last_second_lead_with_its_run_json(
+    embedded: object, tmp_path: Path, watched: PageWatch, context: Any
+) -> None:
+    """One conflict rate (tests/test_contention_rate.py), in the web UI: a hot test in cc nowait
+    (55P03 and 40001 differ by more than 2x); the cards, the chart's data and Locust's
+    "last second" row lead with the figure of that test's run.json, in Chromium."""
+    ui = _start_ui(tmp_path)
+    try:
+        form = {"user_count": 30, "spawn_rate": 30, "accounts": 10, "cc": "nowait"}
+        assert ui.post("/swarm", form)["success"]
+        ui.wait_for(lambda d: d["state"] == "running" and d["totals"]["attempts"] > 1000 and len(d["timeline"]) >= 2)
+        assert ui.post("/stop")["success"]
+        data = ui.wait_for(lambda d: d["state"] == "stopped" and d["run_dir"] is not None, timeout=90)
+        doc = json.loads((Path(data["run_dir"]) / "run.json").read_text())
+        rate = doc["summary"]["conflict_rate"]
+        shown = f"{rate:.2%}"
+        kinds = sorted(doc["summary"]["conflicts_by_kind"].values())
+        assert len(kinds) >= 2 and kinds[-1] > 2 * kinds[-2]
+        # The cards and the chart's data, as the page gets them.
+        assert data["totals"]["conflict_rate"] == pytest.approx(rate)
+        points = data["timeline"]
+        assert sum(p["conflicts"] for p in points) / sum(p["attempts"] for p in points) == pytest.approx(rate, abs=5e-5)
+
+        # In the browser: the contention page's first card, and Locust's own tab with its "last second" row.
+        page = watched.page
+        page.goto(ui.base + "/contention")
+        expect(page.locator("body[data-updated]")).to_be_attached()
+        expect(page.locator(".card .v").first).to_have_text(shown)
+        expect(page.locator("#conflict-rate-label")).to_have_text(CONFLICT_RATE)
+        last = points[-1]["conflict_rate"]
+        assert last is not None
+        tab = PageWatch.on(context.new_page())
+        tab.page.goto(ui.base + "/")
+        tab.page.get_by_role("tab", name="Contention").click()
+        row = tab.page.get_by_role("row").filter(has=tab.page.get_by_role("cell", name=CONFLICT_RATE, exact=True))
+        expect(row).to_contain_text(shown)
+        now = tab.page.get_by_role("row").filter(has=tab.page.get_by_role("cell", name=f"{CONFLICT_RATE}, last second", exact=True))
+        expect(now).to_contain_text(f"{last:.2%}")
+        first_row = tab.page.get_by_role("row").nth(1)
+        expect(first_row).to_contain_text(CONFLICT_RATE)
+        watched.assert_clean(ui.base + "/")
+        tab.assert_clean(ui.base + "/")
+    finally:
+        _stop_ui(ui)

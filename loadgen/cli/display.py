@@ -2,7 +2,7 @@
 
 A bar per sweep (cells done, time left over every cell's duration) and per run
 (elapsed and remaining), under them users, commits per second over the last few
-seconds, the contention and conflict rates so far (loadgen.results.metrics) and the counts. Anything printed while it runs
+seconds, the conflict rate so far (loadgen.results.metrics) and the counts. Anything printed while it runs
 (warnings, a cell's result) scrolls above it. Off a terminal, or with ``-q``, the
 command prints plain lines instead (loadgen.engine.progress.PlainLines).
 """
@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.text import Text
 
 from loadgen.engine.progress import PlainLines, ProgressView, Snapshot, snapshot
+from loadgen.results.metrics import CONFLICT_RATE
 
 __all__ = ["LiveDisplay", "progress_view", "wants_live_display"]
 
@@ -124,14 +125,12 @@ class LiveDisplay:
             self._recent.popleft()
         (t0, c0), (t1, c1) = self._recent[0], self._recent[-1]
         rate = (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+        conflict = s.rate("conflict_rate")
         line = Text("  ")
-        line.append(f"users {s.users:,}", style="bold")
+        line.append(f"{CONFLICT_RATE} ")
+        line.append(f"{conflict:.2%}", style="bold red" if conflict >= 0.05 else "bold")
+        line.append(f"   users {s.users:,}", style="bold")
         line.append(f"   commits/s {rate:,.0f}")
-        conflict, contention = s.rate("conflict_rate"), s.rate("contention_rate")
-        line.append("   contention rate ")
-        line.append(f"{contention:.2%}", style="bold red" if contention >= 0.05 else "bold")
-        if contention != conflict:  # PostgreSQL: lock timeouts and deadlocks besides the 40001s
-            line.append(f"   conflict rate {conflict:.2%}")
         line.append(f"   attempts {s.attempts:,}   commits {s.commits:,}", style="dim")
         return line
 

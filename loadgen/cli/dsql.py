@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ __all__ = [
     "cmd_dsql",
     "target_spec",
     "options_dialect",
-    "pace_spawn",
     "run_ephemeral",
     "report_dialect_check",
 ]
@@ -114,7 +112,10 @@ def cmd_dsql(args: argparse.Namespace) -> int:
     client = lifecycle.dsql_client(region, args.profile)
     print(f"deleting DSQL cluster {identifier} (waiting until it is gone)...", flush=True)
     status = lifecycle.delete_cluster(client, identifier)
-    print(f"{identifier}: {status.lower()}")
+    if status == lifecycle.PENDING_DELETE:
+        print(f"{identifier}: pending_delete: a multi-Region cluster, gone once its peer clusters are deleted too")
+    else:
+        print(f"{identifier}: {status.lower()}")
     return 0
 
 
@@ -148,18 +149,16 @@ def options_dialect(args: argparse.Namespace) -> str:
     return args.dialect or (kind.dialect if kind is not None else None) or "postgresql"
 
 
-def pace_spawn(args: argparse.Namespace, spec: TargetSpec, scenario: Any) -> Any:
-    """On DSQL, start users no faster than connections may open, unless the user chose a spawn rate."""
-    if spec.kind != "dsql" or args.spawn_rate is not None:
-        return scenario
-    from loadgen.targets.dsql import DEFAULT_CONNECT_RATE  # lazy: DSQL's modules load for DSQL commands only
-
-    rate = spec.connect_rate or DEFAULT_CONNECT_RATE
-    return replace(scenario, spawn_rate=min(float(scenario.users), rate))
+#: Stands for the cluster ``--ephemeral`` will create while the run's options are checked.
+_PLACEHOLDER_CLUSTER = "ephemeralclusterplaceholder"
 
 
-def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
-    """``loadgen run --ephemeral``: a cluster for this run only, deleted afterwards whatever happens."""
+def run_ephemeral(args: argparse.Namespace, run: Callable[[], int], check: Callable[[], object] | None = None) -> int:
+    """``loadgen run --ephemeral``: a cluster for this run only, deleted afterwards whatever happens.
+
+    ``check`` validates the whole run (TLS options, chaos, processes, every cell) against a
+    stand-in endpoint in the cluster's Region first: a run refused must not cost a cluster.
+    """
     from loadgen.targets import dsql_cluster as lifecycle  # lazy: DSQL's modules load for DSQL commands only
 
     if args.target != "dsql":
@@ -167,6 +166,13 @@ def run_ephemeral(args: argparse.Namespace, run: Callable[[], int]) -> int:
     if args.endpoint:
         raise ConfigError("--ephemeral creates its own cluster: leave out --endpoint")
     client = lifecycle.dsql_client(args.region, args.profile)
+    if check is not None:
+        region = args.region
+        args.endpoint = f"{_PLACEHOLDER_CLUSTER}.dsql.{client.meta.region_name}.on.aws"
+        try:
+            check()
+        finally:
+            args.endpoint, args.region = None, region
     print(f"loadgen dsql: creating an ephemeral cluster in {client.meta.region_name}...", flush=True)
     with lifecycle.ephemeral_cluster(client, log=lambda line: print(line, flush=True)) as cluster:
         args.endpoint = cluster.endpoint

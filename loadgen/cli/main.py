@@ -1,7 +1,7 @@
 """The ``loadgen`` command line: thin over the library; each subcommand is a small ``cmd_*``.
 
 Anything the user can fix ends as one line on stderr and exit code 2; broken
-invariants end with exit code 1.
+invariants end with exit code 1; a breached gate (``--max-conflict-rate`` ...) with 3.
 
 Imports inside the ``cmd_*`` functions are on purpose ("lazy"): the engine's modules
 load Locust, which patches the standard library for gevent (it must come before
@@ -19,7 +19,6 @@ import os
 import socket
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -180,6 +179,29 @@ def _chaos_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _plan_run(args: argparse.Namespace) -> tuple[ScenarioFile, Any, Any, Any]:
+    """What ``loadgen run`` will do, every option checked, before any database work (and, with
+    ``--ephemeral``, before a cluster is created): (scenario file, target, chaos, fleet)."""
+    # The command line's settings against its own target first: one DSQL refuses is named for DSQL.
+    problem = knobs.options_problem(dsql_cli.options_dialect(args), knobs.overrides_from_args(args))
+    if problem:
+        raise ConfigError(problem)
+    sf = _scenario_file_from_args(args)  # validate before any database work
+    chaos = _chaos_from_args(args)
+    parse_duration(args.unreachable_limit)
+    fleet = _fleet_from_args(args)
+    spec = dsql_cli.target_spec(args, sf)  # the command line's target options over the file's [target]
+    check_cells(spec.sql_dialect, sf.cells)  # every cell against the target, before any work
+    target = make_target(spec)
+    if chaos.active and target.kind == "dsql":
+        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
+    if fleet is not None:
+        from loadgen.engine.distributed import check_scale_out  # lazy: see the module docstring
+
+        check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
+    return sf, target, chaos, fleet
+
+
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     # Locust first: gevent must patch the standard library before anything imports psycopg.
     import locust  # noqa: F401
@@ -190,27 +212,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     interrupts.install()  # Ctrl-C and SIGTERM from here on, also in a process started in the background
     if args.resume is not None:
         return cmd_resume(args, argv)
-    # The command line's settings against its own target first: one DSQL refuses is named for DSQL.
-    problem = knobs.options_problem(dsql_cli.options_dialect(args), knobs.overrides_from_args(args))
-    if problem:
-        raise ConfigError(problem)
-    sf = _scenario_file_from_args(args)  # validate before any database work
-    chaos = _chaos_from_args(args)
+    sf, target, chaos, fleet = _plan_run(args)
     unreachable_limit_s = parse_duration(args.unreachable_limit)
-    fleet = _fleet_from_args(args)
     from loadgen.cli.summary import format_summary  # lazy: see the module docstring
     from loadgen.engine import sweep  # lazy: see the module docstring
 
-    spec = dsql_cli.target_spec(args, sf)  # the command line's target options over the file's [target]
-    check_cells(spec.sql_dialect, sf.cells)  # every cell against the target, before any work
-    target = make_target(spec)
-    if chaos.active and target.kind == "dsql":
-        raise ConfigError("fault injection (--chaos-*) is for PostgreSQL targets, not DSQL")
-    sf = replace(sf, cells=tuple(replace(c, scenario=dsql_cli.pace_spawn(args, spec, c.scenario)) for c in sf.cells))
-    if fleet is not None:
-        from loadgen.engine.distributed import check_scale_out  # lazy: see the module docstring
-
-        check_scale_out(target, [c.scenario for c in sf.cells])  # before any database work
     s0 = sf.cells[0].scenario
     what = (
         f"{len(sf.cells)} cells over {', '.join(sf.sweep_keys)}"
@@ -258,7 +264,22 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_INVARIANT
     if not result.invariants_hold:
         return EXIT_INVARIANT
-    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+    return _gates_exit(result)
+
+
+def _gates_exit(result: Any) -> int:
+    """After the invariants (which win): interrupted, else one line per breached gate and exit 3, else 0."""
+    from loadgen.results.gates import EXIT_GATE, breach_lines  # lazy: see the module docstring
+
+    if not result.completed:
+        return EXIT_INTERRUPTED
+    lines = []
+    for run in result.results:
+        where = "" if len(result.results) == 1 else f" (cell {run.run_dir.name})"
+        lines += breach_lines(run.gates, where)
+    for line in lines:
+        print(f"loadgen: {line}", file=sys.stderr, flush=True)
+    return EXIT_GATE if lines else EXIT_OK
 
 
 def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
@@ -292,7 +313,7 @@ def cmd_resume(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"  report            {result.report}")
     if any(r.aborted for r in result.results) or not result.invariants_hold:
         return EXIT_INVARIANT
-    return EXIT_OK if result.completed else EXIT_INTERRUPTED
+    return _gates_exit(result)
 
 
 def _locust_style_outputs(args: argparse.Namespace, result: Any) -> None:
@@ -476,9 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     args.locust_args = locust_args
     try:
         if args.command == "run" and args.ephemeral:
-            # Validate every cell as DSQL would take it before creating a cluster.
-            check_cells("dsql", _scenario_file_from_args(args).cells)
-            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv))
+            import locust  # noqa: F401  - before the checks: they may load psycopg, which must follow gevent's patching
+
+            # Every option checked as the run will take it (TLS, chaos, processes, cells) before creating a cluster.
+            return dsql_cli.run_ephemeral(args, lambda: cmd_run(args, argv), check=lambda: _plan_run(args))
         if args.command == "run" and args.worker:
             return cmd_worker(args)
         if args.command == "run":

@@ -55,6 +55,8 @@ def _pct(v: float | None) -> str:
 
 def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
     """The table ``loadgen predict`` prints, with what the simulation took from the run."""
+    from loadgen.results.metrics import CONFLICT_RATE  # lazy: pandas, as above
+
     load = inputs.load
     how = {"closed": "closed loop", "open": f"open loop at {load.arrival_rate:g}/s, users = most in flight", "batches": "batches of users"}
     pol = inputs.policy
@@ -64,7 +66,7 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
         f"  attempt durations: {inputs.window_source}",
         f"  retry: at most {pol.max_attempts} attempts, backoff {pol.backoff}; conflicts decided at COMMIT (first committer wins)",
         "",
-        f"  {'accounts':>10} {'users':>7} {'conflict rate':>14} {'retries/commit':>15} {'commits/s':>10} {'retried':>8} {'max att':>8}",
+        f"  {'accounts':>10} {'users':>7} {CONFLICT_RATE:>14} {'retries/commit':>15} {'commits/s':>10} {'retried':>8} {'max att':>8}",
     ]
     for c in cells:
         rpc = "-" if c.retries_per_commit is None else f"{c.retries_per_commit:.4f}"
@@ -90,10 +92,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ConfigError(f"--attempts must be at least 100, got {args.attempts}")
     if args.rtt_ms is not None and not args.rtt_ms >= 0:
         raise ConfigError(f"--rtt-ms must not be negative, got {args.rtt_ms:g}")
-    inputs = inputs_from_run(load_run(args.run_dir))
+    run = load_run(args.run_dir)
+    inputs = inputs_from_run(run)
     cells = predict_grid(inputs, accounts, users, rtt_ms=args.rtt_ms, attempts=args.attempts, seed=args.seed)
     if args.json:
-        print(json.dumps([c.to_dict() for c in cells], indent=2))
+        found = run.meta.get("summary")
+        summary: dict[str, Any] = found if isinstance(found, dict) else {}
+        docs = [c.to_dict() for c in cells]
+        for doc in docs:  # the run's own cell: what was measured there, under the same name, beside the simulation
+            if (doc["accounts"], doc["users"]) == (inputs.accounts, inputs.users):
+                doc["measured"] = {"conflict_rate": summary.get("conflict_rate"), "run_id": inputs.run_id}
+        print(json.dumps(docs, indent=2))
     else:
         print(format_predictions(inputs, cells))
     return 0

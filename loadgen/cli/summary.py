@@ -6,7 +6,8 @@ from typing import Any
 
 from loadgen.engine.progress import progress_line
 from loadgen.model.outcomes import CONTENTION, Outcome
-from loadgen.results.client import saturation_note
+from loadgen.results.gates import gate_text
+from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown
 
 __all__ = ["format_summary", "progress_line"]
 
@@ -17,10 +18,6 @@ def _ms(v: float | None) -> str:
 
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2%}"
-
-
-def _kinds(by_kind: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v:,}" for k, v in by_kind.items())
 
 
 def format_summary(result: Any) -> str:
@@ -36,12 +33,17 @@ def format_summary(result: Any) -> str:
         lines.append(
             f"  warm-up           {warmup['connections']:,} connections opened in {warmup['seconds']:.1f} s, before the measured period"
         )
+    by_kind = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
+    warned = getattr(result, "warnings", None) or []
     lines += [
-        f"  attempts          {s['attempts']:,}" + ("" if result.completed else "   (run interrupted: incomplete)"),
+        f"  {CONFLICT_RATE:<18}{_pct(s['conflict_rate'])}   {s['conflicts']:,} of {s['attempts']:,} attempts failed on contention"
+        + ("" if result.completed else "   (run interrupted: incomplete)")
+        + (f"   (see the {len(warned)} WARNING line{'s' if len(warned) != 1 else ''} below)" if warned else ""),
+    ]
+    if by_kind:
+        lines.append(f"    conflicts by kind  {by_kind}")
+    lines += [
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
-        f"  contention        {s['contention']:,}   contention rate {_pct(s['contention_rate'])} of attempts"
-        + (f" ({_kinds(s['contention_by_kind'])})" if s["contention_by_kind"] else ""),
-        f"  conflicts         {s['conflicts']:,}   conflict rate {_pct(s['conflict_rate'])} of attempts (40001, OC000/OC001 only)",
         f"  retried           {_pct(s['retried_share'])} of transactions, "
         f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",
@@ -53,8 +55,6 @@ def format_summary(result: Any) -> str:
         lines.append(
             f"  in flight         {conc['in_flight_mean']:,.1f} transactions on average, {conc['in_flight_share']:.0%} of {conc['users']:,} users"
         )
-        if conc.get("warning"):
-            lines.append(f"    warning: {conc['warning']}")
     waits = getattr(result, "lock_waits", None)
     if waits:
         lines.append(f"  lock waits        {waits['count']:,} longer than {waits['longer_than_ms']} ms ({waits['source']})")
@@ -77,9 +77,6 @@ def format_summary(result: Any) -> str:
                 f"  fixed cost        {fixed['total_s']:.2f} s: {fixed['startup_s']:.2f} s to the first attempt, "
                 f"{fixed['teardown_s']:.2f} s after the last ({after})"
             )
-        note = saturation_note(cl)
-        if note:
-            lines.append(f"    SATURATED: {note}")
     c = result.connections
     if c:
         left = c.get("left_open")
@@ -93,5 +90,19 @@ def format_summary(result: Any) -> str:
             kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
         hit = s["outcomes"].get(Outcome.CONNECTION_ERROR, 0)
         lines.append("  faults injected   " + ", ".join(f"{k} x{v}" for k, v in kinds.items()) + f"; {hit:,} attempts hit")
+    m = getattr(result, "machine", None) or {}
+    if m.get("host_cpu_busy") is not None:
+        load = m.get("load_average") or []
+        server = f", database server {m['server_cpu_cores']:.2f} cores" if m.get("server_cpu_cores") is not None else ""
+        lines.append(
+            f"  machine           CPUs {m['host_cpu_busy']:.0%} busy over the measured period"
+            + (f", load average {load[0]:g}" if load else "")
+            + server
+        )
+    # Every warning run.json lists (loadgen.results.warnings), and every gate the scenario set.
+    for w in getattr(result, "warnings", None) or []:
+        lines.append(f"  WARNING           {w.removeprefix('this run: ')}")
+    for g in getattr(result, "gates", None) or []:
+        lines.append(f"  gate              {gate_text(g)}")
     lines.append(f"  results           {result.run_dir}")
     return "\n".join(lines)

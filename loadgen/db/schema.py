@@ -2,7 +2,9 @@
 
 DSQL-compatible from day one: no foreign keys, no sequences, one DDL statement per
 transaction, DDL never mixed with DML, at most 1,000 rows written per transaction
-when seeding or resetting, and invariants read in primary-key pages.
+when seeding or resetting, and invariants read in primary-key pages. Set-up creates
+only what is missing and resets in constant time (see :func:`reset`), so a role with
+data privileges alone can run it.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadgen.db.classify import classify
 from loadgen.model.idgroups import id_groups, last_bytes
+from loadgen.model.outcomes import Outcome
 
 __all__ = [
     "BATCH_ROWS",
     "READ_PAGE_ROWS",
     "create_tables",
     "reset",
+    "SetupConnection",
     "check_invariants",
     "Invariant",
     "ledger_ids",
@@ -42,69 +47,189 @@ READ_PAGE_ROWS = 10_000
 #: Compares the ledger's pages of ids with the commits recorded: (ledger rows, recorded ids, missing, extra, duplicates).
 LedgerComparer = Callable[[Iterator[pa.Array]], tuple[int, int, int, int, int]]
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS transfers ("
+#: The bank's tables, each created by one statement (IF NOT EXISTS: a retried or raced creation is harmless).
+DDL = {
+    "accounts": "CREATE TABLE IF NOT EXISTS accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)",
+    "transfers": "CREATE TABLE IF NOT EXISTS transfers ("
     " id uuid PRIMARY KEY, payer bigint NOT NULL, payee bigint NOT NULL,"
     " amount bigint NOT NULL, committed_at timestamptz NOT NULL DEFAULT now())",
-)
-
-
-def create_tables(conn: psycopg.Connection[Any]) -> None:
-    """Each DDL statement in a transaction of its own (DSQL's rule)."""
-    for statement in DDL:
-        _one_statement(conn, statement)
-
+}
 
 #: Tries of one set-up statement that conflicts (DSQL OC000/OC001: a concurrent
-#: change to the data or to the schema; PostgreSQL 40001).
+#: change to the data or to the schema; PostgreSQL 40001), or whose connection was lost.
 SETUP_ATTEMPTS = 10
 
-
-def _one_statement(conn: psycopg.Connection[Any], query: str, params: tuple = ()) -> int:
-    """Run one statement in a transaction of its own, retried on 40001; its row count."""
-    for attempt in range(1, SETUP_ATTEMPTS + 1):
-        try:
-            with conn.transaction():
-                return conn.execute(query, params).rowcount
-        except psycopg.errors.SerializationFailure:
-            if attempt == SETUP_ATTEMPTS:
-                raise
-            time.sleep(min(1.0, 0.01 * 2**attempt))
-    raise AssertionError("unreachable")
+Connect = Callable[[], "psycopg.Connection[Any]"]
+#: Whether each table exists where the run's unqualified names resolve (the search path).
+CATALOGUE_QUERY = "SELECT to_regclass('accounts') IS NOT NULL, to_regclass('transfers') IS NOT NULL"
 
 
-def _delete_in_batches(conn: psycopg.Connection[Any], table: str, where: str = "true", params: tuple = ()) -> int:
-    # DSQL has no TRUNCATE and caps rows per transaction, so delete by key in slices.
+class SetupConnection:
+    """loadgen's own connection for set-up, replaced when lost (DSQL ends every connection
+    at 60 minutes; networks fail), through ``reconnect`` when one is given.
+
+    Every set-up statement is idempotent (IF [NOT] EXISTS, upserts, deletes by key), so a
+    statement whose connection broke is simply run again on the new one.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], reconnect: Connect | None = None) -> None:
+        self.conn = conn
+        self.reconnect = reconnect
+        #: Connections replaced so far.
+        self.replaced = 0
+
+    def statement(self, query: str, params: tuple = ()) -> int:
+        """Run one statement in a transaction of its own, retried on a conflict or a lost connection; its row count.
+
+        A conflict as the retry loop knows it (loadgen.db.classify): 40001, and DSQL's
+        OC000/OC001, which may arrive as their own SQLSTATE in a plain ``DatabaseError``
+        (OC001 follows DDL: the schema changed under the statement).
+        """
+        for attempt in range(1, SETUP_ATTEMPTS + 1):
+            try:
+                with self.conn.transaction():
+                    # Not prepared: after a DROP, psycopg would send DEALLOCATE ALL inside the DDL's
+                    # transaction (its cache of prepared statements is cleared), mixing it with the DDL.
+                    return self.conn.execute(query, params, prepare=False).rowcount
+            except psycopg.Error as e:
+                if attempt == SETUP_ATTEMPTS or not self._recovered(e):
+                    raise
+                if not self.conn.closed:
+                    time.sleep(min(1.0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    def _recovered(self, e: psycopg.Error) -> bool:
+        """Whether the statement that raised ``e`` may be tried again: a conflict, or a lost
+        connection now replaced."""
+        if self.conn.closed:
+            if self.reconnect is None:
+                return False
+            self.conn = self.reconnect()
+            self.replaced += 1
+            return True
+        return classify(e).outcome == Outcome.CONFLICT
+
+    def existing_tables(self) -> set[str] | None:
+        """Which of the bank's tables the run's names resolve to already (the catalogue, not CREATE, decides:
+        PostgreSQL checks the CREATE privilege before IF NOT EXISTS, so a role without it could not run).
+
+        None when the server will not say (a catalogue function it lacks): set-up then
+        falls back to statements that need no answer (IF [NOT] EXISTS).
+        """
+        for attempt in range(1, SETUP_ATTEMPTS + 1):
+            try:
+                row = self.conn.execute(CATALOGUE_QUERY, prepare=False).fetchone()
+                self.conn.rollback()  # a no-op in autocommit
+                assert row is not None
+                return {name for name, there in zip(("accounts", "transfers"), row) if there}
+            except psycopg.Error as e:
+                if not self.conn.closed and classify(e).outcome != Outcome.CONFLICT:
+                    self.conn.rollback()  # the server refused the question, not the connection
+                    return None
+                if attempt == SETUP_ATTEMPTS or not self._recovered(e):
+                    raise
+        raise AssertionError("unreachable")
+
+
+def _setup(conn: psycopg.Connection[Any] | SetupConnection) -> SetupConnection:
+    return conn if isinstance(conn, SetupConnection) else SetupConnection(conn)
+
+
+def create_tables(conn: psycopg.Connection[Any] | SetupConnection) -> None:
+    """The tables that do not exist yet, each DDL statement in a transaction of its own (DSQL's rule).
+
+    Nothing that exists is created again: a role with only USAGE on the schema and data
+    privileges on tables made for it (docs/dsql.md) runs set-up without a CREATE privilege.
+    """
+    setup = _setup(conn)
+    existing = setup.existing_tables() or set()  # unknown: IF NOT EXISTS decides
+    for table, statement in DDL.items():
+        if table not in existing:
+            setup.statement(statement)
+
+
+def _one_statement(conn: psycopg.Connection[Any] | SetupConnection, query: str, params: tuple = ()) -> int:
+    """One set-up statement in a transaction of its own (:meth:`SetupConnection.statement`); its row count."""
+    return _setup(conn).statement(query, params)
+
+
+def _delete_in_batches(setup: SetupConnection, table: str, where: str = "true", params: tuple = ()) -> int:
+    # DSQL caps rows per transaction, so delete by key in slices.
     deleted = 0
     query = f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT {BATCH_ROWS})"
     while True:
-        n = _one_statement(conn, query, params)
+        n = setup.statement(query, params)
         deleted += n
         if n < BATCH_ROWS:
             return deleted
 
 
-def reset(conn: psycopg.Connection[Any], accounts: int, initial_balance: int, *, truncate: bool = True) -> None:
+def _drop(setup: SetupConnection, table: str) -> bool:
+    """Drop ``table`` (one DDL statement, its own transaction); False when this role may not (not its owner)."""
+    try:
+        setup.statement(f"DROP TABLE IF EXISTS {table}")
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def _truncate(setup: SetupConnection) -> bool:
+    """Empty both tables in one statement; False when this role lacks the TRUNCATE privilege."""
+    try:
+        setup.statement("TRUNCATE transfers, accounts")
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
+
+
+def reset(
+    conn: psycopg.Connection[Any] | SetupConnection,
+    accounts: int,
+    initial_balance: int,
+    *,
+    truncate: bool = True,
+    reconnect: Connect | None = None,
+) -> SetupConnection:
     """Bring the bank to its initial state: ``accounts`` rows of ``initial_balance``, empty ledger.
 
-    ``truncate`` (PostgreSQL) empties the ledger in one statement; without it
-    (DSQL) rows are deleted in batches.
+    In constant time whatever the previous run left (an hour at 4,000 transfers/s leaves
+    some 15 million ledger rows): ``truncate`` (PostgreSQL) empties both tables with one
+    TRUNCATE; without it (DSQL, which has none) both tables are dropped and made again,
+    one DDL statement per transaction (DSQL's rule; OC001 on the statement after a DDL is
+    retried). Only a role that may not do that (data privileges on tables another role
+    owns) empties them by DELETE, in batches of :data:`BATCH_ROWS` on DSQL: then the cost
+    grows with the ledger. Then the accounts are written in batches.
+
+    ``reconnect`` opens a new set-up connection when this one is lost. Returns the set-up
+    connection, which may be a new one.
     """
-    create_tables(conn)
+    setup = conn if isinstance(conn, SetupConnection) else SetupConnection(conn, reconnect)
+    emptied: set[str] = set()
     if truncate:
-        _one_statement(conn, "TRUNCATE transfers")
+        create_tables(setup)
+        if _truncate(setup):
+            emptied = {"accounts", "transfers"}
     else:
-        _delete_in_batches(conn, "transfers")
-    _delete_in_batches(conn, "accounts", "id > %s OR id < 1", (accounts,))
+        known = setup.existing_tables()
+        existing = set(DDL) if known is None else known  # unknown: DROP IF EXISTS either way
+        emptied = {table for table in ("transfers", "accounts") if table in existing and _drop(setup, table)}
+        create_tables(setup)
+        emptied |= set(DDL) - existing  # made just now: empty
+    if "transfers" not in emptied:
+        if truncate:
+            setup.statement("DELETE FROM transfers")
+        else:
+            _delete_in_batches(setup, "transfers")
+    if "accounts" not in emptied:
+        _delete_in_batches(setup, "accounts", "id > %s OR id < 1", (accounts,))
     for first in range(1, accounts + 1, BATCH_ROWS):
         last = min(accounts, first + BATCH_ROWS - 1)
-        _one_statement(
-            conn,
+        setup.statement(
             "INSERT INTO accounts (id, balance) SELECT g, %s FROM generate_series(%s::bigint, %s::bigint) g"
             " ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance",
             (initial_balance, first, last),
         )
+    return setup
 
 
 @dataclass(frozen=True)

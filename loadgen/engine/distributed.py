@@ -13,6 +13,10 @@ What loadgen adds, over Locust custom messages:
   run id and how to reach the database, without secrets. A password reaches a
   worker through its environment (``PGPASSWORD``, or a whole ``LOADGEN_DSN``),
   never through a command line or a message.
+- ``loadgen_ready`` (worker -> master, once it has opened its share of the
+  connections, paced by its share of the target's connection budget, or failed
+  to): the master starts the users, and the measured period, only when every
+  worker is ready, so the period starts at full concurrency as a local run's does.
 - ``loadgen_attempts`` (worker -> master, about once a second): the attempt rows
   recorded since the last batch. The worker keeps none of them afterwards.
 - ``loadgen_next`` (master -> remote worker, before the master's quit, when a sweep has
@@ -40,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +78,7 @@ MSG_SETUP = "loadgen_setup"
 MSG_ATTEMPTS = "loadgen_attempts"
 MSG_DONE = "loadgen_done"
 MSG_NEXT = "loadgen_next"
+MSG_READY = "loadgen_ready"
 #: How often a worker ships its attempt rows to the master.
 SHIP_INTERVAL_S = 1.0
 #: User ids on worker k start at k * USER_ID_STRIDE + 1: unique across workers, and
@@ -226,6 +232,37 @@ class WorkerAgent:
 
     def _on_setup(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.setup = msg.data
+        gevent.spawn(self._warm_up)  # not in the message handler: it would hold up the worker's messages
+
+    def _build(self) -> Bench:
+        """This worker's bench: the master's scenario and target, its share of the users."""
+        assert self.setup is not None
+        scenario = scenario_from_dict(self.setup["scenario"])
+        target = worker_target(self.setup["target"])
+        self.target = target
+        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
+        index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
+        return Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1, users=worker_share(scenario.users, self.setup))
+
+    def _warm_up(self) -> None:
+        """Open this worker's share of the connections before the master starts anyone; say so, or why not."""
+        runner = self.env.runner
+        assert runner is not None
+        try:
+            bench = self._build()
+            try:
+                warmup = bench.warm_up()
+            except BaseException:
+                bench.close()
+                raise
+        except (ConfigError, TargetError) as e:
+            runner.send_message(MSG_READY, {"error": str(e)})
+            return
+        except Exception as e:  # noqa: BLE001 - the master says it in one line and stops
+            runner.send_message(MSG_READY, {"error": f"{type(e).__name__}: {e}"})
+            return
+        self.bench = bench
+        runner.send_message(MSG_READY, {"warmup": warmup})
 
     def _on_next(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.stay = bool(msg.data.get("stay"))
@@ -246,11 +283,7 @@ class WorkerAgent:
             if isinstance(stats, WorkloadStats):
                 stats.split(index, int(self.setup.get("workers", 1)))
         self.env.user_classes = [user_class]
-        target = worker_target(self.setup["target"])
-        self.target = target
-        recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
-        index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
-        bench = Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1)
+        bench = self.bench if self.bench is not None else self._build()  # warmed up at setup, normally
         self.bench = bench
         set_bench(self.env, bench)
         self.sent = 0
@@ -318,6 +351,12 @@ class WorkerAgent:
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0
+
+
+def worker_share(users: int, setup: dict[str, Any]) -> int:
+    """The most users the master gives one worker: Locust spreads them evenly, the first workers taking one more."""
+    workers = max(1, int(setup.get("workers") or 1))
+    return -(-users // workers)
 
 
 def _worker_audit(target: Target | None) -> dict[str, Any] | None:
@@ -397,12 +436,18 @@ class Collector:
         self.on_audit: Callable[[dict[str, Any]], None] | None = None
         #: Hears each worker's open-loop figures (its share of the arrivals).
         self.on_load: Callable[[str, dict[str, Any]], None] | None = None
+        #: Each worker's warm-up (its connections opened), or why it failed, by worker.
+        self.ready: dict[str, dict[str, Any]] = {}
 
     def register(self, runner: Any) -> None:
         self._runner = runner
         runner.register_message(MSG_HELLO, self._on_hello)
         runner.register_message(MSG_ATTEMPTS, self._on_attempts)
         runner.register_message(MSG_DONE, self._on_done)
+        runner.register_message(MSG_READY, self._on_ready)
+
+    def _on_ready(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.ready[msg.node_id] = msg.data
 
     def _on_hello(self, environment: Environment, msg: Message, **_: Any) -> None:
         self._runner.send_message(MSG_SETUP, self.setup, client_id=msg.node_id)
@@ -467,8 +512,10 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-def _start_local_workers(n: int, host: str, port: int, conninfo: str, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
+def _start_local_workers(
+    n: int, host: str, port: int, conninfo: str, log_dir: Path, extra_env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, **(extra_env or {})}
     password = _password(conninfo)
     if password is not None:
         env["PGPASSWORD"] = password  # the environment, never argv: argv is public in ps
@@ -490,6 +537,15 @@ def _start_local_workers(n: int, host: str, port: int, conninfo: str, log_dir: P
                 )
             )
     return procs
+
+
+def _local_worker_env(target: Target) -> dict[str, str]:
+    """What workers started on this machine inherit beyond the environment: the run's AWS profile
+    (a name, not a secret; remote workers use their own credentials chain)."""
+    inner = target.underlying
+    if isinstance(inner, DsqlTarget) and inner.profile:
+        return {"AWS_PROFILE": inner.profile}
+    return {}
 
 
 def _wait_for_workers(runner: Any, fleet: Fleet, procs: list[subprocess.Popen[bytes]], port: int, greeted: set[str]) -> None:
@@ -550,15 +606,25 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
         local = {p.pid for p in procs}
         return [w for w, (host, pid) in collector.processes.items() if not (host == here and pid in local)]
 
+    # Before the start, as a local run's warm-up: Ctrl-C interrupts (loadgen.engine.interrupts), nothing to finish.
+    try:
+        if fleet.processes:
+            procs = _start_local_workers(
+                fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers", _local_worker_env(target)
+            )
+        _wait_for_workers(master, fleet, procs, port, collector.greeted)
+        warmup = _wait_for_warm_up(master, fleet, procs, collector)
+    except BaseException:  # refused, or Ctrl-C before the start: the run never started
+        master.quit()  # tells any worker connected so far to leave
+        _reap(procs)
+        session.abandon()
+        raise
     finisher = _Finisher(master, collector, scenario.retry.deadline_s, session.aborted, stayers)
     with session.signals(stop=finisher.start):
         session.start()
         # The workers' rows go to disk as they arrive, like a local run's.
         session.stream(lambda: list(collector.recorders.values()), env)
         try:
-            if fleet.processes:
-                procs = _start_local_workers(fleet.processes, fleet.bind_host, port, target.conninfo(), session.run_dir / "workers")
-            _wait_for_workers(master, fleet, procs, port, collector.greeted)
             session.run_load(
                 master,
                 env,
@@ -577,9 +643,45 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
             master.server.close(linger=1000)
             workers = collector.workers()
             complete = all(w["finished"] for w in workers)
-            result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers)
+            result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers, warmup=warmup)
     result.report = session.write_report()
     return result
+
+
+def _wait_for_warm_up(master: Any, fleet: Fleet, procs: list[subprocess.Popen[bytes]], collector: Collector) -> dict[str, Any]:
+    """Until every worker has opened its share of the connections; the run's warm-up for run.json.
+
+    No timeout of its own: a worker paced by the connection budget (DSQL: 9,000 users at
+    80/s take almost two minutes) takes as long as it takes; a worker that dies, goes
+    silent or cannot open its connections ends the wait at once, and so does Ctrl-C
+    (a KeyboardInterrupt here: the run has not started).
+    """
+    while len(collector.ready) < fleet.workers:
+        for p in procs:
+            if p.poll() is not None:
+                raise TargetError(f"a worker process exited with code {p.returncode} while opening its connections")
+        if any(c.id in collector.greeted for c in master.clients.missing):
+            raise TargetError("a worker stopped answering while opening its connections")
+        gevent.sleep(0.05)
+    refusals = [r["error"] for r in collector.ready.values() if r.get("error")]
+    if refusals:
+        raise TargetError(f"a worker could not open its connections: {refusals[0]}")
+    return combined_warmup([r["warmup"] for r in collector.ready.values()])
+
+
+def combined_warmup(warmups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workers' warm-ups as one: all their connections, from the first start to the last end."""
+    if not warmups:
+        return {}
+    started, ended = min(w["started_at"] for w in warmups), max(w["ended_at"] for w in warmups)
+    seconds = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    return {
+        "connections": sum(int(w["connections"]) for w in warmups),
+        "seconds": round(seconds, 3),
+        "started_at": started,
+        "ended_at": ended,
+        "workers": len(warmups),
+    }
 
 
 class _Finisher:

@@ -16,8 +16,8 @@ from typing import Any
 
 from loadgen.model.attempt import ATTEMPT, OUTCOME, PAYEE, PAYER, SQLSTATE, AttemptRow
 from loadgen.model.outcomes import COMMITTED as _COMMITTED
-from loadgen.model.outcomes import CONTENTION, Outcome
-from loadgen.results.metrics import Counts, per_second, rates, share
+from loadgen.model.outcomes import CONTENTION
+from loadgen.results.metrics import Counts, conflicts_by_kind, per_second, rates, share
 from loadgen.results.recorder import AttemptRecorder
 
 __all__ = ["ContentionCounters", "LiveRecorder", "Timeline", "merge", "view", "HOT_ACCOUNTS"]
@@ -33,7 +33,6 @@ class ContentionCounters:
         "attempts",
         "commits",
         "conflicts",
-        "contention",
         "retries",
         "by_outcome",
         "transactions",
@@ -46,8 +45,7 @@ class ContentionCounters:
     def __init__(self) -> None:
         self.attempts = 0
         self.commits = 0
-        self.conflicts = 0  # Outcome.CONFLICT (40001, OC000/OC001), as loadgen.results.metrics counts them
-        self.contention = 0  # any CONTENTION outcome: conflict, deadlock, lock timeout
+        self.conflicts = 0  # attempts that failed on contention (any CONTENTION outcome), as loadgen.results.metrics counts them
         self.retries = 0  # attempts numbered 2 and up
         self.by_outcome: dict[tuple[str, str | None], int] = {}
         self.transactions = 0
@@ -66,9 +64,7 @@ class ContentionCounters:
         if outcome in _COMMITTED:
             self.commits += 1
         elif outcome in CONTENTION:
-            self.contention += 1
-            if outcome == Outcome.CONFLICT:
-                self.conflicts += 1
+            self.conflicts += 1
             hot = self.hot
             hot[payer] = hot.get(payer, 0) + 1
             hot[payee] = hot.get(payee, 0) + 1
@@ -89,7 +85,6 @@ class ContentionCounters:
             "attempts": self.attempts,
             "commits": self.commits,
             "conflicts": self.conflicts,
-            "contention": self.contention,
             "retries": self.retries,
             "transactions": self.transactions,
             "retried": self.retried,
@@ -115,9 +110,7 @@ class LiveRecorder(AttemptRecorder):
 
 def merge(snapshots: list[dict[str, Any]], hot_accounts: int = HOT_ACCOUNTS) -> dict[str, Any]:
     """Add up snapshots (one per worker). Hot accounts are summed over each worker's top list."""
-    total: dict[str, Any] = {
-        k: 0 for k in ("attempts", "commits", "conflicts", "contention", "retries", "transactions", "retried", "failed")
-    }
+    total: dict[str, Any] = {k: 0 for k in ("attempts", "commits", "conflicts", "retries", "transactions", "retried", "failed")}
     outcomes: dict[tuple[str, str | None], int] = {}
     hist: dict[str, int] = {}
     hot: dict[int, int] = {}
@@ -137,11 +130,11 @@ def merge(snapshots: list[dict[str, Any]], hot_accounts: int = HOT_ACCOUNTS) -> 
 
 
 class Timeline:
-    """Conflict and contention rates, commits per second and users, one point per sample, from cumulative totals."""
+    """The conflict rate, commits per second and users, one point per sample, from cumulative totals."""
 
     def __init__(self, maxlen: int = 1800) -> None:
         self.points: deque[dict[str, float | None]] = deque(maxlen=maxlen)
-        self._last: tuple[float, int, int, int, int] | None = None
+        self._last: tuple[float, int, int, int] | None = None
         self._t0 = time.monotonic()
 
     def reset(self) -> None:
@@ -151,21 +144,23 @@ class Timeline:
 
     def sample(self, snap: dict[str, Any], users: int, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        cur = (now, int(snap["attempts"]), int(snap["conflicts"]), int(snap.get("contention", 0)), int(snap["commits"]))
+        cur = (now, int(snap["attempts"]), int(snap["conflicts"]), int(snap["commits"]))
         last, self._last = self._last, cur
         if last is None:
             return
         dt = cur[0] - last[0]
-        attempts, conflicts, contention, commits = (c - p for c, p in zip(cur[1:], last[1:]))
+        attempts, conflicts, commits = (c - p for c, p in zip(cur[1:], last[1:]))
         if dt <= 0 or attempts < 0:  # counters were reset under us: start over
             return
-        r = rates(Counts(attempts, commits, conflicts, contention, elapsed_s=dt))
+        r = rates(Counts(attempts, commits, conflicts, elapsed_s=dt))
         self.points.append(
             {
                 "t": round(now - self._t0, 2),
                 "users": users,
                 "conflict_rate": r["conflict_rate"],
-                "contention_rate": r["contention_rate"],
+                # The counts the point's rate divides: the chart's figures add up to the cards'.
+                "attempts": attempts,
+                "conflicts": conflicts,
                 "throughput_commits_per_s": r["throughput_commits_per_s"],
                 "attempts_per_s": per_second(attempts, dt),
             }
@@ -180,11 +175,13 @@ def view(snap: dict[str, Any]) -> dict[str, Any]:
         key=lambda r: -r["count"],
     )
     hist = sorted(((int(k), v) for k, v in snap["attempts_hist"].items()))
+    by_kind: dict[str, int] = {}
+    for o, _, n in snap["outcomes"]:
+        by_kind[o] = by_kind.get(o, 0) + int(n)
     counts = Counts(
         attempts=attempts,
         commits=commits,
         conflicts=snap["conflicts"],
-        contention=snap.get("contention", 0),
         retries=snap["retries"],
         transactions=snap["transactions"],
         retried=snap["retried"],
@@ -193,7 +190,7 @@ def view(snap: dict[str, Any]) -> dict[str, Any]:
         "attempts": attempts,
         "commits": commits,
         "conflicts": snap["conflicts"],
-        "contention": counts.contention,
+        "conflicts_by_kind": conflicts_by_kind(by_kind),
         "retries": snap["retries"],
         "transactions": snap["transactions"],
         "failed_transactions": snap["failed"],

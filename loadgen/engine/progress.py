@@ -1,7 +1,7 @@
 """What a run shows while it runs: the progress line, a snapshot of the counts, and the views that show them.
 
 The progress line names the same figures as the summary, the live UI, run.json and the
-report (loadgen.results.metrics): the contention rate, with its breakdown by kind beside
+report (loadgen.results.metrics): the one conflict rate, with its breakdown by kind beside
 it. The counts come from the attempt records themselves, tallied at each line from where
 the last line stopped, so recording an attempt costs nothing more. Where a process holds
 no records (a distributed master), Locust's counts stand in: its failure labels name
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION
 from loadgen.model.attempt import OUTCOME
 from loadgen.model.outcomes import CONTENTION
-from loadgen.results.metrics import Counts, outcome_counts, rates
+from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, Counts, breakdown, outcome_counts, rates
 
 __all__ = ["progress_line", "OutcomeTally", "Snapshot", "snapshot", "ProgressView", "PlainLines"]
 
@@ -91,9 +91,9 @@ def snapshot(elapsed_s: float, env: Any) -> Snapshot:
     tally: OutcomeTally | None = getattr(env, "loadgen_tally", None)
     if tally is not None:
         by = tally.update()
-        commits, conflicts, contention = outcome_counts(by)
+        commits, conflicts = outcome_counts(by)
         attempts = sum(by.values())
-        return Snapshot(elapsed_s, users, Counts(attempts, commits, conflicts, contention, failed_attempts=attempts - commits))
+        return Snapshot(elapsed_s, users, Counts(attempts, commits, conflicts, failed_attempts=attempts - commits))
     a = env.stats.get(NAME, ATTEMPT)
     t = env.stats.get(NAME, TRANSACTION)
     failed: Counter[str] = Counter()
@@ -101,30 +101,30 @@ def snapshot(elapsed_s: float, env: Any) -> Snapshot:
         m = _LOCUST_OUTCOME.search(e.error if isinstance(e.error, str) else repr(e.error))
         if e.method == ATTEMPT and e.name == NAME and m:
             failed[m.group(1)] += e.occurrences
-    _, conflicts, contention = outcome_counts(failed)
+    _, conflicts = outcome_counts(failed)
     counts = Counts(
         attempts=a.num_requests,
         commits=t.num_requests - t.num_failures,
         conflicts=conflicts,
-        contention=contention,
         failed_attempts=a.num_failures,
     )
     return Snapshot(elapsed_s=elapsed_s, users=users, counts=counts)
 
 
 def progress_line(elapsed_s: float, env: Any) -> str:
-    """The once-a-second line: the counts of :func:`snapshot`, with the contention by kind where this process has the records."""
+    """The once-a-second line: the counts of :func:`snapshot`, the conflict rate first, its breakdown by kind
+    where this process has the records."""
     snap = snapshot(elapsed_s, env)
     counts = snap.counts
     line = (
-        f"  {elapsed_s:5.0f}s  users {snap.users:5d}  attempts {counts.attempts:8d}  commits {counts.commits:8d}"
-        f"  contention rate {snap.rate('contention_rate'):6.2%}"
+        f"  {elapsed_s:5.0f}s  {CONFLICT_RATE} {snap.rate('conflict_rate'):6.2%}  users {snap.users:5d}"
+        f"  attempts {counts.attempts:8d}  commits {counts.commits:8d}"
     )
     tally: OutcomeTally | None = getattr(env, "loadgen_tally", None)
     if tally is not None:
         by = tally.by_outcome  # just counted by snapshot()
-        kinds = ", ".join(f"{o} {by[o]}" for o in sorted(by) if o in CONTENTION and by[o])
-        line += f" ({kinds})" if kinds else ""
+        kinds = breakdown({o: by[o] for o in sorted(by) if o in CONTENTION}, KIND_LABELS)
+        line += f"  conflicts: {kinds}" if kinds else ""
     return line
 
 

@@ -47,11 +47,14 @@ from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.client import client_load, collector_paused
+from loadgen.results.gates import evaluate as evaluate_gates
+from loadgen.results.machine import MachineWindow, light_rtt_ms
 from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency_of
 from loadgen.results.outofcore import OutOfCoreError, Transactions, compare_ledger, summarize_files
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.results.records import RunRecord
 from loadgen.results.stream import AttemptStream, compact, row_groups
+from loadgen.results.warnings import run_warnings
 from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
 from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
@@ -96,6 +99,14 @@ class RunResult:
     attempt_span: tuple[float, float] | None = None
     #: Warnings a user must see (an open loop that could not keep up, ...): set by loadgen.engine.sweep.
     notes: list[str] = field(default_factory=list)
+    #: What the machine did over the measured period (loadgen.results.machine), with the idle round trip.
+    machine: dict[str, Any] = field(default_factory=dict)
+    #: Every warning about the run's figures, as run.json lists them (loadgen.results.warnings).
+    warnings: list[str] = field(default_factory=list)
+    #: The gates the scenario set, each with its limit, the run's value and whether it held (loadgen.results.gates).
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    #: The server's own counters over the measured window (DSQL: CloudWatch), if the target has them.
+    cluster_metrics: dict[str, Any] | None = None
 
     @property
     def invariants_hold(self) -> bool:
@@ -170,6 +181,9 @@ class RunSession:
         self.streamed: StreamedAttempts | None = None
         #: The embedded server and its log's size at the start (row-lock waits are counted after it).
         self._lock_log: tuple[EmbeddedPostgres, int] | None = None
+        #: The machine's CPU over the measured period, and a round trip on an idle connection before it.
+        self.machine: MachineWindow | None = None
+        self.light_rtt_ms: float | None = None
 
     # -- prepare --------------------------------------------------------
 
@@ -187,7 +201,18 @@ class RunSession:
             with connect(self.target) as conn:
                 row = conn.execute("SELECT version()").fetchone()
                 self.server_version = str(row[0]) if row else None
-                reset(conn, self.scenario.accounts, self.scenario.initial_balance, truncate=self.target.truncates)
+                setup = reset(
+                    conn,
+                    self.scenario.accounts,
+                    self.scenario.initial_balance,
+                    truncate=self.target.truncates,
+                    reconnect=lambda: connect(self.target),  # set-up outlasting a connection (DSQL: 60 minutes)
+                )
+                # The target's round trip on an idle connection, before any load: what "lightly loaded"
+                # means when attempt latencies are judged (loadgen.results.warnings).
+                self.light_rtt_ms = light_rtt_ms(setup.conn.execute)
+                if setup.conn is not conn:
+                    setup.conn.close()
         except BaseException:
             self.abandon()
             raise
@@ -219,9 +244,13 @@ class RunSession:
     def start(self) -> None:
         """The run's clock starts; run.json says the run is running (a run killed later still says what it was);
         the count of row-lock waits in the embedded server's log starts too."""
-        self.started = datetime.now(UTC)
+        server_pid = None
         if isinstance(self.target, EmbeddedTarget):
             self._lock_log = (self.target.server, self.target.server.log_size())
+            server_pid = self.target.server.postmaster_pid()
+        self.machine = MachineWindow(server_pid)
+        self.machine.start()
+        self.started = datetime.now(UTC)
         if self.run_dir is not None:
             self.start_record().write(self.run_dir)
 
@@ -288,6 +317,8 @@ class RunSession:
                 # The load generator's own CPU: a saturated client measures itself, not the database.
                 self.client["wall_s"] = time.monotonic() - t0
                 self.client["cpu_s"] = time.process_time() - cpu0
+                if self.machine is not None:
+                    self.machine.stop()  # the measured period ends with the load, not with the checks after it
         finally:
             gevent.killall(helpers, block=False)
 
@@ -325,6 +356,7 @@ class RunSession:
     ) -> RunResult:
         assert self.run_dir is not None
         ended = datetime.now(UTC)
+        machine = self.machine.stop() if self.machine is not None else {}
         # Every attempt is on disk by now (the last second's written here). A run of hours holds
         # more attempts than memory: read back only the columns finishing needs, and compact
         # the parts into attempts.parquet row group by row group.
@@ -391,9 +423,31 @@ class RunSession:
                 in_flight, self.scenario.users, closed_loop=self.scenario.load == "closed" and not self.scenario.think_ms
             ),
             attempt_span=span,
+            machine={**machine, "light_rtt_ms": self.light_rtt_ms},
         )
-        self.record(result, ended).write(self.run_dir)
+        result.cluster_metrics = self._cluster_metrics(result.attempt_span, ended)
+        record = self.record(result, ended)
+        doc = record.to_dict()
+        result.gates = evaluate_gates(doc["scenario"], summary)
+        result.warnings = run_warnings(doc)
+        record.extra = {**record.extra, "warnings": result.warnings, "gates": result.gates}
+        record.write(self.run_dir)
         return result
+
+    def _cluster_metrics(self, span: tuple[float, float] | None, ended: datetime) -> dict[str, Any] | None:
+        """The target's own counters over the measured window (first attempt to last); one line when unavailable."""
+        counters = self.target.cluster_counters
+        if counters is None or self.started is None:
+            return None
+        if span is not None:
+            start, end = datetime.fromtimestamp(span[0], UTC), datetime.fromtimestamp(span[1], UTC)
+        else:
+            start, end = self.started, ended
+        found = counters(start, end)
+        said = found.get("unavailable") or found.get("note")
+        if said:
+            print(f"loadgen: the cluster's own counters: {said}", file=sys.stderr)
+        return found
 
     def _stop_streaming(self, attempts: AttemptSource) -> StreamedAttempts | AttemptStream:
         """The stream's last rows written; a run that never streamed (a caller of finish() alone) writes its attempts as one part."""
@@ -420,8 +474,10 @@ class RunSession:
 
     def record(self, result: RunResult, ended: datetime) -> RunRecord:
         """run.json's content for a finished run."""
+        identity = self._identity()
+        identity["machine"] = {**identity["machine"], **result.machine}
         return RunRecord(
-            **self._identity(),
+            **identity,
             ended_at=ended.isoformat(),
             completed=result.completed,
             status="completed" if result.completed else "aborted" if result.aborted else "interrupted",
@@ -438,7 +494,10 @@ class RunSession:
             connections=result.connections,
             invariants=[i.to_dict() for i in result.invariants],
             workers=result.workers or None,
-            extra=self.annotations() if self.annotations is not None else {},
+            extra={
+                **(self.annotations() if self.annotations is not None else {}),
+                **({"cluster_metrics": result.cluster_metrics} if result.cluster_metrics is not None else {}),
+            },
         )
 
     def start_record(self) -> RunRecord:

@@ -26,10 +26,13 @@ from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import ProgressView
 from loadgen.engine.session import RunResult, prepare_out_dir
 from loadgen.errors import ConfigError, LoadgenError
+from loadgen.model.baseline import TALK_RETRY_CONFLICT_RATE, axis, load_label
 from loadgen.model.knobs import scenario_from_dict
 from loadgen.model.scenariofile import Cell, ScenarioFile
+from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown
 from loadgen.results.records import SWEEP_FILE, RecordError, SweepRecord
 from loadgen.results.rundir import read_run
+from loadgen.results.warnings import workload_warnings
 from loadgen.targets.base import Target, check_cells
 
 __all__ = ["SweepResult", "run_file", "run_cell", "resume", "format_sweep", "CUT_OFF_DIR"]
@@ -91,45 +94,19 @@ def run_cell(
         result = run_distributed(cell.scenario, target, out, fleet, run_as)
     else:
         result = runner.run(cell.scenario, target, out, run_as)
-    result.notes = workload_notes(workload)
+    result.notes = workload_warnings(workload)
     return result
-
-
-def workload_notes(workload: dict[str, Any]) -> list[str]:
-    """Warnings a user must see: an open loop that could not keep up, audits that found money missing."""
-    notes = []
-    load = workload.get("load", {})
-    if load.get("model") == "open" and not load.get("kept_up", True):
-        lag = load["start_lag_ms"]
-        notes.append(
-            f"open loop could not keep up: {load['achieved_rate']:.0f} of {load['arrival_rate']:g} transactions/s started, "
-            f"{load['late']:,} of {load['started']:,} late by more than {load['late_threshold_ms']:g} ms "
-            f"(start lag p99 {lag['p99'] or 0:.0f} ms); raise users or lower arrival_rate"
-        )
-    for w in load.get("workers", []):
-        if not w.get("kept_up", True):
-            notes.append(
-                f"worker {w['id']} could not keep its schedule: {w.get('achieved_rate', 0):.0f} of {w.get('arrival_rate', 0):g} "
-                f"arrivals/s started, {w.get('late', 0):,} of {w.get('started', 0):,} late"
-            )
-    if load.get("model") == "batches" and load.get("batches_completed", 0) < load.get("batches_planned", 0):
-        notes.append(f"only {load['batches_completed']} of {load['batches_planned']} batches completed before the duration ran out")
-    reads = workload.get("reads")
-    if reads and reads.get("audit_mismatches"):
-        notes.append(f"{reads['audit_mismatches']} of {reads['audits']} audits saw a wrong total: {reads['audit_mismatch_examples'][0]}")
-    return notes
 
 
 def _cell_line(s: dict[str, Any]) -> str:
     rate = s.get("conflict_rate")
-    contention = s.get("contention_rate")
     tput = s.get("throughput_commits_per_s")
     p50 = (s.get("transaction_latency_ms") or {}).get("p50")
+    kinds = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
     return (
-        f"commits {s['commits']:,}  conflict rate {'-' if rate is None else format(rate, '.2%')}"
-        f" (contention {'-' if contention is None else format(contention, '.2%')})"
+        f"{CONFLICT_RATE} {'-' if rate is None else format(rate, '.2%')}  commits {s['commits']:,}"
         f"  {'-' if tput is None else format(tput, '.0f')}/s"
-        f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms"
+        f"  txn p50 {'-' if p50 is None else format(p50, '.1f')} ms" + (f"  (conflicts: {kinds})" if kinds else "")
     )
 
 
@@ -286,6 +263,8 @@ def _run_cells(
                 aborted=run.aborted,
                 scenario=cell.scenario.to_dict(),
                 notes=run.notes,
+                warnings=run.warnings,
+                gates=run.gates,
                 violated=[i.name for i in run.invariants if not i.ok],
             )
             index.write(sweep_dir)
@@ -354,12 +333,38 @@ def _write_sweep_report(sweep_dir: Path) -> Path | None:
 
 
 def format_sweep(result: SweepResult) -> str:
-    """The sweep's closing table: one line per cell."""
-    lines = ["", f"  {'cell':<40} {'status':<12} result"]
-    for e in result.cells:
-        s = e.get("summary")
+    """The sweep's closing table: one line per cell, the conflict rate first; the talk's conditions
+    (loadgen.model.baseline) marked as the baseline with the published figure beside it, each cell's
+    load named so that the hot-spot axis (the talk's load) and the concurrency axis (closed-loop users)
+    read apart."""
+    head = f"  {'cell':<4} {'axis':<11} {'accounts':>8}  {'load':<24} {CONFLICT_RATE:>13}  {'commits/s':>9}  {'attempt p50':>11}  status"
+    lines = ["", head]
+    baseline = False
+    for i, e in enumerate(result.cells, start=1):
+        s = e.get("summary") or {}
+        scen = e.get("scenario") or {}
+        rate = s.get("conflict_rate")
+        tput = s.get("throughput_commits_per_s")
+        p50 = (s.get("attempt_latency_ms") or {}).get("p50")
+        where = axis(scen)
+        baseline = baseline or where == "baseline"
         violated = "  VIOLATED " + ", ".join(e["violated"]) if e.get("violated") else ""
-        lines.append(f"  {e['label'][:40]:<40} {e['status']:<12} {_cell_line(s) if s else ''}{violated}")
+        # Figures the run cannot vouch for are flagged beside them (the warnings, by their first words).
+        why = sorted({w.split(": ", 1)[-1].split(":")[0].split(" (")[0] for w in e.get("warnings") or []})
+        violated += f"  WARNED: {'; '.join(why)}" if why else ""
+        kinds = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
+        lines.append(
+            f"  {i:<4} {where:<11} {scen.get('accounts', 0):>8,}  {load_label(scen):<24}"
+            f" {'-' if rate is None else format(rate, '.2%'):>13}  {'-' if tput is None else format(tput, ',.0f'):>9}"
+            f"  {'-' if p50 is None else format(p50, ',.1f') + ' ms':>11}  {e['status']}{violated}"
+        )
+        if kinds:
+            lines.append(f"  {'':<4} {'':<11} {'':>8}  {'conflicts: ' + kinds}")
+    if baseline:
+        lines.append(
+            f"  published, the talk's immediate-retry row: {CONFLICT_RATE} {TALK_RETRY_CONFLICT_RATE:.2%} "
+            "(735 conflicts / 10,735 attempts), the same definition as the baseline's"
+        )
     if not result.completed:
         lines.append("  sweep interrupted: finished cells kept, the rest marked not run")
     lines.append(f"  results           {result.out_dir}")

@@ -60,7 +60,10 @@ class Bench:
     #: by default the talk's, as prepared statements straight through libpq.
     transaction: Shape = staticmethod(transfer_prepared)
 
-    def __init__(self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1) -> None:
+    def __init__(
+        self, scenario: Scenario, target: Target, recorder: AttemptRecorder, first_user_id: int = 1, *, users: int | None = None
+    ) -> None:
+        """``users``: how many of the scenario's users this process runs (a worker's share); all by default."""
         _check_gevent_cooperation()
         self.scenario = scenario
         self.target = target
@@ -84,7 +87,9 @@ class Bench:
         problem = scenario_problem(dialect_of(target), scenario)  # the knob table's refusals: one place
         if problem:
             raise ConfigError(problem)
-        check_client_capacity(scenario.users)
+        #: The users this process runs, so the connections it opens.
+        self.users = scenario.users if users is None else users
+        check_client_capacity(self.users)
         # One connection per user (opened before the measured period by warm_up, or
         # else by the user's first attempt), so a refused connection is that attempt's
         # error and a process holds only its users' connections. Named after the
@@ -113,12 +118,15 @@ class Bench:
         """Open every user's connection now, before the measured period starts.
 
         Users that queue for a connection are not transactions in flight, and the
-        connecting would be counted in the first attempts. A target that cannot open
-        them all ends the run here, in one line saying what it answered (its
-        connection limit, usually).
+        connecting would be counted in the first attempts. The target's own pacing
+        (DSQL's connection-rate budget) applies here, to the opening of connections
+        only: users then start as fast as the scenario's spawn rate says, each on a
+        warm connection, so the measured period starts at full concurrency. A target
+        that cannot open them all ends the run here, in one line saying what it
+        answered (its connection limit, usually).
         """
-        n = self.scenario.users if users is None else users
-        t0 = time.monotonic()
+        n = self.users if users is None else users
+        t0, started = time.monotonic(), datetime.now(UTC)
         try:
             self.connections.prewarm(n, concurrency=WARMUP_CONCURRENCY)
         except psycopg.Error as e:
@@ -129,7 +137,12 @@ class Bench:
                 f"the target says: {said}; run fewer users"
             ) from None
         # When the measured period may start: no attempt begins before this.
-        self.warmup = {"connections": n, "seconds": round(time.monotonic() - t0, 3), "ended_at": datetime.now(UTC).isoformat()}
+        self.warmup = {
+            "connections": n,
+            "seconds": round(time.monotonic() - t0, 3),
+            "started_at": started.isoformat(),
+            "ended_at": datetime.now(UTC).isoformat(),
+        }
         return self.warmup
 
     def next_user_id(self) -> int:

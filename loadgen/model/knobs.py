@@ -335,6 +335,15 @@ KNOBS: tuple[Knob, ...] = (
          "or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
          field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
          refusal="cc {value} is PostgreSQL's row locking: DSQL takes no row locks, it is always cc occ"),
+    Knob("gates.max_conflict_rate", "number", "gate for CI: exit 3 when the conflict rate is above this share (0.05: 5 percent)",
+         field="max_conflict_rate", flag="--max-conflict-rate", form="--max-conflict-rate", check=_share, zero_is_none=True,
+         sweep=False, default_text="no gate"),
+    Knob("gates.max_retries_per_commit", "number", "gate for CI: exit 3 when retries per commit are above this",
+         field="max_retries_per_commit", flag="--max-retries-per-commit", form="--max-retries-per-commit", check=_at_least(0),
+         zero_is_none=True, sweep=False, default_text="no gate"),
+    Knob("gates.max_txn_p99_ms", "number", "gate for CI: exit 3 when the transaction latency p99 is above this many ms",
+         field="max_txn_p99_ms", flag="--max-txn-p99-ms", form="--max-txn-p99-ms", check=_at_least(0),
+         zero_is_none=True, sweep=False, default_text="no gate"),
     Knob("target.kind", "text", "where to run: embedded, postgres or dsql", sweep=False),
     Knob("target.dsn", "text", "connection string for target postgres", sweep=False),
     Knob("target.schema", "text", "target postgres: the schema holding the tables (default loadgen; --schema)", sweep=False),
@@ -404,7 +413,15 @@ def field_value(scenario: Scenario, field: str) -> Any:
 # -- loadgen run's options ---------------------------------------------------
 
 #: Where each TOML table's flags appear in ``loadgen run --help``.
-_GROUPS = {"": None, "keys": "workload", "transaction": "workload", "load": "workload", "retry": "retry policy", "postgres": "PostgreSQL"}
+_GROUPS = {
+    "": None,
+    "keys": "workload",
+    "transaction": "workload",
+    "load": "workload",
+    "retry": "retry policy",
+    "postgres": "PostgreSQL",
+    "gates": "gates (CI: exit code 3 when one is breached; 0: no gate)",
+}
 
 
 def add_flags(parser: argparse.ArgumentParser, include: Callable[[Knob], bool] | None = None, prefix: str = "") -> None:

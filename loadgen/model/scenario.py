@@ -111,6 +111,11 @@ class Scenario:
     rtt_jitter_ms: float = 0.0
     #: ... and this much more on COMMIT.
     commit_ms: float = 0.0
+    #: Gates for CI (loadgen.results.gates): the run exits 3 when its conflict rate, retries per
+    #: commit or transaction p99 (ms) is above one of these (None: no gate).
+    max_conflict_rate: float | None = None
+    max_retries_per_commit: float | None = None
+    max_txn_p99_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.accounts < 2:
@@ -135,6 +140,11 @@ class Scenario:
             if self.cc != "locking":
                 raise ConfigError(f"lock_timeout_ms is for cc = locking; cc = {self.cc} sets its own lock_timeout")
         Latency(self.rtt_ms, self.rtt_jitter_ms, self.commit_ms)  # checks the three
+        if self.max_conflict_rate is not None and not 0 <= self.max_conflict_rate <= 1:
+            raise ConfigError(f"max conflict rate must be a share from 0 to 1, got {self.max_conflict_rate}")
+        for name, limit in (("max retries per commit", self.max_retries_per_commit), ("max txn p99 ms", self.max_txn_p99_ms)):
+            if limit is not None and not limit >= 0:
+                raise ConfigError(f"{name} must not be negative, got {limit}")
         self._check_workload()
 
     def _check_workload(self) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loadgen.model.outcomes import COMMITTED, Outcome
-from loadgen.results.metrics import PERCENTILES, figures, percentiles, transactions_of
+from loadgen.model.outcomes import COMMITTED, CONTENTION
+from loadgen.results.metrics import PERCENTILES, figures, percentiles, transactions_of, wilson_interval
 
 __all__ = [
     "COMMITTED",
@@ -33,8 +33,6 @@ __all__ = [
     "ratio_to_baseline",
     "choose_bin_s",
 ]
-
-CONFLICT = Outcome.CONFLICT.value
 
 
 def transactions(c: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +53,6 @@ def headline(c: pd.DataFrame, txns: pd.DataFrame) -> dict[str, Any]:
     return {
         **h,
         "conflict_rate_95": wilson_interval(h["conflicts"], n),
-        "contention_rate_95": wilson_interval(h["contention"], n),
         "mean_attempt_ms": total_ms / n if n else None,
         "wasted_ms": wasted_ms,
         "wasted_share": wasted_ms / total_ms if total_ms > 0 else None,
@@ -72,7 +69,8 @@ def choose_bin_s(elapsed_s: float, max_bins: int = 240) -> float:
 
 
 def timeline(c: pd.DataFrame, txns: pd.DataFrame, bin_s: float | None = None) -> pd.DataFrame:
-    """Per time bin (by attempt end): commits, conflicts and other failures per second; in-flight transactions.
+    """Per time bin (by attempt end): commits, conflicts (every contention failure: 40001, 55P03, 40P01)
+    and other failures (not contention) per second; in-flight transactions.
 
     ``t_s`` is the bin's start in seconds from the first attempt's start; in-flight is the
     number of transactions started and not yet finished at that instant.
@@ -88,7 +86,7 @@ def timeline(c: pd.DataFrame, txns: pd.DataFrame, bin_s: float | None = None) ->
     pos = np.round((c["end_ms"].to_numpy() - t0) / 1000.0 / width, 9)
     idx = np.minimum(np.floor(pos).astype("int64"), nbins - 1)
     committed = c["outcome"].isin(COMMITTED).to_numpy()
-    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    conflict = c["outcome"].isin(CONTENTION).to_numpy()
     other = ~(committed | conflict)
     edges_ms = t0 + np.arange(nbins) * width * 1000.0
     starts = np.sort(txns["start_ms"].to_numpy())
@@ -127,7 +125,7 @@ def hot_keys(c: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     if c.empty:
         return pd.DataFrame({k: [] for k in cols})
     payer, payee = c["payer"].to_numpy(), c["payee"].to_numpy()
-    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    conflict = c["outcome"].isin(CONTENTION).to_numpy()
     size = int(max(payer.max(), payee.max())) + 1
     touched = np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
     hit = np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
@@ -152,7 +150,7 @@ def latency_by_attempt(c: pd.DataFrame, max_attempt: int = 5) -> pd.DataFrame:
     rows = []
     a = c["attempt"].to_numpy()
     lat = c["latency_ms"].to_numpy()
-    conflict = (c["outcome"] == CONFLICT).to_numpy()
+    conflict = c["outcome"].isin(CONTENTION).to_numpy()
     for k in range(1, max_attempt + 1):
         mask = a >= k if k == max_attempt else a == k
         if not mask.any():
@@ -208,17 +206,6 @@ def snapshot_window_ms(latency_ms: Any, statements: int, commit_ms: float = 0.0,
     lat = np.asarray(latency_ms, dtype="float64")
     extra = np.minimum(lat, commit_ms)
     return (lat - extra) * (statements + 2 - before) / (statements + 2) + extra
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """95% Wilson score interval for a proportion k/n (None when n is 0)."""
-    if n <= 0:
-        return None
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def ratio_to_baseline(value: float | None, baseline: float | None) -> float | None:

@@ -15,7 +15,7 @@ transactions can make another fail (and under cc occ's first-committer-wins too)
 PostgreSQL in nowait mode (loadgen's occ before issue 20) every attempt holds its
 row locks until it ends, so a doomed one makes others fail too, and at high
 contention that matters (100 accounts x 40 users: measured / model 1.45 counting
-commits only, 0.92 counting every attempt). What it is compared with: the contention rate
+commits only, 0.92 counting every attempt). What it is compared with: the conflict rate
 (loadgen.results.metrics: 40001, 40P01 and 55P03 alike, one of two overlapping writers failed).
 
 Where it does not apply, the fit says so instead of fitting: PostgreSQL's locking mode
@@ -37,6 +37,7 @@ from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.report import analysis as A
 from loadgen.report.data import Run
 from loadgen.results.client import SATURATED_SHARE, busiest_share
+from loadgen.results.warnings import distortion
 
 __all__ = [
     "ModelFit",
@@ -49,7 +50,7 @@ __all__ = [
     "MIN_RATE",
     "TOLERANCE",
 ]
-#: The fit is judged on cells with at least this contention rate (below, a handful of failures decide).
+#: The fit is judged on cells with at least this conflict rate (below, a handful of failures decide).
 MIN_RATE = 0.01
 #: The model "fits" a cell when measured / model is within this share of 1.
 TOLERANCE = 0.3
@@ -57,7 +58,7 @@ TOLERANCE = 0.3
 
 @dataclass(frozen=True)
 class ModelFit:
-    """The model's inputs and answer for one cell, beside the measured contention rate."""
+    """The model's inputs and answer for one cell, beside the measured conflict rate."""
 
     commit_rate: float | None  # lambda: commits/s (DSQL) or attempts/s (PostgreSQL: every writer holds locks)
     window_ms: float | None  # D: mean snapshot-to-COMMIT window of those transactions
@@ -65,7 +66,7 @@ class ModelFit:
     window_source: str
     collision: float | None  # c
     model_rate: float | None
-    measured_rate: float | None  # contention rate
+    measured_rate: float | None  # the conflict rate (loadgen.results.metrics)
     #: Why the model does not describe this cell (None: it should).
     not_applicable: str | None
 
@@ -132,8 +133,8 @@ def not_applicable(run: Run) -> str | None:
     if cpu is not None and cpu >= SATURATED_SHARE:
         return f"saturated client: the load generator used {cpu:.0%} of a core, so attempt times include its own queueing"
     if _find(run.meta, "kept_up") is False:
-        return "saturated: the open loop could not start its arrivals on time, so the rate is the client's limit"
-    return None
+        return "open loop fell behind: it could not start its arrivals on time (see the warnings), so the rate is the client's limit"
+    return distortion(run.meta)  # a saturated machine, or attempts far slower than lightly loaded
 
 
 def snapshot_at_begin(run: Run) -> bool:
@@ -227,6 +228,6 @@ def fit_from(
         window_source=source,
         collision=collision,
         model_rate=model,
-        measured_rate=headline["contention_rate"],
+        measured_rate=headline["conflict_rate"],
         not_applicable=not_applicable(run),
     )

@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loadgen.model.outcomes import Outcome
+from loadgen.model.outcomes import CONTENTION
 from loadgen.report import analysis as A
-from loadgen.results.metrics import PERCENTILES, Counts, contention_by_kind, outcome_counts, rates
+from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, rates
 from loadgen.results.outofcore import ALL, Tally, Transactions, batches, columns_of, committed_mask, percentiles_of, start_end_ms
 
 __all__ = ["Reduced", "FitSums", "reduce_attempts", "REQUIRED", "MAX_ATTEMPT_CLASS"]
@@ -30,7 +30,8 @@ __all__ = ["Reduced", "FitSums", "reduce_attempts", "REQUIRED", "MAX_ATTEMPT_CLA
 REQUIRED = ("txn_id", "attempt", "started_at", "latency_ms", "outcome")
 #: latency_by_attempt's classes: 1, 2, ..., this one and up pooled.
 MAX_ATTEMPT_CLASS = 5
-_CONFLICT = Outcome.CONFLICT.value
+#: A conflict: an attempt that failed on contention (loadgen.results.metrics: the one conflict rate).
+_CONTENTION = pa.array(sorted(CONTENTION), pa.string())
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def reduce_attempts(
 
     n, retries, failed = c.n, c.retries, c.failed
     by_outcome = {k: v for k, v in c.outcomes.counts.items() if v}
-    commits, conflicts, contention = outcome_counts(by_outcome)
+    commits, conflicts = outcome_counts(by_outcome)
 
     def attempt_scan() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for b in batches(paths, ["attempt", "latency_ms"]):
@@ -118,19 +119,17 @@ def reduce_attempts(
     counts = {ALL: n, **{k: int(c.class_n[k]) for k in range(1, MAX_ATTEMPT_CLASS + 1)}}
     att_p = percentiles_of(attempt_scan, counts, PERCENTILES)
 
-    r = rates(Counts(n, commits, conflicts, contention, retries, int(t), int(retried), failed, elapsed_s))
+    r = rates(Counts(n, commits, conflicts, retries, int(t), int(retried), failed, elapsed_s))
     headline = {
         "attempts": n,
         "transactions": int(t),
         "commits": commits,
         "conflicts": conflicts,
-        "contention": contention,
-        "contention_by_kind": contention_by_kind(by_outcome),
+        "conflicts_by_kind": conflicts_by_kind(by_outcome),
         "outcomes": dict(sorted(by_outcome.items())),
         "failed_attempts": failed,
         **r,
         "conflict_rate_95": A.wilson_interval(conflicts, n),
-        "contention_rate_95": A.wilson_interval(contention, n),
         "retries": retries,
         "failed_transactions": int(failed_txns),
         "max_attempts": int(max_attempts),
@@ -171,7 +170,9 @@ class _Counts:
         _, end, lat = start_end_ms(b)
         attempt = b.column("attempt").to_numpy().astype("int32", copy=False)
         ok = committed_mask(b.column("outcome"))
-        conflict = np.asarray(pc.fill_null(pc.equal(b.column("outcome"), _CONFLICT), False).to_numpy(zero_copy_only=False), dtype=bool)
+        conflict = np.asarray(
+            pc.fill_null(pc.is_in(b.column("outcome"), value_set=_CONTENTION), False).to_numpy(zero_copy_only=False), dtype=bool
+        )
         self.outcomes.add(b.column("outcome"))
         self.n += b.num_rows
         self.retries += int((attempt >= 2).sum())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loadgen.model.baseline import TALK_NO_RETRY_CONFLICT_RATE, TALK_RETRY_CONFLICT_RATE
+
 __all__ = [
     "Reference",
     "TALK_NO_RETRY",
@@ -16,7 +18,6 @@ __all__ = [
     "TALK_LARGE",
     "SOURCE",
     "HOT_KEY_SOURCE",
-    "BASELINE",
     "TALK_REPLAY",
     "ReplayCheck",
     "replay_checks",
@@ -29,9 +30,6 @@ SOURCE = (
     'and chapter 04 "Analyzing Query Performance" (the 1,000,000-account run; chapter 06 before)'
 )
 HOT_KEY_SOURCE = 'Marc Bowes, "Avoid hot keys" (2025): one hot row commits at about 7 ms p50, about 140 transactions/s per key'
-
-#: The baseline cell: accounts x concurrent users.
-BASELINE = (1000, 1000)
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ TALK_NO_RETRY = Reference(
     concurrency=1000,
     calls=10_000,
     succeeded_share=0.9344,
-    conflict_rate=0.0656,
+    conflict_rate=TALK_NO_RETRY_CONFLICT_RATE,
     retried_share=None,
     retries=None,
     max_retries=None,
@@ -82,7 +80,7 @@ TALK_RETRY = Reference(
     concurrency=1000,
     calls=10_000,
     succeeded_share=1.0,
-    conflict_rate=735 / (10_000 + 735),
+    conflict_rate=TALK_RETRY_CONFLICT_RATE,
     retried_share=0.0642,
     retries=735,
     max_retries=4,
@@ -124,7 +122,7 @@ class ReplayCheck:
     ok: bool
 
 
-def replay_checks(contention_rate: float | None, retried_share: float | None, max_attempts: int) -> list[ReplayCheck]:
+def replay_checks(conflict_rate: float | None, retried_share: float | None, max_attempts: int) -> list[ReplayCheck]:
     """A replay's figures against ``TALK_RETRY``: conflicts/attempts within 1 point of 6.85%,
     transactions retried within 1.5 points of 6.42%, at most 6 attempts for one transaction
     (the talk's most was 5: 4 retries)."""
@@ -132,10 +130,10 @@ def replay_checks(contention_rate: float | None, retried_share: float | None, ma
     return [
         ReplayCheck(
             "conflicts / attempts",
-            contention_rate,
+            conflict_rate,
             TALK_RETRY.conflict_rate,
             "+-1 point",
-            contention_rate is not None and abs(contention_rate - TALK_RETRY.conflict_rate) <= 0.01,
+            conflict_rate is not None and abs(conflict_rate - TALK_RETRY.conflict_rate) <= 0.01,
         ),
         ReplayCheck(
             "transactions retried",

@@ -11,13 +11,15 @@ from typing import Any
 import pandas as pd
 
 from loadgen import __version__
+from loadgen.model.baseline import TALK_CONDITIONS
 from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.model.steps import step_order
 from loadgen.report import analysis as A
 from loadgen.report import charts
 from loadgen.report.cells import Cell, _flatten, cells_frame, find_baseline, warnings_for
+from loadgen.report.cluster import cluster_caption, cluster_rows
 from loadgen.report.data import Study, redact
-from loadgen.report.modelfit import MIN_RATE, TOLERANCE
+from loadgen.report.modelfit import MIN_RATE, TOLERANCE, cc_mode, not_applicable
 from loadgen.report.reference import (
     HOT_KEY_SOURCE,
     SOURCE,
@@ -29,7 +31,7 @@ from loadgen.report.reference import (
     replay_checks,
 )
 from loadgen.report.whatif import WhatIf
-from loadgen.results.metrics import Counts, rates
+from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, Counts, breakdown, rates
 
 __all__ = ["render_page", "study_sections", "compare_sections"]
 
@@ -117,10 +119,9 @@ def _invariants_html(cell: Cell) -> str:
     return f'<span class="ok">all {len(inv)} hold</span>'
 
 
-def _contention_kinds(h: dict[str, Any]) -> str:
-    """The contention rate's breakdown by kind: "conflict 161, lock_timeout 2,485"."""
-    kinds = {k: v for k, v in sorted(h["outcomes"].items()) if k in CONTENTION and v}
-    return ", ".join(f"{k} {v:,}" for k, v in kinds.items())
+def _conflict_kinds(h: dict[str, Any]) -> str:
+    """The conflicts' breakdown as counts and shares of them: "40001 ... 161 (6%), 55P03 ... 2,485 (94%)"."""
+    return breakdown({k: v for k, v in sorted(h["outcomes"].items()) if k in CONTENTION}, KIND_LABELS)
 
 
 def run_conditions(meta: dict[str, Any]) -> list[str]:
@@ -161,14 +162,13 @@ def headline_section(cells: list[Cell], p: str) -> str:
             '<div class="cards">'
             + "".join(
                 [
+                    card(
+                        CONFLICT_RATE,
+                        pct(h["conflict_rate"]),
+                        f"{h['conflicts']:,} of {h['attempts']:,} attempts failed on contention: {CONFLICT_RATE_DEFINITION}",
+                    ),
                     card("attempts", num(h["attempts"])),
                     card("commits", num(h["commits"])),
-                    card("conflict rate (conflicts / attempts)", pct(h["conflict_rate"]), f"{h['conflicts']:,} attempts ended in 40001"),
-                    card(
-                        "contention rate (contention / attempts)",
-                        pct(h["contention_rate"]),
-                        _contention_kinds(h) or f"{h['contention']:,} conflicts, deadlocks and lock timeouts",
-                    ),
                     card("transactions retried", pct(h["retried_share"])),
                     card("retries per commit", rpc),
                     card("throughput (commits/s)", num(h["throughput_commits_per_s"], 1), f"over {h['elapsed_s']:.1f} s"),
@@ -183,9 +183,9 @@ def headline_section(cells: list[Cell], p: str) -> str:
             + "</div>"
         )
         other = {k: v for k, v in h["outcomes"].items() if k not in A.COMMITTED and k not in CONTENTION}
-        kinds = _contention_kinds(h)
+        kinds = _conflict_kinds(h)
         extra = [
-            *([f"contention rate {pct(h['contention_rate'])} by kind: {kinds}"] if kinds else []),
+            *([f"{h['conflicts']:,} conflicts by kind: {kinds}"] if kinds else []),
             f"{h['transactions']:,} transactions, at most {h['max_attempts']} attempts for one",
             f"{h['failed_transactions']:,} transactions gave up",
             f"wasted work {pct(h['wasted_share'])} of all attempt time",
@@ -203,10 +203,11 @@ def headline_section(cells: list[Cell], p: str) -> str:
         rows.append(
             [
                 esc(c.label),
+                pct(h["conflict_rate"]),
+                esc(c.load),
+                esc(_conflict_kinds(h) or "-"),
                 num(h["attempts"]),
                 num(h["commits"]),
-                pct(h["conflict_rate"]),
-                pct(h["contention_rate"]),
                 pct(h["retried_share"]),
                 "-" if h["retries_per_commit"] is None else f"{h['retries_per_commit']:.4f}",
                 num(h["throughput_commits_per_s"], 1),
@@ -218,10 +219,11 @@ def headline_section(cells: list[Cell], p: str) -> str:
     body = table(
         [
             "cell",
+            CONFLICT_RATE,
+            "load",
+            "conflicts by kind",
             "attempts",
             "commits",
-            "conflict rate",
-            "contention rate",
             "retried",
             "retries/commit",
             "commits/s",
@@ -237,45 +239,94 @@ def headline_section(cells: list[Cell], p: str) -> str:
 def hotspot_section(cells: list[Cell], p: str) -> str:
     base = find_baseline(cells)
     frame = cells_frame(cells, base)
+    published = (
+        f"The published figures on the same definition (every failed attempt / attempts): {pct(TALK_RETRY.conflict_rate)} with "
+        f"the talk's immediate retry (735 conflicts / 10,735 attempts), {pct(TALK_NO_RETRY.conflict_rate)} without retry "
+        f"(656 / 10,000 calls); {esc(SOURCE)}."
+    )
     if base is not None:
         note = (
-            f"<p>The 1,000 accounts x 1,000 users baseline cell is marked with a star; every cell is shown as a "
-            f"ratio to it (conflict rate {pct(base.headline['conflict_rate'])}).</p>"
+            f"<p>{esc(TALK_CONDITIONS)} It is marked with a star, every cell is shown as a ratio to it "
+            f"({CONFLICT_RATE} {pct(base.headline['conflict_rate'])} measured here), and the talk's published figure is "
+            f'drawn beside it as a red diamond.</p><p class="muted">{published}</p>'
         )
         ref = "baseline"
     else:
         note = (
-            f'<p class="note">These runs hold no 1,000 accounts x 1,000 users baseline cell, so ratios are to the '
-            f"<b>published</b> DSQL baseline: conflict rate {pct(TALK_NO_RETRY.conflict_rate)} "
-            f"({esc(SOURCE)}), drawn as a red diamond. Run the baseline cell on your target to compare like with like.</p>"
+            f'<p class="note">These runs hold no cell with the talk\'s conditions (1,000 accounts, 908 calls/s in an open '
+            f"loop, immediate retry), so ratios are to the <b>published</b> figure, {CONFLICT_RATE} "
+            f"{pct(TALK_RETRY.conflict_rate)}, drawn as a red diamond. A closed loop of 1,000 users is not that baseline "
+            "(about 1,000 transactions in flight where the talk had about 18). Run the quickstart (or talk-replay) on "
+            f'your target to compare like with like.</p><p class="muted">{published}</p>'
         )
-        ref = "published baseline"
+        ref = "published"
     rows = [
         [
             esc(r.cell),
-            num(r.attempts),
+            esc(r.load),
             pct(r.conflict_rate),
             ratio(r.conflict_ratio),
+            num(r.attempts),
             num(r.attempts_per_commit, 4),
             ratio(r.apc_ratio),
             num(r.throughput_commits_per_s, 1),
             ratio(r.throughput_ratio),
+            f'<span class="bad">{esc(r.caveat)}</span>' if r.caveat else "",
         ]
         for r in frame.itertuples()
     ]
-    t = table(
-        ["cell", "attempts", "conflict rate", f"vs {ref}", "attempts/commit", f"vs {ref}", "commits/s", f"vs {ref}"],
-        rows,
-        ["baseline" if b else "" for b in frame["baseline"]],
+    classes = ["baseline" if b else "" for b in frame["baseline"]]
+    rows.append(
+        [
+            "DSQL talk, immediate retry (published)",
+            "908 calls/s, 1,000 parallel via Lambda",
+            pct(TALK_RETRY.conflict_rate),
+            ratio(A.ratio_to_baseline(TALK_RETRY.conflict_rate, base.headline["conflict_rate"] if base else TALK_RETRY.conflict_rate)),
+            num(10_735),
+            num(TALK_RETRY.attempts_per_commit, 4),
+            "-",
+            num(TALK_RETRY.calls_per_s, 1),
+            "-",
+            "published",
+        ]
     )
-    return section(f"{p}hotspot", "Hot spots: conflict rate against the number of accounts", note + chart(charts.hotspot(frame)) + t)
+    classes.append("muted")
+    t = table(
+        ["cell", "load", CONFLICT_RATE, f"vs {ref}", "attempts", "attempts/commit", f"vs {ref}", "commits/s", f"vs {ref}", "caveat"],
+        rows,
+        classes,
+    )
+    return section(f"{p}hotspot", f"Hot spots: {CONFLICT_RATE} against the number of accounts", note + chart(charts.hotspot(frame)) + t)
+
+
+def concurrency_section(cells: list[Cell], p: str) -> str:
+    """The second axis: the same transfers from more closed-loop users (a clearly separate experiment)."""
+    frame = cells_frame(cells)
+    closed = frame[frame["closed_loop"]]
+    if closed["users"].nunique() < 2:
+        return ""
+    rows = [
+        [esc(r.cell), num(r.users), pct(r.conflict_rate), num(r.throughput_commits_per_s, 1), ms(r.attempt_p50_ms)]
+        for r in closed.itertuples()
+    ]
+    body = (
+        "<p>Concurrency is a second axis: closed-loop users, each with one transaction in flight and no think time, so "
+        "about as many transactions are in flight as there are users (the talk had about 18). More users raise "
+        "lambda x D; past what the machine holds they only add queueing (see the warnings).</p>"
+        + chart(charts.concurrency(frame))
+        + table(["cell", "closed-loop users", CONFLICT_RATE, "commits/s", "attempt p50 ms"], rows)
+    )
+    return section(f"{p}concurrency", f"Concurrency: {CONFLICT_RATE} against closed-loop users", body)
 
 
 def heatmap_section(cells: list[Cell], p: str) -> str:
     frame = cells_frame(cells)
-    if frame["accounts"].nunique() < 2 and frame["users"].nunique() < 2:
+    frame = frame[frame["closed_loop"]]  # users mean in-flight transactions only in a closed loop
+    if frame.empty or (frame["accounts"].nunique() < 2 and frame["users"].nunique() < 2):
         return ""
-    return section(f"{p}heatmap", "Heatmap: conflict rate over accounts x users", chart(charts.heatmap(frame)))
+    return section(
+        f"{p}heatmap", f"Heatmap: {CONFLICT_RATE} over accounts x closed-loop users", chart(charts.heatmap(frame.reset_index(drop=True)))
+    )
 
 
 def model_sentence(cells: list[Cell]) -> str:
@@ -290,14 +341,14 @@ def model_sentence(cells: list[Cell]) -> str:
         "D is not the whole attempt: BEGIN and the first statement's trip come before the snapshot, so D is the "
         "round trips after it (and any extra COMMIT time). lambda counts the transactions that can make another fail: "
         "on DSQL those that commit; on PostgreSQL every attempt, since a failing one holds its row locks too. "
-        "The measured side is the contention rate (40001, 40P01 and 55P03 alike: one of two overlapping writers failed). "
+        f"The measured side is the {CONFLICT_RATE}: {CONFLICT_RATE_DEFINITION} (one of two overlapping writers failed). "
     )
     if judged:
         ok = sum(1 for f in judged if f.fits)
         ratios = [f.ratio for f in judged if f.ratio is not None]
         out += (
             f"On the {len(judged)} cell{'s' if len(judged) != 1 else ''} where it applies with at least "
-            f"{MIN_RATE:.0%} contention, measured / model is {min(ratios):.2f} to {max(ratios):.2f}: "
+            f"{MIN_RATE:.0%} {CONFLICT_RATE}, measured / model is {min(ratios):.2f} to {max(ratios):.2f}: "
             f"{ok} of {len(judged)} within {TOLERANCE:.0%}. "
         )
     if skipped:
@@ -362,7 +413,7 @@ def model_section(cells: list[Cell], p: str) -> str:
             "c",
             "lambda x D",
             "model",
-            "measured contention",
+            f"measured {CONFLICT_RATE}",
             "measured / model",
             "fit",
             "c from",
@@ -391,13 +442,16 @@ def whatif_section(w: WhatIf | None, p: str) -> str:
     )
     notes = "".join(f"<li>{esc(c)}</li>" for c in w.caveats)
     caveats = f'<div class="warnings"><ul>{notes}</ul></div>' if notes else ""
+    why = not_applicable(src.run)
+    if why:
+        caveats = f'<p class="bad">Does not apply to {esc(src.label)}: {esc(why)}.</p>' + caveats
     if w.inputs is None or w.own is None:
         return section(f"{p}whatif", "What if: predicted cells", intro + caveats)
     h = src.headline
     check = table(
-        ["this cell", "contention rate", "retries/commit", "commits/s"],
+        ["this cell", CONFLICT_RATE, "retries/commit", "commits/s"],
         [
-            ["measured", pct(h["contention_rate"]), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
+            ["measured", pct(h["conflict_rate"]), num(h["retries_per_commit"], 4), num(h["throughput_commits_per_s"], 0)],
             ["simulated", pct(w.own.conflict_rate), num(w.own.retries_per_commit, 4), num(w.own.throughput_commits_per_s, 0)],
         ],
     )
@@ -443,30 +497,56 @@ def _ref_row(r: Reference) -> list[str]:
 
 
 def _differences(base: Cell | None) -> list[str]:
+    """What differs between the baseline cell and the talk, per concurrency mode; its lambda x D is the model table's."""
+    talk_ld = TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000
     out = [
-        "The talk ran 10 batches of 1,000 parallel AWS Lambda calls against a multi-AZ DSQL cluster; loadgen runs "
-        "closed-loop Locust users, each with one transaction in flight, from one machine."
+        "The talk ran 10 batches of 1,000 parallel AWS Lambda calls against a multi-AZ DSQL cluster: 908 calls/s of "
+        f"about 20 ms, so about {talk_ld:.0f} in flight at the database (lambda x D = {TALK_NO_RETRY.calls_per_s:.0f}/s x "
+        f"{TALK_NO_RETRY.mean_ms} ms = {talk_ld:.1f}). loadgen replays that load from one machine."
     ]
     if base is None:
-        return out + ["Your runs have no 1,000 x 1,000 cell, so the comparison below is only indirect (the model)."]
+        return out + ["These runs have no cell with the talk's conditions, so the comparison above is only with the published figure."]
     meta = base.run.meta
     target = meta.get("target", {}) if isinstance(meta.get("target"), dict) else {}
     server = str(meta.get("versions", {}).get("server", "")) if isinstance(meta.get("versions"), dict) else ""
     kind = target.get("kind", "unknown")
-    if kind != "dsql":
+    cc = _dict(meta.get("cc"))
+    mode = cc_mode(base.run)
+    if kind == "dsql":
+        out.append("Your target is Aurora DSQL, as in the talk: no row locks, conflicts decided at COMMIT (first committer wins).")
+    elif mode == "locking":
         out.append(
-            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}), not DSQL: "
-            "PostgreSQL waits on row locks (and may deadlock) before it reports 40001, where DSQL never waits."
+            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}) in cc locking mode: "
+            "writers wait on row locks (and may deadlock, 40P01) before PostgreSQL reports 40001, where DSQL never waits; "
+            "the model does not apply to such cells."
         )
+    elif mode == "nowait":
+        how = f" ({esc(cc['how'])})" if cc.get("how") else ""
+        out.append(
+            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}) in cc nowait mode{how}: no "
+            "writer waits on a row lock, but the later *writer* fails at its statement (55P03), where DSQL fails the later "
+            f"*committer* at COMMIT (40001); the {CONFLICT_RATE} counts both kinds the same way."
+        )
+    else:
+        how = f" ({esc(cc['how'])})" if cc.get("how") else ""
+        out.append(
+            f"Your target is {esc(kind)} ({esc(server.split(' on ')[0] or 'server unknown')}) in cc occ mode{how}: "
+            "first committer wins, as on DSQL: reads at the snapshot, writes applied with COMMIT, the later committer "
+            f"fails at COMMIT with 40001; the {CONFLICT_RATE} counts every contention failure whatever its SQLSTATE."
+        )
+    f = base.fit
     h = base.headline
-    if h["mean_attempt_ms"]:
+    if f is not None and f.commit_rate is not None and f.window_ms is not None:
         out.append(
-            f"Your mean attempt takes {ms(h['mean_attempt_ms'])} ms against the talk's {TALK_NO_RETRY.mean_ms} ms, "
-            f"at {num(h['throughput_commits_per_s'], 0)} commits/s against {TALK_NO_RETRY.calls_per_s:.0f}/s: "
-            f"lambda x D = {h['throughput_commits_per_s'] * h['mean_attempt_ms'] / 1000:.1f} against "
-            f"{TALK_NO_RETRY.calls_per_s * TALK_NO_RETRY.mean_ms / 1000:.1f}, which by the model moves the "
-            "conflict rate in the same direction."
+            f"Your lambda x D = {f.commit_rate:,.1f}/s x {f.window_ms:.1f} ms = {f.commit_rate * f.window_ms / 1000:.1f} "
+            "(the model table's, lambda and D as defined there, D the snapshot-to-COMMIT window), "
+            f"against the talk's {talk_ld:.1f}; your mean committed attempt took "
+            f"{ms(f.attempt_ms)} ms against the talk's {TALK_NO_RETRY.mean_ms} ms. By the model a larger lambda x D means "
+            "more conflicts."
         )
+    why = f.not_applicable if f is not None else None
+    if why:
+        out.append(f"The model does not apply to this cell: {esc(why)}.")
     scen = base.run.scenario
     retry = scen.get("retry") if isinstance(scen.get("retry"), dict) else {}
     if retry:
@@ -483,49 +563,34 @@ def reference_section(cells: list[Cell], p: str) -> str:
     base = find_baseline(cells)
     rows = [_ref_row(TALK_NO_RETRY), _ref_row(TALK_RETRY), _ref_row(TALK_LARGE)]
     classes = ["", "", ""]
-    if base is not None:
-        h = base.headline
-        rows.insert(
-            0,
-            [
-                "your baseline cell",
-                num(base.accounts),
-                num(base.users),
-                num(h["transactions"]),
-                pct(h["conflict_rate"]),
-                pct(h["retried_share"]),
-                num(h["attempts_per_commit"], 4),
-                num(h["throughput_commits_per_s"], 0),
-                ms(h["mean_attempt_ms"]),
-                "measured here",
-            ],
-        )
-        classes.insert(0, "baseline")
-    replays = [c for c in cells if str(c.run.scenario.get("name", "")).startswith(TALK_REPLAY)]
+    # Every cell that replays the talk (the baseline, a talk-replay run) beside the published rows, checked against them.
+    replays = [c for c in cells if c.is_baseline or str(c.run.scenario.get("name", "")).startswith(TALK_REPLAY)]
     checks = ""
     for c in replays:
         h = c.headline
-        contention = c.fit.measured_rate if c.fit else None
+        measured = h["conflict_rate"]
         scen = c.run.scenario
         emulated = f"emulated {_fmt_ms(scen.get('rtt_ms'))} ms per round trip, COMMIT {_fmt_ms(scen.get('commit_ms'))} ms more"
-        rows.append(
+        what = "your baseline cell" if c is base else f"{c.run.run_id} (talk-replay)"
+        rows.insert(
+            0,
             [
-                f"{esc(c.run.run_id)} (talk-replay, measured here)",
+                f"{esc(what)}, measured here",
                 num(c.accounts),
                 num(c.users),
                 num(h["transactions"]),
-                pct(contention),
+                pct(measured),
                 pct(h["retried_share"]),
                 num(h["attempts_per_commit"], 4),
                 num(h["transactions"] / h["elapsed_s"] if h["elapsed_s"] else None, 0),
                 ms(h["mean_attempt_ms"]),
-                esc(f"open loop, at most {c.users:,} in flight; {emulated}; at most {h['max_attempts']} attempts for one"),
-            ]
+                esc(f"{c.load}, at most {c.users:,} in flight; {emulated}; at most {h['max_attempts']} attempts for one"),
+            ],
         )
-        classes.append("baseline")
-        results = replay_checks(contention, h["retried_share"], h["max_attempts"])
+        classes.insert(0, "baseline")
+        results = replay_checks(measured, h["retried_share"], h["max_attempts"])
         checks += table(
-            [f"talk-replay {esc(c.run.run_id)}", "measured", "published (immediate retry)", "target", "met"],
+            [f"{esc(what)}: {esc(c.run.run_id)}", "measured", "published (immediate retry)", "target", "met"],
             [
                 [
                     esc(r.name),
@@ -538,16 +603,16 @@ def reference_section(cells: list[Cell], p: str) -> str:
             ],
         )
     t = table(
-        ["", "accounts", "concurrency", "calls", "conflict rate", "retried", "attempts/commit", "calls/s", "mean ms", "note"], rows, classes
+        ["", "accounts", "concurrency", "calls", CONFLICT_RATE, "retried", "attempts/commit", "calls/s", "mean ms", "note"], rows, classes
     )
-    if replays:
-        t += (
-            '<p class="muted">talk-replay: conflict rate here is the contention rate (40001, 55P03: one of two '
-            "overlapping writers failed); calls/s counts transactions started per second of the run.</p>" + checks
-        )
+    t += (
+        f'<p class="muted">{CONFLICT_RATE}: {esc(CONFLICT_RATE_DEFINITION)}, here as in every section; the published '
+        "figures count every failed call the same way. calls/s counts transactions started per second of the run.</p>" + checks
+    )
+    conditions = f"<p>{esc(TALK_CONDITIONS)}</p>"
     diffs = "<ul>" + "".join(f"<li>{d}</li>" for d in _differences(base)) + "</ul>"
     src = f'<p class="muted">Source: {esc(SOURCE)}. Also: {esc(HOT_KEY_SOURCE)}.</p>'
-    return section(f"{p}reference", "Published Aurora DSQL reference", t + src + "<h3>What differs</h3>" + diffs)
+    return section(f"{p}reference", "Published Aurora DSQL reference", conditions + t + src + "<h3>What differs</h3>" + diffs)
 
 
 def _fmt_ms(v: Any) -> str:
@@ -667,7 +732,7 @@ def warnings_section(cells: list[Cell], p: str) -> str:
         return section(
             f"{p}warnings",
             "Warnings",
-            '<p class="ok">None: enough attempts, complete runs, comparable durations, no sign of a saturated load generator.</p>',
+            '<p class="ok">None: enough attempts, complete runs, comparable durations, no sign of a saturated load generator or machine, attempts as fast as the target answers lightly loaded.</p>',
         )
     items = "".join(f"<li>{esc(x)}</li>" for x in w)
     return section(f"{p}warnings", "Warnings", f'<div class="warnings"><ul>{items}</ul></div>')
@@ -706,14 +771,30 @@ def metadata_section(cells: list[Cell], p: str) -> str:
     return section(f"{p}metadata", "Metadata", "".join(parts))
 
 
+def cluster_section(cells: list[Cell], p: str) -> str:
+    """DSQL's own counters (CloudWatch) beside loadgen's; "" when no cell has them (every other target)."""
+    parts = []
+    for c in cells:
+        caption = cluster_caption(c)
+        if caption is None:
+            continue
+        rows = cluster_rows(c)
+        label = f"<h3>{esc(c.label)}</h3>" if len(cells) > 1 else ""
+        shown = table(["", "loadgen counted", "the cluster counted"], [[esc(x) for x in r] for r in rows]) if rows else ""
+        parts.append(f'{label}{shown}<p class="muted">{esc(caption)}</p>')
+    return section(f"{p}cluster", "The cluster's own counters", "".join(parts)) if parts else ""
+
+
 SECTIONS = [
     ("headline", "Headline"),
     ("warnings", "Warnings"),
     ("hotspot", "Hot spots"),
+    ("concurrency", "Concurrency"),
     ("heatmap", "Heatmap"),
     ("model", "Model"),
     ("whatif", "What if"),
     ("reference", "DSQL reference"),
+    ("cluster", "Cluster counters"),
     ("latency", "Latency"),
     ("failures", "Failures by step"),
     ("detail", "Over time & hot keys"),
@@ -728,10 +809,12 @@ def study_sections(cells: list[Cell], p: str = "", whatif: WhatIf | None = None)
             headline_section(cells, p),
             warnings_section(cells, p),
             hotspot_section(cells, p),
+            concurrency_section(cells, p),
             heatmap_section(cells, p),
             model_section(cells, p),
             whatif_section(whatif, p),
             reference_section(cells, p),
+            cluster_section(cells, p),
             latency_section(cells, p),
             failures_section(cells, p),
             detail_section(cells, p),
@@ -783,7 +866,6 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
             attempts=sum(c.headline["attempts"] for c in cells),
             commits=sum(c.headline["commits"] for c in cells),
             conflicts=sum(c.headline["conflicts"] for c in cells),
-            contention=sum(c.headline["contention"] for c in cells),
             retries=sum(c.headline["retries"] for c in cells),
             elapsed_s=sum(c.headline["elapsed_s"] for c in cells),
         )
@@ -793,8 +875,7 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
         ["cells", num(pa_["cells"]), num(pb_["cells"])],
         ["attempts", num(pa_["attempts"]), num(pb_["attempts"])],
         ["commits", num(pa_["commits"]), num(pb_["commits"])],
-        ["conflict rate", pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
-        ["contention rate", pct(pa_["contention_rate"]), pct(pb_["contention_rate"])],
+        [CONFLICT_RATE, pct(pa_["conflict_rate"]), pct(pb_["conflict_rate"])],
         ["retries per commit", num(pa_["retries_per_commit"], 4), num(pb_["retries_per_commit"], 4)],
         [
             "throughput (commits per measured second, cells pooled)",

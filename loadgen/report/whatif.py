@@ -347,7 +347,7 @@ def whatif_for(cells: list[Cell], attempts: int = REPORT_ATTEMPTS, seed: int = 0
         return WhatIf(source, None, None, [], [*caveats, str(e)])
     assert source.accounts is not None and source.users is not None
     own = predict(inputs, source.accounts, source.users, attempts=attempts, seed=seed)
-    measured = source.headline["contention_rate"]
+    measured = source.headline["conflict_rate"]
     if own.conflict_rate and measured is not None and abs(measured / own.conflict_rate - 1) > CALIBRATION_TOLERANCE:
         caveats.append(
             f"Simulated at its own settings, this cell gives {own.conflict_rate:.2%} against {measured:.2%} measured "

@@ -5,11 +5,15 @@ integer counters in the live UI, Locust's statistics in the progress line) and t
 derives its figures with ``rates``, under the names below, so a figure means the
 same everywhere it is shown (terminal summary, progress line, web UI, report, run.json).
 
-- conflict rate = attempts ending in ``conflict`` (SQLSTATE 40001, or DSQL's OC000/OC001) / all attempts;
-- contention rate = attempts ending in a contention outcome (conflict, deadlock,
-  lock_timeout: loadgen.model.outcomes.CONTENTION) / all attempts. It equals the
-  conflict rate on DSQL; on PostgreSQL with row locks it also counts the lock waits
-  given up and the deadlocks, which are what a lock-free engine reports as conflicts;
+- conflict rate (the one, :data:`CONFLICT_RATE`) = attempts that failed on contention /
+  all attempts. A contention failure is an attempt ending in a CONTENTION outcome
+  (loadgen.model.outcomes): SQLSTATE 40001 with or without DSQL's OC000/OC001, SQLSTATE
+  OC000/OC001, and on PostgreSQL also 40P01 (deadlock) and 55P03 (lock wait given up),
+  which are what a lock-free engine reports as conflicts. Which of them dominates
+  depends on the mode and the engine (55P03 in a lock-timeout mode, 40001 at COMMIT in a
+  first-committer-wins one), so the figure counts them all. Its breakdown
+  (``conflicts_by_kind``, ``conflicts_by_sqlstate``) gives counts and shares *of it*,
+  never a second rate: a 40001-only share is not "a conflict rate";
 - failed attempt rate = attempts that did not commit / all attempts;
 - retries = attempts numbered 2 and up; retries per commit = retries / commits;
 - retried share = transactions needing more than one attempt / transactions;
@@ -22,6 +26,7 @@ same everywhere it is shown (terminal summary, progress line, web UI, report, ru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,15 +60,35 @@ __all__ = [
     "concurrency",
     "concurrency_of",
     "IN_FLIGHT_WARN_SHARE",
-    "contention_by_kind",
+    "conflicts_by_kind",
+    "conflicts_by_sqlstate",
+    "CONFLICT_RATE",
+    "CONFLICT_RATE_DEFINITION",
+    "KIND_LABELS",
+    "breakdown",
+    "upgrade_summary",
+    "wilson_interval",
 ]
 
 PERCENTILES = (50, 95, 99, 99.9)
 
+#: The one conflict rate's title, wherever it is shown (progress line, summary, sweep table,
+#: web UI, report, CSV headers say ``conflict_rate``): nothing else is called a conflict rate.
+CONFLICT_RATE = "conflict rate"
+#: What it counts, in one line (report, UI, --help).
+CONFLICT_RATE_DEFINITION = (
+    "attempts that failed on contention / attempts (40001 with or without OC000/OC001, OC000/OC001, and on PostgreSQL 40P01 and 55P03)"
+)
+#: How each contention kind is named in a breakdown (the outcome names of attempts.parquet).
+KIND_LABELS: dict[str, str] = {
+    Outcome.CONFLICT.value: "40001 serialization/OCC",
+    Outcome.LOCK_TIMEOUT.value: "55P03 lock wait given up",
+    Outcome.DEADLOCK.value: "40P01 deadlock",
+}
+
 #: How a figure is titled wherever it is shown.
 LABELS: dict[str, str] = {
-    "conflict_rate": "conflict rate (40001 / attempts)",
-    "contention_rate": "contention rate (conflicts, deadlocks, lock timeouts / attempts)",
+    "conflict_rate": CONFLICT_RATE,
     "failed_attempt_rate": "failed attempts / attempts",
     "retried_share": "transactions retried",
     "retries_per_commit": "retries per commit",
@@ -79,8 +104,7 @@ class Counts:
 
     attempts: int
     commits: int
-    conflicts: int | None = None  # attempts ending in Outcome.CONFLICT
-    contention: int | None = None  # attempts ending in a CONTENTION outcome
+    conflicts: int | None = None  # attempts that failed on contention (a CONTENTION outcome)
     retries: int | None = None  # attempts numbered 2 and up
     transactions: int | None = None
     retried: int | None = None  # transactions needing more than one attempt
@@ -93,6 +117,17 @@ def share(part: float | None, whole: float | None) -> float | None:
     return None if part is None or not whole else part / whole
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval for a proportion k/n (None when n is 0)."""
+    if n <= 0:
+        return None
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def per_second(count: float | None, elapsed_s: float | None) -> float | None:
     return None if count is None or elapsed_s is None or not elapsed_s > 0 else count / elapsed_s
 
@@ -102,7 +137,6 @@ def rates(c: Counts) -> dict[str, float | None]:
     failed = c.failed_attempts if c.failed_attempts is not None else c.attempts - c.commits
     return {
         "conflict_rate": share(c.conflicts, c.attempts),
-        "contention_rate": share(c.contention, c.attempts),
         "failed_attempt_rate": share(failed, c.attempts),
         "retries_per_commit": share(c.retries, c.commits),
         "retried_share": share(c.retried, c.transactions),
@@ -112,17 +146,56 @@ def rates(c: Counts) -> dict[str, float | None]:
     }
 
 
-def outcome_counts(by_outcome: Mapping[str, int]) -> tuple[int, int, int]:
-    """Commits, conflicts and contention attempts from counts by outcome name."""
+def outcome_counts(by_outcome: Mapping[str, int]) -> tuple[int, int]:
+    """Commits and conflicts (attempts that failed on contention) from counts by outcome name."""
     commits = sum(n for o, n in by_outcome.items() if o in _COMMITTED)
-    conflicts = sum(n for o, n in by_outcome.items() if o == Outcome.CONFLICT)
-    contention = sum(n for o, n in by_outcome.items() if o in CONTENTION)
-    return int(commits), int(conflicts), int(contention)
+    conflicts = sum(n for o, n in by_outcome.items() if o in CONTENTION)
+    return int(commits), int(conflicts)
 
 
-def contention_by_kind(by_outcome: Mapping[str, int]) -> dict[str, int]:
-    """The contention rate's breakdown: attempts by contention outcome (conflict, deadlock, lock_timeout)."""
+def conflicts_by_kind(by_outcome: Mapping[str, int]) -> dict[str, int]:
+    """The conflicts' breakdown: attempts by contention outcome (conflict = 40001, deadlock, lock_timeout)."""
     return {str(o): int(n) for o, n in sorted(by_outcome.items()) if o in CONTENTION and n}
+
+
+def conflicts_by_sqlstate(outcome: pd.Series, sqlstate: pd.Series) -> dict[str, int]:
+    """The conflicts' breakdown by SQLSTATE (40001, OC000, 40P01, 55P03, ...)."""
+    mask = outcome.isin(list(CONTENTION))
+    states = sqlstate[mask].fillna("?").astype(str).value_counts()
+    return {str(k): int(v) for k, v in sorted(states.items()) if v}
+
+
+def breakdown(by: Mapping[str, int], labels: Mapping[str, str] | None = None) -> str:
+    """A breakdown as counts and shares of the conflicts: "40001 serialization/OCC 161 (6%), 55P03 ... 2,485 (94%)"."""
+    total = sum(by.values())
+    names = labels or {}
+    return ", ".join(f"{names.get(k, k)} {n:,} ({n / total:.0%})" for k, n in by.items() if n) if total else ""
+
+
+def upgrade_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A run.json format-1 summary under format 2's names.
+
+    Format 1 called the 40001-only share ``conflict_rate`` and the full figure
+    ``contention_rate`` (its count ``contention``, breakdown ``contention_by_kind``);
+    format 2 has one conflict rate, the full one. The old 40001-only figure is dropped:
+    its count stays in the breakdown.
+    """
+    s = dict(summary)
+    if "contention_rate" not in s and "outcomes" not in s:
+        return s  # a summary of a run still starting: nothing to rename
+    outcomes = s.get("outcomes") or {}
+    if "contention" in s:
+        conflicts = s.pop("contention")
+    else:  # before contention was counted: from the outcomes
+        conflicts = outcome_counts(outcomes)[1]
+    s["conflicts"] = conflicts
+    if "contention_rate" in s:
+        s["conflict_rate"] = s.pop("contention_rate")
+    else:
+        s["conflict_rate"] = share(conflicts, s.get("attempts"))
+    s["conflicts_by_kind"] = s.pop("contention_by_kind", None) or conflicts_by_kind(outcomes)
+    s.setdefault("conflicts_by_sqlstate", None)  # format 1 did not keep it apart from other failures'
+    return s
 
 
 def transactions(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -261,13 +334,13 @@ def figures(
     run.json's ``summary`` (:func:`summarize`) and the report's headline are both this."""
     n = len(outcome)
     outcomes = {str(k): int(v) for k, v in outcome.value_counts().items() if v} if n else {}
-    commits, conflicts, contention = outcome_counts(outcomes)
+    commits, conflicts = outcome_counts(outcomes)
     retries = int((np.asarray(attempt) >= 2).sum()) if n else 0
     latency = np.asarray(latency_ms, dtype="float64")
     elapsed_s = float((start_ms + latency).max() - start_ms.min()) / 1000.0 if n else 0.0
     t = len(txns)
     retried = int((txns["attempts"] >= 2).sum()) if t else 0
-    counts = Counts(n, commits, conflicts, contention, retries, t, retried, n - commits, elapsed_s)
+    counts = Counts(n, commits, conflicts, retries, t, retried, n - commits, elapsed_s)
     r = rates(counts)
     # A frame without the sqlstate column (the report's) has no count to give, not a count of zero.
     sqlstates = {} if sqlstate is None else {"sqlstates": _value_counts(sqlstate.dropna()) if n else {}}
@@ -276,13 +349,13 @@ def figures(
         "transactions": t,
         "commits": commits,
         "conflicts": conflicts,
-        "contention": contention,
-        "contention_by_kind": contention_by_kind(outcomes),
+        "conflicts_by_kind": conflicts_by_kind(outcomes),
+        **({} if sqlstate is None else {"conflicts_by_sqlstate": conflicts_by_sqlstate(outcome, sqlstate) if n else {}}),
         "outcomes": dict(sorted(outcomes.items())),
         **sqlstates,
         "failed_attempts": n - commits,
         "retries": retries,
-        **r,  # conflict_rate, contention_rate, retries_per_commit, throughput_commits_per_s, ...
+        **r,  # conflict_rate, retries_per_commit, throughput_commits_per_s, ...
         "max_attempts": int(txns["attempts"].max()) if t else 0,
         "failed_transactions": int((~txns["committed"]).sum()) if t else 0,
         "elapsed_s": elapsed_s,

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadgen.errors import LoadgenError
-from loadgen.model.outcomes import COMMITTED
+from loadgen.model.outcomes import COMMITTED, CONTENTION
 
 __all__ = [
     "MEMORY_LIMIT",
@@ -63,6 +63,7 @@ _COLLECT = 1 << 16
 _DIGIT = 16
 
 _COMMITTED = pa.array(sorted(COMMITTED), pa.string())
+_CONTENTION = pa.array(sorted(CONTENTION), pa.string())
 
 
 def columns_of(paths: Sequence[Path]) -> set[str]:
@@ -377,13 +378,13 @@ def summarize_files(
     """run.json's summary (the figures of loadgen.results.metrics.summarize, the same to the last bit but for
     float sums), the mean in flight (metrics.in_flight_mean) and the attempts' span (results.client.attempt_span),
     from the attempt files, out of core; ``txns``: their transactions, if grouped already."""
-    from loadgen.results.metrics import PERCENTILES, Counts, contention_by_kind, outcome_counts, rates
+    from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, rates
 
     n = retries = 0
     latency_ms = 0.0
     first_us: int | None = None
     t0, t_end = math.inf, -math.inf
-    outcomes, sqlstates = Tally(), Tally()
+    outcomes, sqlstates, conflict_states = Tally(), Tally(), Tally()
     for b in batches(paths, ["attempt", "started_at", "latency_ms", "outcome", "sqlstate"]):
         if b.num_rows == 0:
             continue
@@ -396,8 +397,10 @@ def summarize_files(
         first_us = us if first_us is None else min(first_us, us)
         outcomes.add(b.column("outcome"))
         sqlstates.add(b.column("sqlstate"))
+        contention = pc.fill_null(pc.is_in(b.column("outcome"), value_set=_CONTENTION), False)
+        conflict_states.add(pc.fill_null(pc.filter(b.column("sqlstate"), contention), "?"))
     by_outcome = {k: v for k, v in outcomes.counts.items() if v}
-    commits, conflicts, contention = outcome_counts(by_outcome)
+    commits, conflicts = outcome_counts(by_outcome)
     elapsed_s = (t_end - t0) / 1000.0 if n else 0.0
 
     def attempt_scan() -> Iterator[tuple[np.ndarray, None]]:
@@ -424,14 +427,14 @@ def summarize_files(
     def named(values: list[float] | None) -> dict[str, float | None]:
         return {f"p{p:g}": (values[i] if values is not None else None) for i, p in enumerate(PERCENTILES)}
 
-    counts = Counts(n, commits, conflicts, contention, retries, int(t), int(retried), n - commits, elapsed_s)
+    counts = Counts(n, commits, conflicts, retries, int(t), int(retried), n - commits, elapsed_s)
     summary = {
         "attempts": n,
         "transactions": int(t),
         "commits": commits,
         "conflicts": conflicts,
-        "contention": contention,
-        "contention_by_kind": contention_by_kind(by_outcome),
+        "conflicts_by_kind": conflicts_by_kind(by_outcome),
+        "conflicts_by_sqlstate": dict(sorted((k, v) for k, v in conflict_states.counts.items() if v)),
         "outcomes": dict(sorted(by_outcome.items())),
         "sqlstates": dict(sorted(sqlstates.counts.items())),
         "failed_attempts": n - commits,

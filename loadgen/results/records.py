@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from loadgen.errors import LoadgenError
+from loadgen.results.metrics import upgrade_summary
 from loadgen.results.sections import RunSections
 
 __all__ = [
@@ -35,9 +36,12 @@ __all__ = [
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
-#: run.json's layout version: 1 is the data contract of DESIGN.md.
-RUN_FORMAT = 1
-SWEEP_FORMAT = 1
+#: run.json's layout version: 1 is the data contract of DESIGN.md; 2 has one conflict rate
+#: (``summary.conflict_rate`` counts every contention failure; format 1's 40001-only figure is
+#: gone and its ``contention_rate`` renamed), read from a format-1 file by upgrade_summary.
+RUN_FORMAT = 2
+#: sweep.json's: 2 holds format-2 summaries in its cells.
+SWEEP_FORMAT = 2
 
 
 class RecordError(LoadgenError):
@@ -118,10 +122,15 @@ class _RecordFile:
         """The record in ``directory`` (or at a path to the file itself)."""
         path = directory if directory.name == cls.FILE else directory / cls.FILE
         doc = _read_json(path)
-        check_format(path, doc.get("format"), cls.FORMAT)
-        # An older layout is read as it is (every field added since has a default) and is this
-        # one from here on. (An upgrade step per format goes here when a layout changes a field's meaning.)
-        return cls.from_dict({**doc, "format": cls.FORMAT})
+        found = check_format(path, doc.get("format"), cls.FORMAT)
+        # An older layout is read as it is (every field added since has a default), upgraded where a
+        # layout changed a field's meaning, and is this one from here on.
+        return cls.from_dict({**cls.upgrade(doc, found), "format": cls.FORMAT})
+
+    @classmethod
+    def upgrade(cls, doc: dict[str, Any], found: int) -> dict[str, Any]:
+        """``doc`` of layout ``found`` under this layout's field meanings (nothing changed: as it is)."""
+        return doc
 
 
 @dataclass
@@ -241,6 +250,13 @@ class RunRecord(_RecordFile):
         known.setdefault("target", {})
         return cls(**known, extra=extra)
 
+    @classmethod
+    def upgrade(cls, doc: dict[str, Any], found: int) -> dict[str, Any]:
+        """Format 1 had two rates; its summary read under format 2's one conflict rate (metrics.upgrade_summary)."""
+        if found < 2 and isinstance(doc.get("summary"), dict):
+            return {**doc, "summary": upgrade_summary(doc["summary"])}
+        return doc
+
     def to_json(self) -> str:
         return to_json(self.to_dict())
 
@@ -289,3 +305,14 @@ class SweepRecord(_RecordFile):
         known, extra = _split(cls, doc)
         known.setdefault("name", "")
         return cls(**known, extra=extra)
+
+    @classmethod
+    def upgrade(cls, doc: dict[str, Any], found: int) -> dict[str, Any]:
+        """Format 1's cell summaries read under format 2's one conflict rate."""
+        if found < 2 and isinstance(doc.get("cells"), list):
+            cells = [
+                {**c, "summary": upgrade_summary(c["summary"])} if isinstance(c, dict) and isinstance(c.get("summary"), dict) else c
+                for c in doc["cells"]
+            ]
+            return {**doc, "cells": cells}
+        return doc

@@ -109,14 +109,13 @@ class Summary(_Section):
     attempts: int | None = None
     transactions: int | None = None
     commits: int | None = None
+    #: Attempts that failed on contention: the one conflict rate's numerator (format 2; format 1 called it contention).
     conflicts: int | None = None
-    contention: int | None = None
     failed_attempts: int | None = None
     retries: int | None = None
     max_attempts: int | None = None
     failed_transactions: int | None = None
     conflict_rate: float | None = None
-    contention_rate: float | None = None
     failed_attempt_rate: float | None = None
     retries_per_commit: float | None = None
     retried_share: float | None = None
@@ -126,20 +125,18 @@ class Summary(_Section):
     elapsed_s: float | None = None
     outcomes: Mapping[str, int] = field(default_factory=dict)
     sqlstates: Mapping[str, int] = field(default_factory=dict)
-    contention_by_kind: Mapping[str, int] = field(default_factory=dict)
+    conflicts_by_kind: Mapping[str, int] = field(default_factory=dict)
+    conflicts_by_sqlstate: Mapping[str, int] = field(default_factory=dict)
     attempt_latency_ms: Latency = field(default_factory=Latency)
     transaction_latency_ms: Latency = field(default_factory=Latency)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     _COERCE: ClassVar[Mapping[str, Any]] = {
-        **dict.fromkeys(
-            ("attempts", "transactions", "commits", "conflicts", "contention", "failed_attempts", "retries", "max_attempts"), _count
-        ),
+        **dict.fromkeys(("attempts", "transactions", "commits", "conflicts", "failed_attempts", "retries", "max_attempts"), _count),
         "failed_transactions": _count,
         **dict.fromkeys(
             (
                 "conflict_rate",
-                "contention_rate",
                 "failed_attempt_rate",
                 "retries_per_commit",
                 "retried_share",
@@ -150,7 +147,7 @@ class Summary(_Section):
             ),
             _number,
         ),
-        **dict.fromkeys(("outcomes", "sqlstates", "contention_by_kind"), _counts),
+        **dict.fromkeys(("outcomes", "sqlstates", "conflicts_by_kind", "conflicts_by_sqlstate"), _counts),
         "attempt_latency_ms": Latency.from_dict,
         "transaction_latency_ms": Latency.from_dict,
     }

@@ -42,6 +42,7 @@ from loadgen.results.outofcore import summarize_files
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder, write_attempts
 from loadgen.results.records import RecordError, RunRecord
 from loadgen.results.sections import CutOff
+from loadgen.results.warnings import run_warnings
 
 __all__ = [
     "AttemptStream",
@@ -202,6 +203,7 @@ def recover(run_dir: Path) -> CutOff | None:
     record.status, record.completed, record.in_progress, record.summary = "cut off", False, False, summary
     record.ended_at = record.ended_at or cut.last_write
     record.extra["cut_off"] = cut.to_dict()
+    record.extra["warnings"] = run_warnings(record.to_dict())  # the report's warnings, cut off included
     record.write(run_dir)
     return cut
 

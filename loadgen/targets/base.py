@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from loadgen.errors import ConfigError, TargetError
@@ -38,6 +39,9 @@ __all__ = [
     "Audit",
     "AuditFindings",
 ]
+
+#: DSQL refuses a transaction that writes more rows than this (54000); exactly this many is allowed.
+DSQL_MAX_ROWS_PER_TRANSACTION = 3000
 
 
 class AuditFindings(Protocol):
@@ -105,6 +109,9 @@ class Target:
     audit: Audit | None = None
     #: The live run's corner of the server (its own database or schema); None outside a run.
     scope: RunScope | None = None
+    #: The server's own counters over a window (DSQL: its CloudWatch metrics), for run.json's
+    #: ``cluster_metrics``; never raises (a problem is one line in ``unavailable``). None: it has none.
+    cluster_counters: Callable[[datetime, datetime], dict[str, Any]] | None = None
 
     def begin_run(self, run_id: str, users: int, *, exclusive: bool = False) -> RunScope | None:
         """Claim a corner of the server for one run, and room for its ``users`` connections,
@@ -174,7 +181,15 @@ def scenario_problem(dialect: str, scenario: Any) -> str | None:
     ``set_config('lock_timeout')`` DSQL refuses on every connection, and an isolation
     level other than snapshot would be silently ignored, mislabelling the cell.
     """
-    return target_problem(dialect, scenario)  # the knob table says which knobs a dialect refuses
+    problem = target_problem(dialect, scenario)  # the knob table says which knobs a dialect refuses
+    if problem is None and dialect == "dsql" and scenario.transaction == "multi-leg":
+        rows = scenario.legs + 2  # the payer, each payee, the ledger row
+        if rows > DSQL_MAX_ROWS_PER_TRANSACTION:
+            return (
+                f"legs = {scenario.legs} writes {rows:,} rows per transfer, beyond DSQL's {DSQL_MAX_ROWS_PER_TRANSACTION:,} rows "
+                f"per transaction (every attempt would fail with 54000): at most {DSQL_MAX_ROWS_PER_TRANSACTION - 2:,} legs"
+            )
+    return problem
 
 
 def check_cells(dialect: str, cells: Any) -> None:

@@ -110,8 +110,9 @@ class UserConnections:
         self.refused: str | None = None
         self.closed = False
         self._users: set[UserConnection] = set()
-        #: Opened before the measured period (prewarm), each handed to the next user without one.
-        self._spare: list[psycopg.Connection[Any]] = []
+        #: Opened before the measured period (prewarm), each handed to the next user without one,
+        #: with when it must be replaced (its lifetime counts from its opening, not from its handing over).
+        self._spare: list[tuple[psycopg.Connection[Any], float | None]] = []
 
     def prewarm(self, n: int, concurrency: int = 32) -> None:
         """Open ``n`` connections now, ``concurrency`` at a time; users take them as they start.
@@ -127,7 +128,7 @@ class UserConnections:
                 if failures:
                     return
                 try:
-                    self._spare.append(self.connect())
+                    self._spare.append((self.connect(), self.expiry()))
                     return
                 except psycopg.Error as e:
                     if e.sqlstate != "53400" or retry == RATE_LIMIT_RETRIES:
@@ -146,12 +147,13 @@ class UserConnections:
             self._close_spares()
             raise failures[0]
 
-    def take_spare(self) -> psycopg.Connection[Any] | None:
+    def take_spare(self) -> tuple[psycopg.Connection[Any], float | None] | None:
+        """A prewarmed connection and when it expires, or None."""
         return self._spare.pop() if self._spare else None
 
     def _close_spares(self) -> None:
         while self._spare:
-            conn = self._spare.pop()
+            conn, _ = self._spare.pop()
             self.open -= 1
             conn.close()
 
@@ -241,8 +243,13 @@ class UserConnection:
                 self._drop()  # DSQL ends a connection at 60 minutes: replace it first
             else:
                 return conn
-        conn = self._owner.take_spare() or self._owner.connect()
-        self._conn, self._expires = conn, self._owner.expiry()
+        spare = self._owner.take_spare()
+        if spare is not None and spare[1] is not None and time.monotonic() >= spare[1]:
+            self._owner.closed_one()  # waited too long to be taken: it would outlive DSQL's 60 minutes
+            spare[0].close()
+            spare = None
+        conn, expires = spare if spare is not None else (self._owner.connect(), self._owner.expiry())
+        self._conn, self._expires = conn, expires
         return conn
 
     def putconn(self, conn: psycopg.Connection[Any]) -> None:

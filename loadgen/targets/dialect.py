@@ -46,7 +46,7 @@ from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from loadgen.errors import ConfigError
-from loadgen.targets.base import Target
+from loadgen.targets.base import DSQL_MAX_ROWS_PER_TRANSACTION, Target
 from loadgen.targets.embedded import RUN_DATABASE_PREFIX
 from loadgen.targets.scope import RunScope
 
@@ -65,15 +65,16 @@ __all__ = [
 ]
 
 DIALECTS: tuple[str, ...] = ("postgresql", "dsql")
-DSQL_MAX_ROWS_PER_TRANSACTION = 3000
 
 _I = re.IGNORECASE | re.DOTALL
 #: Statement-level rules: (rule, pattern that breaks it).
 STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
-        "no isolation level (DSQL has one; BEGIN only)",
+        "no isolation level but DSQL's own (BEGIN, or BEGIN ISOLATION LEVEL REPEATABLE READ)",
         re.compile(
-            r"^\s*(SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)|(BEGIN|START\s+TRANSACTION)\b.*\bISOLATION\b)|default_transaction_isolation",
+            r"^\s*(SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)"
+            r"|(BEGIN|START\s+TRANSACTION)\b.*\bISOLATION\s+LEVEL\s+(?!REPEATABLE\s+READ\b))"
+            r"|default_transaction_isolation",
             _I,
         ),
     ),
@@ -83,7 +84,6 @@ STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
         "no temporary tables",
         re.compile(r"^\s*CREATE\s+((GLOBAL|LOCAL)\s+)?(TEMP|TEMPORARY|UNLOGGED)\s+TABLE\b|\bINTO\s+TEMP(ORARY)?\b", _I),
     ),
-    ("no foreign keys", re.compile(r"^\s*(CREATE|ALTER)\s+TABLE\b.*\b(REFERENCES|FOREIGN\s+KEY)\b", _I)),
     ("no extensions", re.compile(r"^\s*CREATE\s+EXTENSION\b", _I)),
     (
         "no SET of a setting DSQL does not allow (e.g. lock_timeout)",
@@ -95,13 +95,22 @@ STATEMENT_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     ("no pg_stat_activity (not known to work on DSQL; AWS's own tests avoid it)", re.compile(r"\bpg_stat_activity\b", _I)),
     ("no LOCK TABLE (DSQL: unsupported statement: Lock)", re.compile(r"^\s*LOCK\b", _I)),
+    (
+        "no FOR SHARE or FOR NO KEY UPDATE (DSQL locks only FOR UPDATE and FOR KEY SHARE)",
+        re.compile(r"\bFOR\s+(NO\s+KEY\s+UPDATE|SHARE)\b", _I),
+    ),
 )
 #: DSQL takes ``SELECT ... FOR UPDATE`` only with an equality predicate on the primary key.
-_FOR_UPDATE = re.compile(r"\bFOR\s+(NO\s+KEY\s+)?UPDATE\b", _I)
+_FOR_UPDATE = re.compile(r"\bFOR\s+UPDATE\b", _I)
 _FOR_UPDATE_BY_KEY = re.compile(r"\bWHERE\s+id\s*=\s*(\$\d+|%s|\d+)\s+FOR\s+UPDATE\s*$", _I)
 FOR_UPDATE_RULE = "FOR UPDATE only with an equality predicate on the primary key (WHERE id = ...)"
-#: The conflict text DSQL sends with SQLSTATE 40001 (the older wording; AWS's docs show both).
-DSQL_CONFLICT_MESSAGE = "change conflicts with another transaction, please retry: (OC000)"
+#: The conflict text DSQL sends with SQLSTATE 40001 (its current wording; older clusters said
+#: "change conflicts with another transaction, please retry: (OC000)").
+DSQL_CONFLICT_MESSAGE = "mutation conflicts with another transaction, retry as needed (OC000)"
+#: Sent in place of a refused statement inside a transaction: the server then fails the
+#: statement and aborts the transaction itself, as DSQL does (later statements 25P02, COMMIT
+#: answers ROLLBACK). The audit skips it: it stands for a statement that was never sent.
+REFUSED_MARKER = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'refused by the --dialect dsql rehearsal'; END$$"
 _DDL = re.compile(r"^\s*(CREATE|ALTER|DROP)\b", re.IGNORECASE)
 _TXN_CONTROL = re.compile(r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT)\b", re.IGNORECASE)
 _ROWS_TAG = re.compile(r"^(INSERT \d+|UPDATE|DELETE|MERGE|COPY) (\d+)$")
@@ -207,6 +216,8 @@ def check_trace(text: str, connection: str = "?") -> AuditReport:
     rows = 0
 
     def executed(sql: str) -> None:
+        if sql == REFUSED_MARKER:
+            return
         for stmt in _split(sql):
             report.statements += 1
             txn.append(stmt)
@@ -328,12 +339,23 @@ class StatementAudit:
 
 
 class DsqlCursor(psycopg.Cursor[Any]):
-    """A cursor that answers like DSQL: refuses what DSQL refuses, reports conflicts as DSQL does."""
+    """A cursor that answers like DSQL: refuses what DSQL refuses, reports conflicts as DSQL does.
+
+    A refused statement inside a transaction (or one it would begin) aborts it, as on
+    DSQL: the server is handed :data:`REFUSED_MARKER` in its place and fails it, so later
+    statements get 25P02 and COMMIT answers ROLLBACK, from the server itself.
+    """
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> DsqlCursor:
         text = query if isinstance(query, str) else query.as_string(self.connection) if hasattr(query, "as_string") else str(query)
         refused = refusal(text)
         if refused is not None:
+            conn = self.connection
+            if not conn.autocommit or conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                try:
+                    super().execute(REFUSED_MARKER)
+                except psycopg.Error:
+                    pass  # expected: the server failed it, and the transaction with it
             raise refused
         try:
             super().execute(query, params, **kwargs)
@@ -363,6 +385,7 @@ class DsqlDialectTarget(Target):
         self.connection_class = self.audit.connection_class
         self.max_lifetime_s = inner.max_lifetime_s
         self.connect_kwargs = inner.connect_kwargs  # DSQL's fresh token per connection, if the inner target is DSQL
+        self.cluster_counters = inner.cluster_counters  # DSQL's CloudWatch metrics, likewise
         self.restart = inner.restart
         params = conninfo_to_dict(inner.conninfo())
         dbname = params.get("dbname") or params.get("user")

@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ SSLMODES = ("require", "verify-full")
 #: ``--sslrootcert`` by default: certifi's bundle (Mozilla's roots, Amazon Root CA 1-4 among
 #: them), found on every machine that has loadgen, whatever ``SSL_CERT_FILE`` says.
 CERTIFI = "certifi"
+#: ``--sslrootcert`` values that name a root store rather than a file: resolved on each machine.
+NAMED_ROOT_STORES = ("system", CERTIFI)
 
 _ENDPOINT = re.compile(r"^(?P<cluster>[a-z0-9]+)\.dsql(?:-[a-z0-9]+)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.on\.aws\.?$")
 _CLUSTER_ID = re.compile(r"^[a-z0-9]{10,}$")
@@ -299,16 +302,27 @@ class DsqlTarget(Target):
 
     def worker_settings(self, workers: int) -> dict[str, Any]:
         """What a worker process needs to reach the cluster itself: no secret (each worker signs
-        its own tokens from its own credentials chain) and its share of the connection budget."""
+        its own tokens from its own credentials chain) and its share of the connection budget.
+
+        Nothing that names this machine's files or configuration: a worker may run on another
+        machine. A CA bundle file travels as its content (certificates are public), a named
+        root store (``certifi``, ``system``) by name; the AWS profile not at all (a worker
+        signs with its own chain: AWS_PROFILE in its environment, an instance role, ...;
+        workers started here get this run's profile in their environment).
+        """
         share = max(1, workers)
+        roots = self.sslrootcert
+        pem: str | None = None
+        if roots is not None and roots not in NAMED_ROOT_STORES:
+            pem, roots = Path(roots).read_text(), None
         return {
             "endpoint": self.endpoint,
             "region": self.region,
             "db_user": self.db_user,
-            "profile": self.profile,
             "token_expiry_s": self.token_expiry_s,
             "sslmode": self.sslmode,
-            "sslrootcert": self.sslrootcert,
+            "sslrootcert": roots,
+            "sslrootcert_pem": pem,
             # DSQL counts new connections per cluster: the workers share the rate and the burst.
             "connect_rate": self.connect_rate / share,
             "connect_burst": max(1, self.connect_burst // share),
@@ -319,7 +333,17 @@ class DsqlTarget(Target):
 
     @classmethod
     def from_worker_settings(cls, settings: dict[str, Any]) -> DsqlTarget:
+        settings = dict(settings)
+        pem = settings.pop("sslrootcert_pem", None)
+        if pem is not None:
+            settings["sslrootcert"] = _private_file("loadgen-ca-", ".pem", pem)  # the master's CA bundle, here
         return cls(**settings)
+
+    def cluster_counters(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """The cluster's CloudWatch metrics over ``start``..``end`` (loadgen.targets.dsql_cloudwatch)."""
+        from loadgen.targets.dsql_cloudwatch import cluster_metrics  # lazy: DSQL's modules load for DSQL commands only
+
+        return cluster_metrics(self.endpoint.split(".", 1)[0], self.region, self.profile, start, end)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -369,7 +393,7 @@ def make_dsql_target(
             "this libpq (< 16) cannot verify against the system's CA roots: leave --sslrootcert out (certifi's roots), "
             "give a CA bundle file, or --sslmode require (encrypted, but the server's certificate is not checked)"
         )
-    if sslrootcert and sslrootcert not in ("system", CERTIFI):
+    if sslrootcert and sslrootcert not in NAMED_ROOT_STORES:
         if not Path(sslrootcert).is_file():
             raise ConfigError(f"--sslrootcert {sslrootcert}: no such file")
     return DsqlTarget(
@@ -383,6 +407,19 @@ def make_dsql_target(
         connect_rate=DEFAULT_CONNECT_RATE if connect_rate is None else connect_rate,
         max_connections=DSQL_MAX_CONNECTIONS if max_connections is None else max_connections,
     )
+
+
+def _private_file(prefix: str, suffix: str, text: str) -> str:
+    """A file of this process's, holding ``text``, removed when the process ends."""
+    import atexit
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix=prefix, suffix=suffix)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    atexit.register(lambda: Path(path).unlink(missing_ok=True))
+    return path
 
 
 def _session_region(profile: str | None) -> str | None:

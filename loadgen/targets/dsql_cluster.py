@@ -28,6 +28,12 @@ T = TypeVar("T")
 LOADGEN_TAGS = {"created-by": "loadgen"}
 #: A cluster in one of these can be updated or deleted: ACTIVE, or at rest (scaled down, woken by a connection).
 SETTLED = frozenset({"ACTIVE", "IDLE", "INACTIVE"})
+#: A multi-Region cluster created without its peer yet: it stays so until peered, and may be deleted as it is.
+PENDING_SETUP = "PENDING_SETUP"
+#: A multi-Region cluster whose deletion waits for its peers to be deleted too: nothing to do here but say so.
+PENDING_DELETE = "PENDING_DELETE"
+#: A deletion can start from these (a FAILED cluster can only be deleted).
+DELETABLE = SETTLED | {"FAILED", PENDING_SETUP}
 GONE = frozenset({"DELETED"})
 #: Tries of a call that meets a ConflictException (the cluster is busy with another change).
 CONFLICT_TRIES = 10
@@ -178,10 +184,12 @@ def delete_cluster(
 ) -> str:
     """Delete a cluster and wait until it is gone; its last status (``DELETED``).
 
-    Reads the cluster first: a cluster at rest (IDLE, INACTIVE) is deleted as it is;
-    one busy changing is waited for. Deletion protection is turned off only when on,
-    and turned back on if the deletion then fails, so a failure leaves the cluster
-    as it was found.
+    Reads the cluster first: a cluster at rest (IDLE, INACTIVE) or a multi-Region one
+    waiting for its peer (PENDING_SETUP) is deleted as it is; one busy changing is
+    waited for. A multi-Region cluster in PENDING_DELETE is already being deleted and
+    waits for its peers: its status is returned at once (the caller says what is left
+    to do). Deletion protection is turned off only when on, and turned back on if the
+    deletion then fails, so a failure leaves the cluster as it was found.
     """
     import botocore.exceptions  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
@@ -189,14 +197,20 @@ def delete_cluster(
     what = f"cannot delete DSQL cluster {identifier}"
     try:
         status, protected = _status(client, identifier)
-        if status in GONE:
+        if status in GONE or status == PENDING_DELETE:
             return status
         if status != "DELETING":
-            if status not in SETTLED | {"FAILED"}:  # a FAILED cluster can only be deleted
+            if status not in DELETABLE:
                 status = _wait_for(
-                    client, identifier, SETTLED | {"DELETING"} | GONE, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep
+                    client,
+                    identifier,
+                    DELETABLE | {"DELETING", PENDING_DELETE} | GONE,
+                    "ACTIVE, IDLE or INACTIVE",
+                    delay_s,
+                    max_wait_s,
+                    sleep,
                 )
-            if status in GONE:
+            if status in GONE or status == PENDING_DELETE:
                 return status
     except errors as e:
         raise _fail(what, e) from None
@@ -205,21 +219,23 @@ def delete_cluster(
             if protected:
                 _retry_conflict(lambda: client.update_cluster(identifier=identifier, deletionProtectionEnabled=False), delay_s, sleep)
                 # The update passes through UPDATING; DeleteCluster wants a settled cluster.
-                _wait_for(client, identifier, SETTLED, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep)
+                _wait_for(client, identifier, DELETABLE - {"FAILED"}, "ACTIVE, IDLE or INACTIVE", delay_s, max_wait_s, sleep)
             _retry_conflict(lambda: client.delete_cluster(identifier=identifier, clientToken=str(uuid.uuid4())), delay_s, sleep)
         except (*errors, TargetError) as e:
-            note = _restore_protection(client, identifier) if protected else ""
+            note = _restore_protection(client, identifier, delay_s, sleep) if protected else ""
             raise _fail(what + note, e) from None
     try:
-        return _wait_for(client, identifier, GONE, "deleted", delay_s, max_wait_s, sleep)
+        # A multi-Region cluster stops at PENDING_DELETE until its peers are deleted too.
+        return _wait_for(client, identifier, GONE | {PENDING_DELETE}, "deleted", delay_s, max_wait_s, sleep)
     except errors as e:
         raise _fail(f"cluster {identifier} is deleting, but", e) from None
 
 
-def _restore_protection(client: Any, identifier: str) -> str:
-    """Turn deletion protection back on after a failed deletion; what to tell the user."""
+def _restore_protection(client: Any, identifier: str, delay_s: float, sleep: Callable[[float], None]) -> str:
+    """Turn deletion protection back on after a failed deletion (retried while the cluster is
+    busy with the change just made: ConflictException); what to tell the user."""
     try:
-        client.update_cluster(identifier=identifier, deletionProtectionEnabled=True)
+        _retry_conflict(lambda: client.update_cluster(identifier=identifier, deletionProtectionEnabled=True), delay_s, sleep)
     except Exception:  # noqa: BLE001 - reported in the message
         return " (deletion protection is now OFF: turn it back on in the console)"
     return " (deletion protection turned back on)"
@@ -253,6 +269,6 @@ def ephemeral_cluster(
         for identifier in created:
             try:
                 status = delete_cluster(client, identifier, delay_s=delay_s, max_wait_s=max_wait_s, sleep=sleep)
-                log(f"loadgen dsql: cluster {identifier} {status.lower()}")
+                log(f"loadgen dsql: cluster {identifier} {status.lower().replace('_', ' ')}")
             except TargetError as e:
                 log(f"loadgen dsql: {e}; delete it by hand: loadgen dsql delete {identifier}")

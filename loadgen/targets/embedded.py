@@ -414,6 +414,10 @@ class EmbeddedPostgres:
             return ""
         return lines[-1] if lines else ""
 
+    def postmaster_pid(self) -> int | None:
+        """The running server's process id, from its pid file (no query); None when it is not running."""
+        return self._postmaster_pid()
+
     def _postmaster_pid(self) -> int | None:
         try:
             first = (self.pgdata / "postmaster.pid").read_text().splitlines()[0]

@@ -5,7 +5,9 @@ failed request; a CI job built on ``locust -f loadgen/ui/locustfile.py --headles
 would fail on every healthy run. To loadgen a conflict is the measurement. What is a
 failure is money created or lost (a broken invariant) or results that could not be
 written, as ``loadgen run`` says with its own exit code 1. An interrupted test (Ctrl-C
-while users run) exits 130, as ``loadgen run`` does.
+while users run) exits 130, as ``loadgen run`` does. A test above one of its gates
+(``--max-conflict-rate`` ..., loadgen.results.gates) exits 3, one line per breach;
+broken invariants win over gates.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import logging
 from typing import Any
 
 from loadgen.errors import LoadgenError
+from loadgen.results.gates import EXIT_GATE, breach_lines
 from loadgen.results.rundir import read_run
 
-__all__ = ["ExitCode", "EXIT_OK", "EXIT_BROKEN", "EXIT_INTERRUPTED"]
+__all__ = ["ExitCode", "EXIT_OK", "EXIT_BROKEN", "EXIT_INTERRUPTED", "EXIT_GATE"]
 
 EXIT_OK, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -30,6 +33,7 @@ class ExitCode:
         self.plugin = plugin  # loadgen.ui.webui.LoadgenPlugin: its run_dir, error and role
         self.env = plugin.env
         self.broken: list[str] = []  # one line per test that broke an invariant or lost its results
+        self.breached: list[str] = []  # one line per gate a test breached
 
     def register(self) -> None:
         # Registered after the plugin's own listeners (webui.install): its test_stop has written the run by now.
@@ -56,6 +60,7 @@ class ExitCode:
         if not record.invariants_hold:
             failed = [i.detail or i.name for i in record.sections.invariants or () if not i.ok]
             self.broken.append(f"{plugin.run_dir.name}: invariants broken: {'; '.join(map(str, failed))}")
+        self.breached += breach_lines(record.to_dict().get("gates"), f" ({plugin.run_dir.name})")
 
     def on_quitting(self, environment: Any, **_: Any) -> None:
         state = getattr(environment.runner, "state", None)
@@ -63,8 +68,10 @@ class ExitCode:
             code = EXIT_BROKEN
         elif state in ("spawning", "running"):
             code = EXIT_INTERRUPTED  # quit while users ran: no test finished its checks
+        elif self.breached:
+            code = EXIT_GATE
         else:
             code = EXIT_OK
         environment.process_exit_code = code
-        for line in self.broken:
+        for line in self.broken + self.breached:
             log.error("loadgen: %s", line)

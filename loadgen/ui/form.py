@@ -30,6 +30,16 @@ FORM_TYPES: dict[str, type] = {**{k.form_dest: k.form_type for k in FORM_KNOBS i
 def add_arguments(parser: Any) -> None:
     """loadgen's settings as Locust options; all but ``--out`` appear in the start form."""
     g = parser  # argument groups do not take include_in_web_ui / is_secret
+    # Where the test runs first, then the workload (the knob table's order): the form lists them so.
+    g.add_argument(
+        "--target", default="embedded", choices=list(UI_TARGETS), help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)"
+    )
+    g.add_argument(
+        "--dsn",
+        default="",
+        is_secret=True,
+        help="Connection string for target postgres (kept out of pages and files; or set LOADGEN_DSN)",
+    )
     for knob in FORM_KNOBS:
         assert knob.form is not None and knob.field is not None
         g.add_argument(
@@ -40,15 +50,6 @@ def add_arguments(parser: Any) -> None:
             choices=list(knob.choices) if knob.choices else None,
             help=_sentence(knob),
         )
-    g.add_argument(
-        "--target", default="embedded", choices=list(UI_TARGETS), help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)"
-    )
-    g.add_argument(
-        "--dsn",
-        default="",
-        is_secret=True,
-        help="Connection string for target postgres (kept out of pages and files; or set LOADGEN_DSN)",
-    )
     g.add_argument("--out", default="reports", include_in_web_ui=False, help="Each test's results go in a new directory under this one")
     # Safe by default: Locust's own default is every interface. And on Stop, give users
     # a moment to finish the transaction in hand rather than kill them mid-statement

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
-from loadgen.results.metrics import LABELS
+from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, LABELS, breakdown
 from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
@@ -47,12 +47,42 @@ class Plugin(Protocol):
     def attempts_parquet(self) -> bytes | Path | None: ...
     def run_json(self) -> bytes | Path | None: ...
     def write_report(self, run_dir: Path) -> None: ...
+    def make_target(self) -> Any: ...
 
 
 TAB_KEY = "contention"
 _PAGE = Path(__file__).with_name("static") / "contention.html"
 #: Runner states between a stop request and "stopped".
 _STOPPING_STATES = ("cleanup", "stopping")
+
+
+#: Opens the start form's "Custom parameters" panel once React has drawn it (Locust keeps it collapsed).
+_OPEN_FIELDS = """<script>
+(() => {
+  const open = () => {
+    const summary = [...document.querySelectorAll("[aria-expanded]")].find((e) => e.textContent.trim() === "Custom parameters");
+    if (!summary) return false;
+    if (summary.getAttribute("aria-expanded") !== "true") summary.click();
+    return true;
+  };
+  if (!open()) {
+    const watch = new MutationObserver(() => { if (open()) watch.disconnect(); });
+    watch.observe(document.documentElement, {childList: true, subtree: true});
+  }
+})();
+</script>
+"""
+
+
+def target_description(plugin: Plugin) -> str:
+    """Where the test runs, without secrets: ``embedded PostgreSQL at postgresql://...`` for the Host field."""
+    try:
+        target = plugin.make_target()
+    except LoadgenError:
+        return str(getattr(plugin.env.parsed_options, "target", "embedded"))
+    d = target.describe()
+    where = d.get("url") or d.get("dsn") or d.get("endpoint") or ""
+    return f"loadgen target {target.kind}" + (f": {where}" if where else "")
 
 
 def _report_available() -> bool:
@@ -75,7 +105,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     t = data["totals"]
     rows = [
         {"section": "headline", "metric": LABELS["conflict_rate"], "value": _pct(t["conflict_rate"])},
-        {"section": "headline", "metric": LABELS["contention_rate"], "value": _pct(t["contention_rate"])},
+        {"section": "headline", "metric": "conflicts by kind", "value": breakdown(t.get("conflicts_by_kind") or {}, KIND_LABELS) or "–"},
         {"section": "headline", "metric": LABELS["retried_share"], "value": _pct(t["retried_share"])},
         {"section": "headline", "metric": LABELS["retries_per_commit"], "value": _num(t["retries_per_commit"])},
         {
@@ -87,7 +117,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     ]
     if data.get("timeline"):
         last = data["timeline"][-1]
-        rows.append({"section": "now", "metric": "conflict rate, last second", "value": _pct(last["conflict_rate"])})
+        rows.append({"section": "now", "metric": f"{CONFLICT_RATE}, last second", "value": _pct(last["conflict_rate"])})
         rows.append({"section": "now", "metric": LABELS["throughput_commits_per_s"], "value": _num(last["throughput_commits_per_s"], 1)})
     for h in t["attempts_histogram"]:
         rows.append({"section": "attempts per transaction", "metric": f"{h['attempts']} attempt(s)", "value": str(h["transactions"])})
@@ -109,8 +139,10 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _scrub_secrets(web_ui: WebUI) -> None:
-    """Keep secret options' command-line values out of the page's template arguments."""
+def _scrub_secrets(web_ui: WebUI, plugin: Plugin) -> None:
+    """Keep secret options' command-line values out of the page's template arguments, and speak loadgen
+    in the start form: its Host field shows where the test runs (the target's redacted description),
+    so Locust's "no host attribute" notice never shows."""
     original = web_ui.update_template_args
 
     def update_template_args() -> None:
@@ -118,8 +150,28 @@ def _scrub_secrets(web_ui: WebUI) -> None:
         for option in (web_ui.template_args.get("extra_options") or {}).values():
             if option.get("is_secret"):
                 option["default_value"] = ""
+        web_ui.template_args["host"] = target_description(plugin)
+        web_ui.template_args["missing_host_warning"] = False
 
     web_ui.update_template_args = update_template_args  # type: ignore[method-assign]
+
+
+def _start_form_speaks_loadgen(app: Any) -> None:
+    """Locust's start form with loadgen's fields in sight and in their declared order."""
+    # The page gets its options through Jinja's tojson, which sorts keys: the start form would list
+    # loadgen's fields alphabetically. Kept in the order they were declared: target first, then the
+    # workload (the knob table's order), then the retry policy and the rest.
+    app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+
+    @app.after_request
+    def open_loadgen_fields(response: Response) -> Response:
+        # Locust's form keeps its custom parameters (target, workload) in a collapsed panel: open it
+        # when the page has drawn it, so loadgen's own fields are in sight with Locust's.
+        if request.path in ("/", "/index.html") and response.mimetype == "text/html" and not response.direct_passthrough:
+            page = response.get_data(as_text=True)
+            if "</body>" in page:
+                response.set_data(page.replace("</body>", _OPEN_FIELDS + "</body>", 1))
+        return response
 
 
 def attach(plugin: Plugin, web_ui: WebUI) -> None:
@@ -127,7 +179,8 @@ def attach(plugin: Plugin, web_ui: WebUI) -> None:
     assert app is not None
     guard = web_ui.auth_required_if_enabled
     report = _report_available()
-    _scrub_secrets(web_ui)
+    _scrub_secrets(web_ui, plugin)
+    _start_form_speaks_loadgen(app)
 
     downloads = [
         {"href": "./contention", "title": "Contention: live charts"},
@@ -159,6 +212,8 @@ def attach(plugin: Plugin, web_ui: WebUI) -> None:
     def contention_data() -> Response:
         data = plugin.data()
         data["downloads"] = {"report": report}
+        # The page titles the figure with the one label (loadgen.results.metrics), not a copy of it.
+        data["labels"] = {"conflict_rate": CONFLICT_RATE, "conflict_rate_definition": CONFLICT_RATE_DEFINITION, "kinds": KIND_LABELS}
         return jsonify(data)
 
     @app.route("/contention/download/<name>")
