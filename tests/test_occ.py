@@ -92,7 +92,7 @@ def test_hot_run_in_nowait_mode_has_no_deadlock_and_no_lock_wait(target: Embedde
     timeouts = df[df["outcome"] == "lock_timeout"]
     assert len(timeouts) > 0 and set(timeouts["failed_at"]) <= {"debit", "credit", "ledger"}
     # Row locks are taken at debit and credit. The ledger INSERT takes no row lock another
-    # transfer holds, but with 50 writers appending it may wait on the table's extension
+    # transfer holds; with 50 writers appending it most likely waited on the table's extension
     # lock, and at a 1 ms lock_timeout that wait too ends in 55P03 (seen once in 11,494).
     assert timeouts["failed_at"].isin(["debit", "credit"]).mean() >= 0.99
     assert result.invariants_hold
