@@ -121,18 +121,22 @@ def hot_keys(c: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     ``conflicts``: conflicted attempts touching the account; ``attempts``: all attempts
     touching it; ``conflict_rate``: their ratio; ``share``: conflicts / all conflicted attempts.
     """
-    cols = ["account", "conflicts", "attempts", "conflict_rate", "share"]
     if c.empty:
-        return pd.DataFrame({k: [] for k in cols})
+        return hot_keys_from_counts(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, top)
     payer, payee = c["payer"].to_numpy(), c["payee"].to_numpy()
     conflict = c["outcome"].isin(CONTENTION).to_numpy()
     size = int(max(payer.max(), payee.max())) + 1
     touched = np.bincount(payer, minlength=size) + np.bincount(payee, minlength=size)
     hit = np.bincount(payer[conflict], minlength=size) + np.bincount(payee[conflict], minlength=size)
-    total = int(conflict.sum())
-    if total == 0:
+    return hot_keys_from_counts(touched, hit, int(conflict.sum()), top)
+
+
+def hot_keys_from_counts(touched: np.ndarray, hit: np.ndarray, conflicts: int, top: int) -> pd.DataFrame:
+    """``hot_keys`` from per-account counts (index = account id): attempts touching it, conflicted ones among them."""
+    cols = ["account", "conflicts", "attempts", "conflict_rate", "share"]
+    if conflicts == 0:
         return pd.DataFrame({k: [] for k in cols})
-    order = np.lexsort((np.arange(size), -hit))[:top]
+    order = np.lexsort((np.arange(len(touched)), -hit))[:top]
     order = order[hit[order] > 0]
     return pd.DataFrame(
         {
@@ -140,7 +144,7 @@ def hot_keys(c: pd.DataFrame, top: int = 10) -> pd.DataFrame:
             "conflicts": hit[order],
             "attempts": touched[order],
             "conflict_rate": hit[order] / np.maximum(touched[order], 1),
-            "share": hit[order] / total,
+            "share": hit[order] / conflicts,
         }
     )
 

@@ -145,7 +145,7 @@ def reduce_attempts(
         headline=headline,
         timeline=tl if tl is not None else A.timeline(pd.DataFrame(columns=["start_ms"]), pd.DataFrame()),
         distribution=_distribution(dist, int(t)),
-        hot_keys=_hot_keys(c.touched, c.hit, c.conflicts, top_keys) if n else A.hot_keys(pd.DataFrame()),
+        hot_keys=A.hot_keys_from_counts(c.touched, c.hit, c.conflicts, top_keys) if n else A.hot_keys(pd.DataFrame()),
         by_attempt=_by_attempt(c.class_n, c.class_conflicts, att_p),
         t0_ms=t0 if t else None,
         fit=FitSums(c.committed, c.committed_ms, n if all_harmful else c.committed, c.harmful_ms),
@@ -257,25 +257,6 @@ def _distribution(rows: list[tuple[Any, ...]], t: int) -> pd.DataFrame:
     counts = np.array([int(r[1]) for r in rows], dtype=np.int64)
     ok = np.array([int(r[2]) for r in rows], dtype=np.int64)
     return pd.DataFrame({"attempts": ks, "transactions": counts, "share": counts / t, "committed": ok})
-
-
-def _hot_keys(touched: np.ndarray, hit: np.ndarray, conflicts: int, top: int) -> pd.DataFrame:
-    """analysis.hot_keys from its per-account counts."""
-    cols = ["account", "conflicts", "attempts", "conflict_rate", "share"]
-    if conflicts == 0:
-        return pd.DataFrame({k: [] for k in cols})
-    size = len(touched)
-    order = np.lexsort((np.arange(size), -hit))[:top]
-    order = order[hit[order] > 0]
-    return pd.DataFrame(
-        {
-            "account": order,
-            "conflicts": hit[order],
-            "attempts": touched[order],
-            "conflict_rate": hit[order] / np.maximum(touched[order], 1),
-            "share": hit[order] / conflicts,
-        }
-    )
 
 
 def _by_attempt(class_n: np.ndarray, class_conflicts: np.ndarray, att_p: dict[int, list[float] | None]) -> pd.DataFrame:
