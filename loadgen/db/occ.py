@@ -205,10 +205,9 @@ def _read_checked(t: Snapshot, req: TransferRequest) -> int:
     return balance
 
 
-def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
-    t = Snapshot(conn, phase)
-    t.phase.step = steps.READ
-    balance = _read_checked(t, req)
+def _debit_known_credit_record(t: Snapshot, req: TransferRequest, balance: int) -> None:
+    """The tail of the shapes that read the payer's balance first: its new balance written (no
+    round trip: the value is known), credit, ledger row, COMMIT."""
     t.phase.step = steps.DEBIT
     t.write(req.payer, balance - req.amount)
     t.phase.step = steps.CREDIT
@@ -216,6 +215,13 @@ def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phas
     t.phase.step = steps.LEDGER
     t.ledger(req, req.payee, req.amount)
     t.commit()
+
+
+def select_then_update(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
+    t = Snapshot(conn, phase)
+    t.phase.step = steps.READ
+    balance = _read_checked(t, req)
+    _debit_known_credit_record(t, req, balance)
 
 
 def single_statement(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
@@ -283,13 +289,7 @@ def _joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase
     minimum = getattr(req, "minimum", 0)
     if own < req.amount or joint - req.amount < minimum:
         t.fail(InsufficientFunds(f"customer of account {req.payer} would drop below the joint minimum {minimum}"))
-    t.phase.step = steps.DEBIT
-    t.write(req.payer, own - req.amount)
-    t.phase.step = steps.CREDIT
-    _credit(t, req.payee, req.amount)
-    t.phase.step = steps.LEDGER
-    t.ledger(req, req.payee, req.amount)
-    t.commit()
+    _debit_known_credit_record(t, req, own)
 
 
 def joint_withdrawal(conn: psycopg.Connection[Any], req: TransferRequest, phase: Any = None) -> None:
