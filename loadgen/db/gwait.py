@@ -120,15 +120,7 @@ class GeventConnection(psycopg.Connection[Any]):
         mid-query (a killed greenlet), the connection is closed: its state is unknown.
         """
         pg = self.pgconn
-        fileno = pg.socket
-        cached = self._lg_watchers
-        if cached is None or cached[0] != fileno:
-            cached = self._lg_watchers = (fileno, {})
-        watchers = cached[1]
-        hub = get_hub()
-        reader = watchers.get(_EV_READ)
-        if reader is None:
-            reader = watchers[_EV_READ] = hub.loop.io(fileno, _EV_READ)
+        fileno, watchers, hub, reader = self._watch()
         result = None
         try:
             while pg.flush():  # nonblocking libpq: 1 while some of the query is still unsent
@@ -155,6 +147,19 @@ class GeventConnection(psycopg.Connection[Any]):
                 pg.finish()
             raise
 
+    def _watch(self) -> tuple[int, dict[int, Any], Any, Any]:
+        """The socket's watchers, kept while the socket stays the same: (fileno, watchers by event, hub, reader)."""
+        fileno = self.pgconn.socket
+        cached = self._lg_watchers
+        if cached is None or cached[0] != fileno:
+            cached = self._lg_watchers = (fileno, {})
+        watchers = cached[1]
+        hub = get_hub()
+        reader = watchers.get(_EV_READ)
+        if reader is None:
+            reader = watchers[_EV_READ] = hub.loop.io(fileno, _EV_READ)
+        return fileno, watchers, hub, reader
+
     def delay(self, commit: bool = False) -> None:
         """Before a round trip of loadgen.db.occ: the emulated latency's wait (loadgen.db.delay); none here."""
 
@@ -166,15 +171,7 @@ class GeventConnection(psycopg.Connection[Any]):
         returns the last result otherwise.
         """
         pg = self.pgconn
-        fileno = pg.socket
-        cached = self._lg_watchers
-        if cached is None or cached[0] != fileno:
-            cached = self._lg_watchers = (fileno, {})
-        watchers = cached[1]
-        hub = get_hub()
-        reader = watchers.get(_EV_READ)
-        if reader is None:
-            reader = watchers[_EV_READ] = hub.loop.io(fileno, _EV_READ)
+        fileno, watchers, hub, reader = self._watch()
         failed = last = None
         try:
             while pg.flush():
