@@ -15,9 +15,12 @@ import pytest
 from conftest import run_cli
 
 from loadgen.db.schema import BATCH_ROWS, reset
+from loadgen.targets.audit import check_trace
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.connection import open_connection
-from loadgen.targets.dialect import DsqlDialectTarget, check_statement, check_trace
+from loadgen.targets.dsql_rules import check_statement
+from loadgen.targets.libpq_trace import transactions
+from loadgen.targets.rehearsal import DsqlRehearsalTarget
 
 # A hand-written trace in libpq's format (tabs between fields), one transaction per block.
 BAD_TRACE = "\n".join(
@@ -50,6 +53,20 @@ def test_checker_finds_every_kind_of_rule_breaking() -> None:
     assert not any("foreign" in r for r in rules), "DSQL accepts foreign keys"
     assert "no TRUNCATE" in rules and "no SAVEPOINT" in rules
     assert report.transactions == 3
+
+
+def test_the_trace_reads_back_as_transactions_with_their_rows() -> None:
+    # The parser alone (no DSQL rule): prepared statements resolved at Bind, a transaction
+    # closed at ReadyForQuery "I", rows summed from the CommandComplete tags.
+    txns = list(transactions(BAD_TRACE))
+    assert [t.queries for t in txns] == [
+        ["BEGIN ISOLATION LEVEL SERIALIZABLE", "CREATE TABLE a (id int)", "INSERT INTO a SELECT generate_series(1, 3001)", "COMMIT"],
+        ["CREATE TABLE b (id int REFERENCES a (id))"],
+        ["TRUNCATE a; SAVEPOINT s1"],
+    ]
+    assert [t.rows_written for t in txns] == [3001, 0, 0]
+    cut_off = list(transactions('F\t1\tQuery\t "BEGIN"\nF\t1\tQuery\t "UPDATE a SET id = 1"\nB\t1\tCommandComplete\t "UPDATE 2"'))
+    assert [(t.queries, t.rows_written) for t in cut_off] == [(["BEGIN", "UPDATE a SET id = 1"], 2)]
 
 
 def test_two_ddl_in_one_transaction_are_one_too_many() -> None:
@@ -98,7 +115,7 @@ def test_statements_dsql_accepts_pass(sql: str) -> None:
 
 def test_set_up_on_the_dsql_path_keeps_the_rules_and_postgres_path_does_not(embedded: Any) -> None:
     # 7,001 accounts: eight seeding batches, the last of one row.
-    target = DsqlDialectTarget(EmbeddedTarget(embedded))
+    target = DsqlRehearsalTarget(EmbeddedTarget(embedded))
     try:
         with open_connection(target, autocommit=True) as c:
             assert c.execute("SHOW transaction_isolation").fetchone() == ("repeatable read",)
@@ -123,7 +140,7 @@ def test_set_up_retries_a_conflict(embedded: Any) -> None:
     here the reset's DROP of the accounts (the DSQL path drops and remakes the tables) meets the row lock."""
     import threading
 
-    target = DsqlDialectTarget(EmbeddedTarget(embedded))
+    target = DsqlRehearsalTarget(EmbeddedTarget(embedded))
     try:
         with open_connection(target, autocommit=True) as c:
             reset(c, 10, 100, truncate=False)

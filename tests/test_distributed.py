@@ -197,8 +197,8 @@ def test_a_worker_killed_mid_run_is_reported_not_hidden(target: EmbeddedTarget, 
 
 
 def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_rate(fake_aws: dict[str, int]) -> None:
-    from loadgen.targets.dialect import DsqlDialectTarget
     from loadgen.targets.dsql import DsqlTarget, make_dsql_target
+    from loadgen.targets.rehearsal import DsqlRehearsalTarget
 
     signer = make_dsql_target(ENDPOINT, db_user="app_rw", connect_rate=80)
     signer.prepare(100)  # signs a token: it must not travel
@@ -215,8 +215,8 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "certifi"), "each worker resolves certifi's bundle itself"
     # DSQL limits new connections per cluster: four workers share the budget.
     assert rebuilt.pacer.rate == 20.0 and rebuilt.pacer.burst == target.connect_burst // 4
-    rehearsal = worker_target(_target_setup(DsqlDialectTarget(target), workers=2))
-    assert isinstance(rehearsal, DsqlDialectTarget) and isinstance(rehearsal.inner, DsqlTarget)
+    rehearsal = worker_target(_target_setup(DsqlRehearsalTarget(target), workers=2))
+    assert isinstance(rehearsal, DsqlRehearsalTarget) and isinstance(rehearsal.inner, DsqlTarget)
     rehearsal.audit.cleanup()
 
 

@@ -155,9 +155,9 @@ def test_a_run_records_the_clusters_counters_and_the_report_shows_them_beside_lo
     from loadgen.engine import runner
     from loadgen.model.scenario import Scenario
     from loadgen.targets.base import EmbeddedTarget
-    from loadgen.targets.dialect import DsqlDialectTarget
+    from loadgen.targets.rehearsal import DsqlRehearsalTarget
 
-    target = DsqlDialectTarget(EmbeddedTarget(embedded))
+    target = DsqlRehearsalTarget(EmbeddedTarget(embedded))
     windows: list[tuple[dt.datetime, dt.datetime]] = []
 
     def counters(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:

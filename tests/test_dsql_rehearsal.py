@@ -35,12 +35,13 @@ from loadgen.errors import ConfigError
 from loadgen.model.retry import RetryPolicy
 from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.connection import open_connection
-from loadgen.targets.dialect import DSQL_CONFLICT_MESSAGE, DsqlDialectTarget, check_statement
+from loadgen.targets.dsql_rules import DSQL_CONFLICT_MESSAGE, check_statement
+from loadgen.targets.rehearsal import DsqlRehearsalTarget
 
 
 @pytest.fixture
 def rehearsal(embedded: Any) -> Any:
-    target = DsqlDialectTarget(EmbeddedTarget(embedded))
+    target = DsqlRehearsalTarget(EmbeddedTarget(embedded))
     yield target
     target.audit.cleanup()
 

@@ -12,9 +12,9 @@ from loadgen.cli.main import build_parser
 from loadgen.errors import ConfigError
 from loadgen.model.scenariofile import load_text
 from loadgen.targets.base import EmbeddedTarget, PostgresTarget
-from loadgen.targets.dialect import DsqlDialectTarget
 from loadgen.targets.dsql import DsqlTarget
 from loadgen.targets.embedded import EmbeddedPostgres
+from loadgen.targets.rehearsal import DsqlRehearsalTarget
 from loadgen.targets.spec import KINDS, TargetSpec, make_target
 
 DSN = "postgresql://app:s3cret@db.example.com:5432/postgres"
@@ -81,7 +81,7 @@ def test_make_target_makes_every_kind_from_a_spec(monkeypatch: pytest.MonkeyPatc
     dsql = make_target(TargetSpec("dsql", endpoint=ENDPOINT, sslmode="require", db_user="app"))  # signs nothing yet: no AWS needed
     assert isinstance(dsql, DsqlTarget) and (dsql.region, dsql.db_user, dsql.dialect) == ("us-east-1", "app", "dsql")
     rehearsal = make_target(TargetSpec("postgres", dsn=DSN, dialect="dsql"))  # DSQL's rules rehearsed on PostgreSQL
-    assert isinstance(rehearsal, DsqlDialectTarget) and isinstance(rehearsal.underlying, PostgresTarget) and rehearsal.audit is not None
+    assert isinstance(rehearsal, DsqlRehearsalTarget) and isinstance(rehearsal.underlying, PostgresTarget) and rehearsal.audit is not None
     rehearsal.audit.cleanup()
 
 

@@ -181,9 +181,23 @@ def run_ephemeral(args: argparse.Namespace, run: Callable[[], int], check: Calla
 
 
 def report_dialect_check(target: Target, run_dir: Path) -> bool:
-    """After a ``--dialect dsql`` run: the statement audit's verdict (True when clean, or no audit)."""
-    if target.audit is None:
+    """After a ``--dialect dsql`` run: check the audited traffic, write dialect-check.json, say it in
+    one line; True when clean (or nothing was audited)."""
+    audit = target.audit
+    if audit is None:
         return True
-    from loadgen.targets.dialect import report_dialect_check as report  # lazy: DSQL's modules load for DSQL commands only
+    from loadgen.results import rundir  # lazy: pyarrow loads for commands that read or write runs only
 
-    return report(target, run_dir)
+    try:
+        findings = audit.check()
+    finally:
+        audit.cleanup()
+    rundir.write_dialect_check(run_dir, findings, audit.connections)
+    violations = findings.to_dict()["violations"]
+    print(
+        f"dialect dsql: {findings.statements} statements in {findings.transactions} transactions over "
+        f"{audit.connections} connections checked, {len(violations)} breaking DSQL's rules"
+    )
+    for v in violations[:10]:
+        print(f"  {v['rule']}: {v['statement']}")
+    return findings.ok

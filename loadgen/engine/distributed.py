@@ -66,8 +66,8 @@ from loadgen.model.outcomes import Outcome
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target, redact_conninfo
-from loadgen.targets.dialect import DsqlDialectTarget
 from loadgen.targets.dsql import DsqlTarget
+from loadgen.targets.rehearsal import DsqlRehearsalTarget
 
 __all__ = ["Fleet", "run_distributed", "run_worker", "WorkerAgent", "scenario_from_dict", "check_scale_out"]
 
@@ -172,7 +172,7 @@ def worker_target(setup: dict[str, Any]) -> Target:
     else:
         target = WorkerTarget(setup["kind"], setup["conninfo"], sets_isolation=bool(setup["sets_isolation"]))
     if setup.get("audit"):
-        target = DsqlDialectTarget(target)  # the rehearsal and its audit, in this worker too
+        target = DsqlRehearsalTarget(target)  # the rehearsal and its audit, in this worker too
     return target
 
 

@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 
 from loadgen.errors import LoadgenError
 from loadgen.results.recorder import ATTEMPT_SCHEMA, ATTEMPTS_FILE, attempts_format
-from loadgen.results.records import RUN_FILE, SWEEP_FILE, RecordError, RunRecord, SweepRecord
+from loadgen.results.records import RUN_FILE, SWEEP_FILE, RecordError, RunRecord, SweepRecord, write_json
 from loadgen.results.sections import CutOff
 from loadgen.results.stream import PARTS_DIR, is_writing, recover
+from loadgen.targets.base import AuditFindings
 
 __all__ = [
     "ATTEMPTS_FILE",
@@ -46,7 +47,12 @@ __all__ = [
     "attempts_schema",
     "recover_cut_off",
     "attempts_bytes",
+    "DIALECT_CHECK_FILE",
+    "write_dialect_check",
 ]
+
+#: A ``--dialect dsql`` run's statement audit, beside its run.json.
+DIALECT_CHECK_FILE = "dialect-check.json"
 
 #: Columns without which attempts.parquet is not the data contract's (the report's minimum).
 REQUIRED_COLUMNS = ("txn_id", "attempt", "started_at", "latency_ms", "outcome")
@@ -197,3 +203,21 @@ def attempts_bytes(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table.cast(ATTEMPT_SCHEMA) if not table.schema.equals(ATTEMPT_SCHEMA) else table, buf, compression="zstd")
     return buf.getvalue()
+
+
+def write_dialect_check(run_dir: Path, findings: AuditFindings, connections: int) -> Path:
+    """Write a ``--dialect dsql`` run's statement audit (its findings over ``connections``) as dialect-check.json."""
+    path = run_dir / DIALECT_CHECK_FILE
+    write_json(
+        path,
+        {
+            "dialect": "dsql",
+            "method": "libpq protocol trace of every connection",
+            "connections": connections,
+            "statements": findings.statements,
+            "transactions": findings.transactions,
+            "max_rows_written_per_transaction": findings.max_rows_written,
+            "violations": findings.to_dict()["violations"],
+        },
+    )
+    return path

@@ -45,7 +45,7 @@ DSQL_MAX_ROWS_PER_TRANSACTION = 3000
 
 
 class AuditFindings(Protocol):
-    """What a statement audit found (loadgen.targets.dialect.AuditReport)."""
+    """What a statement audit found (loadgen.targets.audit.AuditReport)."""
 
     statements: int
     transactions: int
@@ -60,10 +60,10 @@ class AuditFindings(Protocol):
 
 
 class Audit(Protocol):
-    """A target's check of every statement a run sends (loadgen.targets.dialect.StatementAudit: ``--dialect dsql``).
+    """A target's check of every statement a run sends (loadgen.targets.audit.StatementAudit: ``--dialect dsql``).
 
-    A Protocol, as psycopg_pool's abc.py does: the target holds an audit without importing
-    the dialect module, which builds its targets on this one.
+    A Protocol, as psycopg_pool's abc.py does: a target holds an audit, and the run directory
+    records its findings, without importing the audit (which builds on this module).
     """
 
     #: Connections audited, this process's and the workers' (add_remote).
@@ -99,7 +99,7 @@ class Target:
     #: Extra keyword arguments for *each new* connection, called once per connection
     #: (DSQL: a fresh IAM token, so the secret is never part of a connection string); None: none.
     connect_kwargs: Callable[[], dict[str, Any]] | None = None
-    #: The psycopg connection class to use (the dialect checker's traced connection); None: the default.
+    #: The psycopg connection class to use (the ``--dialect dsql`` rehearsal's traced one); None: the default.
     connection_class: type[psycopg.Connection[Any]] | None = None
     #: How long the pool may keep a connection (DSQL ends them at 60 minutes); None: no limit.
     max_lifetime_s: float | None = None

@@ -170,7 +170,7 @@ def make_target(spec: TargetSpec) -> Target:
     kind = KINDS[spec.kind]
     target = kind.make(spec)
     if spec.dialect == "dsql" and kind.dialect is None:
-        from loadgen.targets.dialect import DsqlDialectTarget  # lazy: it imports psycopg, which must come after gevent's patching
+        from loadgen.targets.rehearsal import DsqlRehearsalTarget  # lazy: it imports psycopg, which must come after gevent's patching
 
-        target = DsqlDialectTarget(target)
+        target = DsqlRehearsalTarget(target)
     return target
