@@ -1,4 +1,4 @@
-"""loadgen.results.client: the load generator's own cost, computed once for run.json, summary and report."""
+"""loadgen.results.client_cpu and fixed_cost: the load generator's own cost, computed once for run.json, summary and report."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loadgen.results.client import (
-    SATURATED_SHARE,
-    attempt_span,
-    busiest_share,
-    client_load,
-    fixed_cost,
-    process_start_time,
-    record_fixed_cost,
-    saturation_note,
-)
+from loadgen.results.client_cpu import SATURATED_SHARE, busiest_share, client_load, saturation_note
+from loadgen.results.fixed_cost import attempt_span, fixed_cost, process_start_time, record_fixed_cost
 from loadgen.results.records import RunRecord
 
 

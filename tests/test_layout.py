@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
 #: model -> db, targets -> results -> engine -> ui -> cli; report reads results and model.
 LAYERS = {
     "errors": 0,
+    "gcpause": 0,
     "model": 1,
     "db": 2,
     "targets": 2,

@@ -24,7 +24,7 @@ from loadgen.report.failures import by_step
 from loadgen.report.modelfit import fit_model
 from loadgen.report.whatif import inputs_from_run
 from loadgen.results import outofcore
-from loadgen.results.client import attempt_span
+from loadgen.results.fixed_cost import attempt_span
 from loadgen.results.metrics import SUMMARY_COLUMNS, in_flight_mean, summarize, summary_frame
 from loadgen.results.outofcore import ALL, Transactions, committed_latencies, compare_ledger, percentiles_of, summarize_files
 

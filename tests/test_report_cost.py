@@ -7,8 +7,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from loadgen.gcpause import collector_paused
 from loadgen.report import build_report
-from loadgen.results.client import collector_paused
 
 SAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "sample-quickstart"
 

@@ -29,7 +29,7 @@ from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model import knobs, scenariofile
 from loadgen.model.scenario import parse_duration
 from loadgen.model.scenariofile import Cell, ScenarioFile
-from loadgen.results.client import fixed_cost, process_start_time, record_fixed_cost
+from loadgen.results.fixed_cost import fixed_cost, process_start_time, record_fixed_cost
 from loadgen.results.records import SweepRecord
 from loadgen.targets.base import check_cells, redact_conninfo
 from loadgen.targets.embedded import EmbeddedPostgres

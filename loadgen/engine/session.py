@@ -43,10 +43,11 @@ from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.streaming import StreamedAttempts
 from loadgen.engine.users import ATTEMPT, NAME, TRANSACTION, TransferUser
 from loadgen.errors import OutputError, TargetError
+from loadgen.gcpause import collector_paused
 from loadgen.model.keys import distribution_for
 from loadgen.model.outcomes import COMMITTED, Outcome
 from loadgen.model.scenario import Scenario
-from loadgen.results.client import client_load, collector_paused
+from loadgen.results.client_cpu import client_load
 from loadgen.results.gates import evaluate as evaluate_gates
 from loadgen.results.machine import MachineWindow, light_rtt_ms
 from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency_of
@@ -82,7 +83,7 @@ class RunResult:
     #: Why the run ended early on its own (the database unreachable), if it did.
     aborted: str | None = None
     faults: list[dict[str, Any]] = field(default_factory=list)
-    #: The load generator's CPU use during the run (loadgen.results.client).
+    #: The load generator's CPU use during the run (loadgen.results.client_cpu).
     client: dict[str, Any] = field(default_factory=dict)
     report: Path | None = None
     #: Distributed runs: each worker process, what it sent and what it cost.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from loadgen.gcpause import collector_paused
 from loadgen.report.cells import Cell, analyse_runs
 from loadgen.report.data import ReportInputError, Study, load_study
 from loadgen.report.render import compare_sections, esc, nav, render_page, study_sections
 from loadgen.report.whatif import whatif_for
-from loadgen.results.client import collector_paused
 
 __all__ = ["build_report", "write_report", "write_run_report", "REPORT_FILE"]
 

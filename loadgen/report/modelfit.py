@@ -36,7 +36,7 @@ from loadgen.model.occsim import statements
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.report import analysis as A
 from loadgen.report.data import Run
-from loadgen.results.client import SATURATED_SHARE, busiest_share
+from loadgen.results.client_cpu import SATURATED_SHARE, busiest_share
 from loadgen.results.warnings import distortion
 
 __all__ = [

@@ -1,6 +1,6 @@
 """What the machine was doing while a run was measured: CPU busy share, load average, the server's CPU.
 
-A saturated *client* is one cause of distorted figures (loadgen.results.client); a
+A saturated *client* is one cause of distorted figures (loadgen.results.client_cpu); a
 saturated *machine* is the wider one: on a laptop or a 2-core CI runner the embedded
 server, the load generator and everything else share the cores, and once they are all
 busy every attempt also waits for a CPU. Latencies then measure queueing, throughput

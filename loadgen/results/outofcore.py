@@ -376,7 +376,7 @@ def summarize_files(
     paths: Sequence[Path], txns: Transactions | None = None
 ) -> tuple[dict[str, Any], float | None, tuple[float, float] | None]:
     """run.json's summary (the figures of loadgen.results.metrics.summarize, the same to the last bit but for
-    float sums), the mean in flight (metrics.in_flight_mean) and the attempts' span (results.client.attempt_span),
+    float sums), the mean in flight (metrics.in_flight_mean) and the attempts' span (results.fixed_cost.attempt_span),
     from the attempt files, out of core; ``txns``: their transactions, if grouped already."""
     from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, rates
 

@@ -155,7 +155,7 @@ class Summary(_Section):
 
 @dataclass(frozen=True)
 class ClientLoad(_Section):
-    """``client``: the load generator's own CPU use (loadgen.results.client.client_load) and its fixed cost."""
+    """``client``: the load generator's own CPU use (loadgen.results.client_cpu.client_load) and its fixed cost."""
 
     wall_s: float | None = None
     cpu_s: float | None = None

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from loadgen.model.occsim import statements
-from loadgen.results.client import saturation_note
+from loadgen.results.client_cpu import saturation_note
 from loadgen.results.metrics import CONFLICT_RATE, wilson_interval
 
 __all__ = [
