@@ -20,7 +20,7 @@ from gevent.event import Event
 
 from loadgen.db.cc import session_settings, with_session_settings
 from loadgen.db.gwait import GeventConnection
-from loadgen.db.occ import OCC_SHAPES, Snapshot, occ_shape
+from loadgen.db.occ import OCC_SHAPE_FUNCTIONS, Snapshot, occ_shape
 from loadgen.db.schema import reset
 from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, read_balance
 from loadgen.db.transfer import TransferRequest, new_txn_id, run_transfer
@@ -119,7 +119,7 @@ def _committed(row: Attempt) -> None:
     assert (row.outcome, row.failed_at) == ("committed", None), row
 
 
-@pytest.mark.parametrize("shape", list(OCC_SHAPES))
+@pytest.mark.parametrize("shape", list(OCC_SHAPE_FUNCTIONS))
 def test_writes_a_then_b_commits_b_then_a_the_later_committer_fails(shape: str, two: tuple[Session, Session], conninfo: str) -> None:
     a, b = two
     a.start(shape, _request(shape, 1, 11, 1))  # A writes payer 1 first ...
@@ -130,7 +130,7 @@ def test_writes_a_then_b_commits_b_then_a_the_later_committer_fails(shape: str, 
     assert (balances[1], balances[11], balances[12]) == (INITIAL - 5, INITIAL, INITIAL + 5)  # B's write, and only B's
 
 
-@pytest.mark.parametrize("shape", list(OCC_SHAPES))
+@pytest.mark.parametrize("shape", list(OCC_SHAPE_FUNCTIONS))
 def test_writes_and_commits_in_the_same_order_the_later_fails(shape: str, two: tuple[Session, Session], conninfo: str) -> None:
     a, b = two
     a.start(shape, _request(shape, 1, 11, 1))
@@ -141,7 +141,7 @@ def test_writes_and_commits_in_the_same_order_the_later_fails(shape: str, two: t
     assert (balances[1], balances[11], balances[12]) == (INITIAL - 1, INITIAL + 1, INITIAL)
 
 
-@pytest.mark.parametrize("shape", list(OCC_SHAPES))
+@pytest.mark.parametrize("shape", list(OCC_SHAPE_FUNCTIONS))
 def test_disjoint_rows_both_commit(shape: str, two: tuple[Session, Session], conninfo: str) -> None:
     a, b = two
     a.start(shape, _request(shape, 1, 11, 1))
@@ -258,7 +258,7 @@ def test_a_hot_run_fails_like_dsql_and_agrees_with_the_simulation(target: Embedd
     assert abs(summary["retries_per_commit"] / predicted.retries_per_commit - 1) <= 0.20, (summary["retries_per_commit"], predicted)
 
 
-@pytest.mark.parametrize("shape", list(OCC_SHAPES))
+@pytest.mark.parametrize("shape", list(OCC_SHAPE_FUNCTIONS))
 def test_each_shape_moves_money_once_and_refuses_to_overdraw(shape: str, conninfo: str) -> None:
     rows: list[Attempt] = []
     with GeventConnection.connect(conninfo) as conn:

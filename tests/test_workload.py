@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from loadgen.db.classify import InsufficientFunds
-from loadgen.db.occ import OCC_SHAPES
+from loadgen.db.occ import OCC_SHAPE_FUNCTIONS
 from loadgen.db.schema import reset
 from loadgen.db.shapes import SHAPE_FUNCTIONS, MultiLegRequest, audit, read_balance, shape
 from loadgen.db.transfer import TransferRequest, run_transfer
@@ -19,8 +19,8 @@ from loadgen.model.occsim import OCC_STATEMENTS, STATEMENTS, statements
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import SHAPES, Scenario
 from loadgen.model.scenariofile import Cell
-from loadgen.model.shapes import TRANSACTION_SHAPES
-from loadgen.model.steps import SHAPE_STEPS
+from loadgen.model.shapes import TRANSACTION_SHAPES, functions_by_shape
+from loadgen.model.steps import step_order
 from loadgen.targets.embedded import EmbeddedPostgres
 
 
@@ -41,8 +41,15 @@ def _balances(conn: psycopg.Connection[Any]) -> dict[int, int]:
 
 
 def test_one_registry_of_shapes_is_what_the_model_the_simulator_and_the_database_read() -> None:
-    # A function per row in both of the database code's forms, steps per row, in the registry's order.
-    assert list(SHAPE_FUNCTIONS) == list(OCC_SHAPES) == list(SHAPE_STEPS) == list(TRANSACTION_SHAPES) == list(SHAPES)
+    # A function per row in both of the database code's forms, in the registry's order.
+    assert list(SHAPE_FUNCTIONS) == list(OCC_SHAPE_FUNCTIONS) == list(TRANSACTION_SHAPES) == list(SHAPES)
+    assert SHAPE_FUNCTIONS["multi-leg"].__name__ == OCC_SHAPE_FUNCTIONS["multi-leg"].__name__ == "multi_leg"
+    assert SHAPE_FUNCTIONS["multi-leg"] is not OCC_SHAPE_FUNCTIONS["multi-leg"]
+    # Each shape's steps in the order attempts meet them (the report's order of failure steps).
+    for row in TRANSACTION_SHAPES.values():
+        assert step_order(list(row.steps)) == list(row.steps), row.name
+    with pytest.raises(ImportError, match="mod lacks the function of shape.*multi_leg"):
+        functions_by_shape({"update_returning": len}, "mod")
     assert set(STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.statements is not None}
     assert set(OCC_STATEMENTS) == {s.name for s in TRANSACTION_SHAPES.values() if s.occ_statements is not None}
     assert (statements("update-returning"), statements("multi-leg", 3), statements("joint-withdrawal")) == (3, 5, None)

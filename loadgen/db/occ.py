@@ -48,8 +48,9 @@ from loadgen.db.gwait import GeventConnection
 from loadgen.db.shapes import sibling
 from loadgen.db.transfer import AttemptProgress, TransferRequest
 from loadgen.model import steps
+from loadgen.model.shapes import functions_by_shape
 
-__all__ = ["Snapshot", "OCC_SHAPES", "occ_shape", "BEGIN_SNAPSHOT", "STATEMENTS"]
+__all__ = ["Snapshot", "OCC_SHAPE_FUNCTIONS", "occ_shape", "BEGIN_SNAPSHOT", "STATEMENTS"]
 
 #: BEGIN and a statement that takes the snapshot, in one simple-query message (one round trip).
 BEGIN_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1"
@@ -300,18 +301,10 @@ def joint_withdrawal_for_update(conn: psycopg.Connection[Any], req: TransferRequ
     _joint_withdrawal(conn, req, phase, lock=True)
 
 
-#: Each built-in shape (loadgen.db.shapes.SHAPE_FUNCTIONS) in its first-committer-wins form.
-OCC_SHAPES: dict[str, Callable[[psycopg.Connection[Any], TransferRequest, Any], None]] = {
-    "update-returning": update_returning,
-    "select-then-update": select_then_update,
-    "single-statement": single_statement,
-    "multi-leg": multi_leg,
-    "read-modify-write": read_modify_write,
-    "joint-withdrawal": joint_withdrawal,
-    "joint-withdrawal-for-update": joint_withdrawal_for_update,
-}
+#: Every shape's function (loadgen.model.shapes.TRANSACTION_SHAPES, by name) in its first-committer-wins form.
+OCC_SHAPE_FUNCTIONS: dict[str, Callable[[psycopg.Connection[Any], TransferRequest, Any], None]] = functions_by_shape(globals(), __name__)
 
 
 def occ_shape(name: str) -> Callable[[psycopg.Connection[Any], TransferRequest, Any], None]:
     """The first-committer-wins transaction function of a shape's name."""
-    return OCC_SHAPES[name]
+    return OCC_SHAPE_FUNCTIONS[name]

@@ -41,6 +41,7 @@ from loadgen.db.prepared import transfer_prepared
 from loadgen.db.schema import customers_below_minimum, joint_customers_accounts
 from loadgen.db.transfer import CREDIT, LEDGER, AttemptProgress, TransferRequest
 from loadgen.model import steps
+from loadgen.model.shapes import functions_by_shape
 
 __all__ = [
     "MultiLegRequest",
@@ -223,16 +224,8 @@ def joint_withdrawal_for_update(conn: psycopg.Connection[Any], req: TransferRequ
     _joint_withdrawal(conn, req, phase, lock=True)
 
 
-#: The function of every shape in the registry (loadgen.model.shapes.TRANSACTION_SHAPES, by name).
-SHAPE_FUNCTIONS: dict[str, Shape] = {
-    "update-returning": update_returning,
-    "select-then-update": select_then_update,
-    "single-statement": single_statement,
-    "multi-leg": multi_leg,
-    "read-modify-write": read_modify_write,
-    "joint-withdrawal": joint_withdrawal,
-    "joint-withdrawal-for-update": joint_withdrawal_for_update,
-}
+#: The function of every shape in the registry (loadgen.model.shapes.TRANSACTION_SHAPES), by name.
+SHAPE_FUNCTIONS: dict[str, Shape] = functions_by_shape(globals(), __name__)
 
 
 def shape(name: str) -> Shape:

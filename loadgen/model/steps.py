@@ -1,6 +1,7 @@
 """The steps of a transaction shape: where an attempt can end, named as attempts.parquet's ``failed_at`` says.
 
-A step is one round trip of the shape as the user wrote it (loadgen.db.shapes, and
+A step is one round trip of a shape (each shape's steps are its row in
+loadgen.model.shapes) as the user wrote it (loadgen.db.shapes, and
 its first-committer-wins form loadgen.db.occ, which keeps the names even where a
 write is buffered until COMMIT). ``connect`` is before any: no connection came.
 On psycopg's own path BEGIN travels with the first statement, so a failure there
@@ -21,7 +22,7 @@ __all__ = [
     "CHECK",
     "LOCK",
     "TRANSFER",
-    "SHAPE_STEPS",
+    "STEP_ORDER",
     "step_order",
 ]
 
@@ -43,22 +44,11 @@ LEDGER = "ledger"
 COMMIT = "commit"
 
 #: Each built-in shape's steps, in the order an attempt takes them (loadgen.model.scenario.SHAPES).
-SHAPE_STEPS: dict[str, tuple[str, ...]] = {
-    "update-returning": (BEGIN, DEBIT, CREDIT, LEDGER, COMMIT),
-    "select-then-update": (BEGIN, READ, DEBIT, CREDIT, LEDGER, COMMIT),
-    "single-statement": (BEGIN, TRANSFER, LEDGER, COMMIT),
-    "multi-leg": (BEGIN, DEBIT, CREDIT, LEDGER, COMMIT),
-    "read-modify-write": (BEGIN, READ, READ_PAYEE, DEBIT, CREDIT, LEDGER, COMMIT),
-    "joint-withdrawal": (BEGIN, CHECK, DEBIT, CREDIT, LEDGER, COMMIT),
-    "joint-withdrawal-for-update": (BEGIN, LOCK, DEBIT, CREDIT, LEDGER, COMMIT),
-}
+#: Every step in the order attempts meet them; each shape's steps (loadgen.model.shapes) follow it.
+STEP_ORDER: tuple[str, ...] = (CONNECT, BEGIN, READ, READ_PAYEE, CHECK, LOCK, DEBIT, TRANSFER, CREDIT, LEDGER, COMMIT)
 
 
 def step_order(names: list[str] | set[str]) -> list[str]:
     """``names`` in the order attempts meet them (connect first, commit last, unknown ones after)."""
-    order = {CONNECT: 0}
-    for steps in SHAPE_STEPS.values():
-        for i, step in enumerate(steps):
-            order.setdefault(step, 1 + i)
-    order[COMMIT] = 99
-    return sorted(names, key=lambda s: (order.get(s, 100), s))
+    order = {step: i for i, step in enumerate(STEP_ORDER)}
+    return sorted(names, key=lambda s: (order.get(s, len(order)), s))
