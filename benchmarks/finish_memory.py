@@ -21,7 +21,7 @@ process afterwards, as ``loadgen run`` does, and prints the peak after it.
 ``--recover`` measures ``loadgen report``'s first step on a run that was killed instead:
 one child writes the parts (no database) and exits, as a killed run leaves them;
 a fresh child then runs ``loadgen.results.stream.recover`` on them (summary of what
-reached disk, run.json marked cut off, attempts.parquet compacted).
+reached disk, run.json marked cut off, attempts.parquet written from its parts).
 
 Mix (per transfer): each attempt conflicts (40001) with probability 0.3 and is
 retried, up to 5 attempts; the last one commits, or 2 % end insufficient_funds,

@@ -10,7 +10,7 @@ import pytest
 from loadgen.engine.live import ContentionCounters, Timeline, view
 from loadgen.model.outcomes import COMMITTED, CONTENTION, OUTCOMES, RETRYABLE, Outcome
 from loadgen.report import analysis as A
-from loadgen.report.data import compact
+from loadgen.report.data import report_frame
 from loadgen.results.metrics import Counts, outcome_counts, rates, summarize, summary_frame, transactions, upgrade_summary
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -80,7 +80,7 @@ def test_rates_by_hand() -> None:
 
 def test_summary_report_and_live_counters_agree() -> None:
     s = summarize(_frame())
-    c = compact(_frame())
+    c = report_frame(_frame())
     h = A.headline(c, A.transactions(c))
     live = _live()
     assert s["conflicts"] == h["conflicts"] == live["conflicts"] == 4  # 40001s, a deadlock and a lock timeout

@@ -115,7 +115,7 @@ def test_percentiles_match_numpy_bit_for_bit() -> None:
 def test_report_figures_unchanged(tmp_path: Path, target: str) -> None:
     run = load_run(write_run(tmp_path / "run", attempts_table(1), target))
     cell = analyse_run(run)  # out of core
-    c = run.compact  # today's in-memory frame, on the same attempts
+    c = run.report_frame  # today's in-memory frame, on the same attempts
     txns = A.transactions(c)
     before = A.headline(c, txns)
     assert cell.headline.keys() == before.keys()

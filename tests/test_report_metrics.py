@@ -13,7 +13,7 @@ import pytest
 
 from loadgen.report import analyse_runs, cells_frame, find_baseline, load_study, warnings_for
 from loadgen.report import analysis as A
-from loadgen.report.data import ReportInputError, compact, redact
+from loadgen.report.data import ReportInputError, redact, report_frame
 from loadgen.report.reference import TALK_RETRY, replay_checks
 from loadgen.results.metrics import summarize
 
@@ -50,7 +50,7 @@ def attempts_frame(rows: list[tuple] = ROWS, t0: pd.Timestamp = T0) -> pd.DataFr
 
 @pytest.fixture
 def c() -> pd.DataFrame:
-    return compact(attempts_frame())
+    return report_frame(attempts_frame())
 
 
 def test_headline_by_hand(c: pd.DataFrame) -> None:
@@ -99,7 +99,7 @@ def test_percentiles_by_hand(c: pd.DataFrame) -> None:
 def test_agrees_with_core_summary() -> None:
     df = attempts_frame()
     s = summarize(df)
-    c = compact(df)
+    c = report_frame(df)
     h = A.headline(c, A.transactions(c))
     for key in (
         "attempts",

@@ -1,5 +1,5 @@
 """The streaming attempt writer: parts, segments, crashes between the two, recovery of a killed run,
-and the end of a run compacting them into attempts.parquet without every attempt in memory."""
+and the end of a run writing them into attempts.parquet without every attempt in memory."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _fill(rec: AttemptRecorder, n: int, outcome: str = "committed") -> None:
         rec.add((str(uuid.uuid4()), 1, time.time(), 1.5, outcome, None, None, 1, 2, 1, 0.0, False, 0.0, None), 7)
 
 
-def test_parts_merge_into_segments_and_compact_into_one_file(tmp_path: Path) -> None:
+def test_parts_merge_into_segments_and_end_in_one_file(tmp_path: Path) -> None:
     rec = AttemptRecorder("run-x", worker="w1")
     s = st.AttemptStream(tmp_path)
     for _ in range(st.MERGE_EVERY + 5):
@@ -48,7 +48,7 @@ def test_parts_merge_into_segments_and_compact_into_one_file(tmp_path: Path) -> 
     assert table.num_rows == 10 * (st.MERGE_EVERY + 5)
     assert set(table.column("worker").to_pylist()) == {"w1"} and set(table.column("user").to_pylist()) == {7}
     s.close()
-    st.compact(tmp_path)
+    st.attempts_from_parts(tmp_path)
     assert pq.read_metadata(tmp_path / "attempts.parquet").num_rows == 10 * (st.MERGE_EVERY + 5)
     assert not (tmp_path / st.PARTS_DIR).exists()
 
@@ -104,7 +104,7 @@ def test_recover_a_killed_writer(tmp_path: Path) -> None:
     assert doc["cut_off"]["attempts_on_disk"] == 500 and doc["cut_off"]["last_write"]
     assert doc["summary"]["attempts"] == 500
     assert pq.read_metadata(tmp_path / "attempts.parquet").num_rows == 500
-    # Summarized from a few columns, compacted row group by row group: the same as from the whole file.
+    # Summarized from a few columns, written row group by row group: the same as from the whole file.
     assert doc["summary"] == summarize(pq.read_table(tmp_path / "attempts.parquet").to_pandas())
     assert not (tmp_path / st.PARTS_DIR).exists()
     assert st.recover(tmp_path) is None  # once is enough
@@ -125,7 +125,7 @@ def _realistic(rec: AttemptRecorder, transfers: int, rng: random.Random, t0: flo
         t += 0.001
 
 
-def test_compaction_writes_exactly_the_parts_and_the_narrow_summary_equals_the_full_one(
+def test_attempts_from_parts_writes_exactly_the_parts_and_the_narrow_summary_equals_the_full_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Row groups smaller than a part and larger than one: pieces are split and gathered.
@@ -140,7 +140,7 @@ def test_compaction_writes_exactly_the_parts_and_the_narrow_summary_equals_the_f
     parts = st.read_parts(tmp_path)
     narrow = st.read_parts(tmp_path, SUMMARY_COLUMNS)
     assert narrow.column_names == list(SUMMARY_COLUMNS) and narrow.num_rows == parts.num_rows
-    st.compact(tmp_path)
+    st.attempts_from_parts(tmp_path)
     written = pq.read_table(tmp_path / "attempts.parquet")
     assert written.schema == ATTEMPT_SCHEMA and written.equals(parts.combine_chunks())  # same rows, columns and order
     meta = pq.read_metadata(tmp_path / "attempts.parquet")
@@ -166,7 +166,7 @@ def test_settled_commits_are_written_ambiguous_committed_and_nothing_else_change
     unknown = before.filter(pc.field("commit_unknown")).slice(0, 2)
     settled = dict(zip(unknown.column("txn_id").to_pylist(), unknown.column("attempt").to_pylist()))
     assert len(settled) == 2
-    st.compact(tmp_path, settled)
+    st.attempts_from_parts(tmp_path, settled)
     after = pq.read_table(tmp_path / "attempts.parquet")
     changed = pc.not_equal(before.column("outcome"), after.column("outcome"))
     assert pc.sum(changed).as_py() == 2
@@ -175,7 +175,7 @@ def test_settled_commits_are_written_ambiguous_committed_and_nothing_else_change
     assert after.drop_columns(["outcome"]).equals(before.drop_columns(["outcome"]).combine_chunks())
 
 
-def test_finish_settles_a_lost_commit_from_the_ledger_and_compacts(target: EmbeddedTarget, tmp_path: Path) -> None:
+def test_finish_settles_a_lost_commit_from_the_ledger_and_writes_attempts_parquet(target: EmbeddedTarget, tmp_path: Path) -> None:
     """The real finish: attempts read back a few columns at a time, the ledger asked, attempts.parquet written."""
     session = RunSession(Scenario(accounts=10, users=2), target)
     session.prepare(tmp_path)

@@ -363,7 +363,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from loadgen.report import write_report  # lazy: see the module docstring
     from loadgen.results.rundir import recover_cut_off  # lazy: pyarrow, for the commands that read results
 
-    # Recovering a killed run writes (its parts compacted, its run.json marked cut off):
+    # Recovering a killed run writes (attempts.parquet written from its parts, its run.json marked cut off):
     # a step of its own, said out loud, never a side effect of reading.
     for path in args.paths:
         for recovered in recover_cut_off(path):

@@ -54,7 +54,7 @@ from loadgen.results.metrics import SUMMARY_COLUMNS, concurrency_of
 from loadgen.results.outofcore import OutOfCoreError, Transactions, compare_ledger, summarize_files
 from loadgen.results.recorder import ATTEMPT_SCHEMA, AttemptRecorder
 from loadgen.results.records import RunRecord
-from loadgen.results.stream import AttemptStream, compact, row_groups
+from loadgen.results.stream import AttemptStream, attempts_from_parts, row_groups
 from loadgen.results.warnings import run_warnings
 from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
@@ -359,29 +359,29 @@ class RunSession:
         ended = datetime.now(UTC)
         machine = self.machine.stop() if self.machine is not None else {}
         # Every attempt is on disk by now (the last second's written here). A run of hours holds
-        # more attempts than memory: read back only the columns finishing needs, and compact
-        # the parts into attempts.parquet row group by row group.
+        # more attempts than memory: read back only the columns finishing needs, and write
+        # attempts.parquet from the parts row group by row group.
         streamed = self._stop_streaming(attempts)
         run_dir = self.run_dir
         settled: dict[str, int] = {}
         connections: dict[str, int | None] = dict(pool_counts)
-        compacted: list[Path] = []
+        attempt_files: list[Path] = []
 
-        def compact_once() -> list[Path]:
+        def write_attempts_once() -> list[Path]:
             # The attempts are written once, with unknown commits settled where the ledger could be asked.
-            if not compacted:
+            if not attempt_files:
                 try:
-                    compacted.append(compact(run_dir, settled))
+                    attempt_files.append(attempts_from_parts(run_dir, settled))
                 finally:
                     streamed.close()
-            return compacted
+            return attempt_files
 
         grouped = contextlib.ExitStack()  # the attempts grouped into transactions, once, for the ledger and the summary
         txns: Transactions | None = None
         try:
             with connect(self.target) as conn:
                 settled = resolve_unknown_commits(conn, open_transfers_in(run_dir))
-                txns = grouped.enter_context(Transactions(compact_once()))  # the summary's too, below
+                txns = grouped.enter_context(Transactions(write_attempts_once()))  # the summary's too, below
                 grouping = txns
                 invariants = check_invariants(
                     conn,
@@ -401,10 +401,10 @@ class RunSession:
             invariants = [Invariant("ledger_matches_commits", False, str(e))]
         finally:
             # Whatever the database said, or if it is gone.
-            compact_once()
+            write_attempts_once()
         # Every figure read back from attempts.parquet a batch at a time: memory independent of the run's length.
         with grouped:
-            summary, in_flight, span = summarize_files(compacted, txns=txns)
+            summary, in_flight, span = summarize_files(attempt_files, txns=txns)
         result = RunResult(
             self.run_dir,
             summary,

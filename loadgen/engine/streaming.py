@@ -26,7 +26,7 @@ FLUSH_INTERVAL_S = 1.0
 
 
 class StreamedAttempts:
-    """The attempts of one run on their way to ``run_dir`` (compacted at its end by loadgen.results.stream.compact).
+    """The attempts of one run on their way to ``run_dir`` (attempts.parquet written from them at its end by loadgen.results.stream.attempts_from_parts).
 
     ``sources`` gives the recorders to drain (one for a run in this process; the
     distributed master's grows as workers join).

@@ -9,7 +9,7 @@ Library API (the CLI and the notebook use the same):
 
 from loadgen.report.build import REPORT_FILE, build_report, write_report, write_run_report
 from loadgen.report.cells import Cell, analyse_run, analyse_runs, cells_frame, find_baseline, warnings_for
-from loadgen.report.data import ReportInputError, Run, Study, compact, load_run, load_study
+from loadgen.report.data import ReportInputError, Run, Study, load_run, load_study, report_frame
 
 __all__ = [
     "REPORT_FILE",
@@ -25,7 +25,7 @@ __all__ = [
     "ReportInputError",
     "Run",
     "Study",
-    "compact",
+    "report_frame",
     "load_run",
     "load_study",
 ]

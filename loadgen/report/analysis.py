@@ -1,4 +1,4 @@
-"""Pure contention metrics over the compact attempts frame (see ``data.compact``).
+"""Pure contention metrics over the report frame of attempts (see ``data.report_frame``).
 
 The figures and their names are ``loadgen.results.metrics``'s (``rates``): here only
 the counting is done, with integer group keys and numpy so that ten million attempts
@@ -36,7 +36,7 @@ __all__ = [
 
 
 def transactions(c: pd.DataFrame) -> pd.DataFrame:
-    """One row per logical transfer of the compact frame (loadgen.results.metrics.transactions_of's columns:
+    """One row per logical transfer of the report frame (loadgen.results.metrics.transactions_of's columns:
     ``attempts``, ``start_ms``, ``end_ms``, ``latency_ms``, ``committed``, ...)."""
     return transactions_of(c["txn"].to_numpy(), c["attempt"].to_numpy(), c["start_ms"].to_numpy(), c["end_ms"].to_numpy(), c["outcome"])
 

@@ -4,7 +4,7 @@ A run directory holds ``attempts.parquet`` and ``run.json`` (the data contract
 users script against: README.md, "Running", lists their columns and fields). A sweep is any directory whose sub-directories are run directories,
 with or without a ``sweep.json`` index. The files are found and read through their one
 owner, loadgen.results.rundir (format checked, nothing written). Attempts are loaded column by column
-through pyarrow into a compact frame (integer transaction codes, epoch
+through pyarrow into the report frame (integer transaction codes, epoch
 milliseconds as floats, outcomes as categories) so ten million rows stay a few
 hundred megabytes and every later step is vectorized.
 """
@@ -34,8 +34,8 @@ __all__ = [
     "load_run",
     "load_study",
     "find_run_dirs",
-    "compact",
-    "compact_from_arrow",
+    "report_frame",
+    "report_frame_from_arrow",
     "redact",
 ]
 
@@ -107,9 +107,9 @@ class Run:
         return rundir.read_attempts(self.path, columns)
 
     @cached_property
-    def compact(self) -> pd.DataFrame:
-        """The report's compact frame (see :func:`compact`)."""
-        return compact_from_arrow(rundir.read_attempts(self.path, list(_REPORT_COLUMNS)))
+    def report_frame(self) -> pd.DataFrame:
+        """The report frame of its attempts (see :func:`report_frame`)."""
+        return report_frame_from_arrow(rundir.read_attempts(self.path, list(_REPORT_COLUMNS)))
 
 
 @dataclass
@@ -155,8 +155,8 @@ def _load_meta(run_dir: Path) -> Run:
     return Run(path=run_dir, meta=record.to_dict() if record is not None else {}, record=record)
 
 
-def compact_from_arrow(table: pa.Table) -> pd.DataFrame:
-    """The compact frame from an Arrow attempts table, without a Python object per row."""
+def report_frame_from_arrow(table: pa.Table) -> pd.DataFrame:
+    """The report frame from an Arrow attempts table, without a Python object per row."""
     n = table.num_rows
     txn = table.column("txn_id").combine_chunks().dictionary_encode()
     start_us = pc.cast(table.column("started_at"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
@@ -179,8 +179,8 @@ def compact_from_arrow(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def compact(attempts: pd.DataFrame) -> pd.DataFrame:
-    """The compact frame from an attempts DataFrame in the data-contract's columns.
+def report_frame(attempts: pd.DataFrame) -> pd.DataFrame:
+    """The report frame from an attempts DataFrame in the data-contract's columns.
 
     Columns: ``txn`` (integer code of ``txn_id``), ``attempt``, ``start_ms`` and
     ``end_ms`` (epoch milliseconds), ``latency_ms``, ``outcome`` (categorical),

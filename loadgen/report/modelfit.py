@@ -160,7 +160,7 @@ def engine_takes_locks(run: Run) -> bool:
 
 
 def fit_model(run: Run, c: pd.DataFrame, headline: dict[str, Any], collision: float | None) -> ModelFit:
-    """The model on one run's compact attempts frame (``data.compact``) and headline (see :func:`fit_from`)."""
+    """The model on one run's report frame (``data.report_frame``) and headline (see :func:`fit_from`)."""
     n, commit_ms, trips = run_statements(run)
     committed = c["outcome"].isin(COMMITTED_OUTCOMES).to_numpy()
     locks = engine_takes_locks(run)

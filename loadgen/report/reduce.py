@@ -1,6 +1,6 @@
 """One run's attempts reduced to the report's figures out of core, in memory independent of the number of attempts.
 
-The same figures as :mod:`loadgen.report.analysis` computes over the compact frame in memory
+The same figures as :mod:`loadgen.report.analysis` computes over the report frame in memory
 (the what-if simulations, notebooks), counted over record batches instead
 (loadgen.results.outofcore): transactions grouped by DuckDB, the rest by numpy a batch at
 a time, percentiles exact. tests/test_reduce.py holds the two to the same figures.

@@ -269,7 +269,7 @@ def predict_grid(
 
 
 def sim_frame(sim: SimAttempts) -> pd.DataFrame:
-    """Simulated attempts as the report's compact frame (``data.compact``), payer and payee left out."""
+    """Simulated attempts as the report frame (``data.report_frame``), payer and payee left out."""
     n = len(sim)
     return pd.DataFrame(
         {

@@ -79,7 +79,7 @@ def batches(paths: Sequence[Path], columns: Sequence[str]) -> Iterator[pa.Record
 
 
 def start_end_ms(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each attempt's start and end (epoch milliseconds) and latency, computed as the report's compact frame does."""
+    """Each attempt's start and end (epoch milliseconds) and latency, computed as the report frame does."""
     start_us = pc.cast(batch.column("started_at"), pa.timestamp("us", tz="UTC")).cast(pa.int64())
     start_ms = start_us.to_numpy().astype("float64") / 1000.0
     latency = batch.column("latency_ms").to_numpy().astype("float64", copy=False)

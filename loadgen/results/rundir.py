@@ -10,7 +10,7 @@ an older one is read, a newer or unknown one refused by name
 
 Reading never writes. A run killed mid-way (SIGKILL, OOM, power loss) left its attempts
 in part files and run.json saying it was running; :func:`recover_cut_off` is the explicit
-step that compacts them and marks run.json as cut off. ``loadgen report`` takes it and
+step that writes attempts.parquet from them and marks run.json as cut off. ``loadgen report`` takes it and
 says so; every other reader refuses such a run with the command that recovers it.
 """
 
@@ -64,7 +64,7 @@ class RunDirError(LoadgenError):
 
 @dataclass(frozen=True)
 class Recovered:
-    """A run :func:`recover_cut_off` found cut off and compacted."""
+    """A run :func:`recover_cut_off` found cut off and recovered (attempts.parquet written from its parts)."""
 
     run_dir: Path
     cut_off: CutOff
@@ -180,7 +180,7 @@ def read_attempts(run_dir: Path, columns: list[str] | None = None) -> pa.Table:
 
 
 def recover_cut_off(path: Path) -> list[Recovered]:
-    """Recover every run under ``path`` (a run or a sweep) that was cut off: compact its parts into
+    """Recover every run under ``path`` (a run or a sweep) that was cut off: write its parts into
     attempts.parquet and mark its run.json as cut off (loadgen.results.stream.recover). Runs still
     being written are left alone. This writes; call it on purpose, as ``loadgen report`` does."""
     path = Path(path)

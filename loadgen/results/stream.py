@@ -1,4 +1,4 @@
-"""Attempts on their way to disk while the run goes: small Parquet part files, compacted at the end.
+"""Attempts on their way to disk while the run goes: small Parquet part files, one attempts.parquet at the end.
 
 The per-attempt path is untouched: users append to the recorder's lists
 (:mod:`loadgen.results.recorder`) as before. About once a second :meth:`AttemptStream.drain`
@@ -12,12 +12,12 @@ Thousands of one-second parts would make a long run slow to read, so every
 holds (``seg-000001-000060.parquet``); a reader skips parts a segment covers, so a
 crash between writing a segment and deleting its parts never counts a row twice.
 
-At the end :func:`compact` turns the parts into the data contract's single
+At the end :func:`attempts_from_parts` turns the parts into the data contract's single
 ``attempts.parquet``, row group by row group (memory holds one row group of the
 file, loadgen.results.recorder.ROW_GROUP_ROWS attempts, never the run), and removes them; ``loadgen report`` does the same for a run
 that was cut off (:func:`recover`). While a stream is open its process holds a lock
 on ``attempts.parts/.writing``, so a reader can tell a run still going (leave its
-parts alone) from one that was killed (compact them).
+parts alone) from one that was killed (turn them into attempts.parquet).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ __all__ = [
     "MERGE_EVERY",
     "read_parts",
     "row_groups",
-    "compact",
+    "attempts_from_parts",
     "settle",
     "has_parts",
     "is_writing",
@@ -84,7 +84,7 @@ class AttemptStream:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def close(self) -> None:
-        """Stop writing (the parts stay until :func:`compact`)."""
+        """Stop writing (the parts stay until :func:`attempts_from_parts`)."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -193,7 +193,7 @@ def recover(run_dir: Path) -> CutOff | None:
     files = [p for p in directory.iterdir() if _PART.match(p.name) or _SEGMENT.match(p.name)]
     last = max((p.stat().st_mtime for p in files), default=None)
     # Compacted first (a torn part is skipped there), then summarized from the one file a batch at a time.
-    summary, _, _ = summarize_files([compact(run_dir)])
+    summary, _, _ = summarize_files([attempts_from_parts(run_dir)])
     cut = CutOff(datetime.fromtimestamp(last, UTC).isoformat() if last is not None else None, int(summary["attempts"]))
     try:
         record = RunRecord.read(run_dir)  # written when the run started
@@ -237,7 +237,7 @@ def read_parts(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:
     return pa.concat_tables(tables, promote_options="default")
 
 
-def compact(run_dir: Path, settled: Mapping[str, int] | None = None) -> Path:
+def attempts_from_parts(run_dir: Path, settled: Mapping[str, int] | None = None) -> Path:
     """Write ``attempts.parquet`` from the parts, row group by row group, then remove the parts.
 
     ``settled``: attempts whose unknown commit the ledger settled, by transfer id and
