@@ -8,7 +8,7 @@ connection, run the talk's transfer back to back for ``--duration`` seconds, in
 three ways, alternating: ``default`` (``transfer_once`` over psycopg's default
 connection, which under gevent waits with ``waiting.wait_poll`` over gevent's
 patched ``select.poll``), ``gevent`` (``transfer_once`` over
-``loadgen.db.gwait.GeventConnection``) and ``prepared`` (``loadgen.db.prepared``,
+``loadgen.db.gevent_connection.GeventConnection``) and ``prepared`` (``loadgen.db.prepared``,
 what loadgen runs: prepared statements straight through libpq). Prints
 transfers/s and the process's CPU time per transfer, user and system apart.
 Whatever loadgen adds on top is its own cost; what is here is the five round trips.
@@ -37,7 +37,7 @@ import gevent  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import IsolationLevel  # noqa: E402
 
-from loadgen.db.gwait import GeventConnection  # noqa: E402
+from loadgen.db.gevent_connection import GeventConnection  # noqa: E402
 from loadgen.db.prepared import transfer_prepared  # noqa: E402
 from loadgen.db.schema import reset  # noqa: E402
 from loadgen.db.transfer import TransferRequest, new_txn_id, transfer_once  # noqa: E402

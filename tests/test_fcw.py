@@ -19,7 +19,7 @@ import pytest
 from gevent.event import Event
 
 from loadgen.db.cc import session_settings, with_session_settings
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.db.occ import OCC_SHAPE_FUNCTIONS, Snapshot, occ_shape
 from loadgen.db.schema import reset
 from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, read_balance

@@ -1,4 +1,4 @@
-"""loadgen.db.gwait: psycopg waiting through gevent's loop stays cooperative, correct and honest about failures."""
+"""loadgen.db.gevent_connection: psycopg waiting through gevent's loop stays cooperative, correct and honest about failures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import gevent
 import psycopg
 import pytest
 
-from loadgen.db.gwait import GeventConnection, wait_gevent
+from loadgen.db.gevent_connection import GeventConnection, wait_gevent
 from loadgen.engine.users import Bench
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder

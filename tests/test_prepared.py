@@ -13,7 +13,7 @@ import pytest
 from psycopg import IsolationLevel
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.db.prepared import STATEMENTS, begin_statement, transfer_prepared
 from loadgen.db.schema import reset
 from loadgen.db.transfer import CREDIT, DEBIT, LEDGER, AttemptProgress, TransferRequest, new_txn_id, run_transfer

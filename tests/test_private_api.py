@@ -3,7 +3,7 @@
 pyproject.toml bounds psycopg (< 3.4) and Locust (< 3) for these; when a bound is
 raised, these tests say whether the assumptions still hold.
 
-- psycopg: ``Connection.wait(gen, interval, timeout)`` is the hook loadgen.db.gwait
+- psycopg: ``Connection.wait(gen, interval, timeout)`` is the hook loadgen.db.gevent_connection
   overrides, and psycopg's own callers (``notifies``, cancel, connect) expect it to
   raise ``errors._WaitTimeout`` on timeout.
 - Locust: a running user asked to stop gracefully has ``_state`` set to
@@ -22,7 +22,7 @@ from locust import User
 from locust.env import Environment
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING
 
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.targets.embedded import EmbeddedPostgres
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"

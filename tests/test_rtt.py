@@ -14,7 +14,7 @@ import pytest
 from conftest import run_cli
 
 from loadgen.db.delay import with_latency
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.db.occ import occ_shape
 from loadgen.db.schema import reset
 from loadgen.db.transfer import TransferRequest, transfer_once

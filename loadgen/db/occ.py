@@ -33,7 +33,7 @@ credit, ledger, COMMIT), except that a write whose value is already known from a
 earlier read needs none. Emulated latency (loadgen.db.delay) waits before each round
 trip, and before COMMIT also for ``commit_ms``, which stands for DSQL's commit.
 Statements are prepared once per connection; the connection must be a
-loadgen.db.gwait.GeventConnection (the run's users' own).
+loadgen.db.gevent_connection.GeventConnection (the run's users' own).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import Any, NoReturn
 import psycopg
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.db.shapes import sibling
 from loadgen.db.transfer import AttemptProgress, TransferRequest
 from loadgen.model import steps
@@ -85,7 +85,7 @@ class Snapshot:
 
     def __init__(self, conn: psycopg.Connection[Any], phase: AttemptProgress | None = None) -> None:
         if not isinstance(conn, GeventConnection):
-            raise TypeError("cc occ runs on loadgen's own connections (loadgen.db.gwait.GeventConnection)")
+            raise TypeError("cc occ runs on loadgen's own connections (loadgen.db.gevent_connection.GeventConnection)")
         if not conn._lg_occ_prepared:
             _prepare(conn)
         self.conn = conn

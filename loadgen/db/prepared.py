@@ -20,7 +20,7 @@ import psycopg
 from psycopg import IsolationLevel
 
 from loadgen.db.classify import InsufficientFunds, NoSuchAccount
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.db.transfer import TransferRequest, transfer_once
 from loadgen.model import steps
 

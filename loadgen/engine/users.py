@@ -27,7 +27,7 @@ from locust.user.task import LOCUST_STATE_STOPPING
 
 from loadgen.db.cc import first_committer_wins, session_settings
 from loadgen.db.delay import with_latency
-from loadgen.db.gwait import GeventConnection
+from loadgen.db.gevent_connection import GeventConnection
 from loadgen.db.occ import occ_shape
 from loadgen.db.prepared import transfer_prepared
 from loadgen.db.shapes import Shape, shape
@@ -99,7 +99,7 @@ class Bench:
         # lock timeout (the concurrency-control mode, loadgen.db.cc) travel as startup
         # parameters: no round trip, no statement. Emulated latency, if any, is a
         # connection subclass that waits before each round trip (loadgen.db.delay).
-        # Queries wait through gevent's loop directly (loadgen.db.gwait), unless the target has its own class.
+        # Queries wait through gevent's loop directly (loadgen.db.gevent_connection), unless the target has its own class.
         base_class = target.connection_class or GeventConnection
         if fcw and not issubclass(base_class, GeventConnection):
             raise ConfigError(f"cc = occ runs on loadgen's own connections; {target.kind} brings its own: run it with cc = nowait")
