@@ -39,7 +39,7 @@ import psycopg  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from loadgen.engine import runner  # noqa: E402
-from loadgen.engine.users import Bench  # noqa: E402
+from loadgen.engine.users import SharedUserState  # noqa: E402
 from loadgen.model.scenario import Scenario  # noqa: E402
 from loadgen.targets.base import EmbeddedTarget  # noqa: E402
 from loadgen.targets.embedded import EmbeddedPostgres  # noqa: E402
@@ -89,7 +89,7 @@ def main() -> int:
             }
         )
 
-    Bench.transaction = staticmethod(sleep_one_second)  # type: ignore[assignment]
+    SharedUserState.transaction = staticmethod(sleep_one_second)  # type: ignore[assignment]
     scenario = Scenario(name="fidelity", accounts=1000, users=args.users, spawn_rate=float(args.users), duration_s=args.duration)
     out = Path(tempfile.mkdtemp(prefix="lg-fidelity-"))
     load0 = os.getloadavg()

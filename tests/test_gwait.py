@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from loadgen.db.gevent_connection import GeventConnection, wait_gevent
-from loadgen.engine.users import Bench
+from loadgen.engine.users import SharedUserState
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import EmbeddedTarget
@@ -57,10 +57,10 @@ def test_wait_timeout_is_psycopgs(embedded: EmbeddedPostgres) -> None:
         c.close()
 
 
-def test_the_bench_connections_use_it(target: EmbeddedTarget, tmp_path: Path) -> None:
-    bench = Bench(Scenario(users=2), target, AttemptRecorder("r"))
+def test_the_users_shared_connections_use_it(target: EmbeddedTarget, tmp_path: Path) -> None:
+    shared = SharedUserState(Scenario(users=2), target, AttemptRecorder("r"))
     try:
-        slot = bench.connections.for_user()
+        slot = shared.connections.for_user()
         assert isinstance(slot.getconn(), GeventConnection)
     finally:
-        bench.close()
+        shared.close()

@@ -16,7 +16,7 @@ import pytest
 import loadgen.cli.main as cli
 from loadgen.db.transfer import CREDIT, transfer_once
 from loadgen.engine import runner
-from loadgen.engine.users import Bench
+from loadgen.engine.users import SharedUserState
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA
 from loadgen.targets.base import EmbeddedTarget
@@ -96,8 +96,8 @@ def _rigged_transfer(conn: psycopg.Connection[Any], req: Any, phase: Any) -> Non
 def test_broken_invariant_exits_1(
     embedded: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(Bench, "transaction", staticmethod(_rigged_transfer))
-    # cc nowait: Bench's own transaction runs (cc occ takes the shape's first-committer-wins form).
+    monkeypatch.setattr(SharedUserState, "transaction", staticmethod(_rigged_transfer))
+    # cc nowait: SharedUserState's own transaction runs (cc occ takes the shape's first-committer-wins form).
     code = cli.main(["run", "--accounts", "100", "--users", "4", "--duration", "1.5", "--cc", "nowait", "--out", str(tmp_path), "-q"])
     out = capsys.readouterr().out
     assert code == 1
@@ -139,10 +139,10 @@ def test_users_wait_concurrently_under_gevent(target: EmbeddedTarget, tmp_path: 
     users = 40
     scenario = Scenario(accounts=100, users=users, spawn_rate=users)
     target.prepare(users)
-    bench = Bench(scenario, target, recorder=None)  # type: ignore[arg-type]
+    shared = SharedUserState(scenario, target, recorder=None)  # type: ignore[arg-type]
     try:
         # Open the connections first, so the timing below is about waiting, not connecting.
-        slots = [bench.connections.for_user() for _ in range(users)]
+        slots = [shared.connections.for_user() for _ in range(users)]
         for slot in slots:
             slot.putconn(slot.getconn())
 
@@ -156,7 +156,7 @@ def test_users_wait_concurrently_under_gevent(target: EmbeddedTarget, tmp_path: 
         gevent.joinall([gevent.spawn(sleeper, slot) for slot in slots], raise_error=True)
         elapsed = time.perf_counter() - t0
     finally:
-        bench.close()
+        shared.close()
     assert elapsed < 1.5, f"{users} concurrent pg_sleep(0.5) took {elapsed:.2f} s: waits were serialized"
 
 

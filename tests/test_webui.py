@@ -220,7 +220,7 @@ def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPost
     parquet = tmp_path / "dl.parquet"
     parquet.write_bytes(ui.get("/contention/download/attempts.parquet"))
     assert pq.read_table(parquet).num_rows == stopped["totals"]["attempts"]
-    assert _client_backends(embedded) == 0, "the bench's pool must be closed when the test stops"
+    assert _client_backends(embedded) == 0, "the users' shared pool must be closed when the test stops"
 
     # A colder bank at the next start: re-seeded, and far fewer conflicts.
     assert ui.post("/swarm", {"user_count": 10, "spawn_rate": 10, "accounts": 2000})["success"]

@@ -68,7 +68,7 @@ def with_latency(cls: type[psycopg.Connection[Any]], latency: Latency, seed: int
         def exchange(self) -> Any:
             # loadgen.db.prepared's fast path (a GeventConnection's): one round trip per call,
             # the query already sent, so the delay comes after the server had it; the
-            # window from snapshot to COMMIT grows the same. (Bench takes psycopg's path
+            # window from snapshot to COMMIT grows the same. (SharedUserState takes psycopg's path
             # when latency is emulated; this only keeps any other caller honest.)
             if self._lg_delayed:
                 self._lg_delayed = False

@@ -58,7 +58,7 @@ from loadgen.engine.load import WorkloadStats, workload_for
 from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
-from loadgen.engine.users import Bench, TransferUser, set_bench
+from loadgen.engine.users import SharedUserState, TransferUser, share_user_state
 from loadgen.errors import ConfigError, TargetError
 from loadgen.model.attempt import OUTCOME
 from loadgen.model.knobs import scenario_from_dict, scenario_to_dict
@@ -201,12 +201,12 @@ class WorkerTarget(Target):
 
 
 class WorkerAgent:
-    """loadgen on a Locust worker: builds the bench at test start, ships attempt rows to the master."""
+    """loadgen on a Locust worker: builds its users' shared state at test start, ships attempt rows to the master."""
 
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.setup: dict[str, Any] | None = None
-        self.bench: Bench | None = None
+        self.shared: SharedUserState | None = None
         self.target: Target | None = None
         self.sent = 0
         self._shipper: gevent.Greenlet | None = None
@@ -216,7 +216,7 @@ class WorkerAgent:
         self.stay = False
         #: The load model's run.json figures on this worker (the open loop's share), if it has any.
         self._load: Callable[[], dict[str, Any]] | None = None
-        set_bench(env, None)
+        share_user_state(env, None)
         runner = env.runner
         assert runner is not None
         runner.register_message(MSG_SETUP, self._on_setup)
@@ -234,26 +234,28 @@ class WorkerAgent:
         self.setup = msg.data
         gevent.spawn(self._warm_up)  # not in the message handler: it would hold up the worker's messages
 
-    def _build(self) -> Bench:
-        """This worker's bench: the master's scenario and target, its share of the users."""
+    def _build(self) -> SharedUserState:
+        """This worker's shared user state: the master's scenario and target, its share of the users."""
         assert self.setup is not None
         scenario = scenario_from_dict(self.setup["scenario"])
         target = worker_target(self.setup["target"])
         self.target = target
         recorder = AttemptRecorder(self.setup["run_id"], worker=self.client_id, cell=self.setup.get("cell"))
         index = max(int(getattr(self.env.runner, "worker_index", 0)), 0)
-        return Bench(scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1, users=worker_share(scenario.users, self.setup))
+        return SharedUserState(
+            scenario, target, recorder, first_user_id=index * USER_ID_STRIDE + 1, users=worker_share(scenario.users, self.setup)
+        )
 
     def _warm_up(self) -> None:
         """Open this worker's share of the connections before the master starts anyone; say so, or why not."""
         runner = self.env.runner
         assert runner is not None
         try:
-            bench = self._build()
+            shared = self._build()
             try:
-                warmup = bench.warm_up()
+                warmup = shared.warm_up()
             except BaseException:
-                bench.close()
+                shared.close()
                 raise
         except (ConfigError, TargetError) as e:
             runner.send_message(MSG_READY, {"error": str(e)})
@@ -261,7 +263,7 @@ class WorkerAgent:
         except Exception as e:  # noqa: BLE001 - the master says it in one line and stops
             runner.send_message(MSG_READY, {"error": f"{type(e).__name__}: {e}"})
             return
-        self.bench = bench
+        self.shared = shared
         runner.send_message(MSG_READY, {"warmup": warmup})
 
     def _on_next(self, environment: Environment, msg: Message, **_: Any) -> None:
@@ -283,9 +285,9 @@ class WorkerAgent:
             if isinstance(stats, WorkloadStats):
                 stats.split(index, int(self.setup.get("workers", 1)))
         self.env.user_classes = [user_class]
-        bench = self.bench if self.bench is not None else self._build()  # warmed up at setup, normally
-        self.bench = bench
-        set_bench(self.env, bench)
+        shared = self.shared if self.shared is not None else self._build()  # warmed up at setup, normally
+        self.shared = shared
+        share_user_state(self.env, shared)
         self.sent = 0
         self._cpu0, self._wall0 = time.process_time(), time.monotonic()
         self._shipper = gevent.spawn(self._ship_forever)
@@ -296,10 +298,10 @@ class WorkerAgent:
             self._ship()
 
     def _ship(self) -> None:
-        bench = self.bench
-        if bench is None:
+        shared = self.shared
+        if shared is None:
             return
-        rec = bench.recorder
+        rec = shared.recorder
         # Swapped, not copied: no greenlet switch can happen between these lines.
         rows, users = rec.rows, rec.users
         if not rows:
@@ -307,18 +309,18 @@ class WorkerAgent:
         rec.rows, rec.users = [], []
         runner = self.env.runner
         assert runner is not None
-        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users, "refused": bench.connections.refused})
+        runner.send_message(MSG_ATTEMPTS, {"rows": rows, "users": users, "refused": shared.connections.refused})
         self.sent += len(rows)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
-        bench = self.bench
-        if bench is None:
+        shared = self.shared
+        if shared is None:
             return
         if self._shipper is not None:
             self._shipper.kill(block=True)
             self._shipper = None
         self._ship()
-        connections = bench.close()
+        connections = shared.close()
         audit = _worker_audit(self.target)
         load = self._load().get("load") if self._load is not None else None
         if load and load.get("model") == "open" and not load.get("kept_up", True):
@@ -346,8 +348,8 @@ class WorkerAgent:
                 **({"load": load} if load and load.get("model") == "open" else {}),
             },
         )
-        self.bench = None
-        set_bench(self.env, None)
+        self.shared = None
+        share_user_state(self.env, None)
         # The users are gone already: rejoin the master at once (Locust waits stop_timeout
         # first, deaf to messages), so that the master's quit reaches this worker.
         self.env.stop_timeout = 0

@@ -203,9 +203,9 @@ class ScenarioUser(TransferUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        s = self.bench.scenario
+        s = self.shared.scenario
         self.scenario = s
-        self.shape = self.bench.transaction  # the scenario's shape (loadgen.db.shapes)
+        self.shape = self.shared.transaction  # the scenario's shape (loadgen.db.shapes)
         self.think_s = s.think_ms / 1000.0 if s.load == "closed" else 0.0
 
     def wait_time(self) -> float:
@@ -222,27 +222,27 @@ class ScenarioUser(TransferUser):
             self.transfer_with_shape()
 
     def transfer_with_shape(self) -> None:
-        bench, s, rng = self.bench, self.scenario, self.rng
+        shared, s, rng = self.shared, self.scenario, self.rng
         amount = s.amount if s.amount_max is None else rng.randint(s.amount, s.amount_max)
         req: TransferRequest
         if s.transaction == "multi-leg":
-            ids = bench.keys.distinct(rng, s.legs + 1)
+            ids = shared.keys.distinct(rng, s.legs + 1)
             req = MultiLegRequest(new_txn_id(), ids[0], ids[1], amount, tuple(ids[1:]))
         elif s.transaction.startswith("joint-withdrawal"):
             # Customers own the first half of the accounts (two each) and pay merchants, the second half.
             half = joint_customers_accounts(s.accounts)
-            payer, payee = bench.keys.pair(rng)
+            payer, payee = shared.keys.pair(rng)
             payer = (payer - 1) % half + 1
             payee = half + (payee - 1) % (s.accounts - half) + 1
             req = JointRequest(new_txn_id(), payer, payee, amount, minimum=s.initial_balance)
         else:
-            payer, payee = bench.keys.pair(rng)
+            payer, payee = shared.keys.pair(rng)
             req = TransferRequest.new(payer, payee, amount)
         self.run_request(req, self.shape)
 
     def read(self) -> None:
         """One read-only transaction of the read mix (never retried: snapshot reads do not conflict)."""
-        bench, s = self.bench, self.scenario
+        shared, s = self.shared, self.scenario
         kind = s.read_kind
         t0 = time.perf_counter()
         error: Exception | None = None
@@ -257,7 +257,7 @@ class ScenarioUser(TransferUser):
                     self.stats.audit_mismatches.append(f"total {total} over {count} accounts, expected {expected} over {s.accounts}")
                     error = AttemptFailed("audit mismatch")
             else:
-                read_balance(conn, bench.keys.draw(self.rng))
+                read_balance(conn, shared.keys.draw(self.rng))
         except Exception as e:  # noqa: BLE001 - recorded as a failed read
             error = e
             outcome = classify(e).outcome

@@ -15,7 +15,7 @@ from pathlib import Path
 from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import OutcomeTally
 from loadgen.engine.session import RunResult, RunSession
-from loadgen.engine.users import Bench, check_client_capacity, set_bench
+from loadgen.engine.users import SharedUserState, check_client_capacity, share_user_state
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target
@@ -36,15 +36,15 @@ def run(scenario: Scenario, target: Target, out: Path, options: RunOptions = Run
     check_client_capacity(scenario.users)  # before the target is resized for them
     session.prepare(out, exclusive=chaos is not None and chaos.restarts_server)
     recorder = AttemptRecorder(session.run_id, cell=options.cell)
-    bench = Bench(scenario, target, recorder)
+    shared = SharedUserState(scenario, target, recorder)
     try:
-        bench.warm_up()  # every connection open before the clock starts
+        shared.warm_up()  # every connection open before the clock starts
     except BaseException:  # a refusal, or Ctrl-C while the connections open: the run's database goes too
-        bench.close()
+        shared.close()
         session.abandon()
         raise
     env = session.environment(options.user_class, tally=OutcomeTally(lambda: [recorder.rows]))
-    set_bench(env, bench)
+    share_user_state(env, shared)
     runner = env.create_local_runner()
     with session.signals(stop=runner.quit):
         session.start()
@@ -54,14 +54,14 @@ def run(scenario: Scenario, target: Target, out: Path, options: RunOptions = Run
                 runner,
                 env,
                 stop=runner.quit,
-                last_reached=lambda: bench.last_reached,
-                refused=lambda: bench.connections.refused,
+                last_reached=lambda: shared.last_reached,
+                refused=lambda: shared.connections.refused,
                 chaos=chaos,
                 unreachable_limit_s=options.unreachable_limit_s,
                 on_progress=options.on_progress,
             )
         finally:
             # Whatever happened, close the pool and write what was recorded.
-            result = session.finish(recorder, env, bench.close(), warmup=bench.warmup)
+            result = session.finish(recorder, env, shared.close(), warmup=shared.warmup)
     result.report = session.write_report()
     return result

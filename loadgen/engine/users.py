@@ -41,7 +41,7 @@ from loadgen.results.recorder import AttemptRecorder
 from loadgen.targets.base import Target, dialect_of, scenario_problem
 from loadgen.targets.connection import UserConnection, UserConnections
 
-__all__ = ["Bench", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION", "set_bench", "bench_of"]
+__all__ = ["SharedUserState", "TransferUser", "AttemptFailed", "ATTEMPT", "TRANSACTION", "share_user_state", "shared_user_state"]
 
 #: Locust request types: every attempt, and every whole transaction (retries included).
 ATTEMPT = "attempt"
@@ -53,7 +53,7 @@ class AttemptFailed(Exception):
     """How a failed attempt or transaction shows in Locust's failure tables."""
 
 
-class Bench:
+class SharedUserState:
     """What every user of one process shares: settings, connections, keys, recorder."""
 
     #: The transaction each attempt runs (a function of connection, request, commit phase):
@@ -160,24 +160,24 @@ class TransferUser(User):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        bench = self.bench = bench_of(environment)
-        self.user_id = bench.next_user_id()
-        seed = bench.scenario.seed
+        shared = self.shared = shared_user_state(environment)
+        self.user_id = shared.next_user_id()
+        seed = shared.scenario.seed
         self.rng = random.Random(None if seed is None else seed * 1_000_003 + self.user_id)
         self._fire = environment.events.request.fire
         #: When the transaction under way was due to start (perf_counter seconds; the open loop sets it).
         self.intended_start: float | None = None
         #: This user's own connection, opened by its first attempt, closed when it stops.
-        self.connection: UserConnection = bench.connections.for_user()
+        self.connection: UserConnection = shared.connections.for_user()
 
     def on_stop(self) -> None:
         self.connection.close()
 
     def _on_attempt(self, row: AttemptRow) -> None:
-        self.bench.recorder.add(row, self.user_id)
+        self.shared.recorder.add(row, self.user_id)
         outcome = row[OUTCOME]
         if outcome != Outcome.CONNECTION_ERROR:
-            self.bench.last_reached = time.monotonic()
+            self.shared.last_reached = time.monotonic()
         ok = outcome in COMMITTED
         self._fire(
             request_type=ATTEMPT,
@@ -214,15 +214,15 @@ class TransferUser(User):
 
     def transfer(self) -> None:
         """One of the talk's transfers between two accounts the key distribution picks."""
-        bench = self.bench
-        payer, payee = bench.keys.pair(self.rng)
-        self.run_request(TransferRequest.new(payer, payee, bench.scenario.amount), bench.transaction)
+        shared = self.shared
+        payer, payee = shared.keys.pair(self.rng)
+        self.run_request(TransferRequest.new(payer, payee, shared.scenario.amount), shared.transaction)
 
     def run_request(self, req: TransferRequest, transaction: Any) -> None:
         """Run ``req`` in the retry loop; report the whole transaction to Locust."""
-        bench = self.bench
+        shared = self.shared
         conn = self.connection
-        result = run_transfer(req, conn.getconn, conn.putconn, bench.scenario.retry, self.rng, self._on_attempt, transaction)
+        result = run_transfer(req, conn.getconn, conn.putconn, shared.scenario.retry, self.rng, self._on_attempt, transaction)
         ok = result.outcome in COMMITTED
         due = self.intended_start
         self._fire(
@@ -236,20 +236,20 @@ class TransferUser(User):
         )
 
 
-#: Where this process's bench hangs on Locust's Environment, for each new user to find.
-_BENCH_ATTRIBUTE = "loadgen"
+#: Where this process's shared user state hangs on Locust's Environment, for each new user to find.
+_SHARED_ATTRIBUTE = "loadgen"
 
 
-def set_bench(env: Environment, bench: Bench | None) -> None:
-    """Give the users Locust will start in ``env`` this bench (None: no test is running)."""
-    setattr(env, _BENCH_ATTRIBUTE, bench)
+def share_user_state(env: Environment, shared: SharedUserState | None) -> None:
+    """Give the users Locust will start in ``env`` this shared state (None: no test is running)."""
+    setattr(env, _SHARED_ATTRIBUTE, shared)
 
 
-def bench_of(env: Environment) -> Bench:
-    bench = getattr(env, _BENCH_ATTRIBUTE, None)
-    if not isinstance(bench, Bench):
-        raise RuntimeError("a loadgen user started without a bench: the test did not start (see the log)")
-    return bench
+def shared_user_state(env: Environment) -> SharedUserState:
+    shared = getattr(env, _SHARED_ATTRIBUTE, None)
+    if not isinstance(shared, SharedUserState):
+        raise RuntimeError("a loadgen user started without the users' shared state: the test did not start (see the log)")
+    return shared
 
 
 #: Connections the warm-up opens at once (a DSQL target paces them further itself).

@@ -2,7 +2,7 @@
 
 loadgen's settings (accounts, key distribution, retry policy, lock mode, target)
 become Locust options and fields of the web UI's start form; each start re-seeds
-the bank and builds a fresh bench. The web UI gains a Contention tab. The web UI
+the bank and builds a fresh shared state for its users. The web UI gains a Contention tab. The web UI
 listens on 127.0.0.1 unless ``--web-host`` says otherwise. The exit code follows
 loadgen's rule, not Locust's: conflicts are measured, not failures (loadgen.ui.exitcode,
 registered by loadgen.ui.webui.install).

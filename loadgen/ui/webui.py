@@ -1,4 +1,4 @@
-"""loadgen as a Locust plugin: settings in the start form, a fresh bench per test, a Contention tab.
+"""loadgen as a Locust plugin: settings in the start form, a fresh shared state for its users per test, a Contention tab.
 
 Everything here hangs off Locust's supported extension points: custom command-line
 options (shown in the web UI's start form, secrets masked), the ``init``,
@@ -8,7 +8,7 @@ events, and Flask routes on ``environment.web_ui.app`` with the UI's
 
 Roles: a local runner does everything; in distributed mode the master resets the
 bank and adds up the workers' counters, and each worker runs users against its
-own bench and sends its counters with every stats report.
+own shared user state and sends its counters with every stats report.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
 from loadgen.engine.session import RunSession, write_report
-from loadgen.engine.users import TRANSACTION, Bench, set_bench
+from loadgen.engine.users import TRANSACTION, SharedUserState, share_user_state
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
 from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
@@ -75,14 +75,14 @@ def install(events: Any) -> None:
 
 
 class LoadgenPlugin:
-    """loadgen's state in one Locust process: the bench, the live counters, the last run directory."""
+    """loadgen's state in one Locust process: the users' shared state, the live counters, the last run directory."""
 
     def __init__(self, environment: Environment) -> None:
         self.env = environment
         self.counters = ContentionCounters()
         self.timeline = Timeline()
         self.worker_snaps: dict[str, dict[str, Any]] = {}
-        self.bench: Bench | None = None
+        self.shared: SharedUserState | None = None
         self.run_dir: Path | None = None
         self.error: str | None = None
         self._sampler: gevent.Greenlet | None = None
@@ -94,7 +94,7 @@ class LoadgenPlugin:
         opts = environment.parsed_options
         # The DSN from the command line (or LOADGEN_DSN) stays here, never in a page.
         self._dsn = (getattr(opts, "dsn", "") or "") or os.environ.get("LOADGEN_DSN", "")
-        set_bench(environment, None)
+        share_user_state(environment, None)
 
     @property
     def role(self) -> str:
@@ -176,7 +176,7 @@ class LoadgenPlugin:
         self.timeline.reset()
         self.error = None
         self.run_dir = None
-        self._close_bench()
+        self._close_shared()
         try:
             self._start_test()
         except (LoadgenError, OSError) as e:
@@ -221,11 +221,11 @@ class LoadgenPlugin:
         if self.role != "master":
             worker = getattr(self.env.runner, "client_id", "local") if self.role == "worker" else "local"
             recorder = LiveRecorder(session.run_id, self.counters, worker=str(worker))
-            self.bench = Bench(scenario, target, recorder)
-            set_bench(self.env, self.bench)
+            self.shared = SharedUserState(scenario, target, recorder)
+            share_user_state(self.env, self.shared)
             if self.role == "local":
                 # Every user's connection open before Locust spawns them (a worker's share is not known yet).
-                self.bench.warm_up()
+                self.shared.warm_up()
             if session.run_dir is not None:
                 session.stream(lambda: (recorder,))
 
@@ -257,15 +257,15 @@ class LoadgenPlugin:
             self.timeline.sample(self.totals(), 0)
             self._sampler.kill(block=False)
             self._sampler = None
-        bench = self.bench
-        if bench is None or self.role == "master":
+        shared = self.shared
+        if shared is None or self.role == "master":
             if self.session is not None and self.role != "worker":
                 self.session.end_target()  # the master's test (or one that never started) ends here
             return
-        connections = bench.close()
+        connections = shared.close()
         if self.role == "local":
             try:
-                self.run_dir = self._write_run_dir(bench, connections)
+                self.run_dir = self._write_run_dir(shared, connections)
                 log.info("loadgen: results in %s", self.run_dir)
             except Exception as e:  # noqa: BLE001 - the UI goes on; say why in one line
                 self.error = f"cannot write the run directory: {_first_line(e)}"
@@ -276,25 +276,25 @@ class LoadgenPlugin:
         # first, or closing the connections under transactions in flight records them as connection errors.
         self._quitting = True
         self.stop_test()
-        self._close_bench()
+        self._close_shared()
         if self.session is not None and self.role != "worker":
             self.session.end_target()
 
-    def _close_bench(self) -> None:
-        if self.bench is not None and not self.bench.connections.closed:
-            self.bench.close()
+    def _close_shared(self) -> None:
+        if self.shared is not None and not self.shared.connections.closed:
+            self.shared.close()
 
     # -- results --------------------------------------------------------
 
-    def _write_run_dir(self, bench: Bench, connections: dict[str, int]) -> Path:
+    def _write_run_dir(self, shared: SharedUserState, connections: dict[str, int]) -> Path:
         """The test's run directory, written as a headless run writes it (loadgen.engine.session)."""
         session = self.session
         assert session is not None and session.started is not None
         run_dir = session.run_dir or session.open_run_dir(Path(getattr(self.env.parsed_options, "out", "reports") or "reports").resolve())
         ended = datetime.now(UTC)
         # The test ran as long as the user let it: that is the scenario's duration.
-        session.scenario = replace(bench.scenario, duration_s=max((ended - session.started).total_seconds(), 0.001))
-        result = session.finish(bench.recorder, self.env, connections)
+        session.scenario = replace(shared.scenario, duration_s=max((ended - session.started).total_seconds(), 0.001))
+        result = session.finish(shared.recorder, self.env, connections)
         if not result.invariants_hold:
             log.error("loadgen: invariants broken: %s", "; ".join(i.detail for i in result.invariants if not i.ok))
         if self._quitting:
@@ -312,14 +312,14 @@ class LoadgenPlugin:
         """The last test's file, or the current test's attempts so far."""
         if self.run_dir is not None and (done := attempts_file(self.run_dir)) is not None:
             return done
-        if self.bench is None:
+        if self.shared is None:
             return None
         return attempts_bytes(self._attempts_so_far())
 
     def _attempts_so_far(self, columns: Sequence[str] | None = None) -> pa.Table:
         """The running test's attempts (``columns`` only, if given): those already on disk, then those still in memory."""
-        assert self.bench is not None
-        in_memory = self.bench.recorder.to_table()
+        assert self.shared is not None
+        in_memory = self.shared.recorder.to_table()
         if columns is not None:
             in_memory = in_memory.select(list(columns))
         session = self.session
@@ -332,12 +332,12 @@ class LoadgenPlugin:
         if self.run_dir is not None and (done := run_file(self.run_dir)) is not None:
             return done
         session = self.session
-        if self.bench is None or session is None:
+        if self.shared is None or session is None:
             return None
         record = RunRecord(
             run_id=session.run_id,
             in_progress=True,
-            scenario=self.bench.scenario.to_dict(),
+            scenario=self.shared.scenario.to_dict(),
             target=session.target.describe(),
             started_at=session.started.isoformat() if session.started else None,
             completed=False,
