@@ -18,10 +18,11 @@ from locust.argument_parser import LocustArgumentParser
 
 from loadgen.cli.main import _scenario_file_from_args, _ui_form_defaults, build_parser, main
 from loadgen.errors import ConfigError
-from loadgen.model.knobs import BY_KEY, KNOBS, LOCUST, build_scenario, field_default, field_value, scenario_from_dict, target_problem
+from loadgen.model.knobs import BY_KEY, FORM, KNOBS, Knob, build_scenario, field_default, field_value, scenario_from_dict, target_problem
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.model.scenariofile import load_text
+from loadgen.targets.spec import KINDS
 from loadgen.ui.form import FORM_KNOBS, FORM_TYPES, UI_TARGETS, add_arguments, scenario_from_options
 
 FIELD_KNOBS = [k for k in KNOBS if k.field is not None]
@@ -68,11 +69,21 @@ def test_the_scenario_readme_shows_every_key_with_its_default() -> None:
             assert knob.to_field(knob.parse(value, "README")) == field_default(knob.field), key
 
 
-def test_flags_and_form_fields_are_unique() -> None:
+def test_flags_are_unique_and_each_form_field_is_named_as_its_flag() -> None:
     flags = [k.flag for k in FLAG_KNOBS]
     assert len(flags) == len(set(flags))
-    forms = [k.form for k in KNOBS if k.form not in (None, LOCUST)]
-    assert len(forms) == len(set(forms))
+    ui_fields = {a.dest: a.option_strings for a in _ui_parser()._actions}
+    for knob in FORM_KNOBS:
+        assert knob.form_dest == knob.dest and knob.flag in ui_fields[knob.form_dest], knob.key
+    # One name per concept: the key distribution is keys and the retry deadline deadline, in
+    # the command line and the form alike; the form's old spellings still parse, as aliases.
+    assert {"keys", "deadline"} <= set(FORM_TYPES) and not {"distribution", "retry_deadline"} & set(FORM_TYPES)
+    opts = _ui_parser().parse_args(["--distribution", "zipf", "--retry-deadline", "4"])
+    assert (opts.keys, opts.deadline) == ("zipf", 4.0)
+    with pytest.raises(ValueError, match="form is FORM or LOCUST"):
+        Knob("x", "int", "x", field="accounts", form="--x")
+    with pytest.raises(ValueError, match="for a knob with a flag"):
+        Knob("x", "int", "x", field="accounts", form=FORM)
 
 
 @pytest.mark.parametrize("knob", FIELD_KNOBS, ids=_ids(FIELD_KNOBS))
@@ -154,7 +165,10 @@ def test_the_ui_form_has_each_default() -> None:
 
 def test_the_ui_offers_only_targets_it_can_start() -> None:
     (action,) = [a for a in _ui_parser()._actions if "--target" in a.option_strings]
-    assert tuple(action.choices) == UI_TARGETS and "dsql" not in UI_TARGETS
+    # From the kinds table: those whose required options the form asks for (DSQL needs its endpoint).
+    assert tuple(action.choices) == UI_TARGETS == ("embedded", "postgres")
+    assert UI_TARGETS == tuple(k.name for k in KINDS.values() if not set(k.required) - {"dsn"})
+    assert action.help == "Database: loadgen's embedded PostgreSQL or any PostgreSQL (its dsn)"
 
 
 def test_a_scenario_file_becomes_the_form_and_comes_back(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -182,7 +196,7 @@ def test_ui_options_override_the_scenario_in_the_form() -> None:
     assert {k.flag for k in form_knobs} <= {s for a in ui._actions for s in a.option_strings}
     args = build_parser().parse_args(["ui", "quickstart", "--keys", "zipf", "--zipf-s", "1.5", "--users", "7", "--accounts", "40"])
     form = _ui_form_defaults(_scenario_file_from_args(args))
-    assert form["--distribution"] == "zipf" and form["--zipf-s"] == "1.5" and form["--accounts"] == "40" and form["--users"] == "7"
+    assert form["--keys"] == "zipf" and form["--zipf-s"] == "1.5" and form["--accounts"] == "40" and form["--users"] == "7"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ui", "--shape", "multi-leg"])  # not in the form: not a ui option
 

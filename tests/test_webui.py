@@ -158,7 +158,7 @@ def test_locust_options_default_to_loopback() -> None:
     opts = parser.parse_args(["-f", "loadgen/ui/locustfile.py"])
     assert opts.web_host == DEFAULT_WEB_HOST == "127.0.0.1"
     assert parser.secret_args_included_in_web_ui.keys() == {"dsn"}
-    assert {"accounts", "distribution", "max_attempts", "backoff", "lock_timeout_ms", "target"} <= set(parser.args_included_in_web_ui)
+    assert {"accounts", "keys", "deadline", "max_attempts", "backoff", "lock_timeout_ms", "target"} <= set(parser.args_included_in_web_ui)
 
 
 def test_bad_form_values_are_refused_in_one_line(ui: UI) -> None:
@@ -256,9 +256,12 @@ def test_a_person_starts_watches_and_stops_a_test_in_the_browser(ui: UI, watched
     assert "no host attribute" not in page.content()
     names = page.locator("form [name]").evaluate_all('els => els.map(e => e.getAttribute("name"))')
     assert names.index("target") < names.index("accounts") < names.index("backoff"), names
+    # The form's fields are named as loadgen run's flags (--keys, --deadline): one name per setting.
+    assert {"keys", "deadline"} <= set(names) and not {"distribution", "retry_deadline"} & set(names), names
     page.locator("input[name=userCount]").fill("10")
     page.locator("input[name=spawnRate]").fill("10")
     page.locator("input[name=accounts]").fill("10")
+    page.locator("[name=deadline]").fill("4")
     page.get_by_role("button", name="Start").click()
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
     ui.wait_for(lambda d: d["state"] == "running" and d["settings"]["accounts"] == 10 and d["totals"]["conflicts"] > 0)
@@ -282,6 +285,7 @@ def test_a_person_starts_watches_and_stops_a_test_in_the_browser(ui: UI, watched
     expect(charts.page.locator("#retries-per-commit")).to_have_text(re.compile(r"^[0-9]+\.[0-9]{4}$"))
     expect(charts.page.locator("#timeline path").first).to_be_attached()  # the timeline was drawn
     expect(charts.page.locator("#outcomes").get_by_role("cell", name="40001", exact=True)).to_be_visible()
+    expect(charts.page.locator("#settings")).to_contain_text("10 accounts, uniform keys, target embedded, retry: up to 100 attempts / 4 s")
     charts.page.screenshot(path=str(tmp_path / "contention.png"))
 
     # Stopped with the UI's own button: the run is written, the page says so.

@@ -419,9 +419,8 @@ def _ui_form_defaults(loaded: ScenarioFile) -> dict[str, str]:
                 unused.append(knob.key)
             continue
         shown = knob.form_value(value)
-        option = knob.flag if knob.form == knobs.LOCUST else knob.form
-        assert option is not None
-        form[option] = f"{shown:g}" if isinstance(shown, float) else str(shown)
+        assert knob.flag is not None  # a form's field is named as its flag
+        form[knob.flag] = f"{shown:g}" if isinstance(shown, float) else str(shown)
     if unused:
         print(f"loadgen ui: the web UI's form has no field for these settings of {loaded.name}; not used: " + ", ".join(unused), flush=True)
     return form

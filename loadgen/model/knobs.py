@@ -2,7 +2,8 @@
 
 A row says how a setting is written in a scenario file (``key``), which ``Scenario``
 field it sets (``field``; ``retry.<name>`` for the retry policy), its ``loadgen run``
-option (``flag``), its option in the web UI's start form (``form``), its kind, check,
+option (``flag``), whether the web UI's start form shows it (``form``: under the same
+name as the flag, ``--keys`` and field ``keys``), its kind, check,
 help text and which targets (by dialect: ``postgresql``, ``dsql``) accept it. The
 default is never written here: it is the ``Scenario`` (or ``RetryPolicy``)
 dataclass's own, read through ``Knob.default``.
@@ -48,6 +49,7 @@ __all__ = [
     "KINDS",
     "POSTGRESQL_ONLY",
     "LOCUST",
+    "FORM",
     "build_scenario",
     "target_problem",
     "options_problem",
@@ -67,7 +69,9 @@ Check = Callable[[Any], str | None]
 KINDS = ("int", "number", "duration", "duration0", "choice", "text")
 #: Targets of the PostgreSQL dialect: embedded and postgres (not DSQL, nor ``--dialect dsql``).
 POSTGRESQL_ONLY: tuple[str, ...] = ("postgresql",)
-#: ``form`` value of a knob that is one of Locust's own start-form fields (users, spawn rate).
+#: ``form`` of a knob the start form shows as loadgen's field, named as its flag (``--keys``: ``keys``).
+FORM = "loadgen"
+#: ``form`` of a knob that is one of Locust's own start-form fields (users, spawn rate).
 LOCUST = "locust"
 
 
@@ -96,7 +100,7 @@ class Knob:
     help: str  # one line, lower case, no default (added where shown)
     field: str | None = None  # Scenario field ("retry.<f>": RetryPolicy's); None: not part of the Scenario
     flag: str | None = None  # `loadgen run` option; None: scenario files only
-    form: str | None = None  # web UI start-form option; LOCUST: Locust's own field; None: not in the form
+    form: str | None = None  # web UI start form: FORM (a field named as the flag), LOCUST (Locust's own), None: not shown
     check: Check | None = None  # the value's own range (cross-knob rules live in Scenario.__post_init__)
     choices: tuple[str, ...] = ()
     sweep: bool = True  # may be a list in a scenario file
@@ -112,6 +116,8 @@ class Knob:
             raise ValueError(f"knob {self.key}: kind {self.kind!r} is not one of {KINDS}")
         if (self.kind == "choice") != bool(self.choices):
             raise ValueError(f"knob {self.key}: a choice knob, and only one, lists its choices")
+        if self.form not in (None, FORM, LOCUST) or (self.form is not None and self.flag is None):
+            raise ValueError(f"knob {self.key}: form is FORM or LOCUST, for a knob with a flag (the form's field is named as the flag)")
 
     @property
     def name(self) -> str:
@@ -125,8 +131,8 @@ class Knob:
 
     @property
     def form_dest(self) -> str | None:
-        """The start form's field name (a Locust option's dest); None when the knob is not in the form or is Locust's."""
-        return self.form[2:].replace("-", "_") if self.form and self.form != LOCUST else None
+        """The start form's field name (a Locust option's dest: the flag's); None when the knob is not in the form or is Locust's."""
+        return self.dest if self.form == FORM else None
 
     @property
     def optional(self) -> bool:
@@ -265,30 +271,30 @@ KNOBS: tuple[Knob, ...] = (
     Knob("name", "text", "the scenario's name (default: the file's name)", field="name", sweep=False),
     Knob("description", "text", "what the scenario shows", sweep=False),
     Knob("accounts", "int", "accounts in the bank (re-seeded at every start)", field="accounts",
-         flag="--accounts", form="--accounts", check=_at_least(2)),
+         flag="--accounts", form=FORM, check=_at_least(2)),
     Knob("users", "int", "concurrent users, one transaction in flight each", field="users",
          flag="--users", form=LOCUST, check=_at_least(1)),
     Knob("spawn_rate", "number", "users started per second", field="spawn_rate",
          flag="--spawn-rate", form=LOCUST, check=_positive, default_text="all at once"),
     Knob("duration", "duration", "how long to run: seconds, or like 30s, 2m", field="duration_s", flag="--duration"),
     Knob("initial_balance", "int", "each account's balance after seeding", field="initial_balance",
-         flag="--initial-balance", form="--initial-balance", check=_at_least(0)),
-    Knob("amount", "int", "amount of each transfer", field="amount", flag="--amount", form="--amount", check=_at_least(1)),
+         flag="--initial-balance", form=FORM, check=_at_least(0)),
+    Knob("amount", "int", "amount of each transfer", field="amount", flag="--amount", form=FORM, check=_at_least(1)),
     Knob("amount_max", "int", "draw each amount uniformly from amount to this", field="amount_max",
          flag="--amount-max", check=_at_least(1)),
     Knob("seed", "int", "random seed for reproducible key choices (in the web form, 0: random)", field="seed",
-         flag="--seed", form="--seed", check=_at_least(0), default_text="random"),
+         flag="--seed", form=FORM, check=_at_least(0), default_text="random"),
     Knob("keys.distribution", "choice", "how payer and payee are chosen", field="distribution",
-         flag="--keys", form="--distribution", choices=DISTRIBUTIONS, label="keys"),
-    Knob("keys.zipf_s", "number", "zipf keys: the exponent s", field="zipf_s", flag="--zipf-s", form="--zipf-s", check=_positive),
+         flag="--keys", form=FORM, choices=DISTRIBUTIONS, label="keys"),
+    Knob("keys.zipf_s", "number", "zipf keys: the exponent s", field="zipf_s", flag="--zipf-s", form=FORM, check=_positive),
     Knob("keys.hot_ops", "number", "hotspot keys: share of operations that go to the hot accounts", field="hot_ops",
-         flag="--hot-ops", form="--hot-ops", check=_open_share),
+         flag="--hot-ops", form=FORM, check=_open_share),
     Knob("keys.hot_keys", "number", "hotspot keys: share of the accounts that are hot", field="hot_keys",
-         flag="--hot-keys", form="--hot-keys", check=_open_share),
+         flag="--hot-keys", form=FORM, check=_open_share),
     Knob("keys.hotset_p", "number", "hotset keys: probability of choosing among the first hotset-k accounts", field="hotset_p",
-         flag="--hotset-p", form="--hotset-p", check=_share),
+         flag="--hotset-p", form=FORM, check=_share),
     Knob("keys.hotset_k", "int", "hotset keys: how many accounts are hot", field="hotset_k",
-         flag="--hotset-k", form="--hotset-k", check=_at_least(2)),
+         flag="--hotset-k", form=FORM, check=_at_least(2)),
     Knob("transaction.shape", "choice", "transaction shape", field="transaction", flag="--shape", choices=SHAPES, label="shape"),
     Knob("transaction.legs", "int", "multi-leg shape: payees per transaction", field="legs", flag="--legs", check=_at_least(1)),
     Knob("transaction.read_mix", "number", "share of read-only transactions (0 to 1)", field="read_mix",
@@ -296,15 +302,15 @@ KNOBS: tuple[Knob, ...] = (
     Knob("transaction.read_kind", "choice", "what a read-only transaction reads", field="read_kind",
          flag="--read-kind", choices=READ_KINDS),
     Knob("retry.max_attempts", "int", "retry policy: tries per transaction", field="retry.max_attempts",
-         flag="--max-attempts", form="--max-attempts", check=_at_least(1)),
+         flag="--max-attempts", form=FORM, check=_at_least(1)),
     Knob("retry.deadline", "duration", "retry policy: give up on a transaction after this many seconds", field="retry.deadline_s",
-         flag="--deadline", form="--retry-deadline"),
+         flag="--deadline", form=FORM),
     Knob("retry.backoff", "choice", "retry policy: pause between tries (none is the talk's immediate retry)",
-         field="retry.backoff", flag="--backoff", form="--backoff", choices=BACKOFFS),
+         field="retry.backoff", flag="--backoff", form=FORM, choices=BACKOFFS),
     Knob("retry.base_ms", "number", "retry policy: first backoff pause (ms)", field="retry.base_ms",
-         flag="--backoff-base-ms", form="--backoff-base-ms", check=_at_least(0)),
+         flag="--backoff-base-ms", form=FORM, check=_at_least(0)),
     Knob("retry.cap_ms", "number", "retry policy: longest backoff pause (ms)", field="retry.cap_ms",
-         flag="--backoff-cap-ms", form="--backoff-cap-ms", check=_at_least(0)),
+         flag="--backoff-cap-ms", form=FORM, check=_at_least(0)),
     Knob("load.model", "choice", "load model: closed loop, batches or open loop", field="load", flag="--load",
          choices=LOAD_MODELS, label="load"),
     Knob("load.think_time", "duration0", "closed loop: pause between one user's transactions", field="think_ms",
@@ -314,35 +320,35 @@ KNOBS: tuple[Knob, ...] = (
     Knob("load.arrival_rate", "number", "open load model: transactions started per second", field="arrival_rate",
          flag="--arrival-rate", check=_positive),
     Knob("rtt_ms", "number", "emulated latency: ms added to every round trip (each statement, BEGIN, COMMIT), client-side",
-         field="rtt_ms", flag="--rtt-ms", form="--rtt-ms", check=_at_least(0)),
+         field="rtt_ms", flag="--rtt-ms", form=FORM, check=_at_least(0)),
     Knob("rtt_jitter_ms", "number", "emulated latency: plus a random extra per round trip, exponential with this mean (ms)",
-         field="rtt_jitter_ms", flag="--rtt-jitter-ms", form="--rtt-jitter-ms", check=_at_least(0)),
+         field="rtt_jitter_ms", flag="--rtt-jitter-ms", form=FORM, check=_at_least(0)),
     Knob("commit_ms", "number", "emulated latency: ms more on COMMIT (DSQL's commit checks conflicts and replicates)",
-         field="commit_ms", flag="--commit-ms", form="--commit-ms", check=_at_least(0)),
+         field="commit_ms", flag="--commit-ms", form=FORM, check=_at_least(0)),
     Knob("postgres.lock_timeout_ms", "number",
          "cc locking only: give up a row-lock wait after this many ms; 0: wait (cc nowait gives up after 1 ms; "
          "cc occ's COMMIT after 50 ms)",
-         field="lock_timeout_ms", flag="--lock-timeout-ms", form="--lock-timeout-ms", check=_at_least(0),
+         field="lock_timeout_ms", flag="--lock-timeout-ms", form=FORM, check=_at_least(0),
          zero_is_none=True, default_text="0 (cc locking waits; cc nowait gives up after 1 ms)", dialects=POSTGRESQL_ONLY,
          refusal="lock_timeout_ms is a PostgreSQL setting: DSQL takes no row locks and refuses SET lock_timeout"),
     Knob("postgres.isolation", "choice", "PostgreSQL: the transactions' isolation level (DSQL has snapshot isolation only)",
-         field="isolation", flag="--isolation", form="--isolation", choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
+         field="isolation", flag="--isolation", form=FORM, choices=ISOLATION_LEVELS, dialects=POSTGRESQL_ONLY,
          refusal="isolation {value}: DSQL has one isolation level (snapshot, as repeatable-read); run this cell on a PostgreSQL target"),
     # After isolation: a cell DSQL cannot run for its isolation level is refused for that, its root cause.
     Knob("cc", "choice",
          "concurrency control: occ (first committer wins, as on DSQL: snapshot reads, writes applied with COMMIT, "
          "the later committer fails at COMMIT), nowait (the later writer fails at its statement at once, 55P03) "
          "or locking (PostgreSQL's own row-lock waits and deadlocks); DSQL is always occ",
-         field="cc", flag="--cc", form="--cc", choices=CC_MODES, dialects=POSTGRESQL_ONLY,
+         field="cc", flag="--cc", form=FORM, choices=CC_MODES, dialects=POSTGRESQL_ONLY,
          refusal="cc {value} is PostgreSQL's row locking: DSQL takes no row locks, it is always cc occ"),
     Knob("gates.max_conflict_rate", "number", "gate for CI: exit 3 when the conflict rate is above this share (0.05: 5 percent)",
-         field="max_conflict_rate", flag="--max-conflict-rate", form="--max-conflict-rate", check=_share, zero_is_none=True,
+         field="max_conflict_rate", flag="--max-conflict-rate", form=FORM, check=_share, zero_is_none=True,
          sweep=False, default_text="no gate"),
     Knob("gates.max_retries_per_commit", "number", "gate for CI: exit 3 when retries per commit are above this",
-         field="max_retries_per_commit", flag="--max-retries-per-commit", form="--max-retries-per-commit", check=_at_least(0),
+         field="max_retries_per_commit", flag="--max-retries-per-commit", form=FORM, check=_at_least(0),
          zero_is_none=True, sweep=False, default_text="no gate"),
     Knob("gates.max_txn_p99_ms", "number", "gate for CI: exit 3 when the transaction latency p99 is above this many ms",
-         field="max_txn_p99_ms", flag="--max-txn-p99-ms", form="--max-txn-p99-ms", check=_at_least(0),
+         field="max_txn_p99_ms", flag="--max-txn-p99-ms", form=FORM, check=_at_least(0),
          zero_is_none=True, sweep=False, default_text="no gate"),
     Knob("target.kind", "text", "where to run: embedded, postgres or dsql", sweep=False),
     Knob("target.dsn", "text", "connection string for target postgres", sweep=False),

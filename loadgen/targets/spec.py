@@ -11,7 +11,8 @@ how it is made. A notebook builds any target in a line (README.md, "From a noteb
     target = make_target(TargetSpec("dsql", endpoint="ID.dsql.us-east-1.on.aws", db_user="app"))
 
 Adding a kind of target: its module (a :class:`~loadgen.targets.base.Target` subclass
-and a function making it from a spec), a row in :data:`KINDS`, and, if it takes options
+and a function making it from a spec), a row in :data:`KINDS` (the web form offers it
+when the form can ask for what it requires), and, if it takes options
 no kind takes yet, their fields here (and their flags in loadgen.cli).
 """
 
@@ -103,10 +104,15 @@ class TargetKind:
     """One kind of target: what it takes from a spec and how it is made."""
 
     name: str
+    #: What it is, in a few words (the web form's and ``--help``'s choices).
+    summary: str
     #: The spec's options it takes; any other one given is refused (TargetSpec's check).
     options: tuple[str, ...]
     #: Makes the target from a spec already checked against ``options``.
     make: Callable[[TargetSpec], Target]
+    #: Those of ``options`` it cannot be made without (make refuses a spec lacking one), so a
+    #: front end that cannot ask for them cannot offer the kind (the web form: loadgen.ui.form).
+    required: tuple[str, ...] = ()
     #: The dialect it always speaks (None: PostgreSQL's, and DSQL's may be rehearsed on it).
     dialect: str | None = None
 
@@ -147,9 +153,9 @@ _DSQL_OPTIONS = ("endpoint", "region", "db_user", "profile", "token_expiry_s", "
 KINDS: dict[str, TargetKind] = {
     k.name: k
     for k in (
-        TargetKind("embedded", (), _embedded),
-        TargetKind("postgres", ("dsn", "schema"), _postgres),
-        TargetKind("dsql", _DSQL_OPTIONS, _dsql, dialect="dsql"),
+        TargetKind("embedded", "loadgen's embedded PostgreSQL", (), _embedded),
+        TargetKind("postgres", "any PostgreSQL (its dsn)", ("dsn", "schema"), _postgres, required=("dsn",)),
+        TargetKind("dsql", "an Aurora DSQL cluster (its endpoint)", _DSQL_OPTIONS, _dsql, required=("endpoint",), dialect="dsql"),
     )
 }
 

@@ -1,8 +1,10 @@
 """The web UI's start form: loadgen's settings as Locust options, and the scenario they describe.
 
-The fields are the knobs whose ``form`` column names an option (loadgen.model.knobs);
-users and spawn rate are Locust's own fields, the run time is Locust's ``--run-time``.
-Where to run (target, DSN) and where results go are the UI's own options, here.
+The fields are the knobs whose ``form`` column is FORM (loadgen.model.knobs), each named
+as its ``loadgen run`` flag (``--keys``: field ``keys``); users and spawn rate are Locust's
+own fields, the run time is Locust's ``--run-time``. Where to run (target, DSN) and where
+results go are the UI's own options, here; the targets offered are the kinds of target
+(loadgen.targets.spec.KINDS) whose required options the form asks for.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from loadgen.model.knobs import KNOBS, LOCUST, Knob, field_default
+from loadgen.model.knobs import FORM, KNOBS, Knob, field_default
 from loadgen.model.scenario import Scenario
+from loadgen.targets.spec import KINDS
 
 __all__ = ["FORM_TYPES", "FORM_KNOBS", "UI_TARGETS", "STOP_TIMEOUT_S", "DEFAULT_WEB_HOST", "add_arguments", "scenario_from_options"]
 
@@ -19,10 +22,16 @@ __all__ = ["FORM_TYPES", "FORM_KNOBS", "UI_TARGETS", "STOP_TIMEOUT_S", "DEFAULT_
 DEFAULT_WEB_HOST = "127.0.0.1"
 #: Seconds users get to finish their transaction when a test stops.
 STOP_TIMEOUT_S = 3
-#: Targets the form can start: DSQL needs the command line's options (endpoint, region, IAM).
-UI_TARGETS: tuple[str, ...] = ("embedded", "postgres")
+#: The target options the form asks for, beside the kind (a secret field, or LOADGEN_DSN).
+FORM_TARGET_OPTIONS: tuple[str, ...] = ("dsn",)
+#: Targets the form can start: those it can ask everything they require for (DSQL needs the
+#: command line's endpoint, region and IAM settings).
+UI_TARGETS: tuple[str, ...] = tuple(k.name for k in KINDS.values() if set(k.required) <= set(FORM_TARGET_OPTIONS))
 #: The knobs the start form shows, in the table's order.
-FORM_KNOBS: tuple[Knob, ...] = tuple(k for k in KNOBS if k.form is not None and k.form != LOCUST)
+FORM_KNOBS: tuple[Knob, ...] = tuple(k for k in KNOBS if k.form == FORM)
+#: Option spellings of the form's fields before they were named as the flags, still taken from
+#: Locust's command line (``locust -f loadgen/ui/locustfile.py --distribution zipf`` in scripts).
+OLD_SPELLINGS: dict[str, tuple[str, ...]] = {"keys.distribution": ("--distribution",), "retry.deadline": ("--retry-deadline",)}
 #: Options the start form sends that are loadgen's, with how to read them back.
 FORM_TYPES: dict[str, type] = {**{k.form_dest: k.form_type for k in FORM_KNOBS if k.form_dest}, "target": str}
 
@@ -31,9 +40,8 @@ def add_arguments(parser: Any) -> None:
     """loadgen's settings as Locust options; all but ``--out`` appear in the start form."""
     g = parser  # argument groups do not take include_in_web_ui / is_secret
     # Where the test runs first, then the workload (the knob table's order): the form lists them so.
-    g.add_argument(
-        "--target", default="embedded", choices=list(UI_TARGETS), help="Database: loadgen's embedded PostgreSQL or any PostgreSQL (--dsn)"
-    )
+    kinds = " or ".join(KINDS[name].summary for name in UI_TARGETS)
+    g.add_argument("--target", default="embedded", choices=list(UI_TARGETS), help=f"Database: {kinds}")
     g.add_argument(
         "--dsn",
         default="",
@@ -41,9 +49,10 @@ def add_arguments(parser: Any) -> None:
         help="Connection string for target postgres (kept out of pages and files; or set LOADGEN_DSN)",
     )
     for knob in FORM_KNOBS:
-        assert knob.form is not None and knob.field is not None
+        assert knob.flag is not None and knob.field is not None
         g.add_argument(
-            knob.form,
+            knob.flag,
+            *OLD_SPELLINGS.get(knob.key, ()),
             dest=knob.form_dest,
             type=knob.form_type,
             default=knob.form_value(field_default(knob.field)),
