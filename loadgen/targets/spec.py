@@ -104,7 +104,7 @@ class TargetKind:
     """One kind of target: what it takes from a spec and how it is made."""
 
     name: str
-    #: What it is, in a few words (the web form's and ``--help``'s choices).
+    #: What it is, in a few words (the web form's help on its target field).
     summary: str
     #: The spec's options it takes; any other one given is refused (TargetSpec's check).
     options: tuple[str, ...]
