@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.targets.embedded import EmbeddedPostgres
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.errors import ConfigError
 from loadgen.model.scenario import Scenario

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.results.export import STATS_COLUMNS
 

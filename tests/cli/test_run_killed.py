@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.results.metrics import summarize
 from loadgen.results.stream import PARTS_DIR

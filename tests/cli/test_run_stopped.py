@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import start_cli, wait_until
+from commandline import start_cli, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.targets.embedded import EmbeddedPostgres
 

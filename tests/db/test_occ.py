@@ -9,7 +9,7 @@ import psycopg
 import psycopg.errors as pg_errors
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.db.cc import session_settings, with_session_settings
 from loadgen.db.classify import classify

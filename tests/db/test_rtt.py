@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.db.delay import with_latency
 from loadgen.db.gwait import GeventConnection

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.db.transfer import TransferRequest, run_transfer
 from loadgen.engine import runner

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
-from test_dsql_target import ENDPOINT, fake_aws  # noqa: F401  - fixture
+from commandline import run_cli
+from offline_aws import ENDPOINT
+from roles import login_role
 
 from loadgen.engine.distributed import (
     Fleet,
@@ -382,9 +383,7 @@ def test_a_sweep_runs_every_cell_on_the_same_remote_workers_and_resumes(embedded
 def test_a_worker_that_cannot_open_its_share_stops_the_run_before_it_starts(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The warm-up happens in the workers now: a refusal there ends the command in one line, before any measured
     period (no run.json: the run never started), and the workers leave."""
-    from test_dsql_rehearsal import _role
-
-    dsn = _role(embedded, "lg_capped_workers", "CONNECTION LIMIT 6")  # 8 users' connections will not fit
+    dsn = login_role(embedded, "lg_capped_workers", "CONNECTION LIMIT 6")  # 8 users' connections will not fit
     r = run_cli(
         "run", "--target", "postgres", "--dsn", dsn, "--processes", "2", "--users", "8", "--accounts", "50",
         "--duration", "2", "--out", str(tmp_path), "-q", timeout=180,

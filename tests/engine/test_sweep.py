@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, start_cli, sweep_statuses, wait_until
+from commandline import run_cli, start_cli, sweep_statuses, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 

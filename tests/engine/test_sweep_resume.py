@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, start_cli, sweep_statuses, wait_until
+from commandline import run_cli, start_cli, sweep_statuses, wait_until
 
 from loadgen.targets.embedded import EmbeddedPostgres
 

@@ -11,10 +11,10 @@ import dataclasses
 import json
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from locust.argument_parser import LocustArgumentParser
+from repo import REPO
 
 from loadgen.cli.main import _scenario_file_from_args, _ui_form_defaults, build_parser, main
 from loadgen.errors import ConfigError
@@ -54,7 +54,7 @@ def test_every_scenario_field_has_exactly_one_knob() -> None:
 
 
 def test_the_scenario_readme_shows_every_key_with_its_default() -> None:
-    text = (Path(__file__).resolve().parent.parent / "scenarios" / "README.md").read_text()
+    text = (REPO / "scenarios" / "README.md").read_text()
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
     for knob in KNOBS:
         assert re.search(rf"\b{knob.key.rsplit('.', 1)[-1]}\b", block), f"{knob.key} is not in scenarios/README.md"

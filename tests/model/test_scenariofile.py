@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from commandline import run_cli
+from repo import REPO
 
 from loadgen.errors import ConfigError
 from loadgen.model.scenariofile import builtin_names, load, load_text
@@ -133,7 +134,7 @@ def test_the_builtins_are_there() -> None:
 
 
 def test_the_top_level_scenarios_directory_matches_the_builtins() -> None:
-    top = Path(__file__).resolve().parent.parent / "scenarios"
+    top = REPO / "scenarios"
     for name in builtin_names():
         copy = top / f"{name}.toml"
         assert copy.is_file(), f"scenarios/{name}.toml missing"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import gc
-from pathlib import Path
 
 from matplotlib.figure import Figure
+from repo import REPO
 
 from loadgen.report import build_report
 from loadgen.results.client import collector_paused
 
-SAMPLE = Path(__file__).resolve().parent.parent / "notebooks" / "sample-quickstart"
+SAMPLE = REPO / "notebooks" / "sample-quickstart"
 
 
 def _figures_alive() -> int:

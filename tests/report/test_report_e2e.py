@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from chromium import PageWatch
-from conftest import run_cli
+from commandline import run_cli
+from repo import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -127,15 +128,14 @@ def test_report_in_headless_chromium(sweep: Path, tmp_path: Path, watched: PageW
     assert (img < 128).mean() > 0.01  # some dark ink on the page
 
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "contention.ipynb"
-SAMPLE = ROOT / "notebooks" / "sample-quickstart"
+NOTEBOOK = REPO / "notebooks" / "contention.ipynb"
+SAMPLE = REPO / "notebooks" / "sample-quickstart"
 
 
 def _execute(env_run: Path, done: Path) -> subprocess.CompletedProcess[str]:
     # In a process of its own: this one is gevent-patched (Locust), which Jupyter's asyncio client cannot share.
     env = dict(os.environ, LOADGEN_RUN=str(env_run))
-    script = ROOT / "notebooks" / "execute.py"
+    script = REPO / "notebooks" / "execute.py"
     return subprocess.run([sys.executable, str(script), str(NOTEBOOK), str(done)], capture_output=True, text=True, timeout=300, env=env)
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.results.gates import EXIT_GATE, breach_lines, evaluate
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from repo import PACKAGE
 
 from loadgen.errors import ConfigError
 from loadgen.model import attempt as attempt_module
@@ -19,8 +20,6 @@ from loadgen.results.records import RUN_FORMAT, SWEEP_FORMAT, FormatError, Recor
 from loadgen.results.sections import Summary
 from loadgen.targets.base import PostgresTarget, Target
 from loadgen.targets.spec import TargetSpec, make_target
-
-PACKAGE = Path(__file__).resolve().parent.parent / "loadgen"
 
 ROW = ("t-1", 2, 1_700_000_000.25, 3.5, "conflict", "40001", "OC000", 4, 7, 1, 5.0, False, 0.25, "commit")
 

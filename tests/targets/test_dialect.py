@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.db.schema import BATCH_ROWS, reset
 from loadgen.targets.base import EmbeddedTarget

@@ -213,7 +213,7 @@ NO_AWS = {
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import run_cli
+    from commandline import run_cli
 
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(name, raising=False)

@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 import psycopg.errors as pg_errors
 import pytest
+from offline_aws import ENDPOINT
 from psycopg_pool import ConnectionPool
-from test_dsql_target import ENDPOINT, fake_aws  # noqa: F401  - fixture
 
 from loadgen.db.transfer import TransferRequest, run_transfer
 from loadgen.model.retry import RetryPolicy

@@ -24,7 +24,8 @@ import psycopg.errors as pg_errors
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, start_cli, wait_until
+from commandline import run_cli, start_cli, wait_until
+from roles import login_role
 
 from loadgen.db import schema, shapes
 from loadgen.db.classify import classify
@@ -237,22 +238,9 @@ def test_a_whole_rehearsed_run_records_left_open_as_not_counted(tmp_path: Path) 
 # -- 9. and 10. failure paths of a whole run, rehearsed on a real server ------------
 
 
-def _role(embedded: Any, name: str, extra: str = "") -> str:
-    """A non-superuser login role that may run loadgen (superusers skip connection limits); its DSN."""
-    with psycopg.connect(embedded.conninfo, autocommit=True) as c:
-        reset(c, 2, 1)  # the tables exist, owned by the superuser
-        c.execute(f"DROP OWNED BY {name}") if c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() else None
-        c.execute(f"DROP ROLE IF EXISTS {name}")
-        c.execute(f"CREATE ROLE {name} LOGIN {extra}")
-        c.execute(f"GRANT ALL ON SCHEMA public TO {name}")
-        c.execute(f"GRANT ALL ON accounts, transfers TO {name}")
-        c.execute(f"GRANT pg_read_all_stats TO {name}")
-    return f"host={embedded.socket_dir} port=5432 dbname=postgres user={name}"
-
-
 def test_more_users_than_the_connection_limit_are_refused_before_the_run(embedded: Any, tmp_path: Path) -> None:
     """The target cannot hold the users asked: the warm-up says so in one line, naming the limit (issue 13, item 7)."""
-    dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 4")
+    dsn = login_role(embedded, "lg_capped", "CONNECTION LIMIT 4")
     proc = run_cli(
         "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql", "--users", "7", "--accounts", "50",
         "--duration", "2", "--out", str(tmp_path), "-q",
@@ -272,7 +260,7 @@ def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embe
     """A connection lost mid-run whose reopening the limit refuses: the refused attempts record 53300
     (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
     # 4 users and the session holding the schema's advisory lock (loadgen.targets.base.PostgresTarget).
-    dsn = _role(embedded, "lg_capped", "CONNECTION LIMIT 5")
+    dsn = login_role(embedded, "lg_capped", "CONNECTION LIMIT 5")
     proc = start_cli(
         "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
         "--users", "4", "--accounts", "50", "--duration", "4", "--deadline", "3s", "--out", str(tmp_path), "-q",
@@ -304,7 +292,7 @@ def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embe
 def test_credentials_refused_mid_run_end_it_in_one_line_with_results_written(embedded: Any, tmp_path: Path) -> None:
     """The role loses its login mid-run (as expired credentials would); loadgen's connections are
     cut, and the reconnects are refused: one line says so, the attempts so far are written."""
-    dsn = _role(embedded, "lg_expiring")
+    dsn = login_role(embedded, "lg_expiring")
     proc = start_cli(
         "run", "--target", "postgres", "--dsn", dsn, "--dialect", "dsql",
         "--users", "4", "--accounts", "50", "--duration", "60", "--out", str(tmp_path), "-q",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import run_cli
+from commandline import run_cli
 
 from loadgen.db.schema import reset
 from loadgen.errors import TargetError

@@ -410,7 +410,7 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
 
 
 def test_ui_bad_input_is_one_line_and_exit_2(embedded: EmbeddedPostgres) -> None:
-    from conftest import run_cli
+    from commandline import run_cli
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
