@@ -11,6 +11,7 @@ as helper modules (commandline.py, offline_aws.py, roles.py, repo.py, chromium.p
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -77,3 +78,39 @@ def test_plain_pytest_runs_the_slow_tests_too() -> None:
     assert "slow" not in options["addopts"]
     assert "--strict-markers" in options["addopts"]
     assert any(m.startswith("slow:") for m in options["markers"])
+
+
+#: Where the repository names a test file: docs, configuration, code comments and docstrings.
+NAMED_IN = (
+    "README.md",
+    "BENCHMARKS.md",
+    "pyproject.toml",
+    "scenarios/README.md",
+    "docs/*.md",
+    "docs/*.py",
+    "benchmarks/*.py",
+    "loadgen/**/*.py",
+    "tests/**/*.py",
+)
+
+
+def _named_test_files(text: str) -> set[str]:
+    return set(re.findall(r"\btests/[\w/]+\.py\b", text))
+
+
+def test_every_test_file_the_repository_names_exists() -> None:
+    """A test moved or renamed takes its mentions with it (the docs point readers at the test that proves a claim)."""
+    missing = []
+    for pattern in NAMED_IN:
+        for path in sorted(REPO.glob(pattern)):
+            missing += [
+                f"{path.relative_to(REPO)}: {name}" for name in sorted(_named_test_files(path.read_text())) if not (REPO / name).is_file()
+            ]
+    assert not missing, missing
+
+
+def test_the_checker_finds_named_test_files() -> None:
+    assert _named_test_files("see `tests/db/test_fcw.py`, tests/chromium.py and tests/ (all)") == {
+        "tests/db/test_fcw.py",
+        "tests/chromium.py",
+    }

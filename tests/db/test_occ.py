@@ -1,4 +1,4 @@
-"""Concurrency-control modes: cc occ (first committer wins, tests/test_fcw.py), cc nowait (the later writer fails at once), cc locking (waits)."""
+"""Concurrency-control modes: cc occ (first committer wins, tests/db/test_fcw.py), cc nowait (the later writer fails at once), cc locking (waits)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ led with the 40001-only share would show a different number. To the printed prec
 the sweep's cell line and table, run.json, the --csv stats file, ``predict --json`` and
 every section of the report, and the 40001-only share must appear nowhere as a rate.
 
-The web UI runs its own test (a real ``loadgen ui`` and Chromium, in tests/test_webui.py:
+The web UI runs its own test (a real ``loadgen ui`` and Chromium, in tests/ui/test_webui.py:
 test_the_web_uis_cards_chart_and_last_second_lead_with_its_run_json): its cards, its
 chart's data and Locust's "last second" row must lead with that test's run.json figure.
 """

@@ -495,7 +495,7 @@ def test_ctrl_c_during_a_test_writes_it_without_connection_errors(sig: signal.Si
 def test_the_web_uis_cards_chart_and_last_second_lead_with_its_run_json(
     embedded: object, tmp_path: Path, watched: PageWatch, context: Any
 ) -> None:
-    """One conflict rate (tests/test_contention_rate.py), in the web UI: a hot test in cc nowait
+    """One conflict rate (tests/results/test_contention_rate.py), in the web UI: a hot test in cc nowait
     (55P03 and 40001 differ by more than 2x); the cards, the chart's data and Locust's
     "last second" row lead with the figure of that test's run.json, in Chromium."""
     ui = _start_ui(tmp_path)
