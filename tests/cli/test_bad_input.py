@@ -20,12 +20,14 @@ def _one_line(proc) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_refused_authentication(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     dsn = f"host={embedded.socket_dir} port=5432 dbname=postgres user=no_such_role"
     line = _one_line(run_cli("run", "--target", "postgres", "--dsn", dsn, "--out", str(tmp_path)))
     assert "cannot connect" in line and "no_such_role" in line
 
 
+@pytest.mark.slow
 def test_missing_database(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     dsn = f"host={embedded.socket_dir} port=5432 dbname=no_such_db user=postgres"
     line = _one_line(run_cli("run", "--target", "postgres", "--dsn", dsn, "--out", str(tmp_path)))
@@ -41,12 +43,14 @@ def recorded_run(tmp_path_factory: pytest.TempPathFactory, embedded: EmbeddedPos
     return run_dir
 
 
+@pytest.mark.slow
 def test_report_on_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     line = _one_line(run_cli("report", str(tmp_path)))
     assert "not a run or sweep" in line
 
 
+@pytest.mark.slow
 def test_report_on_a_corrupt_parquet_file(recorded_run: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(recorded_run, broken)
@@ -56,6 +60,7 @@ def test_report_on_a_corrupt_parquet_file(recorded_run: Path, tmp_path: Path) ->
     assert "attempts.parquet" in line
 
 
+@pytest.mark.slow
 def test_report_on_a_corrupt_run_json(recorded_run: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(recorded_run, broken)
@@ -64,6 +69,7 @@ def test_report_on_a_corrupt_run_json(recorded_run: Path, tmp_path: Path) -> Non
     assert "run.json" in line
 
 
+@pytest.mark.slow
 def test_report_to_an_unwritable_place(recorded_run: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -71,6 +77,7 @@ def test_report_to_an_unwritable_place(recorded_run: Path, tmp_path: Path) -> No
     assert "r.html" in line or "cannot write" in line
 
 
+@pytest.mark.slow
 def test_report_of_a_good_run_still_works(recorded_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     proc = run_cli("report", str(recorded_run), "-o", str(out))

@@ -20,6 +20,7 @@ def _one_line_error(proc) -> str:
     return err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -41,6 +42,7 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], needle: str, tmp_path
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
 
+@pytest.mark.slow
 def test_dsn_that_does_not_connect(tmp_path: Path) -> None:
     # A closed port on loopback; the password must not be echoed back.
     dsn = "postgresql://bob:s3cret-sentinel@127.0.0.1:1/db?connect_timeout=2"
@@ -51,6 +53,7 @@ def test_dsn_that_does_not_connect(tmp_path: Path) -> None:
     assert "s3cret-sentinel" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_unwritable_output_directory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -59,6 +62,7 @@ def test_unwritable_output_directory(tmp_path: Path) -> None:
     assert "cannot write results" in _one_line_error(proc)
 
 
+@pytest.mark.slow
 def test_db_lifecycle(tmp_path: Path) -> None:
     home = Path("/tmp") / f"lg-cli-{os.getpid()}"
     env = {"LOADGEN_HOME": str(home)}
@@ -86,6 +90,7 @@ def test_db_lifecycle(tmp_path: Path) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_run_from_the_command_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     proc = run_cli("run", "--accounts", "10", "--users", "20", "--duration", "2s", "--out", str(tmp_path), "--seed", "3")
     assert proc.returncode == 0, proc.stderr
@@ -118,6 +123,7 @@ def test_max_connections_grows_for_big_runs(embedded: EmbeddedPostgres) -> None:
         assert int(c.execute("SHOW max_connections").fetchone()[0]) == status.max_connections
 
 
+@pytest.mark.slow
 def test_more_users_than_the_server_allows(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     proc = run_cli("run", "--target", "postgres", "--dsn", embedded.url, "--users", "5000", "--out", str(tmp_path))
     assert proc.returncode == 2

@@ -24,6 +24,7 @@ NO_AWS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

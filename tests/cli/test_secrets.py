@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from commandline import run_cli
 
 from loadgen.targets.embedded import EmbeddedPostgres
@@ -11,6 +12,7 @@ from loadgen.targets.embedded import EmbeddedPostgres
 SENTINEL = "Sentinel-pw-7f3a9c"
 
 
+@pytest.mark.slow
 def test_password_never_reaches_outputs(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     # The embedded server trusts its unix socket, so the password is accepted and unused:
     # what matters here is where loadgen itself might copy it.

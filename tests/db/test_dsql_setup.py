@@ -126,6 +126,7 @@ def test_a_role_with_data_privileges_only_can_reset(restricted: str, truncate: b
         assert conn.execute("SELECT count(*) FROM transfers").fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_a_least_privilege_role_runs_loadgen_on_postgresql(restricted: str, tmp_path: Path) -> None:
     """The whole run as that role (the run's schema falls back to where it stands: public)."""
     from commandline import run_cli

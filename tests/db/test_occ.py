@@ -107,6 +107,7 @@ def test_locking_mode_waits_on_row_locks(target: EmbeddedTarget, tmp_path: Path)
     assert doc["lock_waits"]["count"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

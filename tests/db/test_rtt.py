@@ -108,6 +108,7 @@ def test_run_attempts_include_the_latency(target: EmbeddedTarget, tmp_path: Path
     assert doc["latency_emulated"] is True
 
 
+@pytest.mark.slow
 def test_cli_rejects_negative_rtt(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     done = run_cli("run", "--rtt-ms", "-5", "--duration", "1", "--out", str(tmp_path), timeout=60)
     assert done.returncode == 2

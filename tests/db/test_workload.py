@@ -102,6 +102,7 @@ def _run(scenario: Scenario, embedded: EmbeddedPostgres, out: Path) -> tuple[dic
     return json.loads((result.run_dir / "run.json").read_text()), pq.read_table(result.run_dir / "attempts.parquet").to_pandas()
 
 
+@pytest.mark.slow
 def test_batches_run_exactly_users_times_batches(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     s = Scenario(accounts=200, users=8, spawn_rate=8, duration_s=60, load="batches", batches=4, seed=1)
     doc, attempts = _run(s, embedded, tmp_path)
@@ -110,6 +111,7 @@ def test_batches_run_exactly_users_times_batches(embedded: EmbeddedPostgres, tmp
     assert doc["summary"]["elapsed_s"] < 30  # ended with the last batch, not the 60 s cap
 
 
+@pytest.mark.slow
 def test_open_loop_keeps_up_at_a_low_rate(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     s = Scenario(accounts=1000, users=10, duration_s=2, load="open", arrival_rate=50, seed=1)
     doc, attempts = _run(s, embedded, tmp_path)
@@ -118,6 +120,7 @@ def test_open_loop_keeps_up_at_a_low_rate(embedded: EmbeddedPostgres, tmp_path: 
     assert 80 <= load["started"] <= 110 and load["achieved_rate"] == pytest.approx(50, rel=0.1)
 
 
+@pytest.mark.slow
 def test_open_loop_says_when_it_cannot_keep_up(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     s = Scenario(accounts=1000, users=1, duration_s=2, load="open", arrival_rate=20000, seed=1)
     doc, _ = _run(s, embedded, tmp_path)
@@ -125,12 +128,14 @@ def test_open_loop_says_when_it_cannot_keep_up(embedded: EmbeddedPostgres, tmp_p
     assert not load["kept_up"] and load["late"] > 0 and load["achieved_rate"] < 15000
 
 
+@pytest.mark.slow
 def test_closed_loop_think_time_slows_each_user(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     s = Scenario(accounts=1000, users=2, duration_s=2, think_ms=200, seed=1)
     _, attempts = _run(s, embedded, tmp_path)
     assert 4 <= attempts["txn_id"].nunique() <= 24  # 2 users x about 10 at most
 
 
+@pytest.mark.slow
 def test_read_mix_audits_check_the_total(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     s = Scenario(accounts=20, users=10, duration_s=2, read_mix=0.5, read_kind="audit", seed=1)
     doc, attempts = _run(s, embedded, tmp_path)
@@ -141,6 +146,7 @@ def test_read_mix_audits_check_the_total(embedded: EmbeddedPostgres, tmp_path: P
     assert (attempts["payer"] != attempts["payee"]).all()  # the attempt table holds transfers only
 
 
+@pytest.mark.slow
 def test_shape_and_skewed_keys_in_a_real_run(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     s = Scenario(accounts=50, users=10, duration_s=2, transaction="multi-leg", legs=3, distribution="zipf", zipf_s=1.2, seed=1)
     doc, attempts = _run(s, embedded, tmp_path)
@@ -148,6 +154,7 @@ def test_shape_and_skewed_keys_in_a_real_run(embedded: EmbeddedPostgres, tmp_pat
     assert doc["summary"]["commits"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("isolation", "conserved"), [("read-committed", False), ("repeatable-read", True)])
 def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres, tmp_path: Path, isolation: str, conserved: bool) -> None:
     from loadgen.engine.sweep import run_cell
@@ -170,6 +177,7 @@ def test_lost_update_shows_under_read_committed_only(embedded: EmbeddedPostgres,
         assert result.summary["conflicts"] > 0  # snapshot isolation caught the overwrites instead
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("shape", "skew"), [("joint-withdrawal", True), ("joint-withdrawal-for-update", False)])
 def test_write_skew_under_snapshot_isolation_and_not_with_for_update(
     embedded: EmbeddedPostgres, tmp_path: Path, shape: str, skew: bool

@@ -27,6 +27,7 @@ from loadgen.targets.base import EmbeddedTarget
 from loadgen.targets.embedded import EmbeddedPostgres, connection_capacity
 
 
+@pytest.mark.slow
 def test_every_connection_opens_before_the_measured_period(target: EmbeddedTarget, tmp_path: Path) -> None:
     users = 40
     result = runner.run(Scenario(accounts=1000, users=users, spawn_rate=users, duration_s=1.5, seed=2), target, tmp_path)
@@ -84,6 +85,7 @@ def test_more_connections_than_the_machine_holds_are_refused_without_touching_th
     assert embedded.status().pid == pid  # still the same server, not restarted
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_100000_users_in_one_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     pid = embedded.status().pid
     done = run_cli("run", "--users", "100000", "--duration", "2", "--out", str(tmp_path), timeout=60)

@@ -124,6 +124,7 @@ def test_master_and_worker_command_lines(embedded, tmp_path: Path) -> None:  # t
     _check_lossless(run_dir, workers=1)
 
 
+@pytest.mark.slow
 def test_bad_scale_out_options_are_one_line(tmp_path: Path) -> None:
     r = run_cli("run", "--worker")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--master-host" in r.stderr
@@ -236,6 +237,7 @@ def test_a_ca_bundle_file_reaches_workers_as_its_content_not_the_masters_path(fa
     assert f"sslrootcert={rebuilt.sslrootcert}" in rebuilt.conninfo()
 
 
+@pytest.mark.slow
 def test_a_dsql_rehearsal_scales_out_and_workers_open_only_their_users_connections(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """--processes with --dialect dsql: the workers run the DSQL path and are audited; each worker opens
     one connection per user it runs (before, every worker's pool opened one per user of the whole test),
@@ -380,6 +382,7 @@ def test_a_sweep_runs_every_cell_on_the_same_remote_workers_and_resumes(embedded
     assert sorted(w["pid"] for w in doc["workers"]) == sorted(w.pid for w in workers)
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_open_its_share_stops_the_run_before_it_starts(embedded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The warm-up happens in the workers now: a refusal there ends the command in one line, before any measured
     period (no run.json: the run never started), and the workers leave."""

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import locust  # gevent first, as loadgen.cli does
 import os, signal, gevent
@@ -57,6 +59,7 @@ def _run(script: str, sig: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_first_signal_stops_the_run_second_leaves_at_once() -> None:
     for sig in ("SIGINT", "SIGTERM"):
         proc = _run(SCRIPT, sig)
@@ -65,6 +68,7 @@ def test_first_signal_stops_the_run_second_leaves_at_once() -> None:
         assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_signal_between_runs_interrupts_the_main_greenlet() -> None:
     for sig in ("SIGINT", "SIGTERM"):
         proc = _run(BETWEEN, sig)

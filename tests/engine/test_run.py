@@ -69,6 +69,7 @@ def test_hot_run_records_conflicts_and_retries(target: EmbeddedTarget, tmp_path:
     assert doc["versions"]["server"].startswith("PostgreSQL 18")
 
 
+@pytest.mark.slow
 def test_insufficient_funds_is_recorded_and_not_retried(target: EmbeddedTarget, tmp_path: Path) -> None:
     scenario = Scenario(accounts=5, users=4, spawn_rate=10, duration_s=1.5, initial_balance=0)
     result = runner.run(scenario, target, tmp_path)
@@ -93,6 +94,7 @@ def _rigged_transfer(conn: psycopg.Connection[Any], req: Any, phase: Any) -> Non
     transfer_once(conn, req, phase)
 
 
+@pytest.mark.slow
 def test_broken_invariant_exits_1(
     embedded: EmbeddedPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -160,6 +162,7 @@ def test_users_wait_concurrently_under_gevent(target: EmbeddedTarget, tmp_path: 
     assert elapsed < 1.5, f"{users} concurrent pg_sleep(0.5) took {elapsed:.2f} s: waits were serialized"
 
 
+@pytest.mark.slow
 def test_lock_timeout_stops_waiting(target: EmbeddedTarget, tmp_path: Path) -> None:
     scenario = Scenario(accounts=4, users=20, spawn_rate=20, duration_s=2, cc="locking", lock_timeout_ms=1)
     result = runner.run(scenario, target, tmp_path)

@@ -95,11 +95,13 @@ def test_ctrl_c_after_a_cell_then_resume(embedded: EmbeddedPostgres, conn: psyco
     assert (sweep_dir / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_resume_needs_a_sweep_directory(tmp_path: Path) -> None:
     proc = run_cli("run", "--resume", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "sweep.json" in proc.stderr
 
 
+@pytest.mark.slow
 def test_resume_refuses_workload_options(tmp_path: Path) -> None:
     (tmp_path / "sweep.json").write_text("{}")
     proc = run_cli("run", "--resume", str(tmp_path), "--accounts", "10")

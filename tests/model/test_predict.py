@@ -210,6 +210,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "loadgen.cli", "predict", *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_predict_command(tmp_path: Path) -> None:
     run = write_run(tmp_path / "r", [10.0] * 50, ["committed"] * 50, {"accounts": 100, "users": 10})
     out = _cli(str(run), "--accounts", "100,1000", "--users", "10", "--json", "--attempts", "2000")

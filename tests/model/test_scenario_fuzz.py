@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +89,7 @@ def _check(text: str) -> None:
         assert cell.scenario.accounts >= 2 and cell.scenario.users >= 1
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(keys, values, max_size=6))
 def test_structured_documents(entries: dict[str, Any]) -> None:

@@ -141,6 +141,7 @@ def test_the_top_level_scenarios_directory_matches_the_builtins() -> None:
         assert load(str(copy)).cells == load(name).cells
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
@@ -161,6 +162,7 @@ def test_cli_bad_scenario_file_exit_2_one_line(tmp_path: Path, text: str, needle
     assert not out.exists()  # nothing written before validation passed
 
 
+@pytest.mark.slow
 def test_cli_missing_file_and_bad_override(tmp_path: Path) -> None:
     proc = run_cli("run", str(tmp_path / "nope.toml"), timeout=60)
     assert proc.returncode == 2 and "cannot read scenario file" in proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import pytest
 from matplotlib.figure import Figure
 from repo import REPO
 
@@ -34,6 +35,7 @@ def test_collector_paused_restores_what_it_found() -> None:
         gc.enable()
 
 
+@pytest.mark.slow
 def test_a_sweep_report_holds_no_figure_once_written() -> None:
     """Drawn with the collector paused (as `loadgen run` writes it), every figure is freed
     as soon as it is drawn: a sweep's report must not hold one figure per cell."""

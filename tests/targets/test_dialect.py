@@ -152,6 +152,7 @@ def test_set_up_retries_a_conflict(embedded: Any) -> None:
         target.audit.cleanup()
 
 
+@pytest.mark.slow
 def test_whole_run_in_dsql_dialect_breaks_no_rule(tmp_path: Path) -> None:
     result = run_cli(
         "run", "--dialect", "dsql", "--accounts", "3500", "--users", "8", "--duration", "2",

@@ -147,6 +147,7 @@ def test_no_credentials_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert list(doc) == ["unavailable"] and doc["unavailable"].startswith("CloudWatch: Unable to locate credentials")
 
 
+@pytest.mark.slow
 def test_a_run_records_the_clusters_counters_and_the_report_shows_them_beside_loadgens(
     embedded: Any, tmp_path: Path, client: Any, watched: PageWatch
 ) -> None:

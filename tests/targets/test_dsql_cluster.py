@@ -195,6 +195,7 @@ NO_AWS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -199,12 +199,14 @@ def test_rehearsal_refuses_what_dsql_refuses(rehearsal: Any, sql: str) -> None:
 # -- 3. every cell checked against the target before any work ---------------------
 
 
+@pytest.mark.slow
 def test_lost_update_cells_are_refused_on_dsql_before_any_work(tmp_path: Path) -> None:
     line = _one_line(run_cli("run", "lost-update", "--dialect", "dsql", "--out", str(tmp_path)))
     assert "cell isolation=read-committed" in line and "DSQL has one isolation level" in line
     assert not any(tmp_path.iterdir()), "no run directory: refused before any work"
 
 
+@pytest.mark.slow
 def test_a_scenario_files_lock_timeout_is_refused_on_dsql(tmp_path: Path) -> None:
     scenario = tmp_path / "s.toml"
     scenario.write_text('users = 2\nduration = "1s"\ncc = "locking"\n[postgres]\nlock_timeout_ms = [0, 1]\n')
@@ -212,6 +214,7 @@ def test_a_scenario_files_lock_timeout_is_refused_on_dsql(tmp_path: Path) -> Non
     assert "lock_timeout_ms" in line and "DSQL" in line
 
 
+@pytest.mark.slow
 def test_a_scenario_file_names_a_dsql_endpoint(tmp_path: Path) -> None:
     endpoint = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
     scenario = tmp_path / "s.toml"
@@ -222,11 +225,13 @@ def test_a_scenario_file_names_a_dsql_endpoint(tmp_path: Path) -> None:
     assert "--endpoint is only for --target dsql" in _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
 
 
+@pytest.mark.slow
 def test_ephemeral_checks_every_cell_before_creating_a_cluster(tmp_path: Path) -> None:
     line = _one_line(run_cli("run", "lost-update", "--target", "dsql", "--ephemeral", "--region", "us-east-1", "--out", str(tmp_path)))
     assert "DSQL has one isolation level" in line
 
 
+@pytest.mark.slow
 def test_a_whole_rehearsed_run_records_left_open_as_not_counted(tmp_path: Path) -> None:
     proc = run_cli("run", "--dialect", "dsql", "--accounts", "30", "--users", "4", "--duration", "1", "--out", str(tmp_path), "-q")
     assert proc.returncode == 0, proc.stderr + proc.stdout
@@ -238,6 +243,7 @@ def test_a_whole_rehearsed_run_records_left_open_as_not_counted(tmp_path: Path) 
 # -- 9. and 10. failure paths of a whole run, rehearsed on a real server ------------
 
 
+@pytest.mark.slow
 def test_more_users_than_the_connection_limit_are_refused_before_the_run(embedded: Any, tmp_path: Path) -> None:
     """The target cannot hold the users asked: the warm-up says so in one line, naming the limit (issue 13, item 7)."""
     dsn = login_role(embedded, "lg_capped", "CONNECTION LIMIT 4")
@@ -256,6 +262,7 @@ def _sessions(c: psycopg.Connection, role: str) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embedded: Any, tmp_path: Path) -> None:
     """A connection lost mid-run whose reopening the limit refuses: the refused attempts record 53300
     (PostgreSQL's own text, recovered), back off and retry; the run completes with nothing lost."""
@@ -289,6 +296,7 @@ def test_a_connection_limit_met_mid_run_is_recorded_per_attempt_and_retried(embe
     assert run["connections"]["connect_errors"] >= len(refused) and run["connections"]["peak_open"] <= 4
 
 
+@pytest.mark.slow
 def test_credentials_refused_mid_run_end_it_in_one_line_with_results_written(embedded: Any, tmp_path: Path) -> None:
     """The role loses its login mid-run (as expired credentials would); loadgen's connections are
     cut, and the reconnects are refused: one line says so, the attempts so far are written."""
@@ -328,6 +336,7 @@ NO_AWS = {
 ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 
 
+@pytest.mark.slow
 def test_missing_credentials_fail_in_one_line_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
@@ -335,6 +344,7 @@ def test_missing_credentials_fail_in_one_line_before_any_work(tmp_path: Path, mo
     assert "cannot sign a DSQL auth token: NoCredentialsError" in line
 
 
+@pytest.mark.slow
 def test_the_connection_quota_is_an_option(tmp_path: Path) -> None:
     line = _one_line(
         run_cli("run", "--target", "dsql", "--endpoint", ENDPOINT, "--users", "20", "--max-connections", "10", "--out", str(tmp_path))
@@ -358,6 +368,7 @@ def test_a_bare_cluster_id_takes_the_region_of_the_environment(monkeypatch: pyte
         make_dsql_target("abcdefghijklmnopqrstuvwxyz")
 
 
+@pytest.mark.slow
 def test_the_write_skew_scenario_runs_whole_under_the_rehearsal(tmp_path: Path) -> None:
     """A whole scenario file through --dialect dsql: both cells run the DSQL path with no rule broken;
     FOR UPDATE (one key at a time) keeps the joint minimum, its collisions reported as DSQL's OC000."""

@@ -128,6 +128,7 @@ def fresh_home() -> object:
     shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_first_starts_do_not_race_and_a_live_run_is_never_cut(fresh_home: Path) -> None:
     env = {**os.environ, "LOADGEN_HOME": str(fresh_home)}
     starts = [
@@ -194,6 +195,7 @@ def test_schema_is_held_by_one_live_run(embedded: EmbeddedPostgres) -> None:
     second.end_run()
 
 
+@pytest.mark.slow
 def test_schema_cli_errors_are_one_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     holder = PostgresTarget(embedded.conninfo, schema="lg_cli_schema")
     holder.begin_run("run-holder", 2)

@@ -141,6 +141,7 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 def test_listens_on_loopback_by_default(ui: UI) -> None:
     assert _listening_addresses(ui.port) == {"127.0.0.1"}
     assert f"web UI at http://127.0.0.1:{ui.port}/" in ui.log.read_text()
@@ -161,6 +162,7 @@ def test_locust_options_default_to_loopback() -> None:
     assert {"accounts", "distribution", "max_attempts", "backoff", "lock_timeout_ms", "target"} <= set(parser.args_included_in_web_ui)
 
 
+@pytest.mark.slow
 def test_bad_form_values_are_refused_in_one_line(ui: UI) -> None:
     r = ui.post("/swarm", {"user_count": 5, "spawn_rate": 5, "accounts": 1})
     assert r["success"] is False and "accounts must be at least 2" in r["message"]
@@ -380,6 +382,7 @@ def test_secrets_stay_out_of_pages_logs_and_files(embedded: EmbeddedPostgres, tm
     assert all(secret not in text for text in seen)
 
 
+@pytest.mark.slow
 def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     secret = "s3cret-pw-0815"
     dsn = embedded.url.replace("postgres@", f"postgres:{secret}@", 1)
@@ -409,6 +412,7 @@ def test_plain_locust_masks_a_dsn_given_on_its_command_line(embedded: EmbeddedPo
         _stop_ui(ui)
 
 
+@pytest.mark.slow
 def test_ui_bad_input_is_one_line_and_exit_2(embedded: EmbeddedPostgres) -> None:
     from commandline import run_cli
 
@@ -423,6 +427,7 @@ def test_ui_bad_input_is_one_line_and_exit_2(embedded: EmbeddedPostgres) -> None
     assert r.returncode == 2 and "needs --dsn" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_scenario_sets_the_start_form_defaults(embedded: EmbeddedPostgres, tmp_path: Path) -> None:
     scenario = tmp_path / "hot.toml"
     scenario.write_text('accounts = 37\nusers = 12\n[retry]\nmax_attempts = 7\nbackoff = "full-jitter"\n')
