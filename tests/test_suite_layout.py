@@ -3,7 +3,7 @@
 configuration CI reads).
 
 tests/<area>/test_*.py test ``loadgen/<area>/``; tests/test_*.py test the package as a whole
-(layout, wheel, dependencies' private names, this file). What tests share lives at tests/'s root
+(layout, wheel, dependencies' private names, this file) or one of its top-level modules. What tests share lives at tests/'s root
 as helper modules (commandline.py, offline_aws.py, roles.py, repo.py, chromium.py) or fixtures
 (conftest.py), never in a test module another one imports. Needs no database.
 """
@@ -41,6 +41,16 @@ def test_every_test_folder_is_named_for_a_subpackage() -> None:
     subpackages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
     folders = {p.name for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
     assert folders <= subpackages, f"test folders with no loadgen subpackage of that name: {sorted(folders - subpackages)}"
+
+
+#: Tests of the package as a whole, at tests/'s root beside the tests of loadgen's own top-level modules (test_errors.py).
+WHOLE_PACKAGE_TESTS = {"test_layout.py", "test_private_api.py", "test_suite_layout.py", "test_wheel.py"}
+
+
+def test_tests_of_an_area_sit_in_its_folder() -> None:
+    top_level = {f"test_{p.stem}.py" for p in PACKAGE.glob("*.py")}
+    flat = sorted(p.name for p in TESTS.glob("test_*.py") if p.name not in WHOLE_PACKAGE_TESTS | top_level)
+    assert not flat, f"move these into the folder of the subpackage they test (tests/<area>/), or name them here: {flat}"
 
 
 def test_folders_hold_test_modules_only() -> None:
