@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import pytest
 
-__all__ = ["ENDPOINT", "FAKE_KEY"]
+__all__ = ["CLUSTER_ID", "ENDPOINT", "FAKE_KEY", "NO_AWS_FILES", "REGION"]
 
-ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
+CLUSTER_ID = "abcdefghijklmnopqrstuvwxyz"
+REGION = "us-east-1"
+ENDPOINT = f"{CLUSTER_ID}.dsql.{REGION}.on.aws"
+#: An access key id of the right shape; tokens signed with it are never sent anywhere.
 FAKE_KEY = "AKIDLOADGENTEST00001"
+#: For a subprocess's environment: no AWS config or credentials file, no instance metadata.
+NO_AWS_FILES = {
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 @pytest.fixture
@@ -24,9 +33,8 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", FAKE_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in NO_AWS_FILES.items():
+        monkeypatch.setenv(name, value)
 
     import boto3  # here, not at the top: every test session loads this plugin, few tests use it
     import botocore.httpsession

@@ -6,20 +6,18 @@ from pathlib import Path
 
 import pytest
 from commandline import run_cli
+from offline_aws import ENDPOINT, FAKE_KEY, NO_AWS_FILES, REGION
 
 from loadgen.errors import ConfigError
 from loadgen.model.scenario import Scenario
 from loadgen.model.scenariofile import Cell
 from loadgen.targets.base import check_cells
 
-REGION = "us-east-1"
 #: Fake credentials, no config files, and no route to AWS: any AWS call would fail (or hang) instead of creating anything.
 NO_AWS = {
-    "AWS_ACCESS_KEY_ID": "AKIDLOADGENTEST00001",
+    **NO_AWS_FILES,
+    "AWS_ACCESS_KEY_ID": FAKE_KEY,
     "AWS_SECRET_ACCESS_KEY": "fake",
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
     "AWS_ENDPOINT_URL_DSQL": "http://127.0.0.1:9",  # a create_cluster call would fail to connect: the message says so
 }
 
@@ -54,9 +52,6 @@ def test_legs_within_dsql_row_limit() -> None:
     check_cells("postgresql", _multi_leg(4000))
     with pytest.raises(ConfigError, match=r"legs = 2999 writes 3,001 rows per transfer.*at most 2,998 legs"):
         check_cells("dsql", _multi_leg(2999))
-
-
-ENDPOINT = f"abcdefghijklmnopqrstuvwxyz.dsql.{REGION}.on.aws"
 
 
 @pytest.mark.parametrize(("extra", "file_rate", "expected"), [([], None, 1000.0), ([], 7.0, 7.0), (["--spawn-rate", "3"], 7.0, 3.0)])

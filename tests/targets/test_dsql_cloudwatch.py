@@ -16,11 +16,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from chromium import PageWatch
+from offline_aws import CLUSTER_ID, FAKE_KEY, REGION
 
 from loadgen.targets.dsql_cloudwatch import cluster_metrics, minute_window, read_cluster_metrics
 
-CLUSTER = "abcdefghijklmnopqrstuvwxyz"
-REGION = "us-east-1"
+CLUSTER = CLUSTER_ID
 #: The metrics and statistics AWS's user guide documents ("Monitoring Aurora DSQL with Amazon CloudWatch").
 DOCUMENTED = [
     ("OccConflicts", "Sum"),
@@ -40,7 +40,7 @@ END = dt.datetime(2026, 12, 1, 12, 2, 10, tzinfo=dt.UTC)
 
 @pytest.fixture
 def client() -> Any:
-    session = boto3.session.Session(aws_access_key_id="AKIDLOADGENTEST00001", aws_secret_access_key="fake", region_name=REGION)
+    session = boto3.session.Session(aws_access_key_id=FAKE_KEY, aws_secret_access_key="fake", region_name=REGION)
     return session.client("cloudwatch")
 
 

@@ -8,19 +8,19 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from offline_aws import CLUSTER_ID, FAKE_KEY, NO_AWS_FILES, REGION
 
 from loadgen.errors import ConfigError, TargetError
 from loadgen.targets.dsql_cluster import cluster_id_of, create_cluster, delete_cluster, ephemeral_cluster, parse_tags
 
-ID = "abcdefghijklmnopqrstuvwxyz"
-REGION = "us-east-1"
+ID = CLUSTER_ID
 ARN = f"arn:aws:dsql:{REGION}:123456789012:cluster/{ID}"
 NOW = dt.datetime(2025, 12, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 def client() -> Any:
-    c = boto3.session.Session(aws_access_key_id="AKIDLOADGENTEST00001", aws_secret_access_key="fake", region_name=REGION).client("dsql")
+    c = boto3.session.Session(aws_access_key_id=FAKE_KEY, aws_secret_access_key="fake", region_name=REGION).client("dsql")
     return c
 
 
@@ -188,11 +188,7 @@ def test_tags_and_ids() -> None:
         cluster_id_of("not/an-id")
 
 
-NO_AWS = {
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+NO_AWS = NO_AWS_FILES
 
 
 @pytest.mark.slow

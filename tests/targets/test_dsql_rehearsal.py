@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from commandline import run_cli, start_cli, wait_until
+from offline_aws import ENDPOINT, NO_AWS_FILES
 from roles import login_role
 
 from loadgen.db import schema, shapes
@@ -216,12 +217,11 @@ def test_a_scenario_files_lock_timeout_is_refused_on_dsql(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_a_scenario_file_names_a_dsql_endpoint(tmp_path: Path) -> None:
-    endpoint = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
     scenario = tmp_path / "s.toml"
-    scenario.write_text(f'users = 2\n[target]\nkind = "dsql"\nendpoint = "{endpoint}"\nregion = "eu-west-1"\n')
+    scenario.write_text(f'users = 2\n[target]\nkind = "dsql"\nendpoint = "{ENDPOINT}"\nregion = "eu-west-1"\n')
     line = _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
     assert "disagrees with the endpoint's Region us-east-1" in line, "the file's endpoint and region reached the target"
-    scenario.write_text(f'users = 2\n[target]\nkind = "postgres"\nendpoint = "{endpoint}"\n')
+    scenario.write_text(f'users = 2\n[target]\nkind = "postgres"\nendpoint = "{ENDPOINT}"\n')
     assert "--endpoint is only for --target dsql" in _one_line(run_cli("run", str(scenario), "--out", str(tmp_path / "out")))
 
 
@@ -326,14 +326,7 @@ def test_credentials_refused_mid_run_end_it_in_one_line_with_results_written(emb
     assert (attempts["outcome"] == "committed").sum() > 0 and (attempts["sqlstate"] == "28000").any()
 
 
-NO_AWS = {
-    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_ACCESS_KEY_ID": "",
-    "AWS_SECRET_ACCESS_KEY": "",
-}
-ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
+NO_AWS = {**NO_AWS_FILES, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
 
 
 @pytest.mark.slow

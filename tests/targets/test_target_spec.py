@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from offline_aws import ENDPOINT
 
 from loadgen.cli import dsql as dsql_cli
 from loadgen.cli.main import build_parser
@@ -18,7 +19,6 @@ from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.targets.spec import KINDS, TargetSpec, make_target
 
 DSN = "postgresql://app:s3cret@db.example.com:5432/postgres"
-ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 
 
 def _from_command_line(*argv: str, scenario: str | None = None) -> TargetSpec:
