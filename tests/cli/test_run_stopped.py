@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,13 +16,7 @@ from loadgen.targets.embedded import EmbeddedPostgres
 
 
 def _start(out: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "run", "--accounts", "20", "--users", "20", "--duration", "60", "--out", str(out), "-q"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ),
-    )
+    return start_cli("run", "--accounts", "20", "--users", "20", "--duration", "60", "--out", str(out), "-q")
 
 
 def _wait_for_run_dir(out: Path, proc: subprocess.Popen[str], timeout: float = 60) -> None:
