@@ -78,6 +78,7 @@ def _one_line_about_format(err: str, file: str) -> None:
     assert len(lines) == 1 and file in lines[0] and "format" in lines[0] and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", [99, "two"], ids=["newer", "unknown"])
 def test_report_and_predict_refuse_a_run_json_of_unknown_format(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: object) -> None:
     run = write_run(tmp_path / "run-a")
@@ -127,6 +128,7 @@ def test_reading_a_killed_run_writes_nothing(tmp_path: Path) -> None:
     assert (run / "run.json").read_bytes() == before and (run / PARTS_DIR).is_dir() and not rundir.has_attempts(run)
 
 
+@pytest.mark.slow
 def test_loadgen_report_recovers_a_killed_run_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep = tmp_path / "sweep-s"
     write_run(sweep / "users-2")
