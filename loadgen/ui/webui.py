@@ -320,7 +320,7 @@ class LoadgenPlugin:
         assert self.bench is not None
         session = self.session
         streamed = session is not None and session.streamed is not None
-        return attempts_so_far(session.run_dir if session is not None and streamed else None, self.bench.recorder.to_table())
+        return attempts_so_far(session.run_dir if session is not None and streamed else None, self.bench.recorder.to_table)
 
     def run_json(self) -> bytes | Path | None:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
