@@ -29,43 +29,40 @@ from loadgen.report.whatif import WhatIf
 
 __all__ = ["Section", "SECTIONS", "study_sections", "study_nav"]
 
-#: Draws one section of a study: its cells, the element ids' prefix, the what-if prediction (if made).
-Draw = Callable[[list[Cell], str, WhatIf | None], str]
-
 
 @dataclass(frozen=True)
 class Section:
-    #: The element id (after the prefix) and the name of the module that draws it.
+    """One section of a study's page."""
+
+    #: The element id (after the prefix); ``draw`` is ``<id>_section`` in the module of that name.
     id: str
     #: The navigation link's text.
     link: str
-    draw: Draw
-
-
-def _of_cells(draw: Callable[[list[Cell], str], str]) -> Draw:
-    return lambda cells, p, whatif: draw(cells, p)
+    #: ``draw(cells, p)``, or ``draw(cells, p, whatif)`` with ``with_whatif``: the section's HTML, "" when it has nothing to show.
+    draw: Callable[..., str]
+    with_whatif: bool = False
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("headline", "Headline", _of_cells(headline_section)),
-    Section("warnings", "Warnings", _of_cells(warnings_section)),
-    Section("hotspot", "Hot spots", _of_cells(hotspot_section)),
-    Section("concurrency", "Concurrency", _of_cells(concurrency_section)),
-    Section("heatmap", "Heatmap", _of_cells(heatmap_section)),
-    Section("model", "Model", _of_cells(model_section)),
-    Section("whatif", "What if", lambda cells, p, whatif: whatif_section(whatif, p)),
-    Section("reference", "DSQL reference", _of_cells(reference_section)),
-    Section("cluster", "Cluster counters", _of_cells(cluster_section)),
-    Section("latency", "Latency", _of_cells(latency_section)),
-    Section("failures", "Failures by step", _of_cells(failures_section)),
-    Section("detail", "Over time & hot keys", _of_cells(detail_section)),
-    Section("metadata", "Metadata", _of_cells(metadata_section)),
+    Section("headline", "Headline", headline_section),
+    Section("warnings", "Warnings", warnings_section),
+    Section("hotspot", "Hot spots", hotspot_section),
+    Section("concurrency", "Concurrency", concurrency_section),
+    Section("heatmap", "Heatmap", heatmap_section),
+    Section("model", "Model", model_section),
+    Section("whatif", "What if", whatif_section, with_whatif=True),
+    Section("reference", "DSQL reference", reference_section),
+    Section("cluster", "Cluster counters", cluster_section),
+    Section("latency", "Latency", latency_section),
+    Section("failures", "Failures by step", failures_section),
+    Section("detail", "Over time & hot keys", detail_section),
+    Section("metadata", "Metadata", metadata_section),
 )
 
 
 def study_sections(cells: list[Cell], p: str = "", whatif: WhatIf | None = None) -> str:
     """Every section for one set of cells; ``p`` prefixes element ids (for side-by-side pages)."""
-    return "".join(s.draw(cells, p, whatif) for s in SECTIONS)
+    return "".join(s.draw(cells, p, whatif) if s.with_whatif else s.draw(cells, p) for s in SECTIONS)
 
 
 def study_nav(body: str, p: str = "") -> str:

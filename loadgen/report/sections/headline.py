@@ -52,10 +52,10 @@ def run_conditions(run: Run) -> list[str]:
             f"mean jitter), +{scenario.get('commit_ms', 0):g} ms on COMMIT, client-side; attempt latencies include it"
         )
     waits = s.lock_waits
-    if waits is not None:
-        longer = "?" if waits.longer_than_ms is None else f"{waits.longer_than_ms:g}"
-        count = "?" if waits.count is None else f"{waits.count:,}"
-        out.append(f"row-lock waits longer than {longer} ms: {count} ({waits.source})")
+    if waits is not None and waits.count is not None:
+        longer = "" if waits.longer_than_ms is None else f" longer than {waits.longer_than_ms:g} ms"
+        source = f" ({waits.source})" if waits.source else ""
+        out.append(f"row-lock waits{longer}: {waits.count:,}{source}")
     return out
 
 

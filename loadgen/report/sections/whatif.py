@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loadgen.report.cells import Cell
 from loadgen.report.html import esc, num, section, table
 from loadgen.report.modelfit import not_applicable
 from loadgen.report.whatif import WhatIf
@@ -10,8 +11,8 @@ from loadgen.results.metrics import CONFLICT_RATE, percent
 __all__ = ["whatif_section"]
 
 
-def whatif_section(w: WhatIf | None, p: str) -> str:
-    """Predicted cells around one measured cell (loadgen.report.whatif), with the check on its own cell."""
+def whatif_section(cells: list[Cell], p: str, w: WhatIf | None) -> str:
+    """Predicted cells around one measured cell of ``cells`` (loadgen.report.whatif.whatif_for), with the check on its own cell."""
     if w is None:
         return ""
     src = w.source
