@@ -46,17 +46,7 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
     """Side by side: headline numbers, differences in words, the hot-spot chart overlaid, matched cells."""
     (sa, ca), (sb, cb) = a, b
     fa, fb = cells_frame(ca, find_baseline(ca)), cells_frame(cb, find_baseline(cb))
-    pooled = []
-    for cells in (ca, cb):
-        counts = Counts(
-            attempts=sum(c.headline["attempts"] for c in cells),
-            commits=sum(c.headline["commits"] for c in cells),
-            conflicts=sum(c.headline["conflicts"] for c in cells),
-            retries=sum(c.headline["retries"] for c in cells),
-            elapsed_s=sum(c.headline["elapsed_s"] for c in cells),
-        )
-        pooled.append({"attempts": counts.attempts, "commits": counts.commits, **rates(counts), "cells": len(cells)})
-    pa_, pb_ = pooled
+    pa_, pb_ = _pooled(ca), _pooled(cb)
     rows = [
         ["cells", num(pa_["cells"]), num(pb_["cells"])],
         ["attempts", num(pa_["attempts"]), num(pb_["attempts"])],
@@ -75,14 +65,43 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
         _describe_change("Retries per commit", pa_["retries_per_commit"], pb_["retries_per_commit"], lambda v: f"{v:.4f}"),
         _describe_change("Throughput", pa_["throughput_commits_per_s"], pb_["throughput_commits_per_s"], lambda v: f"{v:,.1f}/s"),
     ]
-    # Cells matched on accounts x users.
+    diffs = _settings_diff(sa, sb)
+    overlay = pd.concat([fa.assign(series="A: " + fa["series"]), fb.assign(series="B: " + fb["series"])], ignore_index=True)
+    styles = {s: ("-" if s.startswith("A: ") else "--") for s in overlay["series"]}
+    body = (
+        head
+        + "<h3>Differences</h3><ul>"
+        + "".join(f"<li>{esc(s)}</li>" for s in sentences if s)
+        + "".join(f"<li>{d}</li>" for d in diffs)
+        + "</ul>"
+        + "<h3>Hot spots, A solid and B dashed</h3>"
+        + chart(charts.hotspot(overlay, styles=styles))
+        + "<h3>Matched cells</h3>"
+        + _matched_cells(fa, fb)
+    )
+    return section("compare", f"Comparison: A = {sa.label}, B = {sb.label}", body)
+
+
+def _pooled(cells: list[Cell]) -> dict[str, Any]:
+    """One side's cells counted together, its figures derived as everywhere (loadgen.results.metrics.rates)."""
+    counts = Counts(
+        attempts=sum(c.headline["attempts"] for c in cells),
+        commits=sum(c.headline["commits"] for c in cells),
+        conflicts=sum(c.headline["conflicts"] for c in cells),
+        retries=sum(c.headline["retries"] for c in cells),
+        elapsed_s=sum(c.headline["elapsed_s"] for c in cells),
+    )
+    return {"attempts": counts.attempts, "commits": counts.commits, **rates(counts), "cells": len(cells)}
+
+
+def _matched_cells(fa: pd.DataFrame, fb: pd.DataFrame) -> str:
+    """Cells with the same accounts x users on both sides, A beside B."""
     ka = {(r.accounts, r.users): r for r in fa.itertuples()}
     kb = {(r.accounts, r.users): r for r in fb.itertuples()}
-    matched = [k for k in ka if k in kb]
-    mrows = []
-    for k in matched:
+    rows = []
+    for k in (k for k in ka if k in kb):
         ra, rb = ka[k], kb[k]
-        mrows.append(
+        rows.append(
             [
                 f"{num(k[0])} accounts x {num(k[1])} users",
                 percent(ra.conflict_rate),
@@ -96,27 +115,9 @@ def compare_sections(a: tuple[Study, list[Cell]], b: tuple[Study, list[Cell]]) -
                 ms(rb.txn_p99_ms),
             ]
         )
-    matched_html = (
-        table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "commits/s A", "B", "txn p99 ms A", "B"], mrows)
-        if mrows
-        else "<p>No cell has the same accounts x users on both sides.</p>"
-    )
-    # Settings that differ.
-    diffs = _settings_diff(sa, sb)
-    overlay = pd.concat([fa.assign(series="A: " + fa["series"]), fb.assign(series="B: " + fb["series"])], ignore_index=True)
-    styles = {s: ("-" if s.startswith("A: ") else "--") for s in overlay["series"]}
-    body = (
-        head
-        + "<h3>Differences</h3><ul>"
-        + "".join(f"<li>{esc(s)}</li>" for s in sentences if s)
-        + "".join(f"<li>{d}</li>" for d in diffs)
-        + "</ul>"
-        + "<h3>Hot spots, A solid and B dashed</h3>"
-        + chart(charts.hotspot(overlay, styles=styles))
-        + "<h3>Matched cells</h3>"
-        + matched_html
-    )
-    return section("compare", f"Comparison: A = {sa.label}, B = {sb.label}", body)
+    if not rows:
+        return "<p>No cell has the same accounts x users on both sides.</p>"
+    return table(["cell", "conflict A", "conflict B", "B / A", "attempts/commit A", "B", "commits/s A", "B", "txn p99 ms A", "B"], rows)
 
 
 def _settings_diff(sa: Study, sb: Study) -> list[str]:
