@@ -12,6 +12,7 @@ __all__ = ["detail_section"]
 
 
 def detail_section(cells: list[Cell], p: str) -> str:
+    """Per cell, folded (open for one cell or the baseline): the timeline chart, hot keys, attempts per transaction, faults."""
     parts = []
     for i, c in enumerate(cells):
         svg = charts.cell_detail(c.timeline, c.distribution, c.hot_keys, c.by_attempt, c.faults)

@@ -11,6 +11,7 @@ __all__ = ["heatmap_section"]
 
 
 def heatmap_section(cells: list[Cell], p: str) -> str:
+    """Closed-loop cells only; "" unless accounts or users vary."""
     frame = cells_frame(cells)
     frame = frame[frame["closed_loop"]]  # users mean in-flight transactions only in a closed loop
     if frame.empty or (frame["accounts"].nunique() < 2 and frame["users"].nunique() < 2):

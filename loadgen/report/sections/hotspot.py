@@ -18,6 +18,7 @@ __all__ = ["hotspot_section"]
 
 
 def hotspot_section(cells: list[Cell], p: str) -> str:
+    """The first chart: each cell as a ratio to the baseline cell, or to the published figure when there is none."""
     base = find_baseline(cells)
     frame = cells_frame(cells, base)
     published = (

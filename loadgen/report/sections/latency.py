@@ -11,6 +11,7 @@ __all__ = ["latency_section"]
 
 
 def latency_section(cells: list[Cell], p: str) -> str:
+    """Percentiles per cell, and a chart when the number of accounts varies."""
     rows = []
     for c in cells:
         a, t = c.headline["attempt_latency_ms"], c.headline["transaction_latency_ms"]

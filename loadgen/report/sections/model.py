@@ -16,6 +16,7 @@ __all__ = ["model_section", "model_sentence"]
 
 
 def model_sentence(cells: list[Cell]) -> str:
+    """The model in words, and how it fared on the cells where it applies."""
     fits = [c.fit for c in cells if c.fit is not None]
     if not any(f.model_rate is not None for f in fits):
         return "The model needs the number of accounts and at least one commit; it could not be computed here."
@@ -47,6 +48,7 @@ def model_sentence(cells: list[Cell]) -> str:
 
 
 def model_section(cells: list[Cell], p: str) -> str:
+    """The model's inputs and prediction per cell, measured beside it, and the talk's own figures as a check."""
     rows = []
     for c in cells:
         f = c.fit

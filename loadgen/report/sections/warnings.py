@@ -9,6 +9,7 @@ __all__ = ["warnings_section"]
 
 
 def warnings_section(cells: list[Cell], p: str) -> str:
+    """Every warning (loadgen.report.cells.warnings_for), or a line saying there is none."""
     w = warnings_for(cells)
     if not w:
         return section(
