@@ -34,7 +34,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
-from loadgen.engine.session import RunSession, draw_run_report
+from loadgen.engine.session import RunSession, write_report_or_warn
 from loadgen.engine.users import TRANSACTION, Bench, set_bench
 from loadgen.errors import LoadgenError, first_line
 from loadgen.model.keys import make_distribution
@@ -303,8 +303,8 @@ class LoadgenPlugin:
         return run_dir
 
     def draw_missing_report(self, run_dir: Path) -> None:
-        """``report.html`` beside the data, for a download that found none; never fatal (loadgen.engine.session.draw_run_report)."""
-        draw_run_report(run_dir)
+        """``report.html`` beside the data, for a download that found none; never fatal (loadgen.engine.session.write_report_or_warn)."""
+        write_report_or_warn([run_dir])
 
     def attempts_parquet(self) -> BinaryIO | Path | None:
         """The last test's file, or the current test's attempts so far (an open file, gone once sent)."""
