@@ -3,6 +3,8 @@
 A study is one run, a sweep, or several of them; its cells (loadgen.report.cells) are drawn by
 every section in :data:`SECTIONS` in turn. A section with nothing to show draws "" (and gets no
 link in the navigation). ``p`` prefixes every element id, so two studies share one page (--compare).
+A section draws figures computed elsewhere: where a concept has its own module in loadgen.report
+(``reference``, ``whatif``, ``cluster``, ``failures``), the section of that name only shows it.
 """
 
 from __future__ import annotations
