@@ -49,13 +49,9 @@ def parse_list(text: str, what: str) -> list[int]:
     return out
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
-
-
 def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
     """The table ``loadgen predict`` prints, with what the simulation took from the run."""
-    from loadgen.results.metrics import CONFLICT_RATE  # lazy: pandas, as above
+    from loadgen.results.metrics import CONFLICT_RATE, percent  # lazy: pandas, as above
 
     load = inputs.load
     how = {"closed": "closed loop", "open": f"open loop at {load.arrival_rate:g}/s, users = most in flight", "batches": "batches of users"}
@@ -72,7 +68,7 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
         rpc = "-" if c.retries_per_commit is None else f"{c.retries_per_commit:.4f}"
         good = "-" if c.throughput_commits_per_s is None else f"{c.throughput_commits_per_s:,.0f}"
         lines.append(
-            f"  {c.accounts:>10,} {c.users:>7,} {_pct(c.conflict_rate):>14} {rpc:>15} {good:>10} {_pct(c.retried_share):>8} {c.max_attempts:>8}"
+            f"  {c.accounts:>10,} {c.users:>7,} {percent(c.conflict_rate):>14} {rpc:>15} {good:>10} {percent(c.retried_share):>8} {c.max_attempts:>8}"
         )
     lines.append(
         "  Assumes attempt durations do not change with load: not so on a saturated client or server, "

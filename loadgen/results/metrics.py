@@ -66,6 +66,7 @@ __all__ = [
     "CONFLICT_RATE_DEFINITION",
     "KIND_LABELS",
     "breakdown",
+    "percent",
     "upgrade_summary",
     "wilson_interval",
 ]
@@ -170,6 +171,11 @@ def breakdown(by: Mapping[str, int], labels: Mapping[str, str] | None = None) ->
     total = sum(by.values())
     names = labels or {}
     return ", ".join(f"{names.get(k, k)} {n:,} ({n / total:.0%})" for k, n in by.items() if n) if total else ""
+
+
+def percent(value: float | None, digits: int = 2, missing: str = "-") -> str:
+    """A share as every view writes it ("6.85%"); ``missing`` where it is unknown (None or NaN)."""
+    return missing if value is None or pd.isna(value) else f"{value:.{digits}%}"
 
 
 def upgrade_summary(summary: dict[str, Any]) -> dict[str, Any]:
@@ -287,7 +293,7 @@ def summary_frame(attempts: pa.Table) -> pd.DataFrame:
     Grouping attempts into transfers needs to know which attempts share an id, not the
     id's text: 8 bytes an attempt instead of 36 and a string's overhead, the largest
     saving when a run of hours ends. summarize() gives the same figures on either frame
-    (tests/test_metrics.py).
+    (tests/results/test_metrics.py).
     """
     table = attempts.select(list(SUMMARY_COLUMNS))
     frame = table.drop_columns(["txn_id"]).to_pandas()
