@@ -29,7 +29,9 @@ def test_each_page_walks_the_primary_key_and_every_id_comes_once(conn: psycopg.C
 
     # A page costs its own rows, not the ledger's: an index walk, never a scan and sort of every id
     # (sorting the text output instead made an hour's ledger take hours to read back).
-    for sql, params in ((LEDGER_FIRST_PAGE, (READ_PAGE_ROWS,)), (LEDGER_NEXT_PAGE, (expected[rows // 2], READ_PAGE_ROWS))):
+    # (Planned for a page of 100: on a ledger twice a page long, the planner may rightly prefer a scan for the
+    # real page size; sorting the text would need a Sort node whatever the size.)
+    for sql, params in ((LEDGER_FIRST_PAGE, (100,)), (LEDGER_NEXT_PAGE, (expected[rows // 2], 100))):
         (doc,) = conn.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()
         doc = doc if isinstance(doc, list) else json.loads(doc)
         nodes = _plan_nodes(doc[0]["Plan"])
