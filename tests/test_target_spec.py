@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.cli import dsql as dsql_cli
-from loadgen.cli.main import build_parser
+from loadgen.cli.arguments import target_spec
+from loadgen.cli.parser import build_parser
 from loadgen.errors import ConfigError
 from loadgen.model.scenariofile import load_text
 from loadgen.targets.base import EmbeddedTarget, PostgresTarget
@@ -24,7 +24,7 @@ ENDPOINT = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"
 def _from_command_line(*argv: str, scenario: str | None = None) -> TargetSpec:
     args = build_parser().parse_args(["run", *argv])
     sf = load_text(scenario, "s.toml") if scenario is not None else None
-    return dsql_cli.target_spec(args, sf)
+    return target_spec(args, sf)
 
 
 def test_the_file_the_command_line_and_the_form_build_the_same_spec() -> None:

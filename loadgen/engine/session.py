@@ -130,17 +130,18 @@ def prepare_out_dir(out: Path, run_id: str) -> Path:
     return run_dir
 
 
-def write_report(run_dir: Path) -> Path | None:
-    """report.html in the run directory; a failure here must never cost the run's data."""
+def write_report(paths: list[Path], out: Path | None = None) -> Path | None:
+    """The HTML report of runs or a sweep, once their data is on disk (``report.html`` in the first
+    directory unless ``out``); a failure here must never cost the data."""
     try:
         with collector_paused():  # importing matplotlib and drawing: a bounded burst of objects
-            # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
-            from loadgen.report import write_run_report
+            from loadgen.report import write_report as write_html  # lazy: matplotlib, which worker processes never need
 
-            return write_run_report(run_dir)
+            return write_html(list(paths), out)
     except Exception as e:  # the data is on disk; `loadgen report` can retry later
+        where = " ".join(str(p) for p in paths)
         print(
-            f"loadgen: could not write the report ({type(e).__name__}: {e}); the data is safe, try `loadgen report {run_dir}`",
+            f"loadgen: could not write the report ({type(e).__name__}: {e}); the data is safe, try `loadgen report {where}`",
             file=sys.stderr,
         )
         return None
@@ -526,7 +527,7 @@ class RunSession:
         if self.interrupted:
             print(f"loadgen: report not drawn after Ctrl-C; `loadgen report {self.run_dir}` draws it", file=sys.stderr)
             return None
-        return write_report(self.run_dir)
+        return write_report([self.run_dir])
 
 
 def _tick(on_progress: Progress, env: Environment, t0: float) -> None:

@@ -306,7 +306,7 @@ class LoadgenPlugin:
 
     def write_report(self, run_dir: Path) -> None:
         """``report.html`` beside the data; never fatal (see loadgen.engine.session.write_report)."""
-        write_report(run_dir)
+        write_report([run_dir])
 
     def attempts_parquet(self) -> bytes | Path | None:
         """The last test's file, or the current test's attempts so far."""
