@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 from loadgen import __version__
 from loadgen.cli.exits import EXIT_USAGE
 from loadgen.model import knobs
-from loadgen.model.occsim import DEFAULT_ATTEMPTS
 from loadgen.targets.spec import KINDS
 
 __all__ = ["build_parser"]
@@ -181,7 +180,8 @@ def _add_predict(sub: Any) -> None:
     p.add_argument(
         "--rtt-ms", type=float, metavar="MS", help="each round trip takes MS instead of what the run emulated (a remote database)"
     )
-    p.add_argument("--attempts", type=int, default=DEFAULT_ATTEMPTS, help=f"attempts simulated per cell (default {DEFAULT_ATTEMPTS:,})")
+    # The simulator's default, said here without importing it (numpy): tests/test_predict.py checks they agree.
+    p.add_argument("--attempts", type=int, help="attempts simulated per cell (default 20,000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same inputs give the same output")
     p.add_argument("--json", action="store_true", help="print a JSON list of cells instead of a table")
 

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from loadgen.errors import ConfigError
+from loadgen.model.occsim import DEFAULT_ATTEMPTS
 from loadgen.report.data import load_run
 from loadgen.report.whatif import Prediction, SimInputs, inputs_from_run, predict_grid
 from loadgen.results.metrics import CONFLICT_RATE
@@ -61,13 +62,14 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
 def cmd_predict(args: argparse.Namespace) -> int:
     accounts = parse_list(args.accounts, "accounts")
     users = parse_list(args.users, "users")
-    if args.attempts < 100:
-        raise ConfigError(f"--attempts must be at least 100, got {args.attempts}")
+    attempts = DEFAULT_ATTEMPTS if args.attempts is None else args.attempts
+    if attempts < 100:
+        raise ConfigError(f"--attempts must be at least 100, got {attempts}")
     if args.rtt_ms is not None and not args.rtt_ms >= 0:
         raise ConfigError(f"--rtt-ms must not be negative, got {args.rtt_ms:g}")
     run = load_run(args.run_dir)
     inputs = inputs_from_run(run)
-    cells = predict_grid(inputs, accounts, users, rtt_ms=args.rtt_ms, attempts=args.attempts, seed=args.seed)
+    cells = predict_grid(inputs, accounts, users, rtt_ms=args.rtt_ms, attempts=attempts, seed=args.seed)
     if args.json:
         found = run.meta.get("summary")
         summary: dict[str, Any] = found if isinstance(found, dict) else {}
