@@ -40,7 +40,7 @@ from loadgen.errors import ConfigError
 from loadgen.model.scenario import Scenario
 from loadgen.targets.base import Target
 from loadgen.targets.scope import RunScope
-from loadgen.targets.spec import TargetSpec, make_target, worker_spec
+from loadgen.targets.spec import KINDS, TargetSpec, make_target, worker_spec
 
 __all__ = ["Fleet", "check_scale_out", "target_setup", "worker_target", "DEFAULT_MASTER_PORT"]
 
@@ -105,7 +105,10 @@ def check_target(target: Target) -> None:
     target the spec knows, reached by its address (each DSQL worker signs its own tokens)."""
     if worker_spec(target, 1) is None:
         inner = target.underlying  # --dialect dsql wraps the real target
-        raise ConfigError(f"--processes/--master/--worker cannot make this {inner.kind} target in a worker (it is no kind of target spec)")
+        raise ConfigError(
+            f"--processes/--master/--worker cannot make this {inner.kind} target in a worker: workers make theirs "
+            f"from a target spec ({', '.join(KINDS)}, reached by name)"
+        )
 
 
 def target_setup(target: Target, workers: int) -> dict[str, Any]:
