@@ -256,6 +256,9 @@ def test_function_level_imports_are_few_and_say_why() -> None:
     unexplained = [where for where, why in found if why is None]
     assert not unexplained, "say why each import sits in a function (# lazy: <reason>), or move it to the top: " + ", ".join(unexplained)
     assert len(found) <= MAX_FUNCTION_LEVEL_IMPORTS, f"{len(found)} function-level imports: " + ", ".join(w for w, _ in found)
+    # The command line loads a command's modules in one place (loadgen.cli.main.load_command).
+    cli = {w.rsplit(":", 1)[0] for w, _ in found if w.startswith("loadgen.cli.")}
+    assert cli <= {"loadgen.cli.main", "loadgen.cli.command"}, f"load commands in loadgen.cli.main.load_command, not in {cli}"
 
 
 def test_the_checker_sees_a_function_level_import_and_its_reason() -> None:
