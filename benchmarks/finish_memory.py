@@ -36,6 +36,7 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 # isort: split
 
 import argparse
+import cProfile
 import gc
 import json
 import os
@@ -128,9 +129,15 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     generate_s = time.perf_counter() - t0
     gc.collect()
     before, peak_before = vm_rss_mb(), peak_mb()
+    profiler = cProfile.Profile() if args.profile else None
     t0, c0 = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     result = session.finish(recorder, env, {})
     finish_s, finish_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     out: dict[str, object] = {
         "attempts": result.summary["attempts"],
         "commits": result.summary["commits"],
@@ -202,6 +209,7 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="also draw report.html in the same process, as loadgen run does")
     ap.add_argument("--recover", action="store_true", help="measure recover() of a killed run's parts instead of finish()")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--profile", type=Path, default=None, help="write the finish's cProfile statistics here (main thread only)")
     ap.add_argument("--child", choices=["finish", "write-killed", "recover"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:
@@ -219,7 +227,8 @@ def main() -> int:
                 in_child(["--child", "write-killed", *common])
                 figures = in_child(["--child", "recover", *common])
             else:
-                figures = in_child(["--child", "finish", *common, *(["--report"] if args.report else [])])
+                extra = [*(["--report"] if args.report else []), *(["--profile", str(args.profile)] if args.profile else [])]
+                figures = in_child(["--child", "finish", *common, *extra])
         except RuntimeError as e:
             print(e, file=sys.stderr)
             return 1

@@ -27,7 +27,9 @@ import pytest
 from chromium import PageWatch
 from playwright.sync_api import expect
 
+from loadgen.results import rundir
 from loadgen.results.metrics import CONFLICT_RATE
+from loadgen.results.recorder import ATTEMPT_SCHEMA
 from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.ui import LOCUSTFILE
 
@@ -199,6 +201,15 @@ def test_live_contention_through_locusts_http_api(ui: UI, embedded: EmbeddedPost
     assert t["max_attempts"] >= 2
     assert t["hot_accounts"] and all(1 <= a["account"] <= 10 for a in t["hot_accounts"])
     assert any(p["users"] == 10 and p["throughput_commits_per_s"] > 0 for p in later["timeline"])
+    # Mid-run downloads: the attempts on disk and those still in memory, read back a batch at a time.
+    live = json.loads(ui.get("/contention/download/run.json"))
+    assert live["in_progress"] and live["summary"]["attempts"] >= later["totals"]["attempts"] - 50
+    assert live["summary"]["commits"] + live["summary"]["conflicts"] <= live["summary"]["attempts"]
+    so_far = tmp_path / "so-far" / "attempts.parquet"
+    so_far.parent.mkdir()
+    so_far.write_bytes(ui.get("/contention/download/attempts.parquet"))
+    assert rundir.attempts_schema(so_far.parent).names == list(ATTEMPT_SCHEMA.names)  # the contract's file, format and all
+    assert pq.read_table(so_far).num_rows >= live["summary"]["attempts"] - 50
     # Locust's own Contention tab gets its rows through /stats/requests.
     stats = ui.json("/stats/requests")
     rows = stats["extended_stats"][0]["data"]

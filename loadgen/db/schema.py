@@ -367,21 +367,25 @@ def _account_totals(conn: psycopg.Connection[Any]) -> tuple[int, int, int]:
         after = int(last)
 
 
+#: A page of the ledger's ids walks the primary key. The text is named ``txn``: named ``id``, ORDER BY
+#: would sort the text output instead, and every page would scan and sort the whole ledger.
+LEDGER_FIRST_PAGE = "SELECT id::text AS txn FROM transfers ORDER BY id LIMIT %s"
+LEDGER_NEXT_PAGE = "SELECT id::text AS txn FROM transfers WHERE id > %s::uuid ORDER BY id LIMIT %s"
+
+
 def _ledger(conn: psycopg.Connection[Any]) -> pa.ChunkedArray:
     """Every transfer id in the ledger (as text), a page of ids at a time in key order."""
     return pa.chunked_array(list(_ledger_pages(conn)), pa.string())
 
 
 def _ledger_pages(conn: psycopg.Connection[Any]) -> Iterator[pa.Array]:
-    """The ledger's transfer ids (as text), a page at a time in key order."""
+    """The ledger's transfer ids (as text), a page at a time in key order (:data:`LEDGER_NEXT_PAGE`)."""
     after: str | None = None
     while True:
         if after is None:
-            page = conn.execute("SELECT id::text FROM transfers ORDER BY id LIMIT %s", (READ_PAGE_ROWS,)).fetchall()
+            page = conn.execute(LEDGER_FIRST_PAGE, (READ_PAGE_ROWS,)).fetchall()
         else:
-            page = conn.execute(
-                "SELECT id::text FROM transfers WHERE id > %s::uuid ORDER BY id LIMIT %s", (after, READ_PAGE_ROWS)
-            ).fetchall()
+            page = conn.execute(LEDGER_NEXT_PAGE, (after, READ_PAGE_ROWS)).fetchall()
         conn.rollback()
         yield pa.array([r[0] for r in page], pa.string())
         if len(page) < READ_PAGE_ROWS:

@@ -24,7 +24,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-import numpy as np
 from locust.exception import StopUser
 
 from loadgen.db.classify import classify
@@ -32,6 +31,7 @@ from loadgen.db.shapes import JointRequest, MultiLegRequest, audit, joint_custom
 from loadgen.db.transfer import TransferRequest, new_txn_id
 from loadgen.engine.users import AttemptFailed, TransferUser
 from loadgen.model.scenario import Scenario
+from loadgen.results.sketch import LogHistogram
 
 __all__ = ["workload_for", "ScenarioUser", "BatchUser", "OpenLoopUser", "WorkloadStats", "READ", "combine_open_loads"]
 
@@ -68,18 +68,22 @@ class WorkloadStats:
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self.reads: dict[str, list[float]] = {"balance": [], "audit": []}
+        # Per-transaction figures in bounded memory (loadgen.results.sketch): a run of hours holds millions.
+        self.reads: dict[str, LogHistogram] = {"balance": LogHistogram(), "audit": LogHistogram()}
         self.read_failures: dict[str, int] = {}
-        self.audit_mismatches: list[str] = []
+        self.audit_mismatches = 0
+        self.audit_mismatch_examples: list[str] = []
         # batches
         self.barrier = _Barrier(scenario.users, self._batch_released)
         self.batch_marks: list[float] = []
         # open loop
         self.t0: float | None = None
         self.next_arrival = 0
-        self.lags: list[float] = []
+        self.lags = LogHistogram()  # seconds late
         #: Each transaction's latency from its intended start (its arrival's due time): no coordinated omission.
-        self.from_intended: list[float] = []
+        self.from_intended = LogHistogram()  # ms
+        #: Arrivals that started more than LATE_S late.
+        self.late = 0
         self.quitting = False
         self.last_start = 0.0
         #: This process's share of the open loop's arrivals: every ``stride``-th from ``slot`` (a worker's).
@@ -116,11 +120,11 @@ class WorkloadStats:
                 "share": s.read_mix,
                 "count": sum(len(v) for v in self.reads.values()),
                 "by_kind": {k: len(v) for k, v in self.reads.items() if v},
-                "latency_ms": {k: _pcts(v) for k, v in self.reads.items() if v},
+                "latency_ms": {k: v.summary() for k, v in self.reads.items() if v},
                 "failures": dict(self.read_failures),
                 "audits": len(self.reads["audit"]),
-                "audit_mismatches": len(self.audit_mismatches),
-                "audit_mismatch_examples": self.audit_mismatches[:5],
+                "audit_mismatches": self.audit_mismatches,
+                "audit_mismatch_examples": self.audit_mismatch_examples,
             }
         if s.load == "batches":
             marks = self.batch_marks
@@ -134,13 +138,12 @@ class WorkloadStats:
         if s.load == "open" and self.workers:
             doc["load"].update(combine_open_loads(s, self.workers))
         elif s.load == "open":
-            lags = np.asarray(self.lags, dtype="float64") * 1000.0
             rate = s.arrival_rate / self.stride
             started = len(self.lags)
             # Starts per second over the span they covered (one arrival interval per start).
             span = (self.last_start - self.t0 + 1.0 / rate) if self.t0 is not None else 0.0
             achieved = started / span if span > 0 else 0.0
-            late = int((lags > LATE_S * 1000.0).sum())
+            late = self.late
             kept_up = started > 0 and late <= 0.01 * started and achieved >= 0.95 * rate
             doc["load"].update(
                 arrival_rate=rate,
@@ -149,8 +152,8 @@ class WorkloadStats:
                 achieved_rate=achieved,
                 late=late,
                 late_threshold_ms=LATE_S * 1000.0,
-                start_lag_ms=_pcts(lags),
-                latency_from_intended_ms=_pcts(self.from_intended),
+                start_lag_ms={p: None if v is None else v * 1000.0 for p, v in self.lags.summary().items()},
+                latency_from_intended_ms=self.from_intended.summary(),
                 kept_up=bool(kept_up),
             )
             if self.stride > 1:
@@ -187,13 +190,6 @@ def combine_open_loads(scenario: Scenario, workers: dict[str, dict[str, Any]]) -
         "kept_up": bool(loads) and all(bool(w.get("kept_up")) for w in loads) and achieved >= 0.95 * scenario.arrival_rate,
         "workers": [{"id": worker, **load} for worker, load in sorted(workers.items())],
     }
-
-
-def _pcts(values: Any) -> dict[str, float | None]:
-    arr = np.asarray(values, dtype="float64")
-    if arr.size == 0:
-        return {"p50": None, "p99": None, "max": None}
-    return {"p50": float(np.percentile(arr, 50)), "p99": float(np.percentile(arr, 99)), "max": float(arr.max())}
 
 
 class ScenarioUser(TransferUser):
@@ -254,7 +250,11 @@ class ScenarioUser(TransferUser):
                 total, count = audit(conn)
                 expected = s.accounts * s.initial_balance
                 if (total, count) != (expected, s.accounts):
-                    self.stats.audit_mismatches.append(f"total {total} over {count} accounts, expected {expected} over {s.accounts}")
+                    self.stats.audit_mismatches += 1
+                    if len(self.stats.audit_mismatch_examples) < 5:
+                        self.stats.audit_mismatch_examples.append(
+                            f"total {total} over {count} accounts, expected {expected} over {s.accounts}"
+                        )
                     error = AttemptFailed("audit mismatch")
             else:
                 read_balance(conn, bench.keys.draw(self.rng))
@@ -271,7 +271,7 @@ class ScenarioUser(TransferUser):
             if conn is not None:
                 slot.putconn(conn)
         latency_ms = (time.perf_counter() - t0) * 1000.0
-        self.stats.reads[kind].append(latency_ms)
+        self.stats.reads[kind].add(latency_ms)
         self._fire(request_type=READ, name=kind, response_time=latency_ms, response_length=0, exception=error, context={})
 
 
@@ -298,7 +298,9 @@ class OpenLoopUser(ScenarioUser):
         delay = due - time.perf_counter()
         if delay > 0:
             gevent.sleep(delay)
-        self.stats.lags.append(max(0.0, -delay))
+        lag = max(0.0, -delay)
+        self.stats.lags.add(lag)
+        self.stats.late += lag > LATE_S
         self.stats.last_start = time.perf_counter()
         # Latency from the intended start: a late arrival's wait counts (no coordinated omission).
         self.intended_start = due
@@ -306,7 +308,7 @@ class OpenLoopUser(ScenarioUser):
             self.one_transaction()
         finally:
             self.intended_start = None
-        self.stats.from_intended.append((time.perf_counter() - due) * 1000.0)
+        self.stats.from_intended.add((time.perf_counter() - due) * 1000.0)
 
 
 # Every model runs the base class's loop (loadgen.engine.users.TransferUser.closed_loop) over its own step.

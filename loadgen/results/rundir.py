@@ -16,7 +16,10 @@ says so; every other reader refuses such a run with the command that recovers it
 
 from __future__ import annotations
 
-import io
+import contextlib
+import itertools
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loadgen.errors import LoadgenError
-from loadgen.results.recorder import ATTEMPT_SCHEMA, ATTEMPTS_FILE, attempts_format
+from loadgen.results.recorder import ATTEMPTS_FILE, attempts_format, write_attempts
 from loadgen.results.records import RUN_FILE, SWEEP_FILE, RecordError, RunRecord, SweepRecord
 from loadgen.results.sections import CutOff
-from loadgen.results.stream import PARTS_DIR, is_writing, recover
+from loadgen.results.stream import PARTS_DIR, is_writing, recover, row_groups
 
 __all__ = [
     "ATTEMPTS_FILE",
@@ -45,7 +48,7 @@ __all__ = [
     "read_attempts",
     "attempts_schema",
     "recover_cut_off",
-    "attempts_bytes",
+    "attempts_so_far",
 ]
 
 #: Columns without which attempts.parquet is not the data contract's (the report's minimum).
@@ -192,8 +195,16 @@ def recover_cut_off(path: Path) -> list[Recovered]:
     return found
 
 
-def attempts_bytes(table: pa.Table) -> bytes:
-    """``table`` (attempts so far, in :data:`ATTEMPT_SCHEMA`) as the bytes of an attempts.parquet."""
-    buf = io.BytesIO()
-    pq.write_table(table.cast(ATTEMPT_SCHEMA) if not table.schema.equals(ATTEMPT_SCHEMA) else table, buf, compression="zstd")
-    return buf.getvalue()
+@contextlib.contextmanager
+def attempts_so_far(run_dir: Path | None, in_memory: pa.Table) -> Iterator[Path]:
+    """A running test's attempts (those on disk in ``run_dir``'s parts, then ``in_memory``) as one
+    attempts.parquet in a temporary directory, removed on exit.
+
+    Written a row group at a time (loadgen.results.recorder.write_attempts): memory holds a
+    row group, not the hours of attempts a long run has put on disk.
+    """
+    with tempfile.TemporaryDirectory(prefix="loadgen-so-far-") as tmp:
+        path = Path(tmp) / ATTEMPTS_FILE
+        on_disk = row_groups(run_dir) if run_dir is not None else iter(())
+        write_attempts(itertools.chain(on_disk, [in_memory]), path)
+        yield path

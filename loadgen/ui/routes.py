@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from flask import Response, jsonify, request, send_file
 
@@ -44,7 +44,7 @@ class Plugin(Protocol):
     def dsn(self) -> str: ...
     def users_asked(self) -> int: ...
     def data(self) -> dict[str, Any]: ...
-    def attempts_parquet(self) -> bytes | Path | None: ...
+    def attempts_parquet(self) -> BinaryIO | Path | None: ...
     def run_json(self) -> bytes | Path | None: ...
     def write_report(self, run_dir: Path) -> None: ...
     def make_target(self) -> Any: ...
@@ -219,6 +219,7 @@ def attach(plugin: Plugin, web_ui: WebUI) -> None:
     @app.route("/contention/download/<name>")
     @guard
     def contention_download(name: str) -> Response:
+        found: BinaryIO | Path | bytes | None
         if name == "attempts.parquet":
             found = plugin.attempts_parquet()
             mimetype = "application/vnd.apache.parquet"
@@ -235,7 +236,7 @@ def attach(plugin: Plugin, web_ui: WebUI) -> None:
             return Response(msg, status=404, mimetype="text/plain")
         if found is None:
             return Response("no test has run yet\n", status=404, mimetype="text/plain")
-        if isinstance(found, Path):
+        if not isinstance(found, bytes):  # a file, by path or open
             return send_file(found, mimetype=mimetype, as_attachment=name != "report.html", download_name=name, max_age=0)
         resp = Response(found, mimetype=mimetype)
         resp.headers["Content-Disposition"] = f"attachment; filename={name}"

@@ -17,20 +17,19 @@ import locust  # noqa: F401  - first: gevent's monkey-patching must precede psyc
 
 # isort: split
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import gevent
-import pyarrow as pa
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -39,10 +38,9 @@ from loadgen.engine.session import RunSession, write_report
 from loadgen.engine.users import TRANSACTION, Bench, set_bench
 from loadgen.errors import LoadgenError
 from loadgen.model.keys import make_distribution
-from loadgen.results.metrics import SUMMARY_COLUMNS, summarize, summary_frame
+from loadgen.results.outofcore import summarize_files
 from loadgen.results.records import RunRecord
-from loadgen.results.rundir import attempts_bytes, attempts_file, run_file
-from loadgen.results.stream import read_parts
+from loadgen.results.rundir import attempts_file, attempts_so_far, run_file
 from loadgen.targets.base import Target, redact_conninfo
 from loadgen.targets.scope import RunScope
 from loadgen.targets.spec import TargetSpec, make_target
@@ -308,24 +306,21 @@ class LoadgenPlugin:
         """``report.html`` beside the data; never fatal (see loadgen.engine.session.write_report)."""
         write_report([run_dir])
 
-    def attempts_parquet(self) -> bytes | Path | None:
-        """The last test's file, or the current test's attempts so far."""
+    def attempts_parquet(self) -> BinaryIO | Path | None:
+        """The last test's file, or the current test's attempts so far (an open file, gone once sent)."""
         if self.run_dir is not None and (done := attempts_file(self.run_dir)) is not None:
             return done
         if self.bench is None:
             return None
-        return attempts_bytes(self._attempts_so_far())
+        with self._attempts_so_far() as path:
+            return path.open("rb")  # still readable once its directory is removed
 
-    def _attempts_so_far(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """The running test's attempts (``columns`` only, if given): those already on disk, then those still in memory."""
+    def _attempts_so_far(self) -> contextlib.AbstractContextManager[Path]:
+        """The running test's attempts as one temporary file: those already on disk, then those still in memory."""
         assert self.bench is not None
-        in_memory = self.bench.recorder.to_table()
-        if columns is not None:
-            in_memory = in_memory.select(list(columns))
         session = self.session
-        if session is None or session.streamed is None or session.run_dir is None:
-            return in_memory
-        return pa.concat_tables([read_parts(session.run_dir, columns), in_memory], promote_options="default")
+        streamed = session is not None and session.streamed is not None
+        return attempts_so_far(session.run_dir if session is not None and streamed else None, self.bench.recorder.to_table())
 
     def run_json(self) -> bytes | Path | None:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
@@ -341,9 +336,15 @@ class LoadgenPlugin:
             target=session.target.describe(),
             started_at=session.started.isoformat() if session.started else None,
             completed=False,
-            summary=summarize(summary_frame(self._attempts_so_far(SUMMARY_COLUMNS))),
+            summary=self._summary_so_far(),
         )
         return record.to_json().encode()
+
+    def _summary_so_far(self) -> dict[str, Any]:
+        """run.json's summary of the attempts so far, read back a batch at a time (a test of hours holds millions)."""
+        with self._attempts_so_far() as path:
+            summary, _, _ = summarize_files([path])
+        return summary
 
     def data(self) -> dict[str, Any]:
         """Everything the Contention tab shows, as one JSON document."""
