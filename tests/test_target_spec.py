@@ -103,3 +103,14 @@ def test_a_notebook_builds_and_uses_a_target_in_three_lines(embedded: EmbeddedPo
     assert result.summary["attempts"] > 0 and result.invariants_hold
     record = read_run(result.run_dir)
     assert record is not None and record.sections.summary.attempts == result.summary["attempts"]
+
+
+def test_a_spec_travels_as_its_options() -> None:
+    """How a master sends its target to a worker (loadgen.engine.distributed.target_setup): the options, as JSON."""
+    import json
+
+    spec = TargetSpec("postgres", dsn=DSN, schema="bench", dialect="dsql")
+    assert TargetSpec.from_options(json.loads(json.dumps(spec.to_options()))) == spec
+    assert "s3cret" not in repr(spec) and "s3cret" in spec.to_options()["dsn"]  # the options are for the wire, never a log
+    with pytest.raises(ConfigError, match="not both"):
+        make_target(TargetSpec("dsql", endpoint=ENDPOINT, sslrootcert="system", sslrootcert_pem="-----BEGIN CERTIFICATE-----"))

@@ -100,7 +100,7 @@ class TargetSpec:
 
     def describe(self) -> dict[str, Any]:
         """The spec without secrets: the options given, the DSN's password masked."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        out = self.to_options()
         if self.dsn is not None:
             out["dsn"] = redact_conninfo(self.dsn)
         return out
