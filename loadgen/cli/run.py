@@ -2,7 +2,8 @@
 
 Loaded only for a run (loadgen.cli.main): Locust first, since gevent must patch the
 standard library before anything imports psycopg; then the engine, which brings
-pandas, pyarrow and, for the report, matplotlib.
+pandas and pyarrow (matplotlib comes once the data is on disk, for the report:
+loadgen.engine.session.write_report).
 """
 
 from __future__ import annotations
