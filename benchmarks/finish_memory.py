@@ -153,7 +153,7 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     }
     if args.report:
         t0, c0 = time.perf_counter(), time.process_time()
-        session.write_report()
+        session.closing_report()
         out["report_s"] = round(time.perf_counter() - t0, 1)
         out["report_cpu_s"] = round(time.process_time() - c0, 1)
         out["peak_after_report_mb"] = round(peak_mb(), 1)

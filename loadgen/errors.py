@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LoadgenError", "ConfigError", "TargetError", "OutputError"]
+__all__ = ["LoadgenError", "ConfigError", "TargetError", "OutputError", "first_line"]
 
 
 class LoadgenError(Exception):
@@ -19,3 +19,9 @@ class TargetError(LoadgenError):
 
 class OutputError(LoadgenError):
     """Results cannot be written where the user asked."""
+
+
+def first_line(e: BaseException) -> str:
+    """An exception as one line for the user: its message's first line (drivers add detail lines), or its type's name."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -205,6 +205,54 @@ def test_the_checker_sees_a_cycle() -> None:
         assert _cycles({"a": {"b"}, "b": {"a"}}) == []
 
 
+def _same_bodies(modules: dict[str, str]) -> list[list[str]]:
+    """Module-level functions that are the same code (their parameters' names aside), grouped. Code
+    calling its own module's names (``_joint_withdrawal`` in db/occ.py and db/shapes.py) means
+    something else in each module: not the same."""
+    seen: dict[str, list[str]] = {}
+    for module, source in modules.items():
+        tree = ast.parse(source)
+        own_names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        own_names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+        for node in tree.body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            params = {a.arg: f"arg{i}" for i, a in enumerate(node.args.args)}
+            body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]  # docstring
+            local = False
+            for n in ast.walk(ast.Module(body=body, type_ignores=[])):
+                if isinstance(n, ast.Name):
+                    local |= n.id in own_names
+                    n.id = params.get(n.id, n.id)
+            if body:
+                key = ast.dump(ast.Module(body=body, type_ignores=[])) + (module if local else "")
+                seen.setdefault(key, []).append(f"{module}.{node.name}")
+    return sorted(names for names in seen.values() if len(names) > 1)
+
+
+#: Written twice and known (each pair is one helper to keep: left for the lanes that own these files).
+KNOWN_TWICE = [
+    ["loadgen.cli.dsql._float", "loadgen.cli.main._number"],  # argparse's number type
+    ["loadgen.model.scenariofile._fmt", "loadgen.report.cells._fmt_setting"],  # a setting's value as text
+    ["loadgen.report.modelfit._number", "loadgen.results.warnings._n"],  # a scenario's number, 0 when missing
+]
+
+
+def test_no_helper_is_written_twice() -> None:
+    """One place for each thing: a helper two modules need lives in one and is imported by the other
+    (an exception's first line: loadgen.errors.first_line; a share as a percentage: results.metrics.percent)."""
+    modules = {_module_name(p): p.read_text() for p in sorted(PACKAGE.rglob("*.py"))}
+    assert [names for names in _same_bodies(modules) if names not in KNOWN_TWICE] == []
+
+
+def test_the_checker_sees_a_helper_written_twice() -> None:
+    twice = 'def _pct(v):\n    """Percent."""\n    return "-" if v is None else f"{v:.2%}"\n'
+    other = 'def pct(x):\n    return "-" if x is None else f"{x:.2%}"\n'
+    assert _same_bodies({"a": twice, "b": other, "c": other.replace("2%", "1%")}) == [["a._pct", "b.pct"]]
+    wrapper = "def _f(x):\n    return x + 1\ndef g(v):\n    return _f(v)\n"
+    assert _same_bodies({"a": wrapper, "b": wrapper.replace("+", "-")}) == []  # each g calls its own module's _f
+
+
 #: The one function allowed to run long: the simulator's event loop (its locals are its speed).
 LONG_FUNCTIONS = {"loadgen.model.occsim.simulate"}
 

@@ -185,3 +185,13 @@ def test_transactions_match_a_pandas_group_by_on_shuffled_attempts() -> None:
     pd.testing.assert_frame_equal(
         coded[key].sort_values(key, ignore_index=True), expected[key].sort_values(key, ignore_index=True), check_dtype=False
     )
+
+
+def test_a_share_is_written_one_way() -> None:
+    """Terminal summary, predict's table, the web UI's tab and the report all write shares with metrics.percent."""
+    from loadgen.results.metrics import percent
+
+    assert percent(735 / 10_735) == "6.85%"
+    assert percent(0.0656, 1) == "6.6%"
+    assert percent(None) == percent(float("nan")) == percent(np.float64("nan")) == "-"
+    assert percent(None, missing="–") == "–"

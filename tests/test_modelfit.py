@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadgen.report.data import Run
-from loadgen.report.modelfit import ModelFit, cc_mode, not_applicable
+from loadgen.report.modelfit import ModelFit, cc_mode, engine_takes_locks, not_applicable, runs_occ_form
 
 
 def run(**meta: object) -> Run:
@@ -24,6 +24,17 @@ def test_locking_mode_is_not_modelled() -> None:
     assert cc_mode(run(target={"kind": "embedded"}, scenario={})) == "locking"
     assert cc_mode(run(target={"kind": "embedded"}, scenario={"lock_timeout_ms": 1})) == "occ"
     assert cc_mode(run(target={"kind": "dsql"}, scenario={})) == "occ"
+
+
+def test_where_the_snapshot_is_taken_comes_from_run_json_cc() -> None:
+    """cc's typed ``snapshot`` (loadgen.results.sections): cc occ on PostgreSQL takes it at BEGIN and holds no row lock."""
+    occ = run(cc={"mode": "occ", "snapshot": "begin"}, target={"kind": "embedded"})
+    nowait = run(cc={"mode": "nowait", "snapshot": "first statement"}, target={"kind": "embedded"})
+    assert (runs_occ_form(occ), engine_takes_locks(occ)) == (True, False)
+    assert (runs_occ_form(nowait), engine_takes_locks(nowait)) == (False, True)
+    dsql = run(cc={"mode": "occ", "snapshot": "begin"}, target={"kind": "dsql"})
+    assert (runs_occ_form(dsql), engine_takes_locks(dsql)) == (False, False)  # DSQL's own OCC, not loadgen.db.occ's form
+    assert engine_takes_locks(run(target={"kind": "dsql"})) is False  # older run.json: no snapshot recorded
 
 
 def test_a_saturated_client_is_not_modelled() -> None:

@@ -13,7 +13,7 @@ from loadgen.errors import ConfigError
 from loadgen.model.occsim import DEFAULT_ATTEMPTS
 from loadgen.report.data import load_run
 from loadgen.report.whatif import Prediction, SimInputs, inputs_from_run, predict_grid
-from loadgen.results.metrics import CONFLICT_RATE
+from loadgen.results.metrics import CONFLICT_RATE, percent
 
 __all__ = ["cmd_predict", "parse_list", "format_predictions"]
 
@@ -27,10 +27,6 @@ def parse_list(text: str, what: str) -> list[int]:
             raise ConfigError(f"--{what} takes positive whole numbers separated by commas, got {text!r}")
         out.append(int(part))
     return out
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
 
 
 def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
@@ -50,7 +46,7 @@ def format_predictions(inputs: SimInputs, cells: list[Prediction]) -> str:
         rpc = "-" if c.retries_per_commit is None else f"{c.retries_per_commit:.4f}"
         good = "-" if c.throughput_commits_per_s is None else f"{c.throughput_commits_per_s:,.0f}"
         lines.append(
-            f"  {c.accounts:>10,} {c.users:>7,} {_pct(c.conflict_rate):>14} {rpc:>15} {good:>10} {_pct(c.retried_share):>8} {c.max_attempts:>8}"
+            f"  {c.accounts:>10,} {c.users:>7,} {percent(c.conflict_rate):>14} {rpc:>15} {good:>10} {percent(c.retried_share):>8} {c.max_attempts:>8}"
         )
     lines.append(
         "  Assumes attempt durations do not change with load: not so on a saturated client or server, "

@@ -3,7 +3,7 @@
 Loaded only for a run (loadgen.cli.main): Locust first, since gevent must patch the
 standard library before anything imports psycopg; then the engine, which brings
 pandas and pyarrow (matplotlib comes once the data is on disk, for the report:
-loadgen.engine.session.write_report).
+loadgen.engine.session.write_report_or_warn).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from loadgen.cli.summary import format_summary
 from loadgen.engine import interrupts, sweep
 from loadgen.engine.chaos import Chaos
 from loadgen.engine.distributed import DEFAULT_MASTER_PORT, Fleet, check_scale_out
-from loadgen.engine.session import write_report
+from loadgen.engine.session import write_report_or_warn
 from loadgen.errors import ConfigError
 from loadgen.model import knobs
 from loadgen.model.scenario import parse_duration
@@ -201,6 +201,6 @@ def _locust_style_outputs(args: argparse.Namespace, result: Any) -> None:
         for path in write_csv([r.run_dir for r in result.results], args.csv):
             print(f"  csv               {path}")
     if args.html and result.results:
-        html = write_report([result.out_dir], args.html)  # a failure is said in one line: the data is safe
+        html = write_report_or_warn([result.out_dir], args.html)  # a failure is said in one line: the data is safe
         if html is not None:
             print(f"  html              {html}")

@@ -7,17 +7,13 @@ from typing import Any
 from loadgen.engine.progress import progress_line
 from loadgen.model.outcomes import CONTENTION, Outcome
 from loadgen.results.gates import gate_text
-from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown
+from loadgen.results.metrics import CONFLICT_RATE, KIND_LABELS, breakdown, percent
 
 __all__ = ["format_summary", "progress_line"]
 
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}"
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2%}"
 
 
 def format_summary(result: Any) -> str:
@@ -36,7 +32,7 @@ def format_summary(result: Any) -> str:
     by_kind = breakdown(s.get("conflicts_by_kind") or {}, KIND_LABELS)
     warned = getattr(result, "warnings", None) or []
     lines += [
-        f"  {CONFLICT_RATE:<18}{_pct(s['conflict_rate'])}   {s['conflicts']:,} of {s['attempts']:,} attempts failed on contention"
+        f"  {CONFLICT_RATE:<18}{percent(s['conflict_rate'])}   {s['conflicts']:,} of {s['attempts']:,} attempts failed on contention"
         + ("" if result.completed else "   (run interrupted: incomplete)")
         + (f"   (see the {len(warned)} WARNING line{'s' if len(warned) != 1 else ''} below)" if warned else ""),
     ]
@@ -44,7 +40,7 @@ def format_summary(result: Any) -> str:
         lines.append(f"    conflicts by kind  {by_kind}")
     lines += [
         f"  commits           {s['commits']:,}   ({_ms(s['throughput_commits_per_s'])}/s over {s['elapsed_s']:.1f} s)",
-        f"  retried           {_pct(s['retried_share'])} of transactions, "
+        f"  retried           {percent(s['retried_share'])} of transactions, "
         f"{'-' if s['retries_per_commit'] is None else format(s['retries_per_commit'], '.4f')} retries per commit, "
         f"at most {s['max_attempts']} attempts",
     ]

@@ -294,7 +294,7 @@ def run_distributed(scenario: Scenario, target: Target, out: Path, fleet: Fleet,
             workers = collector.workers()
             complete = all(w["finished"] for w in workers)
             result = session.finish(collector, env, _sum_connections(workers), completed=complete, workers=workers, warmup=warmup)
-    result.report = session.write_report()
+    result.report = session.closing_report()
     return result
 
 

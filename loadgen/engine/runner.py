@@ -63,5 +63,5 @@ def run(scenario: Scenario, target: Target, out: Path, options: RunOptions = Run
         finally:
             # Whatever happened, close the pool and write what was recorded.
             result = session.finish(recorder, env, bench.close(), warmup=bench.warmup)
-    result.report = session.write_report()
+    result.report = session.closing_report()
     return result

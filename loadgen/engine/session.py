@@ -59,7 +59,7 @@ from loadgen.targets.base import EmbeddedTarget, Target
 from loadgen.targets.connection import connect
 from loadgen.targets.embedded import LOCK_WAIT_LOGGED_AFTER_MS, EmbeddedPostgres
 
-__all__ = ["RunSession", "RunResult", "AttemptSource", "new_run_id", "prepare_out_dir", "write_report"]
+__all__ = ["RunSession", "RunResult", "AttemptSource", "new_run_id", "prepare_out_dir", "write_report_or_warn"]
 
 Progress = Callable[[float, Environment], None]
 
@@ -130,14 +130,14 @@ def prepare_out_dir(out: Path, run_id: str) -> Path:
     return run_dir
 
 
-def write_report(paths: list[Path], out: Path | None = None) -> Path | None:
-    """The HTML report of runs or a sweep, once their data is on disk (``report.html`` in the first
-    directory unless ``out``); a failure here must never cost the data."""
+def write_report_or_warn(paths: list[Path], out: Path | None = None) -> Path | None:
+    """loadgen.report.write_report once the data is on disk (``report.html`` in the first directory
+    unless ``out``); a failure here only warns: it must never cost the data."""
     try:
         with collector_paused():  # importing matplotlib and drawing: a bounded burst of objects
-            from loadgen.report import write_report as write_html  # lazy: matplotlib, which worker processes never need
+            from loadgen.report import write_report  # lazy: matplotlib, which worker processes never need
 
-            return write_html(list(paths), out)
+            return write_report(list(paths), out)
     except Exception as e:  # the data is on disk; `loadgen report` can retry later
         where = " ".join(str(p) for p in paths)
         print(
@@ -520,14 +520,14 @@ class RunSession:
             "started_at": self.started.isoformat() if self.started else None,
         }
 
-    def write_report(self) -> Path | None:
+    def closing_report(self) -> Path | None:
         """report.html; not after Ctrl-C: the data is written, and leaving quickly matters more
         (charting takes seconds on a busy machine); ``loadgen report`` draws it later."""
         assert self.run_dir is not None
         if self.interrupted:
             print(f"loadgen: report not drawn after Ctrl-C; `loadgen report {self.run_dir}` draws it", file=sys.stderr)
             return None
-        return write_report([self.run_dir])
+        return write_report_or_warn([self.run_dir])
 
 
 def _tick(on_progress: Progress, env: Environment, t0: float) -> None:

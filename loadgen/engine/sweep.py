@@ -24,7 +24,7 @@ from loadgen.engine.load import workload_for
 from loadgen.engine.master import run_distributed
 from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import ProgressView
-from loadgen.engine.session import RunResult, prepare_out_dir, write_report
+from loadgen.engine.session import RunResult, prepare_out_dir, write_report_or_warn
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model.baseline import TALK_RETRY_CONFLICT_RATE, axis, load_label
 from loadgen.model.knobs import scenario_from_dict
@@ -299,7 +299,7 @@ def _run_cells(
         # As a single run after Ctrl-C: the data is written, leaving quickly matters more than charts.
         print(f"loadgen: sweep stopped; `loadgen run --resume {sweep_dir}` runs the cells not finished", file=sys.stderr)
     elif result.results:
-        result.report = write_report([sweep_dir])  # every cell in one report
+        result.report = write_report_or_warn([sweep_dir])  # every cell in one report
     return result
 
 

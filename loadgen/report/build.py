@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from loadgen.report.cells import Cell, analyse_runs
+from loadgen.report.compare import compare_page
 from loadgen.report.data import ReportInputError, Study, load_study
-from loadgen.report.render import compare_sections, esc, nav, render_page, study_sections
+from loadgen.report.html import esc
+from loadgen.report.page import render_page
+from loadgen.report.sections import study_nav, study_sections
 from loadgen.report.whatif import whatif_for
 from loadgen.results.client import collector_paused
 
@@ -33,19 +36,12 @@ def _build_report(paths: list[Path | str], compare: bool) -> str:
     if compare:
         if len(studies) != 2:
             raise ReportInputError(f"--compare takes exactly two runs or sweeps, got {len(studies)}")
-        ca, cb = analyse_runs(studies[0].runs), analyse_runs(studies[1].runs)
-        body = compare_sections((studies[0], ca), (studies[1], cb))
-        body += f'<h2 style="margin-top:48px">A: {esc(studies[0].label)}</h2>' + study_sections(ca, "a-")
-        body += f'<h2 style="margin-top:48px">B: {esc(studies[1].label)}</h2>' + study_sections(cb, "b-")
-        title = f"loadgen comparison: {studies[0].label} vs {studies[1].label}"
-        sub = f"A = {esc(studies[0].path)}; B = {esc(studies[1].path)}"
-        links = '<nav><a href="#compare">Comparison</a><a href="#a-headline">A</a><a href="#b-headline">B</a></nav>'
-        return render_page(title, sub, body, links)
+        return compare_page(studies[0], studies[1])
     runs = [r for s in studies for r in s.runs]
     cells = analyse_runs(runs)
     body = study_sections(cells, whatif=whatif_for(cells))
     title = "loadgen contention report: " + (studies[0].label if len(studies) == 1 else f"{len(studies)} sources")
-    return render_page(title, _subtitle(studies, cells), body, nav("", body))
+    return render_page(title, _subtitle(studies, cells), body, study_nav(body))
 
 
 def write_report(paths: list[Path | str], out: Path | str | None = None, compare: bool = False) -> Path:

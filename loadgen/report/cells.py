@@ -159,12 +159,13 @@ def collision_for(run: Run) -> tuple[float | None, str]:
     return None, "unknown: the run does not record its number of accounts"
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level: {"retry": {"backoff": "none"}} -> {"retry.backoff": "none"} (lists as tuples)."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flat_settings(v, key + "."))
         elif isinstance(v, list):
             out[key] = tuple(v)
         else:
@@ -174,7 +175,7 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def varying_settings(runs: list[Run]) -> list[str]:
     """Scenario settings (dotted names) whose values differ between runs, accounts and users first."""
-    flats = [_flatten(r.scenario) for r in runs]
+    flats = [flat_settings(r.scenario) for r in runs]
     keys: list[str] = []
     for f in flats:
         keys += [k for k in f if k not in keys]
@@ -192,7 +193,7 @@ def analyse_runs(runs: list[Run]) -> list[Cell]:
     cells = []
     for run in runs:
         cell = analyse_run(run)
-        flat = _flatten(run.scenario)
+        flat = flat_settings(run.scenario)
         cell.settings = {k: flat.get(k) for k in keys}
         cells.append(cell)
     # The talk's load (the hot-spot axis and its baseline) first, then the concurrency axis.

@@ -37,7 +37,7 @@ matplotlib.rcParams.update(
 )
 
 
-def _pct() -> PercentFormatter:
+def _percent_axis() -> PercentFormatter:
     """A percent formatter for one axis: a formatter holds the axis it labels (and, through it,
     the whole figure), and picks its decimals from that axis's range."""
     return PercentFormatter(xmax=1.0, decimals=None)
@@ -169,8 +169,8 @@ def hotspot(frame: pd.DataFrame, show_reference: bool = True, styles: dict[str, 
     if _log_ok(frame["conflict_rate"]):
         ax1.set_yscale("log")
         ax1.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        _plain_log(ax1.yaxis, _pct())
-    ax1.yaxis.set_major_formatter(_pct())
+        _plain_log(ax1.yaxis, _percent_axis())
+    ax1.yaxis.set_major_formatter(_percent_axis())
     ax1.set_ylabel(f"{CONFLICT_RATE} (contention failures / attempts)")
     ax1.set_title("Conflict rate")
     if _log_ok(frame["attempts_per_commit"] - 1 + 1e-12) and frame["attempts_per_commit"].max() > 3:
@@ -207,7 +207,7 @@ def heatmap(frame: pd.DataFrame) -> str:
     for (i, j), v in np.ndenumerate(grid.to_numpy()):
         if not np.isnan(v):
             ax.text(j, i, f"{v:.1%}", ha="center", va="center", fontsize=8, color="white" if v > 0.6 * vmax else "black")
-    fig.colorbar(im, ax=ax, format=_pct(), label="conflict rate")
+    fig.colorbar(im, ax=ax, format=_percent_axis(), label="conflict rate")
     fig.tight_layout()
     return to_svg(fig)
 
@@ -225,7 +225,7 @@ def concurrency(frame: pd.DataFrame) -> str:
         ax.set_xscale("log")
         _plain_log(ax.xaxis)
     ax.xaxis.set_major_formatter(FuncFormatter(_int_fmt))
-    ax.yaxis.set_major_formatter(_pct())
+    ax.yaxis.set_major_formatter(_percent_axis())
     ax.set_xlabel("closed-loop users (each one transaction in flight, no think time)")
     ax.set_ylabel(CONFLICT_RATE)
     ax.set_title("Concurrency: the same transfers from more users")
@@ -264,8 +264,8 @@ def model(frame: pd.DataFrame) -> str:
                 )
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)
-    ax.xaxis.set_major_formatter(_pct())
-    ax.yaxis.set_major_formatter(_pct())
+    ax.xaxis.set_major_formatter(_percent_axis())
+    ax.yaxis.set_major_formatter(_percent_axis())
     ax.set_xlabel("model: 1 - (1 - c)^(lambda D)")
     ax.set_ylabel(f"measured {CONFLICT_RATE}")
     ax.legend(fontsize=7)
@@ -340,7 +340,7 @@ def cell_detail(
     k = hot_keys
     if len(k):
         ax_k.barh([f"#{int(a)}" for a in k["account"]][::-1], list(k["share"])[::-1], color="C3")
-        ax_k.xaxis.set_major_formatter(_pct())
+        ax_k.xaxis.set_major_formatter(_percent_axis())
     else:
         ax_k.text(0.5, 0.5, "no conflicts", ha="center", va="center", transform=ax_k.transAxes)
     ax_k.set_xlabel("share of conflicted attempts touching the account")

@@ -70,6 +70,18 @@ class Run:
         return s if isinstance(s, dict) else {}
 
     @property
+    def target(self) -> dict[str, Any]:
+        """run.json's ``target`` (kind, dsn or endpoint redacted, ...); {} when it has none."""
+        t = self.meta.get("target")
+        return t if isinstance(t, dict) else {}
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        """run.json's ``versions`` (loadgen, Python, the server, ...); {} when it has none."""
+        v = self.meta.get("versions")
+        return v if isinstance(v, dict) else {}
+
+    @property
     def accounts(self) -> int | None:
         return _as_int(self.scenario.get("accounts"))
 

@@ -108,14 +108,13 @@ def _find(doc: Any, key: str) -> Any:
 
 def cc_mode(run: Run) -> str:
     """occ, nowait or locking: as run.json records it, else as the scenario implies (runs before --cc)."""
-    cc = run.meta.get("cc")
-    if isinstance(cc, dict) and cc.get("mode") in ("occ", "nowait", "locking"):
-        return str(cc["mode"])
+    mode = run.sections.cc.mode
+    if mode in ("occ", "nowait", "locking"):
+        return str(mode)
     scen = run.scenario
     if scen.get("cc") in ("occ", "nowait", "locking"):
         return str(scen["cc"])
-    target = run.meta.get("target")
-    kind = str(target.get("kind", "")) if isinstance(target, dict) else ""
+    kind = str(run.target.get("kind", ""))
     if kind in ("embedded", "postgres") and not scen.get("lock_timeout_ms"):
         return "locking"  # before --cc, PostgreSQL waited on row locks unless told otherwise
     return "occ"
@@ -139,19 +138,16 @@ def not_applicable(run: Run) -> str | None:
 
 def snapshot_at_begin(run: Run) -> bool:
     """Whether the run's transactions took their snapshot at BEGIN (run.json's cc says; DSQL always does)."""
-    cc = run.meta.get("cc")
-    if isinstance(cc, dict) and "snapshot" in cc:
-        return bool(cc["snapshot"] == "begin")
-    target = run.meta.get("target")
-    return isinstance(target, dict) and target.get("kind") == "dsql"
+    snapshot = run.sections.cc.snapshot
+    if snapshot is not None:
+        return snapshot == "begin"
+    return run.target.get("kind") == "dsql"
 
 
 def runs_occ_form(run: Run) -> bool:
     """Whether the run's transfers took loadgen.db.occ's first-committer-wins form (cc occ on PostgreSQL)."""
-    cc = run.meta.get("cc")
-    target = run.meta.get("target")
-    kind = target.get("kind") if isinstance(target, dict) else None
-    return isinstance(cc, dict) and cc.get("mode") == "occ" and cc.get("snapshot") == "begin" and kind != "dsql"
+    cc = run.sections.cc
+    return cc.mode == "occ" and cc.snapshot == "begin" and run.target.get("kind") != "dsql"
 
 
 def engine_takes_locks(run: Run) -> bool:

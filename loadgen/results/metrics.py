@@ -66,6 +66,7 @@ __all__ = [
     "CONFLICT_RATE_DEFINITION",
     "KIND_LABELS",
     "breakdown",
+    "percent",
     "upgrade_summary",
     "wilson_interval",
 ]
@@ -170,6 +171,11 @@ def breakdown(by: Mapping[str, int], labels: Mapping[str, str] | None = None) ->
     total = sum(by.values())
     names = labels or {}
     return ", ".join(f"{names.get(k, k)} {n:,} ({n / total:.0%})" for k, n in by.items() if n) if total else ""
+
+
+def percent(value: float | None, digits: int = 2, missing: str = "-") -> str:
+    """A share as every view writes it ("6.85%"); ``missing`` where it is unknown (None or NaN)."""
+    return missing if value is None or pd.isna(value) else f"{value:.{digits}%}"
 
 
 def upgrade_summary(summary: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from loadgen.errors import LoadgenError
 from loadgen.results.recorder import ATTEMPTS_FILE, attempts_format, write_attempts
 from loadgen.results.records import RUN_FILE, SWEEP_FILE, RecordError, RunRecord, SweepRecord
 from loadgen.results.sections import CutOff
-from loadgen.results.stream import PARTS_DIR, is_writing, recover, row_groups
+from loadgen.results.stream import PARTS_DIR, is_writing, live_row_groups, recover
 
 __all__ = [
     "ATTEMPTS_FILE",
@@ -196,15 +196,23 @@ def recover_cut_off(path: Path) -> list[Recovered]:
 
 
 @contextlib.contextmanager
-def attempts_so_far(run_dir: Path | None, in_memory: pa.Table) -> Iterator[Path]:
-    """A running test's attempts (those on disk in ``run_dir``'s parts, then ``in_memory``) as one
+def attempts_so_far(run_dir: Path | None, in_memory: Callable[[], pa.Table]) -> Iterator[Path]:
+    """A running test's attempts (those in ``run_dir``'s parts, then ``in_memory()``) as one
     attempts.parquet in a temporary directory, removed on exit.
 
-    Written a row group at a time (loadgen.results.recorder.write_attempts): memory holds a
-    row group, not the hours of attempts a long run has put on disk.
+    The parts are listed before the rows in memory are copied, so an attempt is never
+    counted twice; one being written at that moment is not counted yet. Written a row group
+    at a time (loadgen.results.recorder.write_attempts): memory holds a row group, not the
+    hours of attempts a long run has put on disk.
     """
     with tempfile.TemporaryDirectory(prefix="loadgen-so-far-") as tmp:
         path = Path(tmp) / ATTEMPTS_FILE
-        on_disk = row_groups(run_dir) if run_dir is not None else iter(())
-        write_attempts(itertools.chain(on_disk, [in_memory]), path)
+        for tries_left in reversed(range(5)):
+            on_disk = live_row_groups(run_dir) if run_dir is not None else lambda: iter(())
+            try:
+                write_attempts(itertools.chain(on_disk(), [in_memory()]), path)
+                break
+            except FileNotFoundError:  # parts merged into a segment meanwhile: list them again
+                if not tries_left:
+                    raise RunDirError(f"{run_dir}: the attempts kept moving while being read; try again") from None
         yield path

@@ -279,6 +279,8 @@ class ConcurrencyControl(_Section):
     mode: str | None = None
     isolation: str | None = None
     lock_timeout_ms: int | None = None
+    #: When a transaction takes its snapshot: ``begin`` (DSQL, cc occ) or ``first statement`` (PostgreSQL's own).
+    snapshot: str | None = None
     how: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 

@@ -28,7 +28,7 @@ import fcntl
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,6 +51,7 @@ __all__ = [
     "MERGE_EVERY",
     "read_parts",
     "row_groups",
+    "live_row_groups",
     "compact",
     "settle",
     "has_parts",
@@ -222,6 +223,21 @@ def row_groups(run_dir: Path, columns: Sequence[str] | None = None) -> Iterator[
                     yield f.read_row_group(i, columns=list(columns) if columns is not None else None)
         except (OSError, pa.ArrowInvalid):
             continue
+
+
+def live_row_groups(run_dir: Path) -> Callable[[], Iterator[pa.Table]]:
+    """A running test's files now, and a reader of their row groups that raises FileNotFoundError when
+    one has gone meanwhile (merged into a segment: list again). The listing is fixed first, so rows
+    a reader takes from memory afterwards are never counted twice."""
+    pieces = _pieces(run_dir)
+
+    def read() -> Iterator[pa.Table]:
+        for path in pieces:
+            with pq.ParquetFile(path) as f:
+                for i in range(f.num_row_groups):
+                    yield f.read_row_group(i)
+
+    return read
 
 
 def read_parts(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:

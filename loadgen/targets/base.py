@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from loadgen.errors import ConfigError, TargetError
+from loadgen.errors import ConfigError, TargetError, first_line
 from loadgen.model.knobs import target_problem
 from loadgen.targets.embedded import EmbeddedPostgres
 from loadgen.targets.liveruns import RunLock
@@ -316,7 +316,7 @@ class PostgresTarget(Target):
         try:
             allowed, in_use = _max_connections(self.dsn)
         except psycopg.Error as e:
-            raise TargetError(f"cannot connect to {redact_conninfo(self.dsn)}: {_first_line(e)}") from None
+            raise TargetError(f"cannot connect to {redact_conninfo(self.dsn)}: {first_line(e)}") from None
         free = allowed - in_use
         if users + 2 > free:
             raise TargetError(
@@ -337,7 +337,7 @@ class PostgresTarget(Target):
                 self.dsn, autocommit=True, connect_timeout=10, application_name=f"loadgen-lock/{token_scope.application_name[8:]}"
             )
         except psycopg.Error as e:
-            raise TargetError(f"cannot connect to {redact_conninfo(self.dsn)}: {_first_line(e)}") from None
+            raise TargetError(f"cannot connect to {redact_conninfo(self.dsn)}: {first_line(e)}") from None
         try:
             schema, create = self._schema_for_run(holder)
             row = holder.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (_lock_key(schema),)).fetchone()
@@ -350,7 +350,7 @@ class PostgresTarget(Target):
                 holder.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'.encode())
         except psycopg.Error as e:
             holder.close()
-            raise TargetError(f"cannot prepare schema {self.schema!r}: {_first_line(e)}") from None
+            raise TargetError(f"cannot prepare schema {self.schema!r}: {first_line(e)}") from None
         except BaseException:
             holder.close()
             raise
@@ -430,8 +430,3 @@ def _with_params(conninfo: str, **params: Any) -> str:
     merged = conninfo_to_dict(conninfo)
     merged.update({k: v for k, v in params.items() if v is not None})
     return make_conninfo("", **merged)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -28,7 +28,7 @@ from psycopg.pq import TransactionStatus
 
 from loadgen.db.cc import with_session_settings
 from loadgen.db.classify import connect_sqlstate
-from loadgen.errors import TargetError
+from loadgen.errors import TargetError, first_line
 from loadgen.targets.base import Target, redact_conninfo
 
 #: The warm-up's tries of one connection refused for the connection rate (53400).
@@ -180,7 +180,7 @@ class UserConnections:
             refused = with_connect_sqlstate(e)
             if refused.sqlstate is not None and refused.sqlstate.startswith("28"):
                 self.refused = (
-                    f"the database refused loadgen's credentials on a new connection ({refused.sqlstate}: {_first_line(refused)}); "
+                    f"the database refused loadgen's credentials on a new connection ({refused.sqlstate}: {first_line(refused)}); "
                     "temporary credentials may have expired"
                 )
             raise refused from None
@@ -285,9 +285,4 @@ def with_connect_sqlstate(e: psycopg.OperationalError) -> psycopg.Error:
     code = connect_sqlstate(str(e))
     if code is None:
         return e
-    return pg_errors.lookup(code)(_first_line(e))
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return pg_errors.lookup(code)(first_line(e))

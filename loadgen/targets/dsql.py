@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from loadgen.errors import ConfigError, TargetError
+from loadgen.errors import ConfigError, TargetError, first_line
 from loadgen.targets.base import Target
 from loadgen.targets.dsql_cloudwatch import cluster_metrics
 
@@ -179,7 +179,7 @@ class TokenSource:
         try:
             token: str = sign(Hostname=self.hostname, Region=self.region, ExpiresIn=self.expires_in)
         except Exception as e:  # botocore: NoCredentialsError, ProfileNotFound, ...
-            raise TargetError(f"cannot sign a DSQL auth token: {type(e).__name__}: {_first_line(e)}") from None
+            raise TargetError(f"cannot sign a DSQL auth token: {type(e).__name__}: {first_line(e)}") from None
         self.tokens_made += 1
         return token
 
@@ -191,7 +191,7 @@ def _make_client(profile: str | None, region: str) -> Any:
     try:
         return boto3.session.Session(profile_name=profile, region_name=region).client("dsql")
     except botocore.exceptions.BotoCoreError as e:
-        raise TargetError(f"cannot create the AWS dsql client: {_first_line(e)}") from None
+        raise TargetError(f"cannot create the AWS dsql client: {first_line(e)}") from None
 
 
 class ConnectPacer:
@@ -431,9 +431,4 @@ def _session_region(profile: str | None) -> str | None:
     try:
         return boto3.session.Session(profile_name=profile).region_name
     except botocore.exceptions.BotoCoreError as e:
-        raise ConfigError(f"AWS: {_first_line(e)}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+        raise ConfigError(f"AWS: {first_line(e)}") from None

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from loadgen.errors import first_line
+
 __all__ = ["NAMESPACE", "DIMENSION", "METRICS", "PERIOD_S", "minute_window", "read_cluster_metrics", "cluster_metrics"]
 
 NAMESPACE = "AWS/AuroraDSQL"
@@ -149,15 +151,10 @@ def cluster_metrics(
         hint = " (the identity needs cloudwatch:GetMetricData)" if "AccessDenied" in code or code == "UnauthorizedOperation" else ""
         return {"unavailable": f"CloudWatch: {code}: {err.get('Message', '')}".rstrip(": ") + hint}
     except botocore.exceptions.BotoCoreError as e:
-        return {"unavailable": f"CloudWatch: {_first_line(e)}"}
+        return {"unavailable": f"CloudWatch: {first_line(e)}"}
 
 
 def _client(profile: str | None, region: str) -> Any:
     import boto3  # lazy: boto3 takes about 0.9 s to import, paid by DSQL commands only
 
     return boto3.session.Session(profile_name=profile, region_name=region).client("cloudwatch")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from flask import Response, jsonify, request, send_file
 
 from loadgen.errors import LoadgenError
-from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, LABELS, breakdown
+from loadgen.results.metrics import CONFLICT_RATE, CONFLICT_RATE_DEFINITION, KIND_LABELS, LABELS, breakdown, percent
 from loadgen.targets.spec import TargetSpec, make_target
 from loadgen.ui.form import FORM_TYPES, scenario_from_options
 
@@ -46,7 +46,7 @@ class Plugin(Protocol):
     def data(self) -> dict[str, Any]: ...
     def attempts_parquet(self) -> BinaryIO | Path | None: ...
     def run_json(self) -> bytes | Path | None: ...
-    def write_report(self, run_dir: Path) -> None: ...
+    def draw_missing_report(self, run_dir: Path) -> None: ...
     def make_target(self) -> Any: ...
 
 
@@ -92,21 +92,25 @@ def _report_available() -> bool:
         return False
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.2f}%"
+#: What the tab shows for a figure not known yet (as its page's script does).
+_UNKNOWN = "–"
 
 
 def _num(x: float | None, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
+    return _UNKNOWN if x is None else f"{x:.{digits}f}"
 
 
 def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     """The numbers for Locust's own table-shaped tab: section, metric, value."""
     t = data["totals"]
     rows = [
-        {"section": "headline", "metric": LABELS["conflict_rate"], "value": _pct(t["conflict_rate"])},
-        {"section": "headline", "metric": "conflicts by kind", "value": breakdown(t.get("conflicts_by_kind") or {}, KIND_LABELS) or "–"},
-        {"section": "headline", "metric": LABELS["retried_share"], "value": _pct(t["retried_share"])},
+        {"section": "headline", "metric": LABELS["conflict_rate"], "value": percent(t["conflict_rate"], missing=_UNKNOWN)},
+        {
+            "section": "headline",
+            "metric": "conflicts by kind",
+            "value": breakdown(t.get("conflicts_by_kind") or {}, KIND_LABELS) or _UNKNOWN,
+        },
+        {"section": "headline", "metric": LABELS["retried_share"], "value": percent(t["retried_share"], missing=_UNKNOWN)},
         {"section": "headline", "metric": LABELS["retries_per_commit"], "value": _num(t["retries_per_commit"])},
         {
             "section": "headline",
@@ -117,7 +121,9 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     ]
     if data.get("timeline"):
         last = data["timeline"][-1]
-        rows.append({"section": "now", "metric": f"{CONFLICT_RATE}, last second", "value": _pct(last["conflict_rate"])})
+        rows.append(
+            {"section": "now", "metric": f"{CONFLICT_RATE}, last second", "value": percent(last["conflict_rate"], missing=_UNKNOWN)}
+        )
         rows.append({"section": "now", "metric": LABELS["throughput_commits_per_s"], "value": _num(last["throughput_commits_per_s"], 1)})
     for h in t["attempts_histogram"]:
         rows.append({"section": "attempts per transaction", "metric": f"{h['attempts']} attempt(s)", "value": str(h["transactions"])})
@@ -126,7 +132,7 @@ def tab_rows(data: dict[str, Any]) -> list[dict[str, str]]:
             {
                 "section": "outcomes by SQLSTATE",
                 "metric": f"{o['outcome']} ({o['sqlstate'] or 'no SQLSTATE'})",
-                "value": f"{o['count']} ({_pct(o['share'])})",
+                "value": f"{o['count']} ({percent(o['share'], missing=_UNKNOWN)})",
             }
         )
     for a in t["hot_accounts"][:10]:
@@ -306,5 +312,5 @@ def _report(plugin: Plugin) -> Path | None:
         return None
     path = run_dir / "report.html"
     if not path.exists():
-        plugin.write_report(run_dir)
+        plugin.draw_missing_report(run_dir)
     return path if path.exists() else None

@@ -34,9 +34,9 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgen.engine.live import ContentionCounters, LiveRecorder, Timeline, merge, view
-from loadgen.engine.session import RunSession, write_report
+from loadgen.engine.session import RunSession, write_report_or_warn
 from loadgen.engine.users import TRANSACTION, Bench, set_bench
-from loadgen.errors import LoadgenError
+from loadgen.errors import LoadgenError, first_line
 from loadgen.model.keys import make_distribution
 from loadgen.results.outofcore import summarize_files
 from loadgen.results.records import RunRecord
@@ -184,7 +184,7 @@ class LoadgenPlugin:
                 gevent.spawn_later(0, self.env.runner.stop)
             return
         except Exception as e:  # noqa: BLE001 - psycopg errors, said in one line
-            self.error = f"cannot start the test: {_first_line(e)}"
+            self.error = f"cannot start the test: {first_line(e)}"
             log.error("loadgen: %s", self.error)
             if self.env.runner is not None:
                 gevent.spawn_later(0, self.env.runner.stop)
@@ -266,7 +266,7 @@ class LoadgenPlugin:
                 self.run_dir = self._write_run_dir(bench, connections)
                 log.info("loadgen: results in %s", self.run_dir)
             except Exception as e:  # noqa: BLE001 - the UI goes on; say why in one line
-                self.error = f"cannot write the run directory: {_first_line(e)}"
+                self.error = f"cannot write the run directory: {first_line(e)}"
                 log.error("loadgen: %s", self.error)
 
     def on_quitting(self, environment: Environment, **_: Any) -> None:
@@ -299,12 +299,12 @@ class LoadgenPlugin:
             # Leaving: the data is written; the report (seconds of charting) can wait for `loadgen report`.
             log.info("loadgen: report not drawn while quitting; `loadgen report %s` draws it", run_dir)
         else:
-            session.write_report()
+            session.closing_report()
         return run_dir
 
-    def write_report(self, run_dir: Path) -> None:
-        """``report.html`` beside the data; never fatal (see loadgen.engine.session.write_report)."""
-        write_report([run_dir])
+    def draw_missing_report(self, run_dir: Path) -> None:
+        """``report.html`` beside the data, for a download that found none; never fatal (loadgen.engine.session.write_report_or_warn)."""
+        write_report_or_warn([run_dir])
 
     def attempts_parquet(self) -> BinaryIO | Path | None:
         """The last test's file, or the current test's attempts so far (an open file, gone once sent)."""
@@ -320,7 +320,7 @@ class LoadgenPlugin:
         assert self.bench is not None
         session = self.session
         streamed = session is not None and session.streamed is not None
-        return attempts_so_far(session.run_dir if session is not None and streamed else None, self.bench.recorder.to_table())
+        return attempts_so_far(session.run_dir if session is not None and streamed else None, self.bench.recorder.to_table)
 
     def run_json(self) -> bytes | Path | None:
         """The last test's ``run.json``, or, while a test runs, what is known so far."""
@@ -365,8 +365,3 @@ class LoadgenPlugin:
             "totals": view(self.totals()),
             "timeline": list(self.timeline.points),
         }
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
