@@ -14,18 +14,18 @@ raised, these tests say whether the assumptions still hold.
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 
 import psycopg
 import psycopg.errors as pg_errors
 from locust import User
 from locust.env import Environment
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING
+from repo import REPO
 
 from loadgen.db.gwait import GeventConnection
 from loadgen.targets.embedded import EmbeddedPostgres
 
-PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+PYPROJECT = REPO / "pyproject.toml"
 
 
 def test_psycopg_wait_hook_and_its_timeout_error() -> None:

@@ -20,10 +20,9 @@ import venv
 from pathlib import Path
 
 import pytest
+from repo import REPO
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _sources(dest: Path) -> Path:
@@ -31,7 +30,7 @@ def _sources(dest: Path) -> Path:
     try:
         files = (
             subprocess.run(
-                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+                ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
             )
             .stdout.decode()
             .split("\0")
@@ -40,13 +39,13 @@ def _sources(dest: Path) -> Path:
         files = []
     if files and files != [""]:
         for name in filter(None, files):
-            src = ROOT / name
+            src = REPO / name
             if src.is_file():
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest / name)
     else:
         ignore = shutil.ignore_patterns(".git", ".ci-venv", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", "reports")
-        shutil.copytree(ROOT, dest, ignore=ignore, dirs_exist_ok=True)
+        shutil.copytree(REPO, dest, ignore=ignore, dirs_exist_ok=True)
     return dest
 
 
@@ -102,7 +101,7 @@ def test_the_wheel_ships_its_files(installed: Path, tmp_path: Path, loadgen_home
     r = _run([str(installed / "python"), "-c", code], _env(loadgen_home), tmp_path)
     found = json.loads(r.stdout)
     assert found["file"].startswith(str(installed.parent)), found["file"]  # from the wheel, not this checkout
-    assert found["scenarios"] == sorted(p.name for p in (ROOT / "loadgen" / "scenarios").glob("*.toml"))
+    assert found["scenarios"] == sorted(p.name for p in (REPO / "loadgen" / "scenarios").glob("*.toml"))
     assert "contention.html" in found["static"]
     assert found["locustfile"] and found["typed"]
 

@@ -67,7 +67,7 @@ class Attempt(NamedTuple):
 AttemptRow = tuple[str, int, float, float, str, str | None, str | None, int, int, int, float, bool, float, str | None]
 ATTEMPT_FIELDS: tuple[str, ...] = Attempt._fields
 
-# Literal positions, so that a type checker knows each field's type; tests/test_records.py
+# Literal positions, so that a type checker knows each field's type; tests/results/test_records.py
 # checks them against ``Attempt``'s fields.
 TXN_ID: Final = 0
 ATTEMPT: Final = 1

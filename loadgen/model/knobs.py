@@ -19,7 +19,7 @@ Everything else is derived from ``KNOBS``:
 Adding a knob (issue 13's ``cc``, ``rtt_ms``, ...): give ``Scenario`` (or
 ``RetryPolicy``) the field with its default and its range check in ``__post_init__``;
 add one ``Knob(...)`` row below; show the key at its default in the example of
-``scenarios/README.md``. ``tests/test_knobs.py`` then proves that the row reaches the
+``scenarios/README.md``. ``tests/model/test_knobs.py`` then proves that the row reaches the
 file loader, the CLI and the UI form with the same default, that every ``Scenario``
 field has exactly one row, and that the README shows it. A new TOML table (say
 ``[network]``) needs nothing more (``_GROUPS`` may title its ``--help`` group). Set

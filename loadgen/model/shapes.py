@@ -5,7 +5,7 @@ does, and what the OCC simulation needs to model it (statements before COMMIT, a
 whether it writes only its payer and payees). The scenario model takes its choices
 from here, the simulator its statement counts, and the database code has a function
 for every row in both its forms (loadgen.db.shapes.SHAPE_FUNCTIONS, loadgen.db.occ.OCC_SHAPES),
-as loadgen.model.steps has its steps (SHAPE_STEPS): tests/test_workload.py checks they agree.
+as loadgen.model.steps has its steps (SHAPE_STEPS): tests/db/test_workload.py checks they agree.
 
 Adding a shape: a row here, its functions in loadgen.db.shapes and loadgen.db.occ, its steps.
 """

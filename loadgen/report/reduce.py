@@ -3,7 +3,7 @@
 The same figures as :mod:`loadgen.report.analysis` computes over the compact frame in memory
 (the what-if simulations, notebooks), counted over record batches instead
 (loadgen.results.outofcore): transactions grouped by DuckDB, the rest by numpy a batch at
-a time, percentiles exact. tests/test_reduce.py holds the two to the same figures.
+a time, percentiles exact. tests/report/test_outofcore.py holds the two to the same figures.
 """
 
 from __future__ import annotations

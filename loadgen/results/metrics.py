@@ -293,7 +293,7 @@ def summary_frame(attempts: pa.Table) -> pd.DataFrame:
     Grouping attempts into transfers needs to know which attempts share an id, not the
     id's text: 8 bytes an attempt instead of 36 and a string's overhead, the largest
     saving when a run of hours ends. summarize() gives the same figures on either frame
-    (tests/test_metrics.py).
+    (tests/results/test_metrics.py).
     """
     table = attempts.select(list(SUMMARY_COLUMNS))
     frame = table.drop_columns(["txn_id"]).to_pandas()

@@ -263,7 +263,7 @@ def attach(plugin: Plugin, web_ui: WebUI) -> None:
                 if body.get("state") in _STOPPING_STATES:
                     # Locust's page polls only while it reads running or spawning. A poll landing
                     # while users finish their last transaction froze it on CLEANUP for good
-                    # (seen in tests/test_webui.py); "running" keeps it polling until "stopped".
+                    # (seen in tests/ui/test_webui.py); "running" keeps it polling until "stopped".
                     body["state"] = "running"
                 data = plugin.data()
                 body["extended_stats"] = [{"key": TAB_KEY, "data": tab_rows(data)}]
