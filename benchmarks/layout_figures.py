@@ -14,23 +14,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from test_layout import PACKAGE, _cycles, _graph, run_dir_readers  # noqa: E402
+from test_layout import PACKAGE, _cycles, _graph, function_level_imports, run_dir_readers  # noqa: E402
 
 
 def main() -> None:
     files = sorted(PACKAGE.rglob("*.py"))
     sizes = []
-    nested_imports: set[tuple[str, int]] = set()
     for path in files:
         tree = ast.parse(path.read_text())
         for fn in ast.walk(tree):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 sizes.append(((fn.end_lineno or fn.lineno) - fn.lineno + 1, f"{path.relative_to(PACKAGE.parent)}:{fn.name}"))
-                for node in ast.walk(fn):
-                    if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loadgen")) or (
-                        isinstance(node, ast.Import) and any(a.name.startswith("loadgen") for a in node.names)
-                    ):
-                        nested_imports.add((str(path), node.lineno))
     sizes.sort(reverse=True)
     print(f"modules: {len(files)}")
     print(f"functions over 90 lines: {sum(1 for n, _ in sizes if n > 90)}")
@@ -39,7 +33,7 @@ def main() -> None:
         graph = _graph(type_level=type_level)
         graph = {m: {d for d in ds if not (m.startswith(d + ".") or d.startswith(m + "."))} for m, ds in graph.items()}
         print(f"cycles ({label}): {_cycles(graph)}")
-    print(f"function-level imports of loadgen modules: {len(nested_imports)}")
+    print(f"function-level imports of loadgen modules: {len(function_level_imports())}")
     readers = run_dir_readers()
     print(f"modules outside results/ reading run directory files themselves: {len(readers)} {readers}")
 

@@ -8,6 +8,7 @@ database. A new import that points the wrong way, or closes a cycle, fails here.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,55 @@ def test_no_function_is_over_90_lines() -> None:
                 if lines > 90 and name not in LONG_FUNCTIONS:
                     long.append(f"{name} ({lines} lines)")
     assert not long, "split these into functions a reader can hold in mind: " + ", ".join(long)
+
+
+#: Imports of loadgen's own modules inside functions: each puts off a start-up cost or forces an
+#: import order, and says which with a ``# lazy: <reason>`` comment; more than this hides the layout.
+MAX_FUNCTION_LEVEL_IMPORTS = 12
+
+
+def _function_level_imports_in(source: str) -> list[tuple[int, str | None]]:
+    """(line, the ``# lazy:`` reason or None) of each import of a loadgen module inside a function of ``source``."""
+    lines = source.splitlines()
+    found: set[tuple[int, str | None]] = set()
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):  # a nested function's imports are seen twice: a set
+            if (isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loadgen")) or (
+                isinstance(node, ast.Import) and any(a.name.startswith("loadgen") for a in node.names)
+            ):
+                why = re.search(r"#\s*lazy:\s*(\S.*)", " ".join(lines[node.lineno - 1 : node.end_lineno]))
+                found.add((node.lineno, why.group(1) if why else None))
+    return sorted(found, key=lambda f: f[0])
+
+
+def function_level_imports() -> list[tuple[str, str | None]]:
+    """Every function-level import of a loadgen module in the package: (module:line, its reason or None)."""
+    return [
+        (f"{_module_name(path)}:{line}", why)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for line, why in _function_level_imports_in(path.read_text())
+    ]
+
+
+def test_function_level_imports_are_few_and_say_why() -> None:
+    found = function_level_imports()
+    unexplained = [where for where, why in found if why is None]
+    assert not unexplained, "say why each import sits in a function (# lazy: <reason>), or move it to the top: " + ", ".join(unexplained)
+    assert len(found) <= MAX_FUNCTION_LEVEL_IMPORTS, f"{len(found)} function-level imports: " + ", ".join(w for w, _ in found)
+    # The command line loads a command's modules in one place (loadgen.cli.main.load_command).
+    cli = {w.rsplit(":", 1)[0] for w, _ in found if w.startswith("loadgen.cli.")}
+    assert cli <= {"loadgen.cli.main", "loadgen.cli.command"}, f"load commands in loadgen.cli.main.load_command, not in {cli}"
+
+
+def test_the_checker_sees_a_function_level_import_and_its_reason() -> None:
+    source = (
+        "from loadgen.errors import ConfigError\n"
+        "def f():\n"
+        "    import json\n"
+        "    from loadgen.report import write_report  # lazy: matplotlib\n"
+        "    def g():\n"
+        "        import loadgen.engine.sweep\n"
+    )
+    assert _function_level_imports_in(source) == [(4, "matplotlib"), (6, None)]

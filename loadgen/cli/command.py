@@ -1,6 +1,6 @@
 """The ``loadgen`` command as a process: its modules loaded with the garbage collector paused, and its exit.
 
-Apart from ``main`` so that nothing heavy is imported before the collector is paused.
+Apart from ``main`` so that nothing is imported before the collector is paused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ __all__ = ["entry"]
 
 
 def entry() -> NoReturn:
-    """The ``loadgen`` command: ``main``, its modules loaded and frozen first; then leave without tearing down.
+    """The ``loadgen`` command: its modules loaded and frozen first (the command's own too), then run; then leave without tearing down.
 
     Locust, pandas, psycopg and their kin make about 200,000 objects the collector
     tracks, which live as long as the process. The collector's passes over them while
@@ -28,11 +28,12 @@ def entry() -> NoReturn:
     of every run's fixed cost (BENCHMARKS.md). Output and log handlers are flushed first.
     """
     gc.disable()
-    from loadgen.cli.main import main  # here, after the collector is paused: a measured start-up cost (docstring)
+    from loadgen.cli.main import prepare  # lazy: after the collector is paused, a measured start-up cost (docstring)
 
+    command = prepare()  # the command line parsed and its command's modules loaded (Locust, pandas...)
     gc.freeze()
     gc.enable()
-    code = main()
+    code = command()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

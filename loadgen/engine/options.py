@@ -1,6 +1,6 @@
 """How one run goes, beyond its scenario and target: the same for a run in this process
 (:func:`loadgen.engine.runner.run`) and one on worker processes
-(:func:`loadgen.engine.distributed.run_distributed`)."""
+(:func:`loadgen.engine.master.run_distributed`)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ __all__ = ["RunResult", "RunOptions", "run"]
 def run(scenario: Scenario, target: Target, out: Path, options: RunOptions = RunOptions()) -> RunResult:
     """Run one scenario against one target; write ``out/<run id>/`` (a sweep names its cells' ids).
 
-    Users run in this process; loadgen.engine.distributed.run_distributed runs them in workers.
+    Users run in this process; loadgen.engine.master.run_distributed runs them in workers.
     The run works in its own database (embedded; dropped at the end unless ``options.keep_db``) or schema.
     """
     chaos = options.chaos

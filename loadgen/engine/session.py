@@ -136,8 +136,7 @@ def write_report_or_warn(paths: list[Path], out: Path | None = None) -> Path | N
     unless ``out``); a failure here only warns: it must never cost the data."""
     try:
         with collector_paused():  # importing matplotlib and drawing: a bounded burst of objects
-            # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
-            from loadgen.report import write_report
+            from loadgen.report import write_report  # lazy: matplotlib, which worker processes never need
 
             return write_report(list(paths), out)
     except Exception as e:  # the data is on disk; `loadgen report` can retry later

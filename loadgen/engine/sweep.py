@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.engine import runner
-from loadgen.engine.distributed import run_distributed
 from loadgen.engine.load import workload_for
+from loadgen.engine.master import run_distributed
 from loadgen.engine.options import RunOptions
 from loadgen.engine.progress import ProgressView
-from loadgen.engine.session import RunResult, prepare_out_dir
+from loadgen.engine.session import RunResult, prepare_out_dir, write_report_or_warn
 from loadgen.errors import ConfigError, LoadgenError
 from loadgen.model.baseline import TALK_RETRY_CONFLICT_RATE, axis, load_label
 from loadgen.model.knobs import scenario_from_dict
@@ -299,7 +299,7 @@ def _run_cells(
         # As a single run after Ctrl-C: the data is written, leaving quickly matters more than charts.
         print(f"loadgen: sweep stopped; `loadgen run --resume {sweep_dir}` runs the cells not finished", file=sys.stderr)
     elif result.results:
-        result.report = _write_sweep_report(sweep_dir)
+        result.report = write_report_or_warn([sweep_dir])  # every cell in one report
     return result
 
 
@@ -315,21 +315,6 @@ def _sweep_lock(sweep_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _write_sweep_report(sweep_dir: Path) -> Path | None:
-    """The sweep's report.html (every cell in one report); a failure must never cost the data."""
-    try:
-        # Imported here, not at the top: the report pulls in matplotlib, which worker processes never need.
-        from loadgen.report import write_report
-
-        return write_report([sweep_dir])
-    except Exception as e:  # the data is on disk; `loadgen report` can retry later
-        print(
-            f"loadgen: could not write the sweep report ({type(e).__name__}: {e}); the data is safe, try `loadgen report {sweep_dir}`",
-            file=sys.stderr,
-        )
-        return None
 
 
 def format_sweep(result: SweepResult) -> str:

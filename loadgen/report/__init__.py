@@ -5,7 +5,8 @@ Library API (the CLI and the notebook use the same):
 - :func:`load_study` / :func:`load_run` read run and sweep directories;
 - :func:`analyse_runs` reduces runs to :class:`Cell` metrics (pure functions in ``analysis``);
 - :func:`build_report` / :func:`write_report` render the HTML page (``loadgen report`` calls
-  :func:`write_report`; ``loadgen run`` calls :func:`write_run_report`).
+  :func:`write_report`, and so does ``loadgen run`` through loadgen.engine.session.write_report_or_warn;
+  :func:`write_run_report` writes one run's ``report.html``).
 
 The page is put together from ``html`` (primitives), ``page`` (the shell), ``sections``
 (one module per section, named as its id) and ``compare`` (the ``--compare`` page).

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from loadgen.errors import LoadgenError
 from loadgen.model.outcomes import COMMITTED, CONTENTION
+from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, rates
 
 __all__ = [
     "MEMORY_LIMIT",
@@ -378,8 +379,6 @@ def summarize_files(
     """run.json's summary (the figures of loadgen.results.metrics.summarize, the same to the last bit but for
     float sums), the mean in flight (metrics.in_flight_mean) and the attempts' span (results.fixed_cost.attempt_span),
     from the attempt files, out of core; ``txns``: their transactions, if grouped already."""
-    from loadgen.results.metrics import PERCENTILES, Counts, conflicts_by_kind, outcome_counts, rates
-
     n = retries = 0
     latency_ms = 0.0
     first_us: int | None = None

@@ -32,6 +32,7 @@ __all__ = [
     "EmbeddedTarget",
     "PostgresTarget",
     "redact_conninfo",
+    "without_password",
     "dialect_of",
     "scenario_problem",
     "check_cells",
@@ -163,10 +164,11 @@ class Target:
         """The target itself, or the one a wrapper (``--dialect dsql``) drives."""
         return self
 
-    @property
-    def rebuilt_from_conninfo(self) -> bool:
-        """Whether another process reaches this target from ``conninfo()`` alone (no per-connection hooks)."""
-        return self.connect_kwargs is None and self.connection_class is None and self.audit is None
+    def worker_options(self, workers: int) -> dict[str, Any] | None:
+        """The options of a :class:`~loadgen.targets.spec.TargetSpec` that a worker process (this machine's
+        or another's) makes this target from, one of ``workers`` sharing its connection budget: no secret
+        in them. None: no other process can make it (by default: a target that is no kind of the spec)."""
+        return None
 
 
 def dialect_of(target: Target) -> str:
@@ -215,6 +217,15 @@ def redact_conninfo(conninfo: str) -> str:
     return make_conninfo("", **params)
 
 
+def without_password(conninfo: str) -> str:
+    """The connection string without its password (what may travel to another process in a message)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo  # after gevent's patching: this module may load before Locust
+
+    params = conninfo_to_dict(conninfo)
+    params.pop("password", None)
+    return make_conninfo("", **params)
+
+
 def _max_connections(conninfo: str) -> tuple[int, int]:
     """(max_connections, connections in use) as the server sees them."""
     import psycopg  # after gevent's patching (see redact_conninfo)
@@ -260,6 +271,10 @@ class EmbeddedTarget(Target):
         if scope is None or lock is None:
             return None  # joined, not begun: the beginner ends it
         return self.server.end_run(scope, lock, keep_database=keep)
+
+    def worker_options(self, workers: int) -> dict[str, Any] | None:
+        # The server's unix socket: workers on this machine only, the server's home in their environment.
+        return {"kind": "embedded"}
 
     def restart(self) -> None:
         """Fault injection: restart the server, refused if it would cut another run."""
@@ -375,6 +390,10 @@ class PostgresTarget(Target):
 
     def join_run(self, scope: RunScope) -> None:
         self.scope = scope
+
+    def worker_options(self, workers: int) -> dict[str, Any] | None:
+        # The password reaches workers through their environment (PGPASSWORD, LOADGEN_DSN), never a message.
+        return {"kind": self.kind, "dsn": without_password(self.dsn), "schema": self.schema}
 
     def end_run(self, *, keep: bool = False) -> str | None:
         # The tables stay: the DSN's database is the user's. Closing the session frees the lock.

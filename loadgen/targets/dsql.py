@@ -33,6 +33,7 @@ from typing import Any
 
 from loadgen.errors import ConfigError, TargetError, first_line
 from loadgen.targets.base import Target
+from loadgen.targets.dsql_cloudwatch import cluster_metrics
 
 __all__ = [
     "DsqlTarget",
@@ -300,22 +301,26 @@ class DsqlTarget(Target):
         self.pacer.wait()
         return {"password": self.tokens.token()}
 
-    def worker_settings(self, workers: int) -> dict[str, Any]:
-        """What a worker process needs to reach the cluster itself: no secret (each worker signs
-        its own tokens from its own credentials chain) and its share of the connection budget.
+    def worker_options(self, workers: int) -> dict[str, Any] | None:
+        """What a worker process needs to reach the cluster itself (a TargetSpec's options): no secret
+        (each worker signs its own tokens from its own credentials chain) and its share of the connection budget.
 
         Nothing that names this machine's files or configuration: a worker may run on another
         machine. A CA bundle file travels as its content (certificates are public), a named
         root store (``certifi``, ``system``) by name; the AWS profile not at all (a worker
         signs with its own chain: AWS_PROFILE in its environment, an instance role, ...;
-        workers started here get this run's profile in their environment).
+        workers started here get this run's profile in their environment). A stand-in reached
+        at another address or port (tests) is reached by no other process.
         """
+        if self.hostaddr is not None or self.port != 5432:
+            return None
         share = max(1, workers)
         roots = self.sslrootcert
         pem: str | None = None
         if roots is not None and roots not in NAMED_ROOT_STORES:
             pem, roots = Path(roots).read_text(), None
         return {
+            "kind": self.kind,
             "endpoint": self.endpoint,
             "region": self.region,
             "db_user": self.db_user,
@@ -326,23 +331,11 @@ class DsqlTarget(Target):
             # DSQL counts new connections per cluster: the workers share the rate and the burst.
             "connect_rate": self.connect_rate / share,
             "connect_burst": max(1, self.connect_burst // share),
-            "port": self.port,
-            "hostaddr": self.hostaddr,
             "max_connections": self.max_connections,
         }
 
-    @classmethod
-    def from_worker_settings(cls, settings: dict[str, Any]) -> DsqlTarget:
-        settings = dict(settings)
-        pem = settings.pop("sslrootcert_pem", None)
-        if pem is not None:
-            settings["sslrootcert"] = _private_file("loadgen-ca-", ".pem", pem)  # the master's CA bundle, here
-        return cls(**settings)
-
     def cluster_counters(self, start: datetime, end: datetime) -> dict[str, Any]:
         """The cluster's CloudWatch metrics over ``start``..``end`` (loadgen.targets.dsql_cloudwatch)."""
-        from loadgen.targets.dsql_cloudwatch import cluster_metrics  # lazy: DSQL's modules load for DSQL commands only
-
         return cluster_metrics(self.endpoint.split(".", 1)[0], self.region, self.profile, start, end)
 
     def describe(self) -> dict[str, Any]:
@@ -374,13 +367,20 @@ def make_dsql_target(
     sslmode: str | None = None,
     connect_rate: float | None = None,
     max_connections: int | None = None,
+    connect_burst: int | None = None,
+    sslrootcert_pem: str | None = None,
 ) -> DsqlTarget:
-    """A ``DsqlTarget`` from command-line values, validated."""
+    """A ``DsqlTarget`` from command-line values, validated. ``sslrootcert_pem``: a CA bundle's content
+    (a worker's copy of its master's bundle file), kept in a private file of this process's."""
     if not endpoint:
         raise ConfigError("--target dsql needs --endpoint ID.dsql.REGION.on.aws (or --ephemeral)")
     if region is None and _CLUSTER_ID.match(endpoint.strip().lower()):
         region = _session_region(profile)  # a bare cluster id: the Region of the AWS profile or environment
     host, reg = parse_endpoint(endpoint, region)
+    if sslrootcert_pem is not None:
+        if sslrootcert:
+            raise ConfigError("give the CA roots once: --sslrootcert or their content (sslrootcert_pem), not both")
+        sslrootcert = _private_file("loadgen-ca-", ".pem", sslrootcert_pem)
     mode = sslmode or "verify-full"
     if mode not in SSLMODES:
         raise ConfigError(f"--sslmode must be one of {', '.join(SSLMODES)} for DSQL (TLS is mandatory), got {mode!r}")
@@ -406,6 +406,7 @@ def make_dsql_target(
         sslrootcert=sslrootcert,
         connect_rate=DEFAULT_CONNECT_RATE if connect_rate is None else connect_rate,
         max_connections=DSQL_MAX_CONNECTIONS if max_connections is None else max_connections,
+        connect_burst=DEFAULT_CONNECT_BURST if connect_burst is None else connect_burst,
     )
 
 

@@ -27,7 +27,7 @@ from loadgen.targets import dsql
 from loadgen.targets.base import DEFAULT_SCHEMA, EmbeddedTarget, PostgresTarget, Target, redact_conninfo
 from loadgen.targets.embedded import EmbeddedPostgres
 
-__all__ = ["TargetSpec", "TargetKind", "KINDS", "DIALECTS", "make_target"]
+__all__ = ["TargetSpec", "TargetKind", "KINDS", "DIALECTS", "make_target", "worker_spec"]
 
 #: The SQL a run may send: PostgreSQL's, or DSQL's rules (rehearsed on any target with every statement audited).
 DIALECTS = ("postgresql", "dsql")
@@ -59,6 +59,10 @@ class TargetSpec:
     connect_rate: float | None = None
     #: dsql: the cluster's connection quota.
     max_connections: int | None = None
+    #: dsql: new connections at once before ``connect_rate`` holds them back (default 100).
+    connect_burst: int | None = None
+    #: dsql: the CA roots' content instead of a file (how a worker gets its master's bundle).
+    sslrootcert_pem: str | None = field(default=None, repr=False)
     #: ``dsql``: follow DSQL's rules on any target and audit every statement; None: the target's own.
     dialect: str | None = None
 
@@ -91,9 +95,13 @@ class TargetSpec:
         """The SQL the run will send: DSQL's on DSQL or when rehearsed, else PostgreSQL's."""
         return self.dialect or KINDS[self.kind].dialect or "postgresql"
 
+    def to_options(self) -> dict[str, Any]:
+        """The options given (:meth:`from_options` makes the same spec from them), secrets included: never log them."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
     def describe(self) -> dict[str, Any]:
         """The spec without secrets: the options given, the DSN's password masked."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        out = self.to_options()
         if self.dsn is not None:
             out["dsn"] = redact_conninfo(self.dsn)
         return out
@@ -144,10 +152,24 @@ def _dsql(spec: TargetSpec) -> Target:
         sslmode=spec.sslmode,
         connect_rate=spec.connect_rate,
         max_connections=spec.max_connections,
+        connect_burst=spec.connect_burst,
+        sslrootcert_pem=spec.sslrootcert_pem,
     )
 
 
-_DSQL_OPTIONS = ("endpoint", "region", "db_user", "profile", "token_expiry_s", "sslmode", "sslrootcert", "connect_rate", "max_connections")
+_DSQL_OPTIONS = (
+    "endpoint",
+    "region",
+    "db_user",
+    "profile",
+    "token_expiry_s",
+    "sslmode",
+    "sslrootcert",
+    "connect_rate",
+    "max_connections",
+    "connect_burst",
+    "sslrootcert_pem",
+)
 
 #: Every kind of target, by name.
 KINDS: dict[str, TargetKind] = {
@@ -168,6 +190,18 @@ _FLAGS = {"token_expiry_s": "--token-expiry"}
 
 def _flag(name: str) -> str:
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def worker_spec(target: Target, workers: int) -> TargetSpec | None:
+    """The spec a worker process makes ``target`` from with :func:`make_target`, as the master made
+    its own, one of ``workers`` sharing the connection budget; None when no other process can make it.
+    No secret in it: a password reaches a worker through its environment."""
+    options = target.underlying.worker_options(workers)
+    if options is None:
+        return None
+    if target.audit is not None:
+        options["dialect"] = "dsql"  # the rehearsal and its audit, in each worker too
+    return TargetSpec.from_options(options)
 
 
 def make_target(spec: TargetSpec) -> Target:

@@ -129,3 +129,32 @@ def test_more_users_than_the_server_allows(embedded: EmbeddedPostgres, tmp_path:
     assert proc.returncode == 2
     err = _one_line_error(proc)
     assert "needs 5000 connections" in err and "max_connections" in err
+
+
+#: What a command loads only when it runs (loadgen.cli.main.load_command): the start-up costs.
+_HEAVY = ("locust", "gevent", "pandas", "pyarrow", "numpy", "matplotlib", "psycopg", "boto3", "duckdb")
+
+
+@pytest.mark.parametrize(
+    ("argv", "loaded"),
+    [
+        (["--help"], set()),
+        (["report", "--help"], set()),
+        (["run", "--help"], set()),
+        (["report", "/nonexistent"], {"pandas", "pyarrow", "numpy", "matplotlib"}),
+    ],
+)
+def test_a_command_loads_its_modules_only_once_it_is_known(argv: list[str], loaded: set[str]) -> None:
+    """Help loads no command's modules; a command its own (and never Locust for the report)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from loadgen.cli.main import prepare\n"
+        f"try:\n    prepare({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"  # stdout has the help
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True).stderr
+    modules = set(out.split()) & set(_HEAVY)
+    assert modules == loaded, modules

@@ -60,7 +60,8 @@ def test_dsql_users_start_at_the_scenarios_spawn_rate(
 ) -> None:
     """The connection budget paces the opening of connections (the warm-up), not the users: before, a DSQL run
     started 1,000 users at 80/s inside the measured period, whatever the scenario said."""
-    from loadgen.cli.main import _plan_run, build_parser
+    from loadgen.cli.parser import build_parser
+    from loadgen.cli.run import plan_run
 
     for name, value in NO_AWS.items():
         monkeypatch.setenv(name, value)
@@ -69,6 +70,6 @@ def test_dsql_users_start_at_the_scenarios_spawn_rate(
         scenario = tmp_path / "paced.toml"
         scenario.write_text(f"name = 'paced'\nusers = 1000\naccounts = 5000\nspawn_rate = {file_rate}\n")
         args = ["run", str(scenario), "--target", "dsql", "--endpoint", ENDPOINT, *extra]
-    sf, target, _, _ = _plan_run(build_parser().parse_args(args))
+    sf, target, _, _ = plan_run(build_parser().parse_args(args))
     assert target.kind == "dsql"
     assert [c.scenario.spawn_rate for c in sf.cells] == [expected]

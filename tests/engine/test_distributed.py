@@ -16,24 +16,18 @@ from commandline import run_cli
 from offline_aws import ENDPOINT
 from roles import login_role
 
-from loadgen.engine.distributed import (
-    Fleet,
-    _password,
-    _target_setup,
-    _without_password,
-    run_distributed,
-    scenario_from_dict,
-    worker_target,
-)
+from loadgen.engine.distributed import Fleet, check_target, target_setup, worker_target
 from loadgen.engine.load import combine_open_loads, workload_for
+from loadgen.engine.master import _password, run_distributed
 from loadgen.engine.options import RunOptions
 from loadgen.errors import ConfigError
+from loadgen.model.knobs import scenario_from_dict
 from loadgen.model.outcomes import COMMITTED as COMMITTED_OUTCOMES
 from loadgen.model.retry import RetryPolicy
 from loadgen.model.scenario import Scenario
 from loadgen.results.recorder import ATTEMPT_SCHEMA
 from loadgen.results.warnings import workload_warnings
-from loadgen.targets.base import EmbeddedTarget
+from loadgen.targets.base import EmbeddedTarget, without_password
 
 
 def _check_lossless(run_dir: Path, workers: int) -> dict:
@@ -139,7 +133,7 @@ def test_the_settings_cross_the_wire_without_the_password() -> None:
     s = Scenario(accounts=123, users=4, retry=RetryPolicy(max_attempts=7, backoff="exponential"), seed=3)
     assert scenario_from_dict(json.loads(json.dumps(s.to_dict()))) == s
     dsn = "host=db.example port=5432 user=app password=s3cret dbname=bank"
-    assert "s3cret" not in _without_password(dsn) and "host=db.example" in _without_password(dsn)
+    assert "s3cret" not in without_password(dsn) and "host=db.example" in without_password(dsn)
     assert _password(dsn) == "s3cret" and _password("host=x") is None
     with pytest.raises(ConfigError):
         Fleet()
@@ -200,13 +194,12 @@ def test_a_worker_killed_mid_run_is_reported_not_hidden(target: EmbeddedTarget, 
 
 def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_rate(fake_aws: dict[str, int]) -> None:
     from loadgen.targets.dsql import DsqlTarget, make_dsql_target
-    from loadgen.targets.rehearsal import DsqlRehearsalTarget
 
     signer = make_dsql_target(ENDPOINT, db_user="app_rw", connect_rate=80)
     signer.prepare(100)  # signs a token: it must not travel
     target = make_dsql_target(ENDPOINT, db_user="app_rw", profile="perf", connect_rate=80)
     target.tokens = signer.tokens
-    setup = _target_setup(target, workers=4)
+    setup = target_setup(target, workers=4)
     wire = json.dumps(setup)
     assert "X-Amz" not in wire and "password" not in wire
     rebuilt = worker_target(json.loads(wire))
@@ -217,9 +210,38 @@ def test_dsql_settings_cross_the_wire_without_secrets_and_share_the_connection_r
     assert (rebuilt.sslmode, rebuilt.sslrootcert) == ("verify-full", "certifi"), "each worker resolves certifi's bundle itself"
     # DSQL limits new connections per cluster: four workers share the budget.
     assert rebuilt.pacer.rate == 20.0 and rebuilt.pacer.burst == target.connect_burst // 4
-    rehearsal = worker_target(_target_setup(DsqlRehearsalTarget(target), workers=2))
-    assert isinstance(rehearsal, DsqlRehearsalTarget) and isinstance(rehearsal.inner, DsqlTarget)
+    # A stand-in reached at another address (tests) is reached by no other process: refused, not misdirected.
+    standin = DsqlTarget(ENDPOINT, "us-east-1", hostaddr="127.0.0.1", port=5433)
+    with pytest.raises(ConfigError, match="cannot make this dsql target in a worker"):
+        check_target(standin)
+
+
+def test_workers_make_the_masters_target_from_its_spec_in_the_masters_run(embedded) -> None:  # type: ignore[no-untyped-def]
+    """The same kind of target as the master's, made by make_target from the spec the master sends, joined
+    to the master's run: its database (embedded), its schema (postgres), the rehearsal and its audit."""
+    from loadgen.targets.base import PostgresTarget
+    from loadgen.targets.rehearsal import DsqlRehearsalTarget
+    from loadgen.targets.scope import RunScope
+
+    master = EmbeddedTarget(embedded)
+    master.scope = RunScope.new("r1", own_database=True)
+    worker = worker_target(json.loads(json.dumps(target_setup(master, workers=2))))
+    assert isinstance(worker, EmbeddedTarget) and worker.scope == master.scope
+    assert worker.conninfo() == master.conninfo()  # the run's own database, the run's application_name
+    assert worker.end_run() is None and master.scope is not None  # joined, not begun: the master ends it
+
+    pg = PostgresTarget("host=db.example user=app password=s3cret dbname=postgres", schema="bench")
+    pg.scope = RunScope("r2", "tok", schema="bench")
+    setup = json.loads(json.dumps(target_setup(DsqlRehearsalTarget(pg), workers=2)))
+    assert "s3cret" not in json.dumps(setup)
+    rehearsal = worker_target(setup)
+    assert isinstance(rehearsal, DsqlRehearsalTarget) and isinstance(rehearsal.inner, PostgresTarget)
+    assert rehearsal.inner.conninfo() == without_password(pg.conninfo())
+    # LOADGEN_DSN: another address or a password on the worker's machine; the run's schema kept.
+    elsewhere = worker_target(setup, dsn="host=10.0.0.9 user=app password=other dbname=postgres")
+    assert "search_path=bench" in elsewhere.conninfo() and "10.0.0.9" in elsewhere.conninfo()
     rehearsal.audit.cleanup()
+    elsewhere.audit.cleanup()
 
 
 def test_a_ca_bundle_file_reaches_workers_as_its_content_not_the_masters_path(fake_aws: dict[str, int], tmp_path: Path) -> None:
@@ -229,7 +251,7 @@ def test_a_ca_bundle_file_reaches_workers_as_its_content_not_the_masters_path(fa
     bundle = tmp_path / "corp-ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n")
     target = make_dsql_target(ENDPOINT, sslrootcert=str(bundle), profile="perf")
-    wire = json.dumps(_target_setup(target, workers=2))
+    wire = json.dumps(target_setup(target, workers=2))
     assert str(tmp_path) not in wire and "perf" not in wire
     rebuilt = worker_target(json.loads(wire))
     assert isinstance(rebuilt, DsqlTarget) and rebuilt.sslrootcert is not None

@@ -16,7 +16,10 @@ import pytest
 from locust.argument_parser import LocustArgumentParser
 from repo import REPO
 
-from loadgen.cli.main import _scenario_file_from_args, _ui_form_defaults, build_parser, main
+from loadgen.cli.arguments import scenario_file_from_args
+from loadgen.cli.main import main
+from loadgen.cli.parser import build_parser
+from loadgen.cli.ui import ui_form_defaults
 from loadgen.errors import ConfigError
 from loadgen.model.knobs import BY_KEY, FORM, KNOBS, Knob, build_scenario, field_default, field_value, scenario_from_dict, target_problem
 from loadgen.model.retry import RetryPolicy
@@ -105,7 +108,7 @@ def test_every_flag_reaches_the_parser_with_the_default_in_its_help(knob) -> Non
 def test_the_default_given_as_a_flag_changes_nothing(knob) -> None:
     default = knob.default
     text = f"{default:g}s" if knob.kind.startswith("duration") else _text(default)
-    scenario = _scenario_file_from_args(_run_args(knob.flag, text)).cells[0].scenario
+    scenario = scenario_file_from_args(_run_args(knob.flag, text)).cells[0].scenario
     assert field_value(scenario, knob.field) == field_default(knob.field) or knob.key == "spawn_rate"
     assert dataclasses.replace(scenario, spawn_rate=Scenario().spawn_rate) == Scenario()
 
@@ -124,7 +127,7 @@ def test_a_flag_sets_its_field_as_the_file_key_does(knob) -> None:
     # A lock timeout is for cc locking; another isolation level than snapshot for cc nowait or locking.
     locking = knob.key in ("postgres.lock_timeout_ms", "postgres.isolation")
     args = _run_args(knob.flag, _text(value), *(["--cc", "locking"] if locking else []))
-    from_flag = _scenario_file_from_args(args).cells[0].scenario
+    from_flag = scenario_file_from_args(args).cells[0].scenario
     toml_value = json.dumps(value)
     table, _, key = knob.key.rpartition(".")
     doc = ('cc = "locking"\n' if locking else "") + (f"[{table}]\n{key} = {toml_value}\n" if table else f"{key} = {toml_value}\n")
@@ -178,7 +181,7 @@ def test_a_scenario_file_becomes_the_form_and_comes_back(tmp_path, capsys: pytes
         "[retry]\nmax_attempts = 7\nbackoff = 'full-jitter'\ndeadline = '3s'\n[postgres]\nlock_timeout_ms = 2\n"
         "[transaction]\nshape = 'multi-leg'\n"
     )
-    form = _ui_form_defaults(_scenario_file_from_args(build_parser().parse_args(["ui", str(path)])))
+    form = ui_form_defaults(scenario_file_from_args(build_parser().parse_args(["ui", str(path)])))
     assert "not used: transaction.shape" in capsys.readouterr().out
     users = int(form.pop("--users"))
     form.pop("--spawn-rate")
@@ -195,7 +198,7 @@ def test_ui_options_override_the_scenario_in_the_form() -> None:
     ui = build_parser()._subparsers._group_actions[0].choices["ui"]
     assert {k.flag for k in form_knobs} <= {s for a in ui._actions for s in a.option_strings}
     args = build_parser().parse_args(["ui", "quickstart", "--keys", "zipf", "--zipf-s", "1.5", "--users", "7", "--accounts", "40"])
-    form = _ui_form_defaults(_scenario_file_from_args(args))
+    form = ui_form_defaults(scenario_file_from_args(args))
     assert form["--keys"] == "zipf" and form["--zipf-s"] == "1.5" and form["--accounts"] == "40" and form["--users"] == "7"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ui", "--shape", "multi-leg"])  # not in the form: not a ui option
@@ -209,7 +212,7 @@ def test_a_bad_form_value_is_one_line() -> None:
 
 def test_zero_in_an_optional_field_means_unset_in_file_and_form() -> None:
     assert load_text("[postgres]\nlock_timeout_ms = 0\n", "z.toml").cells[0].scenario.lock_timeout_ms is None
-    assert _scenario_file_from_args(_run_args("--lock-timeout-ms", "0")).cells[0].scenario.lock_timeout_ms is None
+    assert scenario_file_from_args(_run_args("--lock-timeout-ms", "0")).cells[0].scenario.lock_timeout_ms is None
     opts = _ui_parser().parse_args(["--lock-timeout-ms", "0", "--seed", "0"])
     s = scenario_from_options(opts, 5)
     assert s.lock_timeout_ms is None and s.seed is None

@@ -245,3 +245,13 @@ def test_predict_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], a
 def test_predict_needs_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", str(tmp_path / "none"), "--accounts", "10", "--users", "5"]) == 2
     assert "no such run" in capsys.readouterr().err
+
+
+def test_predict_help_states_the_simulators_default_attempts(capsys: pytest.CaptureFixture[str]) -> None:
+    """The parser says the default without importing the simulator (numpy): the two must agree."""
+    from loadgen.cli.parser import build_parser
+    from loadgen.model.occsim import DEFAULT_ATTEMPTS
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", "--help"])
+    assert f"(default {DEFAULT_ATTEMPTS:,})" in " ".join(capsys.readouterr().out.split())

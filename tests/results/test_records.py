@@ -180,7 +180,9 @@ def test_a_plain_target_declares_every_capability_absent() -> None:
     target = PostgresTarget("postgresql://u@h/db")
     assert isinstance(target, Target)
     assert (target.dialect, target.connect_kwargs, target.connection_class, target.max_lifetime_s) == ("postgresql", None, None, None)
-    assert (target.restart, target.audit, target.truncates, target.rebuilt_from_conninfo) == (None, None, True, True)
+    assert (target.restart, target.audit, target.truncates) == (None, None, True)
+    # A worker makes it from its spec: the DSN without a password (there is none here), the default schema.
+    assert target.worker_options(2) == {"kind": "postgres", "dsn": "user=u dbname=db host=h", "schema": "loadgen"}
 
 
 def test_the_ui_offers_only_targets_make_target_builds() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from offline_aws import ENDPOINT
 
-from loadgen.cli import dsql as dsql_cli
-from loadgen.cli.main import build_parser
+from loadgen.cli.arguments import target_spec
+from loadgen.cli.parser import build_parser
 from loadgen.errors import ConfigError
 from loadgen.model.scenariofile import load_text
 from loadgen.targets.base import EmbeddedTarget, PostgresTarget
@@ -24,7 +24,7 @@ DSN = "postgresql://app:s3cret@db.example.com:5432/postgres"
 def _from_command_line(*argv: str, scenario: str | None = None) -> TargetSpec:
     args = build_parser().parse_args(["run", *argv])
     sf = load_text(scenario, "s.toml") if scenario is not None else None
-    return dsql_cli.target_spec(args, sf)
+    return target_spec(args, sf)
 
 
 def test_the_file_the_command_line_and_the_form_build_the_same_spec() -> None:
@@ -103,3 +103,14 @@ def test_a_notebook_builds_and_uses_a_target_in_three_lines(embedded: EmbeddedPo
     assert result.summary["attempts"] > 0 and result.invariants_hold
     record = read_run(result.run_dir)
     assert record is not None and record.sections.summary.attempts == result.summary["attempts"]
+
+
+def test_a_spec_travels_as_its_options() -> None:
+    """How a master sends its target to a worker (loadgen.engine.distributed.target_setup): the options, as JSON."""
+    import json
+
+    spec = TargetSpec("postgres", dsn=DSN, schema="bench", dialect="dsql")
+    assert TargetSpec.from_options(json.loads(json.dumps(spec.to_options()))) == spec
+    assert "s3cret" not in repr(spec) and "s3cret" in spec.to_options()["dsn"]  # the options are for the wire, never a log
+    with pytest.raises(ConfigError, match="not both"):
+        make_target(TargetSpec("dsql", endpoint=ENDPOINT, sslrootcert="system", sslrootcert_pem="-----BEGIN CERTIFICATE-----"))
