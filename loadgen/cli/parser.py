@@ -16,6 +16,7 @@ from loadgen import __version__
 from loadgen.cli.exits import EXIT_USAGE
 from loadgen.model import knobs
 from loadgen.targets.spec import KINDS
+from loadgen.ui.form import UI_TARGETS
 
 __all__ = ["build_parser"]
 
@@ -198,7 +199,7 @@ def _add_ui(sub: Any) -> None:
     u.add_argument("--web-port", type=_positive_int, default=8089, help="port to listen on (default 8089)")
     # Every knob the start form shows, as its default there (overriding SCENARIO's).
     knobs.add_flags(u, include=lambda k: k.form is not None, prefix="the start form's default: ")
-    u.add_argument("--target", default="embedded", help="embedded (default) or postgres")
+    u.add_argument("--target", default="embedded", choices=list(UI_TARGETS), help=f"{' or '.join(UI_TARGETS)} (default embedded)")
     u.add_argument("--dsn", help="connection string or URL for --target postgres (or set LOADGEN_DSN)")
     u.add_argument(
         "--out", type=Path, default=Path("reports"), help="each test's results go in a new directory under this one (default reports/)"
