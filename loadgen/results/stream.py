@@ -216,28 +216,28 @@ def row_groups(run_dir: Path, columns: Sequence[str] | None = None) -> Iterator[
     second of attempts at a time. A file that does not read is skipped from there on
     (a part torn by a power loss: renamed, but not on disk whole; that second is lost).
     """
-    for path in _pieces(run_dir):
+    return _read_pieces(_pieces(run_dir), columns, vanished_ok=True)
+
+
+def live_row_groups(run_dir: Path) -> Callable[[], Iterator[pa.Table]]:
+    """A running test's files, listed now, and a reader of their row groups that raises FileNotFoundError
+    when one has gone meanwhile (merged into a segment: list again). The listing is fixed first, so
+    rows a reader takes from memory afterwards are never counted twice."""
+    pieces = _pieces(run_dir)
+    return lambda: _read_pieces(pieces, None, vanished_ok=False)
+
+
+def _read_pieces(pieces: Sequence[Path], columns: Sequence[str] | None, vanished_ok: bool) -> Iterator[pa.Table]:
+    for path in pieces:
         try:
             with pq.ParquetFile(path) as f:
                 for i in range(f.num_row_groups):
                     yield f.read_row_group(i, columns=list(columns) if columns is not None else None)
+        except FileNotFoundError:
+            if not vanished_ok:
+                raise
         except (OSError, pa.ArrowInvalid):
             continue
-
-
-def live_row_groups(run_dir: Path) -> Callable[[], Iterator[pa.Table]]:
-    """A running test's files now, and a reader of their row groups that raises FileNotFoundError when
-    one has gone meanwhile (merged into a segment: list again). The listing is fixed first, so rows
-    a reader takes from memory afterwards are never counted twice."""
-    pieces = _pieces(run_dir)
-
-    def read() -> Iterator[pa.Table]:
-        for path in pieces:
-            with pq.ParquetFile(path) as f:
-                for i in range(f.num_row_groups):
-                    yield f.read_row_group(i)
-
-    return read
 
 
 def read_parts(run_dir: Path, columns: Sequence[str] | None = None) -> pa.Table:
