@@ -8,7 +8,8 @@ saturated load generator, a saturated machine, attempts far slower than the same
 target answers when lightly loaded, fewer transactions in flight than users asked.
 
 ``distortion`` is the subset that makes the first-order model and the what-if
-simulation meaningless for the run (their sections say "does not apply").
+simulation meaningless for the run (their sections say "does not apply"): the
+saturated machine, the queued attempts and the users not kept in flight.
 """
 
 from __future__ import annotations
@@ -104,9 +105,14 @@ def _latency_note(doc: Mapping[str, Any]) -> str | None:
 
 
 def distortion(doc: Mapping[str, Any]) -> str | None:
-    """Why the model and the what-if simulation do not describe this run (a saturated machine or
-    attempts far slower than lightly loaded), in one sentence; None when neither."""
-    return machine_saturated(doc) or _latency_note(doc)
+    """Why the model and the what-if simulation do not describe this run, in one sentence; None when nothing does.
+
+    A saturated machine, attempts far slower than lightly loaded, or a closed loop that
+    could not keep its users in flight (its users waited for the client or the target
+    outside the database: the load the run describes is not the one asked, and the
+    simulation's premise, durations that do not change with the load, fails).
+    """
+    return machine_saturated(doc) or _latency_note(doc) or _d(doc.get("concurrency")).get("warning") or None
 
 
 def workload_warnings(doc: Mapping[str, Any]) -> list[str]:

@@ -57,7 +57,10 @@ def test_a_thousand_closed_loop_users_on_a_small_machine_are_warned_about(target
     result = sweep.run_file(sf, target, tmp_path)
     (run,) = result.results
     doc = json.loads((run.run_dir / "run.json").read_text())
-    why = [w for w in doc["warnings"] if "machine was saturated" in w or "attempts queued" in w]
+    # Which of the three shows first depends on the machine's speed: all CPUs busy, attempts
+    # queued far above their lightly loaded time, or users left waiting outside the database.
+    signs = ("machine was saturated", "attempts queued", "could not keep every user busy")
+    why = [w for w in doc["warnings"] if any(s in w for s in signs)]
     assert why, (doc["warnings"], doc["machine"], doc["summary"]["attempt_latency_ms"])
     # With the reason, in the report's warnings too, and the model and what-if say they do not apply.
     page = (run.run_dir / "report.html").read_text()
