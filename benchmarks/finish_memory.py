@@ -153,7 +153,13 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     }
     if args.report:
         t0, c0 = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler = cProfile.Profile()
+            profiler.enable()
         session.closing_report()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(f"{args.profile}.report")  # the report's own statistics, beside the finish's
         out["report_s"] = round(time.perf_counter() - t0, 1)
         out["report_cpu_s"] = round(time.process_time() - c0, 1)
         out["peak_after_report_mb"] = round(peak_mb(), 1)
@@ -209,7 +215,12 @@ def main() -> int:
     ap.add_argument("--report", action="store_true", help="also draw report.html in the same process, as loadgen run does")
     ap.add_argument("--recover", action="store_true", help="measure recover() of a killed run's parts instead of finish()")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--profile", type=Path, default=None, help="write the finish's cProfile statistics here (main thread only)")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write the finish's cProfile statistics here, the report's to PATH.report (main thread only)",
+    )
     ap.add_argument("--child", choices=["finish", "write-killed", "recover"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:

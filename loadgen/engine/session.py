@@ -406,6 +406,8 @@ class RunSession:
         # Every figure read back from attempts.parquet a batch at a time: memory independent of the run's length.
         with grouped:
             summary, in_flight, span = summarize_files(attempt_files, txns=txns)
+            if txns is not None and not self.interrupted:
+                txns.keep()  # for the closing report, which groups the same attempts
         result = RunResult(
             self.run_dir,
             summary,
@@ -528,7 +530,10 @@ class RunSession:
         if self.interrupted:
             print(f"loadgen: report not drawn after Ctrl-C; `loadgen report {self.run_dir}` draws it", file=sys.stderr)
             return None
-        return write_report_or_warn([self.run_dir])
+        try:
+            return write_report_or_warn([self.run_dir])
+        finally:
+            Transactions.discard_kept()  # the finish's grouping, kept for this report only
 
 
 def _tick(on_progress: Progress, env: Environment, t0: float) -> None:
@@ -544,12 +549,10 @@ FINISH_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "commit_unknown")
 def open_transfers_in(run_dir: Path) -> pd.DataFrame:
     """Every attempt of the transfers that have one whose commit is unknown or interrupted (all
     :func:`resolve_unknown_commits` looks at: a few rows, whatever the run's length), from the run's
-    streamed parts a row group at a time: the ids of the transfers concerned first, then their attempts."""
-    ids = [
-        pc.filter(t.column("txn_id"), pc.fill_null(_unknown(t), False))
-        for t in row_groups(run_dir, ("txn_id", "outcome", "commit_unknown"))
-    ]
-    wanted = pc.unique(pa.chunked_array(ids, pa.string()).combine_chunks()) if ids else pa.array([], pa.string())
+    streamed parts a row group at a time: the ids of the transfers concerned first (read only in the row
+    groups that hold one; most runs have none, and then nothing more is read), then their attempts."""
+    concerned = list(row_groups(run_dir, ("txn_id",), where=(("outcome", "commit_unknown"), _unknown)))
+    wanted = pc.unique(pa.concat_tables(concerned).column("txn_id").combine_chunks()) if concerned else pa.array([], pa.string())
     if len(wanted) == 0:
         return pa.schema([ATTEMPT_SCHEMA.field(c) for c in FINISH_COLUMNS]).empty_table().to_pandas()
     rows = [t.filter(pc.is_in(t.column("txn_id"), value_set=wanted)) for t in row_groups(run_dir, FINISH_COLUMNS)]

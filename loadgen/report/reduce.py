@@ -82,7 +82,7 @@ def reduce_attempts(
     cols = ["attempt", "started_at", "latency_ms", "outcome", *keys]
     window = window or (lambda lat: lat)
 
-    with Transactions(paths) as txns:
+    with Transactions.of(paths) as txns:  # the finish's own grouping, when the run just ended in this process
         t, retried, failed_txns, max_attempts, committed_txns, first, last = txns.one(
             # A transaction committed when its last attempt did (metrics.transactions_of: the one definition).
             "SELECT count(*), count(*) FILTER (attempts >= 2), count(*) FILTER (NOT last_committed), "

@@ -209,14 +209,20 @@ def recover(run_dir: Path) -> CutOff | None:
     return cut
 
 
-def row_groups(run_dir: Path, columns: Sequence[str] | None = None) -> Iterator[pa.Table]:
+#: Which rows to read: the columns a test needs, and the test (a boolean mask over them; null is false).
+Where = tuple[Sequence[str], Callable[[pa.Table], pa.Array | pa.ChunkedArray]]
+
+
+def row_groups(run_dir: Path, columns: Sequence[str] | None = None, where: Where | None = None) -> Iterator[pa.Table]:
     """Every attempt that reached disk, in the order written, one row group at a time (``columns`` only, if given).
 
     A part is one row group, a segment one per part it merged: memory holds about a
     second of attempts at a time. A file that does not read is skipped from there on
     (a part torn by a power loss: renamed, but not on disk whole; that second is lost).
+    ``where``: only the rows it selects, and a row group where it selects none is not read
+    beyond its test's columns (a rare case found without reading every transfer id).
     """
-    return _read_pieces(_pieces(run_dir), columns, vanished_ok=True)
+    return _read_pieces(_pieces(run_dir), columns, vanished_ok=True, where=where)
 
 
 def live_row_groups(run_dir: Path) -> Callable[[], Iterator[pa.Table]]:
@@ -227,12 +233,20 @@ def live_row_groups(run_dir: Path) -> Callable[[], Iterator[pa.Table]]:
     return lambda: _read_pieces(pieces, None, vanished_ok=False)
 
 
-def _read_pieces(pieces: Sequence[Path], columns: Sequence[str] | None, vanished_ok: bool) -> Iterator[pa.Table]:
+def _read_pieces(
+    pieces: Sequence[Path], columns: Sequence[str] | None, vanished_ok: bool, where: Where | None = None
+) -> Iterator[pa.Table]:
+    wanted = list(columns) if columns is not None else None
     for path in pieces:
         try:
             with pq.ParquetFile(path) as f:
                 for i in range(f.num_row_groups):
-                    yield f.read_row_group(i, columns=list(columns) if columns is not None else None)
+                    if where is None:
+                        yield f.read_row_group(i, columns=wanted)
+                        continue
+                    mask = pc.fill_null(where[1](f.read_row_group(i, columns=list(where[0]))), False)
+                    if pc.any(mask).as_py():
+                        yield f.read_row_group(i, columns=wanted).filter(mask)
         except FileNotFoundError:
             if not vanished_ok:
                 raise

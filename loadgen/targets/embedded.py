@@ -190,17 +190,18 @@ class EmbeddedPostgres:
     def _ensure_running(self, min_connections: int, live: list[LiveRun]) -> None:
         held = sum(r.users for r in live)
         needed = max(DEFAULT_MAX_CONNECTIONS, min_connections + held + RESERVED_CONNECTIONS)
-        status = self.status()
-        if status.running:
-            if status.max_connections is not None and status.max_connections >= needed:
-                return
+        # What the machine can give is asked first: a server started larger earlier (when more memory
+        # was free) does not make the machine hold more now.
         capacity, why = connection_capacity()
         if min_connections > capacity:
             raise TargetError(
                 f"{min_connections:,} connections (one per user) are more than this machine can give the embedded "
                 f"PostgreSQL: about {max(capacity, 0):,} ({why}); run fewer users, or use --target postgres"
             )
+        status = self.status()
         if status.running:
+            if status.max_connections is not None and status.max_connections >= needed:
+                return
             if live:
                 # Restarting would cut every live run's sessions: refuse instead.
                 raise TargetError(

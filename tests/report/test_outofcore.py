@@ -176,6 +176,30 @@ def test_ledger_compared_out_of_core(tmp_path: Path) -> None:
     assert got.as_tuple() == (5, 5, 2, 2, 1)
 
 
+def test_a_kept_grouping_serves_the_next_reader_of_the_same_unchanged_files(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path / "run", attempts_table(5))
+    fresh = analyse_run(load_run(run_dir)).headline
+    path = run_dir / "attempts.parquet"
+    with Transactions([path]) as finished:  # the finish's grouping, kept for the closing report
+        finished.keep()
+    try:
+        assert Transactions.of([path]) is finished  # handed on once: the next reader groups anew
+        assert Transactions._kept is None
+        with Transactions([path]) as again:
+            again.keep()
+        assert analyse_run(load_run(run_dir)).headline == fresh and Transactions._kept is None
+        # Files changed since the grouping: grouped anew, and the stale grouping closed.
+        with Transactions([path]) as stale:
+            stale.keep()
+        pq.write_table(attempts_table(6), path, row_group_size=700)
+        changed = Transactions.of([path])
+        assert changed is not stale and not stale._dir.exists()
+        changed.close()
+    finally:
+        Transactions.discard_kept()
+        finished.close()
+
+
 def test_whatif_durations_all_below_the_cap_a_sample_above(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = attempts_table(4)
     run = load_run(write_run(tmp_path / "run", table))

@@ -53,6 +53,26 @@ def test_parts_merge_into_segments_and_end_in_one_file(tmp_path: Path) -> None:
     assert not (tmp_path / st.PARTS_DIR).exists()
 
 
+def test_row_groups_where_reads_only_the_rows_it_selects_across_parts_and_segments(tmp_path: Path) -> None:
+    rec = AttemptRecorder("run-x")
+    s = st.AttemptStream(tmp_path)
+    for second in range(st.MERGE_EVERY + 3):  # a segment and three parts after it
+        _fill(rec, 5)
+        if second % 4 == 1:
+            _fill(rec, 2, outcome="interrupted")
+        s.drain(rec)
+    s.close()
+    test = (("outcome",), lambda t: pc.equal(t.column("outcome"), "interrupted"))
+    found = list(st.row_groups(tmp_path, ("txn_id", "attempt"), where=test))
+    everything = st.read_parts(tmp_path)
+    wanted = everything.filter(pc.equal(everything.column("outcome"), "interrupted"))
+    # Only the row groups holding one are yielded, each with only its selected rows and the columns asked for.
+    assert len(found) == len(range(1, st.MERGE_EVERY + 3, 4)) and all(t.num_rows == 2 for t in found)
+    assert found[0].column_names == ["txn_id", "attempt"]
+    assert [i for t in found for i in t.column("txn_id").to_pylist()] == wanted.column("txn_id").to_pylist()
+    assert list(st.row_groups(tmp_path, ("txn_id",), where=(("outcome",), lambda t: pc.equal(t.column("outcome"), "none")))) == []
+
+
 def test_a_crash_between_segment_and_part_deletion_counts_nothing_twice(tmp_path: Path) -> None:
     rec = AttemptRecorder("run-x")
     s = st.AttemptStream(tmp_path)
