@@ -6,17 +6,10 @@ Reads run.json's ``cluster_metrics`` (loadgen.targets.dsql_cloudwatch); runs wit
 
 from __future__ import annotations
 
-from typing import Any
-
 from loadgen.report.cells import Cell
+from loadgen.results.sections import ClusterMetrics
 
 __all__ = ["cluster_rows", "cluster_caption"]
-
-
-def _value(metrics: dict[str, Any], name: str) -> float | None:
-    m = metrics.get(name)
-    v = m.get("value") if isinstance(m, dict) else None
-    return float(v) if isinstance(v, (int, float)) else None
 
 
 def _n(v: float | None, digits: int = 0) -> str:
@@ -25,13 +18,12 @@ def _n(v: float | None, digits: int = 0) -> str:
 
 def cluster_rows(cell: Cell) -> list[list[str]] | None:
     """(figure, loadgen counted, the cluster counted) rows for one cell; None when the run has no cluster metrics."""
-    found = cell.run.meta.get("cluster_metrics")
-    if not isinstance(found, dict) or not isinstance(found.get("metrics"), dict):
+    found = cell.run.sections.cluster_metrics
+    if found is None or not found.metrics:
         return None
-    metrics = found["metrics"]
     h = cell.headline
     attempts, conflicts, commits = int(h.get("attempts") or 0), int(h.get("conflicts") or 0), int(h.get("commits") or 0)
-    occ, total, dpu = _value(metrics, "OccConflicts"), _value(metrics, "TotalTransactions"), _value(metrics, "TotalDPU")
+    occ, total, dpu = found.value("OccConflicts"), found.value("TotalTransactions"), found.value("TotalDPU")
     rows = [
         ["conflicts (OCC aborts)", f"{conflicts:,} attempts", _n(occ) + " transactions (OccConflicts)"],
         ["transactions", f"{attempts:,} attempts", _n(total) + " (TotalTransactions, read-only included)"],
@@ -40,12 +32,12 @@ def cluster_rows(cell: Cell) -> list[list[str]] | None:
             f"{conflicts / attempts:.2%}" if attempts else "-",
             f"{occ / total:.2%}" if occ is not None and total else "no data",
         ],
-        ["commit latency", "-", _n(_value(metrics, "CommitLatency"), 1) + " ms (CommitLatency, P50 per minute, averaged)"],
+        ["commit latency", "-", _n(found.value("CommitLatency"), 1) + " ms (CommitLatency, P50 per minute, averaged)"],
         ["DPUs consumed", "-", _n(dpu, 1) + " DPU (TotalDPU, the unit DSQL bills)"],
         ["DPUs per committed transfer", "-", f"{dpu / commits:.4f}" if dpu is not None and commits else "no data"],
     ]
     parts = ", ".join(
-        f"{name[:-3].lower()} {_n(_value(metrics, name), 1)}" for name in ("ComputeDPU", "ReadDPU", "WriteDPU", "MultiRegionWriteDPU")
+        f"{name[:-3].lower()} {_n(found.value(name), 1)}" for name in ("ComputeDPU", "ReadDPU", "WriteDPU", "MultiRegionWriteDPU")
     )
     rows.append(["DPUs by kind", "-", parts])
     return rows
@@ -53,16 +45,14 @@ def cluster_rows(cell: Cell) -> list[list[str]] | None:
 
 def cluster_caption(cell: Cell) -> str | None:
     """What the cluster's figures cover, or why they are missing; None when the run has no cluster metrics."""
-    found = cell.run.meta.get("cluster_metrics")
-    if not isinstance(found, dict):
+    found: ClusterMetrics | None = cell.run.sections.cluster_metrics
+    if found is None:
         return None
-    if found.get("unavailable"):
-        return f"Not read: {found['unavailable']}"
-    raw = found.get("window")
-    window: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    note = found.get("note")
+    if found.unavailable:
+        return f"Not read: {found.unavailable}"
+    window, note = found.window, found.note
     return (
-        f"{found.get('source', '')}, whole minutes {window.get('start', '?')} to {window.get('end', '?')}: the cluster's "
+        f"{found.source or ''}, whole minutes {window.get('start', '?')} to {window.get('end', '?')}: the cluster's "
         "figures also hold whatever else ran in those minutes (loadgen's set-up just before the measured period, its "
         "invariant reads just after, other clients). loadgen counts attempts: each is one transaction on the cluster."
         + (f" {note}." if note else "")

@@ -27,6 +27,8 @@ __all__ = [
     "Keys",
     "ConcurrencyControl",
     "LockWaits",
+    "ClusterMetric",
+    "ClusterMetrics",
     "RunSections",
 ]
 
@@ -300,6 +302,58 @@ class LockWaits(_Section):
 
 
 @dataclass(frozen=True)
+class ClusterMetric(_Section):
+    """One counter of ``cluster_metrics``: its value over the window (None: no data point) and how it was reduced."""
+
+    value: float | None = None
+    unit: str | None = None
+    #: CloudWatch's statistic: ``Sum`` over the minutes, or ``Average`` of each minute's.
+    stat: str | None = None
+    minutes_with_data: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _COERCE: ClassVar[Mapping[str, Any]] = {"value": _number, "minutes_with_data": _count}
+
+
+@dataclass(frozen=True)
+class ClusterMetrics(_Section):
+    """``cluster_metrics``: the target's own counters over the measured window (DSQL: CloudWatch,
+    loadgen.targets.dsql_cloudwatch), or in ``unavailable`` one line saying why they were not read."""
+
+    source: str | None = None
+    #: The whole minutes read: ``start``, ``end`` (ISO 8601), ``period_s``, ``minutes``.
+    window: Mapping[str, Any] = field(default_factory=dict)
+    #: The measured period they hold: ``start``, ``end``.
+    measured: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, ClusterMetric] = field(default_factory=dict)
+    #: Some minutes not yet published when read.
+    note: str | None = None
+    unavailable: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _COERCE: ClassVar[Mapping[str, Any]] = {
+        "window": lambda v: dict(v) if isinstance(v, Mapping) else {},
+        "measured": lambda v: dict(v) if isinstance(v, Mapping) else {},
+        "metrics": lambda v: {str(k): ClusterMetric.from_dict(m) for k, m in v.items()} if isinstance(v, Mapping) else {},
+        "note": lambda v: v if isinstance(v, str) else None,
+        "unavailable": lambda v: v if isinstance(v, str) else None,
+    }
+
+    def value(self, name: str) -> float | None:
+        """One counter's value over the window; None when not read or no data."""
+        m = self.metrics.get(name)
+        return m.value if m is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = super().to_dict()
+        doc["metrics"] = {k: m.to_dict() for k, m in self.metrics.items()}
+        for said in ("note", "unavailable"):  # written only when there is something to say
+            if doc[said] is None:
+                del doc[said]
+        return doc
+
+
+@dataclass(frozen=True)
 class RunSections:
     """Every typed section of one run.json (:meth:`RunRecord.sections`)."""
 
@@ -318,11 +372,13 @@ class RunSections:
     cut_off: CutOff | None
     #: A sweep cell's settings (label, slug, ...); None outside a sweep.
     cell: Mapping[str, Any] | None
+    #: None: the target has no counters of its own (every target but DSQL).
+    cluster_metrics: ClusterMetrics | None = None
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RunSections:
         invariants = doc.get("invariants")
-        cut, cell, waits = doc.get("cut_off"), doc.get("cell"), doc.get("lock_waits")
+        cut, cell, waits, cluster = doc.get("cut_off"), doc.get("cell"), doc.get("lock_waits"), doc.get("cluster_metrics")
         return cls(
             summary=Summary.from_dict(doc.get("summary")),
             client=ClientLoad.from_dict(doc.get("client")),
@@ -336,4 +392,5 @@ class RunSections:
             invariants=tuple(Invariant.from_dict(i) for i in invariants) if isinstance(invariants, list) else None,
             cut_off=CutOff.from_dict(cut) if isinstance(cut, Mapping) else None,
             cell=dict(cell) if isinstance(cell, Mapping) else None,
+            cluster_metrics=ClusterMetrics.from_dict(cluster) if isinstance(cluster, Mapping) else None,
         )

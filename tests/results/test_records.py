@@ -17,7 +17,7 @@ from loadgen.model.attempt import ATTEMPT_FIELDS, Attempt
 from loadgen.results import rundir
 from loadgen.results.recorder import ATTEMPT_SCHEMA, ATTEMPTS_FORMAT, ATTEMPTS_FORMAT_KEY, AttemptRecorder, write_attempts
 from loadgen.results.records import RUN_FORMAT, SWEEP_FORMAT, FormatError, RecordError, RunRecord, SweepRecord
-from loadgen.results.sections import Summary
+from loadgen.results.sections import ClusterMetric, Summary
 from loadgen.targets.base import PostgresTarget, Target
 from loadgen.targets.spec import TargetSpec, make_target
 
@@ -143,6 +143,27 @@ def test_sections_read_back_typed_and_keep_what_they_do_not_know() -> None:
         sections.summary.attempts = 11  # type: ignore[misc]
     bare = RunRecord(run_id="r", scenario={}, target={}).sections  # a run in progress: nothing yet, not an error
     assert bare.summary.attempts is None and bare.invariants == () and bare.cut_off is None and bare.lock_waits is None
+
+
+def test_the_clusters_counters_read_back_typed_and_as_written() -> None:
+    written = {
+        "source": "CloudWatch AWS/AuroraDSQL, ClusterId=abc",
+        "window": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T00:02:00+00:00", "period_s": 60, "minutes": 2},
+        "measured": {"start": "2026-01-01T00:00:05+00:00", "end": "2026-01-01T00:01:55+00:00"},
+        "metrics": {
+            "OccConflicts": {"value": 41.0, "unit": "Count", "stat": "Sum", "minutes_with_data": 2},
+            "TotalDPU": {"value": None, "unit": "None", "stat": "Sum", "minutes_with_data": 0},
+        },
+        "note": "1 of 2 minutes published when read",
+    }
+    found = _record(extra={"cluster_metrics": written}).sections.cluster_metrics
+    assert found is not None and isinstance(found.metrics["OccConflicts"], ClusterMetric)
+    assert (found.value("OccConflicts"), found.value("TotalDPU"), found.value("ReadDPU")) == (41.0, None, None)
+    assert found.window["minutes"] == 2 and found.note == written["note"] and found.unavailable is None
+    assert found.to_dict() == written
+    refused = _record(extra={"cluster_metrics": {"unavailable": "no credentials"}}).sections.cluster_metrics
+    assert refused is not None and refused.unavailable == "no credentials" and refused.metrics == {}
+    assert _record().sections.cluster_metrics is None  # every target but DSQL
 
 
 def test_attempts_parquet_carries_its_format_and_a_newer_one_is_refused(tmp_path: Path) -> None:
