@@ -174,7 +174,8 @@ def test_a_worker_killed_mid_run_is_reported_not_hidden(target: EmbeddedTarget, 
 
     def kill_one(elapsed: float, env) -> None:  # type: ignore[no-untyped-def]
         if elapsed >= 2 and not killed:
-            child = psutil.Process().children()[0]
+            # A worker, not whichever child comes first: an earlier test's browser may be one too.
+            child = next(c for c in psutil.Process().children() if "loadgen.cli.worker" in c.cmdline())
             killed.append(child.pid)
             child.kill()
 
