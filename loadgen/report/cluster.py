@@ -7,7 +7,6 @@ Reads run.json's ``cluster_metrics`` (loadgen.targets.dsql_cloudwatch); runs wit
 from __future__ import annotations
 
 from loadgen.report.cells import Cell
-from loadgen.results.sections import ClusterMetrics
 
 __all__ = ["cluster_rows", "cluster_caption"]
 
@@ -45,7 +44,7 @@ def cluster_rows(cell: Cell) -> list[list[str]] | None:
 
 def cluster_caption(cell: Cell) -> str | None:
     """What the cluster's figures cover, or why they are missing; None when the run has no cluster metrics."""
-    found: ClusterMetrics | None = cell.run.sections.cluster_metrics
+    found = cell.run.sections.cluster_metrics
     if found is None:
         return None
     if found.unavailable:
